@@ -1,0 +1,70 @@
+import Foundation
+
+/// The safetensors weights of a Hugging Face model directory: either one `model.safetensors` or
+/// shards listed by `model.safetensors.index.json` (`{"weight_map": {tensor: file}}`).
+public final class CheckpointDirectory: @unchecked Sendable {
+    public let directory: URL
+    /// Open shard files by file name.
+    private let files: [String: SafeTensorsFile]
+    /// Which file holds each tensor.
+    private let location: [String: String]
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory.path, isDirectory: &isDir), isDir.boolValue else {
+            throw SwitchyardError.io(path: directory.path, reason: "model directory not found")
+        }
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        if fm.fileExists(atPath: single.path) {
+            let file = try SafeTensorsFile(url: single)
+            files = ["model.safetensors": file]
+            location = Dictionary(uniqueKeysWithValues: file.tensors.keys.map { ($0, "model.safetensors") })
+        } else if fm.fileExists(atPath: index.path) {
+            guard let data = try? Data(contentsOf: index),
+                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let map = obj["weight_map"] as? [String: String]
+            else {
+                throw SwitchyardError.config(path: index.path, field: "weight_map", reason: "missing or not an object of strings")
+            }
+            var opened: [String: SafeTensorsFile] = [:]
+            for name in Set(map.values).sorted() {
+                guard !name.contains("/"), !name.hasPrefix(".") else {
+                    throw SwitchyardError.config(path: index.path, field: "weight_map", reason: "shard name '\(name)' must be a plain file name in the model directory")
+                }
+                opened[name] = try SafeTensorsFile(url: directory.appendingPathComponent(name))
+            }
+            for (tensor, file) in map where opened[file]?.tensors[tensor] == nil {
+                throw SwitchyardError.missingTensor(path: directory.appendingPathComponent(file).path, tensor: tensor)
+            }
+            files = opened
+            location = map
+        } else {
+            let bins = ["pytorch_model.bin", "model.bin"].filter { fm.fileExists(atPath: directory.appendingPathComponent($0).path) }
+            let hint = bins.isEmpty ? "" : " (found \(bins.joined(separator: ", ")): pickle checkpoints are not loaded; convert to safetensors)"
+            throw SwitchyardError.io(path: directory.path, reason: "no model.safetensors or model.safetensors.index.json\(hint)")
+        }
+    }
+
+    public var tensorNames: [String] { location.keys.sorted() }
+
+    public func contains(_ name: String) -> Bool { location[name] != nil }
+
+    /// The file holding `name`.
+    public func file(for name: String) throws -> SafeTensorsFile {
+        guard let f = location[name], let file = files[f] else {
+            throw SwitchyardError.missingTensor(path: directory.path, tensor: name)
+        }
+        return file
+    }
+
+    public func matrix(_ name: String, expected: [Int]) throws -> Matrix {
+        try file(for: name).matrix(name, expected: expected)
+    }
+
+    public func vector(_ name: String, expected: Int) throws -> [Float] {
+        try file(for: name).vector(name, expected: expected)
+    }
+}

@@ -1,0 +1,72 @@
+/// What to generate for one prompt.
+public struct GenerationRequest: Sendable {
+    public var promptTokens: [Int]
+    public var maxNewTokens: Int
+    public var sampling: SamplingParameters
+    /// Generation stops after emitting any of these (the stop token is included in the output).
+    public var stopTokens: Set<Int>
+
+    public init(promptTokens: [Int], maxNewTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int> = []) {
+        self.promptTokens = promptTokens
+        self.maxNewTokens = maxNewTokens
+        self.sampling = sampling
+        self.stopTokens = stopTokens
+    }
+}
+
+/// Autoregressive generation on a `LlamaModel`: one request, or several decoded together in one
+/// batch (each with its own cache, prompt length and sampler).
+public struct Generator {
+    public let model: LlamaModel
+
+    public init(model: LlamaModel) { self.model = model }
+
+    /// Generates for one request. `onToken` is called with each new token; return false to stop.
+    public func generate(_ request: GenerationRequest, delta: (any ProjectionDelta)? = nil,
+                         onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        var stop = false
+        return try generateBatch([request], delta: delta) { _, token in
+            if stop { return false }
+            stop = !onToken(token)
+            return !stop
+        }[0]
+    }
+
+    /// Generates for several requests at once: prompts are prefilled together, then each decode step
+    /// is one forward pass over every sequence still running. `onToken(i, token)` returns false to
+    /// stop request i.
+    public func generateBatch(_ requests: [GenerationRequest], delta: (any ProjectionDelta)? = nil,
+                              onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        for r in requests {
+            try r.sampling.validate()
+            guard !r.promptTokens.isEmpty else { throw SwitchyardError.invalidArgument("generate: empty prompt") }
+            guard r.maxNewTokens >= 0 else { throw SwitchyardError.invalidArgument("generate: max tokens must be ≥ 0") }
+        }
+        let workspace = ForwardWorkspace()
+        let caches = requests.map { model.makeCache(initialCapacity: $0.promptTokens.count + $0.maxNewTokens) }
+        var samplers = requests.map { Sampler($0.sampling) }
+        var outputs = [[Int]](repeating: [], count: requests.count)
+        var context = requests.map(\.promptTokens)
+        var active = requests.indices.filter { requests[$0].maxNewTokens > 0 }
+        var pending = active.map { requests[$0].promptTokens }
+        while !active.isEmpty {
+            let inputs = zip(active, pending).map { SequenceInput(tokens: $1, cache: caches[$0]) }
+            let logits = try model.forward(inputs, logits: .last, delta: delta, workspace: workspace)
+            var still: [Int] = []
+            var next: [[Int]] = []
+            for (slot, i) in active.enumerated() {
+                let token = samplers[i].next(logits: logits[slot].data, context: context[i])
+                outputs[i].append(token)
+                context[i].append(token)
+                let keepGoing = onToken(i, token)
+                if keepGoing, !requests[i].stopTokens.contains(token), outputs[i].count < requests[i].maxNewTokens {
+                    still.append(i)
+                    next.append([token])
+                }
+            }
+            active = still
+            pending = next
+        }
+        return outputs
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+
+/// Which logits a forward pass returns.
+public enum LogitsRequest: Sendable {
+    /// No logits (prefill only).
+    case none
+    /// One row per sequence: the logits after its last new token.
+    case last
+    /// One row per new token of every sequence.
+    case all
+}
+
+/// The new tokens of one sequence in a forward batch, with the cache that holds its history.
+public struct SequenceInput {
+    public var tokens: [Int]
+    public var cache: KVCache
+    public init(tokens: [Int], cache: KVCache) {
+        self.tokens = tokens
+        self.cache = cache
+    }
+}
+
+/// A Llama-family decoder (Llama, Mistral, Qwen2): embeddings, decoder layers, final RMSNorm and
+/// a tied or separate LM head.
+///
+/// Immutable after load apart from explicit weight edits (merging an expert), and shared between
+/// requests; per-request state lives in `KVCache` and `ForwardWorkspace`.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: ModelConfig
+    /// `[vocab × hidden]`.
+    public let embedding: Matrix
+    public internal(set) var layers: [DecoderLayer]
+    /// Final RMSNorm weight, `[hidden]`.
+    public let finalNorm: [Float]
+    /// `[vocab × hidden]`; nil when tied to `embedding`.
+    public let lmHead: Matrix?
+    public let rotary: RotaryEmbedding
+
+    public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?) {
+        self.config = config
+        self.embedding = embedding
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.lmHead = lmHead
+        self.rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+    }
+
+    /// The output projection `[vocab × hidden]` (the embedding when tied).
+    public var outputWeight: Matrix { lmHead ?? embedding }
+
+    /// A fresh, empty cache sized for this model.
+    public func makeCache(initialCapacity: Int = 64) -> KVCache {
+        KVCache(config: config, initialCapacity: initialCapacity)
+    }
+
+    /// Replaces one projection (used to merge and unmerge experts). Not safe while a forward
+    /// pass runs on this model.
+    public func setProjection(_ linear: Linear) {
+        layers[linear.site.layer][linear.site.kind] = linear
+    }
+
+    /// Runs the decoder over a batch of sequences, appending their new tokens to their caches.
+    ///
+    /// All new tokens are stacked into one `[rows × hidden]` activation (sequence 0's tokens, then
+    /// sequence 1's, …) so every projection is one GEMM over the whole batch; attention runs per
+    /// sequence against its own cache. This covers batched prefill, batched decode over
+    /// sequences of different lengths, and mixtures of both.
+    ///
+    /// - Returns: per sequence, a `[1 × vocab]` (`.last`) or `[tokens × vocab]` (`.all`) matrix;
+    ///   empty for `.none`.
+    public func forward(_ batch: [SequenceInput], logits request: LogitsRequest = .last,
+                        delta: (any ProjectionDelta)? = nil,
+                        workspace: ForwardWorkspace? = nil) throws -> [Matrix] {
+        try validate(batch)
+        let ws = workspace ?? ForwardWorkspace()
+        let c = config
+        let d = c.hiddenSize, hd = c.headDim
+        let qWidth = c.numHeads * hd, kvWidth = c.numKVHeads * hd, inter = c.intermediateSize
+        var positions: [Int] = []
+        var rowStarts: [Int] = []
+        for item in batch {
+            try item.cache.reserve(item.cache.length + item.tokens.count)
+            rowStarts.append(positions.count)
+            positions.append(contentsOf: item.cache.length..<(item.cache.length + item.tokens.count))
+        }
+        let rows = positions.count
+        let maxScores = batch.map { $0.tokens.count * ($0.cache.length + $0.tokens.count) }.max() ?? 0
+
+        let h = ws.hidden.get(rows * d)
+        let xn = ws.normed.get(rows * d)
+        let qb = ws.q.get(rows * qWidth), kb = ws.k.get(rows * kvWidth), vb = ws.v.get(rows * kvWidth)
+        let attn = ws.attention.get(rows * qWidth)
+        let proj = ws.projected.get(rows * d)
+        let gb = ws.gate.get(rows * inter), ub = ws.up.get(rows * inter)
+        let scores = ws.scores.get(maxScores)
+        let cosT = ws.ropeCos.get(rows * hd / 2), sinT = ws.ropeSin.get(rows * hd / 2)
+
+        embedding.data.withUnsafeBufferPointer { e in
+            var r = 0
+            for item in batch {
+                for t in item.tokens {
+                    (h + r * d).update(from: e.baseAddress! + t * d, count: d)
+                    r += 1
+                }
+            }
+        }
+        rotary.tables(positions: positions, cos: cosT, sin: sinT)
+
+        for layer in layers {
+            let l = layer.index
+            delta?.beginLayer(l, hidden: h, rows: rows, width: d)
+            layer.inputNorm.withUnsafeBufferPointer {
+                Ops.rmsNorm(h, rows: rows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps, into: xn)
+            }
+            layer.q.forward(xn, rows: rows, into: qb, delta: delta)
+            layer.k.forward(xn, rows: rows, into: kb, delta: delta)
+            layer.v.forward(xn, rows: rows, into: vb, delta: delta)
+            rotary.apply(qb, rows: rows, heads: c.numHeads, stride: qWidth, cos: cosT, sin: sinT)
+            rotary.apply(kb, rows: rows, heads: c.numKVHeads, stride: kvWidth, cos: cosT, sin: sinT)
+            for (i, item) in batch.enumerated() {
+                let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i], start = cache.length
+                for j in 0..<n {
+                    for kvh in 0..<c.numKVHeads {
+                        (cache.keyHead(layer: l, head: kvh) + (start + j) * hd)
+                            .update(from: kb + (r0 + j) * kvWidth + kvh * hd, count: hd)
+                        (cache.valueHead(layer: l, head: kvh) + (start + j) * hd)
+                            .update(from: vb + (r0 + j) * kvWidth + kvh * hd, count: hd)
+                    }
+                }
+                CausalAttention.run(q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
+                                    layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
+                                    scores: scores, out: attn + r0 * qWidth)
+            }
+            layer.o.forward(attn, rows: rows, into: proj, delta: delta)
+            Ops.add(h, proj, count: rows * d)
+
+            layer.postAttentionNorm.withUnsafeBufferPointer {
+                Ops.rmsNorm(h, rows: rows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps, into: xn)
+            }
+            layer.gate.forward(xn, rows: rows, into: gb, delta: delta)
+            layer.up.forward(xn, rows: rows, into: ub, delta: delta)
+            Ops.siluMultiply(gb, ub, count: rows * inter)
+            layer.down.forward(gb, rows: rows, into: proj, delta: delta)
+            Ops.add(h, proj, count: rows * d)
+        }
+        for item in batch { item.cache.advance(by: item.tokens.count) }
+
+        switch request {
+        case .none:
+            return []
+        case .last:
+            let selected = ws.gathered.get(batch.count * d)
+            for (i, item) in batch.enumerated() {
+                (selected + i * d).update(from: h + (rowStarts[i] + item.tokens.count - 1) * d, count: d)
+            }
+            let all = outputLogits(selected, rows: batch.count, scratch: xn)
+            return (0..<batch.count).map { i in
+                Matrix(rows: 1, cols: c.vocabSize, data: Array(all.data[(i * c.vocabSize)..<((i + 1) * c.vocabSize)]))
+            }
+        case .all:
+            let all = outputLogits(h, rows: rows, scratch: xn)
+            return batch.enumerated().map { i, item in
+                let lo = rowStarts[i] * c.vocabSize, hi = lo + item.tokens.count * c.vocabSize
+                return Matrix(rows: item.tokens.count, cols: c.vocabSize, data: Array(all.data[lo..<hi]))
+            }
+        }
+    }
+
+    /// Final norm and LM head over `rows` hidden states.
+    private func outputLogits(_ hidden: UnsafePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>) -> Matrix {
+        let d = config.hiddenSize
+        finalNorm.withUnsafeBufferPointer {
+            Ops.rmsNorm(hidden, rows: rows, width: d, weight: $0.baseAddress!, eps: config.rmsNormEps, into: scratch)
+        }
+        var out = Matrix(rows: rows, cols: config.vocabSize)
+        let w = outputWeight
+        w.data.withUnsafeBufferPointer { wp in
+            out.data.withUnsafeMutableBufferPointer { o in
+                BLAS.gemmTransB(m: rows, n: config.vocabSize, k: d, a: scratch, lda: d,
+                                b: wp.baseAddress!, ldb: d, c: o.baseAddress!, ldc: config.vocabSize)
+            }
+        }
+        return out
+    }
+
+    private func validate(_ batch: [SequenceInput]) throws {
+        guard !batch.isEmpty else { throw SwitchyardError.invalidArgument("forward: empty batch") }
+        var seen = Set<ObjectIdentifier>()
+        for (i, item) in batch.enumerated() {
+            guard !item.tokens.isEmpty else { throw SwitchyardError.invalidArgument("forward: sequence \(i) has no new tokens") }
+            guard seen.insert(ObjectIdentifier(item.cache)).inserted else {
+                throw SwitchyardError.invalidArgument("forward: sequence \(i) shares its KV cache with another sequence of the batch")
+            }
+            let cache = item.cache
+            guard cache.numLayers == config.numLayers, cache.numKVHeads == config.numKVHeads, cache.headDim == config.headDim else {
+                throw SwitchyardError.invalidArgument("forward: sequence \(i)'s KV cache was made for a different model")
+            }
+            if let bad = item.tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw SwitchyardError.invalidArgument("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+            }
+        }
+    }
+}

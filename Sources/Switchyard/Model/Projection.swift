@@ -1,0 +1,88 @@
+/// The seven projections of a Llama-family decoder layer that LoRA adapters target.
+public enum ProjectionKind: String, CaseIterable, Sendable, Hashable, Codable {
+    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj"
+    case gate = "gate_proj", up = "up_proj", down = "down_proj"
+
+    /// The module path inside a decoder layer, as Hugging Face names it (`self_attn.q_proj`).
+    public var modulePath: String {
+        switch self {
+        case .q, .k, .v, .o: return "self_attn.\(rawValue)"
+        case .gate, .up, .down: return "mlp.\(rawValue)"
+        }
+    }
+}
+
+/// One adapted projection in the model: a layer index and a projection kind.
+public struct ProjectionSite: Hashable, Sendable, CustomStringConvertible {
+    public let layer: Int
+    public let kind: ProjectionKind
+    public init(layer: Int, kind: ProjectionKind) {
+        self.layer = layer
+        self.kind = kind
+    }
+    /// `model.layers.3.self_attn.q_proj`
+    public var description: String { "model.layers.\(layer).\(kind.modulePath)" }
+}
+
+/// A hook that adds per-row corrections to projection outputs during a forward pass: the single
+/// place where LoRA experts, mixtures and routers enter the model. The model code never changes
+/// when a new kind of mixing is added.
+///
+/// Rows are the rows of the forward batch, in order: the new tokens of the first sequence, then
+/// those of the second, and so on (see `LlamaModel.forward`). An implementation knows, for each
+/// row, which experts apply with which weights.
+public protocol ProjectionDelta {
+    /// Called at the start of each decoder layer with the layer's input hidden states
+    /// `[rows × hidden]` (before the attention RMSNorm). Token-level routers compute their gates here.
+    func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int)
+
+    /// Called after `output = input · Wᵀ + bias` for one projection. `input` is
+    /// `[rows × inFeatures]`, `output` is `[rows × outFeatures]`, both row-major and contiguous.
+    /// Add the correction into `output`.
+    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int)
+}
+
+extension ProjectionDelta {
+    public func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {}
+}
+
+/// A linear projection `y = x · Wᵀ + b` with the Hugging Face weight layout `[out, in]`.
+///
+/// Every matrix product of the decoder goes through `forward`, which then offers the output to the
+/// `ProjectionDelta`, if any.
+public struct Linear: Sendable {
+    public let site: ProjectionSite
+    /// `[outFeatures × inFeatures]`. Mutable so that an expert can be merged in (and out) exactly.
+    public var weight: Matrix
+    public var bias: [Float]?
+
+    public init(site: ProjectionSite, weight: Matrix, bias: [Float]? = nil) {
+        precondition(bias == nil || bias!.count == weight.rows, "bias length must equal out features")
+        self.site = site
+        self.weight = weight
+        self.bias = bias
+    }
+
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
+
+    /// `output[rows × out] = input[rows × in] · Wᵀ + b (+ delta)`.
+    @inline(__always)
+    public func forward(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
+                        delta: (any ProjectionDelta)?) {
+        let n = weight.rows, k = weight.cols
+        weight.data.withUnsafeBufferPointer { w in
+            BLAS.gemmTransB(m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: output, ldc: n)
+        }
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    let row = output + r * n
+                    for j in 0..<n { row[j] += b[j] }
+                }
+            }
+        }
+        delta?.addDelta(at: site, input: input, inFeatures: k, output: output, outFeatures: n, rows: rows)
+    }
+}

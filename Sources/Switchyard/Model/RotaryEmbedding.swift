@@ -1,0 +1,50 @@
+import Foundation
+
+/// Rotary position embeddings as in Hugging Face's Llama (`rotate_half` form: dimension i is
+/// paired with i + headDim/2, not interleaved).
+///
+/// Matches transformers' float32 arithmetic: `inv_freq[i] = 1 / theta^(2i/headDim)` and
+/// `angle = Float(position) * inv_freq[i]`, both in Float32.
+public struct RotaryEmbedding: Sendable {
+    public let headDim: Int
+    public let inverseFrequencies: [Float]
+
+    public init(headDim: Int, theta: Float) {
+        self.headDim = headDim
+        inverseFrequencies = (0..<(headDim / 2)).map { i in
+            1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
+        }
+    }
+
+    /// Fills `cos`/`sin` `[positions.count × headDim/2]`.
+    func tables(positions: [Int], cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        let half = headDim / 2
+        inverseFrequencies.withUnsafeBufferPointer { f in
+            for (r, p) in positions.enumerated() {
+                for i in 0..<half {
+                    let angle = Float(p) * f[i]
+                    cos[r * half + i] = Foundation.cos(angle)
+                    sin[r * half + i] = Foundation.sin(angle)
+                }
+            }
+        }
+    }
+
+    /// Rotates `heads` consecutive heads of each row in place; rows are `stride` floats apart.
+    @inline(__always)
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int,
+               cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = headDim / 2
+        for r in 0..<rows {
+            let c = cos + r * half, s = sin + r * half
+            for h in 0..<heads {
+                let v = x + r * stride + h * headDim
+                for i in 0..<half {
+                    let a = v[i], b = v[i + half]
+                    v[i] = a * c[i] - b * s[i]
+                    v[i + half] = b * c[i] + a * s[i]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+
+/// Elementwise kernels on raw row-major buffers, used by the decoder's hot loop.
+/// Each works in Float32 in the same order of operations as the PyTorch reference.
+public enum Ops {
+    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight` (Llama's `LlamaRMSNorm`).
+    @inline(__always)
+    public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>,
+                               eps: Float, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let src = x + r * width, dst = out + r * width
+            var sum: Float = 0
+            for j in 0..<width { sum += src[j] * src[j] }
+            let inv = 1 / (sum / Float(width) + eps).squareRoot()
+            for j in 0..<width { dst[j] = weight[j] * (src[j] * inv) }
+        }
+    }
+
+    /// `gate[i] = silu(gate[i]) * up[i]` in place (SwiGLU).
+    @inline(__always)
+    public static func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            gate[i] = g / (1 + Foundation.exp(-g)) * up[i]
+        }
+    }
+
+    /// `x[i] += y[i]`.
+    @inline(__always)
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += y[i] }
+    }
+
+    /// In-place softmax over `x[0..<count]` (max-subtracted).
+    @inline(__always)
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        var m = -Float.infinity
+        for i in 0..<count where x[i] > m { m = x[i] }
+        var sum: Float = 0
+        for i in 0..<count {
+            let e = Foundation.exp(x[i] - m)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<count { x[i] *= inv }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import Switchyard
+
+/// Finds the embedded models: `$SWITCHYARD_MODELS`, else `Models/` next to the package this
+/// binary was built from, else `./Models`.
+enum ModelLocator {
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// The default base model directory when `--model` is not given.
+    static func defaultModelDirectory() throws -> URL {
+        let fm = FileManager.default
+        var candidates: [URL] = []
+        if let env = ProcessInfo.processInfo.environment["SWITCHYARD_MODELS"] {
+            candidates.append(URL(fileURLWithPath: env).appendingPathComponent("base"))
+        }
+        candidates.append(packageRoot.appendingPathComponent("Models/base"))
+        candidates.append(URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent("Models/base"))
+        // Until the demo models land, the parity-fixture model is the embedded default.
+        candidates.append(packageRoot.appendingPathComponent("Tests/SwitchyardTests/Fixtures/models/llama-gqa"))
+        for c in candidates where fm.fileExists(atPath: c.appendingPathComponent("config.json").path) {
+            return c
+        }
+        throw UsageError("no --model given and no embedded model found (looked in: \(candidates.map(\.path).joined(separator: ", ")))")
+    }
+
+    static func modelDirectory(_ args: ParsedArguments) throws -> URL {
+        if let m = args.string("model") { return URL(fileURLWithPath: m) }
+        return try defaultModelDirectory()
+    }
+}

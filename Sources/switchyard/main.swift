@@ -1,0 +1,42 @@
+import Foundation
+import Switchyard
+
+/// The `switchyard` command-line tool: one file per subcommand.
+let subcommands: [any Subcommand.Type] = [
+    ScoreCommand.self, BenchCommand.self,
+]
+
+let topHelp = """
+USAGE: switchyard <subcommand> [options]
+
+Switchyard: a mixture-of-LoRA-experts routing engine.
+
+SUBCOMMANDS:
+\(subcommands.map { "  " + $0.name.padding(toLength: 12, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+
+Run `switchyard <subcommand> --help` for a subcommand's options.
+"""
+
+var argv = Array(CommandLine.arguments.dropFirst())
+guard let first = argv.first, !["-h", "--help", "help"].contains(first) else {
+    print(topHelp)
+    exit(argv.isEmpty ? 2 : 0)
+}
+guard let command = subcommands.first(where: { $0.name == first }) else {
+    printError("error: unknown subcommand '\(first)'\n\(topHelp)")
+    exit(2)
+}
+let rest = Array(argv.dropFirst())
+if command != BenchCommand.self, rest.contains("--help") || rest.contains("-h") {
+    print(command.help)
+    exit(0)
+}
+do {
+    try command.run(rest)
+} catch let e as UsageError {
+    printError("error: \(e.description) (see `switchyard \(first) --help`)")
+    exit(2)
+} catch {
+    printError("error: \(error)")
+    exit(1)
+}
