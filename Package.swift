@@ -23,9 +23,14 @@ let package = Package(
         .systemLibrary(
             name: "CGRPC", path: "Sources/CGRPC",
             providers: [.apt(["libgrpc-dev"])]),
+        // Hand-written SIMD kernels where BLAS is weak (small-batch decode GEMM).
+        .target(
+            name: "CKernels",
+            path: "Sources/CKernels",
+            cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "Switchyard",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "switchyard",

@@ -1,14 +1,27 @@
 import CBLAS
+import CKernels
 
 /// Thin wrappers over OpenBLAS. All matrix products in Switchyard go through here.
 public enum BLAS {
-    /// Sets the number of threads OpenBLAS uses for every following call.
-    public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// Sets how many threads (caller included) matrix products use. OpenBLAS itself is kept
+    /// single-threaded; Switchyard splits products over its own pool (see CKernels).
+    public static func setThreadCount(_ n: Int) {
+        sy_blas_single_threaded()
+        sy_set_threads(Int32(max(1, n)))
+    }
+
+    public static var threadCount: Int {
+        configureOnce
+        return Int(sy_threads())
+    }
+
+    private static let configureOnce: Void = { sy_blas_single_threaded() }()
 
     /// `C[m×n] = alpha · A[m×k] · B[n×k]ᵀ + beta · C` (row-major; B is stored like a PyTorch
     /// `Linear` weight `[out, in]`). `lda`, `ldb`, `ldc` are row strides in elements.
-    /// Uses GEMV when `m == 1` (OpenBLAS's GEMM is slower for a single row).
+    /// Split over the thread pool by output column: a SIMD GEMV kernel for one row, a
+    /// register-blocked small-batch kernel up to 16 rows (OpenBLAS packs the whole weight for such
+    /// thin products, so batched decode would barely beat one row at a time), OpenBLAS above.
     @inline(__always)
     public static func gemmTransB(
         m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -17,14 +30,8 @@ public enum BLAS {
         beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        if m == 0 || n == 0 { return }
-        if m == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb),
-                        a, 1, beta, c, 1)
-            return
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        configureOnce
+        sy_sgemm_nt(Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// `C[m×n] = alpha · A[m×k] · B[k×n] + beta · C` (row-major, no transposes).
@@ -37,6 +44,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        configureOnce
         if m == 1 {
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb),
                         a, 1, beta, c, 1)

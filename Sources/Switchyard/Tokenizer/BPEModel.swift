@@ -6,7 +6,7 @@ import Synchronization
 /// HF's `Word::merge_all` does.
 struct BPEModel: Sendable {
     /// Token string → id.
-    let vocab: [String: Int]
+    let vocab: [TokenKey: Int]
     /// Id → token string, for ids in the model vocabulary.
     let tokensByID: [Int: String]
     /// Ids of single-scalar tokens (the starting symbols of every word).
@@ -54,7 +54,7 @@ struct BPEModel: Sendable {
         guard let rawVocab = json.fields["vocab"] as? [String: Any] else {
             throw json.invalid("vocab", "a JSON object mapping token strings to ids")
         }
-        var vocab: [String: Int] = [:]
+        var vocab: [TokenKey: Int] = [:]
         vocab.reserveCapacity(rawVocab.count)
         var tokensByID: [Int: String] = [:]
         tokensByID.reserveCapacity(rawVocab.count)
@@ -65,7 +65,7 @@ struct BPEModel: Sendable {
                     source: source, path: "\(json.childPath("vocab")).\(token.debugDescription)",
                     expected: "a non-negative integer id")
             }
-            vocab[token] = id
+            vocab[TokenKey(token)] = id
             tokensByID[id] = token
             var scalars = token.unicodeScalars.makeIterator()
             if let first = scalars.next(), scalars.next() == nil {
@@ -77,7 +77,7 @@ struct BPEModel: Sendable {
         self.scalarIDs = scalarIDs
 
         if let unk = try json.optionalString("unk_token") {
-            guard let id = vocab[unk] else {
+            guard let id = vocab[TokenKey(unk)] else {
                 throw TokenizerError.unknownToken(source: source, path: json.childPath("unk_token"), token: unk)
             }
             unknownID = Int32(id)
@@ -91,13 +91,13 @@ struct BPEModel: Sendable {
         for (rank, entry) in rawMerges.enumerated() {
             let (left, right) = try Self.parseMerge(entry, index: rank, source: source)
             let mergeText = "\(left) \(right)"
-            guard let leftID = vocab[left] else {
+            guard let leftID = vocab[TokenKey(left)] else {
                 throw TokenizerError.mergeWithUnknownToken(source: source, index: rank, merge: mergeText, token: left)
             }
-            guard let rightID = vocab[right] else {
+            guard let rightID = vocab[TokenKey(right)] else {
                 throw TokenizerError.mergeWithUnknownToken(source: source, index: rank, merge: mergeText, token: right)
             }
-            guard let mergedID = vocab[left + right] else {
+            guard let mergedID = vocab[TokenKey(left + right)] else {
                 throw TokenizerError.mergeWithUnknownToken(
                     source: source, index: rank, merge: mergeText, token: left + right)
             }
@@ -134,7 +134,7 @@ struct BPEModel: Sendable {
     /// Appends the ids of `word` (one pre-tokenized piece) to `ids`.
     func tokenize(_ word: [Unicode.Scalar], into ids: inout [Int]) {
         if word.isEmpty { return }
-        let key = String(String.UnicodeScalarView(word))
+        let key = TokenKey(word)
         if ignoreMerges, let id = vocab[key] {
             ids.append(id)
             return
@@ -144,7 +144,7 @@ struct BPEModel: Sendable {
             return
         }
         let result = merge(word)
-        cache.store(key, result)
+        if word.count <= BPECache.maxWordLength { cache.store(key, result) }
         ids.append(contentsOf: result.lazy.map { Int($0) })
     }
 
@@ -259,14 +259,13 @@ struct MergeQueue {
 final class BPECache: Sendable {
     static let capacity = 10_000
     static let maxWordLength = 256
-    private let storage = Mutex<[String: [Int32]]>([:])
+    private let storage = Mutex<[TokenKey: [Int32]]>([:])
 
-    func lookup(_ word: String) -> [Int32]? {
+    func lookup(_ word: TokenKey) -> [Int32]? {
         storage.withLock { $0[word] }
     }
 
-    func store(_ word: String, _ ids: [Int32]) {
-        guard word.unicodeScalars.count <= Self.maxWordLength else { return }
+    func store(_ word: TokenKey, _ ids: [Int32]) {
         storage.withLock { cache in
             if cache.count < Self.capacity { cache[word] = ids }
         }

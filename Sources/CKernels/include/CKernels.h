@@ -1,0 +1,60 @@
+#ifndef SWITCHYARD_CKERNELS_H
+#define SWITCHYARD_CKERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Small-batch matrix product for decode: Y[m][n] = alpha * sum_k X[m][k] * W[n][k]  (+ beta*Y)
+/// for output columns n in [n_begin, n_end), all m in [0, M).
+///
+/// X is [M x K] with row stride ldx, W is [N x K] with row stride ldw (a PyTorch Linear weight),
+/// Y is [M x N] with row stride ldy. Reads each weight row once for all M inputs (register-blocked
+/// 3 weight rows x 4 inputs), so M decode rows cost about one pass over the weights, which is what
+/// makes batched decode fast. beta must be 0 or 1.
+/// Uses AVX2+FMA when the CPU has them (checked once at run time), a portable loop otherwise.
+void sy_gemm_small_rows(const float *X, int M, int K, int ldx,
+                        const float *W, int ldw, int n_begin, int n_end,
+                        float *Y, int ldy, float alpha, float beta);
+
+/// A task of a parallel job: called once for each index in [0, count).
+typedef void (*sy_task_fn)(void *ctx, int index);
+
+/// Runs fn(ctx, i) for every i in [0, count) on the kernel thread pool (the caller takes part) and
+/// returns when all are done. Jobs do not nest: a call made while another job runs (from another
+/// thread or from inside a task) runs serially in its caller.
+void sy_parallel_for(int count, sy_task_fn fn, void *ctx);
+
+/// Sets how many threads (caller included) parallel jobs use; default: all online CPUs.
+void sy_set_threads(int n);
+/// Threads parallel jobs use.
+int sy_threads(void);
+/// Online CPUs.
+int sy_hardware_threads(void);
+
+/// Y[n] = alpha * dot(W[n], x) (+ beta*Y[n]) for n in [n_begin, n_end): one input row (GEMV),
+/// 4 weight rows at a time with two accumulators each to hide FMA latency.
+void sy_gemv_rows(const float *x, int K, const float *W, int ldw, int n_begin, int n_end,
+                  float *Y, float alpha, float beta);
+
+/// Most rows for which sy_sgemm_nt uses the small-batch kernel instead of OpenBLAS.
+#define SY_SMALL_BATCH_ROWS 16
+
+/// C[M x N] = alpha * A[M x K] * B[N x K]^T + beta * C, row-major with row strides lda, ldb, ldc.
+/// B is laid out like a PyTorch Linear weight. Splits the N output columns over the thread pool;
+/// each part uses the GEMV kernel (M = 1), the small-batch kernel (M <= SY_SMALL_BATCH_ROWS) or a
+/// single-threaded OpenBLAS sgemm (larger M).
+void sy_sgemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+/// Makes OpenBLAS single-threaded: Switchyard parallelises around it with its own pool, and two
+/// pools spinning on two cores would fight.
+void sy_blas_single_threaded(void);
+
+/// 1 when the AVX2+FMA path is in use.
+int sy_kernels_have_avx2(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,146 @@
+#include "CKernels.h"
+#include <immintrin.h>
+#include <stddef.h>
+
+static void gemm_small_portable(const float *X, int M, int K, int ldx, const float *W, int ldw,
+                                int n0, int n1, float *Y, int ldy, float alpha, float beta) {
+    for (int n = n0; n < n1; n++) {
+        const float *w = W + (size_t)n * ldw;
+        for (int m = 0; m < M; m++) {
+            const float *x = X + (size_t)m * ldx;
+            float s = 0.f;
+            for (int k = 0; k < K; k++) s += x[k] * w[k];
+            float *y = Y + (size_t)m * ldy + n;
+            *y = alpha * s + (beta != 0.f ? *y : 0.f);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static inline float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    __m128 sh = _mm_movehdup_ps(lo);
+    lo = _mm_add_ps(lo, sh);
+    sh = _mm_movehl_ps(sh, lo);
+    return _mm_cvtss_f32(_mm_add_ss(lo, sh));
+}
+
+/* Dot products of weight rows w[0..R) with input rows x[0..C), R <= 3, C <= 4: 12 accumulators,
+   each input vector loaded once and used for R weight rows (FMA-bound, not load-bound). */
+__attribute__((target("avx2,fma")))
+static inline void block_avx2(const float *const *w, int R, const float *const *x, int C, int K,
+                              float out[3][4]) {
+    __m256 acc[3][4];
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
+    int k = 0;
+    if (R == 3 && C == 4) {
+        for (; k + 8 <= K; k += 8) {
+            __m256 w0 = _mm256_loadu_ps(w[0] + k), w1 = _mm256_loadu_ps(w[1] + k), w2 = _mm256_loadu_ps(w[2] + k);
+            __m256 xv = _mm256_loadu_ps(x[0] + k);
+            acc[0][0] = _mm256_fmadd_ps(w0, xv, acc[0][0]); acc[1][0] = _mm256_fmadd_ps(w1, xv, acc[1][0]); acc[2][0] = _mm256_fmadd_ps(w2, xv, acc[2][0]);
+            xv = _mm256_loadu_ps(x[1] + k);
+            acc[0][1] = _mm256_fmadd_ps(w0, xv, acc[0][1]); acc[1][1] = _mm256_fmadd_ps(w1, xv, acc[1][1]); acc[2][1] = _mm256_fmadd_ps(w2, xv, acc[2][1]);
+            xv = _mm256_loadu_ps(x[2] + k);
+            acc[0][2] = _mm256_fmadd_ps(w0, xv, acc[0][2]); acc[1][2] = _mm256_fmadd_ps(w1, xv, acc[1][2]); acc[2][2] = _mm256_fmadd_ps(w2, xv, acc[2][2]);
+            xv = _mm256_loadu_ps(x[3] + k);
+            acc[0][3] = _mm256_fmadd_ps(w0, xv, acc[0][3]); acc[1][3] = _mm256_fmadd_ps(w1, xv, acc[1][3]); acc[2][3] = _mm256_fmadd_ps(w2, xv, acc[2][3]);
+        }
+    } else {
+        for (; k + 8 <= K; k += 8) {
+            for (int r = 0; r < R; r++) {
+                __m256 wv = _mm256_loadu_ps(w[r] + k);
+                for (int c = 0; c < C; c++)
+                    acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[c] + k), acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            float s = hsum256(acc[r][c]);
+            for (int kk = k; kk < K; kk++) s += w[r][kk] * x[c][kk];
+            out[r][c] = s;
+        }
+}
+
+__attribute__((target("avx2,fma")))
+static void gemm_small_avx2(const float *X, int M, int K, int ldx, const float *W, int ldw,
+                            int n0, int n1, float *Y, int ldy, float alpha, float beta) {
+    float out[3][4];
+    for (int n = n0; n < n1; n += 3) {
+        int R = (n1 - n >= 3) ? 3 : n1 - n;
+        const float *w[3];
+        for (int r = 0; r < 3; r++) w[r] = W + (size_t)(n + (r < R ? r : 0)) * ldw;
+        for (int m = 0; m < M; m += 4) {
+            int C = (M - m >= 4) ? 4 : M - m;
+            const float *x[4];
+            for (int c = 0; c < 4; c++) x[c] = X + (size_t)(m + (c < C ? c : 0)) * ldx;
+            block_avx2(w, R, x, C, K, out);
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < C; c++) {
+                    float *y = Y + (size_t)(m + c) * ldy + n + r;
+                    *y = alpha * out[r][c] + (beta != 0.f ? *y : 0.f);
+                }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void gemv_avx2(const float *x, int K, const float *W, int ldw, int n0, int n1,
+                      float *Y, float alpha, float beta) {
+    int n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const float *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int k = 0;
+        for (; k + 16 <= K; k += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0); b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, b0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1); b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, b1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2); b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, b2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3); b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, b3);
+        }
+        for (; k + 8 <= K; k += 8) {
+            __m256 x0 = _mm256_loadu_ps(x + k);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
+        }
+        float s[4] = { hsum256(_mm256_add_ps(a0, b0)), hsum256(_mm256_add_ps(a1, b1)),
+                       hsum256(_mm256_add_ps(a2, b2)), hsum256(_mm256_add_ps(a3, b3)) };
+        const float *ws[4] = { w0, w1, w2, w3 };
+        for (int r = 0; r < 4; r++) {
+            for (int kk = k; kk < K; kk++) s[r] += ws[r][kk] * x[kk];
+            Y[n + r] = alpha * s[r] + (beta != 0.f ? Y[n + r] : 0.f);
+        }
+    }
+    if (n < n1) gemm_small_avx2(x, 1, K, K, W, ldw, n, n1, Y, n1, alpha, beta);
+}
+
+static int have_avx2 = -1;
+
+int sy_kernels_have_avx2(void) {
+    if (have_avx2 < 0) {
+        __builtin_cpu_init();
+        have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return have_avx2;
+}
+
+void sy_gemm_small_rows(const float *X, int M, int K, int ldx, const float *W, int ldw,
+                        int n_begin, int n_end, float *Y, int ldy, float alpha, float beta) {
+    if (sy_kernels_have_avx2())
+        gemm_small_avx2(X, M, K, ldx, W, ldw, n_begin, n_end, Y, ldy, alpha, beta);
+    else
+        gemm_small_portable(X, M, K, ldx, W, ldw, n_begin, n_end, Y, ldy, alpha, beta);
+}
+
+void sy_gemv_rows(const float *x, int K, const float *W, int ldw, int n_begin, int n_end,
+                  float *Y, float alpha, float beta) {
+    if (sy_kernels_have_avx2())
+        gemv_avx2(x, K, W, ldw, n_begin, n_end, Y, alpha, beta);
+    else
+        gemm_small_portable(x, 1, K, K, W, ldw, n_begin, n_end, Y, 1, alpha, beta);
+}

@@ -1,0 +1,113 @@
+#include "CKernels.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#include <immintrin.h>
+
+/* A tiny fork-join pool for the decode hot loop. Workers spin briefly between jobs (decode issues
+   hundreds of short parallel regions per token, back to back), then park on a condition variable,
+   so an idle process uses no CPU. One job runs at a time; a caller that finds the pool busy runs
+   its job serially. */
+
+#define SY_MAX_THREADS 64
+#define SY_SPIN_NANOS 300000L
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;   /* serialises callers */
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t workers[SY_MAX_THREADS];
+static int worker_count = 0;          /* threads besides the caller */
+static int requested_threads = 0;     /* 0 = not initialised */
+
+static sy_task_fn job_fn;
+static void *job_ctx;
+static int job_count;
+static atomic_int job_next;
+static atomic_int job_done;
+static atomic_long generation;
+static atomic_int sleepers;
+
+static long now_nanos(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void run_tasks(void) {
+    int i;
+    while ((i = atomic_fetch_add(&job_next, 1)) < job_count) {
+        job_fn(job_ctx, i);
+        atomic_fetch_add(&job_done, 1);
+    }
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    long seen = atomic_load(&generation);
+    for (;;) {
+        long start = now_nanos();
+        int spins = 0;
+        while (atomic_load(&generation) == seen) {
+            _mm_pause();
+            if (++spins % 256 == 0 && now_nanos() - start > SY_SPIN_NANOS) {
+                pthread_mutex_lock(&park_lock);
+                atomic_fetch_add(&sleepers, 1);
+                while (atomic_load(&generation) == seen) pthread_cond_wait(&park_cond, &park_lock);
+                atomic_fetch_sub(&sleepers, 1);
+                pthread_mutex_unlock(&park_lock);
+                break;
+            }
+        }
+        seen = atomic_load(&generation);
+        run_tasks();
+    }
+    return 0;
+}
+
+int sy_hardware_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > SY_MAX_THREADS ? SY_MAX_THREADS : (int)n);
+}
+
+void sy_set_threads(int n) {
+    pthread_mutex_lock(&pool_lock);
+    if (n < 1) n = 1;
+    if (n > SY_MAX_THREADS) n = SY_MAX_THREADS;
+    /* Workers are never stopped; lowering the count only lowers how many tasks a job is split into
+       by callers (sy_threads()). Raising it starts more workers. */
+    while (worker_count < n - 1) {
+        if (pthread_create(&workers[worker_count], 0, worker_main, 0) != 0) break;
+        pthread_detach(workers[worker_count]);
+        worker_count++;
+    }
+    requested_threads = n;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+int sy_threads(void) {
+    if (requested_threads == 0) sy_set_threads(sy_hardware_threads());
+    return requested_threads;
+}
+
+void sy_parallel_for(int count, sy_task_fn fn, void *ctx) {
+    if (count <= 0) return;
+    if (count == 1 || sy_threads() <= 1 || pthread_mutex_trylock(&pool_lock) != 0) {
+        for (int i = 0; i < count; i++) fn(ctx, i);
+        return;
+    }
+    job_fn = fn;
+    job_ctx = ctx;
+    job_count = count;
+    atomic_store(&job_done, 0);
+    atomic_store(&job_next, 0);
+    atomic_fetch_add(&generation, 1);
+    if (atomic_load(&sleepers) > 0) {
+        pthread_mutex_lock(&park_lock);
+        pthread_cond_broadcast(&park_cond);
+        pthread_mutex_unlock(&park_lock);
+    }
+    run_tasks();
+    while (atomic_load(&job_done) < count) _mm_pause();
+    pthread_mutex_unlock(&pool_lock);
+}
