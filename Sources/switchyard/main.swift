@@ -3,7 +3,7 @@ import Switchyard
 
 /// The `switchyard` command-line tool: one file per subcommand.
 let subcommands: [any Subcommand.Type] = [
-    ScoreCommand.self, BenchCommand.self,
+    GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """

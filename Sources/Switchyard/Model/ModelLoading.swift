@@ -5,6 +5,10 @@ extension LlamaModel {
     /// Every tensor's shape is checked against the config; F16/BF16 weights are converted to
     /// Float32 once, here.
     public static func load(directory: URL) throws -> LlamaModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw SwitchyardError.io(path: directory.path, reason: "model directory not found")
+        }
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
         let ckpt = try CheckpointDirectory(directory: directory)
         let c = config, d = c.hiddenSize, hd = c.headDim
