@@ -51,6 +51,11 @@ void sy_sgemm_nt(int M, int N, int K, float alpha, const float *A, int lda, cons
 /// pools spinning on two cores would fight.
 void sy_blas_single_threaded(void);
 
+/// Thin SVD of the column-major m x n matrix `a` (overwritten) with LAPACK's dgesvd:
+/// a = U diag(s) Vt with U m x k (column-major, ld m), s k values descending, Vt k x n
+/// (column-major, ld k), k = min(m, n). Returns LAPACK's info (0 on success).
+int sy_svd(int m, int n, double *a, double *s, double *u, double *vt);
+
 /// 1 when the AVX2+FMA path is in use.
 int sy_kernels_have_avx2(void);
 

@@ -66,6 +66,17 @@ public struct ModelConfig: Sendable, Equatable {
         numHeads: 9, numKVHeads: 3, headDim: 64, rmsNormEps: 1e-5, ropeTheta: 100000,
         maxPositionEmbeddings: 8192, tieWordEmbeddings: true)
 
+    /// `(out, in)` features of a projection.
+    public func projectionShape(_ kind: ProjectionKind) -> (out: Int, in: Int) {
+        switch kind {
+        case .q: return (numHeads * headDim, hiddenSize)
+        case .k, .v: return (numKVHeads * headDim, hiddenSize)
+        case .o: return (hiddenSize, numHeads * headDim)
+        case .gate, .up: return (intermediateSize, hiddenSize)
+        case .down: return (hiddenSize, intermediateSize)
+        }
+    }
+
     /// Parameters in the model (embeddings counted once when tied).
     public var parameterCount: Int {
         let attn = hiddenSize * headDim * (2 * numHeads + 2 * numKVHeads)

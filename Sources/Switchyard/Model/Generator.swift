@@ -14,6 +14,20 @@ public struct GenerationRequest: Sendable {
     }
 }
 
+/// Decides, before each forward pass of a batched generation, which `ProjectionDelta` applies to
+/// which rows (experts per request, routers). `active` are the indices of the requests in this pass
+/// (in row order) and `tokenCounts` their new tokens.
+public protocol StepPlanner {
+    func prepare(active: [Int], tokenCounts: [Int]) throws -> (any ProjectionDelta)?
+}
+
+/// The same delta (or none) for every step.
+public struct ConstantDelta: StepPlanner {
+    public let delta: (any ProjectionDelta)?
+    public init(_ delta: (any ProjectionDelta)?) { self.delta = delta }
+    public func prepare(active: [Int], tokenCounts: [Int]) throws -> (any ProjectionDelta)? { delta }
+}
+
 /// Autoregressive generation on a `LlamaModel`: one request, or several decoded together in one
 /// batch (each with its own cache, prompt length and sampler).
 public struct Generator {
@@ -24,8 +38,14 @@ public struct Generator {
     /// Generates for one request. `onToken` is called with each new token; return false to stop.
     public func generate(_ request: GenerationRequest, delta: (any ProjectionDelta)? = nil,
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        try generate(request, planner: ConstantDelta(delta), onToken: onToken)
+    }
+
+    /// Generates for one request with a step planner (e.g. experts chosen by a router).
+    public func generate(_ request: GenerationRequest, planner: any StepPlanner,
+                         onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         var stop = false
-        return try generateBatch([request], delta: delta) { _, token in
+        return try generateBatch([request], planner: planner) { _, token in
             if stop { return false }
             stop = !onToken(token)
             return !stop
@@ -36,6 +56,12 @@ public struct Generator {
     /// is one forward pass over every sequence still running. `onToken(i, token)` returns false to
     /// stop request i.
     public func generateBatch(_ requests: [GenerationRequest], delta: (any ProjectionDelta)? = nil,
+                              onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        try generateBatch(requests, planner: ConstantDelta(delta), onToken: onToken)
+    }
+
+    /// Batched generation where `planner` sets up the delta before every forward pass.
+    public func generateBatch(_ requests: [GenerationRequest], planner: any StepPlanner,
                               onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
         for r in requests {
             try r.sampling.validate()
@@ -51,6 +77,7 @@ public struct Generator {
         var pending = active.map { requests[$0].promptTokens }
         while !active.isEmpty {
             let inputs = zip(active, pending).map { SequenceInput(tokens: $1, cache: caches[$0]) }
+            let delta = try planner.prepare(active: active, tokenCounts: pending.map(\.count))
             let logits = try model.forward(inputs, logits: .last, delta: delta, workspace: workspace)
             var still: [Int] = []
             var next: [[Int]] = []

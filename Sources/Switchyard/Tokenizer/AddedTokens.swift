@@ -30,7 +30,7 @@ extension AddedToken: Hashable {
 
 extension AddedToken {
     /// Parses one `added_tokens` entry; returns the token and the id written in the file.
-    static func parse(_ json: JSONObject) throws -> (token: AddedToken, id: Int) {
+    static func parse(_ json: TokenizerJSON) throws -> (token: AddedToken, id: Int) {
         let id = try json.int("id")
         guard id >= 0, id <= Int(Int32.max) else { throw json.invalid("id", "a non-negative integer id") }
         let special = try json.bool("special", default: false)
@@ -127,7 +127,7 @@ struct AddedVocabulary: Sendable {
 
 /// A piece of input after added tokens are split out: either an added token's id, or text that
 /// still has to go through the rest of the pipeline.
-enum TextSegment: Equatable {
+enum AddedTokenSegment: Equatable {
     case token(Int)
     case text([Unicode.Scalar])
 }
@@ -179,10 +179,10 @@ struct AddedTokenMatcher: Sendable {
     }
 
     /// Cuts `text` into added tokens and the text between them (empty text is dropped).
-    func split(_ text: [Unicode.Scalar]) -> [TextSegment] {
+    func split(_ text: [Unicode.Scalar]) -> [AddedTokenSegment] {
         if text.isEmpty { return [] }
         if isEmpty { return [.text(text)] }
-        var out: [TextSegment] = []
+        var out: [AddedTokenSegment] = []
         var startOffset = 0  // end of the last emitted segment
         var position = 0
         while position < text.count {

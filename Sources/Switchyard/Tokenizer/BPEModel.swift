@@ -23,7 +23,7 @@ struct BPEModel: Sendable {
     private let cache = BPECache()
 
     /// Parses the `model` object of `tokenizer.json`.
-    init(json: JSONObject) throws {
+    init(json: TokenizerJSON) throws {
         let source = json.source
         let type = json.isNull("type") ? "BPE" : try json.type()
         guard type == "BPE" else {
@@ -43,7 +43,7 @@ struct BPEModel: Sendable {
                     detail: "\(key) = \(value.debugDescription) is not supported (only null)")
             }
         }
-        if let dropout = JSONObject.double(json.fields["dropout"]), dropout > 0 {
+        if let dropout = TokenizerJSON.double(json.fields["dropout"]), dropout > 0 {
             throw TokenizerError.unsupportedOption(
                 source: source, path: json.childPath("dropout"),
                 detail: "BPE dropout \(dropout) is not supported (tokenization would be random)")
@@ -60,7 +60,7 @@ struct BPEModel: Sendable {
         tokensByID.reserveCapacity(rawVocab.count)
         var scalarIDs: [Unicode.Scalar: Int32] = [:]
         for (token, value) in rawVocab {
-            guard let id = JSONObject.integer(value), id >= 0, id <= Int(Int32.max) else {
+            guard let id = TokenizerJSON.integer(value), id >= 0, id <= Int(Int32.max) else {
                 throw TokenizerError.invalidField(
                     source: source, path: "\(json.childPath("vocab")).\(token.debugDescription)",
                     expected: "a non-negative integer id")
@@ -272,7 +272,7 @@ final class BPECache: Sendable {
     }
 }
 
-extension JSONObject {
+extension TokenizerJSON {
     /// A JSON number as `Double`, nil for anything else.
     static func double(_ value: Any?) -> Double? {
         if value is NSNull { return nil }

@@ -9,7 +9,7 @@ protocol Normalizer: Sendable {
 ///
 /// Supported types: `NFC`, `NFD`, `NFKC`, `NFKD`, `Lowercase`, `Sequence`. Anything else is
 /// refused with `TokenizerError.unsupportedComponent`.
-func makeNormalizer(_ json: JSONObject) throws -> any Normalizer {
+func makeNormalizer(_ json: TokenizerJSON) throws -> any Normalizer {
     let type = try json.type()
     switch type {
     case "NFC": return UnicodeNormalizer(form: .nfc)

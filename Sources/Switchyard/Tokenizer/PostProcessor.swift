@@ -14,7 +14,7 @@ struct PostProcessor: Sendable {
 /// Supported types: `TemplateProcessing` (its `single` template), `ByteLevel` (changes only
 /// offsets, so nothing here), `RobertaProcessing` and `BertProcessing` (`cls` + sequence + `sep`),
 /// and `Sequence` of these.
-func makePostProcessor(_ json: JSONObject) throws -> PostProcessor {
+func makePostProcessor(_ json: TokenizerJSON) throws -> PostProcessor {
     let type = try json.type()
     switch type {
     case "ByteLevel":
@@ -25,7 +25,7 @@ func makePostProcessor(_ json: JSONObject) throws -> PostProcessor {
         func token(_ key: String) throws -> Int {
             // Serialized as ["<s>", 0]: the token string and its id.
             guard let pair = json.fields[key] as? [Any], pair.count == 2,
-                  let id = JSONObject.integer(pair[1]) else {
+                  let id = TokenizerJSON.integer(pair[1]) else {
                 throw json.invalid(key, #"a [token, id] pair such as ["<s>", 0]"#)
             }
             return id
@@ -44,7 +44,7 @@ func makePostProcessor(_ json: JSONObject) throws -> PostProcessor {
 
 /// `TemplateProcessing`'s `single` template, e.g. `[SpecialToken <|begin_of_text|>, Sequence A]`.
 /// Each special token expands to the `ids` listed for it in `special_tokens`.
-private func templateProcessor(_ json: JSONObject) throws -> PostProcessor {
+private func templateProcessor(_ json: TokenizerJSON) throws -> PostProcessor {
     let specialTokens = try json.optionalObject("special_tokens")
     func ids(ofSpecial name: String, path: String) throws -> [Int] {
         guard let entry = try specialTokens?.optionalObject(name),
@@ -52,7 +52,7 @@ private func templateProcessor(_ json: JSONObject) throws -> PostProcessor {
             throw TokenizerError.unknownToken(source: json.source, path: path, token: name)
         }
         return try rawIDs.map { raw in
-            guard let id = JSONObject.integer(raw) else {
+            guard let id = TokenizerJSON.integer(raw) else {
                 throw TokenizerError.invalidField(
                     source: json.source, path: "\(json.childPath("special_tokens")).\(name).ids",
                     expected: "an array of integer ids")

@@ -10,7 +10,7 @@ protocol PreTokenizer: Sendable {
 /// Builds the pre-tokenizer described by a `pre_tokenizer` JSON object.
 ///
 /// Supported types: `ByteLevel`, `Split`, `Digits`, `Sequence`.
-func makePreTokenizer(_ json: JSONObject) throws -> any PreTokenizer {
+func makePreTokenizer(_ json: TokenizerJSON) throws -> any PreTokenizer {
     let type = try json.type()
     switch type {
     case "ByteLevel":
@@ -171,7 +171,7 @@ struct DigitsPreTokenizer: PreTokenizer {
             if piece.isEmpty { return [(0..<0, false)] }
             var out: [(range: Range<Int>, isMatch: Bool)] = []
             var last = 0
-            for (index, scalar) in piece.enumerated() where CharacterClass(scalar) == .number {
+            for (index, scalar) in piece.enumerated() where ScalarClass(scalar) == .number {
                 if last < index { out.append((last..<index, false)) }
                 out.append((index..<index + 1, true))
                 last = index + 1

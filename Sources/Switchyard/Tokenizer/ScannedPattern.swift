@@ -37,7 +37,7 @@ struct ScannedPattern: SplitPattern {
     init(flavor: Flavor) { self.flavor = flavor }
 
     func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
-        let classes = text.map(CharacterClass.init)
+        let classes = text.map(ScalarClass.init)
         var out: [Range<Int>] = []
         out.reserveCapacity(text.count / 3 + 1)
         var position = 0
@@ -55,7 +55,7 @@ struct ScannedPattern: SplitPattern {
 
     // MARK: GPT-2
 
-    private func gpt2Match(_ text: [Unicode.Scalar], _ classes: [CharacterClass], at i: Int) -> Int {
+    private func gpt2Match(_ text: [Unicode.Scalar], _ classes: [ScalarClass], at i: Int) -> Int {
         let n = text.count
         let c = text[i]
         // 's|'t|'re|'ve|'m|'ll|'d (case-sensitive)
@@ -69,7 +69,7 @@ struct ScannedPattern: SplitPattern {
             }
         }
         // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
-        for wanted in [CharacterClass.letter, .number, .other] {
+        for wanted in [ScalarClass.letter, .number, .other] {
             var j = i
             if c == " ", i + 1 < n, classes[i + 1] == wanted { j = i + 1 }
             if classes[j] == wanted {
@@ -83,7 +83,7 @@ struct ScannedPattern: SplitPattern {
     // MARK: Llama-3 / Qwen2
 
     private func llama3Match(
-        _ text: [Unicode.Scalar], _ classes: [CharacterClass], at i: Int, maxDigits: Int
+        _ text: [Unicode.Scalar], _ classes: [ScalarClass], at i: Int, maxDigits: Int
     ) -> Int {
         let n = text.count
         let c = text[i]
@@ -134,14 +134,14 @@ struct ScannedPattern: SplitPattern {
     /// `\s+(?!\S)|\s+` at a whitespace position: the whole run if it ends the text; otherwise
     /// the run less its last character (which then prefixes the next word), or a single
     /// character when the run is one long.
-    private func whitespaceMatch(_ classes: [CharacterClass], at i: Int) -> Int {
+    private func whitespaceMatch(_ classes: [ScalarClass], at i: Int) -> Int {
         let end = run(of: .space, in: classes, from: i)
         if end == classes.count { return end }
         return end - i >= 2 ? end - 1 : end
     }
 
     @inline(__always)
-    private func run(of wanted: CharacterClass, in classes: [CharacterClass], from start: Int) -> Int {
+    private func run(of wanted: ScalarClass, in classes: [ScalarClass], from start: Int) -> Int {
         var j = start
         while j < classes.count, classes[j] == wanted { j += 1 }
         return j
@@ -160,7 +160,7 @@ struct ScannedPattern: SplitPattern {
 }
 
 /// The four classes the split regexes distinguish.
-enum CharacterClass: UInt8, Sendable {
+enum ScalarClass: UInt8, Sendable {
     /// `\p{L}`: general categories Lu, Ll, Lt, Lm, Lo.
     case letter
     /// `\p{N}`: general categories Nd, Nl, No.
@@ -170,7 +170,7 @@ enum CharacterClass: UInt8, Sendable {
     /// Everything else: `[^\s\p{L}\p{N}]`.
     case other
 
-    private static let asciiTable: [CharacterClass] = (0..<128).map { value in
+    private static let asciiTable: [ScalarClass] = (0..<128).map { value in
         switch value {
         case 0x41...0x5A, 0x61...0x7A: return .letter
         case 0x30...0x39: return .number

@@ -9,7 +9,7 @@
 ///
 /// For byte-level decoders this is O(1) per token. For other decoders it re-decodes the ids seen
 /// so far at every step (correct, but quadratic in the length of the stream).
-public struct StreamingDecoder {
+public struct StreamingDecoder: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecialTokens: Bool
     private let byteLevel: Bool

@@ -75,7 +75,7 @@ public final class Tokenizer: Sendable {
     }
 
     init(json data: Data, source: String, configuredBOS: String?, configuredEOS: String?) throws {
-        let root = try JSONObject.parse(data, source: source)
+        let root = try TokenizerJSON.parse(data, source: source)
         self.source = source
         let model = try BPEModel(json: try root.object("model"))
         self.model = model

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Parsing uses `JSONSerialization`; values are `[String: Any]`, `[Any]`, `String`, `NSNumber`
 /// and `NSNull` as Foundation produces them.
-struct JSONObject {
+struct TokenizerJSON {
     let fields: [String: Any]
     /// Dotted path of this object inside the file, e.g. `pre_tokenizer.pretokenizers[0]`.
     let path: String
@@ -13,7 +13,7 @@ struct JSONObject {
     let source: String
 
     /// Parses `data` as a JSON document whose top level is an object.
-    static func parse(_ data: Data, source: String) throws -> JSONObject {
+    static func parse(_ data: Data, source: String) throws -> TokenizerJSON {
         let root: Any
         do {
             root = try JSONSerialization.jsonObject(with: data, options: [])
@@ -23,7 +23,7 @@ struct JSONObject {
         guard let fields = root as? [String: Any] else {
             throw TokenizerError.malformedJSON(source: source, reason: "the top level is not a JSON object")
         }
-        return JSONObject(fields: fields, path: "", source: source)
+        return TokenizerJSON(fields: fields, path: "", source: source)
     }
 
     private static func describe(_ error: Error) -> String {
@@ -66,13 +66,13 @@ struct JSONObject {
         return value
     }
 
-    func object(_ key: String) throws -> JSONObject {
+    func object(_ key: String) throws -> TokenizerJSON {
         guard let value = fields[key] as? [String: Any] else { throw invalid(key, "a JSON object") }
-        return JSONObject(fields: value, path: childPath(key), source: source)
+        return TokenizerJSON(fields: value, path: childPath(key), source: source)
     }
 
     /// An object, or nil when the key is absent or null.
-    func optionalObject(_ key: String) throws -> JSONObject? {
+    func optionalObject(_ key: String) throws -> TokenizerJSON? {
         if isNull(key) { return nil }
         return try object(key)
     }
@@ -83,14 +83,14 @@ struct JSONObject {
     }
 
     /// The elements of an array of objects, each with its own path (`key[i]`).
-    func objects(_ key: String) throws -> [JSONObject] {
+    func objects(_ key: String) throws -> [TokenizerJSON] {
         let items = try array(key)
         return try items.enumerated().map { index, item in
             let itemPath = "\(childPath(key))[\(index)]"
             guard let fields = item as? [String: Any] else {
                 throw TokenizerError.invalidField(source: source, path: itemPath, expected: "a JSON object")
             }
-            return JSONObject(fields: fields, path: itemPath, source: source)
+            return TokenizerJSON(fields: fields, path: itemPath, source: source)
         }
     }
 

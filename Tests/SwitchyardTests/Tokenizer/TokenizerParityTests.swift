@@ -83,4 +83,45 @@ import Testing
         }
         #expect(allMatch)
     }
+
+    /// The same split regex run by ICU (a spelling the scanner does not recognise) gives the
+    /// same ids as the hand-written scanner, also with many threads sharing one regex.
+    @Test func icuPathMatchesScannerUnderConcurrency() async throws {
+        let url = TokenizerFixtures.directory.appendingPathComponent("llama3style/tokenizer.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["pre_tokenizer"] = [
+            "type": "Sequence",
+            "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": "(?:\(ScannedPattern.llama3Pattern))"], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false],
+            ],
+        ]
+        let icu = try Tokenizer(json: JSONSerialization.data(withJSONObject: json), source: "icu.json")
+        let corpus = try TokenizerFixtures.corpus()
+        let expected = corpus.ids["llama3style"]!
+        let allMatch = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { zip(corpus.texts, expected).allSatisfy { icu.encode($0) == $1 } }
+            }
+            return await group.reduce(true) { $0 && $1 }
+        }
+        #expect(allMatch)
+    }
+
+    /// `load(modelDirectory:)` takes BOS/EOS from `tokenizer_config.json` when there is one.
+    @Test func bosAndEOSFromTokenizerConfig() throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("switchyard-tokenizer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(
+            at: TokenizerFixtures.directory.appendingPathComponent("gpt2style/tokenizer.json"),
+            to: directory.appendingPathComponent("tokenizer.json"))
+        let plain = try Tokenizer.load(modelDirectory: directory)
+        #expect(plain.bosTokenID == 0 && plain.eosTokenID == 1)  // by name: <|bos|>, <|eos|>
+        let config = #"{"bos_token": {"content": "<|pad|>"}, "eos_token": "<|bos|>"}"#
+        try Data(config.utf8).write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        let configured = try Tokenizer.load(modelDirectory: directory)
+        #expect(configured.bosTokenID == 2 && configured.eosTokenID == 0)
+    }
 }

@@ -8,7 +8,7 @@ protocol TokenDecoder: Sendable {
 /// Builds the decoder described by a `decoder` JSON object.
 ///
 /// Supported types: `ByteLevel`, `Sequence`.
-func makeDecoder(_ json: JSONObject) throws -> any TokenDecoder {
+func makeDecoder(_ json: TokenizerJSON) throws -> any TokenDecoder {
     let type = try json.type()
     switch type {
     case "ByteLevel":

@@ -1,0 +1,204 @@
+import Foundation
+
+/// The LoRA weights of one projection: `Δy = scale · B · (A · x)`.
+public struct LoRAModule: Sendable, Equatable {
+    public let site: ProjectionSite
+    /// `[rank × in]` (PEFT's `lora_A.weight`).
+    public var a: Matrix
+    /// `[out × rank]` (PEFT's `lora_B.weight`).
+    public var b: Matrix
+    /// `lora_alpha / r` (or `/ sqrt(r)` with rsLoRA), pattern overrides applied.
+    public var scale: Float
+
+    public init(site: ProjectionSite, a: Matrix, b: Matrix, scale: Float) {
+        precondition(a.rows == b.cols, "LoRA A rows (\(a.rows)) must equal B cols (\(b.cols))")
+        self.site = site
+        self.a = a
+        self.b = b
+        self.scale = scale
+    }
+
+    public var rank: Int { a.rows }
+    public var parameterCount: Int { a.data.count + b.data.count }
+
+    /// The dense update `scale · B · A`, `[out × in]`.
+    public func delta() -> Matrix {
+        var out = Matrix(rows: b.rows, cols: a.cols)
+        b.data.withUnsafeBufferPointer { bp in
+            a.data.withUnsafeBufferPointer { ap in
+                out.data.withUnsafeMutableBufferPointer { o in
+                    BLAS.gemm(m: b.rows, n: a.cols, k: rank, alpha: scale, a: bp.baseAddress!, lda: rank,
+                              b: ap.baseAddress!, ldb: a.cols, c: o.baseAddress!, ldc: a.cols)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A PEFT LoRA adapter ("expert"): its configuration and per-projection weights, validated against a
+/// base model's shapes.
+public struct LoRAAdapter: Sendable {
+    public var name: String
+    public var config: AdapterConfig
+    public var modules: [ProjectionSite: LoRAModule]
+
+    public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule]) {
+        self.name = name
+        self.config = config
+        self.modules = modules
+    }
+
+    public var parameterCount: Int { modules.values.reduce(0) { $0 + $1.parameterCount } }
+    /// Bytes held in memory (Float32).
+    public var byteCount: Int { parameterCount * 4 }
+    /// Distinct ranks over modules, ascending.
+    public var ranks: [Int] { Array(Set(modules.values.map(\.rank))).sorted() }
+    /// Projection kinds adapted in at least one layer.
+    public var targetKinds: [ProjectionKind] { ProjectionKind.allCases.filter { k in modules.keys.contains { $0.kind == k } } }
+
+    static let keyPrefix = "base_model.model."
+
+    /// PEFT's tensor name for a module's A or B.
+    public static func tensorName(_ site: ProjectionSite, _ which: String) -> String {
+        "\(keyPrefix)\(site.description).lora_\(which).weight"
+    }
+
+    /// Loads `adapter_config.json` + `adapter_model.safetensors` from `directory` and checks them
+    /// against each other and against `base`: every tensor belongs to a targeted module of the base
+    /// model, every targeted module has both tensors, and every shape and rank is what the config says.
+    public static func load(directory: URL, name: String? = nil, base: ModelConfig) throws -> LoRAAdapter {
+        let (config, file, plan) = try validate(directory: directory, base: base)
+        var modules: [ProjectionSite: LoRAModule] = [:]
+        for p in plan {
+            modules[p.site] = LoRAModule(site: p.site, a: try file.matrix(p.aKey), b: try file.matrix(p.bKey), scale: p.scale)
+        }
+        return LoRAAdapter(name: name ?? directory.lastPathComponent, config: config, modules: modules)
+    }
+
+    /// What validation learns about an adapter without reading its weights.
+    public struct Summary: Sendable, Equatable {
+        public var config: AdapterConfig
+        public var ranks: [Int]
+        public var targetKinds: [ProjectionKind]
+        public var moduleCount: Int
+        public var parameterCount: Int
+        /// Size of `adapter_model.safetensors`.
+        public var fileBytes: Int
+    }
+
+    /// Validates an adapter directory against `base` (same checks as `load`) reading only headers.
+    public static func inspect(directory: URL, base: ModelConfig) throws -> Summary {
+        let (config, file, plan) = try validate(directory: directory, base: base)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        return Summary(
+            config: config, ranks: Array(Set(plan.map(\.rank))).sorted(),
+            targetKinds: ProjectionKind.allCases.filter { k in plan.contains { $0.site.kind == k } },
+            moduleCount: plan.count, parameterCount: plan.reduce(0) { $0 + $1.parameters }, fileBytes: bytes)
+    }
+
+    struct ModulePlan {
+        var site: ProjectionSite
+        var aKey: String
+        var bKey: String
+        var rank: Int
+        var scale: Float
+        var parameters: Int
+    }
+
+    static func validate(directory: URL, base: ModelConfig) throws -> (AdapterConfig, SafeTensorsFile, [ModulePlan]) {
+        let fm = FileManager.default
+        let configURL = directory.appendingPathComponent("adapter_config.json")
+        let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
+        guard let configData = fm.contents(atPath: configURL.path) else {
+            throw SwitchyardError.io(path: configURL.path, reason: "cannot read adapter_config.json (is \(directory.path) a PEFT adapter directory?)")
+        }
+        let config = try AdapterConfig.parse(configData, path: configURL.path)
+        guard fm.fileExists(atPath: weightsURL.path) else {
+            let others = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") }
+            let hint = others.isEmpty ? "" : " (found \(others.sorted().joined(separator: ", ")): pickle weights are not loaded; save with safe_serialization)"
+            throw SwitchyardError.io(path: weightsURL.path, reason: "missing adapter_model.safetensors\(hint)")
+        }
+        let file = try SafeTensorsFile(url: weightsURL)
+        let path = weightsURL.path
+
+        var found: [ProjectionSite: (a: String?, b: String?)] = [:]
+        for key in file.names {
+            guard let (site, which) = parseKey(key, numLayers: base.numLayers) else {
+                throw SwitchyardError.unsupported(path: path, what: "tensor '\(key)' is not a LoRA A/B weight of a Llama decoder projection (found keys: \(file.names.prefix(6).joined(separator: ", "))\(file.names.count > 6 ? ", …" : ""))")
+            }
+            if which == "A" { found[site, default: (nil, nil)].a = key } else { found[site, default: (nil, nil)].b = key }
+        }
+        var plan: [ModulePlan] = []
+        for layer in 0..<base.numLayers {
+            for kind in ProjectionKind.allCases {
+                let site = ProjectionSite(layer: layer, kind: kind)
+                let targeted = config.targets(layer: layer, moduleName: site.description)
+                guard let keys = found[site] else {
+                    if targeted {
+                        throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A") + " (the config targets \(site))")
+                    }
+                    continue
+                }
+                guard targeted else {
+                    throw SwitchyardError.config(path: configURL.path, field: "target_modules",
+                                                 reason: "the weights adapt \(site) but the config does not target it")
+                }
+                guard let aKey = keys.a else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A")) }
+                guard let bKey = keys.b else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "B")) }
+                let (out, inF) = base.projectionShape(kind)
+                let r = config.rank(forModule: site.description)
+                for (key, expected) in [(aKey, [r, inF]), (bKey, [out, r])] {
+                    let info = file.tensors[key]!
+                    guard info.shape == expected else {
+                        throw SwitchyardError.shapeMismatch(path: path, tensor: key, expected: expected, found: info.shape)
+                    }
+                    guard [.f32, .f16, .bf16].contains(info.dtype) else {
+                        throw SwitchyardError.safetensors(path: path, tensor: key, reason: "dtype \(info.dtype.rawValue) (F32, F16, BF16 are supported)")
+                    }
+                }
+                plan.append(ModulePlan(site: site, aKey: aKey, bKey: bKey, rank: r,
+                                       scale: config.scale(forModule: site.description), parameters: r * (inF + out)))
+            }
+        }
+        guard !plan.isEmpty else {
+            throw SwitchyardError.config(path: configURL.path, field: "target_modules", reason: "the adapter adapts no projection of the base model")
+        }
+        return (config, file, plan)
+    }
+
+    /// `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight` → (site, "A").
+    static func parseKey(_ key: String, numLayers: Int) -> (ProjectionSite, String)? {
+        guard key.hasPrefix(keyPrefix + "model.layers.") else { return nil }
+        var rest = key.dropFirst((keyPrefix + "model.layers.").count)
+        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0, layer < numLayers else { return nil }
+        rest = rest[rest.index(after: dot)...]
+        for which in ["A", "B"] {
+            let suffix = ".lora_\(which).weight"
+            guard rest.hasSuffix(suffix) else { continue }
+            let module = String(rest.dropLast(suffix.count))
+            guard let kind = ProjectionKind.allCases.first(where: { $0.modulePath == module }) else { return nil }
+            return (ProjectionSite(layer: layer, kind: kind), which)
+        }
+        return nil
+    }
+
+    /// Writes a PEFT adapter directory (`adapter_config.json`, `adapter_model.safetensors`) that
+    /// `PeftModel.from_pretrained` loads unchanged. Files are replaced atomically.
+    public func write(to directory: URL) throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw SwitchyardError.io(path: directory.path, reason: "cannot create directory: \(error.localizedDescription)")
+        }
+        var entries: [SafeTensorsWriter.Entry] = []
+        for site in modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
+            let m = modules[site]!
+            entries.append(.init(name: Self.tensorName(site, "A"), shape: m.a.shape, values: m.a.data))
+            entries.append(.init(name: Self.tensorName(site, "B"), shape: m.b.shape, values: m.b.data))
+        }
+        try SafeTensorsWriter.write(entries, metadata: ["format": "pt"], to: directory.appendingPathComponent("adapter_model.safetensors"))
+        let json = try JSONSerialization.data(withJSONObject: config.peftJSON(), options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(json, to: directory.appendingPathComponent("adapter_config.json"))
+    }
+}

@@ -1,0 +1,103 @@
+/// The mixed-expert LoRA kernel: applies, to every row of a forward batch, its own weighted mix of
+/// LoRA experts — `y_t += Σ_e w_{t,e} · s_e · B_e · (A_e · x_t)` — as grouped GEMMs (the CPU form
+/// of Punica's SGMV / S-LoRA's batched LoRA): for each expert, gather the rows that use it, one
+/// GEMM into the rank space, scale each row by its weight, one GEMM back out, scatter-add.
+/// A batch of requests each using a different expert therefore costs about as much as the same
+/// batch all on one expert: every expert's weights are read once per step.
+///
+/// Rows whose mix is identical for the whole batch take a fast path with no gather or scatter.
+/// Mixes are set per forward row with `setRowMixes`; per-layer routing can call it from
+/// `beginLayer` (see the routers). Scratch memory is owned here and reused between steps.
+public final class LoRAMixDelta: ProjectionDelta {
+    /// The experts that mixes refer to by index.
+    public let experts: [LoRAAdapter]
+    /// Per expert, the rows using it and their weights.
+    private var groups: [(expert: Int, rows: [Int], weights: [Float])] = []
+    /// Set when every row uses the same mix with the same weights: `(expert, weight)` pairs.
+    private var uniform: [(expert: Int, weight: Float)]? = nil
+    private var rowCount = 0
+    private let gathered = ScratchBuffer()
+    private let rankSpace = ScratchBuffer()
+    private let expanded = ScratchBuffer()
+
+    public init(experts: [LoRAAdapter]) {
+        self.experts = experts
+    }
+
+    /// Sets the mix of every forward row (in forward-batch order). Indices must be valid.
+    public func setRowMixes(_ mixes: [ExpertMix]) throws {
+        for (row, mix) in mixes.enumerated() {
+            for e in mix.entries where e.expert < 0 || e.expert >= experts.count {
+                throw SwitchyardError.invalidArgument("row \(row): expert index \(e.expert) out of range (\(experts.count) experts)")
+            }
+        }
+        rowCount = mixes.count
+        if let first = mixes.first, mixes.allSatisfy({ $0 == first }) {
+            uniform = first.entries.map { ($0.expert, $0.weight) }
+            groups = []
+            return
+        }
+        uniform = nil
+        var byExpert: [Int: (rows: [Int], weights: [Float])] = [:]
+        for (row, mix) in mixes.enumerated() {
+            for e in mix.entries where e.weight != 0 {
+                byExpert[e.expert, default: ([], [])].rows.append(row)
+                byExpert[e.expert]!.weights.append(e.weight)
+            }
+        }
+        groups = byExpert.keys.sorted().map { ($0, byExpert[$0]!.rows, byExpert[$0]!.weights) }
+    }
+
+    /// Convenience: one mix per sequence, repeated over that sequence's new tokens.
+    public func setSequenceMixes(_ mixes: [ExpertMix], tokenCounts: [Int]) throws {
+        precondition(mixes.count == tokenCounts.count)
+        try setRowMixes(zip(mixes, tokenCounts).flatMap { Array(repeating: $0, count: $1) })
+    }
+
+    public func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+                         output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+        precondition(rows == rowCount, "LoRAMixDelta: mixes were set for \(rowCount) rows, forward has \(rows)")
+        if let uniform {
+            for (e, w) in uniform where w != 0 {
+                guard let m = experts[e].modules[site] else { continue }
+                apply(m, weight: w, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+            }
+            return
+        }
+        for g in groups {
+            guard let m = experts[g.expert].modules[site] else { continue }
+            let n = g.rows.count
+            let x = gathered.get(n * inFeatures)
+            for (i, r) in g.rows.enumerated() { (x + i * inFeatures).update(from: input + r * inFeatures, count: inFeatures) }
+            let t = rankSpace.get(n * m.rank)
+            m.a.data.withUnsafeBufferPointer { a in
+                BLAS.gemmTransB(m: n, n: m.rank, k: inFeatures, a: x, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
+                                c: t, ldc: m.rank)
+            }
+            for (i, w) in g.weights.enumerated() {
+                let row = t + i * m.rank, s = w * m.scale
+                for j in 0..<m.rank { row[j] *= s }
+            }
+            let y = expanded.get(n * outFeatures)
+            m.b.data.withUnsafeBufferPointer { b in
+                BLAS.gemmTransB(m: n, n: outFeatures, k: m.rank, a: t, lda: m.rank, b: b.baseAddress!, ldb: m.rank,
+                                c: y, ldc: outFeatures)
+            }
+            for (i, r) in g.rows.enumerated() { Ops.add(output + r * outFeatures, y + i * outFeatures, count: outFeatures) }
+        }
+    }
+
+    /// All rows, one expert module, one weight: two GEMMs straight into the output.
+    private func apply(_ m: LoRAModule, weight: Float, input: UnsafePointer<Float>, inFeatures: Int,
+                       output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+        let t = rankSpace.get(rows * m.rank)
+        m.a.data.withUnsafeBufferPointer { a in
+            BLAS.gemmTransB(m: rows, n: m.rank, k: inFeatures, a: input, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
+                            c: t, ldc: m.rank)
+        }
+        m.b.data.withUnsafeBufferPointer { b in
+            BLAS.gemmTransB(m: rows, n: outFeatures, k: m.rank, alpha: weight * m.scale, a: t, lda: m.rank,
+                            b: b.baseAddress!, ldb: m.rank, beta: 1, c: output, ldc: outFeatures)
+        }
+    }
+}

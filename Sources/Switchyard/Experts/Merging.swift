@@ -1,0 +1,158 @@
+import CKernels
+
+/// The original weights of projections that an expert was merged into; `LlamaModel.unmerge`
+/// puts them back bit for bit.
+public struct MergedWeights: Sendable {
+    public let expert: String
+    let originals: [ProjectionSite: Matrix]
+}
+
+extension LlamaModel {
+    /// Merges `weight · scale · B · A` of every adapted projection into the base weights (the
+    /// single-expert fast path: afterwards the expert costs nothing per token). Not safe while a
+    /// forward pass runs on this model. Exactly reversible with `unmerge`.
+    public func merge(_ adapter: LoRAAdapter, weight: Float = 1) -> MergedWeights {
+        var originals: [ProjectionSite: Matrix] = [:]
+        for (site, module) in adapter.modules {
+            var linear = layers[site.layer][site.kind]
+            originals[site] = linear.weight
+            let (out, inF) = (linear.outFeatures, linear.inFeatures)
+            module.b.data.withUnsafeBufferPointer { b in
+                module.a.data.withUnsafeBufferPointer { a in
+                    linear.weight.data.withUnsafeMutableBufferPointer { w in
+                        BLAS.gemm(m: out, n: inF, k: module.rank, alpha: weight * module.scale, a: b.baseAddress!, lda: module.rank,
+                                  b: a.baseAddress!, ldb: inF, beta: 1, c: w.baseAddress!, ldc: inF)
+                    }
+                }
+            }
+            setProjection(linear)
+        }
+        return MergedWeights(expert: adapter.name, originals: originals)
+    }
+
+    /// Restores the weights saved by `merge` (exactly: the saved matrices, not a subtraction).
+    public func unmerge(_ merged: MergedWeights) {
+        for (site, weight) in merged.originals {
+            var linear = layers[site.layer][site.kind]
+            linear.weight = weight
+            setProjection(linear)
+        }
+    }
+}
+
+/// How `LoRAAdapter.combine` builds one adapter from several (PEFT's `add_weighted_adapter`).
+public enum CombinationType: String, Sendable, CaseIterable {
+    /// `A = Σ √(w·s)·A_i`, `B = Σ √(w·s)·B_i`: a weighted average in weight space; ranks must match.
+    /// Not the sum of the deltas (cross terms appear), exactly as in PEFT.
+    case linear
+    /// `A = [w_1·s_1·A_1; w_2·s_2·A_2; …]`, `B = [B_1, B_2, …]`: rank = Σ ranks, exactly the
+    /// weighted sum of the deltas.
+    case cat
+    /// Rank-k truncated SVD of `Σ w_i·s_i·B_i·A_i`: `B = U_k·diag(S_k)`, `A = V_kᵀ`.
+    case svd
+}
+
+extension LoRAAdapter {
+    /// Combines adapters into a new one with PEFT's `add_weighted_adapter` semantics. The result
+    /// has scale 1 (`lora_alpha = r`), so the weights and scales of the inputs are folded into
+    /// its tensors; it covers the union of the inputs' modules.
+    public static func combine(_ adapters: [LoRAAdapter], weights: [Float], type: CombinationType,
+                               svdRank: Int? = nil, name: String) throws -> LoRAAdapter {
+        guard !adapters.isEmpty, adapters.count == weights.count else {
+            throw SwitchyardError.invalidArgument("combine: need as many weights (\(weights.count)) as adapters (\(adapters.count)), at least one")
+        }
+        let sites = Set(adapters.flatMap { $0.modules.keys })
+        var modules: [ProjectionSite: LoRAModule] = [:]
+        var newRank: Int
+        switch type {
+        case .linear:
+            let ranks = Set(adapters.flatMap(\.ranks))
+            guard ranks.count == 1, let r = ranks.first else {
+                throw SwitchyardError.invalidArgument("combine linear: all adapters must have one and the same rank; found \(adapters.map { "\($0.name): \($0.ranks)" }.joined(separator: ", ")) (use cat or svd)")
+            }
+            newRank = r
+        case .cat:
+            newRank = adapters.map { $0.ranks.max() ?? 0 }.reduce(0, +)
+            guard adapters.allSatisfy({ $0.ranks.count == 1 }) else {
+                throw SwitchyardError.invalidArgument("combine cat: adapters with per-module ranks (rank_pattern) are not supported")
+            }
+        case .svd:
+            guard let k = svdRank, k > 0 else { throw SwitchyardError.invalidArgument("combine svd: a positive svd rank is required") }
+            newRank = k
+        }
+        for site in sites {
+            let present = zip(adapters, weights).compactMap { ad, w in ad.modules[site].map { ($0, w) } }
+            let (out, inF) = (present[0].0.b.rows, present[0].0.a.cols)
+            switch type {
+            case .linear:
+                var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
+                for (m, w) in present {
+                    let f = (w * m.scale).squareRoot()
+                    for i in a.data.indices { a.data[i] += f * m.a.data[i] }
+                    for i in b.data.indices { b.data[i] += f * m.b.data[i] }
+                }
+                modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
+            case .cat:
+                var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
+                var offset = 0
+                for (ad, w) in zip(adapters, weights) {
+                    let r = ad.ranks.first!
+                    if let m = ad.modules[site] {
+                        let f = w * m.scale
+                        for i in 0..<r { for j in 0..<inF { a[offset + i, j] = f * m.a[i, j] } }
+                        for o in 0..<out { for i in 0..<r { b[o, offset + i] = m.b[o, i] } }
+                    }
+                    offset += r
+                }
+                modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
+            case .svd:
+                var delta = Matrix(rows: out, cols: inF)
+                for (m, w) in present {
+                    let d = m.delta()
+                    for i in delta.data.indices { delta.data[i] += w * d.data[i] }
+                }
+                modules[site] = try truncatedSVD(delta, rank: min(newRank, out, inF), site: site)
+            }
+        }
+        if type == .svd { newRank = modules.values.map(\.rank).max() ?? newRank }
+        let kinds = ProjectionKind.allCases.filter { k in sites.contains { $0.kind == k } }
+        var rankPattern: [String: Int] = [:]
+        for (site, m) in modules where m.rank != newRank { rankPattern[site.description] = m.rank }
+        var alphaPattern: [String: Float] = [:]
+        for (site, m) in modules where m.rank != newRank { alphaPattern[site.description] = Float(m.rank) }
+        let layers = Set(sites.map(\.layer)).sorted()
+        let contiguousFromZero = layers == Array(0..<layers.count)
+        let config = AdapterConfig(
+            rank: newRank, alpha: Float(newRank), targetModules: .names(kinds.map(\.rawValue)),
+            rankPattern: rankPattern, alphaPattern: alphaPattern,
+            layersToTransform: contiguousFromZero ? nil : layers, baseModelNameOrPath: adapters[0].config.baseModelNameOrPath)
+        // Modules of a targeted kind that no input adapts must not be claimed by the config.
+        let missing = kinds.flatMap { k in layersOf(sites, k) }
+        guard missing.isEmpty else {
+            throw SwitchyardError.invalidArgument("combine: the inputs adapt \(kinds.map(\.rawValue)) in only some layers (\(missing.prefix(4).map(\.description).joined(separator: ", ")) missing); PEFT's add_weighted_adapter cannot express that either")
+        }
+        return LoRAAdapter(name: name, config: config, modules: modules)
+    }
+
+    /// Sites of kind `k` absent from `sites` in layers where another site of `sites` exists.
+    private static func layersOf(_ sites: Set<ProjectionSite>, _ k: ProjectionKind) -> [ProjectionSite] {
+        let layers = Set(sites.map(\.layer))
+        return layers.sorted().map { ProjectionSite(layer: $0, kind: k) }.filter { !sites.contains($0) }
+    }
+
+    /// `B = U_k·diag(S_k)`, `A = V_kᵀ` from a double-precision SVD of `delta` `[out × in]`.
+    static func truncatedSVD(_ delta: Matrix, rank k: Int, site: ProjectionSite) throws -> LoRAModule {
+        let m = delta.rows, n = delta.cols, kk = min(m, n)
+        var colMajor = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { colMajor[j * m + i] = Double(delta[i, j]) } }
+        var s = [Double](repeating: 0, count: kk), u = [Double](repeating: 0, count: m * kk), vt = [Double](repeating: 0, count: kk * n)
+        let info = sy_svd(Int32(m), Int32(n), &colMajor, &s, &u, &vt)
+        guard info == 0 else { throw SwitchyardError.invalidArgument("SVD of \(site) failed (LAPACK info \(info))") }
+        var a = Matrix(rows: k, cols: n), b = Matrix(rows: m, cols: k)
+        for r in 0..<k {
+            for i in 0..<m { b[i, r] = Float(u[r * m + i] * s[r]) }
+            for j in 0..<n { a[r, j] = Float(vt[j * kk + r]) }
+        }
+        return LoRAModule(site: site, a: a, b: b, scale: 1)
+    }
+}
