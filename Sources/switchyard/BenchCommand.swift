@@ -6,10 +6,11 @@ enum BenchCommand: Subcommand {
     static let name = "bench"
     static let summary = "Measure throughput (build with -c release)"
     static let help = """
-    USAGE: switchyard bench decode [options]
+    USAGE: switchyard bench <decode|lora> [options]
 
     SUBCOMMANDS:
       decode    Prefill and decode tokens/s at batch 1 and batch 8.
+      lora      Cost of experts: unmerged vs base, mixed-expert batches, the registry.
 
     Run a release build (swift run -c release switchyard bench …); debug builds are far slower.
     """
@@ -18,12 +19,13 @@ enum BenchCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("bench needs a subcommand: decode") }
         let rest = Array(argv.dropFirst())
         if rest.contains("--help") || rest.contains("-h") {
-            print(sub == "decode" ? DecodeBench.help : help)
+            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : help)
             return
         }
         switch sub {
         case "decode": try DecodeBench.run(rest)
-        default: throw UsageError("unknown bench '\(sub)' (available: decode)")
+        case "lora": try LoRABench.run(rest)
+        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora)")
         }
     }
 }

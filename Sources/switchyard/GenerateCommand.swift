@@ -20,13 +20,14 @@ enum GenerateCommand: Subcommand {
       --repetition-penalty R    > 1 discourages repeats (default 1: off).
       --seed S                  Random seed for sampling (default 0).
       --no-stop                 Do not stop at the end-of-sequence token.
+    \(ExpertOptions.help)
       --format text|json        json prints {"prompt_ids":[…],"ids":[…],"text":"…"}.
       -h, --help                Show this help.
     """
 
     static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: ["model", "max-tokens", "temperature", "top-k", "top-p",
-                                                      "repetition-penalty", "seed", "format"],
+        let args = try ParsedArguments(argv, valued: Set<String>(["model", "max-tokens", "temperature", "top-k", "top-p",
+                                                      "repetition-penalty", "seed", "format"]).union(ExpertOptions.valued),
                                        switches: ["no-stop"])
         guard args.positionals.count == 1 else { throw UsageError("generate expects exactly one prompt argument") }
         let json = try args.wantsJSON()
@@ -48,7 +49,9 @@ enum GenerateCommand: Subcommand {
         if args.flag("no-stop") { stops = [] }
         let request = GenerationRequest(promptTokens: promptIDs, maxNewTokens: maxTokens, sampling: sampling, stopTokens: stops)
         var stream = StreamingDecoder(tokenizer: tokenizer)
-        let ids = try Generator(model: model).generate(request) { token in
+        let experts = try ExpertOptions.resolve(args, model: model)
+        let planner: any StepPlanner = experts.map { FixedMixPlanner(delta: $0.delta, mixes: [$0.mix]) } ?? ConstantDelta(nil)
+        let ids = try Generator(model: model).generate(request, planner: planner) { token in
             if !json && !stops.contains(token) { writeOut(stream.append(token)) }
             return true
         }

@@ -25,6 +25,18 @@ enum ModelLocator {
         throw UsageError("no --model given and no embedded model found (looked in: \(candidates.map(\.path).joined(separator: ", ")))")
     }
 
+    /// The default expert registry: `Models/experts` next to the default model's `Models/`.
+    static func defaultRegistryDirectory() -> URL {
+        if let env = ProcessInfo.processInfo.environment["SWITCHYARD_MODELS"] {
+            return URL(fileURLWithPath: env).appendingPathComponent("experts")
+        }
+        return packageRoot.appendingPathComponent("Models/experts")
+    }
+
+    static func registryDirectory(_ args: ParsedArguments) -> URL {
+        args.string("registry").map { URL(fileURLWithPath: $0) } ?? defaultRegistryDirectory()
+    }
+
     static func modelDirectory(_ args: ParsedArguments) throws -> URL {
         if let m = args.string("model") { return URL(fileURLWithPath: m) }
         return try defaultModelDirectory()

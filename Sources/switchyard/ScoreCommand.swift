@@ -16,11 +16,12 @@ enum ScoreCommand: Subcommand {
       --model DIR         Hugging Face model directory. Default: the embedded model.
       --token-ids LIST    Comma-separated token ids.
       --format text|json  Output format (default text).
+    \(ExpertOptions.help)
       -h, --help          Show this help.
     """
 
     static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: ["model", "token-ids", "format"])
+        let args = try ParsedArguments(argv, valued: Set(["model", "token-ids", "format"]).union(ExpertOptions.valued))
         guard args.positionals.isEmpty else { throw UsageError("score takes no positional arguments") }
         guard let list = args.string("token-ids") else { throw UsageError("score needs --token-ids") }
         let ids = try list.split(separator: ",").map { part -> Int in
@@ -30,7 +31,13 @@ enum ScoreCommand: Subcommand {
         guard !ids.isEmpty else { throw UsageError("--token-ids is empty") }
         let json = try args.wantsJSON()
         let model = try LlamaModel.load(directory: try ModelLocator.modelDirectory(args))
-        let logits = try model.forward([SequenceInput(tokens: ids, cache: model.makeCache())], logits: .all)[0]
+        var delta: LoRAMixDelta? = nil
+        let experts = try ExpertOptions.resolve(args, model: model)
+        if let experts {
+            try experts.delta.setRowMixes(Array(repeating: experts.mix, count: ids.count))
+            delta = experts.delta
+        }
+        let logits = try model.forward([SequenceInput(tokens: ids, cache: model.makeCache())], logits: .all, delta: delta)[0]
         if json {
             var out = "{\"token_ids\":\(JSONText.array(ids)),\"logits\":["
             for r in 0..<logits.rows {

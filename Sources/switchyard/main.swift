@@ -3,7 +3,8 @@ import Switchyard
 
 /// The `switchyard` command-line tool: one file per subcommand.
 let subcommands: [any Subcommand.Type] = [
-    GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, BenchCommand.self,
+    GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
+    BenchCommand.self,
 ]
 
 let topHelp = """

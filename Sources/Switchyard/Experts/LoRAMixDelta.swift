@@ -64,26 +64,43 @@ public final class LoRAMixDelta: ProjectionDelta {
             }
             return
         }
-        for g in groups {
-            guard let m = experts[g.expert].modules[site] else { continue }
+        // Groups run in parallel (each reads its own expert's weights, the dominant cost when
+        // every row uses a different expert); each writes its own slice of scratch, and the
+        // scatter-add into `output` happens afterwards, serially, so rows shared by several
+        // experts are summed without races.
+        let active = groups.compactMap { g in experts[g.expert].modules[site].map { (g, $0) } }
+        guard !active.isEmpty else { return }
+        var xOffsets: [Int] = [], tOffsets: [Int] = [], yOffsets: [Int] = []
+        var xTotal = 0, tTotal = 0, yTotal = 0
+        for (g, m) in active {
+            xOffsets.append(xTotal); tOffsets.append(tTotal); yOffsets.append(yTotal)
+            xTotal += g.rows.count * inFeatures
+            tTotal += g.rows.count * m.rank
+            yTotal += g.rows.count * outFeatures
+        }
+        let xs = gathered.get(xTotal), ts = rankSpace.get(tTotal), ys = expanded.get(yTotal)
+        Parallel.forEach(active.count) { i in
+            let (g, m) = active[i]
             let n = g.rows.count
-            let x = gathered.get(n * inFeatures)
-            for (i, r) in g.rows.enumerated() { (x + i * inFeatures).update(from: input + r * inFeatures, count: inFeatures) }
-            let t = rankSpace.get(n * m.rank)
+            let x = xs + xOffsets[i], t = ts + tOffsets[i], y = ys + yOffsets[i]
+            for (j, r) in g.rows.enumerated() { (x + j * inFeatures).update(from: input + r * inFeatures, count: inFeatures) }
             m.a.data.withUnsafeBufferPointer { a in
                 BLAS.gemmTransB(m: n, n: m.rank, k: inFeatures, a: x, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
                                 c: t, ldc: m.rank)
             }
-            for (i, w) in g.weights.enumerated() {
-                let row = t + i * m.rank, s = w * m.scale
-                for j in 0..<m.rank { row[j] *= s }
+            for (j, w) in g.weights.enumerated() {
+                let row = t + j * m.rank, s = w * m.scale
+                for c in 0..<m.rank { row[c] *= s }
             }
-            let y = expanded.get(n * outFeatures)
             m.b.data.withUnsafeBufferPointer { b in
                 BLAS.gemmTransB(m: n, n: outFeatures, k: m.rank, a: t, lda: m.rank, b: b.baseAddress!, ldb: m.rank,
                                 c: y, ldc: outFeatures)
             }
-            for (i, r) in g.rows.enumerated() { Ops.add(output + r * outFeatures, y + i * outFeatures, count: outFeatures) }
+        }
+        for (i, (g, _)) in active.enumerated() {
+            for (j, r) in g.rows.enumerated() {
+                Ops.add(output + r * outFeatures, ys + yOffsets[i] + j * outFeatures, count: outFeatures)
+            }
         }
     }
 

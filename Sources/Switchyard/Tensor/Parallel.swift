@@ -1,0 +1,22 @@
+import CKernels
+
+/// Fork-join parallelism on the kernel thread pool (the same pool the matrix products use).
+public enum Parallel {
+    /// Runs `body(i)` for every i in `0..<count`, in parallel, and returns when all are done.
+    /// Matrix products called from inside `body` run single-threaded (jobs do not nest), so
+    /// split work here only when the parts are independent and comparable in size.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        guard count > 1 else {
+            if count == 1 { body(0) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            var closure = escapable
+            withUnsafeMutablePointer(to: &closure) { pointer in
+                sy_parallel_for(Int32(count), { context, index in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(index))
+                }, pointer)
+            }
+        }
+    }
+}
