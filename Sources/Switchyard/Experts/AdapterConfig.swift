@@ -124,6 +124,12 @@ public struct AdapterConfig: Sendable, Equatable {
             if let s = v as? String { return s.isEmpty }
             return false
         }
+        func describe(_ v: Any) -> String {
+            if type(of: v) == Bool.self || String(describing: type(of: v)).contains("Bool") { return (v as? Bool) == true ? "true" : "false" }
+            if let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]),
+               let s = String(data: d, encoding: .utf8) { return s }
+            return "\(v)"
+        }
         if let type = obj["peft_type"] as? String, type != "LORA" {
             throw SwitchyardError.unsupported(path: path, what: "peft_type '\(type)' (only LORA adapters are experts)")
         }
@@ -131,8 +137,15 @@ public struct AdapterConfig: Sendable, Equatable {
         for key in obj.keys.sorted() where !inert.contains(key) {
             let v = obj[key]!
             guard isDefault(v) else {
-                throw SwitchyardError.unsupported(path: path, what: "'\(key)' = \(v) (Switchyard loads plain LoRA; found a non-default value for this feature)")
+                throw SwitchyardError.unsupported(path: path, what: "'\(key)' = \(describe(v)) (Switchyard loads plain LoRA; found a non-default value for this feature)")
             }
+        }
+        if let initKind = obj["init_lora_weights"] as? String,
+           ["pissa", "olora", "corda", "loftq", "lora_ga"].contains(where: { initKind.lowercased().hasPrefix($0) }) {
+            throw SwitchyardError.unsupported(path: path, what: "'init_lora_weights' = \"\(initKind)\" (this initialisation modifies the base weights; convert the adapter to plain LoRA first)")
+        }
+        if let tying = obj["ensure_weight_tying"] as? Bool, tying {
+            throw SwitchyardError.unsupported(path: path, what: "'ensure_weight_tying' = true (tied embedding targets)")
         }
         if let bias = obj["bias"] as? String, bias != "none" {
             throw SwitchyardError.unsupported(path: path, what: "'bias' = \"\(bias)\" (only \"none\": trained biases are not loaded)")

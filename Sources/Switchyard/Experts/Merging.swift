@@ -42,7 +42,7 @@ extension LlamaModel {
 
 /// How `LoRAAdapter.combine` builds one adapter from several (PEFT's `add_weighted_adapter`).
 public enum CombinationType: String, Sendable, CaseIterable {
-    /// `A = Σ √(w·s)·A_i`, `B = Σ √(w·s)·B_i`: a weighted average in weight space; ranks must match.
+    /// `A = Σ sign(w·s)·√|w·s|·A_i`, `B = Σ √|w·s|·B_i`: a weighted average in weight space; ranks must match.
     /// Not the sum of the deltas (cross terms appear), exactly as in PEFT.
     case linear
     /// `A = [w_1·s_1·A_1; w_2·s_2·A_2; …]`, `B = [B_1, B_2, …]`: rank = Σ ranks, exactly the
@@ -55,7 +55,9 @@ public enum CombinationType: String, Sendable, CaseIterable {
 extension LoRAAdapter {
     /// Combines adapters into a new one with PEFT's `add_weighted_adapter` semantics. The result
     /// has scale 1 (`lora_alpha = r`), so the weights and scales of the inputs are folded into
-    /// its tensors; it covers the union of the inputs' modules.
+    /// its tensors; it covers the union of the inputs' modules. (PEFT copies `use_rslora` from the
+    /// first input, which would rescale the result by √r when that input used rsLoRA; Switchyard
+    /// always writes `use_rslora: false`, so the written adapter means what was computed.)
     public static func combine(_ adapters: [LoRAAdapter], weights: [Float], type: CombinationType,
                                svdRank: Int? = nil, name: String) throws -> LoRAAdapter {
         guard !adapters.isEmpty, adapters.count == weights.count else {
@@ -87,22 +89,23 @@ extension LoRAAdapter {
             case .linear:
                 var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
                 for (m, w) in present {
-                    let f = (w * m.scale).squareRoot()
-                    for i in a.data.indices { a.data[i] += f * m.a.data[i] }
-                    for i in b.data.indices { b.data[i] += f * m.b.data[i] }
+                    // PEFT's task arithmetic: ws = w·s; A gets sign(ws)·√|ws|, B gets √|ws|.
+                    let ws = w * m.scale, root = abs(ws).squareRoot()
+                    let fa = ws < 0 ? -root : root
+                    for i in a.data.indices { a.data[i] += fa * m.a.data[i] }
+                    for i in b.data.indices { b.data[i] += root * m.b.data[i] }
                 }
                 modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
             case .cat:
                 var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
+                // Rows are packed in adapter order, skipping adapters this module lacks (as PEFT
+                // does); the unused tail stays zero.
                 var offset = 0
-                for (ad, w) in zip(adapters, weights) {
-                    let r = ad.ranks.first!
-                    if let m = ad.modules[site] {
-                        let f = w * m.scale
-                        for i in 0..<r { for j in 0..<inF { a[offset + i, j] = f * m.a[i, j] } }
-                        for o in 0..<out { for i in 0..<r { b[o, offset + i] = m.b[o, i] } }
-                    }
-                    offset += r
+                for (m, w) in present {
+                    let f = w * m.scale
+                    for i in 0..<m.rank { for j in 0..<inF { a[offset + i, j] = f * m.a[i, j] } }
+                    for o in 0..<out { for i in 0..<m.rank { b[o, offset + i] = m.b[o, i] } }
+                    offset += m.rank
                 }
                 modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
             case .svd:

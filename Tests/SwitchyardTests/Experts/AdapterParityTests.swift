@@ -87,7 +87,23 @@ import Testing
         for (site, m) in peft.modules {
             let diff = maxAbsDifference(m.delta().data, combined.modules[site]!.delta().data)
             #expect(diff <= 1e-5, "\(type) \(site): max |Δ| of scale·B·A = \(diff)")
+            if type != .svd {  // SVD factors are defined up to sign; linear and cat are unique
+                #expect(maxAbsDifference(m.a.data, combined.modules[site]!.a.data) <= 1e-6, "\(type) \(site) A")
+                #expect(maxAbsDifference(m.b.data, combined.modules[site]!.b.data) <= 1e-6, "\(type) \(site) B")
+            }
         }
+    }
+
+    @Test func linearCombinationWithNegativeWeightsFollowsTaskArithmetic() throws {
+        let model = try Self.model("llama-gqa")
+        let a = try Self.adapter("attn-r4", model), b = try Self.adapter("attn-r4b", model)
+        let c = try LoRAAdapter.combine([a, b], weights: [0.5, -0.25], type: .linear, name: "neg")
+        let site = ProjectionSite(layer: 1, kind: .v)
+        let (ma, mb) = (a.modules[site]!, b.modules[site]!)
+        let (wa, wb) = (0.5 * ma.scale, -0.25 * mb.scale)
+        let expectedA = zip(ma.a.data, mb.a.data).map { wa.squareRoot() * $0 - abs(wb).squareRoot() * $1 }
+        #expect(maxAbsDifference(c.modules[site]!.a.data, expectedA) <= 1e-6)
+        #expect(c.modules[site]!.b.data.allSatisfy(\.isFinite))
     }
 
     @Test func mergeMatchesUnmergedAndUnmergeIsExact() throws {
