@@ -103,7 +103,8 @@ import Testing
         let (wa, wb) = (0.5 * ma.scale, -0.25 * mb.scale)
         let expectedA = zip(ma.a.data, mb.a.data).map { wa.squareRoot() * $0 - abs(wb).squareRoot() * $1 }
         #expect(maxAbsDifference(c.modules[site]!.a.data, expectedA) <= 1e-6)
-        #expect(c.modules[site]!.b.data.allSatisfy(\.isFinite))
+        let finite = c.modules[site]!.b.data.allSatisfy { $0.isFinite }
+        #expect(finite)
     }
 
     @Test func mergeMatchesUnmergedAndUnmergeIsExact() throws {
