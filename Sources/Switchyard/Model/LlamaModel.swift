@@ -71,8 +71,50 @@ public final class LlamaModel: @unchecked Sendable {
     public func forward(_ batch: [SequenceInput], logits request: LogitsRequest = .last,
                         delta: (any ProjectionDelta)? = nil,
                         workspace: ForwardWorkspace? = nil) throws -> [Matrix] {
-        try validate(batch)
         let ws = workspace ?? ForwardWorkspace()
+        let rowStarts = try runLayers(batch, delta: delta, workspace: ws, stopBefore: config.numLayers)
+        let c = config, d = c.hiddenSize
+        let h = ws.hidden.pointer, xn = ws.normed.pointer
+        let rows = batch.reduce(0) { $0 + $1.tokens.count }
+        switch request {
+        case .none:
+            return []
+        case .last:
+            let selected = ws.gathered.get(batch.count * d)
+            for (i, item) in batch.enumerated() {
+                (selected + i * d).update(from: h + (rowStarts[i] + item.tokens.count - 1) * d, count: d)
+            }
+            let all = outputLogits(selected, rows: batch.count, scratch: xn)
+            return (0..<batch.count).map { i in
+                Matrix(rows: 1, cols: c.vocabSize, data: Array(all.data[(i * c.vocabSize)..<((i + 1) * c.vocabSize)]))
+            }
+        case .all:
+            let all = outputLogits(h, rows: rows, scratch: xn)
+            return batch.enumerated().map { i, item in
+                let lo = rowStarts[i] * c.vocabSize, hi = lo + item.tokens.count * c.vocabSize
+                return Matrix(rows: item.tokens.count, cols: c.vocabSize, data: Array(all.data[lo..<hi]))
+            }
+        }
+    }
+
+    /// The residual stream entering decoder layer `layer` (0: the embeddings) for every token of
+    /// `tokens`, `[tokens × hidden]`, with no experts and no cache (features for sentence routers).
+    public func residualStream(_ tokens: [Int], enteringLayer layer: Int, workspace: ForwardWorkspace? = nil) throws -> Matrix {
+        guard layer >= 0, layer < config.numLayers else {
+            throw SwitchyardError.invalidArgument("feature layer \(layer) is outside 0..<\(config.numLayers)")
+        }
+        let ws = workspace ?? ForwardWorkspace()
+        let cache = makeCache(initialCapacity: tokens.count)
+        _ = try runLayers([SequenceInput(tokens: tokens, cache: cache)], delta: nil, workspace: ws, stopBefore: layer)
+        return Matrix(rows: tokens.count, cols: config.hiddenSize,
+                      data: Array(UnsafeBufferPointer(start: ws.hidden.pointer, count: tokens.count * config.hiddenSize)))
+    }
+
+    /// Embeds the batch and runs decoder layers `0..<stopBefore`, leaving the residual stream in
+    /// `ws.hidden`. Advances the caches only when every layer ran. Returns each sequence's first row.
+    private func runLayers(_ batch: [SequenceInput], delta: (any ProjectionDelta)?, workspace ws: ForwardWorkspace,
+                           stopBefore: Int) throws -> [Int] {
+        try validate(batch)
         let c = config
         let d = c.hiddenSize, hd = c.headDim
         let qWidth = c.numHeads * hd, kvWidth = c.numKVHeads * hd, inter = c.intermediateSize
@@ -106,7 +148,7 @@ public final class LlamaModel: @unchecked Sendable {
         }
         rotary.tables(positions: positions, cos: cosT, sin: sinT)
 
-        for layer in layers {
+        for layer in layers[0..<stopBefore] {
             let l = layer.index
             delta?.beginLayer(l, hidden: h, rows: rows, width: d)
             layer.inputNorm.withUnsafeBufferPointer {
@@ -143,27 +185,10 @@ public final class LlamaModel: @unchecked Sendable {
             layer.down.forward(gb, rows: rows, into: proj, delta: delta)
             Ops.add(h, proj, count: rows * d)
         }
-        for item in batch { item.cache.advance(by: item.tokens.count) }
-
-        switch request {
-        case .none:
-            return []
-        case .last:
-            let selected = ws.gathered.get(batch.count * d)
-            for (i, item) in batch.enumerated() {
-                (selected + i * d).update(from: h + (rowStarts[i] + item.tokens.count - 1) * d, count: d)
-            }
-            let all = outputLogits(selected, rows: batch.count, scratch: xn)
-            return (0..<batch.count).map { i in
-                Matrix(rows: 1, cols: c.vocabSize, data: Array(all.data[(i * c.vocabSize)..<((i + 1) * c.vocabSize)]))
-            }
-        case .all:
-            let all = outputLogits(h, rows: rows, scratch: xn)
-            return batch.enumerated().map { i, item in
-                let lo = rowStarts[i] * c.vocabSize, hi = lo + item.tokens.count * c.vocabSize
-                return Matrix(rows: item.tokens.count, cols: c.vocabSize, data: Array(all.data[lo..<hi]))
-            }
+        if stopBefore == layers.count {
+            for item in batch { item.cache.advance(by: item.tokens.count) }
         }
+        return rowStarts
     }
 
     /// Final norm and LM head over `rows` hidden states.

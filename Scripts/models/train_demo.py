@@ -1,0 +1,1177 @@
+#!/usr/bin/env python3
+"""Train the embedded Switchyard demo setting in `Models/`.
+
+Measured full run (`train_demo.py`, all stages, CPU only, 2 cores of an AMD EPYC
+(Zen 3) VM, torch.set_num_threads(2)): FULL_RUN_TIME_PLACEHOLDER
+(`--quick` smoke run: QUICK_RUN_TIME_PLACEHOLDER).
+
+What it builds (all from fixed seeds; nothing is downloaded):
+
+    Models/tasks/<task>/{train,dev,test}.jsonl   8 training tasks, 3 held-out tasks
+    Models/tasks/mixed/test.jsonl                the 8 training tasks' test sets, shuffled
+    Models/base/                                 tokenizer.json, config.json,
+                                                 model.safetensors (bf16), generation_config.json
+    Models/experts/<task>/                       one PEFT LoRA per training task
+    Models/eval_python.json, Models/README.md    accuracy measured in Python (transformers+PEFT)
+
+Stages (`--stage`, default `all`, which runs them in this order):
+
+    data       task generators -> Models/tasks/
+    tokenizer  byte-level BPE trained on the generic corpus + task texts
+    base       LlamaForCausalLM pre-trained on the generic corpus (no task instructions)
+    experts    one LoRA per training task (loss on completion + eos only)
+    eval       greedy exact match: base, oracle expert, uniform merge -> eval_python.json, README
+
+Each stage reads what the earlier ones wrote to the output directory, so a
+single stage can be re-run on its own (`--stage experts`, `--stage eval`).
+
+Usage (from the repository root):
+
+    python3 -m venv .venv && .venv/bin/pip install -r Scripts/models/requirements.txt
+    .venv/bin/python Scripts/models/train_demo.py              # everything into Models/
+    .venv/bin/python Scripts/models/train_demo.py --quick      # tiny smoke run into a temp dir
+    .venv/bin/python Scripts/models/train_demo.py --stage eval # re-measure only
+
+Conventions the Swift side must follow (also in Models/README.md):
+
+  * prompt ids  = [<|bos|>] + tokenizer.encode(prompt, add_special_tokens=False)
+                  (identical to encode(prompt) with the default add_special_tokens=True:
+                  the tokenizer's post-processor prepends <|bos|>);
+  * generation  = greedy, stop at <|eos|> (id 1); the answer is the decoded text
+                  before eos; exact match compares answer.strip() == completion.strip().
+
+Determinism: every random choice comes from a seeded generator; torch runs with
+deterministic algorithms and 2 threads, so a re-run on the same machine
+reproduces the same files (other CPUs may differ in the last float bits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import string
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
+
+import transformers  # noqa: E402
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+SCRIPT_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SCRIPT_DIR.parent.parent
+DEFAULT_OUT = REPO_ROOT / "Models"
+
+SPECIAL_TOKENS = ["<|bos|>", "<|eos|>", "<|pad|>"]  # ids 0, 1, 2
+BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
+NUM_THREADS = 2
+
+# --------------------------------------------------------------------------
+# Settings (full run and --quick)
+# --------------------------------------------------------------------------
+
+FULL = dict(
+    n_train=2000, n_dev=100, n_test=100,          # per training task
+    heldout_train=50, heldout_dev=50, heldout_test=100,
+    vocab_size=400,
+    model=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+               intermediate_size=688),
+    base_steps=900, base_batch=32, base_block=128, base_lr=3e-3, base_warmup=60,
+    lora_r=16, lora_alpha=16,
+    expert_steps=400, expert_batch=32, expert_lr=2e-3, expert_warmup=20,
+    expert_steps_override={},
+)
+QUICK = dict(
+    n_train=200, n_dev=20, n_test=20,
+    heldout_train=10, heldout_dev=10, heldout_test=20,
+    vocab_size=400,
+    model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+               intermediate_size=160),
+    base_steps=30, base_batch=16, base_block=128, base_lr=3e-3, base_warmup=5,
+    lora_r=8, lora_alpha=16,
+    expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3,
+    expert_steps_override={},
+)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+
+def setup_torch() -> None:
+    torch.set_num_threads(NUM_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.set_default_dtype(torch.float32)
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.stages[name] = round(seconds, 1)
+        print(f"[time] {name}: {seconds:.1f}s (total {time.perf_counter() - self.t0:.1f}s)", flush=True)
+
+
+# --------------------------------------------------------------------------
+# Vocabulary: real words, pronounceable pseudo-words, random letter strings
+# --------------------------------------------------------------------------
+
+NOUNS = (
+    "apple river stone cloud table garden window bread horse music paper light water forest "
+    "chair house plant field bird fish tree road book lamp door ship train coat shoe ring "
+    "hand face king queen child night city farm hill lake moon star rain snow wind fire "
+    "sand rock leaf seed root bell boat cake milk salt corn rice wolf bear deer frog duck "
+    "goat lion mouse tiger zebra camel eagle whale shark snake spider rabbit monkey turtle "
+    "pencil bottle basket button candle carpet castle cookie dragon engine flower ladder "
+    "letter market mirror needle orange pepper pillow pocket rocket saddle silver spoon "
+    "summer winter autumn spring valley island desert ocean planet garden bridge tower "
+    "tunnel street village doctor farmer sailor singer writer player teacher painter "
+    "baker hunter jacket hammer kettle lemon melon onion peach plum grape berry honey "
+    "sugar butter cheese bread soup tea cup plate bowl fork knife box bag key map clock"
+).split()
+VERBS = (
+    "runs jumps sings reads writes walks swims flies sleeps eats drinks plays builds finds "
+    "opens closes carries pulls pushes paints draws watches sees hears likes wants needs "
+    "holds brings takes makes moves turns lifts drops catches throws cleans cooks grows"
+).split()
+ADJECTIVES = (
+    "big small red blue green yellow old new quick slow happy sad bright dark warm cold "
+    "soft hard tall short long round sweet sour loud quiet brave calm clever gentle proud "
+    "heavy light clean dirty empty full early late young fresh wild tiny huge rich poor"
+).split()
+NAMES = "Anna Ben Clara David Emma Felix Grace Hugo Iris Jack Kate Leo Mia Noah Olga Paul Rosa Sam Tom Vera".split()
+PLACES = "the park,the house,the forest,the lake,the city,the market,the garden,the school,the field,the river".split(",")
+COLORS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "sun": "yellow",
+          "blood": "red", "milk": "white", "leaf": "green", "night": "black", "lemon": "yellow"}
+SOUNDS = {"cow": "moo", "dog": "woof", "cat": "meow", "duck": "quack", "sheep": "baa",
+          "lion": "roar", "owl": "hoot", "bee": "buzz", "pig": "oink", "horse": "neigh"}
+OPPOSITES = {"hot": "cold", "big": "small", "up": "down", "fast": "slow", "old": "new",
+             "happy": "sad", "light": "dark", "open": "closed", "early": "late", "full": "empty",
+             "soft": "hard", "tall": "short", "rich": "poor", "wet": "dry", "left": "right"}
+REAL_WORDS = sorted(set(NOUNS + VERBS + ADJECTIVES))
+
+CONSONANTS = "bcdfghjklmnprstvwz"
+VOWELS = "aeiou"
+LETTERS = string.ascii_lowercase
+
+
+def pseudo_word(rng: random.Random, lo: int, hi: int) -> str:
+    """Pronounceable: alternating consonant/vowel runs, length in [lo, hi]."""
+    n = rng.randint(lo, hi)
+    out = []
+    consonant = rng.random() < 0.7
+    while len(out) < n:
+        out.append(rng.choice(CONSONANTS if consonant else VOWELS))
+        consonant = not consonant if rng.random() < 0.85 else consonant
+    return "".join(out)
+
+
+def random_letters(rng: random.Random, lo: int, hi: int) -> str:
+    return "".join(rng.choice(LETTERS) for _ in range(rng.randint(lo, hi)))
+
+
+def any_word(rng: random.Random, lo: int, hi: int) -> str:
+    """A real word (when one of that length exists), a pseudo-word or random letters."""
+    r = rng.random()
+    if r < 0.3:
+        pool = [w for w in REAL_WORDS if lo <= len(w) <= hi]
+        if pool:
+            return rng.choice(pool)
+    if r < 0.7:
+        return pseudo_word(rng, lo, hi)
+    return random_letters(rng, lo, hi)
+
+
+# --------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------
+#
+# A task = templates (instruction phrasings, each with its input slots) + an input
+# sampler + the answer function.  prompt = instruction + "\nAnswer:", completion =
+# " " + answer.  `key` identifies an input so dev/test inputs never occur in train.
+
+ANSWER_SUFFIX = "\nAnswer:"
+
+
+def caesar(word: str, n: int) -> str:
+    return "".join(LETTERS[(LETTERS.index(c) + n) % 26] for c in word)
+
+
+def ordinal_times(n: int, rng: random.Random) -> str:
+    return {2: rng.choice(["2 times", "twice"]), 3: rng.choice(["3 times", "three times"])}[n]
+
+
+TASKS: dict[str, dict] = {
+    "reverse": dict(
+        templates=[
+            "Reverse the word: {w}",
+            "Write {w} backwards.",
+            "What is {w} with its letters in reverse order?",
+            "Take the word {w} and reverse it.",
+            "{w} reversed is what?",
+            "Please reverse this string: {w}",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        answer=lambda x: x["w"][::-1],
+    ),
+    "uppercase": dict(
+        templates=[
+            "Convert to uppercase: {w}",
+            "Write {w} in capital letters.",
+            "What is {w} in upper case?",
+            "Make every letter of {w} a capital.",
+            "{w} in all caps is what?",
+            "Please capitalize the whole word {w}.",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 8)},
+        answer=lambda x: x["w"].upper(),
+    ),
+    "sort_letters": dict(
+        templates=[
+            "Sort the letters of {w} alphabetically.",
+            "Put the letters in {w} in alphabetical order.",
+            "What do you get when you sort the letters of {w}?",
+            "Arrange the characters of {w} from a to z.",
+            "{w} with its letters sorted is what?",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 6)},
+        answer=lambda x: "".join(sorted(x["w"])),
+    ),
+    "add": dict(
+        templates=[
+            "What is {a} plus {b}?",
+            "Add {a} and {b}.",
+            "Compute the sum of {a} and {b}.",
+            "If you add {b} to {a}, what number do you get?",
+            "{a} + {b} = ?",
+            "Find the total of {a} and {b}.",
+        ],
+        sample=lambda rng: {"a": rng.randint(0, 99), "b": rng.randint(0, 99)},
+        answer=lambda x: str(x["a"] + x["b"]),
+    ),
+    "count_letter": dict(
+        templates=[
+            "How many times does the letter {c} appear in {w}?",
+            "Count the letter {c} in the word {w}.",
+            "In {w}, how many {c}s are there?",
+            "Number of times {c} occurs in {w}?",
+            "Tell me how often the letter {c} shows up in {w}.",
+        ],
+        sample=lambda rng: _sample_count_letter(rng),
+        answer=lambda x: str(x["w"].count(x["c"])),
+    ),
+    "caesar": dict(
+        templates=[
+            "Shift each letter of {w} forward by {n}.",
+            "Apply a Caesar shift of {n} to {w}.",
+            "Encode {w} with a Caesar cipher, key {n}.",
+            "Move every letter in {w} {n} places later in the alphabet.",
+            "Caesar cipher with shift {n}: {w}",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 6), "n": rng.randint(1, 3)},
+        answer=lambda x: caesar(x["w"], x["n"]),
+    ),
+    "remove_vowels": dict(
+        templates=[
+            "Remove the vowels from {w}.",
+            "Delete every vowel in the word {w}.",
+            "What is {w} without its vowels?",
+            "Drop all the a, e, i, o and u letters from {w}.",
+            "{w} with no vowels is what?",
+        ],
+        sample=lambda rng: _sample_remove_vowels(rng),
+        answer=lambda x: "".join(c for c in x["w"] if c not in VOWELS),
+    ),
+    "repeat": dict(
+        templates=[
+            "Repeat the word {w} {t}.",
+            "Say {w} {t}.",
+            "Write {w} {t}, separated by spaces.",
+            "Give me the word {w}, repeated {t}.",
+            "{t}, write the word {w}.",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 6), "n": rng.randint(2, 3)},
+        answer=lambda x: " ".join([x["w"]] * x["n"]),
+    ),
+}
+
+# Held-out tasks: no expert is trained on them (train = a small few-shot pool).
+HELDOUT: dict[str, dict] = {
+    # Composition of two skills (reverse, then uppercase).
+    "reverse_upper": dict(
+        templates=[
+            "Reverse the word {w} and write it in capital letters.",
+            "Write {w} backwards in upper case.",
+            "What is {w} reversed and in all caps?",
+            "Take {w}, reverse it, then capitalize every letter.",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        answer=lambda x: x["w"][::-1].upper(),
+    ),
+    # A new phrasing family of the reverse skill (no "reverse"/"backwards").
+    "spell_backwards": dict(
+        templates=[
+            "Spell {w} starting from its last letter.",
+            "Mirror the letters of {w}.",
+            "Read {w} from right to left.",
+            "Flip the letter order of {w}.",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        answer=lambda x: x["w"][::-1],
+    ),
+    # Related to count_letter and remove_vowels.
+    "count_vowels": dict(
+        templates=[
+            "How many vowels are in {w}?",
+            "Count the vowels in the word {w}.",
+            "Number of vowels in {w}?",
+            "Tell me how many of the letters in {w} are vowels.",
+        ],
+        sample=lambda rng: {"w": any_word(rng, 3, 8)},
+        answer=lambda x: str(sum(c in VOWELS for c in x["w"])),
+    ),
+}
+
+
+def _sample_count_letter(rng: random.Random) -> dict:
+    w = any_word(rng, 4, 8)
+    if rng.random() < 0.75:
+        c = rng.choice(w)
+    else:
+        c = rng.choice([ch for ch in LETTERS if ch not in w])
+    return {"w": w, "c": c}
+
+
+def _sample_remove_vowels(rng: random.Random) -> dict:
+    while True:
+        w = any_word(rng, 4, 8)
+        if any(c in VOWELS for c in w) and any(c not in VOWELS for c in w):
+            return {"w": w}
+
+
+def render(spec: dict, rng: random.Random) -> tuple[dict, str, str, int]:
+    x = spec["sample"](rng)
+    ti = rng.randrange(len(spec["templates"]))
+    slots = dict(x)
+    if "n" in x and "{t}" in "".join(spec["templates"]):
+        slots["t"] = ordinal_times(x["n"], rng)
+    prompt = spec["templates"][ti].format(**slots) + ANSWER_SUFFIX
+    # Sentence-initial lowercase input words stay lowercase (they are data, not prose).
+    return x, prompt, " " + spec["answer"](x), ti
+
+
+def input_key(x: dict) -> str:
+    return json.dumps(x, sort_keys=True)
+
+
+def make_splits(spec: dict, seed: int, sizes: dict[str, int]) -> dict[str, list[dict]]:
+    """test, then dev, then train, with pairwise disjoint inputs."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    out: dict[str, list[dict]] = {}
+    for split in ("test", "dev", "train"):
+        rows = []
+        tries = 0
+        while len(rows) < sizes[split]:
+            tries += 1
+            assert tries < 200 * sizes[split] + 1000, f"cannot find enough unique inputs ({split})"
+            x, prompt, completion, _ = render(spec, rng)
+            k = input_key(x)
+            if k in seen:
+                continue
+            seen.add(k)
+            rows.append({"prompt": prompt, "completion": completion})
+        out[split] = rows
+    return out
+
+
+def build_tasks(cfg: dict) -> dict[str, dict[str, list[dict]]]:
+    tasks = {}
+    for i, (name, spec) in enumerate(TASKS.items()):
+        sizes = {"train": cfg["n_train"], "dev": cfg["n_dev"], "test": cfg["n_test"]}
+        tasks[name] = make_splits(spec, 1000 + i, sizes)
+    for i, (name, spec) in enumerate(HELDOUT.items()):
+        sizes = {"train": cfg["heldout_train"], "dev": cfg["heldout_dev"], "test": cfg["heldout_test"]}
+        tasks[name] = make_splits(spec, 2000 + i, sizes)
+    return tasks
+
+
+def mixed_test(tasks: dict) -> list[dict]:
+    rows = [{"task": name, **r} for name in TASKS for r in tasks[name]["test"]]
+    random.Random(3000).shuffle(rows)
+    return rows
+
+
+def stage_data(out: Path, cfg: dict) -> None:
+    tasks = build_tasks(cfg)
+    root = out / "tasks"
+    if root.exists():
+        shutil.rmtree(root)
+    for name, splits in tasks.items():
+        for split, rows in splits.items():
+            write_jsonl(root / name / f"{split}.jsonl", rows)
+    write_jsonl(root / "mixed" / "test.jsonl", mixed_test(tasks))
+    (root / "README.md").write_text(tasks_readme(tasks))
+    for name, splits in tasks.items():
+        ex = splits["test"][0]
+        print(f"[data] {name:15s} train {len(splits['train']):5d} dev {len(splits['dev']):4d} "
+              f"test {len(splits['test']):4d}   e.g. {ex['prompt']!r} -> {ex['completion']!r}")
+
+
+def load_tasks(out: Path) -> dict[str, dict[str, list[dict]]]:
+    root = out / "tasks"
+    return {name: {s: read_jsonl(root / name / f"{s}.jsonl") for s in ("train", "dev", "test")}
+            for name in list(TASKS) + list(HELDOUT)}
+
+
+# --------------------------------------------------------------------------
+# Generic pre-training corpus (no task instructions)
+# --------------------------------------------------------------------------
+
+
+def _sentence(rng: random.Random) -> str:
+    k = rng.randrange(8)
+    n1, n2 = rng.choice(NOUNS), rng.choice(NOUNS)
+    a1, a2 = rng.choice(ADJECTIVES), rng.choice(ADJECTIVES)
+    v = rng.choice(VERBS)
+    name = rng.choice(NAMES)
+    place = rng.choice(PLACES)
+    num = rng.randint(2, 99)
+    if k == 0:
+        return f"The {a1} {n1} {v} near the {n2}."
+    if k == 1:
+        return f"{name} {v} in {place} every morning."
+    if k == 2:
+        return f"There are {num} {n1}s in {place}."
+    if k == 3:
+        return f"A {a1} {n1} and a {a2} {n2} were in {place}."
+    if k == 4:
+        return f"{name} has {num} {n1}s and {rng.randint(2, 99)} {n2}s."
+    if k == 5:
+        return f"The {n1} is {a1}, but the {n2} is {a2}."
+    if k == 6:
+        w = pseudo_word(rng, 3, 7)
+        return f"{name} met a {a1} {w} in {place}."
+    return f"In the year {rng.randint(1900, 2030)}, {name} {v} {rng.randint(2, 99)} times."
+
+
+def _generic_line(rng: random.Random) -> str:
+    """One 'document' of the generic corpus."""
+    k = rng.randrange(12)
+    if k <= 3:  # a short paragraph
+        return " ".join(_sentence(rng) for _ in range(rng.randint(1, 4)))
+    if k == 4:  # a list of words
+        words = [any_word(rng, 2, 9) for _ in range(rng.randint(3, 10))]
+        sep = rng.choice([", ", " ", "\n"])
+        return rng.choice(["Words: ", "List: ", "", "Items: "]) + sep.join(words)
+    if k == 5:  # numbers in text / counting
+        start = rng.randint(0, 190)
+        return rng.choice(["Counting: ", "Numbers: ", ""]) + " ".join(
+            str(i) for i in range(start, start + rng.randint(3, 10)))
+    if k == 6:  # spelling (letters of a word)
+        w = any_word(rng, 2, 9)
+        form = rng.randrange(3)
+        if form == 0:
+            return f"{w} is spelled {' '.join(w)}."
+        if form == 1:
+            return f"The letters of {w}: {', '.join(w)}."
+        return f"{w}: {'-'.join(w)}"
+    if k == 7:  # the alphabet (a stretch of it), lower or upper case
+        i = rng.randint(0, 20)
+        seg = LETTERS[i:i + rng.randint(4, 26 - i)]
+        if rng.random() < 0.4:
+            seg = seg.upper()
+        return rng.choice(["Alphabet: ", "Letters: ", ""]) + " ".join(seg)
+    if k == 8:  # capitals in text: headings, names, shouting
+        w = rng.choice(NOUNS)
+        form = rng.randrange(3)
+        if form == 0:
+            return f"{w.upper()}: {_sentence(rng)}"
+        if form == 1:
+            return f"The sign said {any_word(rng, 3, 8).upper()} in big letters."
+        return f"{rng.choice(NAMES)} wrote {w.capitalize()} and {rng.choice(NAMES).upper()}."
+    if k == 9:  # simple question / answer facts (not the tasks)
+        form = rng.randrange(6)
+        if form == 0:
+            thing = rng.choice(list(COLORS))
+            q, a = f"What color is the {thing}?", COLORS[thing]
+        elif form == 1:
+            animal = rng.choice(list(SOUNDS))
+            q, a = f"What does a {animal} say?", SOUNDS[animal]
+        elif form == 2:
+            w = rng.choice(list(OPPOSITES))
+            q, a = f"What is the opposite of {w}?", OPPOSITES[w]
+        elif form == 3:
+            w = any_word(rng, 2, 9)
+            q, a = f"What is the first letter of {w}?", w[0]
+        elif form == 4:
+            w = rng.choice(NOUNS)
+            q, a = f"What is the plural of {w}?", w + "s"
+        else:
+            w = any_word(rng, 2, 8)
+            q, a = f"How long is the word {w}?", f"{len(w)} letters"
+        return f"{q}\nAnswer: {a}"
+    if k == 10:  # pseudo-words in prose
+        return f"The word {pseudo_word(rng, 3, 8)} means a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}."
+    # k == 11: dialogue-ish
+    return f"{rng.choice(NAMES)}: I like the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}.\n" \
+           f"{rng.choice(NAMES)}: So do I."
+
+
+def generic_corpus(seed: int, n_docs: int) -> list[str]:
+    rng = random.Random(seed)
+    return [_generic_line(rng) for _ in range(n_docs)]
+
+
+# --------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------
+#
+# Byte-level BPE whose split regex isolates every letter (with an optional leading
+# space): BPE merges can join a space to the letter after it, digits, punctuation
+# runs and whitespace, but never two letters.  Every word is therefore spelled
+# letter by letter, which is what the character-level tasks need with a model this
+# small (the same reason Llama-3 caps digit runs at 3 and Qwen2 splits digits).
+
+SPLIT_PATTERN = r" ?\p{L}| ?\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+
+def stage_tokenizer(out: Path, cfg: dict) -> None:
+    tasks = load_tasks(out)
+    corpus = generic_corpus(seed=77, n_docs=20000)
+    for splits in tasks.values():
+        for r in splits["train"]:
+            corpus.append(r["prompt"] + r["completion"])
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg["vocab_size"], min_frequency=2, show_progress=False,
+        special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", pair="<|bos|> $A <|bos|>:1 $B:1", special_tokens=[("<|bos|>", BOS_ID)])
+    base = out / "base"
+    base.mkdir(parents=True, exist_ok=True)
+    tok.save(str(base / "tokenizer.json"))
+
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    for i, s in enumerate(SPECIAL_TOKENS):
+        assert tok.token_to_id(s) == i, s
+    # Prompt + completion tokenize as the concatenation of the two (what generation sees).
+    n_checked = 0
+    for splits in tasks.values():
+        for rows in splits.values():
+            for r in rows:
+                p = tok.encode(r["prompt"], add_special_tokens=False).ids
+                c = tok.encode(r["completion"], add_special_tokens=False).ids
+                assert tok.encode(r["prompt"] + r["completion"], add_special_tokens=False).ids == p + c, r
+                assert tok.decode(c) == r["completion"], r
+                n_checked += 1
+    ex = tasks["reverse"]["test"][0]
+    ids = tok.encode(ex["prompt"] + ex["completion"]).ids
+    print(f"[tok] vocab {tok.get_vocab_size()} ({len(json.loads((base / 'tokenizer.json').read_text())['model']['merges'])} merges); "
+          f"additivity checked on {n_checked} examples")
+    print(f"[tok] e.g. {[tok.id_to_token(i) for i in ids]}")
+
+
+def load_tokenizer(out: Path) -> Tokenizer:
+    return Tokenizer.from_file(str(out / "base" / "tokenizer.json"))
+
+
+def encode_example(tok: Tokenizer, prompt: str, completion: str | None = None) -> tuple[list[int], list[int]]:
+    p = [BOS_ID] + tok.encode(prompt, add_special_tokens=False).ids
+    c = [] if completion is None else tok.encode(completion, add_special_tokens=False).ids + [EOS_ID]
+    return p, c
+
+
+# --------------------------------------------------------------------------
+# Base model
+# --------------------------------------------------------------------------
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def base_config(cfg: dict, vocab: int) -> LlamaConfig:
+    m = cfg["model"]
+    c = LlamaConfig(
+        vocab_size=vocab, hidden_size=m["hidden_size"], num_hidden_layers=m["num_hidden_layers"],
+        num_attention_heads=m["num_attention_heads"], num_key_value_heads=m["num_key_value_heads"],
+        head_dim=m["hidden_size"] // m["num_attention_heads"], intermediate_size=m["intermediate_size"],
+        max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, hidden_act="silu",
+        attention_bias=False, mlp_bias=False, initializer_range=0.02,
+    )
+    return c
+
+
+def stage_base(out: Path, cfg: dict) -> None:
+    tok = load_tokenizer(out)
+    vocab = tok.get_vocab_size()
+    block, batch, steps = cfg["base_block"], cfg["base_batch"], cfg["base_steps"]
+    need = block * batch * steps
+
+    # Token stream: [bos] doc [eos] [bos] doc [eos] ... cut into blocks of `block`.
+    t0 = time.perf_counter()
+    rng_seed, stream = 500, []
+    while len(stream) < need + block:
+        docs = generic_corpus(seed=rng_seed, n_docs=20000)
+        rng_seed += 1
+        for enc in tok.encode_batch(docs, add_special_tokens=False):
+            stream.extend([BOS_ID] + enc.ids + [EOS_ID])
+    data = torch.tensor(stream[: (len(stream) // block) * block], dtype=torch.long).view(-1, block)
+    perm = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(501))
+    data = data[perm]
+    print(f"[base] corpus: {len(stream)} tokens -> {data.shape[0]} blocks of {block} "
+          f"({time.perf_counter() - t0:.1f}s)", flush=True)
+
+    seed_all(42)
+    config = base_config(cfg, vocab)
+    config._attn_implementation = "sdpa"
+    model = LlamaForCausalLM(config).to(torch.float32)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"[base] LlamaForCausalLM {n_params / 1e6:.2f}M parameters "
+          f"(hidden {config.hidden_size}, {config.num_hidden_layers} layers, vocab {vocab})", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg["base_lr"], betas=(0.9, 0.95), eps=1e-8)
+    model.train()
+    t0 = time.perf_counter()
+    running = None
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, cfg["base_lr"], cfg["base_warmup"])
+        x = data[step * batch:(step + 1) * batch]
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if step % 50 == 0 or step == steps - 1:
+            dt = time.perf_counter() - t0
+            print(f"[base] step {step:4d}/{steps} loss {running:.3f} "
+                  f"({(step + 1) * batch * block / dt:.0f} tok/s, {dt:.0f}s)", flush=True)
+
+    # Store bfloat16; everything downstream uses the float32 upcast of these weights.
+    model.eval()
+    model.generation_config.bos_token_id = BOS_ID
+    model.generation_config.eos_token_id = EOS_ID
+    model.generation_config.pad_token_id = PAD_ID
+    model.generation_config.do_sample = False
+    base = out / "base"
+    for f in ("model.safetensors", "config.json", "generation_config.json"):
+        (base / f).unlink(missing_ok=True)
+    model.to(torch.bfloat16).save_pretrained(str(base))
+    cfg_json = json.loads((base / "config.json").read_text())
+    assert cfg_json.get("dtype") == "bfloat16", cfg_json.get("dtype")
+
+    reloaded = load_base(out)
+    with torch.no_grad():
+        sample = [BOS_ID] + tok.encode("The quick", add_special_tokens=False).ids
+        gen = reloaded.generate(torch.tensor([sample]), max_new_tokens=40, do_sample=False,
+                                eos_token_id=EOS_ID, pad_token_id=PAD_ID)
+    print(f"[base] sample: {tok.decode(gen[0].tolist(), skip_special_tokens=False)!r}")
+
+
+def load_base(out: Path):
+    m = AutoModelForCausalLM.from_pretrained(
+        str(out / "base"), dtype=torch.float32, attn_implementation="sdpa", local_files_only=True)
+    assert next(m.parameters()).dtype == torch.float32
+    return m.eval()
+
+
+# --------------------------------------------------------------------------
+# Experts
+# --------------------------------------------------------------------------
+
+
+def make_batches(examples: list[tuple[list[int], list[int]]], batch: int, steps: int, seed: int):
+    """Length-bucketed batches (less padding): shuffle, sort within chunks of 8
+    batches, shuffle the batches.  Yields (input_ids, attention_mask, labels)."""
+    rng = random.Random(seed)
+    produced = 0
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        chunks = [order[i:i + batch * 8] for i in range(0, len(order), batch * 8)]
+        batches = []
+        for ch in chunks:
+            ch.sort(key=lambda i: len(examples[i][0]) + len(examples[i][1]))
+            batches += [ch[i:i + batch] for i in range(0, len(ch), batch)]
+        rng.shuffle(batches)
+        for b in batches:
+            seqs = [examples[i] for i in b]
+            T = max(len(p) + len(c) for p, c in seqs)
+            ids = torch.full((len(b), T), PAD_ID, dtype=torch.long)
+            mask = torch.zeros((len(b), T), dtype=torch.long)
+            labels = torch.full((len(b), T), -100, dtype=torch.long)
+            for r, (p, c) in enumerate(seqs):
+                n = len(p) + len(c)
+                ids[r, :n] = torch.tensor(p + c)
+                mask[r, :n] = 1
+                labels[r, len(p):n] = torch.tensor(c)
+            yield ids, mask, labels
+            produced += 1
+            if produced == steps:
+                return
+
+
+def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> dict[str, float]:
+    from peft import LoraConfig, get_peft_model
+    tok = load_tokenizer(out)
+    tasks = load_tasks(out)
+    root = out / "experts"
+    root.mkdir(parents=True, exist_ok=True)
+    times = {}
+    for ti, name in enumerate(TASKS):
+        if only and name not in only:
+            continue
+        t0 = time.perf_counter()
+        examples = [encode_example(tok, r["prompt"], r["completion"]) for r in tasks[name]["train"]]
+        seed_all(100 + ti)
+        model = get_peft_model(load_base(out), LoraConfig(
+            r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, bias="none",
+            target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg["expert_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+        steps = cfg["expert_steps_override"].get(name, cfg["expert_steps"])
+        model.train()
+        running = None
+        for step, (ids, mask, labels) in enumerate(
+                make_batches(examples, cfg["expert_batch"], steps, seed=200 + ti)):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, cfg["expert_lr"], cfg["expert_warmup"], floor=0.05)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            if step % 100 == 0 or step == steps - 1:
+                print(f"[expert {name}] step {step:4d}/{steps} loss {running:.4f} "
+                      f"({time.perf_counter() - t0:.0f}s)", flush=True)
+        model.eval()
+        d = root / name
+        if d.exists():
+            shutil.rmtree(d)
+        model.save_pretrained(str(d))
+        acfg = json.loads((d / "adapter_config.json").read_text())
+        acfg["base_model_name_or_path"] = "Models/base"
+        (d / "adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True) + "\n")
+        times[name] = round(time.perf_counter() - t0, 1)
+        print(f"[expert {name}] saved ({times[name]:.0f}s)", flush=True)
+        del model, opt
+    (root / "README.md").write_text(experts_readme(cfg))
+    return times
+
+
+# --------------------------------------------------------------------------
+# Evaluation (greedy exact match)
+# --------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def greedy_answers(model, tok: Tokenizer, prompts: list[str], max_new: int) -> list[str]:
+    """model.generate, greedy, stop at eos.  Prompts with the same token length
+    are batched together, so no padding is ever needed."""
+    enc = [encode_example(tok, p)[0] for p in prompts]
+    groups: dict[int, list[int]] = {}
+    for i, ids in enumerate(enc):
+        groups.setdefault(len(ids), []).append(i)
+    answers: list[str] = [""] * len(prompts)
+    for _, idx in sorted(groups.items()):
+        for s in range(0, len(idx), 64):
+            chunk = idx[s:s + 64]
+            x = torch.tensor([enc[i] for i in chunk], dtype=torch.long)
+            gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_new,
+                                 do_sample=False, eos_token_id=EOS_ID, pad_token_id=PAD_ID)
+            for row, i in enumerate(chunk):
+                new = gen[row, x.shape[1]:].tolist()
+                if EOS_ID in new:
+                    new = new[:new.index(EOS_ID)]
+                answers[i] = tok.decode(new, skip_special_tokens=False)
+    return answers
+
+
+def score(model, tok, rows: list[dict], max_new: int) -> tuple[float, list[str]]:
+    answers = greedy_answers(model, tok, [r["prompt"] for r in rows], max_new)
+    ok = [a.strip() == r["completion"].strip() for a, r in zip(answers, rows)]
+    return 100.0 * sum(ok) / len(ok), answers
+
+
+def stage_eval(out: Path, cfg: dict, timer: Timer | None = None) -> dict:
+    from peft import PeftModel
+    tok = load_tokenizer(out)
+    tasks = load_tasks(out)
+    all_names = list(TASKS) + list(HELDOUT)
+    max_new = {n: max(len(tok.encode(r["completion"], add_special_tokens=False).ids)
+                      for r in tasks[n]["test"]) + 2 for n in all_names}
+    results: dict[str, dict] = {n: {"n": len(tasks[n]["test"])} for n in all_names}
+    examples: dict[str, list] = {}
+
+    def record(n, col, acc, answers):
+        results[n][col] = round(acc, 1)
+        examples.setdefault(n, {})[col] = answers[:3]
+
+    t0 = time.perf_counter()
+    base = load_base(out)
+    for n in all_names:
+        acc, ans = score(base, tok, tasks[n]["test"], max_new[n])
+        record(n, "base", acc, ans)
+    print(f"[eval] base done ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    experts = list(TASKS)
+    pm = PeftModel.from_pretrained(load_base(out), str(out / "experts" / experts[0]), adapter_name=experts[0])
+    for e in experts[1:]:
+        pm.load_adapter(str(out / "experts" / e), adapter_name=e)
+    pm.eval()
+    single: dict[str, dict[str, float]] = {n: {} for n in HELDOUT}
+    for e in experts:
+        pm.set_adapter(e)
+        acc, ans = score(pm, tok, tasks[e]["test"], max_new[e])
+        record(e, "oracle", acc, ans)
+        for h in HELDOUT:  # every single expert on the held-out tasks
+            single[h][e] = round(score(pm, tok, tasks[h]["test"], max_new[h])[0], 1)
+        print(f"[eval] expert {e}: oracle {acc:.1f}% ({time.perf_counter() - t0:.0f}s)", flush=True)
+    for h in HELDOUT:
+        best = max(single[h], key=lambda e: single[h][e])
+        results[h]["best_single_expert"] = {"expert": best, "accuracy": single[h][best]}
+        results[h]["single_experts"] = single[h]
+
+    pm.add_weighted_adapter(experts, [1.0 / len(experts)] * len(experts), "uniform", combination_type="cat")
+    pm.set_adapter("uniform")
+    pm.eval()
+    for n in all_names:
+        acc, ans = score(pm, tok, tasks[n]["test"], max_new[n])
+        record(n, "uniform_merge", acc, ans)
+    print(f"[eval] uniform merge done ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    # mixed = the union of the 8 test sets, so its accuracy is the mean over them.
+    mixed = {"n": sum(results[e]["n"] for e in experts)}
+    for col in ("base", "oracle", "uniform_merge"):
+        mixed[col] = round(sum(results[e][col] * results[e]["n"] for e in experts) / mixed["n"], 1)
+    results["mixed"] = mixed
+
+    report = {
+        "what": "greedy exact-match accuracy (%) on each task's test split, measured in Python with "
+                "transformers+PEFT by Scripts/models/train_demo.py (the Swift eval produces the official table)",
+        "rule": "answer = decoded generation up to <|eos|>; correct iff answer.strip() == completion.strip()",
+        "prompt_ids": "[<|bos|>] + encode(prompt, add_special_tokens=False)",
+        "columns": {
+            "base": "base model alone",
+            "oracle": "the task's own expert (training tasks only)",
+            "uniform_merge": "all 8 experts, each weight 1/8, PEFT add_weighted_adapter(combination_type='cat')",
+            "best_single_expert": "held-out tasks: the best of the 8 experts used alone",
+        },
+        "training_tasks": experts,
+        "heldout_tasks": list(HELDOUT),
+        "results": results,
+        "examples": examples,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "peft": __import__("peft").__version__},
+    }
+    if timer is not None:
+        report["timings_s"] = dict(timer.stages)
+    write_json(out / "eval_python.json", report)
+    print_table(results)
+    return report
+
+
+def table_markdown(results: dict) -> str:
+    lines = ["| task | base | oracle | uniform merge | best single expert |",
+             "|---|---:|---:|---:|---|"]
+
+    def f(v):
+        return "—" if v is None else f"{v:.1f}"
+    for n in list(TASKS) + ["mixed"] + list(HELDOUT):
+        r = results[n]
+        best = r.get("best_single_expert")
+        best_s = f"{best['accuracy']:.1f} ({best['expert']})" if best else "—"
+        name = n + (" (held-out)" if n in HELDOUT else "")
+        lines.append(f"| {name} | {f(r.get('base'))} | {f(r.get('oracle'))} | {f(r.get('uniform_merge'))} | {best_s} |")
+    return "\n".join(lines)
+
+
+def print_table(results: dict) -> None:
+    print(f"{'task':24s} {'base':>6s} {'oracle':>7s} {'merge':>6s}")
+    for n in list(TASKS) + ["mixed"] + list(HELDOUT):
+        r = results[n]
+        o = r.get("oracle")
+        print(f"{n:24s} {r['base']:6.1f} {('%7.1f' % o) if o is not None else '      —'} {r['uniform_merge']:6.1f}")
+
+
+# --------------------------------------------------------------------------
+# READMEs
+# --------------------------------------------------------------------------
+
+
+def tasks_readme(tasks: dict) -> str:
+    lines = [
+        "# Demo tasks",
+        "",
+        "Generated by `Scripts/models/train_demo.py --stage data` (deterministic). Each line of",
+        "`<task>/{train,dev,test}.jsonl` is `{\"prompt\": ..., \"completion\": ...}`;",
+        "`mixed/test.jsonl` adds `\"task\"` (the source task).",
+        "",
+        "## Format",
+        "",
+        f"- `prompt` = an instruction (one of several phrasings) + `{ANSWER_SUFFIX!r}`, e.g.",
+        f"  `{tasks['reverse']['test'][0]['prompt']!r}`.",
+        "- `completion` = a space + the answer, e.g. "
+        f"`{tasks['reverse']['test'][0]['completion']!r}`. The models are trained to emit `<|eos|>` after it.",
+        "- Model input: `[<|bos|>] + encode(prompt, add_special_tokens=False)` (see `../README.md`).",
+        "",
+        "## Exact-match rule",
+        "",
+        "Greedy decoding until `<|eos|>` (or a token limit); the answer is the decoded text before",
+        "`<|eos|>`. Correct iff `answer.strip() == completion.strip()` (leading/trailing whitespace",
+        "stripped on both sides, nothing else normalised: case matters).",
+        "",
+        "## Tasks",
+        "",
+        "Dev and test inputs never occur in train (nor in each other); test uses the same phrasings as train.",
+        "",
+        "| task | kind | train | dev | test | phrasings | example |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for name in list(TASKS) + list(HELDOUT):
+        spec = (TASKS | HELDOUT)[name]
+        s = tasks[name]
+        ex = s["test"][0]
+        kind = "expert" if name in TASKS else "held-out"
+        shown = (ex["prompt"] + ex["completion"]).replace("\n", "\\n")
+        lines.append(f"| `{name}` | {kind} | {len(s['train'])} | {len(s['dev'])} | {len(s['test'])} | "
+                     f"{len(spec['templates'])} | `{shown}` |")
+    lines += [
+        f"| `mixed` | the 8 expert tasks' test sets, shuffled | — | — | "
+        f"{sum(len(tasks[n]['test']) for n in TASKS)} | | |",
+        "",
+        "Held-out tasks have no expert; their `train` split is a small few-shot pool (for LoraHub):",
+        "",
+        "- `reverse_upper`: reverse, then upper-case (a composition of `reverse` and `uppercase`).",
+        "- `spell_backwards`: the `reverse` skill with a new phrasing family (no \"reverse\"/\"backwards\").",
+        "- `count_vowels`: related to `count_letter` and `remove_vowels`.",
+        "",
+        "## Phrasings",
+        "",
+    ]
+    for name in list(TASKS) + list(HELDOUT):
+        lines.append(f"- `{name}`: " + "; ".join(f"`{t}`" for t in (TASKS | HELDOUT)[name]["templates"]))
+    lines += [
+        "",
+        "Inputs: words of 3–8 lowercase letters (about 30% real English words, 40% pronounceable",
+        "pseudo-words, 30% random letters); `add` uses integers 0–99; `caesar` shifts by 1–3 with",
+        "wrap-around (z+1 = a); `repeat` repeats 2 or 3 times (\"2 times\"/\"twice\", \"3 times\"/\"three times\"),",
+        "separated by single spaces; vowels are a, e, i, o, u.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def experts_readme(cfg: dict) -> str:
+    lines = [
+        "# Demo experts",
+        "",
+        "One PEFT LoRA adapter per training task, trained by `Scripts/models/train_demo.py --stage experts`",
+        "on `../tasks/<task>/train.jsonl` with the base model in `../base` (float32 upcast of its bf16",
+        "weights). Loss on the completion tokens + `<|eos|>` only.",
+        "",
+        f"- rank {cfg['lora_r']}, lora_alpha {cfg['lora_alpha']} (scaling {cfg['lora_alpha'] / cfg['lora_r']:g}), "
+        "no dropout, no bias, float32 `adapter_model.safetensors`",
+        f"- target modules: {', '.join(LORA_TARGETS)} (all layers)",
+        f"- AdamW lr {cfg['expert_lr']} (warmup {cfg['expert_warmup']}, cosine), batch {cfg['expert_batch']}, "
+        f"{cfg['expert_steps']} steps" + (f" (overrides: {cfg['expert_steps_override']})" if cfg['expert_steps_override'] else ""),
+        "",
+        "| expert | skill |",
+        "|---|---|",
+    ]
+    skills = {
+        "reverse": "reverse a word", "uppercase": "upper-case a word",
+        "sort_letters": "sort a word's letters alphabetically", "add": "add two integers 0–99",
+        "count_letter": "count occurrences of a letter in a word", "caesar": "Caesar-shift a word by 1–3",
+        "remove_vowels": "delete a, e, i, o, u from a word", "repeat": "repeat a word 2 or 3 times",
+    }
+    for n in TASKS:
+        lines.append(f"| `{n}` | {skills[n]} |")
+    lines.append("")
+    lines.append("Accuracy: see `../README.md` and `../eval_python.json`.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> str:
+    config = json.loads((out / "base" / "config.json").read_text())
+    tok = load_tokenizer(out)
+    base = load_base(out)
+    n_params = sum(p.numel() for p in base.parameters())
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    ex = load_tasks(out)["reverse"]["test"][0]
+    ids = encode_example(tok, ex["prompt"], ex["completion"])
+    lines = [
+        "# Models: the embedded Switchyard demo",
+        "",
+        "Everything here is generated by `Scripts/models/train_demo.py` (fixed seeds, CPU, nothing",
+        "downloaded); do not edit by hand. " +
+        (f"Last full run: {total_s / 60:.1f} min on 2 CPU cores." if total_s else ""),
+        "",
+        "| path | what |",
+        "|---|---|",
+        f"| `base/` | LlamaForCausalLM, {n_params / 1e6:.2f}M parameters, bf16 `model.safetensors`, `config.json`, "
+        "`generation_config.json` (eos 1), `tokenizer.json` |",
+        "| `experts/<task>/` | one PEFT LoRA per training task (see `experts/README.md`) |",
+        "| `tasks/` | prompt/completion JSONL per task, held-out tasks, `mixed/test.jsonl` (see `tasks/README.md`) |",
+        "| `eval_python.json` | the accuracy table below, per-task, with a few example answers |",
+        "",
+        "## Base model",
+        "",
+        f"- hidden {config['hidden_size']}, {config['num_hidden_layers']} layers, {config['num_attention_heads']} heads / "
+        f"{config['num_key_value_heads']} KV heads (head_dim {config['head_dim']}), MLP {config['intermediate_size']}, "
+        f"vocab {config['vocab_size']}, tied embeddings, RoPE theta "
+        f"{config.get('rope_parameters', {}).get('rope_theta', config.get('rope_theta'))}, "
+        f"RMSNorm eps {config['rms_norm_eps']}, max positions {config['max_position_embeddings']}",
+        f"- pre-trained for {cfg['base_steps']} steps × {cfg['base_batch']} × {cfg['base_block']} tokens on a generic "
+        "synthetic corpus (short sentences, word lists, counting, spelled-out words, the alphabet, capitals, "
+        "simple fact questions); it has never seen a task instruction.",
+        "- stored as bfloat16; Python and Swift both compute in float32 from the upcast weights.",
+        "",
+        "## Tokenizer and prompt convention",
+        "",
+        f"- byte-level BPE, {tok.get_vocab_size()} tokens: `<|bos|>`=0, `<|eos|>`=1, `<|pad|>`=2, 256 byte tokens, "
+        "merges. Pre-tokenizer `Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)]` with",
+        f"  `{SPLIT_PATTERN}`: every letter is its own piece (optionally with the space before it), so words",
+        "  are spelled letter by letter (the tasks manipulate letters); merges join a space to the next letter or",
+        "  digit, and punctuation/whitespace runs.",
+        "- **Prompt ids = `[<|bos|>] + encode(prompt, add_special_tokens=False)`.** The post-processor",
+        "  (`TemplateProcessing`, `<|bos|> $A`) makes this the same as `encode(prompt)` with special tokens.",
+        "- Generation: greedy, stop when `<|eos|>` (1) is produced; the answer is the decoded text before it.",
+        "- Exact match: `answer.strip() == completion.strip()`.",
+        f"- Example: `{ex['prompt']!r}` + `{ex['completion']!r}` → prompt ids {ids[0]}, target ids {ids[1]}.",
+        "",
+        "## Accuracy (measured in Python with transformers+PEFT by train_demo.py)",
+        "",
+        "Greedy exact match (%) on each test split (100 examples per task; `mixed` = the 8 training tasks' test",
+        "sets together). The official table comes from `switchyard eval`; this one is the Python reference.",
+        "`uniform merge` = all 8 experts at weight 1/8 (PEFT `add_weighted_adapter`, `cat`).",
+        "",
+        table_markdown(report["results"]),
+        "",
+        f"Total size of `Models/`: {size / 1e6:.1f} MB.",
+        "",
+        "## Regenerate",
+        "",
+        "```sh",
+        "python3 -m venv .venv && .venv/bin/pip install -r Scripts/models/requirements.txt",
+        ".venv/bin/python Scripts/models/train_demo.py",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", default="all", choices=["data", "tokenizer", "base", "experts", "eval", "all"])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, into a temporary directory (smoke test)")
+    ap.add_argument("--out", type=Path, help=f"output directory (default {DEFAULT_OUT}, or a temp dir with --quick)")
+    ap.add_argument("--experts", help="comma-separated subset of experts to train (stage experts)")
+    args = ap.parse_args()
+
+    setup_torch()
+    cfg = QUICK if args.quick else FULL
+    out = args.out or (Path(tempfile.mkdtemp(prefix="switchyard-demo-quick-")) if args.quick else DEFAULT_OUT)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"peft {__import__('peft').__version__}, threads {torch.get_num_threads()}; out = {out}", flush=True)
+    timer = Timer()
+    stages = ["data", "tokenizer", "base", "experts", "eval"] if args.stage == "all" else [args.stage]
+    report = None
+    for st in stages:
+        t0 = time.perf_counter()
+        if st == "data":
+            stage_data(out, cfg)
+        elif st == "tokenizer":
+            stage_tokenizer(out, cfg)
+        elif st == "base":
+            stage_base(out, cfg)
+        elif st == "experts":
+            stage_experts(out, cfg, args.experts.split(",") if args.experts else None)
+        elif st == "eval":
+            report = stage_eval(out, cfg, timer)
+        timer.stage(st, time.perf_counter() - t0)
+    total = time.perf_counter() - timer.t0
+    if report is not None:
+        report["timings_s"] = dict(timer.stages)
+        if args.stage == "all":
+            report["timings_s"]["total"] = round(total, 1)
+        write_json(out / "eval_python.json", report)
+        (out / "README.md").write_text(models_readme(out, cfg, report, total if args.stage == "all" else None))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"done in {total:.1f}s ({total / 60:.1f} min); {out} = {size / 1e6:.1f} MB", flush=True)
+    if not args.quick and size > 40e6:
+        print("WARNING: Models/ exceeds 40 MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

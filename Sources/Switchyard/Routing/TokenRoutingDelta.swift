@@ -1,0 +1,120 @@
+/// Token-level routing inside the forward pass, for one request: learned per-layer gates
+/// (X-LoRA / MoLE / MeteoRA style, optionally one global gate) or centroid similarity (gradient-free).
+///
+/// At the start of each decoder layer it scores every row's hidden state, selects experts, and
+/// configures the mixed-expert LoRA kernel for that layer's projections. A gate reading layer L
+/// applies from layer L on; earlier layers run without experts. With `every_n = N`, the token at
+/// position p reuses the mix computed at position p − (p mod N).
+final class TokenRoutingDelta: RequestRoutingDelta {
+    let router: BoundRouter
+    let kernel: LoRAMixDelta
+    let trace: RoutingTrace?
+    private var positions: [Int] = []
+    /// Mixes computed at the source layer for the current rows (global and centroid gates).
+    private var current: [ExpertMix] = []
+    /// The last recomputed mix, carried across steps for every-N reuse.
+    private var carried: (position: Int, mix: ExpertMix)? = nil
+    private let scores = ScratchBuffer()
+
+    init(router: BoundRouter, trace: RoutingTrace?) {
+        self.router = router
+        self.trace = trace
+        kernel = LoRAMixDelta(experts: router.experts)
+    }
+
+    func prepare(positions: [Int]) throws {
+        self.positions = positions
+        current = []
+    }
+
+    func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {
+        precondition(rows == positions.count, "routing delta prepared for \(positions.count) rows, forward has \(rows)")
+        let base = [ExpertMix](repeating: .base, count: rows)
+        switch router.compiled {
+        case let .token(gates, global, sourceLayer):
+            if global {
+                if layer == sourceLayer, let g = gates[layer] {
+                    current = everyN(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts))
+                    record(layer: nil)
+                }
+                try? kernel.setRowMixes(layer >= sourceLayer && !current.isEmpty ? current : base)
+            } else if let g = gates[layer] {
+                current = score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts)
+                record(layer: layer)
+                try? kernel.setRowMixes(current)
+            } else {
+                try? kernel.setRowMixes(base)
+            }
+        case let .centroid(source, centroids, norms):
+            if layer == source {
+                current = everyN(cosine(hidden, rows: rows, width: width, centroids: centroids, norms: norms))
+                record(layer: nil)
+            }
+            try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : base)
+        default:
+            try? kernel.setRowMixes(base)
+        }
+    }
+
+    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+        kernel.addDelta(at: site, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+    }
+
+    private func record(layer: Int?) {
+        guard let trace else { return }
+        for (i, mix) in current.enumerated() { trace.record(position: positions[i], layer: layer, mix: mix) }
+    }
+
+    /// Learned gate: `scores = hidden · Wᵀ + b` per row, then selection over `experts`.
+    private func score(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, w: Matrix, b: [Float]?, experts: [Int]) -> [ExpertMix] {
+        let e = w.rows
+        let s = scores.get(rows * e)
+        w.data.withUnsafeBufferPointer { wp in
+            BLAS.gemmTransB(m: rows, n: e, k: width, a: hidden, lda: width, b: wp.baseAddress!, ldb: width, c: s, ldc: e)
+        }
+        return (0..<rows).map { r in
+            var row = Array(UnsafeBufferPointer(start: s + r * e, count: e))
+            if let b { for j in 0..<e { row[j] += b[j] } }
+            return router.selection.select(row, expertMap: experts)
+        }
+    }
+
+    /// Centroid gate: cosine similarity of each row with each expert's centroid.
+    private func cosine(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, centroids: Matrix, norms: [Float]) -> [ExpertMix] {
+        let e = centroids.rows
+        let s = scores.get(rows * e)
+        centroids.data.withUnsafeBufferPointer { cp in
+            BLAS.gemmTransB(m: rows, n: e, k: width, a: hidden, lda: width, b: cp.baseAddress!, ldb: width, c: s, ldc: e)
+        }
+        return (0..<rows).map { r in
+            let h = hidden + r * width
+            var norm: Float = 0
+            for j in 0..<width { norm += h[j] * h[j] }
+            norm = norm.squareRoot()
+            let row = (0..<e).map { j in s[r * e + j] / max(norm * norms[j], 1e-8) }
+            return router.selection.select(row)
+        }
+    }
+
+    /// Applies every-N reuse: rows whose position is not a multiple of N take the mix of the
+    /// anchor position (earlier in this batch, or carried from the previous step).
+    private func everyN(_ fresh: [ExpertMix]) -> [ExpertMix] {
+        let n = router.selection.everyN
+        guard n > 1 else { return fresh }
+        var out = fresh
+        for (i, p) in positions.enumerated() {
+            let anchor = p - p % n
+            if anchor == p {
+                carried = (p, fresh[i])
+            } else if let j = positions.firstIndex(of: anchor) {
+                out[i] = fresh[j]
+            } else if let c = carried, c.position == anchor {
+                out[i] = c.mix
+            }
+            // Otherwise (the anchor was never seen: a cache reused without its routing state)
+            // the row keeps its fresh mix.
+        }
+        return out
+    }
+}
