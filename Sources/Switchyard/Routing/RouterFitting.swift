@@ -1,0 +1,162 @@
+import Foundation
+
+/// One labelled example for fitting a router: a text and the expert that should handle it.
+public struct RoutingExample: Sendable, Equatable {
+    public var tokens: [Int]
+    public var expert: Int
+    public init(tokens: [Int], expert: Int) {
+        self.tokens = tokens
+        self.expert = expert
+    }
+}
+
+/// Fits routers from labelled examples without Python: centroids (gradient-free) and the
+/// sentence-level MLP gate (cross-entropy, Adam).
+public enum RouterFitting {
+    /// Pooled residual stream entering `layer` for each example (the features both fitters use).
+    public static func features(model: LlamaModel, examples: [RoutingExample], layer: Int, pooling: RouterSpec.Pooling,
+                                progress: ((Int) -> Void)? = nil) throws -> Matrix {
+        let ws = ForwardWorkspace()
+        var out = Matrix(rows: examples.count, cols: model.config.hiddenSize)
+        for (i, ex) in examples.enumerated() {
+            let h = try model.residualStream(ex.tokens, enteringLayer: layer, workspace: ws)
+            for j in 0..<h.cols {
+                switch pooling {
+                case .last: out[i, j] = h[h.rows - 1, j]
+                case .mean:
+                    var s: Float = 0
+                    for r in 0..<h.rows { s += h[r, j] }
+                    out[i, j] = s / Float(h.rows)
+                }
+            }
+            progress?(i + 1)
+        }
+        return out
+    }
+
+    /// Per expert, the mean of its examples' features (every expert needs at least one example).
+    public static func centroids(features: Matrix, labels: [Int], expertCount: Int) throws -> Matrix {
+        var sums = Matrix(rows: expertCount, cols: features.cols)
+        var counts = [Int](repeating: 0, count: expertCount)
+        for (i, e) in labels.enumerated() {
+            counts[e] += 1
+            for j in 0..<features.cols { sums[e, j] += features[i, j] }
+        }
+        if let missing = counts.firstIndex(of: 0) {
+            throw SwitchyardError.invalidArgument("expert #\(missing) has no examples: every expert needs at least one to fit a centroid")
+        }
+        for e in 0..<expertCount { for j in 0..<features.cols { sums[e, j] /= Float(counts[e]) } }
+        return sums
+    }
+
+    /// Training options for the sentence-level MLP gate.
+    public struct TrainingOptions: Sendable {
+        public var hidden: Int = 64
+        public var epochs: Int = 60
+        public var learningRate: Float = 3e-3
+        public var batchSize: Int = 32
+        public var seed: UInt64 = 0
+        public init() {}
+    }
+
+    /// Trains `features → hidden (ReLU) → experts` with softmax cross-entropy and Adam.
+    /// Features are standardised into the first layer (the saved weights take raw features).
+    /// Returns the layers and the accuracy on `heldOut` rows (indices into features) after each epoch.
+    public static func trainGate(features: Matrix, labels: [Int], expertCount: Int, train: [Int], heldOut: [Int],
+                                 options: TrainingOptions, onEpoch: ((Int, Float, Float) -> Void)? = nil) -> [DenseLayer] {
+        let d = features.cols, h = options.hidden, e = expertCount
+        // Standardise features (folded into layer 1 at the end).
+        var mean = [Float](repeating: 0, count: d), std = [Float](repeating: 0, count: d)
+        for i in train { for j in 0..<d { mean[j] += features[i, j] } }
+        mean = mean.map { $0 / Float(max(1, train.count)) }
+        for i in train { for j in 0..<d { let v = features[i, j] - mean[j]; std[j] += v * v } }
+        std = std.map { max(($0 / Float(max(1, train.count))).squareRoot(), 1e-6) }
+        func x(_ i: Int, _ j: Int) -> Float { (features[i, j] - mean[j]) / std[j] }
+
+        var rng = SeededRandom(seed: options.seed)
+        func initMatrix(_ r: Int, _ c: Int) -> [Float] {
+            let bound = (6 / Float(r + c)).squareRoot()
+            return (0..<(r * c)).map { _ in (rng.nextUnitFloat() * 2 - 1) * bound }
+        }
+        var params: [[Float]] = [initMatrix(h, d), [Float](repeating: 0, count: h), initMatrix(e, h), [Float](repeating: 0, count: e)]
+        var m = params.map { [Float](repeating: 0, count: $0.count) }, v = m
+        var step = 0
+        let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
+
+        func forward(_ i: Int) -> (hidden: [Float], probs: [Float]) {
+            var z = [Float](repeating: 0, count: h)
+            for a in 0..<h {
+                var s = params[1][a]
+                for j in 0..<d { s += params[0][a * d + j] * x(i, j) }
+                z[a] = max(0, s)
+            }
+            var o = [Float](repeating: 0, count: e)
+            for c in 0..<e {
+                var s = params[3][c]
+                for a in 0..<h { s += params[2][c * h + a] * z[a] }
+                o[c] = s
+            }
+            o.withUnsafeMutableBufferPointer { Ops.softmax($0.baseAddress!, count: e) }
+            return (z, o)
+        }
+        func accuracy(_ rows: [Int]) -> Float {
+            guard !rows.isEmpty else { return .nan }
+            let right = rows.filter { i in let p = forward(i).probs; return Sampler.argmax(p) == labels[i] }.count
+            return Float(right) / Float(rows.count)
+        }
+
+        var order = train
+        for epoch in 1...max(1, options.epochs) {
+            order.shuffle(using: &rng)
+            var lossSum: Float = 0
+            for start in stride(from: 0, to: order.count, by: options.batchSize) {
+                let batch = order[start..<min(order.count, start + options.batchSize)]
+                var grads = params.map { [Float](repeating: 0, count: $0.count) }
+                for i in batch {
+                    let (z, p) = forward(i)
+                    lossSum -= Foundation.log(max(p[labels[i]], 1e-12))
+                    var dOut = p
+                    dOut[labels[i]] -= 1
+                    var dz = [Float](repeating: 0, count: h)
+                    for c in 0..<e {
+                        grads[3][c] += dOut[c]
+                        for a in 0..<h {
+                            grads[2][c * h + a] += dOut[c] * z[a]
+                            dz[a] += dOut[c] * params[2][c * h + a]
+                        }
+                    }
+                    for a in 0..<h where z[a] > 0 {
+                        grads[1][a] += dz[a]
+                        for j in 0..<d { grads[0][a * d + j] += dz[a] * x(i, j) }
+                    }
+                }
+                step += 1
+                let scale = 1 / Float(batch.count)
+                let c1 = 1 - Foundation.pow(b1, Float(step)), c2 = 1 - Foundation.pow(b2, Float(step))
+                for k in params.indices {
+                    for n in params[k].indices {
+                        let g = grads[k][n] * scale
+                        m[k][n] = b1 * m[k][n] + (1 - b1) * g
+                        v[k][n] = b2 * v[k][n] + (1 - b2) * g * g
+                        params[k][n] -= options.learningRate * (m[k][n] / c1) / ((v[k][n] / c2).squareRoot() + eps)
+                    }
+                }
+            }
+            onEpoch?(epoch, lossSum / Float(max(1, order.count)), accuracy(heldOut))
+        }
+        // Fold the standardisation into layer 1: W' = W / std, b' = b − W' · mean.
+        var w1 = params[0], b1v = params[1]
+        for a in 0..<h {
+            var shift: Float = 0
+            for j in 0..<d {
+                w1[a * d + j] /= std[j]
+                shift += w1[a * d + j] * mean[j]
+            }
+            b1v[a] -= shift
+        }
+        return [
+            DenseLayer(weight: WireTensor(shape: [h, d], values: w1), bias: WireTensor(shape: [h], values: b1v), activation: .relu),
+            DenseLayer(weight: WireTensor(shape: [e, h], values: params[2]), bias: WireTensor(shape: [e], values: params[3]), activation: .none),
+        ]
+    }
+}
