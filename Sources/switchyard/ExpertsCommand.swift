@@ -14,6 +14,7 @@ enum ExpertsCommand: Subcommand {
                                   --path DIR checks a PEFT directory that is not in the registry.
       add DIR --name NAME         Validate a PEFT adapter directory and copy it in as NAME.
       remove NAME                 Delete an expert.
+      export NAME --out DIR       Write the expert as Switchyard writes adapters (a PEFT directory).
 
     OPTIONS:
       --registry DIR        Registry directory (default: Models/experts of the embedded models).
@@ -23,7 +24,7 @@ enum ExpertsCommand: Subcommand {
 
     static func run(_ argv: [String]) throws {
         guard let sub = argv.first else { throw UsageError("experts needs a subcommand: list, inspect, validate, add, remove") }
-        let args = try ParsedArguments(Array(argv.dropFirst()), valued: ["registry", "model", "format", "name", "path"])
+        let args = try ParsedArguments(Array(argv.dropFirst()), valued: ["registry", "model", "format", "name", "path", "out"])
         let json = try args.wantsJSON()
         let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config)
@@ -86,12 +87,17 @@ enum ExpertsCommand: Subcommand {
             let name = args.string("name") ?? source.lastPathComponent
             let e = try registry.add(from: source, name: name)
             print(json ? entryJSON(e) : "added \(e.name) (sha256 \(e.sha256.prefix(16)), \(e.summary.parameterCount) parameters)")
+        case "export":
+            guard args.positionals.count == 1, let out = args.string("out") else { throw UsageError("experts export takes one expert name and --out DIR") }
+            let lease = try registry.acquire([args.positionals[0]])
+            try lease.adapters[0].write(to: URL(fileURLWithPath: out))
+            print(json ? "{\"exported\":\(JSONText.string(out))}" : "wrote \(out)")
         case "remove":
             guard args.positionals.count == 1 else { throw UsageError("experts remove takes one expert name") }
             try registry.remove(args.positionals[0])
             print(json ? "{\"removed\":\(JSONText.string(args.positionals[0]))}" : "removed \(args.positionals[0])")
         default:
-            throw UsageError("unknown experts subcommand '\(sub)' (list, inspect, validate, add, remove)")
+            throw UsageError("unknown experts subcommand '\(sub)' (list, inspect, validate, add, remove, export)")
         }
     }
 
