@@ -1135,10 +1135,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, into a temporary directory (smoke test)")
     ap.add_argument("--out", type=Path, help=f"output directory (default {DEFAULT_OUT}, or a temp dir with --quick)")
     ap.add_argument("--experts", help="comma-separated subset of experts to train (stage experts)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a setting for experiments, e.g. --set base_steps=300")
     args = ap.parse_args()
 
     setup_torch()
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        assert k in cfg, f"unknown setting {k}"
+        cfg[k] = json.loads(v)
     out = args.out or (Path(tempfile.mkdtemp(prefix="switchyard-demo-quick-")) if args.quick else DEFAULT_OUT)
     out.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "

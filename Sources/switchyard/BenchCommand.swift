@@ -6,11 +6,12 @@ enum BenchCommand: Subcommand {
     static let name = "bench"
     static let summary = "Measure throughput (build with -c release)"
     static let help = """
-    USAGE: switchyard bench <decode|lora> [options]
+    USAGE: switchyard bench <decode|lora|route> [options]
 
     SUBCOMMANDS:
       decode    Prefill and decode tokens/s at batch 1 and batch 8.
       lora      Cost of experts: unmerged vs base, mixed-expert batches, the registry.
+      route     Cost of each router kind (sentence, token, centroid, SMoRA) over base.
 
     Run a release build (swift run -c release switchyard bench …); debug builds are far slower.
     """
@@ -19,13 +20,14 @@ enum BenchCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("bench needs a subcommand: decode") }
         let rest = Array(argv.dropFirst())
         if rest.contains("--help") || rest.contains("-h") {
-            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : help)
+            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : sub == "route" ? RouteBench.help : help)
             return
         }
         switch sub {
         case "decode": try DecodeBench.run(rest)
         case "lora": try LoRABench.run(rest)
-        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora)")
+        case "route": try RouteBench.run(rest)
+        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora, route)")
         }
     }
 }
