@@ -25,6 +25,12 @@ enum ModelLocator {
         throw UsageError("no --model given and no embedded model found (looked in: \(candidates.map(\.path).joined(separator: ", ")))")
     }
 
+    /// The embedded models' root: `$SWITCHYARD_MODELS`, else `Models/` next to the package.
+    static func modelsRoot() -> URL {
+        if let env = ProcessInfo.processInfo.environment["SWITCHYARD_MODELS"] { return URL(fileURLWithPath: env) }
+        return packageRoot.appendingPathComponent("Models")
+    }
+
     /// The default expert registry: `Models/experts` next to the default model's `Models/`.
     static func defaultRegistryDirectory() -> URL {
         if let env = ProcessInfo.processInfo.environment["SWITCHYARD_MODELS"] {

@@ -4,7 +4,7 @@ import Switchyard
 /// The `switchyard` command-line tool: one file per subcommand.
 let subcommands: [any Subcommand.Type] = [
     GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
-    RouterCommand.self, RouteCommand.self, BenchCommand.self,
+    RouterCommand.self, RouteCommand.self, EvalCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """

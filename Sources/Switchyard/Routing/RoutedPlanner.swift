@@ -81,12 +81,14 @@ public final class RoutedPlanner: StepPlanner {
 
 extension BoundRouter {
     /// How a request with this prompt is routed: sentence routers decide here, once; token and
-    /// rank routers return a fresh per-request delta.
-    public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws -> RequestRouting {
+    /// rank routers return a fresh per-request delta. Pass the same `kernel` (made over this
+    /// router's experts) for requests batched together so their rows share GEMMs.
+    public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil,
+                        kernel: LoRAMixDelta? = nil) throws -> RequestRouting {
         if spec.granularity == .sentence {
             let (mix, _) = try sentenceMix(prompt: prompt, workspace: workspace)
             trace?.record(position: 0, layer: nil, mix: mix)
-            return .fixed(mix, LoRAMixDelta(experts: experts))
+            return .fixed(mix, kernel ?? LoRAMixDelta(experts: experts))
         }
         return .perToken(makeRequestDelta(trace: trace)!)
     }
