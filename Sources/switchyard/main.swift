@@ -3,6 +3,7 @@ import Switchyard
 
 /// The `switchyard` command-line tool: one file per subcommand.
 let subcommands: [any Subcommand.Type] = [
+    DemoCommand.self,
     GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
     RouterCommand.self, RouteCommand.self, EvalCommand.self, BenchCommand.self,
 ]

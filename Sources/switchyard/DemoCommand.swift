@@ -1,0 +1,79 @@
+import Foundation
+import Switchyard
+
+/// `switchyard demo`: the embedded setting end to end — a router picks experts for prompts of
+/// different tasks; the answers are checked and compared with the base model alone.
+enum DemoCommand: Subcommand {
+    static let name = "demo"
+    static let summary = "Route prompts of different tasks to experts on the embedded models"
+    static let help = """
+    USAGE: switchyard demo [--router FILE] [--per-task N]
+
+    Loads the embedded base model, expert registry and router (Models/, found next to the package
+    or through $SWITCHYARD_MODELS), routes one test prompt of every task, and shows for each the
+    experts chosen with their weights, the generated answer and whether it is right — then the
+    same prompts on the base model alone, for contrast.
+
+    OPTIONS:
+      --router FILE    Router to use (default: Models/routers/sentence.pb).
+      --per-task N     Prompts per task (default 1).
+    """
+
+    static func run(_ argv: [String]) throws {
+        let args = try ParsedArguments(argv, valued: ["router", "per-task", "model", "registry"])
+        let root = ModelLocator.modelsRoot()
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: root.appendingPathComponent("base/config.json").path) else {
+            throw SwitchyardError.io(path: root.path, reason: "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package")
+        }
+        let baseDir = root.appendingPathComponent("base")
+        let started = Date()
+        let model = try LlamaModel.load(directory: baseDir)
+        let tokenizer = try Tokenizer.load(modelDirectory: baseDir)
+        let registry = try ExpertRegistry(directory: root.appendingPathComponent("experts"), base: model.config)
+        let routerURL = URL(fileURLWithPath: args.string("router") ?? root.appendingPathComponent("routers/sentence.pb").path)
+        let spec = try RouterWire.read(routerURL)
+        let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
+        defer { lease.release() }
+        let perTask = max(1, try args.int("per-task") ?? 1)
+
+        var prompts: [(task: String, example: EvalCommand.Example)] = []
+        for expert in spec.experts.map(\.name) {
+            let file = root.appendingPathComponent("tasks/\(expert)/test.jsonl").path
+            guard fm.fileExists(atPath: file) else { continue }
+            for ex in try EvalCommand.readExamples(file).prefix(perTask) { prompts.append((expert, ex)) }
+        }
+        guard !prompts.isEmpty else { throw SwitchyardError.io(path: root.appendingPathComponent("tasks").path, reason: "no test examples for the router's experts") }
+        let ids = prompts.map { PromptFormat.encode($0.example.prompt, tokenizer) }
+        var stops = Set(model.config.eosTokenIDs)
+        if let eos = tokenizer.eosTokenID { stops.insert(eos) }
+        let maxTokens = (prompts.map { tokenizer.encode($0.example.completion).count }.max() ?? 16) + 8
+        let requests = ids.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
+        let traces = prompts.map { _ in RoutingTrace() }
+        let kernel = LoRAMixDelta(experts: router.experts)
+        let routing = try zip(ids, traces).map { try router.routing(prompt: $0, trace: $1, kernel: kernel) }
+        let generator = Generator(model: model)
+        let routed = try generator.generateBatch(requests, planner: RoutedPlanner(routing: routing))
+        let base = try generator.generateBatch(requests)
+
+        let names = spec.experts.map(\.name)
+        print("Switchyard demo: base model \(model.config.parameterCount / 1000)K parameters, \(registry.list().count) experts, router '\(spec.name)' (\(spec.granularity), \(spec.effectiveSelection.mode) k=\(spec.effectiveSelection.topK))\n")
+        var routedRight = 0, baseRight = 0
+        func answer(_ out: [Int]) -> String { tokenizer.decode(out, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines) }
+        for (i, p) in prompts.enumerated() {
+            let r = EvalCommand.isCorrect(routed[i], p.example, tokenizer), b = EvalCommand.isCorrect(base[i], p.example, tokenizer)
+            if r { routedRight += 1 }
+            if b { baseRight += 1 }
+            let decisions = traces[i].decisions  // averaged over tokens and layers for token routers
+            var weights = [Float](repeating: 0, count: names.count)
+            for d in decisions { for e in d.mix.entries { weights[e.expert] += e.weight / Float(max(1, decisions.count)) } }
+            let chosen = weights.indices.filter { weights[$0] > 0 }.sorted { weights[$0] > weights[$1] }
+                .map { "\(names[$0]) \(String(format: "%.2f", weights[$0]))" }.joined(separator: ", ")
+            print("[\(p.task)] \(p.example.prompt.replacingOccurrences(of: "\n", with: " ⏎ "))")
+            print("    experts: \(chosen.isEmpty ? "none" : chosen)")
+            print("    routed:  \(answer(routed[i]))  \(r ? "✓" : "✗ (expected \(p.example.completion.trimmingCharacters(in: .whitespaces)))")")
+            print("    base:    \(answer(base[i]))  \(b ? "✓" : "✗")")
+        }
+        print("\nrouted: \(routedRight)/\(prompts.count) correct    base model alone: \(baseRight)/\(prompts.count) correct    (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+    }
+}
