@@ -71,7 +71,8 @@ enum RouterCommand: Subcommand {
         let tokenizer = try Tokenizer.load(modelDirectory: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         let (texts, names) = try readExamples(examplesPath)
-        let expertNames = Array(NSOrderedSet(array: names)) as! [String]
+        var expertNames: [String] = []
+        for n in names where !expertNames.contains(n) { expertNames.append(n) }
         let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
         let examples = zip(texts, names).map { RoutingExample(tokens: PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
         if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) { throw SwitchyardError.invalidArgument("\(examplesPath): line \(empty + 1) encodes to no tokens") }

@@ -14,6 +14,10 @@ import Testing
             #expect(r["within_tolerance"] as? Bool == true, "\(name): PEFT disagreed when recorded")
             #expect((r["max_abs_delta"] as? Double ?? 1) <= 1e-4, "\(name)")
         }
+        // Router files written by `switchyard router fit-centroids|train` parsed in Python, canonically.
+        let routers = record["routers"] as! [String: [String: Any]]
+        #expect(Set(routers.keys) == ["fit-centroids", "train"])
+        for (name, r) in routers { #expect(r["python_ok"] as? Bool == true, "router \(name) did not parse in Python") }
         let config = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
         func load(_ n: String) throws -> LoRAAdapter {
             try LoRAAdapter.load(directory: FixturePaths.url("adapters/\(n)"), base: config)
