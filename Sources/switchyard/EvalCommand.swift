@@ -20,6 +20,7 @@ enum EvalCommand: Subcommand {
       --expert NAME[=W]   Apply these experts to every example (repeatable).
       --router FILE       Route every example with this router (.pb).
       --uniform           Every expert in the registry at weight 1/N (a uniform merge).
+      --oracle            Each example's own expert: its "task" field (mixed sets) or the task name.
       --limit N           Only the first N examples.
       --max-tokens N      Most new tokens per example (default: longest completion + 8).
       --batch N           Examples decoded together (default 8).
@@ -29,11 +30,13 @@ enum EvalCommand: Subcommand {
     struct Example {
         var prompt: String
         var completion: String
+        /// The task the example comes from (mixed sets), if given.
+        var task: String?
     }
 
     static func run(_ argv: [String]) throws {
         let args = try ParsedArguments(argv, valued: Set(["task", "split", "model", "router", "limit", "max-tokens", "batch", "format"]).union(ExpertOptions.valued),
-                                       switches: ["uniform"])
+                                       switches: ["uniform", "oracle"])
         let json = try args.wantsJSON()
         guard let task = args.string("task") else { throw UsageError("eval needs --task NAME or FILE") }
         let file = taskFile(task, split: args.string("split") ?? "test")
@@ -42,7 +45,8 @@ enum EvalCommand: Subcommand {
         let dir = try ModelLocator.modelDirectory(args)
         let model = try LlamaModel.load(directory: dir)
         let tokenizer = try Tokenizer.load(modelDirectory: dir)
-        let method = try EvalMethod.make(args, model: model)
+        let taskName = URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent
+        let method = try EvalMethod.make(args, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))
         let maxTokens = try args.int("max-tokens") ?? (examples.map { tokenizer.encode($0.completion).count }.max() ?? 16) + 8
         let batch = max(1, try args.int("batch") ?? 8)
         var stops = Set(model.config.eosTokenIDs)
@@ -54,7 +58,7 @@ enum EvalCommand: Subcommand {
             let chunk = Array(examples[start..<min(examples.count, start + batch)])
             let prompts = chunk.map { PromptFormat.encode($0.prompt, tokenizer) }
             let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
-            let routing = try prompts.map { try method.routing(prompt: $0) }
+            let routing = try zip(prompts, chunk).map { try method.routing(prompt: $0, task: $1.task ?? taskName) }
             let outputs = try generator.generateBatch(requests, planner: RoutedPlanner(routing: routing))
             for (ex, out) in zip(chunk, outputs) where isCorrect(out, ex, tokenizer) { correct += 1 }
             bar.update(min(examples.count, start + batch), suffix: String(format: "acc %.3f", Double(correct) / Double(min(examples.count, start + batch))))
@@ -88,7 +92,7 @@ enum EvalCommand: Subcommand {
                   let p = obj["prompt"] as? String, let c = obj["completion"] as? String else {
                 throw SwitchyardError.invalidArgument("\(path):\(n + 1): expected {\"prompt\": \"…\", \"completion\": \"…\"}")
             }
-            return Example(prompt: p, completion: c)
+            return Example(prompt: p, completion: c, task: obj["task"] as? String)
         }
     }
 }
@@ -96,19 +100,26 @@ enum EvalCommand: Subcommand {
 /// What an evaluation (or the demo) runs: the base model, fixed experts, or a router.
 struct EvalMethod {
     let label: String
-    let routing: (_ prompt: [Int]) throws -> RequestRouting
+    let routing: (_ prompt: [Int], _ task: String) throws -> RequestRouting
     /// Keeps leased experts pinned for the method's lifetime.
     let lease: ExpertLease?
 
-    func routing(prompt: [Int]) throws -> RequestRouting { try routing(prompt) }
+    func routing(prompt: [Int], task: String) throws -> RequestRouting { try routing(prompt, task) }
 
-    static func make(_ args: ParsedArguments, model: LlamaModel) throws -> EvalMethod {
+    static func make(_ args: ParsedArguments, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
+        if args.flag("oracle") {
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+            let names = oracleTasks.sorted()
+            let lease = try registry.acquire(names)
+            let delta = LoRAMixDelta(experts: lease.adapters)
+            return EvalMethod(label: "oracle expert", routing: { _, task in .fixed(.single(names.firstIndex(of: task)!), delta) }, lease: lease)
+        }
         if let routerPath = args.string("router") {
             let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
             let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
             let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
             let kernel = LoRAMixDelta(experts: router.experts)
-            return EvalMethod(label: "router \(spec.name)", routing: { try router.routing(prompt: $0, kernel: kernel) }, lease: lease)
+            return EvalMethod(label: "router \(spec.name)", routing: { prompt, _ in try router.routing(prompt: prompt, kernel: kernel) }, lease: lease)
         }
         if args.flag("uniform") {
             let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
@@ -117,12 +128,12 @@ struct EvalMethod {
             let lease = try registry.acquire(names)
             let delta = LoRAMixDelta(experts: lease.adapters)
             let mix = ExpertMix(names.indices.map { .init(expert: $0, weight: 1 / Float(names.count)) })
-            return EvalMethod(label: "uniform over \(names.count) experts", routing: { _ in .fixed(mix, delta) }, lease: lease)
+            return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .fixed(mix, delta) }, lease: lease)
         }
         if let experts = try ExpertOptions.resolve(args, model: model) {
             let label = "experts " + (args.options["expert"] ?? []).joined(separator: ",")
-            return EvalMethod(label: label, routing: { _ in .fixed(experts.mix, experts.delta) }, lease: experts.lease)
+            return EvalMethod(label: label, routing: { _, _ in .fixed(experts.mix, experts.delta) }, lease: experts.lease)
         }
-        return EvalMethod(label: "base", routing: { _ in .base }, lease: nil)
+        return EvalMethod(label: "base", routing: { _, _ in .base }, lease: nil)
     }
 }
