@@ -53,8 +53,13 @@ enum RouteCommand: Subcommand {
                 e += ",\"decisions\":[" + mine.map { d in
                     "{\"layer\":\(d.layer.map(String.init) ?? "null"),\"experts\":\(mixJSON(d.mix))}"
                 }.joined(separator: ",") + "]"
-            } else if let first = mine.first {
-                e += ",\"experts\":\(mixJSON(first.mix))"
+            } else if !mine.isEmpty {
+                // Averaged over the layers that decided for this token.
+                var weights: [Int: Float] = [:]
+                for d in mine { for x in d.mix.entries { weights[x.expert, default: 0] += x.weight / Float(mine.count) } }
+                let averaged = ExpertMix(weights.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                    .map { ExpertMix.Entry(expert: $0.key, weight: $0.value) })
+                e += ",\"experts\":\(mixJSON(averaged))"
             }
             entries.append(e + "}")
         }
@@ -79,17 +84,21 @@ enum RouteCommand: Subcommand {
 
 /// A tokens × experts heatmap as a standalone SVG (readable in any browser).
 enum Heatmap {
-    static func escape(_ s: String) -> String {
+    static func xml(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-            .replacingOccurrences(of: "\n", with: "⏎").replacingOccurrences(of: " ", with: "␣")
+    }
+
+    /// Token text made visible: spaces and newlines shown as ␣ and ⏎.
+    static func escape(_ s: String) -> String {
+        xml(s).replacingOccurrences(of: "\n", with: "⏎").replacingOccurrences(of: " ", with: "␣")
     }
 
     static func svg(rowLabels: [String], columnLabels: [String], weights: [[Float]], generatedFrom: Int, title: String) -> String {
         let cell = 22, left = 120, top = 110
-        let width = left + cell * columnLabels.count + 20, height = top + cell * rowLabels.count + 20
+        let width = left + cell * columnLabels.count + 100, height = top + cell * rowLabels.count + 20
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"monospace\" font-size=\"11\">\n"
-        s += "<text x=\"8\" y=\"16\" font-size=\"13\">\(escape(title))</text>\n"
+        s += "<text x=\"8\" y=\"16\" font-size=\"13\">\(xml(title))</text>\n"
         for (j, name) in columnLabels.enumerated() {
             let x = left + j * cell + cell / 2
             s += "<text transform=\"translate(\(x),\(top - 6)) rotate(-60)\">\(escape(name))</text>\n"
