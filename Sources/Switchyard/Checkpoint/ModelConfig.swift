@@ -24,6 +24,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var headDim: Int
     public var rmsNormEps: Float
     public var ropeTheta: Float
+    /// Rotary frequency scaling (`rope_scaling` / `rope_parameters` with a non-default type).
+    public var ropeScaling: RopeScaling = .none
     public var maxPositionEmbeddings: Int
     public var tieWordEmbeddings: Bool
     /// Bias on the q, k and v projections (Qwen2 always; Llama when `attention_bias`).
@@ -170,16 +172,14 @@ public struct ModelConfig: Sendable, Equatable {
         }
         // transformers ≤4 writes `rope_scaling` + `rope_theta`; transformers 5 writes `rope_parameters`.
         var theta = try double("rope_theta")
+        var scaling = RopeScaling.none
         for key in ["rope_scaling", "rope_parameters"] {
             guard let v = obj[key], !(v is NSNull) else { continue }
             guard let params = v as? [String: Any] else {
                 throw SwitchyardError.config(path: path, field: key, reason: "expected an object")
             }
-            let type = (params["rope_type"] as? String) ?? (params["type"] as? String) ?? "default"
-            guard type == "default" else {
-                throw SwitchyardError.unsupported(path: path, what: "\(key) type '\(type)' (only default rotary embeddings)")
-            }
             if let t = params["rope_theta"] as? NSNumber { theta = t.doubleValue }
+            scaling = try RopeScaling.parse(params, field: key, path: path)
         }
 
         let hidden = try required("hidden_size")
@@ -216,7 +216,60 @@ public struct ModelConfig: Sendable, Equatable {
             slidingWindow: sliding,
             bosTokenID: try int("bos_token_id"),
             eosTokenIDs: eos)
-        try config.validate(path: path)
-        return config
+        var result = config
+        result.ropeScaling = scaling
+        try result.validate(path: path)
+        return result
+    }
+}
+
+/// Rotary-embedding frequency scaling, as transformers computes it (`modeling_rope_utils`).
+public enum RopeScaling: Sendable, Equatable {
+    case none
+    /// `inv_freq / factor` (position interpolation).
+    case linear(factor: Float)
+    /// Llama 3.1: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
+    case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalMaxPositions: Int)
+
+    static func parse(_ p: [String: Any], field: String, path: String) throws -> RopeScaling {
+        let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
+        func number(_ key: String) throws -> Float {
+            guard let n = p[key] as? NSNumber else {
+                throw SwitchyardError.config(path: path, field: "\(field).\(key)", reason: "missing (needed for rope type '\(type)')")
+            }
+            return n.floatValue
+        }
+        if let partial = p["partial_rotary_factor"] as? NSNumber, partial.doubleValue != 1 {
+            throw SwitchyardError.unsupported(path: path, what: "\(field).partial_rotary_factor \(partial)")
+        }
+        switch type {
+        case "default": return .none
+        case "linear": return .linear(factor: try number("factor"))
+        case "llama3":
+            return .llama3(factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
+                           highFrequencyFactor: try number("high_freq_factor"),
+                           originalMaxPositions: Int(try number("original_max_position_embeddings")))
+        default:
+            throw SwitchyardError.unsupported(path: path, what: "\(field) type '\(type)' (supported: default, linear, llama3)")
+        }
+    }
+
+    /// Applies the scaling to the default inverse frequencies (Float32 arithmetic, as transformers).
+    func apply(_ inv: [Float]) -> [Float] {
+        switch self {
+        case .none: return inv
+        case let .linear(factor): return inv.map { $0 / factor }
+        case let .llama3(factor, low, high, original):
+            let old = Float(original)
+            let lowWavelen = old / low, highWavelen = old / high
+            return inv.map { f in
+                let wavelen = Float(2 * Double.pi) / f
+                let scaled = wavelen > lowWavelen ? f / factor : f
+                let smooth = (old / wavelen - low) / (high - low)
+                let smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+                let medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen)
+                return medium ? smoothed : scaled
+            }
+        }
     }
 }

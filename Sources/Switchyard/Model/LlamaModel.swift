@@ -42,7 +42,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.layers = layers
         self.finalNorm = finalNorm
         self.lmHead = lmHead
-        self.rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+        self.rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
     }
 
     /// The output projection `[vocab × hidden]` (the embedding when tied).

@@ -9,11 +9,11 @@ public struct RotaryEmbedding: Sendable {
     public let headDim: Int
     public let inverseFrequencies: [Float]
 
-    public init(headDim: Int, theta: Float) {
+    public init(headDim: Int, theta: Float, scaling: RopeScaling = .none) {
         self.headDim = headDim
-        inverseFrequencies = (0..<(headDim / 2)).map { i in
+        inverseFrequencies = scaling.apply((0..<(headDim / 2)).map { i in
             1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
-        }
+        })
     }
 
     /// Fills `cos`/`sin` `[positions.count × headDim/2]`.

@@ -36,7 +36,9 @@ import Testing
     @Test func refusesWhatItCannotRun() {
         #expect(Self.failure(["architectures": ["GPT2LMHeadModel"]]).contains("GPT2LMHeadModel"))
         #expect(Self.failure(["rope_scaling": ["type": "yarn", "factor": 4]]).contains("yarn"))
-        #expect(Self.failure(["rope_parameters": ["rope_type": "llama3", "rope_theta": 5e5]]).contains("llama3"))
+        #expect(Self.failure(["rope_parameters": ["rope_type": "llama3", "rope_theta": 5e5]]).contains("factor"))
+        #expect(Self.failure(["rope_parameters": ["rope_type": "dynamic", "factor": 2]]).contains("dynamic"))
+        #expect(Self.failure(["rope_parameters": ["rope_type": "default", "partial_rotary_factor": 0.5]]).contains("partial_rotary_factor"))
         #expect(Self.failure(["hidden_act": "gelu"]).contains("gelu"))
         #expect(Self.failure(["mlp_bias": true]).contains("mlp_bias"))
         #expect(Self.failure(["hidden_size": NSNull()]).contains("'hidden_size': missing"))

@@ -4,7 +4,7 @@ import Testing
 
 /// Parity with transformers on the fixture models (references from Scripts/fixtures/make_fixtures.py).
 @Suite struct ModelParityTests {
-    static let modelNames = ["llama-gqa", "qwen2-tied", "mistral-swa"]
+    static let modelNames = ["llama-gqa", "qwen2-tied", "mistral-swa", "llama3-rope", "linear-rope"]
 
     struct Reference {
         var prompts: [[Int]]
