@@ -41,4 +41,36 @@ import Testing
             }
         }
     }
+
+    /// Several threads multiplying at once (server workers): the pool runs one job at a time and
+    /// the others fall back to serial; every result must still be exact.
+    @Test func concurrentCallersGetCorrectResults() async {
+        let m = 4, n = 300, k = 576
+        var rng = SeededRandom(seed: 77)
+        let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() - 0.5 }
+        let b = (0..<(n * k)).map { _ in rng.nextUnitFloat() - 0.5 }
+        let expected = Self.naive(m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: k, beta: 0,
+                                  c: [Float](repeating: 0, count: m * n), ldc: n)
+        await withTaskGroup(of: Float.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var worst: Float = 0
+                    for _ in 0..<50 {
+                        var c = [Float](repeating: 0, count: m * n)
+                        a.withUnsafeBufferPointer { ap in
+                            b.withUnsafeBufferPointer { bp in
+                                c.withUnsafeMutableBufferPointer { cp in
+                                    BLAS.gemmTransB(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
+                                                    c: cp.baseAddress!, ldc: n)
+                                }
+                            }
+                        }
+                        worst = max(worst, maxAbsDifference(c, expected))
+                    }
+                    return worst
+                }
+            }
+            for await worst in group { #expect(worst <= 1e-4) }
+        }
+    }
 }
