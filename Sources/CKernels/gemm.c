@@ -38,10 +38,13 @@ void sy_sgemm_nt(int M, int N, int K, float alpha, const float *A, int lda, cons
             for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] *= beta;
         beta = 1.f;
     }
-    int tasks = sy_threads();
-    /* Below ~64K multiply-adds the fork-join costs more than it saves. */
+    int threads = sy_threads(), tasks = threads;
+    /* Below ~64K multiply-adds the fork-join costs more than it saves. Large products are cut
+       into a few chunks per thread, handed out dynamically, so a core taken by another process
+       (these machines are shared) delays one small chunk rather than half the product. */
     if ((long)M * N * K < 65536L) tasks = 1;
-    if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
+    else if ((long)M * N * K >= (1L << 20)) tasks = threads * 4;
+    if (tasks > N / 12) tasks = N / 12 > 0 ? N / 12 : 1;
     gemm_job job = { M, N, K, lda, ldb, ldc, 0, alpha, beta, A, B, C };
     /* Chunks are multiples of 12 columns so both kernels' register blocks (3 and 4 rows) stay whole. */
     job.chunk = ((N + tasks - 1) / tasks + 11) / 12 * 12;

@@ -38,7 +38,7 @@ enum BenchModel {
     static let optionsHelp = """
       --model DIR         Benchmark this model directory instead of random weights.
       --config NAME       Shape of the random-weight model (default smollm2-135m).
-      --threads N         OpenBLAS threads (default: all cores).
+      --threads N         Compute threads (default: all cores).
       --seed S            Seed for the random weights (default 0).
     """
 
@@ -132,7 +132,7 @@ enum DecodeBench {
             "decode_tokens_per_s_b8":\(fmt(bn)),"batch_speedup":\(fmt(bn / b1))}
             """)
         } else {
-            print("model: \(label) (\(model.config.parameterCount) parameters), OpenBLAS threads: \(BLAS.threadCount)")
+            print("model: \(label) (\(model.config.parameterCount) parameters), threads: \(BLAS.threadCount)")
             print("prefill (\(promptTokens) tokens):   \(fmt(prefillRate)) tokens/s")
             print("decode batch 1:           \(fmt(b1)) tokens/s")
             print("decode batch \(batch):           \(fmt(bn)) tokens/s  (\(fmt(bn / b1))× batch 1)")

@@ -1,0 +1,859 @@
+#!/usr/bin/env python3
+"""Train the demo's learned routers on the task mixture and export them to `Models/routers/`.
+
+    .venv/bin/python Scripts/models/train_routers.py              # both routers -> Models/routers/
+    .venv/bin/python Scripts/models/train_routers.py --only token # one of them
+    .venv/bin/python Scripts/models/train_routers.py --quick --models DIR   # smoke run
+
+Needs what `train_demo.py` wrote (`Models/base`, `Models/experts/<task>`, `Models/tasks`).
+Writes (router.proto wire format, checked by Scripts/fixtures/check_router_bytes.py):
+
+    Models/routers/token.pb     TokenGate: one LayerGate per decoder layer over the 8 experts,
+                                TOP_K k 2 (MoLE / MeteoRA style), experts frozen
+    Models/routers/smora.pb     RankGate: rank-as-expert LoRA (SMoRA), R 64 per projection,
+                                8 active ranks per token, softmax over the selected gate scores
+    Models/routers/README.md    how they were trained, accuracy measured here in Python
+    Models/routers/eval_python.json
+
+The sentence-level router (`Models/routers/sentence.pb`) is trained by Switchyard itself
+(`switchyard router train`) and is left alone here.
+
+Training data: the 8 training tasks' `train.jsonl`, mixed; loss = cross-entropy on the completion
+tokens + <|eos|> (the experts' own objective), base model and experts frozen.
+
+Routing semantics (Scripts/fixtures/README.md, "Routers") are applied with forward hooks on the
+float32 base model: a pre-hook on each decoder layer sees the hidden state entering it (before its
+RMSNorm) and computes that layer's expert mix for every token; a hook on each projection adds
+sum_e w[t, e] * s_e * B_e A_e x (experts) or the SMoRA rank update.  Training uses exactly the
+inference forward (top-k, renormalised; gradients flow through the selected weights); the token
+router gets a dense-softmax warm-up first.  After export, the routers are re-read from their
+bytes and checked against the batch-1 PyTorch reference of router_fixtures.py (logits within
+1e-4), then evaluated by greedy decoding (KV cache, stop at <|eos|>) on every test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+SCRIPT_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SCRIPT_DIR.parent.parent
+sys.path.insert(0, str(SCRIPT_DIR))
+sys.path.insert(0, str(REPO_ROOT / "Scripts" / "fixtures"))
+
+import train_demo as td  # noqa: E402  (prompt convention, data loading, batching, LR schedule)
+import router_proto as rp  # noqa: E402  (router_pb2 compiled on the fly, tensor decoding)
+import router_fixtures as rf  # noqa: E402  (the PyTorch reference of every router kind)
+import check_router_bytes as crb  # noqa: E402
+
+GENERATOR = "Scripts/models/train_routers.py"
+PROJECTIONS = rf.PROJECTIONS  # (parent, name): q, k, v, o, gate, up, down
+TOKEN_TOP_K = 2
+SMORA_RANK = 64
+SMORA_TOP_K = 8
+# Softmax over the 8 selected scores sums to 1; with scale = top_k, uniform activations over one
+# expert's 8 ranks give exactly that expert's rank-8 (SVD-truncated) update.
+SMORA_SCALE = float(SMORA_TOP_K)
+REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
+
+FULL = dict(
+    token_batch=32, token_dense_steps=150, token_topk_steps=200, token_lr=1e-2, token_warmup=10,
+    token_entropy=0.02, token_balance=0.02,
+    smora_batch=32, smora_steps=400, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
+    smora_calib_per_task=64, smora_gate_std=3.0,
+    eval_limit=0, ref_examples=1,
+)
+QUICK = dict(
+    token_batch=8, token_dense_steps=4, token_topk_steps=4, token_lr=1e-2, token_warmup=2,
+    token_entropy=0.02, token_balance=0.02,
+    smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
+    smora_calib_per_task=8, smora_gate_std=3.0,
+    eval_limit=8, ref_examples=1,
+)
+SEEDS = dict(token=8100, token_batches=8101, smora=8200, smora_batches=8201)
+
+
+# --------------------------------------------------------------------------
+# Experts
+# --------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_experts(models: Path, names: list[str]) -> list[dict]:
+    """Per expert: {(layer, proj): (A [r, in], B [out, r], scaling)} exactly as PEFT loaded
+    them (scaling from adapter_config.json, PEFT's own module matching)."""
+    import re
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    pm = PeftModel.from_pretrained(td.load_base(models), str(models / "experts" / names[0]), adapter_name=names[0])
+    for n in names[1:]:
+        pm.load_adapter(str(models / "experts" / n), adapter_name=n)
+    experts: list[dict] = [{} for _ in names]
+    for name, mod in pm.base_model.model.named_modules():
+        if not isinstance(mod, LoraLayer):
+            continue
+        m = re.fullmatch(r"model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)", name)
+        assert m, name
+        for e, n in enumerate(names):
+            if n in mod.lora_A:
+                experts[e][(int(m[1]), m[3])] = (mod.lora_A[n].weight.detach().clone().float(),
+                                                 mod.lora_B[n].weight.detach().clone().float(),
+                                                 float(mod.scaling[n]))
+    del pm
+    return experts
+
+
+# --------------------------------------------------------------------------
+# The routed forward: batched, differentiable, hooks
+# --------------------------------------------------------------------------
+
+def select_topk(probs: torch.Tensor, k: int) -> torch.Tensor:
+    """TOP_K over the last dim: the k largest (ties: lower index), renormalised, scattered back
+    into a dense [..., E] tensor (zeros elsewhere).  Gradients flow through the kept values."""
+    vals, idx = torch.sort(probs, dim=-1, descending=True, stable=True)
+    top = vals[..., :k]
+    return torch.zeros_like(probs).scatter(-1, idx[..., :k], top / top.sum(-1, keepdim=True))
+
+
+class Routed:
+    """The base model plus, at every projection, the experts' update weighted by a per-token mix
+    (`gate(l, h)` called by a pre-hook on layer l with the hidden state entering it) and/or a
+    SMoRA rank update (`rank[(l, proj)]`)."""
+
+    def __init__(self, model, experts: list[dict]):
+        self.model = model
+        self.num_layers = len(model.model.layers)
+        self.num_experts = len(experts)
+        model.requires_grad_(False)
+        # (l, proj) -> A_cat [sum r, in], B_cat [out, sum r], owner [sum r] (expert of each rank), s [sum r]
+        self.cat: dict = {}
+        for l in range(self.num_layers):
+            for _, proj in PROJECTIONS:
+                parts = [(e, ex[(l, proj)]) for e, ex in enumerate(experts) if (l, proj) in ex]
+                if not parts:
+                    continue
+                a = torch.cat([p[0] for _, p in parts], 0)
+                b = torch.cat([p[1] for _, p in parts], 1)
+                owner = torch.cat([torch.full((p[0].shape[0],), e, dtype=torch.long) for e, p in parts])
+                s = torch.cat([torch.full((p[0].shape[0],), p[2]) for _, p in parts])
+                self.cat[(l, proj)] = (a, b, owner, s)
+        self.gate = None        # callable(l, h [B, T, H]) -> mix [B, T, E]
+        self.rank = None        # {(l, proj): callable(x) -> delta}
+        self.mix: dict = {}
+        for l, layer in enumerate(model.model.layers):
+            layer.register_forward_pre_hook(self._pre_hook(l), with_kwargs=True)
+            for parent, proj in PROJECTIONS:
+                getattr(getattr(layer, parent), proj).register_forward_hook(self._post_hook(l, proj))
+
+    def _pre_hook(self, l: int):
+        def hook(module, args, kwargs):
+            if self.gate is not None:
+                h = args[0] if args else kwargs["hidden_states"]
+                self.mix[l] = self.gate(l, h)
+        return hook
+
+    def _post_hook(self, l: int, proj: str):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            delta = None
+            w = self.mix.get(l)
+            if w is not None and (l, proj) in self.cat:
+                a, b, owner, s = self.cat[(l, proj)]
+                delta = ((x @ a.T) * (w[..., owner] * s)) @ b.T
+            if self.rank is not None and (l, proj) in self.rank:
+                d = self.rank[(l, proj)](x)
+                delta = d if delta is None else delta + d
+            return output if delta is None else output + delta
+        return hook
+
+    def configure(self, gate=None, rank=None) -> None:
+        self.gate, self.rank, self.mix = gate, rank, {}
+
+    def fixed(self, mix: torch.Tensor) -> None:
+        """The same mix [B or 1, 1, E] at every layer and token (oracle / sentence-like)."""
+        self.configure(gate=lambda l, h: mix.expand(h.shape[0], h.shape[1], -1))
+
+
+def token_gate_fn(weights: list[torch.Tensor], biases: list[torch.Tensor | None], k: int, temperature: float,
+                  dense: bool = False, record: list | None = None):
+    def gate(l: int, h: torch.Tensor) -> torch.Tensor:
+        scores = h @ weights[l].T
+        if biases[l] is not None:
+            scores = scores + biases[l]
+        probs = torch.softmax(scores / temperature, dim=-1)
+        if record is not None:
+            record.append(probs)
+        return probs if dense else select_topk(probs, k)
+    return gate
+
+
+def rank_delta_fn(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor, scale: float, k: int, temperature: float,
+                  dense: bool = False):
+    """SMoRA (RankGate, SOFTMAX): scores = G x; the k highest (ties: lower index); activations =
+    softmax(selected / T); delta = scale * sum_sel act_i B[:, i] (A[i, :] x)."""
+    def delta(x: torch.Tensor) -> torch.Tensor:
+        scores = x @ g.T
+        u = x @ a.T
+        if dense:
+            coef = torch.softmax(scores / temperature, dim=-1)
+        else:
+            vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+            act = torch.softmax(vals[..., :k] / temperature, dim=-1)
+            coef = torch.zeros_like(scores).scatter(-1, idx[..., :k], act)
+        return ((coef * u) @ b.T) * scale
+    return delta
+
+
+# --------------------------------------------------------------------------
+# Router files
+# --------------------------------------------------------------------------
+
+def new_spec(name: str, granularity: str, selection: dict, experts: list[tuple[str, str]], metadata: dict):
+    pb = rp.load_router_pb2()
+    spec = pb.RouterSpec(name=name, version=1, base_model="Models/base",
+                         granularity=getattr(pb, f"GRANULARITY_{granularity}"), selection=pb.Selection(**selection))
+    for n, sha in experts:
+        spec.experts.add(name=n, sha256=sha)
+    for k, v in metadata.items():
+        spec.metadata.add(key=k, value=str(v))
+    return spec
+
+
+def serialize(spec) -> bytes:
+    return spec.SerializeToString(deterministic=True)
+
+
+def parse(data: bytes):
+    pb = rp.load_router_pb2()
+    spec = pb.RouterSpec()
+    spec.ParseFromString(data)
+    assert serialize(spec) == data
+    return spec
+
+
+def T(msg) -> torch.Tensor:
+    return torch.from_numpy(rp.tensor_to_numpy(msg).copy())
+
+
+def engine_from_spec(engine: Routed, spec) -> None:
+    """Configure `engine` to run a parsed RouterSpec (token-learned or rank) exactly."""
+    pb = rp.load_router_pb2()
+    temp = spec.selection.temperature or 1.0
+    k = spec.selection.top_k or 1
+    kind = spec.WhichOneof("gate")
+    if kind == "token":
+        assert not getattr(spec.token, "global")
+        assert (spec.selection.mode or pb.SELECTION_TOP_K) == pb.SELECTION_TOP_K
+        E = len(spec.experts)
+        gates = {}
+        for lg in spec.token.layers:
+            gates[lg.layer] = (torch.tensor(list(lg.experts), dtype=torch.long), T(lg.weight),
+                               T(lg.bias) if lg.HasField("bias") else None)
+
+        def gate(l: int, h: torch.Tensor):
+            if l not in gates:
+                return None
+            experts, w, b = gates[l]
+            scores = h @ w.T + (b if b is not None else 0.0)
+            local = select_topk(torch.softmax(scores / temp, dim=-1), min(k, len(experts)))
+            out = torch.zeros(*h.shape[:-1], E)
+            out[..., experts] = local
+            return out
+        engine.configure(gate=gate)
+    elif kind == "rank":
+        assert spec.rank.activation == pb.RANK_ACTIVATION_SOFTMAX
+        engine.configure(rank={(m.layer, m.module): rank_delta_fn(T(m.a), T(m.b), T(m.gate), m.scale, k, temp)
+                               for m in spec.rank.modules})
+    else:
+        raise ValueError(kind)
+
+
+# --------------------------------------------------------------------------
+# Data, training loop, greedy evaluation
+# --------------------------------------------------------------------------
+
+def mixture(models: Path, tok, names: list[str]) -> list[tuple[list[int], list[int]]]:
+    ex = []
+    for n in names:
+        ex += [td.encode_example(tok, r["prompt"], r["completion"])
+               for r in td.read_jsonl(models / "tasks" / n / "train.jsonl")]
+    return ex
+
+
+def train_loop(label: str, engine: Routed, groups: list[dict], batches, steps: int, warmup: int,
+               aux=None, log_every: int = 25, on_step=None) -> dict:
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.99))
+    peaks = [g["lr"] for g in opt.param_groups]
+    params = [p for g in groups for p in g["params"]]
+    t0 = time.perf_counter()
+    running, running_aux = None, 0.0
+    for step, (ids, mask, labels) in enumerate(batches):
+        if on_step is not None:
+            on_step(step)
+        for g, peak in zip(opt.param_groups, peaks):
+            g["lr"] = td.lr_at(step, steps, peak, warmup, floor=0.1)
+        engine.mix = {}
+        loss = engine.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        total = loss
+        extra = aux(mask) if aux is not None else None
+        if extra is not None:
+            total = total + extra
+            running_aux = float(extra.detach())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        if step % log_every == 0 or step == steps - 1:
+            print(f"[{label}] step {step:4d}/{steps} lm loss {running:.4f} aux {running_aux:.4f} "
+                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
+    engine.mix = {}
+    return {"steps": steps, "final_loss": round(running, 4), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+@torch.no_grad()
+def greedy(engine: Routed, prompts: list[list[int]], max_new: int, setup=None, chunk: int = 64) -> list[list[int]]:
+    """Greedy decoding with a KV cache; prompts of equal length are batched (no padding).
+    `setup(rows)` configures the engine for a batch (oracle: per-row mixes).  Routing is per
+    token and causal, so this equals re-running the whole sequence at every step."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    out: list[list[int]] = [[] for _ in prompts]
+    for _, idx in sorted(groups.items()):
+        for s in range(0, len(idx), chunk):
+            rows = idx[s:s + chunk]
+            if setup is not None:
+                setup(rows)
+            x = torch.tensor([prompts[i] for i in rows], dtype=torch.long)
+            res = engine.model(input_ids=x, use_cache=True)
+            past = res.past_key_values
+            nxt = res.logits[:, -1].argmax(-1)
+            done = torch.zeros(len(rows), dtype=torch.bool)
+            gen = []
+            for step in range(max_new):
+                gen.append(nxt)
+                done |= nxt == td.EOS_ID
+                if bool(done.all()) or step == max_new - 1:
+                    break
+                res = engine.model(input_ids=nxt[:, None], past_key_values=past, use_cache=True)
+                past = res.past_key_values
+                nxt = res.logits[:, -1].argmax(-1)
+            gen_t = torch.stack(gen, 1).tolist()
+            for r, i in enumerate(rows):
+                g = gen_t[r]
+                out[i] = g[:g.index(td.EOS_ID)] if td.EOS_ID in g else g
+    engine.mix = {}
+    return out
+
+
+def evaluate(engine: Routed, tok, sets: dict[str, list[dict]], configure, limit: int = 0) -> dict[str, dict]:
+    """Exact match per task: answer = decoded tokens before <|eos|>, answer.strip() == completion.strip()."""
+    res = {}
+    for name, rows in sets.items():
+        rows = rows[:limit] if limit else rows
+        maxn = max(len(tok.encode(r["completion"], add_special_tokens=False).ids) for r in rows) + 2
+        prompts = [td.encode_example(tok, r["prompt"])[0] for r in rows]
+        setup = configure(name, rows)
+        gen = greedy(engine, prompts, maxn, setup=setup)
+        ok = [tok.decode(g, skip_special_tokens=False).strip() == r["completion"].strip() for g, r in zip(gen, rows)]
+        res[name] = {"n": len(rows), "correct": sum(ok), "accuracy": round(100.0 * sum(ok) / len(rows), 1)}
+    return res
+
+
+def with_mixed(res: dict, training: list[str]) -> dict:
+    n = sum(res[t]["n"] for t in training)
+    c = sum(res[t]["correct"] for t in training)
+    out = dict(res)
+    out["mixed"] = {"n": n, "correct": c, "accuracy": round(100.0 * c / n, 1)}
+    return out
+
+
+# --------------------------------------------------------------------------
+# Token-level learned gate
+# --------------------------------------------------------------------------
+
+@torch.no_grad()
+def hidden_rms(engine: Routed, examples, batch: int) -> list[float]:
+    E = engine.num_experts
+    seen: dict[int, float] = {}
+
+    def gate(l, h):
+        seen[l] = float(h[mask.bool()].pow(2).mean().sqrt())
+        return torch.full((*h.shape[:-1], E), 1.0 / E)
+    ids, mask, _ = next(td.make_batches(examples, batch, 1, seed=SEEDS["token_batches"]))
+    engine.configure(gate=gate)
+    engine.model(input_ids=ids, attention_mask=mask)
+    engine.configure()
+    return [seen[l] for l in range(engine.num_layers)]
+
+
+def train_token(engine: Routed, examples, cfg: dict, names: list[str], models: Path):
+    td.seed_all(SEEDS["token"])
+    L, H, E = engine.num_layers, engine.model.config.hidden_size, engine.num_experts
+    gen = torch.Generator().manual_seed(SEEDS["token"])
+    # Small random init: near-uniform probabilities, no exact ties.
+    weights = [torch.nn.Parameter(0.01 * torch.randn(E, H, generator=gen) / math.sqrt(H)) for _ in range(L)]
+    biases = [torch.nn.Parameter(torch.zeros(E)) for _ in range(L)]
+    steps = cfg["token_dense_steps"] + cfg["token_topk_steps"]
+    record: list = []
+    state = {"dense": True}
+
+    def on_step(step: int) -> None:
+        dense = step < cfg["token_dense_steps"]
+        if dense != state.get("was"):
+            print(f"[token] step {step}: {'dense softmax warm-up' if dense else f'top-{TOKEN_TOP_K} (exact)'}", flush=True)
+            state["was"] = dense
+        engine.configure(gate=token_gate_fn(weights, biases, TOKEN_TOP_K, 1.0, dense=dense, record=record))
+        record.clear()
+
+    def aux(mask: torch.Tensor):
+        # Per layer: mean entropy of the gate over real tokens (push towards decisive gates, so that
+        # top-2 keeps the dense mass) + a balance term E * sum_e mean_p_e^2 - 1 (0 when the batch
+        # uses all experts equally; the mixture is balanced by task).
+        m = mask.bool()
+        ent, bal = 0.0, 0.0
+        for p in record:
+            pt = p[m]
+            ent = ent + (-(pt * torch.log(pt + 1e-9)).sum(-1)).mean()
+            mean = pt.mean(0)
+            bal = bal + E * (mean * mean).sum() - 1.0
+        n = max(len(record), 1)
+        return cfg["token_entropy"] * ent / n + cfg["token_balance"] * bal / n
+
+    # Hidden states grow with depth (embeddings are small, the residual stream is not): each layer's
+    # weight gets the learning rate token_lr / rms(h_l), so a step moves the scores about equally at
+    # every layer.  rms over the first training batch, with the uniform dense mix active.
+    rms = hidden_rms(engine, examples, cfg["token_batch"])
+    print("[token] rms of the hidden state entering each layer: " + ", ".join(f"{r:.3f}" for r in rms), flush=True)
+    groups = [{"params": [weights[l]], "lr": cfg["token_lr"] / rms[l]} for l in range(L)]
+    groups.append({"params": biases, "lr": cfg["token_lr"]})
+    batches = td.make_batches(examples, cfg["token_batch"], steps, seed=SEEDS["token_batches"])
+    info = train_loop("token", engine, groups, batches, steps, cfg["token_warmup"], aux=aux, on_step=on_step)
+    engine.configure()
+    info.update(dense_steps=cfg["token_dense_steps"], topk_steps=cfg["token_topk_steps"], batch=cfg["token_batch"])
+    pb = rp.load_router_pb2()
+    spec = new_spec("token", "TOKEN", dict(mode=pb.SELECTION_TOP_K, top_k=TOKEN_TOP_K, temperature=1.0),
+                    [(n, sha256_file(models / "experts" / n / "adapter_model.safetensors")) for n in names],
+                    {"generator": GENERATOR, "seed": SEEDS["token"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
+                     "steps": f"{cfg['token_dense_steps']} dense + {cfg['token_topk_steps']} top-{TOKEN_TOP_K}"})
+    for l in range(L):
+        spec.token.layers.add(layer=l, experts=list(range(E)), weight=rf.tensor_pb(weights[l].detach()),
+                              bias=rf.tensor_pb(biases[l].detach()))
+    return spec, info
+
+
+# --------------------------------------------------------------------------
+# SMoRA
+# --------------------------------------------------------------------------
+
+def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list], cfg: dict) -> dict:
+    """A, B: each expert's scaled update s_e B_e A_e truncated to R/E ranks by SVD (float64),
+    concatenated along the rank (expert e owns ranks [e R/E, (e+1) R/E)); with SMORA_SCALE = k,
+    uniform activations over one expert's block reproduce its truncated update.  An expert of
+    lower rank is padded with random A rows and zero B columns.
+    G: the rows of expert e's block point from the mean input of the
+    projection over all tasks to its mean over task e's training tokens (with expert e active),
+    plus a little noise, scaled so the scores have std `smora_gate_std` over those tokens."""
+    E = len(experts)
+    per = SMORA_RANK // E
+    assert per * E == SMORA_RANK, (SMORA_RANK, E)
+    gen = torch.Generator().manual_seed(SEEDS["smora"])
+    # Mean projection inputs per task, with the task's own expert active.
+    sums: dict = {}
+    counts: dict = {}
+    sq: dict = {}
+    cur = {"e": 0}
+    handles = []
+
+    def hook(l, proj):
+        def h(module, inputs, output):
+            x = inputs[0].reshape(-1, inputs[0].shape[-1])
+            m = cur["mask"].reshape(-1).bool()
+            x = x[m]
+            key = (l, proj, cur["e"])
+            sums[key] = sums.get(key, 0.0) + x.sum(0)
+            counts[key] = counts.get(key, 0) + x.shape[0]
+        return h
+
+    for l, layer in enumerate(engine.model.model.layers):
+        for parent, proj in PROJECTIONS:
+            handles.append(getattr(getattr(layer, parent), proj).register_forward_hook(hook(l, proj)))
+    with torch.no_grad():
+        for e in range(E):
+            cur["e"] = e
+            onehot = torch.zeros(1, 1, E)
+            onehot[0, 0, e] = 1.0
+            engine.fixed(onehot)
+            ex = examples_by_task[e][:cfg["smora_calib_per_task"]]
+            for ids, mask, _ in td.make_batches(ex, 32, math.ceil(len(ex) / 32), seed=0):
+                cur["mask"] = mask
+                engine.model(input_ids=ids, attention_mask=mask)
+    for hd in handles:
+        hd.remove()
+    engine.configure()
+
+    params = {}
+    for l in range(engine.num_layers):
+        for parent, proj in PROJECTIONS:
+            lin = getattr(getattr(engine.model.model.layers[l], parent), proj)
+            a_rows, b_cols = [], []
+            for e, ex in enumerate(experts):
+                if (l, proj) in ex:
+                    a, b, s = ex[(l, proj)]
+                    dw = (b.double() @ a.double()) * s
+                    u, sv, vh = torch.linalg.svd(dw, full_matrices=False)
+                    kk = min(per, int((sv > 0).sum()))
+                    ra = (sv[:kk].sqrt()[:, None] * vh[:kk]).float()
+                    rb = (u[:, :kk] * sv[:kk].sqrt()[None, :]).float()
+                else:
+                    kk, ra, rb = 0, torch.zeros(0, lin.in_features), torch.zeros(lin.out_features, 0)
+                if kk < per:  # pad: random A, zero B (no effect until trained)
+                    ra = torch.cat([ra, 0.01 * torch.randn(per - kk, lin.in_features, generator=gen)], 0)
+                    rb = torch.cat([rb, torch.zeros(lin.out_features, per - kk)], 1)
+                a_rows.append(ra)
+                b_cols.append(rb)
+            a_cat = torch.cat(a_rows, 0)
+            b_cat = torch.cat(b_cols, 1)
+            mus = torch.stack([sums[(l, proj, e)] / counts[(l, proj, e)] for e in range(E)])  # [E, in]
+            dirs = mus - mus.mean(0, keepdim=True)
+            dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+            g = dirs.repeat_interleave(per, 0)
+            g = g + 0.05 * torch.randn(g.shape, generator=gen) / math.sqrt(lin.in_features)
+            # Scale so that the scores over the calibration means have the wanted spread.
+            spread = (mus @ g.T).std().clamp_min(1e-8)
+            g = g * (cfg["smora_gate_std"] / spread)
+            params[(l, proj)] = [a_cat, b_cat, g]
+    return params
+
+
+def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task, cfg: dict, names: list[str]):
+    td.seed_all(SEEDS["smora"])
+    t0 = time.perf_counter()
+    init = smora_init(engine, experts, examples_by_task, cfg)
+    init_s = time.perf_counter() - t0
+    print(f"[smora] init from the experts (SVD, rank {SMORA_RANK // len(experts)} each) and task means: "
+          f"{init_s:.1f}s", flush=True)
+    params = {k: [torch.nn.Parameter(t.clone()) for t in v] for k, v in init.items()}
+    engine.configure(rank={k: rank_delta_fn(a, b, g, SMORA_SCALE, SMORA_TOP_K, 1.0) for k, (a, b, g) in params.items()})
+    ab = [p for v in params.values() for p in v[:2]]
+    gates = [v[2] for v in params.values()]
+    steps = cfg["smora_steps"]
+    batches = td.make_batches(examples, cfg["smora_batch"], steps, seed=SEEDS["smora_batches"])
+    info = train_loop("smora", engine, [{"params": ab, "lr": cfg["smora_lr_ab"]},
+                                        {"params": gates, "lr": cfg["smora_lr_gate"]}],
+                      batches, steps, cfg["smora_warmup"])
+    engine.configure()
+    info.update(init_seconds=round(init_s, 1), batch=cfg["smora_batch"])
+    pb = rp.load_router_pb2()
+    spec = new_spec("smora", "RANK", dict(mode=pb.SELECTION_TOP_K, top_k=SMORA_TOP_K, temperature=1.0), [],
+                    {"generator": GENERATOR, "seed": SEEDS["smora"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
+                     "steps": str(steps), "init": f"experts {','.join(names)} (rank {SMORA_RANK // len(names)} SVD "
+                                                 f"truncation each, concatenated in this order)"})
+    spec.rank.activation = pb.RANK_ACTIVATION_SOFTMAX
+    for l in range(engine.num_layers):
+        for _, proj in PROJECTIONS:
+            a, b, g = params[(l, proj)]
+            spec.rank.modules.add(layer=l, module=proj, a=rf.tensor_pb(a.detach()), b=rf.tensor_pb(b.detach()),
+                                  gate=rf.tensor_pb(g.detach()), scale=SMORA_SCALE)
+    return spec, info
+
+
+# --------------------------------------------------------------------------
+# Checks against the reference implementation
+# --------------------------------------------------------------------------
+
+def check_reference(models: Path, engine: Routed, experts: list[dict], names: list[str], spec, tok,
+                    sequences: list[list[int]]) -> float:
+    """Logits of the fast batched path (configured from the parsed spec) vs router_fixtures'
+    batch-1 reference (run_token / run_rank) on full prompt + completion sequences."""
+    rf.EXPERTS = list(names)  # the reference builds its dense mixes over this list
+    ref_model = td.load_base(models)
+    ref = rf.Engine(ref_model, experts)
+    worst, effect = 0.0, 0.0
+    with torch.no_grad():
+        for ids in sequences:
+            want = rf.run_router(ref, spec, ids)["logits"]
+            engine.configure()
+            base = engine.model(input_ids=torch.tensor([ids])).logits[0]
+            engine_from_spec(engine, spec)
+            got = engine.model(input_ids=torch.tensor([ids])).logits[0]
+            worst = max(worst, float((got - want).abs().max()))
+            effect = max(effect, float((got - base).abs().max()))
+    engine.configure()
+    del ref, ref_model
+    assert worst < REF_TOL, f"{spec.name}: fast path vs reference max |Δlogits| {worst:.2e}"
+    assert effect > 1e-2, f"{spec.name}: the router does not change the logits ({effect:.2e})"
+    return worst
+
+
+@torch.no_grad()
+def check_cached_greedy(engine: Routed, spec, prompts: list[list[int]], max_new: int) -> None:
+    """greedy() (KV cache, batched) == re-running the whole sequence at every step."""
+    engine_from_spec(engine, spec)
+    cached = greedy(engine, prompts, max_new, setup=lambda rows: engine_from_spec(engine, spec))
+    for p, c in zip(prompts, cached):
+        seq = list(p)
+        for _ in range(max_new):
+            engine.mix = {}
+            nxt = int(engine.model(input_ids=torch.tensor([seq])).logits[0, -1].argmax())
+            if nxt == td.EOS_ID:
+                break
+            seq.append(nxt)
+        assert seq[len(p):] == c, (spec.name, seq[len(p):], c)
+    engine.configure()
+
+
+# --------------------------------------------------------------------------
+# README
+# --------------------------------------------------------------------------
+
+def table(results: dict, columns: list[tuple[str, str]], rows: list[str], heldout: list[str]) -> str:
+    lines = ["| task | " + " | ".join(c for _, c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for r in rows:
+        label = r + (" (held-out)" if r in heldout else "")
+        cells = []
+        for key, _ in columns:
+            v = results.get(key, {}).get(r)
+            cells.append("—" if v is None else f"{v['accuracy']:.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) -> None:
+    cfg = report["settings"]
+    tr = report["training"]
+    cols = [("oracle", "oracle expert"), ("token", "token router"), ("smora", "SMoRA")]
+    rows = names + heldout + ["mixed"]
+    files = report["files"]
+    tok_info, sm_info = tr.get("token", {}), tr.get("smora", {})
+    lines = [
+        "# Routers",
+        "",
+        "Router files in Switchyard's wire format (`Protos/switchyard/v1/router.proto`), for the base model in",
+        "`../base` and the experts in `../experts`. `token.pb` and `smora.pb` are written by",
+        "`Scripts/models/train_routers.py` (do not edit by hand); `sentence.pb` is trained by Switchyard itself",
+        "(`switchyard router train`, see the top-level README).",
+        "",
+        "| file | granularity | what |",
+        "|---|---|---|",
+        f"| `token.pb` ({files.get('token.pb', 0) / 1024:.0f} KiB) | TOKEN | learned per-layer gates (MoLE / MeteoRA style): one "
+        "`LayerGate` per decoder layer over all 8 experts (`ExpertRef` = expert directory name + sha256 of its "
+        "`adapter_model.safetensors`), F32 weight [8, hidden] + bias [8]; scores = h · Wᵀ + b on the hidden "
+        "state entering the layer (before its RMSNorm, with earlier layers' experts active); selection "
+        "`TOP_K`, k 2, temperature 1 (weights = the two probabilities renormalised); the mix applies to that "
+        "layer's 7 projections |",
+        f"| `smora.pb` ({files.get('smora.pb', 0) / 1e6:.1f} MB) | RANK | SMoRA, rank-as-expert: one `RankModule` per (layer, "
+        f"projection) for q, k, v, o, gate, up, down of every layer, total rank R {SMORA_RANK}, F32 A [R, in], "
+        f"B [out, R], gate G [R, in], scale {SMORA_SCALE:g}; per token the top {SMORA_TOP_K} ranks by G·x are active, "
+        "activation `SOFTMAX` over the selected scores (temperature 1); `experts` empty |",
+        "| `sentence.pb` | SENTENCE | written by `switchyard router train` (not by this script) |",
+        "",
+        "## How they were trained",
+        "",
+        "Data: the 8 training tasks' `train.jsonl` mixed "
+        f"({report['train_examples']} examples); prompt ids `[<|bos|>] + encode(prompt)`, loss = cross-entropy on "
+        "the completion tokens + `<|eos|>` (the experts' objective). Base model (float32 upcast of the bf16 "
+        "weights) and experts frozen. Adam, linear warm-up then cosine decay to 10%, gradient clipping 1.0, "
+        "length-bucketed batches. The forward pass during training is the inference forward (routing by "
+        "forward hooks exactly as in `Scripts/fixtures/router_fixtures.py`), so the exported files need no "
+        "conversion.",
+        "",
+        f"- **token**: gates initialised near zero (seed {SEEDS['token']}); {cfg['token_dense_steps']} steps with "
+        "dense softmax mixing (all 8 experts weighted by their probabilities), then "
+        f"{cfg['token_topk_steps']} steps with the exact top-2 forward (gradients through the two renormalised "
+        f"weights); batch {cfg['token_batch']}, lr {cfg['token_lr']:g}; auxiliary terms per layer: "
+        f"{cfg['token_entropy']:g} × mean gate entropy (decisive gates, so top-2 keeps the dense mass) + "
+        f"{cfg['token_balance']:g} × (E·Σ_e p̄_e² − 1) (balance over the batch). Only the gates' weights and "
+        f"biases are trained. Final LM loss {tok_info.get('final_loss', '—')}, {tok_info.get('seconds', '—')} s.",
+        f"- **smora**: initialised from the 8 experts: each expert's update s·B·A (rank 16) truncated by SVD to "
+        f"its top {SMORA_RANK // len(names)} singular directions, concatenated along the rank (expert i owns ranks "
+        f"8i…8i+7, order {', '.join(names)}); with scale {SMORA_SCALE:g} = k, uniform activations over one "
+        "expert's 8 ranks give exactly its truncated update. Gate rows of expert i's block = the direction from "
+        "the projection's mean input (over all tasks) to its mean over task i's training tokens (with expert i "
+        f"active), plus small noise (seed {SEEDS['smora']}), scaled so the scores have std "
+        f"{cfg['smora_gate_std']:g}. Then A, B and G trained together for {cfg['smora_steps']} steps with the "
+        f"exact top-{SMORA_TOP_K} forward, batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / "
+        f"{cfg['smora_lr_gate']:g} (G). Final LM loss {sm_info.get('final_loss', '—')}, "
+        f"{round(sm_info.get('seconds', 0) + sm_info.get('init_seconds', 0), 1) if sm_info else '—'} s.",
+        "",
+        f"Measured run: {report['train_seconds']:.0f} s of training ({report['total_seconds'] / 60:.1f} min in all, with "
+        f"the checks and the evaluation below) on {report['threads']} CPU threads; torch deterministic algorithms, "
+        "fixed seeds.",
+        "",
+        "## Accuracy (measured in Python by train_routers.py)",
+        "",
+        "Greedy exact match (%) on each task's test set, decoding with a KV cache and stopping at `<|eos|>`, "
+        "answer = decoded text before it, correct iff `answer.strip() == completion.strip()` "
+        "(`../README.md`'s convention); routers run from the bytes of the written files. `mixed` = the 8 "
+        "training tasks' test sets together (`../tasks/mixed/test.jsonl`, the same examples shuffled). "
+        "`oracle expert` = each example's own expert alone, through the same hooks. The official table comes "
+        "from `switchyard eval --router …` (`Scripts/eval-table`).",
+        "",
+        table(report["results"], cols, rows, heldout),
+        "",
+        f"Before evaluation, each file is re-read and its logits are compared with the batch-1 PyTorch reference "
+        f"of `Scripts/fixtures/router_fixtures.py` on {report['ref_sequences']} prompt+completion sequences "
+        f"(max |Δ| token {report['reference_max_abs_diff'].get('token', float('nan')):.1e}, smora "
+        f"{report['reference_max_abs_diff'].get('smora', float('nan')):.1e}; tolerance {REF_TOL:g}), and checked "
+        "with `Scripts/fixtures/check_router_bytes.py --adapters Models/experts`.",
+        "",
+        "## Regenerate",
+        "",
+        "```sh",
+        ".venv/bin/pip install -r Scripts/models/requirements.txt",
+        ".venv/bin/python Scripts/models/train_routers.py",
+        "```",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=td.DEFAULT_OUT, help="the demo directory (default Models/)")
+    ap.add_argument("--only", choices=["token", "smora"], help="train one router only")
+    ap.add_argument("--quick", action="store_true", help="a few steps, few eval examples (smoke test)")
+    ap.add_argument("--threads", type=int, default=td.NUM_THREADS)
+    ap.add_argument("--no-eval", action="store_true", help="skip the greedy evaluation")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a setting")
+    args = ap.parse_args()
+
+    td.setup_torch()
+    torch.set_num_threads(args.threads)
+    cfg = dict(QUICK if args.quick else FULL)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        assert k in cfg, f"unknown setting {k}"
+        cfg[k] = json.loads(v)
+    models = args.models
+    out = models / "routers"
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    tok = td.load_tokenizer(models)
+    names = [t for t in td.TASKS if (models / "experts" / t / "adapter_model.safetensors").is_file()]
+    assert names == list(td.TASKS), f"experts missing: {sorted(set(td.TASKS) - set(names))}"
+    heldout = [t for t in td.HELDOUT if (models / "tasks" / t / "test.jsonl").is_file()]
+    experts = load_experts(models, names)
+    engine = Routed(td.load_base(models), experts)
+    print(f"[routers] {len(names)} experts, base hidden {engine.model.config.hidden_size}, {engine.num_layers} layers; "
+          f"threads {torch.get_num_threads()}", flush=True)
+    by_task = [[td.encode_example(tok, r["prompt"], r["completion"])
+                for r in td.read_jsonl(models / "tasks" / n / "train.jsonl")] for n in names]
+    examples = [e for ex in by_task for e in ex]
+    tests = {n: td.read_jsonl(models / "tasks" / n / "test.jsonl") for n in names + heldout}
+    mixed = td.read_jsonl(models / "tasks" / "mixed" / "test.jsonl")
+    key = lambda r: (r["prompt"], r["completion"])  # noqa: E731
+    assert sorted(map(key, mixed)) == sorted(key(r) for n in names for r in tests[n]), \
+        "mixed/test.jsonl is not the union of the training tasks' test sets"
+
+    report_path = out / "eval_python.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() and args.only else {}
+    report.setdefault("results", {})
+    report.setdefault("training", {})
+    report.setdefault("reference_max_abs_diff", {})
+    report.setdefault("files", {})
+    train_seconds = dict(report.get("train_seconds_by_router", {}))
+    # One sequence per task (prompt + completion) for the reference check.
+    ref_seqs, ref_prompts = [], []
+    for n in names:
+        for r in tests[n][:cfg["ref_examples"]]:
+            p, c = td.encode_example(tok, r["prompt"], r["completion"])
+            ref_seqs.append(p + c)
+            ref_prompts.append(p)
+
+    todo = [args.only] if args.only else ["token", "smora"]
+    for which in todo:
+        t0 = time.perf_counter()
+        if which == "token":
+            spec, info = train_token(engine, examples, cfg, names, models)
+        else:
+            spec, info = train_smora(engine, experts, examples, by_task, cfg, names)
+        train_seconds[which] = round(time.perf_counter() - t0, 1)
+        data = serialize(spec)
+        path = out / f"{which}.pb"
+        path.write_bytes(data)
+        ok, summary = crb.check(path, expect_name=which, adapters=models / "experts")
+        print(summary, flush=True)
+        assert ok, summary
+        spec = parse(path.read_bytes())
+        diff = check_reference(models, engine, experts, names, spec, tok, ref_seqs)
+        print(f"[{which}] fast path vs router_fixtures reference: max |Δlogits| {diff:.2e} on {len(ref_seqs)} sequences",
+              flush=True)
+        check_cached_greedy(engine, spec, ref_prompts, 12)
+        report["training"][which] = info
+        report["reference_max_abs_diff"][which] = diff
+        report["files"][f"{which}.pb"] = len(data)
+        if not args.no_eval:
+            t1 = time.perf_counter()
+            res = evaluate(engine, tok, tests, lambda n, rows, s=spec: (lambda idx: engine_from_spec(engine, s)),
+                           cfg["eval_limit"])
+            report["results"][which] = with_mixed(res, names)
+            print(f"[{which}] eval ({time.perf_counter() - t1:.0f}s): " + ", ".join(
+                f"{k} {v['accuracy']:.1f}" for k, v in report["results"][which].items()), flush=True)
+
+    if not args.no_eval and "oracle" not in report["results"]:
+        t1 = time.perf_counter()
+
+        def oracle(name, rows):
+            e = names.index(name)
+            mix = torch.zeros(1, 1, len(names))
+            mix[0, 0, e] = 1.0
+            return lambda idx: engine.fixed(mix)
+        report["results"]["oracle"] = with_mixed(
+            evaluate(engine, tok, {n: tests[n] for n in names}, oracle, cfg["eval_limit"]), names)
+        print(f"[oracle] eval ({time.perf_counter() - t1:.0f}s): " + ", ".join(
+            f"{k} {v['accuracy']:.1f}" for k, v in report["results"]["oracle"].items()), flush=True)
+        peft_eval = models / "eval_python.json"
+        if peft_eval.exists() and not cfg["eval_limit"]:
+            theirs = json.loads(peft_eval.read_text())["results"]
+            diffs = {n: (report["results"]["oracle"][n]["accuracy"], theirs[n].get("oracle"))
+                     for n in names if n in theirs}
+            print("[oracle] hooks vs train_demo.py (PEFT generate): " + ", ".join(
+                f"{n} {a:.1f}/{b}" for n, (a, b) in diffs.items()), flush=True)
+
+    report.update({
+        "what": "greedy exact-match accuracy (%) measured in Python by Scripts/models/train_routers.py "
+                "(routers run from the written files; the Swift `switchyard eval` table is the official one)",
+        "settings": cfg, "seeds": SEEDS, "threads": torch.get_num_threads(),
+        "train_examples": len(examples), "ref_sequences": len(ref_seqs),
+        "selection": {"token": {"mode": "TOP_K", "top_k": TOKEN_TOP_K, "temperature": 1.0},
+                      "smora": {"top_k": SMORA_TOP_K, "activation": "SOFTMAX", "temperature": 1.0,
+                                "rank": SMORA_RANK, "scale": SMORA_SCALE}},
+        "train_seconds_by_router": train_seconds,
+        "train_seconds": round(sum(train_seconds.values()), 1),
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    })
+    td.write_json(report_path, report)
+    if not args.no_eval:
+        write_readme(out, report, names, heldout)
+    size = sum(p.stat().st_size for p in models.rglob("*") if p.is_file())
+    print(f"[routers] done in {report['total_seconds']:.0f}s (training {report['train_seconds']:.0f}s); "
+          f"{models} = {size / 1e6:.1f} MB", flush=True)
+    if size > 40e6:
+        print("WARNING: Models/ exceeds 40 MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
