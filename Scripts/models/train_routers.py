@@ -643,6 +643,7 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
     rows = names + heldout + ["mixed"]
     files = report["files"]
     tok_info, sm_info = tr.get("token", {}), tr.get("smora", {})
+    per = SMORA_RANK // len(names)
     lines = [
         "# Routers",
         "",
@@ -682,10 +683,11 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"{cfg['token_entropy']:g} × mean gate entropy (decisive gates, so top-2 keeps the dense mass) + "
         f"{cfg['token_balance']:g} × (E·Σ_e p̄_e² − 1) (balance over the batch). Only the gates' weights and "
         f"biases are trained. Final LM loss {tok_info.get('final_loss', '—')}, {tok_info.get('seconds', '—')} s.",
-        f"- **smora**: initialised from the 8 experts: each expert's update s·B·A (rank 16) truncated by SVD to "
-        f"its top {SMORA_RANK // len(names)} singular directions, concatenated along the rank (expert i owns ranks "
-        f"8i…8i+7, order {', '.join(names)}); with scale {SMORA_SCALE:g} = k, uniform activations over one "
-        "expert's 8 ranks give exactly its truncated update. Gate rows of expert i's block = the direction from "
+        f"- **smora**: initialised from the {len(names)} experts: each expert's update s·B·A (rank "
+        f"{'/'.join(map(str, report['expert_ranks']))}) truncated by SVD to its top {per} singular directions, "
+        f"concatenated along the rank (expert i owns ranks {per}i…{per}i+{per - 1}, order {', '.join(names)}); with "
+        f"scale {SMORA_SCALE:g} = k, uniform activations over one expert's {per} ranks give exactly its truncated "
+        "update. Gate rows of expert i's block = the direction from "
         "the projection's mean input (over all tasks) to its mean over task i's training tokens (with expert i "
         f"active), plus small noise (seed {SEEDS['smora']}), scaled so the scores have std "
         f"{cfg['smora_gate_std']:g}. Then A, B and G trained together for {cfg['smora_steps']} steps with the "
@@ -837,6 +839,7 @@ def main() -> int:
                 "(routers run from the written files; the Swift `switchyard eval` table is the official one)",
         "settings": cfg, "seeds": SEEDS, "threads": torch.get_num_threads(),
         "train_examples": len(examples), "ref_sequences": len(ref_seqs),
+        "expert_ranks": sorted({a.shape[0] for ex in experts for a, _, _ in ex.values()}),
         "selection": {"token": {"mode": "TOP_K", "top_k": TOKEN_TOP_K, "temperature": 1.0},
                       "smora": {"top_k": SMORA_TOP_K, "activation": "SOFTMAX", "temperature": 1.0,
                                 "rank": SMORA_RANK, "scale": SMORA_SCALE}},

@@ -109,20 +109,8 @@ enum DecodeBench {
             prefill = min(prefill, try measure { _ = try model.forward([SequenceInput(tokens: p, cache: cache)], workspace: ws) })
         }
 
-        /// Decode `decodeTokens` greedy steps for `n` sequences (prompt lengths differ by 3).
-        func decode(_ n: Int) throws -> Double {
-            let caches = (0..<n).map { _ in model.makeCache(initialCapacity: promptTokens + 3 * n + decodeTokens + 1) }
-            var inputs = (0..<n).map { SequenceInput(tokens: prompt(promptTokens + 3 * $0), cache: caches[$0]) }
-            var logits = try model.forward(inputs, workspace: ws)
-            func step() throws {
-                for i in 0..<n { inputs[i].tokens = [Sampler.argmax(logits[i].data)] }
-                logits = try model.forward(inputs, workspace: ws)
-            }
-            try step() // warm-up
-            return try measure { for _ in 0..<decodeTokens { try step() } }
-        }
-        let b1 = Double(decodeTokens) / (try decode(1))
-        let bn = Double(decodeTokens * batch) / (try decode(batch))
+        let b1 = try decodeRate(model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens)
+        let bn = try decodeRate(model: model, batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens)
         let prefillRate = Double(promptTokens) / prefill
         if json {
             print("""
