@@ -499,34 +499,94 @@ def _sentence(rng: random.Random) -> str:
     return f"In the year {rng.randint(1900, 2030)}, {name} {v} {rng.randint(2, 99)} times."
 
 
+def _story(rng: random.Random) -> str:
+    """A paragraph that keeps mentioning one made-up word: the model learns to copy
+    an unseen word it has read earlier in the context (induction)."""
+    w = any_word(rng, 3, 8)
+    n1, n2 = rng.choice(NOUNS), rng.choice(NOUNS)
+    a = rng.choice(ADJECTIVES)
+    name = rng.choice(NAMES)
+    parts = [f"The {w} is a {a} {n1}.", f"{name} saw a {w} in {rng.choice(PLACES)}.",
+             f"Every {w} likes {n2}s.", f"A {w} {rng.choice(VERBS)} all day.",
+             f"Nobody knows where the {w} sleeps.", f"{name} said: {w}, {w}!",
+             f"The word {w} has {len(w)} letters."]
+    rng.shuffle(parts)
+    return " ".join(parts[:rng.randint(2, 4)])
+
+
+def _qa(rng: random.Random) -> str:
+    """A simple question with its answer (world facts and letter facts; never one of
+    the task skills)."""
+    form = rng.randrange(10)
+    if form == 0:
+        thing = rng.choice(list(COLORS))
+        q, a = rng.choice([f"What color is the {thing}?", f"The {thing} has which color?"]), COLORS[thing]
+    elif form == 1:
+        animal = rng.choice(list(SOUNDS))
+        q, a = f"What does a {animal} say?", SOUNDS[animal]
+    elif form == 2:
+        w = rng.choice(list(OPPOSITES))
+        q, a = f"What is the opposite of {w}?", OPPOSITES[w]
+    elif form == 3:
+        w = any_word(rng, 2, 9)
+        q, a = rng.choice([f"What is the first letter of {w}?", f"Which letter does {w} start with?"]), w[0]
+    elif form == 4:
+        w = any_word(rng, 2, 9)
+        q, a = rng.choice([f"What is the last letter of {w}?", f"Which letter does {w} end with?"]), w[-1]
+    elif form == 5:
+        w = rng.choice(NOUNS) if rng.random() < 0.5 else any_word(rng, 3, 8)
+        q, a = f"What is the plural of {w}?", w + "s"
+    elif form == 6:
+        w = any_word(rng, 2, 8)
+        q, a = f"How long is the word {w}?", f"{len(w)} letters"
+    elif form == 7:
+        words = [any_word(rng, 3, 8) for _ in range(rng.randint(2, 4))]
+        i = rng.randrange(len(words))
+        nth = ["first", "second", "third", "fourth"][i]
+        q, a = f"Which is the {nth} word in: {' '.join(words)}?", words[i]
+    elif form == 8:
+        w = any_word(rng, 3, 8)
+        q, a = rng.choice([f"Copy the word {w}.", f"Type {w} exactly.", f"Echo: {w}"]), w
+    else:
+        w = any_word(rng, 3, 8)
+        q, a = f"Spell {w} with dashes.", "-".join(w)
+    return f"{q}\nAnswer: {a}"
+
+
 def _generic_line(rng: random.Random) -> str:
     """One 'document' of the generic corpus."""
-    k = rng.randrange(12)
-    if k <= 3:  # a short paragraph
-        return " ".join(_sentence(rng) for _ in range(rng.randint(1, 4)))
-    if k == 4:  # a list of words
-        words = [any_word(rng, 2, 9) for _ in range(rng.randint(3, 10))]
-        sep = rng.choice([", ", " ", "\n"])
-        return rng.choice(["Words: ", "List: ", "", "Items: "]) + sep.join(words)
-    if k == 5:  # numbers in text / counting
-        start = rng.randint(0, 190)
-        return rng.choice(["Counting: ", "Numbers: ", ""]) + " ".join(
-            str(i) for i in range(start, start + rng.randint(3, 10)))
-    if k == 6:  # spelling (letters of a word)
+    k = rng.randrange(20)
+    if k <= 2:  # plain sentences
+        return " ".join(_sentence(rng) for _ in range(rng.randint(1, 3)))
+    if k <= 5:
+        return _story(rng)
+    if k <= 10:
+        return _qa(rng)
+    if k <= 12:  # spelling (letters of a word)
         w = any_word(rng, 2, 9)
-        form = rng.randrange(3)
+        form = rng.randrange(4)
         if form == 0:
             return f"{w} is spelled {' '.join(w)}."
         if form == 1:
             return f"The letters of {w}: {', '.join(w)}."
+        if form == 2:
+            return f"{' '.join(w)} spells {w}."
         return f"{w}: {'-'.join(w)}"
-    if k == 7:  # the alphabet (a stretch of it), lower or upper case
+    if k == 13:  # a list of words
+        words = [any_word(rng, 2, 9) for _ in range(rng.randint(3, 8))]
+        sep = rng.choice([", ", " ", "\n"])
+        return rng.choice(["Words: ", "List: ", "", "Items: "]) + sep.join(words)
+    if k == 14:  # numbers in text / counting
+        start = rng.randint(0, 190)
+        return rng.choice(["Counting: ", "Numbers: ", ""]) + " ".join(
+            str(i) for i in range(start, start + rng.randint(3, 10)))
+    if k == 15:  # the alphabet (a stretch of it), lower or upper case
         i = rng.randint(0, 20)
         seg = LETTERS[i:i + rng.randint(4, 26 - i)]
         if rng.random() < 0.4:
             seg = seg.upper()
         return rng.choice(["Alphabet: ", "Letters: ", ""]) + " ".join(seg)
-    if k == 8:  # capitals in text: headings, names, shouting
+    if k == 16:  # capitals in text: headings, names, shouting
         w = rng.choice(NOUNS)
         form = rng.randrange(3)
         if form == 0:
@@ -534,30 +594,10 @@ def _generic_line(rng: random.Random) -> str:
         if form == 1:
             return f"The sign said {any_word(rng, 3, 8).upper()} in big letters."
         return f"{rng.choice(NAMES)} wrote {w.capitalize()} and {rng.choice(NAMES).upper()}."
-    if k == 9:  # simple question / answer facts (not the tasks)
-        form = rng.randrange(6)
-        if form == 0:
-            thing = rng.choice(list(COLORS))
-            q, a = f"What color is the {thing}?", COLORS[thing]
-        elif form == 1:
-            animal = rng.choice(list(SOUNDS))
-            q, a = f"What does a {animal} say?", SOUNDS[animal]
-        elif form == 2:
-            w = rng.choice(list(OPPOSITES))
-            q, a = f"What is the opposite of {w}?", OPPOSITES[w]
-        elif form == 3:
-            w = any_word(rng, 2, 9)
-            q, a = f"What is the first letter of {w}?", w[0]
-        elif form == 4:
-            w = rng.choice(NOUNS)
-            q, a = f"What is the plural of {w}?", w + "s"
-        else:
-            w = any_word(rng, 2, 8)
-            q, a = f"How long is the word {w}?", f"{len(w)} letters"
-        return f"{q}\nAnswer: {a}"
-    if k == 10:  # pseudo-words in prose
+    if k == 17:  # pseudo-words in prose
         return f"The word {pseudo_word(rng, 3, 8)} means a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}."
-    # k == 11: dialogue-ish
+    if k == 18:  # numbers in prose
+        return _sentence(rng)
     return f"{rng.choice(NAMES)}: I like the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}.\n" \
            f"{rng.choice(NAMES)}: So do I."
 

@@ -29,7 +29,12 @@ public final class BoundRouter: @unchecked Sendable {
 
     /// Loads the router's experts from `registry`, checking that each exists and that its weights
     /// have the sha256 the router was built for. The lease pins them while the router is in use.
+    /// Rank-level (SMoRA) routers carry their own LoRA; their expert list is informational (where
+    /// the ranks came from) and is not loaded.
     public static func bind(_ spec: RouterSpec, model: LlamaModel, registry: ExpertRegistry) throws -> (BoundRouter, ExpertLease) {
+        if spec.granularity == .rank {
+            return (try BoundRouter(spec: spec, model: model, experts: []), try registry.acquire([]))
+        }
         for ref in spec.experts {
             let entry: ExpertRegistry.Entry
             do { entry = try registry.entry(ref.name) } catch {
@@ -51,7 +56,7 @@ public final class BoundRouter: @unchecked Sendable {
     }
 
     static func compile(_ spec: RouterSpec, config c: ModelConfig, expertCount: Int) throws -> Compiled {
-        guard spec.experts.count == expertCount else {
+        guard spec.experts.count == expertCount || spec.granularity == .rank else {
             throw RouterError.invalid(field: "experts", reason: "router lists \(spec.experts.count) experts, \(expertCount) were bound")
         }
         func layerOK(_ l: Int, _ field: String) throws {
