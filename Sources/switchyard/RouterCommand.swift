@@ -6,12 +6,15 @@ enum RouterCommand: Subcommand {
     static let name = "router"
     static let summary = "Fit (centroids, sentence gate) and inspect routers"
     static let help = """
-    USAGE: switchyard router <fit-centroids|train|inspect> [options]
+    USAGE: switchyard router <fit-centroids|train|concat|inspect> [options]
 
       fit-centroids   Gradient-free token router: one centroid per expert, the mean hidden state
                       (entering --layer) of that expert's examples.
       train           Sentence-level MLP gate on pooled prompt features (cross-entropy, Adam);
                       prints held-out accuracy per epoch.
+      concat          A rank-as-expert (SMoRA) router from experts concatenated along the rank
+                      (--experts a,b,… --top-k K --out FILE); with zero gates every active rank
+                      counts fully, so --top-k = total rank reproduces the experts' sum.
       inspect FILE    Summary of a router file.
 
     OPTIONS (fit-centroids, train):
@@ -36,16 +39,28 @@ enum RouterCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("router needs a subcommand: fit-centroids, train, inspect") }
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: [
             "model", "registry", "examples", "layer", "out", "name", "top-k", "top-p", "temperature", "every-n",
-            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format",
+            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts",
         ])
         switch sub {
         case "inspect":
             guard args.positionals.count == 1 else { throw UsageError("router inspect takes one router file") }
             print(describe(try RouterWire.read(URL(fileURLWithPath: args.positionals[0]))))
+        case "concat":
+            guard let list = args.string("experts"), let out = args.string("out") else { throw UsageError("router concat needs --experts a,b,… and --out FILE") }
+            let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config)
+            let names = list.split(separator: ",").map(String.init)
+            let lease = try registry.acquire(names)
+            let total = lease.adapters.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
+            var spec = try RouterSpec.rankRouter(concatenating: lease.adapters, name: args.string("name") ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent,
+                                                 topK: try args.int("top-k") ?? total)
+            spec.experts = try names.map { RouterSpec.ExpertRef(name: $0, sha256: try registry.entry($0).sha256) }
+            try RouterWire.write(spec, to: URL(fileURLWithPath: out))
+            print("wrote \(out)\n" + describe(spec))
         case "fit-centroids", "train":
             try fit(sub, args)
         default:
-            throw UsageError("unknown router subcommand '\(sub)' (fit-centroids, train, inspect)")
+            throw UsageError("unknown router subcommand '\(sub)' (fit-centroids, train, concat, inspect)")
         }
     }
 
