@@ -553,16 +553,24 @@ def _qa(rng: random.Random) -> str:
     return f"{q}\nAnswer: {a}"
 
 
+def _echo(rng: random.Random) -> str:
+    """A run of made-up words, then the same run again: pure copying."""
+    words = [any_word(rng, 2, 7) for _ in range(rng.randint(1, 4))]
+    sep = rng.choice([" ", ", "])
+    lead = rng.choice(["Again: ", "Once more: ", "I said ", "Repeat after me: ", "= "])
+    return f"{sep.join(words)}. {lead}{sep.join(words)}."
+
+
 def _generic_line(rng: random.Random) -> str:
     """One 'document' of the generic corpus."""
     k = rng.randrange(20)
-    if k <= 2:  # plain sentences
+    if k <= 1:  # plain sentences
         return " ".join(_sentence(rng) for _ in range(rng.randint(1, 3)))
     if k <= 5:
         return _story(rng)
     if k <= 10:
         return _qa(rng)
-    if k <= 12:  # spelling (letters of a word)
+    if k <= 13:  # spelling (letters of a word)
         w = any_word(rng, 2, 9)
         form = rng.randrange(4)
         if form == 0:
@@ -572,21 +580,22 @@ def _generic_line(rng: random.Random) -> str:
         if form == 2:
             return f"{' '.join(w)} spells {w}."
         return f"{w}: {'-'.join(w)}"
-    if k == 13:  # a list of words
-        words = [any_word(rng, 2, 9) for _ in range(rng.randint(3, 8))]
-        sep = rng.choice([", ", " ", "\n"])
-        return rng.choice(["Words: ", "List: ", "", "Items: "]) + sep.join(words)
-    if k == 14:  # numbers in text / counting
+    if k <= 15:
+        return _echo(rng)
+    if k == 16:  # a list of words, or counting
+        if rng.random() < 0.5:
+            words = [any_word(rng, 2, 9) for _ in range(rng.randint(3, 8))]
+            return rng.choice(["Words: ", "List: ", "", "Items: "]) + rng.choice([", ", " ", "\n"]).join(words)
         start = rng.randint(0, 190)
         return rng.choice(["Counting: ", "Numbers: ", ""]) + " ".join(
             str(i) for i in range(start, start + rng.randint(3, 10)))
-    if k == 15:  # the alphabet (a stretch of it), lower or upper case
+    if k == 17:  # the alphabet (a stretch of it), lower or upper case
         i = rng.randint(0, 20)
         seg = LETTERS[i:i + rng.randint(4, 26 - i)]
         if rng.random() < 0.4:
             seg = seg.upper()
         return rng.choice(["Alphabet: ", "Letters: ", ""]) + " ".join(seg)
-    if k == 16:  # capitals in text: headings, names, shouting
+    if k == 18:  # capitals in text: headings, names, shouting
         w = rng.choice(NOUNS)
         form = rng.randrange(3)
         if form == 0:
@@ -594,12 +603,21 @@ def _generic_line(rng: random.Random) -> str:
         if form == 1:
             return f"The sign said {any_word(rng, 3, 8).upper()} in big letters."
         return f"{rng.choice(NAMES)} wrote {w.capitalize()} and {rng.choice(NAMES).upper()}."
-    if k == 17:  # pseudo-words in prose
+    if rng.random() < 0.5:  # pseudo-words in prose
         return f"The word {pseudo_word(rng, 3, 8)} means a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}."
-    if k == 18:  # numbers in prose
-        return _sentence(rng)
     return f"{rng.choice(NAMES)}: I like the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}.\n" \
            f"{rng.choice(NAMES)}: So do I."
+
+
+def copy_probe(rng: random.Random, n: int) -> list[dict]:
+    """Generic copy questions (not tasks) to watch the base model learn to copy."""
+    rows = []
+    for _ in range(n):
+        w = any_word(rng, 3, 8)
+        q = rng.choice([f"Copy the word {w}.", f"What is the first letter of {w}?", f"What is the plural of {w}?"])
+        a = w if q.startswith("Copy") else (w[0] if "first" in q else w + "s")
+        rows.append({"prompt": q + ANSWER_SUFFIX, "completion": " " + a})
+    return rows
 
 
 def generic_corpus(seed: int, n_docs: int) -> list[str]:
@@ -729,6 +747,7 @@ def stage_base(out: Path, cfg: dict) -> None:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg["base_lr"], betas=(0.9, 0.95), eps=1e-8)
+    probe = copy_probe(random.Random(9), 30)
     model.train()
     t0 = time.perf_counter()
     running = None
@@ -744,8 +763,15 @@ def stage_base(out: Path, cfg: dict) -> None:
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         if step % 50 == 0 or step == steps - 1:
             dt = time.perf_counter() - t0
+            msg = ""
+            if step % 100 == 0 or step == steps - 1:
+                model.eval()
+                tp = time.perf_counter()
+                msg = f", copy probe {score(model, tok, probe, 12)[0]:.0f}%"
+                t0 += time.perf_counter() - tp  # not counted in tok/s
+                model.train()
             print(f"[base] step {step:4d}/{steps} loss {running:.3f} "
-                  f"({(step + 1) * batch * block / dt:.0f} tok/s, {dt:.0f}s)", flush=True)
+                  f"({(step + 1) * batch * block / dt:.0f} tok/s, {dt:.0f}s){msg}", flush=True)
 
     # Store bfloat16; everything downstream uses the float32 upcast of these weights.
     model.eval()
