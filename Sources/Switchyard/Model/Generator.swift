@@ -63,10 +63,18 @@ public struct Generator {
     /// Batched generation where `planner` sets up the delta before every forward pass.
     public func generateBatch(_ requests: [GenerationRequest], planner: any StepPlanner,
                               onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        for r in requests {
+        let limit = model.config.maxPositionEmbeddings
+        var requests = requests
+        for i in requests.indices {
+            let r = requests[i]
             try r.sampling.validate()
             guard !r.promptTokens.isEmpty else { throw SwitchyardError.invalidArgument("generate: empty prompt") }
             guard r.maxNewTokens >= 0 else { throw SwitchyardError.invalidArgument("generate: max tokens must be ≥ 0") }
+            guard r.promptTokens.count < limit else {
+                throw SwitchyardError.invalidArgument("generate: the prompt has \(r.promptTokens.count) tokens; the model's context (max_position_embeddings) is \(limit)")
+            }
+            // Generation stops at the end of the context rather than failing there.
+            requests[i].maxNewTokens = min(r.maxNewTokens, limit - r.promptTokens.count)
         }
         let workspace = ForwardWorkspace()
         let caches = requests.map { model.makeCache(initialCapacity: $0.promptTokens.count + $0.maxNewTokens) }

@@ -81,6 +81,16 @@ import Testing
         #expect(cache.length == ids.count)
     }
 
+    @Test func generationStopsAtTheEndOfTheContext() throws {
+        let model = try Self.model("llama-gqa")
+        let limit = model.config.maxPositionEmbeddings
+        let out = try Generator(model: model).generate(GenerationRequest(promptTokens: Array(repeating: 5, count: limit - 3), maxNewTokens: 50))
+        #expect(out.count == 3)
+        #expect(throws: SwitchyardError.self) {
+            try Generator(model: model).generate(GenerationRequest(promptTokens: Array(repeating: 5, count: limit), maxNewTokens: 1))
+        }
+    }
+
     @Test func rejectsBadInputs() throws {
         let model = try Self.model("llama-gqa")
         #expect(throws: SwitchyardError.self) { try model.forward([]) }
