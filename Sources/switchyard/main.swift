@@ -25,7 +25,7 @@ guard let first = argv.first, !["-h", "--help", "help"].contains(first) else {
     exit(argv.isEmpty ? 2 : 0)
 }
 guard let command = subcommands.first(where: { $0.name == first }) else {
-    printError("error: unknown subcommand '\(first)'\n\(topHelp)")
+    printError("error: unknown subcommand '\(first)' (run `switchyard --help` for the list)")
     exit(2)
 }
 let rest = Array(argv.dropFirst())
