@@ -116,6 +116,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Reads `config.json`.
     public static func load(from url: URL) throws -> ModelConfig {
         let path = url.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SwitchyardError.io(path: path, reason: "not found (is \(url.deletingLastPathComponent().path) a Hugging Face model directory?)")
+        }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw SwitchyardError.io(path: path, reason: "cannot read config.json: \(error.localizedDescription)")
