@@ -5,7 +5,7 @@ import Switchyard
 let subcommands: [any Subcommand.Type] = [
     DemoCommand.self,
     GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
-    RouterCommand.self, RouteCommand.self, EvalCommand.self, BenchCommand.self,
+    RouterCommand.self, RouteCommand.self, EvalCommand.self, ComposeCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """

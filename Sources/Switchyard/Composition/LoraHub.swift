@@ -1,0 +1,97 @@
+/// One few-shot example of a new task: prompt and completion token ids.
+public struct FewShotExample: Sendable, Equatable {
+    public var prompt: [Int]
+    public var completion: [Int]
+    public init(prompt: [Int], completion: [Int]) {
+        self.prompt = prompt
+        self.completion = completion
+    }
+}
+
+/// LoraHub-style gradient-free composition: find weights w over K experts (same rank) such that
+/// the composed adapter `A = Σ w_i·√s_i·A_i`, `B = Σ w_i·√s_i·B_i` (scale 1; equal to LoraHub's
+/// `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale) minimises the base model's
+/// cross-entropy on the completions of a few examples, plus `l1 · Σ|w_i|`.
+public final class LoraHubComposer {
+    public let model: LlamaModel
+    public let experts: [LoRAAdapter]
+    public let examples: [FewShotExample]
+    public let l1: Float
+    private let workspace = ForwardWorkspace()
+    private let rank: Int
+
+    public init(model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05) throws {
+        guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("compose: no experts") }
+        guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {
+            throw SwitchyardError.invalidArgument("compose: need at least one example, each with a prompt and a completion")
+        }
+        let ranks = Set(experts.flatMap(\.ranks))
+        guard ranks.count == 1, let r = ranks.first else {
+            throw SwitchyardError.invalidArgument("compose: LoraHub composition needs experts of one rank; found \(experts.map { "\($0.name): \($0.ranks)" }.joined(separator: ", "))")
+        }
+        self.model = model
+        self.experts = experts
+        self.examples = examples
+        self.l1 = l1
+        rank = r
+    }
+
+    /// The composed adapter for weights `w`.
+    public func compose(_ w: [Float], name: String) -> LoRAAdapter {
+        precondition(w.count == experts.count)
+        let sites = Set(experts.flatMap { $0.modules.keys })
+        var modules: [ProjectionSite: LoRAModule] = [:]
+        for site in sites {
+            let present = zip(experts, w).compactMap { e, wi in e.modules[site].map { ($0, wi) } }
+            var a = Matrix(rows: rank, cols: present[0].0.a.cols), b = Matrix(rows: present[0].0.b.rows, cols: rank)
+            for (m, wi) in present {
+                let f = wi * m.scale.squareRoot()
+                for i in a.data.indices { a.data[i] += f * m.a.data[i] }
+                for i in b.data.indices { b.data[i] += f * m.b.data[i] }
+            }
+            modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
+        }
+        let kinds = ProjectionKind.allCases.filter { k in sites.contains { $0.kind == k } }
+        let layers = Set(sites.map(\.layer)).sorted()
+        let config = AdapterConfig(rank: rank, alpha: Float(rank), targetModules: .names(kinds.map(\.rawValue)),
+                                   layersToTransform: layers == Array(0..<layers.count) ? nil : layers,
+                                   baseModelNameOrPath: experts[0].config.baseModelNameOrPath)
+        return LoRAAdapter(name: name, config: config, modules: modules)
+    }
+
+    /// Mean cross-entropy of the completion tokens under `adapter` (nil: the base model).
+    public func crossEntropy(_ adapter: LoRAAdapter?) throws -> Float {
+        let inputs = examples.map { SequenceInput(tokens: $0.prompt + $0.completion, cache: model.makeCache(initialCapacity: $0.prompt.count + $0.completion.count)) }
+        var delta: LoRAMixDelta? = nil
+        if let adapter {
+            delta = LoRAMixDelta(experts: [adapter])
+            try delta!.setRowMixes(Array(repeating: .single(0), count: inputs.reduce(0) { $0 + $1.tokens.count }))
+        }
+        let logits = try model.forward(inputs, logits: .all, delta: delta, workspace: workspace)
+        var total: Float = 0, count = 0
+        for (ex, l) in zip(examples, logits) {
+            for (j, target) in ex.completion.enumerated() {
+                let row = l.row(ex.prompt.count - 1 + j)  // logits predicting completion token j
+                let m = row.max()!
+                let logSum = m + Float(Foundation.log(Double(row.reduce(Float(0)) { $0 + Foundation.exp($1 - m) })))
+                total += logSum - row[target]
+                count += 1
+            }
+        }
+        return total / Float(count)
+    }
+
+    /// The LoraHub objective for weights `w`.
+    public func objective(_ w: [Float]) throws -> Float {
+        try crossEntropy(compose(w, name: "candidate")) + l1 * w.reduce(0) { $0 + abs($1) }
+    }
+
+    /// Searches the weights (CMA-ES, starting from zero as LoraHub does) and returns the best.
+    public func search(budget: Int = 40, seed: UInt64 = 0, onGeneration: ((Int, Float) -> Void)? = nil) throws -> SeparableCMAES.Result {
+        let optimizer = SeparableCMAES(dimension: experts.count, initialStep: 0.5, bounds: -1.5...1.5, seed: seed)
+        return try optimizer.minimize(start: [Float](repeating: 0, count: experts.count), budget: budget,
+                                      objective: objective, onGeneration: onGeneration)
+    }
+}
+
+import Foundation
