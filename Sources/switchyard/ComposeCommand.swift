@@ -16,7 +16,7 @@ enum ComposeCommand: Subcommand {
     OPTIONS:
       --examples FILE     JSONL {"prompt": …, "completion": …} (e.g. a held-out task's train.jsonl).
       --shots N           Use the first N examples (default 5).
-      --experts LIST      Experts to compose (default: every expert of the first expert's rank).
+      --experts LIST      Experts to compose (default: every expert of the registry's most common rank).
       --budget N          Objective evaluations (default 40).
       --l1 X              L1 penalty on the weights (default 0.05).
       --seed S            Optimiser seed (default 0).
@@ -34,9 +34,13 @@ enum ComposeCommand: Subcommand {
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         var names = args.string("experts")?.split(separator: ",").map(String.init) ?? []
         if names.isEmpty {
-            let all = registry.list()
-            guard let rank = all.first?.summary.ranks.first else { throw UsageError("the registry has no experts") }
-            names = all.filter { $0.summary.ranks == [rank] }.map(\.name)
+            // The most common single rank among the registry's experts.
+            let single = registry.list().filter { $0.summary.ranks.count == 1 }
+            let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
+            guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else {
+                throw UsageError("the registry has no single-rank experts to compose")
+            }
+            names = single.filter { $0.summary.ranks == [rank] }.map(\.name)
         }
         let lease = try registry.acquire(names)
         defer { lease.release() }
