@@ -56,6 +56,26 @@ enum CausalAttention {
         let total = start + n
         let group = numHeads / cache.numKVHeads
         let scale = 1 / Float(hd).squareRoot()
+        if n == 1 && group > 1 {
+            // Decode: the query heads sharing a KV head are consecutive in the row, so each group
+            // is one [group × hd] block — one product per KV head instead of one per query head.
+            let first = slidingWindow.map { max(0, start - $0 + 1) } ?? 0
+            for kvHead in 0..<cache.numKVHeads {
+                let keys = cache.keyHead(layer: layer, head: kvHead)
+                let values = cache.valueHead(layer: layer, head: kvHead)
+                let qBlock = q + kvHead * group * hd
+                BLAS.gemmTransB(m: group, n: total, k: hd, alpha: scale, a: qBlock, lda: hd,
+                                b: keys, ldb: hd, c: scores, ldc: total)
+                for g in 0..<group {
+                    let row = scores + g * total
+                    for t in 0..<first { row[t] = 0 }
+                    Ops.softmax(row + first, count: total - first)
+                }
+                BLAS.gemm(m: group, n: hd, k: total, a: scores, lda: total, b: values, ldb: hd,
+                          c: out + kvHead * group * hd, ldc: hd)
+            }
+            return
+        }
         for h in 0..<numHeads {
             let kvHead = h / group
             let keys = cache.keyHead(layer: layer, head: kvHead)

@@ -126,7 +126,8 @@ public final class LlamaModel: @unchecked Sendable {
             positions.append(contentsOf: item.cache.length..<(item.cache.length + item.tokens.count))
         }
         let rows = positions.count
-        let maxScores = batch.map { $0.tokens.count * ($0.cache.length + $0.tokens.count) }.max() ?? 0
+        let group = c.numHeads / c.numKVHeads  // decode scores a whole GQA group at once
+        let maxScores = batch.map { max($0.tokens.count, group) * ($0.cache.length + $0.tokens.count) }.max() ?? 0
 
         let h = ws.hidden.get(rows * d)
         let xn = ws.normed.get(rows * d)
