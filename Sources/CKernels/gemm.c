@@ -39,10 +39,10 @@ void sy_sgemm_nt(int M, int N, int K, float alpha, const float *A, int lda, cons
         beta = 1.f;
     }
     int threads = sy_threads(), tasks = threads;
-    /* Below ~64K multiply-adds the fork-join costs more than it saves. Large products are cut
+    /* Below ~16K multiply-adds the fork-join costs more than it saves. Large products are cut
        into a few chunks per thread, handed out dynamically, so a core taken by another process
        (these machines are shared) delays one small chunk rather than half the product. */
-    if ((long)M * N * K < 65536L) tasks = 1;
+    if ((long)M * N * K < 16384L) tasks = 1;
     else if ((long)M * N * K >= (1L << 20)) tasks = threads * 4;
     if (tasks > N / 12) tasks = N / 12 > 0 ? N / 12 : 1;
     gemm_job job = { M, N, K, lda, ldb, ldc, 0, alpha, beta, A, B, C };

@@ -58,9 +58,24 @@ public final class LoRAMixDelta: ProjectionDelta {
                          output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
         precondition(rows == rowCount, "LoRAMixDelta: mixes were set for \(rowCount) rows, forward has \(rows)")
         if let uniform {
-            for (e, w) in uniform where w != 0 {
-                guard let m = experts[e].modules[site] else { continue }
-                apply(m, weight: w, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+            let active = uniform.compactMap { e, w in w == 0 ? nil : experts[e].modules[site].map { ($0, w) } }
+            if active.count == 1 {
+                apply(active[0].0, weight: active[0].1, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+            } else if active.count > 1 {
+                // Several experts on every row: each expert on its own thread into its own buffer
+                // (each reads its own weights, the dominant cost), then summed in order.
+                let ys = expanded.get(active.count * rows * outFeatures)
+                let ts = rankSpace.get(active.reduce(0) { $0 + rows * $1.0.rank })
+                var tOffsets: [Int] = [], offset = 0
+                for (m, _) in active { tOffsets.append(offset); offset += rows * m.rank }
+                Parallel.forEach(active.count) { i in
+                    let (m, w) = active[i]
+                    let y = ys + i * rows * outFeatures
+                    y.update(repeating: 0, count: rows * outFeatures)
+                    apply(m, weight: w, input: input, inFeatures: inFeatures, output: y, outFeatures: outFeatures, rows: rows,
+                          scratch: ts + tOffsets[i])
+                }
+                for i in active.indices { Ops.add(output, ys + i * rows * outFeatures, count: rows * outFeatures) }
             }
             return
         }
@@ -106,8 +121,9 @@ public final class LoRAMixDelta: ProjectionDelta {
 
     /// All rows, one expert module, one weight: two GEMMs straight into the output.
     private func apply(_ m: LoRAModule, weight: Float, input: UnsafePointer<Float>, inFeatures: Int,
-                       output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
-        let t = rankSpace.get(rows * m.rank)
+                       output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int,
+                       scratch: UnsafeMutablePointer<Float>? = nil) {
+        let t = scratch ?? rankSpace.get(rows * m.rank)
         m.a.data.withUnsafeBufferPointer { a in
             BLAS.gemmTransB(m: rows, n: m.rank, k: inFeatures, a: input, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
                             c: t, ldc: m.rank)

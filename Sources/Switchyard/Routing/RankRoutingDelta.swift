@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// Rank-as-expert routing (SMoRA) for one request: at each adapted projection, per token, the
@@ -51,12 +52,8 @@ final class RankRoutingDelta: RequestRoutingDelta {
                 for row in 0..<rows {
                     let x = input + row * inFeatures, y = output + row * outFeatures
                     for (i, act) in choose(g + row * r, rank: r) {
-                        let ai = a.baseAddress! + i * inFeatures
-                        var t: Float = 0
-                        for j in 0..<inFeatures { t += ai[j] * x[j] }
-                        let coefficient = m.scale * act * t
-                        let bi = bt.baseAddress! + i * outFeatures
-                        for o in 0..<outFeatures { y[o] += coefficient * bi[o] }
+                        let t = cblas_sdot(Int32(inFeatures), a.baseAddress! + i * inFeatures, 1, x, 1)
+                        cblas_saxpy(Int32(outFeatures), m.scale * act * t, bt.baseAddress! + i * outFeatures, 1, y, 1)
                     }
                 }
             }
