@@ -43,13 +43,10 @@ public final class LoraHubComposer {
         var modules: [ProjectionSite: LoRAModule] = [:]
         for site in sites {
             let present = zip(experts, w).compactMap { e, wi in e.modules[site].map { ($0, wi) } }
-            var a = Matrix(rows: rank, cols: present[0].0.a.cols), b = Matrix(rows: present[0].0.b.rows, cols: rank)
-            for (m, wi) in present {
+            modules[site] = LoRAModule.weightedSum(present.map { m, wi in
                 let f = wi * m.scale.squareRoot()
-                for i in a.data.indices { a.data[i] += f * m.a.data[i] }
-                for i in b.data.indices { b.data[i] += f * m.b.data[i] }
-            }
-            modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
+                return (m, f, f)
+            }, site: site)
         }
         let kinds = ProjectionKind.allCases.filter { k in sites.contains { $0.kind == k } }
         let layers = Set(sites.map(\.layer)).sorted()

@@ -21,6 +21,18 @@ public struct LoRAModule: Sendable, Equatable {
     public var rank: Int { a.rows }
     public var parameterCount: Int { a.data.count + b.data.count }
 
+    /// `A = Σ aFactor_i·A_i`, `B = Σ bFactor_i·B_i` over modules of one rank and shape, at scale 1
+    /// (PEFT's linear combination and LoraHub's composition).
+    static func weightedSum(_ parts: [(module: LoRAModule, aFactor: Float, bFactor: Float)], site: ProjectionSite) -> LoRAModule {
+        let first = parts[0].module
+        var a = Matrix(rows: first.rank, cols: first.a.cols), b = Matrix(rows: first.b.rows, cols: first.rank)
+        for (m, fa, fb) in parts {
+            for i in a.data.indices { a.data[i] += fa * m.a.data[i] }
+            for i in b.data.indices { b.data[i] += fb * m.b.data[i] }
+        }
+        return LoRAModule(site: site, a: a, b: b, scale: 1)
+    }
+
     /// The dense update `scale · B · A`, `[out × in]`.
     public func delta() -> Matrix {
         var out = Matrix(rows: b.rows, cols: a.cols)

@@ -87,15 +87,11 @@ extension LoRAAdapter {
             let (out, inF) = (present[0].0.b.rows, present[0].0.a.cols)
             switch type {
             case .linear:
-                var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
-                for (m, w) in present {
-                    // PEFT's task arithmetic: ws = w·s; A gets sign(ws)·√|ws|, B gets √|ws|.
+                // PEFT's task arithmetic: ws = w·s; A gets sign(ws)·√|ws|, B gets √|ws|.
+                modules[site] = LoRAModule.weightedSum(present.map { m, w in
                     let ws = w * m.scale, root = abs(ws).squareRoot()
-                    let fa = ws < 0 ? -root : root
-                    for i in a.data.indices { a.data[i] += fa * m.a.data[i] }
-                    for i in b.data.indices { b.data[i] += root * m.b.data[i] }
-                }
-                modules[site] = LoRAModule(site: site, a: a, b: b, scale: 1)
+                    return (m, ws < 0 ? -root : root, root)
+                }, site: site)
             case .cat:
                 var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
                 // Rows are packed in adapter order, skipping adapters this module lacks (as PEFT
