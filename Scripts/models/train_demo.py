@@ -983,25 +983,28 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
 
 
 @torch.no_grad()
-def greedy_answers(model, tok: Tokenizer, prompts: list[str], max_new: int) -> list[str]:
-    """model.generate, greedy, stop at eos.  Prompts with the same token length
-    are batched together, so no padding is ever needed."""
+def greedy_answers(model, tok: Tokenizer, prompts: list[str], max_new: int, chunk: int = 128) -> list[str]:
+    """model.generate, greedy, stop at eos; left-padded batches of similar length
+    (generate derives position ids from the attention mask, so padding does not
+    change the positions a prompt sees)."""
     enc = [encode_example(tok, p)[0] for p in prompts]
-    groups: dict[int, list[int]] = {}
-    for i, ids in enumerate(enc):
-        groups.setdefault(len(ids), []).append(i)
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
     answers: list[str] = [""] * len(prompts)
-    for _, idx in sorted(groups.items()):
-        for s in range(0, len(idx), 64):
-            chunk = idx[s:s + 64]
-            x = torch.tensor([enc[i] for i in chunk], dtype=torch.long)
-            gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_new,
-                                 do_sample=False, eos_token_id=EOS_ID, pad_token_id=PAD_ID)
-            for row, i in enumerate(chunk):
-                new = gen[row, x.shape[1]:].tolist()
-                if EOS_ID in new:
-                    new = new[:new.index(EOS_ID)]
-                answers[i] = tok.decode(new, skip_special_tokens=False)
+    for s in range(0, len(order), chunk):
+        idx = order[s:s + chunk]
+        T = max(len(enc[i]) for i in idx)
+        x = torch.full((len(idx), T), PAD_ID, dtype=torch.long)
+        mask = torch.zeros((len(idx), T), dtype=torch.long)
+        for row, i in enumerate(idx):
+            x[row, T - len(enc[i]):] = torch.tensor(enc[i])
+            mask[row, T - len(enc[i]):] = 1
+        gen = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=max_new,
+                             do_sample=False, eos_token_id=EOS_ID, pad_token_id=PAD_ID)
+        for row, i in enumerate(idx):
+            new = gen[row, T:].tolist()
+            if EOS_ID in new:
+                new = new[:new.index(EOS_ID)]
+            answers[i] = tok.decode(new, skip_special_tokens=False)
     return answers
 
 
