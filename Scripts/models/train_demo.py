@@ -52,6 +52,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import string
 import sys
@@ -80,7 +81,7 @@ DEFAULT_OUT = REPO_ROOT / "Models"
 
 SPECIAL_TOKENS = ["<|bos|>", "<|eos|>", "<|pad|>"]  # ids 0, 1, 2
 BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
-NUM_THREADS = 2
+NUM_THREADS = int(os.environ.get("SWITCHYARD_TRAIN_THREADS", "2"))
 
 # --------------------------------------------------------------------------
 # Settings (full run and --quick)
@@ -90,11 +91,11 @@ FULL = dict(
     n_train=2000, n_dev=100, n_test=100,          # per training task
     heldout_train=50, heldout_dev=50, heldout_test=100,
     vocab_size=400,
-    model=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-               intermediate_size=688),
-    base_steps=900, base_echo_steps=400, base_batch=16, base_block=128, base_lr=1e-3, base_warmup=50,
-    lora_r=16, lora_alpha=16,
-    expert_steps=400, expert_batch=32, expert_lr=2e-3, expert_warmup=20,
+    model=dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
+               intermediate_size=512),
+    base_steps=4000, base_echo_steps=300, base_skill_frac=0.6, base_batch=16, base_block=128, base_lr=2e-3, base_warmup=100,
+    lora_r=16, lora_alpha=32,
+    expert_steps=300, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
 )
 QUICK = dict(
     n_train=200, n_dev=20, n_test=20,
@@ -102,7 +103,7 @@ QUICK = dict(
     vocab_size=400,
     model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                intermediate_size=160),
-    base_steps=30, base_echo_steps=10, base_batch=16, base_block=128, base_lr=3e-3, base_warmup=5,
+    base_steps=30, base_echo_steps=10, base_skill_frac=0.5, base_batch=16, base_block=128, base_lr=3e-3, base_warmup=5,
     lora_r=8, lora_alpha=16,
     expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3,
 )
@@ -253,7 +254,7 @@ TASKS: dict[str, dict] = {
             "{w} reversed is what?",
             "Please reverse this string: {w}",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: x["w"][::-1],
     ),
     "uppercase": dict(
@@ -265,7 +266,7 @@ TASKS: dict[str, dict] = {
             "{w} in all caps is what?",
             "Please capitalize the whole word {w}.",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 8)},
+        sample=lambda rng: {"w": any_word(rng, 3, 7)},
         answer=lambda x: x["w"].upper(),
     ),
     "sort_letters": dict(
@@ -276,7 +277,7 @@ TASKS: dict[str, dict] = {
             "Arrange the characters of {w} from a to z.",
             "{w} with its letters sorted is what?",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 6)},
+        sample=lambda rng: {"w": any_word(rng, 3, 5)},
         answer=lambda x: "".join(sorted(x["w"])),
     ),
     "add": dict(
@@ -285,7 +286,7 @@ TASKS: dict[str, dict] = {
             "Add {a} and {b}.",
             "Compute the sum of {a} and {b}.",
             "If you add {b} to {a}, what number do you get?",
-            "{a} + {b} = ?",
+            "Sum up {a} and {b}.",
             "Find the total of {a} and {b}.",
         ],
         sample=lambda rng: {"a": rng.randint(0, 99), "b": rng.randint(0, 99)},
@@ -304,13 +305,13 @@ TASKS: dict[str, dict] = {
     ),
     "caesar": dict(
         templates=[
-            "Shift each letter of {w} forward by {n}.",
-            "Apply a Caesar shift of {n} to {w}.",
-            "Encode {w} with a Caesar cipher, key {n}.",
-            "Move every letter in {w} {n} places later in the alphabet.",
-            "Caesar cipher with shift {n}: {w}",
+            "Shift each letter of {w} forward by one.",
+            "Apply a Caesar shift of 1 to {w}.",
+            "Encode {w} with a Caesar cipher, key 1.",
+            "Replace every letter in {w} with the next letter of the alphabet.",
+            "Caesar cipher with shift one: {w}",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 6), "n": rng.randint(1, 3)},
+        sample=lambda rng: {"w": any_word(rng, 3, 6), "n": 1},
         answer=lambda x: caesar(x["w"], x["n"]),
     ),
     "remove_vowels": dict(
@@ -349,7 +350,7 @@ HELDOUT: dict[str, dict] = {
             "What is {w} reversed and in all caps?",
             "Take {w}, reverse it, then capitalize every letter.",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: x["w"][::-1].upper(),
     ),
     # A new phrasing family of the reverse skill (no "reverse"/"backwards").
@@ -360,7 +361,7 @@ HELDOUT: dict[str, dict] = {
             "Read {w} from right to left.",
             "Flip the letter order of {w}.",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: x["w"][::-1],
     ),
     # Related to count_letter and remove_vowels.
@@ -564,15 +565,38 @@ def _echo(rng: random.Random) -> str:
     return f"{sep.join(words)}. {lead}{sep.join(words)}."
 
 
+def _primitive(rng: random.Random) -> str:
+    """Letter and digit facts the skills build on, in plain listings (no
+    instructions): lower/upper case pairs, the alphabet in order, one-digit sums."""
+    form = rng.randrange(5)
+    if form == 0:  # a word next to its capitalised form
+        w = any_word(rng, 2, 8)
+        return rng.choice([f"{w} / {w.upper()}", f"{w.upper()} ({w})", f"{w}, {w.upper()}, {w}"])
+    if form == 1:  # letter pairs
+        i = rng.randint(0, 20)
+        return " ".join(c + c.upper() for c in LETTERS[i:i + rng.randint(4, 26 - i)])
+    if form == 2:  # alphabet stretches
+        i = rng.randint(0, 22)
+        return " ".join(LETTERS[i:i + rng.randint(3, 26 - i)])
+    if form == 3:  # a letter and the one after it
+        pairs = []
+        for _ in range(rng.randint(2, 6)):
+            j = rng.randrange(26)
+            pairs.append(f"{LETTERS[j]}{LETTERS[(j + 1) % 26]}")
+        return " ".join(pairs)
+    a, b = rng.randint(0, 9), rng.randint(0, 9)  # one-digit sums
+    return f"{a} + {b} = {a + b}"
+
+
 def _generic_line(rng: random.Random) -> str:
     """One 'document' of the generic corpus."""
     k = rng.randrange(20)
     if k <= 1:  # plain sentences
         return " ".join(_sentence(rng) for _ in range(rng.randint(1, 3)))
-    if k <= 5:
-        return _story(rng)
+    if k <= 4:
+        return _story(rng) if k <= 3 else _primitive(rng)
     if k <= 10:
-        return _qa(rng)
+        return _qa(rng) if k <= 8 else _primitive(rng)
     if k <= 12:  # spelling (letters of a word)
         w = any_word(rng, 2, 9)
         form = rng.randrange(4)
@@ -623,11 +647,78 @@ def copy_probe(rng: random.Random, n: int) -> list[dict]:
     return rows
 
 
-def generic_corpus(seed: int, n_docs: int, echo_frac: float = 0.0) -> list[str]:
-    """n_docs documents; with echo_frac > 0, that fraction are `_echo` documents
-    (the warm-up phase of pre-training, see stage_base)."""
+# Instruction-free notation for the skills: "input SYMBOL output", a few lines of
+# one skill per document.  The base model learns the letter/number skills from
+# these listings but never sees an instruction, so it cannot tell which skill a
+# task prompt asks for (it scores ~0 on the tasks); an expert learns to map the
+# instruction phrasings onto its skill.  No dev/test input of any task occurs in
+# a listing (see RESERVED).
+SKILL_NOTATION = {
+    "uppercase": lambda x: (f"{x['w']} /", " " + x["w"].upper()),
+    "reverse": lambda x: (f"{x['w']} <>", " " + x["w"][::-1]),
+    "sort_letters": lambda x: (f"{x['w']} ^", " " + "".join(sorted(x["w"]))),
+    "caesar": lambda x: (f"{x['w']} >>", " " + caesar(x["w"], 1)),
+    "remove_vowels": lambda x: (f"{x['w']} -", " " + "".join(c for c in x["w"] if c not in VOWELS)),
+    "repeat": lambda x: (f"{x['w']} * {x['n']} =", " " + " ".join([x["w"]] * x["n"])),
+    "count_letter": lambda x: (f"#{x['c']} {x['w']} =", f" {x['w'].count(x['c'])}"),
+    "add": lambda x: (f"{x['a']} + {x['b']} =", f" {x['a'] + x['b']}"),
+}
+RESERVED: dict[str, set] = {"words": set(), "add": set()}  # filled by reserve_eval_inputs()
+
+
+def reserve_eval_inputs(tasks: dict) -> None:
+    """Every word in any dev/test input of any task, and every dev/test pair of
+    `add`, is kept out of the skill listings."""
+    RESERVED["words"].clear()
+    RESERVED["add"].clear()
+    for name, splits in tasks.items():
+        for split in ("dev", "test"):
+            for r in splits[split]:
+                if name == "add":
+                    a, b = [int(t) for t in re.findall(r"\d+", r["prompt"])]
+                    RESERVED["add"].add((a, b))
+                    RESERVED["add"].add((b, a))
+                else:
+                    RESERVED["words"].update(t.strip(".,:?") for t in r["prompt"].split())
+
+
+def _skill_input(rng: random.Random, skill: str) -> dict:
+    while True:
+        x = TASKS[skill]["sample"](rng)
+        if skill == "add":
+            if (x["a"], x["b"]) not in RESERVED["add"]:
+                return x
+        elif x["w"] not in RESERVED["words"]:
+            return x
+
+
+# How often each skill's listing is drawn.  Measured with the first weighting
+# (all 1) after 3000 steps: uppercase, reverse, caesar, remove_vowels 98-100%,
+# repeat 92%, sort_letters 81%, count_letter 50%, add 6% on held-out inputs, so
+# the slow learners get more of the data.
+SKILL_WEIGHTS = {"uppercase": 1.0, "reverse": 1.0, "sort_letters": 1.5, "caesar": 1.0,
+                 "remove_vowels": 0.75, "repeat": 0.75, "count_letter": 2.0, "add": 3.0}
+
+
+def _skill_listing(rng: random.Random) -> str:
+    skill = rng.choices(list(SKILL_WEIGHTS), weights=list(SKILL_WEIGHTS.values()))[0]
+    lines = []
+    for _ in range(rng.randint(2, 4)):
+        q, a = SKILL_NOTATION[skill](_skill_input(rng, skill))
+        lines.append(q + a)
+    return "\n".join(lines)
+
+
+def generic_corpus(seed: int, n_docs: int, echo_frac: float = 0.0, skill_frac: float = 0.0) -> list[str]:
+    """n_docs documents: echo_frac of them `_echo`, skill_frac skill listings, the
+    rest generic (see stage_base for the phases)."""
     rng = random.Random(seed)
-    return [_echo(rng) if rng.random() < echo_frac else _generic_line(rng) for _ in range(n_docs)]
+    out = []
+    for _ in range(n_docs):
+        u = rng.random()
+        out.append(_echo(rng) if u < echo_frac else
+                   _skill_listing(rng) if u < echo_frac + skill_frac else _generic_line(rng))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -734,10 +825,12 @@ def stage_base(out: Path, cfg: dict) -> None:
     # every task needs.
     t0 = time.perf_counter()
 
-    def blocks(n_blocks: int, seed: int, echo_frac: float) -> torch.Tensor:
+    reserve_eval_inputs(load_tasks(out))
+
+    def blocks(n_blocks: int, seed: int, echo_frac: float, skill_frac: float) -> torch.Tensor:
         stream: list[int] = []
         while len(stream) < n_blocks * block:
-            docs = generic_corpus(seed=seed, n_docs=5000, echo_frac=echo_frac)
+            docs = generic_corpus(seed=seed, n_docs=5000, echo_frac=echo_frac, skill_frac=skill_frac)
             seed += 1
             for enc in tok.encode_batch(docs, add_special_tokens=False):
                 stream.extend([BOS_ID] + enc.ids + [EOS_ID])
@@ -745,9 +838,11 @@ def stage_base(out: Path, cfg: dict) -> None:
         return d[torch.randperm(d.shape[0], generator=torch.Generator().manual_seed(seed))]
 
     warm = min(cfg["base_echo_steps"], steps)
-    data = torch.cat([blocks(warm * batch, 500, 0.7), blocks((steps - warm) * batch, 600, 0.0)])
+    data = torch.cat([blocks(warm * batch, 500, 0.7, 0.0),
+                      blocks((steps - warm) * batch, 600, 0.0, cfg["base_skill_frac"])])
     print(f"[base] corpus: {data.numel()} tokens in {data.shape[0]} blocks of {block} "
-          f"(first {warm} steps echo-heavy; {time.perf_counter() - t0:.1f}s)", flush=True)
+          f"(first {warm} steps echo-heavy, then {cfg['base_skill_frac']:.0%} skill listings; "
+          f"{time.perf_counter() - t0:.1f}s)", flush=True)
 
     seed_all(42)
     config = base_config(cfg, vocab)
@@ -761,7 +856,14 @@ def stage_base(out: Path, cfg: dict) -> None:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg["base_lr"], betas=(0.9, 0.95), eps=1e-8)
-    probe = copy_probe(random.Random(9), 30)
+    # Diagnostics (not used for training): copying, and each skill in its notation.
+    probe = [dict(r, kind="copy") for r in copy_probe(random.Random(9), 8)]
+    prng = random.Random(10)
+    for skill, fn in SKILL_NOTATION.items():
+        for _ in range(16):
+            q, a = fn(TASKS[skill]["sample"](prng))
+            probe.append({"prompt": q, "completion": a, "kind": skill})
+    probe_kinds = ["copy"] + list(SKILL_NOTATION)
     model.train()
     t0 = time.perf_counter()
     running = None
@@ -781,7 +883,11 @@ def stage_base(out: Path, cfg: dict) -> None:
             if step % 100 == 0 or step == steps - 1:
                 model.eval()
                 tp = time.perf_counter()
-                msg = f", copy probe {score(model, tok, probe, 12)[0]:.0f}%"
+                answers = greedy_answers(model, tok, [r["prompt"] for r in probe], 24)
+                # a listing line ends at the newline (documents end at <|eos|>, lines do not)
+                ok = [a.split("\n")[0].strip() == r["completion"].strip() for a, r in zip(answers, probe)]
+                per = {k: 100.0 * sum(o for o, r in zip(ok, probe) if r["kind"] == k) / sum(r["kind"] == k for r in probe) for k in probe_kinds}
+                msg = ", probes " + " ".join(f"{k}={v:.0f}%" for k, v in per.items())
                 t0 += time.perf_counter() - tp  # not counted in tok/s
                 model.train()
             print(f"[base] step {step:4d}/{steps} loss {running:.3f} "
@@ -884,6 +990,28 @@ def lora_sites(model) -> list[tuple[str, torch.nn.Module, str]]:
     return sites
 
 
+@torch.no_grad()
+def stacked_dev_accuracy(model, tok: Tokenizer, names: list[str], tasks: dict, n: int) -> list[float]:
+    """Greedy exact match of every stacked adapter on n dev examples of its task
+    (one left-padded batch of len(names) blocks)."""
+    rows = [r for name in names for r in tasks[name]["dev"][:n]]
+    enc = [encode_example(tok, r["prompt"])[0] for r in rows]
+    T = max(map(len, enc))
+    x = torch.full((len(enc), T), PAD_ID, dtype=torch.long)
+    mask = torch.zeros((len(enc), T), dtype=torch.long)
+    for i, e in enumerate(enc):
+        x[i, T - len(e):] = torch.tensor(e)
+        mask[i, T - len(e):] = 1
+    gen = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=28, do_sample=False,
+                         eos_token_id=EOS_ID, pad_token_id=PAD_ID)
+    ok = []
+    for i, r in enumerate(rows):
+        new = gen[i, T:].tolist()
+        new = new[:new.index(EOS_ID)] if EOS_ID in new else new
+        ok.append(tok.decode(new).strip() == r["completion"].strip())
+    return [100.0 * sum(ok[e * n:(e + 1) * n]) / n for e in range(len(names))]
+
+
 def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
     """Train one LoRA per task. All experts are trained in the same loop for speed
     (each step = one batch of every task, block e of the rows through adapter e),
@@ -951,6 +1079,15 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
             losses = " ".join(f"{n}={v:.3f}" for n, v in zip(names, running.tolist()))
             print(f"[experts] step {step:4d}/{steps} lr {lr:.1e} ({n_tokens / dt:.0f} tok/s, {dt:.0f}s) {losses}",
                   flush=True)
+        every = cfg.get("expert_eval_every", 0)
+        if every and ((step + 1) % every == 0 or step == steps - 1):
+            te = time.perf_counter()
+            model.eval()
+            accs = stacked_dev_accuracy(model, tok, names, tasks, 32)
+            model.train()
+            t0 += time.perf_counter() - te  # not counted in tok/s
+            print(f"[experts] step {step + 1} dev exact match (32 per task): "
+                  + " ".join(f"{n}={a:.0f}%" for n, a in zip(names, accs)), flush=True)
 
     # Export each adapter through PEFT and check it reproduces the trained one.
     model.eval()
@@ -1185,10 +1322,13 @@ def tasks_readme(tasks: dict) -> str:
         lines.append(f"- `{name}`: " + "; ".join(f"`{t}`" for t in (TASKS | HELDOUT)[name]["templates"]))
     lines += [
         "",
-        "Inputs: words of 3–8 lowercase letters (about 30% real English words, 40% pronounceable",
-        "pseudo-words, 30% random letters); `add` uses integers 0–99; `caesar` shifts by 1–3 with",
-        "wrap-around (z+1 = a); `repeat` repeats 2 or 3 times (\"2 times\"/\"twice\", \"3 times\"/\"three times\"),",
-        "separated by single spaces; vowels are a, e, i, o, u.",
+        "Inputs: words of lowercase letters (about 30% real English words, 40% pronounceable",
+        "pseudo-words, 30% random letters): `reverse` 3–6 letters, `uppercase` 3–7, `sort_letters` 3–5,",
+        "`count_letter` and `remove_vowels` 4–8, `caesar` and `repeat` 3–6, held-out 3–6 (3–8 for",
+        "`count_vowels`); `add` uses integers 0–99; `caesar` shifts by one with wrap-around (z -> a);",
+        "`repeat` repeats 2 or 3 times (\"2 times\"/\"twice\", \"3 times\"/\"three times\"), separated by",
+        "single spaces; `count_letter` asks for a letter of the word 75% of the time, otherwise for an absent",
+        "one (answer 0); vowels are a, e, i, o, u.",
         "",
     ]
     return "\n".join(lines)
@@ -1205,8 +1345,14 @@ def experts_readme(cfg: dict) -> str:
         f"- rank {cfg['lora_r']}, lora_alpha {cfg['lora_alpha']} (scaling {cfg['lora_alpha'] / cfg['lora_r']:g}), "
         "no dropout, no bias, float32 `adapter_model.safetensors`",
         f"- target modules: {', '.join(LORA_TARGETS)} (all layers)",
-        f"- AdamW lr {cfg['expert_lr']} (warmup {cfg['expert_warmup']}, cosine), batch {cfg['expert_batch']}, "
-        f"{cfg['expert_steps']} steps",
+        f"- AdamW lr {cfg['expert_lr']} (warmup {cfg['expert_warmup']}, cosine to 5%), batch {cfg['expert_batch']}, "
+        f"{cfg['expert_steps']} steps, gradient norm clipped to 1 per adapter",
+        "- for speed the 8 adapters are trained in one loop (each step = one batch of every task, rows of",
+        "  task e through adapter e only); they share no parameters and each one's gradient is exactly that",
+        "  of its own task's loss, so this is the same as training them one after the other. Each adapter",
+        "  is then written with PEFT `save_pretrained` and re-loaded with `PeftModel.from_pretrained` to",
+        "  check it reproduces the trained logits.",
+        "- `adapter_config.json` has `base_model_name_or_path` = `Models/base` (relative to the repository).",
         "",
         "| expert | skill |",
         "|---|---|",
@@ -1214,7 +1360,7 @@ def experts_readme(cfg: dict) -> str:
     skills = {
         "reverse": "reverse a word", "uppercase": "upper-case a word",
         "sort_letters": "sort a word's letters alphabetically", "add": "add two integers 0–99",
-        "count_letter": "count occurrences of a letter in a word", "caesar": "Caesar-shift a word by 1–3",
+        "count_letter": "count occurrences of a letter in a word", "caesar": "Caesar-shift a word by one",
         "remove_vowels": "delete a, e, i, o, u from a word", "repeat": "repeat a word 2 or 3 times",
     }
     for n in TASKS:

@@ -55,7 +55,7 @@ REPO_ROOT = SCRIPT_DIR.parent.parent
 sys.path.insert(0, str(SCRIPT_DIR))
 sys.path.insert(0, str(REPO_ROOT / "Scripts" / "fixtures"))
 
-import train_demo as td  # noqa: E402  (prompt convention, data loading, batching, LR schedule)
+import train_demo as td  # noqa: E402  (prompt convention, task names, base loading, LR schedule)
 import router_proto as rp  # noqa: E402  (router_pb2 compiled on the fly, tensor decoding)
 import router_fixtures as rf  # noqa: E402  (the PyTorch reference of every router kind)
 import check_router_bytes as crb  # noqa: E402
@@ -74,14 +74,14 @@ FULL = dict(
     token_batch=32, token_dense_steps=150, token_topk_steps=200, token_lr=1e-2, token_warmup=10,
     token_entropy=0.02, token_balance=0.02,
     smora_batch=32, smora_steps=400, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
-    smora_calib_per_task=64, smora_gate_std=3.0,
+    smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4,
     eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
     token_batch=8, token_dense_steps=4, token_topk_steps=4, token_lr=1e-2, token_warmup=2,
     token_entropy=0.02, token_balance=0.02,
     smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
-    smora_calib_per_task=8, smora_gate_std=3.0,
+    smora_calib_per_task=8, classifier_steps=20, calib_mix="own", classifier_l2=1e-4,
     eval_limit=8, ref_examples=1,
 )
 SEEDS = dict(token=8100, token_batches=8101, smora=8200, smora_batches=8201)
@@ -90,6 +90,16 @@ SEEDS = dict(token=8100, token_batches=8101, smora=8200, smora_batches=8201)
 # --------------------------------------------------------------------------
 # Experts
 # --------------------------------------------------------------------------
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -288,12 +298,39 @@ def engine_from_spec(engine: Routed, spec) -> None:
 # Data, training loop, greedy evaluation
 # --------------------------------------------------------------------------
 
-def mixture(models: Path, tok, names: list[str]) -> list[tuple[list[int], list[int]]]:
-    ex = []
-    for n in names:
-        ex += [td.encode_example(tok, r["prompt"], r["completion"])
-               for r in td.read_jsonl(models / "tasks" / n / "train.jsonl")]
-    return ex
+def collate(seqs: list[tuple[list[int], list[int]]]):
+    """Right-padded (input_ids, attention_mask, labels); labels only on completion + eos."""
+    T = max(len(p) + len(c) for p, c in seqs)
+    ids = torch.full((len(seqs), T), td.PAD_ID, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    labels = torch.full((len(seqs), T), -100, dtype=torch.long)
+    for r, (p, c) in enumerate(seqs):
+        n = len(p) + len(c)
+        ids[r, :n] = torch.tensor(p + c)
+        mask[r, :n] = 1
+        labels[r, len(p):n] = torch.tensor(c)
+    return ids, mask, labels
+
+
+def mixture_batches(examples: list[tuple[list[int], list[int]]], batch: int, steps: int, seed: int):
+    """`steps` length-bucketed batches drawn from the whole mixture: each epoch shuffles, sorts
+    within chunks of 8 batches (less padding), and shuffles the batches."""
+    rng = random.Random(seed)
+    produced = 0
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        chunks = [order[i:i + batch * 8] for i in range(0, len(order), batch * 8)]
+        batches = []
+        for ch in chunks:
+            ch.sort(key=lambda i: len(examples[i][0]) + len(examples[i][1]))
+            batches += [ch[i:i + batch] for i in range(0, len(ch), batch)]
+        rng.shuffle(batches)
+        for b in batches:
+            yield collate([examples[i] for i in b])
+            produced += 1
+            if produced == steps:
+                return
 
 
 def train_loop(label: str, engine: Routed, groups: list[dict], batches, steps: int, warmup: int,
@@ -389,6 +426,28 @@ def with_mixed(res: dict, training: list[str]) -> dict:
 # Token-level learned gate
 # --------------------------------------------------------------------------
 
+def fit_classifier(x: torch.Tensor, y: torch.Tensor, classes: int, bias: bool, steps: int,
+                   l2: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """Multinomial logistic regression, full batch, Adam on standardised-scale inputs (the weights
+    are mapped back to the raw inputs).  Returns (weight [classes, in], bias or None, train acc)."""
+    scale = x.pow(2).mean().sqrt().clamp_min(1e-8)
+    xn = x / scale
+    w = torch.zeros(classes, x.shape[1], requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    params = [w, b] if bias else [w]
+    opt = torch.optim.Adam(params, lr=0.05)
+    for _ in range(steps):
+        logits = xn @ w.T + (b if bias else 0.0)
+        loss = torch.nn.functional.cross_entropy(logits, y) + l2 * w.pow(2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        logits = xn @ w.T + (b if bias else 0.0)
+        acc = float((logits.argmax(-1) == y).float().mean())
+    return (w.detach() / scale), (b.detach() if bias else None), acc
+
+
 @torch.no_grad()
 def hidden_rms(engine: Routed, examples, batch: int) -> list[float]:
     E = engine.num_experts
@@ -397,7 +456,7 @@ def hidden_rms(engine: Routed, examples, batch: int) -> list[float]:
     def gate(l, h):
         seen[l] = float(h[mask.bool()].pow(2).mean().sqrt())
         return torch.full((*h.shape[:-1], E), 1.0 / E)
-    ids, mask, _ = next(td.make_batches(examples, batch, 1, seed=SEEDS["token_batches"]))
+    ids, mask, _ = next(mixture_batches(examples, batch, 1, seed=SEEDS["token_batches"]))
     engine.configure(gate=gate)
     engine.model(input_ids=ids, attention_mask=mask)
     engine.configure()
@@ -405,7 +464,7 @@ def hidden_rms(engine: Routed, examples, batch: int) -> list[float]:
 
 
 def train_token(engine: Routed, examples, cfg: dict, names: list[str], models: Path):
-    td.seed_all(SEEDS["token"])
+    seed_all(SEEDS["token"])
     L, H, E = engine.num_layers, engine.model.config.hidden_size, engine.num_experts
     gen = torch.Generator().manual_seed(SEEDS["token"])
     # Small random init: near-uniform probabilities, no exact ties.
@@ -444,7 +503,7 @@ def train_token(engine: Routed, examples, cfg: dict, names: list[str], models: P
     print("[token] rms of the hidden state entering each layer: " + ", ".join(f"{r:.3f}" for r in rms), flush=True)
     groups = [{"params": [weights[l]], "lr": cfg["token_lr"] / rms[l]} for l in range(L)]
     groups.append({"params": biases, "lr": cfg["token_lr"]})
-    batches = td.make_batches(examples, cfg["token_batch"], steps, seed=SEEDS["token_batches"])
+    batches = mixture_batches(examples, cfg["token_batch"], steps, seed=SEEDS["token_batches"])
     info = train_loop("token", engine, groups, batches, steps, cfg["token_warmup"], aux=aux, on_step=on_step)
     engine.configure()
     info.update(dense_steps=cfg["token_dense_steps"], topk_steps=cfg["token_topk_steps"], batch=cfg["token_batch"])
@@ -468,9 +527,12 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
     concatenated along the rank (expert e owns ranks [e R/E, (e+1) R/E)); with SMORA_SCALE = k,
     uniform activations over one expert's block reproduce its truncated update.  An expert of
     lower rank is padded with random A rows and zero B columns.
-    G: the rows of expert e's block point from the mean input of the
-    projection over all tasks to its mean over task e's training tokens (with expert e active),
-    plus a little noise, scaled so the scores have std `smora_gate_std` over those tokens."""
+    G: a linear task classifier per module (multinomial logistic regression without bias, fitted
+    on the projection's inputs of calibration tokens of every task, each run with its own expert
+    active); every row of expert e's block is class e's weight vector plus noise 1% of its norm
+    (no exact ties).  The rows of a block are nearly equal, so a token classified as task e
+    activates e's ranks with almost uniform softmax weights, i.e. (nearly) expert e's truncated
+    update."""
     E = len(experts)
     per = SMORA_RANK // E
     assert per * E == SMORA_RANK, (SMORA_RANK, E)
@@ -478,7 +540,7 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
     # Mean projection inputs per task, with the task's own expert active.
     sums: dict = {}
     counts: dict = {}
-    sq: dict = {}
+    sample: dict = {}  # (l, proj) -> up to 256 calibration token inputs per task
     cur = {"e": 0}
     handles = []
 
@@ -490,6 +552,7 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
             key = (l, proj, cur["e"])
             sums[key] = sums.get(key, 0.0) + x.sum(0)
             counts[key] = counts.get(key, 0) + x.shape[0]
+            sample.setdefault(key, []).append(x.clone())
         return h
 
     for l, layer in enumerate(engine.model.model.layers):
@@ -498,18 +561,21 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
     with torch.no_grad():
         for e in range(E):
             cur["e"] = e
-            onehot = torch.zeros(1, 1, E)
-            onehot[0, 0, e] = 1.0
-            engine.fixed(onehot)
+            calib = torch.zeros(1, 1, E)
+            if cfg["calib_mix"] == "own":
+                calib[0, 0, e] = 1.0
+            elif cfg["calib_mix"] == "uniform":
+                calib[:] = 1.0 / E
+            engine.fixed(calib)
             ex = examples_by_task[e][:cfg["smora_calib_per_task"]]
-            for ids, mask, _ in td.make_batches(ex, 32, math.ceil(len(ex) / 32), seed=0):
+            for ids, mask, _ in mixture_batches(ex, 32, math.ceil(len(ex) / 32), seed=0):
                 cur["mask"] = mask
                 engine.model(input_ids=ids, attention_mask=mask)
     for hd in handles:
         hd.remove()
     engine.configure()
 
-    params = {}
+    params, accs = {}, {}
     for l in range(engine.num_layers):
         for parent, proj in PROJECTIONS:
             lin = getattr(getattr(engine.model.model.layers[l], parent), proj)
@@ -531,20 +597,21 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
                 b_cols.append(rb)
             a_cat = torch.cat(a_rows, 0)
             b_cat = torch.cat(b_cols, 1)
-            mus = torch.stack([sums[(l, proj, e)] / counts[(l, proj, e)] for e in range(E)])  # [E, in]
-            dirs = mus - mus.mean(0, keepdim=True)
-            dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-            g = dirs.repeat_interleave(per, 0)
-            g = g + 0.05 * torch.randn(g.shape, generator=gen) / math.sqrt(lin.in_features)
-            # Scale so that the scores over the calibration means have the wanted spread.
-            spread = (mus @ g.T).std().clamp_min(1e-8)
-            g = g * (cfg["smora_gate_std"] / spread)
+            xs = [torch.cat(sample.pop((l, proj, e)), 0) for e in range(E)]
+            w, _, acc = fit_classifier(torch.cat(xs, 0), torch.cat([torch.full((len(x),), e) for e, x in enumerate(xs)]),
+                                       E, bias=False, steps=cfg["classifier_steps"], l2=cfg["classifier_l2"])
+            accs[(l, proj)] = acc
+            g = w.repeat_interleave(per, 0)
+            g = g + 0.01 * g.norm(dim=-1, keepdim=True) * torch.randn(g.shape, generator=gen) / math.sqrt(lin.in_features)
             params[(l, proj)] = [a_cat, b_cat, g]
+    print("[smora] gate init: token-level task accuracy of the linear classifiers per layer (mean over "
+          "projections): " + ", ".join(f"{sum(v for (l2, _), v in accs.items() if l2 == l) / len(PROJECTIONS):.2f}"
+                                       for l in range(engine.num_layers)), flush=True)
     return params
 
 
 def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task, cfg: dict, names: list[str]):
-    td.seed_all(SEEDS["smora"])
+    seed_all(SEEDS["smora"])
     t0 = time.perf_counter()
     init = smora_init(engine, experts, examples_by_task, cfg)
     init_s = time.perf_counter() - t0
@@ -555,7 +622,7 @@ def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task,
     ab = [p for v in params.values() for p in v[:2]]
     gates = [v[2] for v in params.values()]
     steps = cfg["smora_steps"]
-    batches = td.make_batches(examples, cfg["smora_batch"], steps, seed=SEEDS["smora_batches"])
+    batches = mixture_batches(examples, cfg["smora_batch"], steps, seed=SEEDS["smora_batches"])
     info = train_loop("smora", engine, [{"params": ab, "lr": cfg["smora_lr_ab"]},
                                         {"params": gates, "lr": cfg["smora_lr_gate"]}],
                       batches, steps, cfg["smora_warmup"])
@@ -761,10 +828,10 @@ def main() -> int:
     print(f"[routers] {len(names)} experts, base hidden {engine.model.config.hidden_size}, {engine.num_layers} layers; "
           f"threads {torch.get_num_threads()}", flush=True)
     by_task = [[td.encode_example(tok, r["prompt"], r["completion"])
-                for r in td.read_jsonl(models / "tasks" / n / "train.jsonl")] for n in names]
+                for r in read_jsonl(models / "tasks" / n / "train.jsonl")] for n in names]
     examples = [e for ex in by_task for e in ex]
-    tests = {n: td.read_jsonl(models / "tasks" / n / "test.jsonl") for n in names + heldout}
-    mixed = td.read_jsonl(models / "tasks" / "mixed" / "test.jsonl")
+    tests = {n: read_jsonl(models / "tasks" / n / "test.jsonl") for n in names + heldout}
+    mixed = read_jsonl(models / "tasks" / "mixed" / "test.jsonl")
     key = lambda r: (r["prompt"], r["completion"])  # noqa: E731
     assert sorted(map(key, mixed)) == sorted(key(r) for n in names for r in tests[n]), \
         "mixed/test.jsonl is not the union of the training tasks' test sets"
@@ -847,7 +914,7 @@ def main() -> int:
         "train_seconds": round(sum(train_seconds.values()), 1),
         "total_seconds": round(time.perf_counter() - t_start, 1),
     })
-    td.write_json(report_path, report)
+    report_path.write_text(json.dumps(report, indent=1) + "\n")
     if not args.no_eval:
         write_readme(out, report, names, heldout)
     size = sum(p.stat().st_size for p in models.rglob("*") if p.is_file())

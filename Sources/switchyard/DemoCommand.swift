@@ -7,7 +7,7 @@ enum DemoCommand: Subcommand {
     static let name = "demo"
     static let summary = "Route prompts of different tasks to experts on the embedded models"
     static let help = """
-    USAGE: switchyard demo [--router FILE] [--per-task N]
+    USAGE: switchyard demo [--router FILE] [--per-task N] [--model DIR] [--registry DIR]
 
     Loads the embedded base model, expert registry and router (Models/, found next to the package
     or through $SWITCHYARD_MODELS), routes one test prompt of every task, and shows for each the
@@ -17,20 +17,22 @@ enum DemoCommand: Subcommand {
     OPTIONS:
       --router FILE    Router to use (default: Models/routers/sentence.pb).
       --per-task N     Prompts per task (default 1).
+      --model DIR      Base model (default: Models/base).
+      --registry DIR   Expert registry (default: Models/experts).
     """
 
     static func run(_ argv: [String]) throws {
         let args = try ParsedArguments(argv, valued: ["router", "per-task", "model", "registry"])
         let root = ModelLocator.modelsRoot()
         let fm = FileManager.default
-        guard fm.fileExists(atPath: root.appendingPathComponent("base/config.json").path) else {
+        let baseDir = URL(fileURLWithPath: args.string("model") ?? root.appendingPathComponent("base").path)
+        guard fm.fileExists(atPath: baseDir.appendingPathComponent("config.json").path) else {
             throw SwitchyardError.io(path: root.path, reason: "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package")
         }
-        let baseDir = root.appendingPathComponent("base")
         let started = Date()
         let model = try LlamaModel.load(directory: baseDir)
         let tokenizer = try Tokenizer.load(modelDirectory: baseDir)
-        let registry = try ExpertRegistry(directory: root.appendingPathComponent("experts"), base: model.config)
+        let registry = try ExpertRegistry(directory: URL(fileURLWithPath: args.string("registry") ?? root.appendingPathComponent("experts").path), base: model.config)
         let routerURL = URL(fileURLWithPath: args.string("router") ?? root.appendingPathComponent("routers/sentence.pb").path)
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fits the two demo routers that Switchyard trains itself, in pure Swift (no Python):
+#
+#   Models/routers/sentence.pb   sentence-level MLP gate (DLP-LoRA / MiLoRA): features = mean-pooled
+#                                base-model hidden state of the prompt entering --layer; cross-entropy
+#                                on expert labels, Adam (`switchyard router train`); top-1.
+#   Models/routers/centroid.pb   gradient-free token-level router ("Token-Level Adaptation of LoRA
+#                                Adapters"): one centroid per expert = mean hidden state of its
+#                                prompts' tokens entering --layer; softmax(cosine / 0.05), top-1,
+#                                recomputed every 2nd token (`switchyard router fit-centroids`).
+#
+#   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--per-task N]
+#
+# Examples: the first N lines of each expert's Models/tasks/<expert>/train.jsonl (never dev/test).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sy=${SWITCHYARD:-.build/release/switchyard}
+models=${SWITCHYARD_MODELS:-Models}
+layer=2
+per_task=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --layer) layer=$2; shift 2 ;;
+    --per-task) per_task=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+examples=$(mktemp)
+trap 'rm -f "$examples"' EXIT
+for dir in "$models"/experts/*/; do
+  task=$(basename "$dir")
+  [ -f "$models/tasks/$task/train.jsonl" ] || continue
+  # Each line {"prompt": …, …} becomes {"expert": "<task>", "prompt": …, …}.
+  head -n "$per_task" "$models/tasks/$task/train.jsonl" | sed "s/^{/{\"expert\": \"$task\", /" >> "$examples"
+done
+mkdir -p "$models/routers"
+"$sy" router train --model "$models/base" --registry "$models/experts" --examples "$examples" \
+  --layer "$layer" --pooling mean --hidden 64 --epochs 40 --top-k 1 --out "$models/routers/sentence.pb" --name sentence
+"$sy" router fit-centroids --model "$models/base" --registry "$models/experts" --examples "$examples" \
+  --layer "$layer" --top-k 1 --temperature 0.05 --every-n 2 --out "$models/routers/centroid.pb" --name centroid
