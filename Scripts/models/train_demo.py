@@ -21,6 +21,7 @@ Stages (`--stage`, default `all`, which runs them in this order):
     base       LlamaForCausalLM pre-trained on the generic corpus (no task instructions)
     experts    one LoRA per training task (loss on completion + eos only)
     eval       greedy exact match: base, oracle expert, uniform merge -> eval_python.json, README
+    readme     only rewrite Models/README.md (also written after experts and eval)
 
 Each stage reads what the earlier ones wrote to the output directory, so a
 single stage can be re-run on its own (`--stage experts`, `--stage eval`).
@@ -660,8 +661,13 @@ SKILL_NOTATION = {
     "caesar": lambda x: (f"{x['w']} >>", " " + caesar(x["w"], 1)),
     "remove_vowels": lambda x: (f"{x['w']} -", " " + "".join(c for c in x["w"] if c not in VOWELS)),
     "repeat": lambda x: (f"{x['w']} * {x['n']} =", " " + " ".join([x["w"]] * x["n"])),
-    "count_letter": lambda x: (f"#{x['c']} {x['w']} =", f" {x['w'].count(x['c'])}"),
+    "count_letter": lambda x: (f"# {x['c']} {x['w']} =", f" {x['w'].count(x['c'])}"),
     "add": lambda x: (f"{x['a']} + {x['b']} =", f" {x['a'] + x['b']}"),
+}
+# The same skills with the operands in the other order (a task prompt may name the
+# word before the letter).
+SKILL_NOTATION_SWAPPED = {
+    "count_letter": lambda x: (f"{x['w']} # {x['c']} =", f" {x['w'].count(x['c'])}"),
 }
 RESERVED: dict[str, set] = {"words": set(), "add": set()}  # filled by reserve_eval_inputs()
 
@@ -697,15 +703,33 @@ def _skill_input(rng: random.Random, skill: str) -> dict:
 # repeat 92%, sort_letters 81%, count_letter 50%, add 6% on held-out inputs, so
 # the slow learners get more of the data.
 SKILL_WEIGHTS = {"uppercase": 1.0, "reverse": 1.0, "sort_letters": 1.5, "caesar": 1.0,
-                 "remove_vowels": 0.75, "repeat": 0.75, "count_letter": 2.0, "add": 3.0}
+                 "remove_vowels": 0.75, "repeat": 0.75, "count_letter": 2.5, "add": 3.0}
+# With the answer always right after the operator, the base learned add and
+# count_letter with circuits keyed to fixed offsets, and a LoRA could not move them
+# onto the task prompts (add 16%, count_letter 50% after 750 expert steps), while
+# the copy-like skills transferred.  Half of the listing lines therefore put a run
+# of 1-6 filler dots between the operands and the answer, so the skills are
+# learned independently of that distance.
+GAP_PROB, MAX_GAP = 0.5, 6
+# Every listing line starts with "~ " so that its first word or number is spelled
+# with the same tokens as inside a sentence (" f", "a", ... rather than "f", "a",
+# ...), and the counted letter is a word of its own (" o"), as in the task
+# prompts.  With "#o word" and "63 + 71" at line start, the base learned add and
+# count_letter on tokens the task prompts never contain, and their experts
+# stayed at 9% and 50% (the other six, which copy word letters, reached 91-100%).
+LINE_MARK = "~ "
 
 
 def _skill_listing(rng: random.Random) -> str:
     skill = rng.choices(list(SKILL_WEIGHTS), weights=list(SKILL_WEIGHTS.values()))[0]
     lines = []
     for _ in range(rng.randint(2, 4)):
-        q, a = SKILL_NOTATION[skill](_skill_input(rng, skill))
-        lines.append(q + a)
+        x = _skill_input(rng, skill)
+        swapped = skill in SKILL_NOTATION_SWAPPED and rng.random() < 0.4
+        q, a = (SKILL_NOTATION_SWAPPED if swapped else SKILL_NOTATION)[skill](x)
+        if rng.random() < GAP_PROB:
+            q += " ." * rng.randint(1, MAX_GAP)
+        lines.append(LINE_MARK + q + a)
     return "\n".join(lines)
 
 
@@ -862,7 +886,7 @@ def stage_base(out: Path, cfg: dict) -> None:
     for skill, fn in SKILL_NOTATION.items():
         for _ in range(16):
             q, a = fn(TASKS[skill]["sample"](prng))
-            probe.append({"prompt": q, "completion": a, "kind": skill})
+            probe.append({"prompt": LINE_MARK + q, "completion": a, "kind": skill})
     probe_kinds = ["copy"] + list(SKILL_NOTATION)
     model.train()
     t0 = time.perf_counter()
@@ -885,7 +909,7 @@ def stage_base(out: Path, cfg: dict) -> None:
                 tp = time.perf_counter()
                 answers = greedy_answers(model, tok, [r["prompt"] for r in probe], 24)
                 # a listing line ends at the newline (documents end at <|eos|>, lines do not)
-                ok = [a.split("\n")[0].strip() == r["completion"].strip() for a, r in zip(answers, probe)]
+                ok = [a.split("\n")[0].replace(" .", "").strip() == r["completion"].strip() for a, r in zip(answers, probe)]
                 per = {k: 100.0 * sum(o for o, r in zip(ok, probe) if r["kind"] == k) / sum(r["kind"] == k for r in probe) for k in probe_kinds}
                 msg = ", probes " + " ".join(f"{k}={v:.0f}%" for k, v in per.items())
                 t0 += time.perf_counter() - tp  # not counted in tok/s
@@ -1402,8 +1426,14 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         f"{config.get('rope_parameters', {}).get('rope_theta', config.get('rope_theta'))}, "
         f"RMSNorm eps {config['rms_norm_eps']}, max positions {config['max_position_embeddings']}",
         f"- pre-trained for {cfg['base_steps']} steps × {cfg['base_batch']} × {cfg['base_block']} tokens on a generic "
-        "synthetic corpus (short sentences, word lists, counting, spelled-out words, the alphabet, capitals, "
-        "simple fact questions); it has never seen a task instruction.",
+        "synthetic corpus: short sentences, word lists, counting, spelled-out words, the alphabet, capitals, "
+        "simple fact questions, and (60% of the documents after a 300-step copying warm-up) instruction-free "
+        "*skill listings* such as `farmer <> remraf`, `ghgdj / GHGDJ`, `#o ofuiztu = 1`, `89 + 66 = 155` "
+        "(half of the lines with filler dots before the answer). The base therefore knows the letter and number "
+        "skills in a notation, like a pre-trained LLM knows arithmetic, but it has never seen a task instruction "
+        "or the `Answer:` format and cannot tell which skill a task prompt asks for (the `base` column). Each "
+        "expert learns to map its instruction phrasings onto its skill. No dev/test input of any task occurs in "
+        "a listing.",
         "- stored as bfloat16; Python and Swift both compute in float32 from the upcast weights.",
         "",
         "## Tokenizer and prompt convention",
@@ -1419,13 +1449,19 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         "- Exact match: `answer.strip() == completion.strip()`.",
         f"- Example: `{ex['prompt']!r}` + `{ex['completion']!r}` → prompt ids {ids[0]}, target ids {ids[1]}.",
         "",
-        "## Accuracy (measured in Python with transformers+PEFT by train_demo.py)",
+        "## Accuracy",
         "",
-        "Greedy exact match (%) on each test split (100 examples per task; `mixed` = the 8 training tasks' test",
-        "sets together). The official table comes from `switchyard eval`; this one is the Python reference.",
-        "`uniform merge` = all 8 experts at weight 1/8 (PEFT `add_weighted_adapter`, `cat`).",
+    ] + ([
+        "Measured in Python with transformers+PEFT by train_demo.py (`--stage eval`): greedy exact match (%)",
+        "on each test split (100 examples per task; `mixed` = the 8 training tasks' test sets together). The",
+        "official table (all routers, LoraHub) comes from `switchyard eval` (`Scripts/eval-table`, top-level",
+        "README). `uniform merge` = all 8 experts at weight 1/8 (PEFT `add_weighted_adapter`, `cat`).",
         "",
         table_markdown(report["results"]),
+    ] if report else [
+        "The table (base, oracle expert, uniform merge, every router, LoraHub) is in the top-level README,",
+        "measured by `switchyard eval` (`Scripts/eval-table`); `--stage eval` adds a Python cross-check here.",
+    ]) + [
         "",
         f"Total size of `Models/`: {size / 1e6:.1f} MB.",
         "",
@@ -1433,7 +1469,10 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         "",
         "```sh",
         "python3 -m venv .venv && .venv/bin/pip install -r Scripts/models/requirements.txt",
-        ".venv/bin/python Scripts/models/train_demo.py",
+        ".venv/bin/python Scripts/models/train_demo.py          # tasks, tokenizer, base, experts, this README",
+        "swift build -c release && Scripts/models/fit_swift_routers.sh   # routers/sentence.pb, routers/centroid.pb",
+        ".venv/bin/python Scripts/models/train_routers.py       # routers/token.pb, routers/smora.pb",
+        "Scripts/eval-table                                      # the README table, Models/eval.json",
         "```",
         "",
     ]
@@ -1448,7 +1487,7 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", default="all", choices=["data", "tokenizer", "base", "experts", "eval", "all"])
+    ap.add_argument("--stage", default="all", choices=["data", "tokenizer", "base", "experts", "eval", "readme", "all"])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, into a temporary directory (smoke test)")
     ap.add_argument("--out", type=Path, help=f"output directory (default {DEFAULT_OUT}, or a temp dir with --quick)")
     ap.add_argument("--experts", help="comma-separated subset of experts to train (stage experts)")
@@ -1467,7 +1506,8 @@ def main() -> int:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"peft {__import__('peft').__version__}, threads {torch.get_num_threads()}; out = {out}", flush=True)
     timer = Timer()
-    stages = ["data", "tokenizer", "base", "experts", "eval"] if args.stage == "all" else [args.stage]
+    stages = ["data", "tokenizer", "base", "experts", "eval"] if args.stage == "all" else \
+        [] if args.stage == "readme" else [args.stage]
     report = None
     for st in stages:
         t0 = time.perf_counter()
@@ -1488,6 +1528,9 @@ def main() -> int:
         if args.stage == "all":
             report["timings_s"]["total"] = round(total, 1)
         write_json(out / "eval_python.json", report)
+    elif (out / "eval_python.json").exists():
+        report = json.loads((out / "eval_python.json").read_text())
+    if (out / "base" / "model.safetensors").exists() and args.stage in ("all", "experts", "eval", "readme"):
         (out / "README.md").write_text(models_readme(out, cfg, report, total if args.stage == "all" else None))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"done in {total:.1f}s ({total / 60:.1f} min); {out} = {size / 1e6:.1f} MB", flush=True)
