@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Train the embedded Switchyard demo setting in `Models/`.
 
-Measured full run (`train_demo.py`, all stages, CPU only, 2 cores of an AMD EPYC
-(Zen 3) VM, torch.set_num_threads(2)): FULL_RUN_TIME_PLACEHOLDER
-(`--quick` smoke run: QUICK_RUN_TIME_PLACEHOLDER).
+Measured run time (CPU only, 2 cores, torch.set_num_threads(2), 2026-11-25): data and
+tokenizer 5 s, base 22.9 min (4000 steps, ~6,200 tokens/s), experts 5.0 min (8 LoRAs
+trained side by side, 300 steps); the optional Python eval stage was not timed.
 
 What it builds (all from fixed seeds; nothing is downloaded):
 
@@ -1416,7 +1416,9 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         "`generation_config.json` (eos 1), `tokenizer.json` |",
         "| `experts/<task>/` | one PEFT LoRA per training task (see `experts/README.md`) |",
         "| `tasks/` | prompt/completion JSONL per task, held-out tasks, `mixed/test.jsonl` (see `tasks/README.md`) |",
-        "| `eval_python.json` | the accuracy table below, per-task, with a few example answers |",
+    ] + (["| `eval_python.json` | the Python cross-check of the accuracy table, with a few example answers |"]
+         if report else []) + [
+        "| `routers/` | sentence, centroid, token and SMoRA routers (see `routers/README.md`) |",
         "",
         "## Base model",
         "",
@@ -1428,8 +1430,8 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         f"- pre-trained for {cfg['base_steps']} steps × {cfg['base_batch']} × {cfg['base_block']} tokens on a generic "
         "synthetic corpus: short sentences, word lists, counting, spelled-out words, the alphabet, capitals, "
         "simple fact questions, and (60% of the documents after a 300-step copying warm-up) instruction-free "
-        "*skill listings* such as `farmer <> remraf`, `ghgdj / GHGDJ`, `#o ofuiztu = 1`, `89 + 66 = 155` "
-        "(half of the lines with filler dots before the answer). The base therefore knows the letter and number "
+        "*skill listings*, lines such as `~ farmer <> remraf`, `~ ghgdj / GHGDJ`, `~ # o ofuiztu = 1`, "
+        "`~ 89 + 66 = . . 155` (half of them with filler dots before the answer). The base therefore knows the letter and number "
         "skills in a notation, like a pre-trained LLM knows arithmetic, but it has never seen a task instruction "
         "or the `Answer:` format and cannot tell which skill a task prompt asks for (the `base` column). Each "
         "expert learns to map its instruction phrasings onto its skill. No dev/test input of any task occurs in "
