@@ -463,43 +463,13 @@ def hidden_rms(engine: Routed, examples, batch: int) -> list[float]:
     return [seen[l] for l in range(engine.num_layers)]
 
 
-@torch.no_grad()
-def token_init(engine: Routed, examples_by_task: list[list], cfg: dict) -> list[tuple]:
-    """Per layer, a linear task classifier (multinomial logistic regression with bias) on the hidden
-    state entering the layer, fitted on the prompt+completion tokens of `smora_calib_per_task`
-    training examples of every task, each run with its own expert active at every layer.  A gate
-    initialised from it starts by sending each token to the expert of the task its context looks
-    like; training then adjusts it through the routed forward.  (From a near-zero init, 350 steps
-    left the gates near uniform: 13.7% on mixed.)"""
-    L, E = engine.num_layers, engine.num_experts
-    feats: dict = {l: [] for l in range(L)}
-    labels: dict = {l: [] for l in range(L)}
-    for e in range(E):
-        ex = examples_by_task[e][:cfg["smora_calib_per_task"]]
-        for ids, mask, _ in mixture_batches(ex, 32, math.ceil(len(ex) / 32), seed=0):
-            m = mask.bool()
-
-            def gate(l, h, e=e, m=m):
-                feats[l].append(h[m].clone())
-                labels[l].append(torch.full((int(m.sum()),), e))
-                mix = torch.zeros(*h.shape[:-1], E)
-                mix[..., e] = 1.0
-                return mix
-            engine.configure(gate=gate)
-            engine.model(input_ids=ids, attention_mask=mask)
-    engine.configure()
-    return [fit_classifier(torch.cat(feats[l]), torch.cat(labels[l]), E, bias=True,
-                           steps=cfg["classifier_steps"], l2=cfg["classifier_l2"]) for l in range(L)]
-
-
-def train_token(engine: Routed, examples, examples_by_task, cfg: dict, names: list[str], models: Path):
+def train_token(engine: Routed, examples, cfg: dict, names: list[str], models: Path):
     seed_all(SEEDS["token"])
     L, H, E = engine.num_layers, engine.model.config.hidden_size, engine.num_experts
-    init = token_init(engine, examples_by_task, cfg)
-    print("[token] gate init: token-level task accuracy of the per-layer linear classifiers: "
-          + ", ".join(f"{acc:.2f}" for _, _, acc in init), flush=True)
-    weights = [torch.nn.Parameter(w.clone()) for w, _, _ in init]
-    biases = [torch.nn.Parameter(b.clone()) for _, b, _ in init]
+    gen = torch.Generator().manual_seed(SEEDS["token"])
+    # Small random init: near-uniform probabilities, no exact ties.
+    weights = [torch.nn.Parameter(0.01 * torch.randn(E, H, generator=gen) / math.sqrt(H)) for _ in range(L)]
+    biases = [torch.nn.Parameter(torch.zeros(E)) for _ in range(L)]
     steps = cfg["token_dense_steps"] + cfg["token_topk_steps"]
     record: list = []
     state = {"dense": True}
@@ -773,9 +743,7 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         "forward hooks exactly as in `Scripts/fixtures/router_fixtures.py`), so the exported files need no "
         "conversion.",
         "",
-        f"- **token**: each layer's gate initialised from a linear task classifier (logistic regression with bias, "
-        f"{cfg['classifier_steps']} steps) on the hidden state entering the layer, fitted on the tokens of "
-        f"{cfg['smora_calib_per_task']} training examples per task run with their own expert; then {cfg['token_dense_steps']} steps with "
+        f"- **token**: gates initialised near zero (seed {SEEDS['token']}); {cfg['token_dense_steps']} steps with "
         "dense softmax mixing (all 8 experts weighted by their probabilities), then "
         f"{cfg['token_topk_steps']} steps with the exact top-2 forward (gradients through the two renormalised "
         f"weights); batch {cfg['token_batch']}, lr {cfg['token_lr']:g}; auxiliary terms per layer: "
@@ -889,7 +857,7 @@ def main() -> int:
     for which in todo:
         t0 = time.perf_counter()
         if which == "token":
-            spec, info = train_token(engine, examples, by_task, cfg, names, models)
+            spec, info = train_token(engine, examples, cfg, names, models)
         else:
             spec, info = train_smora(engine, experts, examples, by_task, cfg, names)
         train_seconds[which] = round(time.perf_counter() - t0, 1)
