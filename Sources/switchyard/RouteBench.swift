@@ -17,13 +17,16 @@ enum RouteBench {
     OPTIONS:
     \(BenchModel.optionsHelp)
       --decode-tokens D   Decode steps measured (default 32).
+      --rounds R          Interleaved rounds; each configuration reports its best (default 2).
       --format text|json
     """
 
     static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["decode-tokens", "format"]))
+        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["decode-tokens", "rounds", "format"]))
         let json = try args.wantsJSON()
         let decodeTokens = try args.int("decode-tokens") ?? 32
+        let rounds = try args.int("rounds") ?? 2
+        guard decodeTokens > 0, rounds > 0 else { throw UsageError("--decode-tokens and --rounds must be positive") }
         BenchModel.warnIfDebug()
         let (model, label) = try BenchModel.load(args)
         let c = model.config
@@ -65,7 +68,7 @@ enum RouteBench {
         }
         var base = 0.0
         var rates = [Double](repeating: 0, count: routers.count)
-        for _ in 0..<2 {  // interleaved, best of two: drift on a noisy machine hits all alike
+        for _ in 0..<rounds {  // interleaved, best of the rounds: drift on a noisy machine hits all alike
             base = max(base, try rate(nil))
             for (i, r) in routers.enumerated() { rates[i] = max(rates[i], try rate(r)) }
         }
