@@ -68,7 +68,8 @@ public final class LoRAMixDelta: ProjectionDelta {
                 let ts = rankSpace.get(active.reduce(0) { $0 + rows * $1.0.rank })
                 var tOffsets: [Int] = [], offset = 0
                 for (m, _) in active { tOffsets.append(offset); offset += rows * m.rank }
-                Parallel.forEach(active.count) { i in
+                let work = rows * active.reduce(0) { $0 + $1.0.rank * (inFeatures + outFeatures) }
+                Parallel.forEach(active.count, work: work) { i in
                     let (m, w) = active[i]
                     let y = ys + i * rows * outFeatures
                     y.update(repeating: 0, count: rows * outFeatures)
@@ -94,7 +95,8 @@ public final class LoRAMixDelta: ProjectionDelta {
             yTotal += g.rows.count * outFeatures
         }
         let xs = gathered.get(xTotal), ts = rankSpace.get(tTotal), ys = expanded.get(yTotal)
-        Parallel.forEach(active.count) { i in
+        let work = active.reduce(0) { $0 + $1.0.rows.count * $1.1.rank * (inFeatures + outFeatures) }
+        Parallel.forEach(active.count, work: work) { i in
             let (g, m) = active[i]
             let n = g.rows.count
             let x = xs + xOffsets[i], t = ts + tOffsets[i], y = ys + yOffsets[i]
