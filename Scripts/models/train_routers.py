@@ -96,11 +96,6 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -298,20 +293,6 @@ def engine_from_spec(engine: Routed, spec) -> None:
 # Data, training loop, greedy evaluation
 # --------------------------------------------------------------------------
 
-def collate(seqs: list[tuple[list[int], list[int]]]):
-    """Right-padded (input_ids, attention_mask, labels); labels only on completion + eos."""
-    T = max(len(p) + len(c) for p, c in seqs)
-    ids = torch.full((len(seqs), T), td.PAD_ID, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    labels = torch.full((len(seqs), T), -100, dtype=torch.long)
-    for r, (p, c) in enumerate(seqs):
-        n = len(p) + len(c)
-        ids[r, :n] = torch.tensor(p + c)
-        mask[r, :n] = 1
-        labels[r, len(p):n] = torch.tensor(c)
-    return ids, mask, labels
-
-
 def mixture_batches(examples: list[tuple[list[int], list[int]]], batch: int, steps: int, seed: int):
     """`steps` length-bucketed batches drawn from the whole mixture: each epoch shuffles, sorts
     within chunks of 8 batches (less padding), and shuffles the batches."""
@@ -327,7 +308,7 @@ def mixture_batches(examples: list[tuple[list[int], list[int]]], batch: int, ste
             batches += [ch[i:i + batch] for i in range(0, len(ch), batch)]
         rng.shuffle(batches)
         for b in batches:
-            yield collate([examples[i] for i in b])
+            yield td.collate([examples[i] for i in b])
             produced += 1
             if produced == steps:
                 return
@@ -830,10 +811,10 @@ def main() -> int:
     print(f"[routers] {len(names)} experts, base hidden {engine.model.config.hidden_size}, {engine.num_layers} layers; "
           f"threads {torch.get_num_threads()}", flush=True)
     by_task = [[td.encode_example(tok, r["prompt"], r["completion"])
-                for r in read_jsonl(models / "tasks" / n / "train.jsonl")] for n in names]
+                for r in td.read_jsonl(models / "tasks" / n / "train.jsonl")] for n in names]
     examples = [e for ex in by_task for e in ex]
-    tests = {n: read_jsonl(models / "tasks" / n / "test.jsonl") for n in names + heldout}
-    mixed = read_jsonl(models / "tasks" / "mixed" / "test.jsonl")
+    tests = {n: td.read_jsonl(models / "tasks" / n / "test.jsonl") for n in names + heldout}
+    mixed = td.read_jsonl(models / "tasks" / "mixed" / "test.jsonl")
     key = lambda r: (r["prompt"], r["completion"])  # noqa: E731
     assert sorted(map(key, mixed)) == sorted(key(r) for n in names for r in tests[n]), \
         "mixed/test.jsonl is not the union of the training tasks' test sets"
