@@ -90,6 +90,7 @@ NUM_THREADS = int(os.environ.get("SWITCHYARD_TRAIN_THREADS", "2"))
 
 FULL = dict(
     n_train=2000, n_dev=100, n_test=100,          # per training task
+    task_n_train={},                              # per-task override of n_train
     heldout_train=50, heldout_dev=50, heldout_test=100,
     vocab_size=400,
     model=dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
@@ -99,7 +100,7 @@ FULL = dict(
     expert_steps=300, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
 )
 QUICK = dict(
-    n_train=200, n_dev=20, n_test=20,
+    n_train=200, n_dev=20, n_test=20, task_n_train={},
     heldout_train=10, heldout_dev=10, heldout_test=20,
     vocab_size=400,
     model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -437,7 +438,8 @@ def make_splits(spec: dict, seed: int, sizes: dict[str, int]) -> dict[str, list[
 def build_tasks(cfg: dict) -> dict[str, dict[str, list[dict]]]:
     tasks = {}
     for i, (name, spec) in enumerate(TASKS.items()):
-        sizes = {"train": cfg["n_train"], "dev": cfg["n_dev"], "test": cfg["n_test"]}
+        sizes = {"train": cfg.get("task_n_train", {}).get(name, cfg["n_train"]),
+                 "dev": cfg["n_dev"], "test": cfg["n_test"]}
         tasks[name] = make_splits(spec, 1000 + i, sizes)
     for i, (name, spec) in enumerate(HELDOUT.items()):
         sizes = {"train": cfg["heldout_train"], "dev": cfg["heldout_dev"], "test": cfg["heldout_test"]}

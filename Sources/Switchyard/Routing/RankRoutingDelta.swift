@@ -11,6 +11,8 @@ final class RankRoutingDelta: RequestRoutingDelta {
     let trace: RoutingTrace?
     private var positions: [Int] = []
     private let gateScores = ScratchBuffer()
+    private let chosenValues = ScratchBuffer()
+    private var chosenRanks: [Int] = []
 
     init(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation, selection: Selection, trace: RoutingTrace?) {
         self.modules = modules
@@ -21,22 +23,50 @@ final class RankRoutingDelta: RequestRoutingDelta {
 
     func prepare(positions: [Int]) throws { self.positions = positions }
 
-    /// The selected ranks and their activation values for one row's gate scores.
-    func choose(_ g: UnsafePointer<Float>, rank: Int) -> [(Int, Float)] {
+    /// The selected ranks and their activation values for one row's gate scores, written to
+    /// `ranks[0..<k]` and `values[0..<k]` (k = min(topK, rank), at least 1); returns k. Ranks are
+    /// ordered by score, highest first, ties broken by lower index (as a stable descending sort).
+    /// Allocation-free: it runs once per token per adapted projection.
+    func choose(_ g: UnsafePointer<Float>, rank: Int, ranks: UnsafeMutablePointer<Int>,
+                values: UnsafeMutablePointer<Float>) -> Int {
         let k = min(max(1, selection.topK), rank)
-        let order = (0..<rank).sorted { g[$0] != g[$1] ? g[$0] > g[$1] : $0 < $1 }.prefix(k)
+        var count = 0
+        for i in 0..<rank {
+            let s = g[i]
+            if count == k && !(s > g[ranks[k - 1]]) { continue }
+            // Insert after every selected rank with a score >= s (earlier index wins ties).
+            var p = min(count, k - 1)
+            while p > 0 && g[ranks[p - 1]] < s {
+                ranks[p] = ranks[p - 1]
+                p -= 1
+            }
+            ranks[p] = i
+            if count < k { count += 1 }
+        }
         switch activation {
         case .none:
-            return order.map { ($0, g[$0]) }
+            for j in 0..<k { values[j] = g[ranks[j]] }
         case .sigmoid:
-            return order.map { ($0, 1 / (1 + Foundation.exp(-g[$0]))) }
+            for j in 0..<k { values[j] = 1 / (1 + Foundation.exp(-g[ranks[j]])) }
         case .softmax:
             let t = selection.temperature == 0 ? 1 : selection.temperature
-            let m = order.map { g[$0] / t }.max()!
-            let e = order.map { Foundation.exp(g[$0] / t - m) }
-            let total = e.reduce(0, +)
-            return zip(order, e).map { ($0, $1 / total) }
+            let m = g[ranks[0]] / t  // the largest score comes first
+            var total: Float = 0
+            for j in 0..<k {
+                values[j] = Foundation.exp(g[ranks[j]] / t - m)
+                total += values[j]
+            }
+            for j in 0..<k { values[j] /= total }
         }
+        return k
+    }
+
+    /// The selected ranks and activation values for one row (tests and traces).
+    func choose(_ g: UnsafePointer<Float>, rank: Int) -> [(Int, Float)] {
+        var ranks = [Int](repeating: 0, count: rank)
+        var values = [Float](repeating: 0, count: rank)
+        let k = choose(g, rank: rank, ranks: &ranks, values: &values)
+        return (0..<k).map { (ranks[$0], values[$0]) }
     }
 
     func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
@@ -47,13 +77,19 @@ final class RankRoutingDelta: RequestRoutingDelta {
         m.gate.data.withUnsafeBufferPointer { gp in
             BLAS.gemmTransB(m: rows, n: r, k: inFeatures, a: input, lda: inFeatures, b: gp.baseAddress!, ldb: inFeatures, c: g, ldc: r)
         }
+        if chosenRanks.count < r { chosenRanks = [Int](repeating: 0, count: r) }
+        let values = chosenValues.get(r)
         m.a.data.withUnsafeBufferPointer { a in
             m.bTransposed.data.withUnsafeBufferPointer { bt in
-                for row in 0..<rows {
-                    let x = input + row * inFeatures, y = output + row * outFeatures
-                    for (i, act) in choose(g + row * r, rank: r) {
-                        let t = cblas_sdot(Int32(inFeatures), a.baseAddress! + i * inFeatures, 1, x, 1)
-                        cblas_saxpy(Int32(outFeatures), m.scale * act * t, bt.baseAddress! + i * outFeatures, 1, y, 1)
+                chosenRanks.withUnsafeMutableBufferPointer { ranks in
+                    for row in 0..<rows {
+                        let x = input + row * inFeatures, y = output + row * outFeatures
+                        let k = choose(g + row * r, rank: r, ranks: ranks.baseAddress!, values: values)
+                        for j in 0..<k {
+                            let i = ranks[j]
+                            let t = cblas_sdot(Int32(inFeatures), a.baseAddress! + i * inFeatures, 1, x, 1)
+                            cblas_saxpy(Int32(outFeatures), m.scale * values[j] * t, bt.baseAddress! + i * outFeatures, 1, y, 1)
+                        }
                     }
                 }
             }

@@ -27,4 +27,33 @@ import Testing
         let (fewer, _) = try RouterParityTests.run(try BoundRouter(spec: partial, model: model, experts: []), model, prompt)
         #expect(maxAbsDifference(fewer.data, expected.data) > 1e-3)
     }
+
+    /// The per-token rank selection equals a stable descending sort (ties: lower index first),
+    /// with many ties, k larger than the rank, and every activation.
+    @Test func rankSelectionMatchesAStableSort() {
+        var rng = SeededRandom(seed: 7)
+        for activation in [RouterSpec.RankActivation.none, .sigmoid, .softmax] {
+            for (rank, topK) in [(64, 8), (5, 5), (3, 7), (16, 1)] {
+                let delta = RankRoutingDelta(modules: [:], activation: activation,
+                                             selection: Selection(mode: .topK, topK: topK, temperature: 0.5), trace: nil)
+                for _ in 0..<50 {
+                    // Scores from a small set of values so that ties are common.
+                    let g = (0..<rank).map { _ in Float(Int(rng.nextUnitFloat() * 6)) - 2.5 }
+                    let chosen = g.withUnsafeBufferPointer { delta.choose($0.baseAddress!, rank: rank) }
+                    let k = min(topK, rank)
+                    let want = Array((0..<rank).sorted { g[$0] != g[$1] ? g[$0] > g[$1] : $0 < $1 }.prefix(k))
+                    #expect(chosen.map(\.0) == want)
+                    let values = chosen.map(\.1)
+                    switch activation {
+                    case .none: #expect(values == want.map { g[$0] })
+                    case .sigmoid: #expect(zip(values, want).allSatisfy { abs($0 - 1 / (1 + exp(-g[$1]))) < 1e-6 })
+                    case .softmax:
+                        let e = want.map { exp((g[$0] - g[want[0]]) / 0.5) }
+                        let total = e.reduce(0, +)
+                        #expect(zip(values, e).allSatisfy { abs($0 - $1 / total) < 1e-6 })
+                    }
+                }
+            }
+        }
+    }
 }
