@@ -69,14 +69,16 @@ public enum AtomicFile {
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
             try data.write(to: tmp)
-            if FileManager.default.fileExists(atPath: url.path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-            } else {
-                try FileManager.default.moveItem(at: tmp, to: url)
-            }
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw SwitchyardError.io(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        // rename(2) replaces an existing file atomically. (Foundation's replaceItemAt on Linux
+        // removed the existing file and then failed, losing it.)
+        guard rename(tmp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw SwitchyardError.io(path: url.path, reason: "cannot replace: \(reason)")
         }
     }
 }
