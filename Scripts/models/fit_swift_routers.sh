@@ -6,8 +6,10 @@
 #                                on expert labels, Adam (`switchyard router train`); top-1.
 #   Models/routers/centroid.pb   gradient-free token-level router ("Token-Level Adaptation of LoRA
 #                                Adapters"): one centroid per expert = mean hidden state of its
-#                                prompts' tokens entering --layer; softmax(cosine / 0.05), top-1,
-#                                recomputed every 2nd token (`switchyard router fit-centroids`).
+#                                prompts' tokens entering --layer; at each position the mean hidden
+#                                state of the tokens so far is compared with them (--context mean);
+#                                softmax(cosine / 0.05), top-1, recomputed every 2nd token
+#                                (`switchyard router fit-centroids`).
 #
 #   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--per-task N]
 #
@@ -37,4 +39,4 @@ mkdir -p "$models/routers"
 "$sy" router train --model "$models/base" --registry "$models/experts" --examples "$examples" \
   --layer "$layer" --pooling mean --hidden 64 --epochs 40 --top-k 1 --out "$models/routers/sentence.pb" --name sentence
 "$sy" router fit-centroids --model "$models/base" --registry "$models/experts" --examples "$examples" \
-  --layer "$layer" --top-k 1 --temperature 0.05 --every-n 2 --out "$models/routers/centroid.pb" --name centroid
+  --layer "$layer" --top-k 1 --temperature 0.05 --every-n 2 --context mean --out "$models/routers/centroid.pb" --name centroid

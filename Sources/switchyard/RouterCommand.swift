@@ -8,8 +8,8 @@ enum RouterCommand: Subcommand {
     static let help = """
     USAGE: switchyard router <fit-centroids|train|concat|inspect> [options]
 
-      fit-centroids   Gradient-free token router: one centroid per expert, the mean hidden state
-                      (entering --layer) of that expert's examples.
+      fit-centroids   Gradient-free token router: one centroid per expert, the mean over that
+                      expert's examples of their mean hidden state entering --layer.
       train           Sentence-level MLP gate on pooled prompt features (cross-entropy, Adam);
                       prints held-out accuracy per epoch.
       concat          A rank-as-expert (SMoRA) router from experts concatenated along the rank
@@ -28,6 +28,9 @@ enum RouterCommand: Subcommand {
       --top-p P             Use top-p selection instead of top-k.
       --temperature T       Softmax temperature (default 1; 0.05 suits cosine scores).
       --every-n N           fit-centroids: recompute every N-th token (default 2).
+      --context mean|token  fit-centroids: compare the centroids with the mean hidden state of
+                            the tokens so far (default, like the fitted features) or with each
+                            token's own hidden state.
       --pooling mean|last   train: pooling over the prompt (default mean).
       --hidden H            train: hidden units (default 64).
       --epochs N            train: epochs (default 60).
@@ -39,7 +42,7 @@ enum RouterCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("router needs a subcommand: fit-centroids, train, inspect") }
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: [
             "model", "registry", "examples", "layer", "out", "name", "top-k", "top-p", "temperature", "every-n",
-            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts",
+            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts", "context",
         ])
         switch sub {
         case "inspect":
@@ -72,7 +75,7 @@ enum RouterCommand: Subcommand {
         case .none: lines.append("gate: none")
         case let .sentence(l, pooling, layers): lines.append("gate: sentence MLP \(layers.map { "\($0.weight.shape)" }.joined(separator: " → ")) on layer \(l) (\(pooling))")
         case let .token(layers, global, source): lines.append("gate: token, \(global ? "global from layer \(source)" : "per layer") " + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
-        case let .centroid(l, c): lines.append("gate: centroids \(c.shape) at layer \(l)")
+        case let .centroid(l, c, context): lines.append("gate: centroids \(c.shape) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")")
         case let .rank(modules, act): lines.append("gate: rank (SMoRA), \(modules.count) modules, rank \(modules.first?.a.shape.first ?? 0), \(act)")
         }
         return lines.joined(separator: "\n")
@@ -104,9 +107,15 @@ enum RouterCommand: Subcommand {
         let spec: RouterSpec
         if sub == "fit-centroids" {
             selection.everyN = try args.int("every-n") ?? 2
+            let context: RouterSpec.CentroidContext
+            switch args.string("context") ?? "mean" {
+            case "mean": context = .mean
+            case "token": context = .token
+            case let other: throw UsageError("--context must be mean or token, found '\(other)'")
+            }
             let c = try RouterFitting.centroids(features: features, labels: labels, expertCount: expertNames.count)
             spec = RouterSpec(name: name, granularity: .token, experts: refs, selection: selection,
-                              gate: .centroid(layer: layer, centroids: WireTensor(c)))
+                              gate: .centroid(layer: layer, centroids: WireTensor(c), context: context))
         } else {
             var options = RouterFitting.TrainingOptions()
             options.hidden = try args.int("hidden") ?? 64

@@ -12,7 +12,7 @@ public final class BoundRouter: @unchecked Sendable {
     enum Compiled {
         case sentence(featureLayer: Int, pooling: RouterSpec.Pooling, layers: [(w: Matrix, b: [Float]?, act: DenseLayer.Activation)])
         case token(gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int)
-        case centroid(layer: Int, centroids: Matrix, norms: [Float])
+        case centroid(layer: Int, centroids: Matrix, norms: [Float], context: RouterSpec.CentroidContext)
         case rank(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation)
     }
     let compiled: Compiled
@@ -101,12 +101,12 @@ public final class BoundRouter: @unchecked Sendable {
                 }
             }
             return .token(gates: gates, global: global, sourceLayer: sourceLayer)
-        case let .centroid(layer, centroids):
+        case let .centroid(layer, centroids, context):
             guard spec.granularity == .token else { throw RouterError.invalid(field: "granularity", reason: "a centroid gate needs GRANULARITY_TOKEN") }
             try layerOK(layer, "centroid.layer")
             let m = try centroids.matrix(rows: expertCount, cols: c.hiddenSize, field: "centroid.centroids")
             let norms = (0..<m.rows).map { r in m.row(r).reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() }
-            return .centroid(layer: layer, centroids: m, norms: norms)
+            return .centroid(layer: layer, centroids: m, norms: norms, context: context)
         case let .rank(modules, activation):
             guard spec.granularity == .rank else { throw RouterError.invalid(field: "granularity", reason: "a rank gate needs GRANULARITY_RANK") }
             guard !modules.isEmpty else { throw RouterError.invalid(field: "rank.modules", reason: "empty") }

@@ -143,12 +143,15 @@ public struct RouterSpec: Sendable, Equatable {
     public enum Granularity: Int, Sendable { case unspecified = 0, sentence = 1, token = 2, rank = 3 }
     public enum Pooling: Int, Sendable { case mean = 0, last = 1 }
     public enum RankActivation: Int, Sendable { case softmax = 0, sigmoid = 1, none = 2 }
+    /// What a centroid gate compares with the centroids at position p: the token's own hidden
+    /// state, or the mean over the request's tokens 0...p (prompt and generated so far).
+    public enum CentroidContext: Int, Sendable { case token = 0, mean = 1 }
 
     public enum Gate: Sendable, Equatable {
         case none
         case sentence(featureLayer: Int, pooling: Pooling, layers: [DenseLayer])
         case token(layers: [LayerGateSpec], global: Bool, sourceLayer: Int)
-        case centroid(layer: Int, centroids: WireTensor)
+        case centroid(layer: Int, centroids: WireTensor, context: CentroidContext = .token)
         case rank(modules: [RankModuleSpec], activation: RankActivation)
     }
 

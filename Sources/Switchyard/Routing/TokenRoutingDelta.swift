@@ -15,6 +15,12 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     /// The last recomputed mix, carried across steps for every-N reuse.
     private var carried: (position: Int, mix: ExpertMix)? = nil
     private let scores = ScratchBuffer()
+    /// Centroid gates with context `mean`: the sum of the hidden states entering the centroid
+    /// layer at positions 0..<`contextCount` of this request (cosine similarity is scale-free,
+    /// so the sum stands for the mean), and the per-row prefix sums of the current step.
+    private var contextSum: [Float] = []
+    private var contextCount = 0
+    private let prefixSums = ScratchBuffer()
 
     init(router: BoundRouter, trace: RoutingTrace?) {
         self.router = router
@@ -45,9 +51,10 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             } else {
                 try? kernel.setRowMixes(base)
             }
-        case let .centroid(source, centroids, norms):
+        case let .centroid(source, centroids, norms, context):
             if layer == source {
-                current = everyN(cosine(hidden, rows: rows, width: width, centroids: centroids, norms: norms))
+                let features = context == .mean ? runningSums(hidden, rows: rows, width: width) : hidden
+                current = everyN(cosine(features, rows: rows, width: width, centroids: centroids, norms: norms))
                 record(layer: nil)
             }
             try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : base)
@@ -78,6 +85,28 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             if let b { for j in 0..<e { row[j] += b[j] } }
             return router.selection.select(row, expertMap: experts)
         }
+    }
+
+    /// Row r → the sum of the hidden states of this request's positions 0...positions[r],
+    /// continuing the sum carried from earlier steps. A row at position 0 starts a new sum; a
+    /// row that does not continue the carried positions (a cache reused without its routing
+    /// state) restarts the sum from itself.
+    private func runningSums(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafePointer<Float> {
+        let out = prefixSums.get(rows * width)
+        if contextSum.count != width { contextSum = [Float](repeating: 0, count: width); contextCount = 0 }
+        for r in 0..<rows {
+            if positions[r] == 0 || positions[r] != contextCount {
+                for j in 0..<width { contextSum[j] = 0 }
+                contextCount = positions[r]
+            }
+            let h = hidden + r * width, o = out + r * width
+            for j in 0..<width {
+                contextSum[j] += h[j]
+                o[j] = contextSum[j]
+            }
+            contextCount += 1
+        }
+        return UnsafePointer(out)
     }
 
     /// Centroid gate: cosine similarity of each row with each expert's centroid.

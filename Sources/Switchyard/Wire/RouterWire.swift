@@ -114,7 +114,10 @@ public enum RouterWire {
             gate = .token(layers: layers, global: g.global != 0, sourceLayer: Int(g.source_layer))
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_CENTROID:
             let g = m.centroid.pointee
-            gate = .centroid(layer: Int(g.layer), centroids: try requiredTensor(g.centroids, field: "centroid.centroids"))
+            guard let context = RouterSpec.CentroidContext(rawValue: Int(g.context.rawValue)) else {
+                throw RouterError.invalid(field: "centroid.context", reason: "unknown value \(g.context.rawValue)")
+            }
+            gate = .centroid(layer: Int(g.layer), centroids: try requiredTensor(g.centroids, field: "centroid.centroids"), context: context)
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK:
             let g = m.rank.pointee
             guard let act = RouterSpec.RankActivation(rawValue: Int(g.activation.rawValue)) else {
@@ -258,12 +261,13 @@ public enum RouterWire {
                 p.pointee.global = global ? 1 : 0
                 p.pointee.source_layer = UInt32(sourceLayer)
             }
-        case let .centroid(layer, centroids):
+        case let .centroid(layer, centroids, context):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_CENTROID
             msg.pointee.centroid = arena.make(Switchyard__V1__CentroidGate.self) { p in
                 switchyard__v1__centroid_gate__init(p)
                 p.pointee.layer = UInt32(layer)
                 p.pointee.centroids = tensor(centroids)
+                p.pointee.context = Switchyard__V1__CentroidContext(rawValue: UInt32(context.rawValue))
             }
         case let .rank(modules, activation):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK

@@ -5,7 +5,7 @@ import Testing
 /// Every router kind against the PyTorch reference in Scripts/fixtures (make_fixtures.py, routers).
 @Suite(.serialized) struct RouterParityTests {
     static let routers = ["sentence-topk", "sentence-topp", "sentence-threshold", "token-layers", "token-global",
-                          "centroid-every2", "smora", "smora-sigmoid"]
+                          "centroid-every2", "centroid-context", "smora", "smora-sigmoid"]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
     struct Setup {
@@ -100,6 +100,35 @@ import Testing
         let out = try Generator(model: s.model).generate(GenerationRequest(promptTokens: prompt, maxNewTokens: greedy.count),
                                                          planner: RoutedPlanner(routing: [try router.routing(prompt: prompt)]))
         #expect(out == greedy)
+    }
+
+    /// The context-mean centroid router carries its running sum across forward calls: the prompt
+    /// fed in pieces (3 tokens, then one at a time, as decoding does) gives the one-shot logits;
+    /// comparing each token alone instead changes them (the context really is used).
+    @Test func contextMeanCentroidsCarryAcrossSteps() throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        let spec = try RouterWire.decode(try Self.bytes("centroid-context"))
+        let (router, lease) = try BoundRouter.bind(spec, model: s.model, registry: s.registry)
+        defer { lease.release() }
+        let prompt = s.prompts.max { $0.count < $1.count }!
+        let (whole, _) = try Self.run(router, s.model, prompt)
+        let planner = RoutedPlanner(routing: [try router.routing(prompt: prompt)])
+        let cache = s.model.makeCache()
+        var pieced: [Float] = []
+        var start = 0
+        for n in [3] + Array(repeating: 1, count: prompt.count - 3) {
+            let delta = try planner.prepare(active: [0], tokenCounts: [n])
+            let logits = try s.model.forward([SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
+                                             logits: .all, delta: delta)[0]
+            pieced += logits.data
+            start += n
+        }
+        #expect(maxAbsDifference(pieced, whole.data) <= 1e-4)
+        var tokenOnly = spec
+        if case let .centroid(layer, centroids, _) = spec.gate { tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token) }
+        let (alone, _) = try Self.run(try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)
+        #expect(maxAbsDifference(alone.data, whole.data) > 1e-3)
     }
 
     @Test func invalidRouterFilesAreClearErrors() throws {

@@ -29,6 +29,7 @@ import Testing
         let gates: [(RouterSpec.Granularity, RouterSpec.Gate)] = [
             (.sentence, .sentence(featureLayer: 1, pooling: .last, layers: [DenseLayer(weight: t, bias: nil, activation: .gelu)])),
             (.token, .centroid(layer: 2, centroids: t)),
+            (.token, .centroid(layer: 1, centroids: t, context: .mean)),
             (.rank, .rank(modules: [RankModuleSpec(layer: 1, module: "v_proj", a: t, b: t, gate: t, scale: 0.25)], activation: .sigmoid)),
         ]
         for (g, gate) in gates {

@@ -1034,7 +1034,7 @@ const ProtobufCMessageDescriptor switchyard__v1__token_gate__descriptor =
   (ProtobufCMessageInit) switchyard__v1__token_gate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descriptors[2] =
+static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descriptors[3] =
 {
   {
     "layer",
@@ -1060,15 +1060,28 @@ static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "context",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__CentroidGate, context),
+    &switchyard__v1__centroid_context__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__centroid_gate__field_indices_by_name[] = {
   1,   /* field[1] = centroids */
+  2,   /* field[2] = context */
   0,   /* field[0] = layer */
 };
 static const ProtobufCIntRange switchyard__v1__centroid_gate__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__centroid_gate__descriptor =
 {
@@ -1078,7 +1091,7 @@ const ProtobufCMessageDescriptor switchyard__v1__centroid_gate__descriptor =
   "Switchyard__V1__CentroidGate",
   "switchyard.v1",
   sizeof(Switchyard__V1__CentroidGate),
-  2,
+  3,
   switchyard__v1__centroid_gate__field_descriptors,
   switchyard__v1__centroid_gate__field_indices_by_name,
   1,  switchyard__v1__centroid_gate__number_ranges,
@@ -1615,6 +1628,34 @@ const ProtobufCEnumDescriptor switchyard__v1__pooling__descriptor =
   switchyard__v1__pooling__enum_values_by_name,
   1,
   switchyard__v1__pooling__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchyard__v1__centroid_context__enum_values_by_number[2] =
+{
+  { "CENTROID_CONTEXT_TOKEN", "SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN", 0 },
+  { "CENTROID_CONTEXT_MEAN", "SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_MEAN", 1 },
+};
+static const ProtobufCIntRange switchyard__v1__centroid_context__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex switchyard__v1__centroid_context__enum_values_by_name[2] =
+{
+  { "CENTROID_CONTEXT_MEAN", 1 },
+  { "CENTROID_CONTEXT_TOKEN", 0 },
+};
+const ProtobufCEnumDescriptor switchyard__v1__centroid_context__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchyard.v1.CentroidContext",
+  "CentroidContext",
+  "Switchyard__V1__CentroidContext",
+  "switchyard.v1",
+  2,
+  switchyard__v1__centroid_context__enum_values_by_number,
+  2,
+  switchyard__v1__centroid_context__enum_values_by_name,
+  1,
+  switchyard__v1__centroid_context__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue switchyard__v1__rank_activation__enum_values_by_number[3] =

@@ -98,6 +98,20 @@ typedef enum _Switchyard__V1__Pooling {
   SWITCHYARD__V1__POOLING__POOLING_LAST = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__POOLING)
 } Switchyard__V1__Pooling;
+/*
+ * What a centroid gate compares with the centroids at position p.
+ */
+typedef enum _Switchyard__V1__CentroidContext {
+  /*
+   * the hidden state of the token at p alone
+   */
+  SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN = 0,
+  /*
+   * the mean hidden state of the request's tokens 0...p (prompt and
+   */
+  SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_MEAN = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__CENTROID_CONTEXT)
+} Switchyard__V1__CentroidContext;
 typedef enum _Switchyard__V1__RankActivation {
   /*
    * softmax over the selected ranks' scores
@@ -257,8 +271,8 @@ struct  Switchyard__V1__TokenGate
 
 /*
  * Gradient-free token routing (Token-Level Adaptation of LoRA Adapters): scores =
- * cosine(hidden entering `layer`, centroid_e); the choice applies to layers >= `layer`; layers
- * before run without experts.
+ * cosine(feature at `layer`, centroid_e), the feature as `context` says, from hidden states
+ * entering `layer`; the choice applies to layers >= `layer`; layers before run without experts.
  */
 struct  Switchyard__V1__CentroidGate
 {
@@ -268,10 +282,11 @@ struct  Switchyard__V1__CentroidGate
    * [experts, hidden]
    */
   Switchyard__V1__Tensor *centroids;
+  Switchyard__V1__CentroidContext context;
 };
 #define SWITCHYARD__V1__CENTROID_GATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__centroid_gate__descriptor) \
-    , 0, NULL }
+    , 0, NULL, SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN }
 
 
 /*
@@ -648,6 +663,7 @@ extern const ProtobufCEnumDescriptor    switchyard__v1__granularity__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__selection_mode__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__activation__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__pooling__descriptor;
+extern const ProtobufCEnumDescriptor    switchyard__v1__centroid_context__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__rank_activation__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__tensor__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__expert_ref__descriptor;
