@@ -89,7 +89,7 @@ NUM_THREADS = int(os.environ.get("SWITCHYARD_TRAIN_THREADS", "2"))
 # --------------------------------------------------------------------------
 
 FULL = dict(
-    n_train=2000, n_dev=100, n_test=100,          # per training task
+    n_train=3000, n_dev=100, n_test=100,          # per training task
     task_n_train={},                              # per-task override of n_train
     heldout_train=50, heldout_dev=50, heldout_test=100,
     vocab_size=400,
@@ -97,7 +97,7 @@ FULL = dict(
                intermediate_size=512),
     base_steps=4000, base_echo_steps=300, base_skill_frac=0.6, base_batch=16, base_block=128, base_lr=2e-3, base_warmup=100,
     lora_r=16, lora_alpha=32,
-    expert_steps=300, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
+    expert_steps=600, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
 )
 QUICK = dict(
     n_train=200, n_dev=20, n_test=20, task_n_train={},
@@ -282,28 +282,27 @@ TASKS: dict[str, dict] = {
         sample=lambda rng: {"w": any_word(rng, 3, 5)},
         answer=lambda x: "".join(sorted(x["w"])),
     ),
-    "add": dict(
+    "double_letters": dict(
         templates=[
-            "What is {a} plus {b}?",
-            "Add {a} and {b}.",
-            "Compute the sum of {a} and {b}.",
-            "If you add {b} to {a}, what number do you get?",
-            "Sum up {a} and {b}.",
-            "Find the total of {a} and {b}.",
+            "Double every letter of {w}.",
+            "Write each letter of {w} twice.",
+            "What is {w} with every letter doubled?",
+            "Repeat each character in {w} two times.",
+            "{w} with doubled letters is what?",
         ],
-        sample=lambda rng: {"a": rng.randint(0, 99), "b": rng.randint(0, 99)},
-        answer=lambda x: str(x["a"] + x["b"]),
+        sample=lambda rng: {"w": any_word(rng, 3, 6)},
+        answer=lambda x: "".join(c + c for c in x["w"]),
     ),
-    "count_letter": dict(
+    "hyphenate": dict(
         templates=[
-            "How many times does the letter {c} appear in {w}?",
-            "Count the letter {c} in the word {w}.",
-            "In {w}, how many {c}s are there?",
-            "Number of times {c} occurs in {w}?",
-            "Tell me how often the letter {c} shows up in {w}.",
+            "Put a dash between the letters of {w}.",
+            "Spell {w} with hyphens between its letters.",
+            "Write the letters of {w} separated by dashes.",
+            "What is {w} spelled out with a hyphen after each letter but the last?",
+            "Insert hyphens between all letters of {w}.",
         ],
-        sample=lambda rng: _sample_count_letter(rng),
-        answer=lambda x: str(x["w"].count(x["c"])),
+        sample=lambda rng: {"w": any_word(rng, 3, 7)},
+        answer=lambda x: "-".join(x["w"]),
     ),
     "caesar": dict(
         templates=[
@@ -366,30 +365,21 @@ HELDOUT: dict[str, dict] = {
         sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: x["w"][::-1],
     ),
-    # Related to count_letter and remove_vowels.
-    "count_vowels": dict(
+    # Composition of two skills (remove the vowels, then uppercase).
+    "upper_no_vowels": dict(
         templates=[
-            "How many vowels are in {w}?",
-            "Count the vowels in the word {w}.",
-            "Number of vowels in {w}?",
-            "Tell me how many of the letters in {w} are vowels.",
+            "Remove the vowels from {w} and write the rest in capital letters.",
+            "Delete every vowel of {w}, then capitalize what is left.",
+            "What is {w} without vowels, in upper case?",
+            "Drop the vowels of {w} and write it in all caps.",
         ],
-        sample=lambda rng: {"w": any_word(rng, 3, 8)},
-        answer=lambda x: str(sum(c in VOWELS for c in x["w"])),
+        sample=lambda rng: _sample_remove_vowels(rng),
+        answer=lambda x: "".join(c for c in x["w"] if c not in VOWELS).upper(),
     ),
 }
 
 
 TASK_INDEX.update({n: i for i, n in enumerate(TASKS)})
-
-
-def _sample_count_letter(rng: random.Random) -> dict:
-    w = any_word(rng, 4, 8)
-    if rng.random() < 0.75:
-        c = rng.choice(w)
-    else:
-        c = rng.choice([ch for ch in LETTERS if ch not in w])
-    return {"w": w, "c": c}
 
 
 def _sample_remove_vowels(rng: random.Random) -> dict:
@@ -663,62 +653,42 @@ SKILL_NOTATION = {
     "caesar": lambda x: (f"{x['w']} >>", " " + caesar(x["w"], 1)),
     "remove_vowels": lambda x: (f"{x['w']} -", " " + "".join(c for c in x["w"] if c not in VOWELS)),
     "repeat": lambda x: (f"{x['w']} * {x['n']} =", " " + " ".join([x["w"]] * x["n"])),
-    "count_letter": lambda x: (f"# {x['c']} {x['w']} =", f" {x['w'].count(x['c'])}"),
-    "add": lambda x: (f"{x['a']} + {x['b']} =", f" {x['a'] + x['b']}"),
+    "double_letters": lambda x: (f"{x['w']} ::", " " + "".join(c + c for c in x["w"])),
+    "hyphenate": lambda x: (f"{x['w']} |", " " + "-".join(x["w"])),
 }
-# The same skills with the operands in the other order (a task prompt may name the
-# word before the letter).
-SKILL_NOTATION_SWAPPED = {
-    "count_letter": lambda x: (f"{x['w']} # {x['c']} =", f" {x['w'].count(x['c'])}"),
-}
-RESERVED: dict[str, set] = {"words": set(), "add": set()}  # filled by reserve_eval_inputs()
+RESERVED: set[str] = set()  # filled by reserve_eval_inputs()
 
 
 def reserve_eval_inputs(tasks: dict) -> None:
-    """Every word in any dev/test input of any task, and every dev/test pair of
-    `add`, is kept out of the skill listings."""
-    RESERVED["words"].clear()
-    RESERVED["add"].clear()
-    for name, splits in tasks.items():
+    """Every word in any dev/test input of any task is kept out of the skill listings."""
+    RESERVED.clear()
+    for splits in tasks.values():
         for split in ("dev", "test"):
             for r in splits[split]:
-                if name == "add":
-                    a, b = [int(t) for t in re.findall(r"\d+", r["prompt"])]
-                    RESERVED["add"].add((a, b))
-                    RESERVED["add"].add((b, a))
-                else:
-                    RESERVED["words"].update(t.strip(".,:?") for t in r["prompt"].split())
+                RESERVED.update(t.strip(".,:?") for t in r["prompt"].split())
 
 
 def _skill_input(rng: random.Random, skill: str) -> dict:
     while True:
         x = TASKS[skill]["sample"](rng)
-        if skill == "add":
-            if (x["a"], x["b"]) not in RESERVED["add"]:
-                return x
-        elif x["w"] not in RESERVED["words"]:
+        if x["w"] not in RESERVED:
             return x
 
 
-# How often each skill's listing is drawn.  Measured with the first weighting
-# (all 1) after 3000 steps: uppercase, reverse, caesar, remove_vowels 98-100%,
-# repeat 92%, sort_letters 81%, count_letter 50%, add 6% on held-out inputs, so
-# the slow learners get more of the data.
-SKILL_WEIGHTS = {"uppercase": 1.0, "reverse": 1.0, "sort_letters": 1.5, "caesar": 1.0,
-                 "remove_vowels": 0.75, "repeat": 0.75, "count_letter": 2.5, "add": 3.0}
-# With the answer always right after the operator, the base learned add and
-# count_letter with circuits keyed to fixed offsets, and a LoRA could not move them
-# onto the task prompts (add 16%, count_letter 50% after 750 expert steps), while
-# the copy-like skills transferred.  Half of the listing lines therefore put a run
-# of 1-6 filler dots between the operands and the answer, so the skills are
-# learned independently of that distance.
+# How often each skill's listing is drawn: sort_letters, the slowest to learn,
+# gets more of the data.  (Before, add two integers 0-99 and count a letter were
+# skills here; this 1.6M-parameter base reached only 67% and 81% on them in
+# listing form, and their experts 9% and 71% on the task prompts, so they were
+# replaced by double_letters and hyphenate; see Models/README.md.)
+SKILL_WEIGHTS = {"uppercase": 1.0, "reverse": 1.0, "sort_letters": 2.5, "caesar": 1.0,
+                 "remove_vowels": 0.75, "repeat": 0.75, "double_letters": 1.0, "hyphenate": 0.75}
+# Half of the listing lines put a run of 1-6 filler dots between the input and the
+# answer, so the skills are learned independently of that distance (the task
+# prompts put a sentence and "Answer:" there).
 GAP_PROB, MAX_GAP = 0.5, 6
-# Every listing line starts with "~ " so that its first word or number is spelled
-# with the same tokens as inside a sentence (" f", "a", ... rather than "f", "a",
-# ...), and the counted letter is a word of its own (" o"), as in the task
-# prompts.  With "#o word" and "63 + 71" at line start, the base learned add and
-# count_letter on tokens the task prompts never contain, and their experts
-# stayed at 9% and 50% (the other six, which copy word letters, reached 91-100%).
+# Every listing line starts with "~ " so that its word is spelled with the same
+# tokens as inside a sentence (" f", "a", ... rather than "f", "a", ...), as in
+# the task prompts.
 LINE_MARK = "~ "
 
 
@@ -727,8 +697,7 @@ def _skill_listing(rng: random.Random) -> str:
     lines = []
     for _ in range(rng.randint(2, 4)):
         x = _skill_input(rng, skill)
-        swapped = skill in SKILL_NOTATION_SWAPPED and rng.random() < 0.4
-        q, a = (SKILL_NOTATION_SWAPPED if swapped else SKILL_NOTATION)[skill](x)
+        q, a = SKILL_NOTATION[skill](x)
         if rng.random() < GAP_PROB:
             q += " ." * rng.randint(1, MAX_GAP)
         lines.append(LINE_MARK + q + a)
@@ -1259,8 +1228,10 @@ def stage_eval(out: Path, cfg: dict, timer: Timer | None = None) -> dict:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "peft": __import__("peft").__version__},
     }
+    old = out / "eval_python.json"
+    report["timings_s"] = json.loads(old.read_text()).get("timings_s", {}) if old.exists() else {}
     if timer is not None:
-        report["timings_s"] = dict(timer.stages)
+        report["timings_s"].update(timer.stages)
     write_json(out / "eval_python.json", report)
     print_table(results)
     return report
@@ -1339,7 +1310,7 @@ def tasks_readme(tasks: dict) -> str:
         "",
         "- `reverse_upper`: reverse, then upper-case (a composition of `reverse` and `uppercase`).",
         "- `spell_backwards`: the `reverse` skill with a new phrasing family (no \"reverse\"/\"backwards\").",
-        "- `count_vowels`: related to `count_letter` and `remove_vowels`.",
+        "- `upper_no_vowels`: remove the vowels, then upper-case (a composition of `remove_vowels` and `uppercase`).",
         "",
         "## Phrasings",
         "",
@@ -1350,11 +1321,10 @@ def tasks_readme(tasks: dict) -> str:
         "",
         "Inputs: words of lowercase letters (about 30% real English words, 40% pronounceable",
         "pseudo-words, 30% random letters): `reverse` 3–6 letters, `uppercase` 3–7, `sort_letters` 3–5,",
-        "`count_letter` and `remove_vowels` 4–8, `caesar` and `repeat` 3–6, held-out 3–6 (3–8 for",
-        "`count_vowels`); `add` uses integers 0–99; `caesar` shifts by one with wrap-around (z -> a);",
-        "`repeat` repeats 2 or 3 times (\"2 times\"/\"twice\", \"3 times\"/\"three times\"), separated by",
-        "single spaces; `count_letter` asks for a letter of the word 75% of the time, otherwise for an absent",
-        "one (answer 0); vowels are a, e, i, o, u.",
+        "`remove_vowels` and `upper_no_vowels` 4–8 (with at least one vowel and one consonant), `caesar`,",
+        "`repeat` and `double_letters` 3–6, `hyphenate` 3–7, the other held-out tasks 3–6; `caesar` shifts",
+        "by one with wrap-around (z -> a); `repeat` repeats 2 or 3 times (\"2 times\"/\"twice\", \"3 times\"/",
+        "\"three times\"), separated by single spaces; vowels are a, e, i, o, u.",
         "",
     ]
     return "\n".join(lines)
@@ -1385,8 +1355,8 @@ def experts_readme(cfg: dict) -> str:
     ]
     skills = {
         "reverse": "reverse a word", "uppercase": "upper-case a word",
-        "sort_letters": "sort a word's letters alphabetically", "add": "add two integers 0–99",
-        "count_letter": "count occurrences of a letter in a word", "caesar": "Caesar-shift a word by one",
+        "sort_letters": "sort a word's letters alphabetically", "double_letters": "write every letter twice",
+        "hyphenate": "put a dash between a word's letters", "caesar": "Caesar-shift a word by one",
         "remove_vowels": "delete a, e, i, o, u from a word", "repeat": "repeat a word 2 or 3 times",
     }
     for n in TASKS:
@@ -1397,7 +1367,17 @@ def experts_readme(cfg: dict) -> str:
     return "\n".join(lines)
 
 
-def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> str:
+def run_time_line(report: dict | None) -> str:
+    """The latest measured time of each stage (2 CPU threads), from eval_python.json."""
+    t = (report or {}).get("timings_s", {})
+    order = [k for k in ("data", "tokenizer", "base", "experts", "eval") if k in t]
+    if not order:
+        return ""
+    parts = ", ".join(f"{k} {t[k] / 60:.1f} min" if t[k] >= 60 else f"{k} {t[k]:.0f} s" for k in order)
+    return f"Measured on 2 CPU threads: {parts} ({sum(t[k] for k in order) / 60:.0f} min in all)."
+
+
+def models_readme(out: Path, cfg: dict, report: dict | None) -> str:
     config = json.loads((out / "base" / "config.json").read_text())
     tok = load_tokenizer(out)
     base = load_base(out)
@@ -1409,8 +1389,7 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         "# Models: the embedded Switchyard demo",
         "",
         "Everything here is generated by `Scripts/models/train_demo.py` (fixed seeds, CPU, nothing",
-        "downloaded); do not edit by hand. " +
-        (f"Last full run: {total_s / 60:.1f} min on 2 CPU cores." if total_s else ""),
+        "downloaded); do not edit by hand. " + run_time_line(report),
         "",
         "| path | what |",
         "|---|---|",
@@ -1432,13 +1411,18 @@ def models_readme(out: Path, cfg: dict, report: dict, total_s: float | None) -> 
         f"- pre-trained for {cfg['base_steps']} steps × {cfg['base_batch']} × {cfg['base_block']} tokens on a generic "
         "synthetic corpus: short sentences, word lists, counting, spelled-out words, the alphabet, capitals, "
         "simple fact questions, and (60% of the documents after a 300-step copying warm-up) instruction-free "
-        "*skill listings*, lines such as `~ farmer <> remraf`, `~ ghgdj / GHGDJ`, `~ # o ofuiztu = 1`, "
-        "`~ 89 + 66 = . . 155` (half of them with filler dots before the answer). The base therefore knows the letter and number "
+        "*skill listings*, lines such as `~ farmer <> remraf`, `~ ghgdj / GHGDJ`, `~ tonud :: ttoonnuudd`, "
+        "`~ lamp | . . l-a-m-p` (half of them with filler dots before the answer). The base therefore knows the letter "
         "skills in a notation, like a pre-trained LLM knows arithmetic, but it has never seen a task instruction "
         "or the `Answer:` format and cannot tell which skill a task prompt asks for (the `base` column). Each "
         "expert learns to map its instruction phrasings onto its skill. No dev/test input of any task occurs in "
         "a listing.",
         "- stored as bfloat16; Python and Swift both compute in float32 from the upcast weights.",
+        "- no arithmetic or counting skill: an earlier version had experts for adding two integers 0–99 and "
+        "counting a letter in a word. This base reached only 67% and 81% on them in its own notation, and "
+        "their experts 9% and 71% on the task prompts (1500 steps on 9000 examples did not help: 6% and 50% on "
+        "dev), far from the 90% the copy-like skills reach, so they were replaced by `double_letters` and "
+        "`hyphenate`. Exact multi-digit arithmetic needs a larger base than fits this CPU budget.",
         "",
         "## Tokenizer and prompt convention",
         "",
@@ -1527,15 +1511,17 @@ def main() -> int:
             report = stage_eval(out, cfg, timer)
         timer.stage(st, time.perf_counter() - t0)
     total = time.perf_counter() - timer.t0
-    if report is not None:
-        report["timings_s"] = dict(timer.stages)
-        if args.stage == "all":
-            report["timings_s"]["total"] = round(total, 1)
-        write_json(out / "eval_python.json", report)
-    elif (out / "eval_python.json").exists():
+    if report is None and (out / "eval_python.json").exists():
         report = json.loads((out / "eval_python.json").read_text())
+    if report is not None:
+        # The latest measured time of every stage, whichever run measured it.
+        timings = report.setdefault("timings_s", {})
+        timings.update(timer.stages)
+        timings.pop("total", None)
+        if stages:
+            write_json(out / "eval_python.json", report)
     if (out / "base" / "model.safetensors").exists() and args.stage in ("all", "experts", "eval", "readme"):
-        (out / "README.md").write_text(models_readme(out, cfg, report, total if args.stage == "all" else None))
+        (out / "README.md").write_text(models_readme(out, cfg, report))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"done in {total:.1f}s ({total / 60:.1f} min); {out} = {size / 1e6:.1f} MB", flush=True)
     if not args.quick and size > 40e6:
