@@ -61,14 +61,6 @@ final class RankRoutingDelta: RequestRoutingDelta {
         return k
     }
 
-    /// The selected ranks and activation values for one row (tests and traces).
-    func choose(_ g: UnsafePointer<Float>, rank: Int) -> [(Int, Float)] {
-        var ranks = [Int](repeating: 0, count: rank)
-        var values = [Float](repeating: 0, count: rank)
-        let k = choose(g, rank: rank, ranks: &ranks, values: &values)
-        return (0..<k).map { (ranks[$0], values[$0]) }
-    }
-
     func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
                   output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
         guard let m = modules[site] else { return }

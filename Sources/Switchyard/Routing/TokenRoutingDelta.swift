@@ -16,10 +16,10 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     private var carried: (position: Int, mix: ExpertMix)? = nil
     private let scores = ScratchBuffer()
     /// Centroid gates with context `mean`: the sum of the hidden states entering the centroid
-    /// layer at positions 0..<`contextCount` of this request (cosine similarity is scale-free,
+    /// layer at this request's positions before `nextPosition` (cosine similarity is scale-free,
     /// so the sum stands for the mean), and the per-row prefix sums of the current step.
     private var contextSum: [Float] = []
-    private var contextCount = 0
+    private var nextPosition = 0
     private let prefixSums = ScratchBuffer()
 
     init(router: BoundRouter, trace: RoutingTrace?) {
@@ -93,18 +93,17 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     /// state) restarts the sum from itself.
     private func runningSums(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafePointer<Float> {
         let out = prefixSums.get(rows * width)
-        if contextSum.count != width { contextSum = [Float](repeating: 0, count: width); contextCount = 0 }
+        if contextSum.count != width { contextSum = [Float](repeating: 0, count: width); nextPosition = 0 }
         for r in 0..<rows {
-            if positions[r] == 0 || positions[r] != contextCount {
+            if positions[r] != nextPosition {  // a new request at 0, or a broken sequence
                 for j in 0..<width { contextSum[j] = 0 }
-                contextCount = positions[r]
             }
             let h = hidden + r * width, o = out + r * width
             for j in 0..<width {
                 contextSum[j] += h[j]
                 o[j] = contextSum[j]
             }
-            contextCount += 1
+            nextPosition = positions[r] + 1
         }
         return UnsafePointer(out)
     }

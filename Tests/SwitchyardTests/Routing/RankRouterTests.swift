@@ -57,3 +57,13 @@ import Testing
         }
     }
 }
+
+extension RankRoutingDelta {
+    /// The selected ranks and activation values for one row, as pairs.
+    fileprivate func choose(_ g: UnsafePointer<Float>, rank: Int) -> [(Int, Float)] {
+        var ranks = [Int](repeating: 0, count: rank)
+        var values = [Float](repeating: 0, count: rank)
+        let k = choose(g, rank: rank, ranks: &ranks, values: &values)
+        return (0..<k).map { (ranks[$0], values[$0]) }
+    }
+}
