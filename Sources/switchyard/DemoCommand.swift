@@ -52,10 +52,8 @@ enum DemoCommand: Subcommand {
         let maxTokens = (prompts.map { tokenizer.encode($0.example.completion).count }.max() ?? 16) + 8
         let requests = ids.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
         let traces = prompts.map { _ in RoutingTrace() }
-        let kernel = LoRAMixDelta(experts: router.experts)
-        let routing = try zip(ids, traces).map { try router.routing(prompt: $0, trace: $1, kernel: kernel) }
         let generator = Generator(model: model)
-        let routed = try generator.generateBatch(requests, planner: RoutedPlanner(routing: routing))
+        let routed = try generator.generateBatch(requests, routing: traces.map { .router(router, trace: $0) })
         let base = try generator.generateBatch(requests)
 
         let names = spec.experts.map(\.name)

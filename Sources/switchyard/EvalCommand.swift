@@ -59,7 +59,7 @@ enum EvalCommand: Subcommand {
             let prompts = chunk.map { PromptFormat.encode($0.prompt, tokenizer) }
             let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
             let routing = try zip(prompts, chunk).map { try method.routing(prompt: $0, task: $1.task ?? taskName) }
-            let outputs = try generator.generateBatch(requests, planner: RoutedPlanner(routing: routing))
+            let outputs = try generator.generateBatch(requests, routing: routing)
             for (ex, out) in zip(chunk, outputs) where isCorrect(out, ex, tokenizer) { correct += 1 }
             bar.update(min(examples.count, start + batch), suffix: String(format: "acc %.3f", Double(correct) / Double(min(examples.count, start + batch))))
         }
@@ -100,40 +100,37 @@ enum EvalCommand: Subcommand {
 /// What an evaluation (or the demo) runs: the base model, fixed experts, or a router.
 struct EvalMethod {
     let label: String
-    let routing: (_ prompt: [Int], _ task: String) throws -> RequestRouting
+    let routing: (_ prompt: [Int], _ task: String) throws -> Generator.Routing
     /// Keeps leased experts pinned for the method's lifetime.
     let lease: ExpertLease?
 
-    func routing(prompt: [Int], task: String) throws -> RequestRouting { try routing(prompt, task) }
+    func routing(prompt: [Int], task: String) throws -> Generator.Routing { try routing(prompt, task) }
 
     static func make(_ args: ParsedArguments, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
         if args.flag("oracle") {
             let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
             let names = oracleTasks.sorted()
             let lease = try registry.acquire(names)
-            let delta = LoRAMixDelta(experts: lease.adapters)
-            return EvalMethod(label: "oracle expert", routing: { _, task in .fixed(.single(names.firstIndex(of: task)!), delta) }, lease: lease)
+            return EvalMethod(label: "oracle expert", routing: { _, task in .resolved(.fixed(.single(names.firstIndex(of: task)!), experts: lease.adapters)) }, lease: lease)
         }
         if let routerPath = args.string("router") {
             let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
             let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
             let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
-            let kernel = LoRAMixDelta(experts: router.experts)
-            return EvalMethod(label: "router \(spec.name)", routing: { prompt, _ in try router.routing(prompt: prompt, kernel: kernel) }, lease: lease)
+            return EvalMethod(label: "router \(spec.name)", routing: { _, _ in .router(router, trace: nil) }, lease: lease)
         }
         if args.flag("uniform") {
             let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
             let names = registry.list().map(\.name)
             guard !names.isEmpty else { throw UsageError("--uniform: the registry has no experts") }
             let lease = try registry.acquire(names)
-            let delta = LoRAMixDelta(experts: lease.adapters)
             let mix = ExpertMix(names.indices.map { .init(expert: $0, weight: 1 / Float(names.count)) })
-            return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .fixed(mix, delta) }, lease: lease)
+            return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .resolved(.fixed(mix, experts: lease.adapters)) }, lease: lease)
         }
         if let experts = try ExpertOptions.resolve(args, model: model) {
             let label = "experts " + (args.options["expert"] ?? []).joined(separator: ",")
-            return EvalMethod(label: label, routing: { _, _ in .fixed(experts.mix, experts.delta) }, lease: experts.lease)
+            return EvalMethod(label: label, routing: { _, _ in .resolved(.fixed(experts.mix, experts: experts.lease.adapters)) }, lease: experts.lease)
         }
-        return EvalMethod(label: "base", routing: { _, _ in .base }, lease: nil)
+        return EvalMethod(label: "base", routing: { _, _ in .resolved(.base) }, lease: nil)
     }
 }

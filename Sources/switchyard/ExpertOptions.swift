@@ -21,15 +21,14 @@ enum ExpertOptions {
         }
     }
 
-    /// The experts named on the command line, loaded from the registry, as a delta and a mix
-    /// (nil when no `--expert` was given). The lease keeps them pinned while in use.
-    static func resolve(_ args: ParsedArguments, model: LlamaModel) throws -> (delta: LoRAMixDelta, mix: ExpertMix, lease: ExpertLease)? {
+    /// The experts named on the command line, loaded from the registry (the lease's adapters, in
+    /// order) and their mix (nil when no `--expert` was given). The lease keeps them pinned.
+    static func resolve(_ args: ParsedArguments, model: LlamaModel) throws -> (mix: ExpertMix, lease: ExpertLease)? {
         let specs = try parse(args.options["expert"] ?? [])
         guard !specs.isEmpty else { return nil }
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         let lease = try registry.acquire(specs.map(\.name))
-        let delta = LoRAMixDelta(experts: lease.adapters)
         let mix = ExpertMix(specs.enumerated().map { ExpertMix.Entry(expert: $0.offset, weight: $0.element.weight) })
-        return (delta, mix, lease)
+        return (mix, lease)
     }
 }

@@ -50,8 +50,8 @@ enum GenerateCommand: Subcommand {
         let request = GenerationRequest(promptTokens: promptIDs, maxNewTokens: maxTokens, sampling: sampling, stopTokens: stops)
         var stream = StreamingDecoder(tokenizer: tokenizer)
         let experts = try ExpertOptions.resolve(args, model: model)
-        let planner: any StepPlanner = experts.map { FixedMixPlanner(delta: $0.delta, mixes: [$0.mix]) } ?? ConstantDelta(nil)
-        let ids = try Generator(model: model).generate(request, planner: planner) { token in
+        let routing: RequestRouting = experts.map { .fixed($0.mix, experts: $0.lease.adapters) } ?? .base
+        let ids = try Generator(model: model).generate(request, routing: routing) { token in
             if !json && !stops.contains(token) { writeOut(stream.append(token)) }
             return true
         }

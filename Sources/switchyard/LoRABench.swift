@@ -1,9 +1,12 @@
 import Foundation
 import Switchyard
 
-/// Decode throughput of `n` sequences (prompt lengths differ by 3) under a step planner.
+/// Decode throughput of `n` sequences (prompt lengths differ by 3), each with its routing
+/// (`routing[i]`; base model when nil), measured on the forward passes alone.
 func decodeRate(model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens: Int,
-                planner: any StepPlanner = ConstantDelta(nil), seed: UInt64 = 7) throws -> Double {
+                routing: [RequestRouting]? = nil, seed: UInt64 = 7) throws -> Double {
+    let routing = routing ?? Array(repeating: .base, count: n)
+    let builder = StepDeltaBuilder()
     var rng = SeededRandom(seed: seed)
     let vocab = model.config.vocabSize
     let ws = ForwardWorkspace()
@@ -11,9 +14,8 @@ func decodeRate(model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens
     var inputs = (0..<n).map { i in
         SequenceInput(tokens: (0..<(promptTokens + 3 * i)).map { _ in Int(rng.next() % UInt64(vocab)) }, cache: caches[i])
     }
-    let all = Array(0..<n)
     func run() throws -> [Matrix] {
-        let delta = try planner.prepare(active: all, tokenCounts: inputs.map(\.tokens.count))
+        let delta = try builder.build((0..<n).map { .init(routing: routing[$0], firstPosition: caches[$0].length, count: inputs[$0].tokens.count) })
         return try model.forward(inputs, delta: delta, workspace: ws)
     }
     var logits = try run()
@@ -55,11 +57,10 @@ enum LoRABench {
         BenchModel.warnIfDebug()
         let (model, label) = try BenchModel.load(args)
         let experts = (0..<8).map { LoRAAdapter.random(name: "expert\($0)", base: model.config, rank: rank, seed: UInt64(100 + $0)) }
-        let delta = LoRAMixDelta(experts: experts)
         let prompt = 32
         func rate(_ n: Int, _ mixes: [ExpertMix]?) throws -> Double {
-            let planner: any StepPlanner = mixes.map { FixedMixPlanner(delta: delta, mixes: $0) } ?? ConstantDelta(nil)
-            return try decodeRate(model: model, batch: n, promptTokens: prompt, decodeTokens: decodeTokens, planner: planner)
+            let routing = mixes.map { $0.map { RequestRouting.fixed($0, experts: experts) } }
+            return try decodeRate(model: model, batch: n, promptTokens: prompt, decodeTokens: decodeTokens, routing: routing)
         }
         // Interleave the runs so drift on a noisy machine hits each configuration alike; keep the best.
         var base1 = 0.0, one1 = 0.0, merged1 = 0.0, same8 = 0.0, mixed8 = 0.0, base8 = 0.0

@@ -64,7 +64,7 @@ enum RouteBench {
         func rate(_ router: BoundRouter?) throws -> Double {
             guard let router else { return try decodeRate(model: model, batch: 1, promptTokens: 32, decodeTokens: decodeTokens) }
             let routing = try router.routing(prompt: promptTokens)
-            return try decodeRate(model: model, batch: 1, promptTokens: 32, decodeTokens: decodeTokens, planner: RoutedPlanner(routing: [routing]))
+            return try decodeRate(model: model, batch: 1, promptTokens: 32, decodeTokens: decodeTokens, routing: [routing])
         }
         var base = 0.0
         var rates = [Double](repeating: 0, count: routers.count)

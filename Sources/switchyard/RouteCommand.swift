@@ -34,11 +34,10 @@ enum RouteCommand: Subcommand {
         let prompt = PromptFormat.encode(args.positionals[0], tokenizer)
         guard !prompt.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let trace = RoutingTrace()
-        let routing = try router.routing(prompt: prompt, trace: trace)
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
         let request = GenerationRequest(promptTokens: prompt, maxNewTokens: try args.int("max-tokens") ?? 32, stopTokens: stops)
-        let output = try Generator(model: model).generate(request, planner: RoutedPlanner(routing: [routing]))
+        let output = try Generator(model: model).generate(request, router: router, trace: trace)
         let tokens = prompt + output
         let names = spec.experts.map(\.name)
         func mixJSON(_ mix: ExpertMix) -> String {

@@ -31,13 +31,9 @@ enum ScoreCommand: Subcommand {
         guard !ids.isEmpty else { throw UsageError("--token-ids is empty") }
         let json = try args.wantsJSON()
         let model = try LlamaModel.load(directory: try ModelLocator.modelDirectory(args))
-        var delta: LoRAMixDelta? = nil
         let experts = try ExpertOptions.resolve(args, model: model)
-        if let experts {
-            try experts.delta.setRowMixes(Array(repeating: experts.mix, count: ids.count))
-            delta = experts.delta
-        }
-        let logits = try model.forward([SequenceInput(tokens: ids, cache: model.makeCache())], logits: .all, delta: delta)[0]
+        let routing: RequestRouting = experts.map { .fixed($0.mix, experts: $0.lease.adapters) } ?? .base
+        let logits = try model.scoreLogits(ids, routing: routing)
         if json {
             var out = "{\"token_ids\":\(JSONText.array(ids)),\"logits\":["
             for r in 0..<logits.rows {

@@ -14,93 +14,65 @@ public struct GenerationRequest: Sendable {
     }
 }
 
-/// Decides, before each forward pass of a batched generation, which `ProjectionDelta` applies to
-/// which rows (experts per request, routers). `active` are the indices of the requests in this pass
-/// (in row order) and `tokenCounts` their new tokens.
-public protocol StepPlanner {
-    func prepare(active: [Int], tokenCounts: [Int]) throws -> (any ProjectionDelta)?
-}
-
-/// The same delta (or none) for every step.
-public struct ConstantDelta: StepPlanner {
-    public let delta: (any ProjectionDelta)?
-    public init(_ delta: (any ProjectionDelta)?) { self.delta = delta }
-    public func prepare(active: [Int], tokenCounts: [Int]) throws -> (any ProjectionDelta)? { delta }
-}
-
-/// Autoregressive generation on a `LlamaModel`: one request, or several decoded together in one
-/// batch (each with its own cache, prompt length and sampler).
+/// Runs a closed set of requests to completion on an `Engine` (the CLI's generate, eval, demo and
+/// route): every request is admitted at once and the engine steps until all have finished.
 public struct Generator {
     public let model: LlamaModel
+    public let options: Engine.Options
 
-    public init(model: LlamaModel) { self.model = model }
+    public init(model: LlamaModel, options: Engine.Options = Engine.Options()) {
+        self.model = model
+        self.options = options
+    }
+
+    /// One routing choice for a request: resolved, or a router that decides when it starts.
+    public enum Routing {
+        case resolved(RequestRouting)
+        case router(BoundRouter, trace: RoutingTrace?)
+    }
 
     /// Generates for one request. `onToken` is called with each new token; return false to stop.
-    public func generate(_ request: GenerationRequest, delta: (any ProjectionDelta)? = nil,
+    public func generate(_ request: GenerationRequest, routing: RequestRouting = .base,
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        try generate(request, planner: ConstantDelta(delta), onToken: onToken)
+        try generateBatch([request], routing: [.resolved(routing)]) { _, t in onToken(t) }[0]
     }
 
-    /// Generates for one request with a step planner (e.g. experts chosen by a router).
-    public func generate(_ request: GenerationRequest, planner: any StepPlanner,
+    /// Generates for one request routed by `router`.
+    public func generate(_ request: GenerationRequest, router: BoundRouter, trace: RoutingTrace? = nil,
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        var stop = false
-        return try generateBatch([request], planner: planner) { _, token in
-            if stop { return false }
-            stop = !onToken(token)
-            return !stop
-        }[0]
+        try generateBatch([request], routing: [.router(router, trace: trace)]) { _, t in onToken(t) }[0]
     }
 
-    /// Generates for several requests at once: prompts are prefilled together, then each decode step
-    /// is one forward pass over every sequence still running. `onToken(i, token)` returns false to
-    /// stop request i.
-    public func generateBatch(_ requests: [GenerationRequest], delta: (any ProjectionDelta)? = nil,
+    /// Generates for several requests together (continuous batching on one engine; each with its
+    /// own routing, base model by default). `onToken(i, token)` returns false to stop request i.
+    public func generateBatch(_ requests: [GenerationRequest], routing: [Routing]? = nil,
                               onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        try generateBatch(requests, planner: ConstantDelta(delta), onToken: onToken)
-    }
-
-    /// Batched generation where `planner` sets up the delta before every forward pass.
-    public func generateBatch(_ requests: [GenerationRequest], planner: any StepPlanner,
-                              onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        let limit = model.config.maxPositionEmbeddings
-        var requests = requests
-        for i in requests.indices {
-            let r = requests[i]
-            try r.sampling.validate()
-            guard !r.promptTokens.isEmpty else { throw SwitchyardError.invalidArgument("generate: empty prompt") }
-            guard r.maxNewTokens >= 0 else { throw SwitchyardError.invalidArgument("generate: max tokens must be ≥ 0") }
-            guard r.promptTokens.count < limit else {
-                throw SwitchyardError.invalidArgument("generate: the prompt has \(r.promptTokens.count) tokens; the model's context (max_position_embeddings) is \(limit)")
+        let routing = routing ?? Array(repeating: .resolved(.base), count: requests.count)
+        precondition(routing.count == requests.count, "one routing per request")
+        let engine = Engine(model: model, options: options)
+        var index: [Int: Int] = [:]
+        for (i, r) in requests.enumerated() {
+            let id: Int
+            switch routing[i] {
+            case let .resolved(rr): id = try engine.admit(r, routing: rr)
+            case let .router(router, trace): id = try engine.admit(r, router: router, trace: trace)
             }
-            // Generation stops at the end of the context rather than failing there.
-            requests[i].maxNewTokens = min(r.maxNewTokens, limit - r.promptTokens.count)
+            index[id] = i
         }
-        let workspace = ForwardWorkspace()
-        let caches = requests.map { model.makeCache(initialCapacity: $0.promptTokens.count + $0.maxNewTokens) }
-        var samplers = requests.map { Sampler($0.sampling) }
         var outputs = [[Int]](repeating: [], count: requests.count)
-        var context = requests.map(\.promptTokens)
-        var active = requests.indices.filter { requests[$0].maxNewTokens > 0 }
-        var pending = active.map { requests[$0].promptTokens }
-        while !active.isEmpty {
-            let inputs = zip(active, pending).map { SequenceInput(tokens: $1, cache: caches[$0]) }
-            let delta = try planner.prepare(active: active, tokenCounts: pending.map(\.count))
-            let logits = try model.forward(inputs, logits: .last, delta: delta, workspace: workspace)
-            var still: [Int] = []
-            var next: [[Int]] = []
-            for (slot, i) in active.enumerated() {
-                let token = samplers[i].next(logits: logits[slot].data, context: context[i])
-                outputs[i].append(token)
-                context[i].append(token)
-                let keepGoing = onToken(i, token)
-                if keepGoing, !requests[i].stopTokens.contains(token), outputs[i].count < requests[i].maxNewTokens {
-                    still.append(i)
-                    next.append([token])
+        while engine.hasWork {
+            for event in engine.step() {
+                let i = index[event.request]!
+                switch event.kind {
+                case let .token(token, _, _):
+                    outputs[i].append(token)
+                    if !onToken(i, token) { engine.finish(event.request, reason: .stop) }
+                case .finished:
+                    break
+                case let .failed(message):
+                    throw SwitchyardError.invalidArgument("request \(i): \(message)")
                 }
             }
-            active = still
-            pending = next
         }
         return outputs
     }

@@ -23,12 +23,11 @@ import Testing
             try LoRAAdapter.load(directory: FixturePaths.url("adapters/\($0)"), base: model.config)
         }
         // A "new task": what attn-r4 itself generates after a few prompts.
-        let delta = LoRAMixDelta(experts: [experts[0]])
         var rng = SeededRandom(seed: 9)
         let examples = try (0..<4).map { _ -> FewShotExample in
             let prompt = (0..<6).map { _ in 3 + Int(rng.next() % 590) }
             let completion = try Generator(model: model).generate(GenerationRequest(promptTokens: prompt, maxNewTokens: 4),
-                                                                  planner: FixedMixPlanner(delta: delta, mixes: [.single(0)]))
+                                                                  routing: .experts([experts[0]]))
             return FewShotExample(prompt: prompt, completion: completion)
         }
         return (model, experts, examples)

@@ -21,14 +21,15 @@ import Testing
         // Request i uses routers[i] (the last one the base model), all in one generation batch.
         let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: 6) }
         func routing(_ i: Int) throws -> RequestRouting { i < routers.count ? try routers[i].routing(prompt: prompts[i]) : .base }
-        let together = try Generator(model: s.model).generateBatch(requests, planner: RoutedPlanner(routing: try prompts.indices.map(routing)))
+        func engineRouting(_ i: Int) -> Generator.Routing { i < routers.count ? .router(routers[i], trace: nil) : .resolved(.base) }
+        let together = try Generator(model: s.model).generateBatch(requests, routing: prompts.indices.map(engineRouting))
         for i in prompts.indices {
-            let alone = try Generator(model: s.model).generate(requests[i], planner: RoutedPlanner(routing: [try routing(i)]))
+            let alone = try Generator(model: s.model).generateBatch([requests[i]], routing: [engineRouting(i)])[0]
             #expect(together[i] == alone, "request \(i) (\(i < names.count ? names[i] : "base"))")
         }
         // And the prefill logits of the mixed batch equal each request's own.
-        let planner = RoutedPlanner(routing: try prompts.indices.map(routing))
-        let delta = try planner.prepare(active: Array(prompts.indices), tokenCounts: prompts.map(\.count))
+        let rows = try prompts.indices.map { StepDeltaBuilder.Rows(routing: try routing($0), firstPosition: 0, count: prompts[$0].count) }
+        let delta = try StepDeltaBuilder().build(rows)
         let batched = try s.model.forward(prompts.map { SequenceInput(tokens: $0, cache: s.model.makeCache()) }, logits: .all, delta: delta)
         for i in 0..<routers.count {
             let (alone, _) = try RouterParityTests.run(routers[i], s.model, prompts[i])

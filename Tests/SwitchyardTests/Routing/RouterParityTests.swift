@@ -33,9 +33,7 @@ import Testing
     /// Logits over the whole prompt, routed by `router`, plus the recorded decisions.
     static func run(_ router: BoundRouter, _ model: LlamaModel, _ prompt: [Int]) throws -> (Matrix, RoutingTrace) {
         let trace = RoutingTrace()
-        let planner = RoutedPlanner(routing: [try router.routing(prompt: prompt, trace: trace)])
-        let delta = try planner.prepare(active: [0], tokenCounts: [prompt.count])
-        let logits = try model.forward([SequenceInput(tokens: prompt, cache: model.makeCache())], logits: .all, delta: delta)[0]
+        let logits = try model.scoreLogits(prompt, routing: try router.routing(prompt: prompt, trace: trace))
         return (logits, trace)
     }
 
@@ -98,7 +96,7 @@ import Testing
         let (router, lease) = try BoundRouter.bind(try RouterWire.decode(try Self.bytes("token-layers")), model: s.model, registry: s.registry)
         defer { lease.release() }
         let out = try Generator(model: s.model).generate(GenerationRequest(promptTokens: prompt, maxNewTokens: greedy.count),
-                                                         planner: RoutedPlanner(routing: [try router.routing(prompt: prompt)]))
+                                                         router: router)
         #expect(out == greedy)
     }
 
@@ -113,12 +111,13 @@ import Testing
         defer { lease.release() }
         let prompt = s.prompts.max { $0.count < $1.count }!
         let (whole, _) = try Self.run(router, s.model, prompt)
-        let planner = RoutedPlanner(routing: [try router.routing(prompt: prompt)])
+        let routing = try router.routing(prompt: prompt)
+        let builder = StepDeltaBuilder()
         let cache = s.model.makeCache()
         var pieced: [Float] = []
         var start = 0
         for n in [3] + Array(repeating: 1, count: prompt.count - 3) {
-            let delta = try planner.prepare(active: [0], tokenCounts: [n])
+            let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
             let logits = try s.model.forward([SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
                                              logits: .all, delta: delta)[0]
             pieced += logits.data
