@@ -7,6 +7,7 @@ let package = Package(
     name: "Switchyard",
     products: [
         .library(name: "Switchyard", targets: ["Switchyard"]),
+        .library(name: "SwitchyardServer", targets: ["SwitchyardServer"]),
         .executable(name: "switchyard", targets: ["switchyard"]),
     ],
     targets: [
@@ -18,11 +19,13 @@ let package = Package(
         .systemLibrary(
             name: "CProtobufC", path: "Sources/CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]),
-        // gRPC C core. Linked with `link` lines in the module map: pkgConfig "grpc" expands to a
-        // link line that is too long for the linker driver.
-        .systemLibrary(
-            name: "CGRPC", path: "Sources/CGRPC",
-            providers: [.apt(["libgrpc-dev"])]),
+        // A thin C shim over the gRPC C core (libgrpc-dev): Swift sees plain functions and opaque
+        // handles. Linked by name: pkgConfig "grpc" expands to a link line that is too long for
+        // the linker driver.
+        .target(
+            name: "CGRPCShim",
+            path: "Sources/CGRPCShim",
+            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]),
         // Hand-written SIMD kernels where BLAS is weak (small-batch decode GEMM).
         .target(
             name: "CKernels",
@@ -37,12 +40,17 @@ let package = Package(
             name: "Switchyard",
             dependencies: ["CBLAS", "CKernels", "SwitchyardProtos", "CProtobufC"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        // The gRPC service (switchyard.v1.Inference, grpc.health.v1.Health) over the shim and the
+        // Engine, and the Swift client.
+        .target(
+            name: "SwitchyardServer",
+            dependencies: ["Switchyard", "CGRPCShim", "SwitchyardProtos"]),
         .executableTarget(
             name: "switchyard",
-            dependencies: ["Switchyard"]),
+            dependencies: ["Switchyard", "SwitchyardServer"]),
         .testTarget(
             name: "SwitchyardTests",
-            dependencies: ["Switchyard"],
+            dependencies: ["Switchyard", "SwitchyardServer"],
             resources: [.copy("Fixtures")]),
     ]
 )

@@ -34,13 +34,8 @@ enum ComposeCommand: Subcommand {
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         var names = args.string("experts")?.split(separator: ",").map(String.init) ?? []
         if names.isEmpty {
-            // The most common single rank among the registry's experts.
-            let single = registry.list().filter { $0.summary.ranks.count == 1 }
-            let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
-            guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else {
-                throw UsageError("the registry has no single-rank experts to compose")
-            }
-            names = single.filter { $0.summary.ranks == [rank] }.map(\.name)
+            names = LoraHubComposer.defaultExperts(in: registry)
+            guard !names.isEmpty else { throw UsageError("the registry has no single-rank experts to compose") }
         }
         let lease = try registry.acquire(names)
         defer { lease.release() }

@@ -6,6 +6,7 @@ let subcommands: [any Subcommand.Type] = [
     DemoCommand.self,
     GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
     RouterCommand.self, RouteCommand.self, EvalCommand.self, ComposeCommand.self, BenchCommand.self,
+    ServeCommand.self, ClientCommand.self,
 ]
 
 let topHelp = """

@@ -83,6 +83,15 @@ public final class LoraHubComposer {
         try crossEntropy(compose(w, name: "candidate")) + l1 * w.reduce(0) { $0 + abs($1) }
     }
 
+    /// The experts to compose when none are named: those of the registry's most common single
+    /// rank (composition sums A and B matrices, so ranks must agree). Empty when there are none.
+    public static func defaultExperts(in registry: ExpertRegistry) -> [String] {
+        let single = registry.list().filter { $0.summary.ranks.count == 1 }
+        let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
+        guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else { return [] }
+        return single.filter { $0.summary.ranks == [rank] }.map(\.name)
+    }
+
     /// Searches the weights (CMA-ES, starting from zero as LoraHub does) and returns the best.
     public func search(budget: Int = 40, seed: UInt64 = 0, onGeneration: ((Int, Float) -> Void)? = nil) throws -> SeparableCMAES.Result {
         let optimizer = SeparableCMAES(dimension: experts.count, initialStep: 0.5, bounds: -1.5...1.5, seed: seed)

@@ -50,4 +50,8 @@ public struct EngineEvent: Sendable {
     }
     public var request: Int
     public var kind: Kind
+    public init(request: Int, kind: Kind) {
+        self.request = request
+        self.kind = kind
+    }
 }

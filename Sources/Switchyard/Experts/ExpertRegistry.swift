@@ -97,6 +97,50 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     public var statistics: Statistics { lock.withLock { stats } }
 
+    /// Whether `name`'s weights are in the cache now.
+    public func isResident(_ name: String) -> Bool { lock.withLock { resident[name] != nil } }
+
+    /// Looks for `name` on disk when it is unknown: another process sharing the directory (a
+    /// replica, `switchyard experts add`) may have added it. Returns true if it is known now.
+    /// Invalid directories are recorded in `problems` and stay unknown.
+    @discardableResult
+    public func rescan(_ name: String) -> Bool {
+        if lock.withLock({ entries[name] != nil }) { return true }
+        guard (try? Self.validateName(name)) != nil else { return false }
+        let dir = directory.appendingPathComponent(name)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { return false }
+        do {
+            let entry = try Self.makeEntry(name: name, directory: dir, base: base)
+            lock.withLock {
+                if entries[name] == nil { entries[name] = entry }
+                problems[name] = nil
+            }
+            return true
+        } catch {
+            lock.withLock { problems[name] = "\(error)" }
+            return false
+        }
+    }
+
+    /// Re-reads the directory listing: experts added by other processes appear, experts whose
+    /// directory is gone disappear (requests holding them keep their weights).
+    public func refresh() {
+        let names = Set(((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !$0.hasPrefix(".") })
+        let known = lock.withLock { Set(entries.keys) }
+        for gone in known.subtracting(names) {
+            lock.withLock {
+                entries[gone] = nil
+                if let r = resident[gone], r.pins == 0 {
+                    resident[gone] = nil
+                    stats.residentBytes -= r.adapter.byteCount
+                    stats.residentExperts = resident.count
+                }
+            }
+        }
+        for new in names.subtracting(known).sorted() { rescan(new) }
+    }
+
     /// Loads (or finds in the cache) the named experts and pins them until the lease is released.
     public func acquire(_ names: [String]) throws -> ExpertLease {
         var adapters: [LoRAAdapter] = []

@@ -1132,6 +1132,51 @@ void   switchyard__v1__info_response__free_unpacked
   assert(message->base.descriptor == &switchyard__v1__info_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchyard__v1__expert_counters__init
+                     (Switchyard__V1__ExpertCounters         *message)
+{
+  static const Switchyard__V1__ExpertCounters init_value = SWITCHYARD__V1__EXPERT_COUNTERS__INIT;
+  *message = init_value;
+}
+size_t switchyard__v1__expert_counters__get_packed_size
+                     (const Switchyard__V1__ExpertCounters *message)
+{
+  assert(message->base.descriptor == &switchyard__v1__expert_counters__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchyard__v1__expert_counters__pack
+                     (const Switchyard__V1__ExpertCounters *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchyard__v1__expert_counters__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchyard__v1__expert_counters__pack_to_buffer
+                     (const Switchyard__V1__ExpertCounters *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchyard__v1__expert_counters__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchyard__V1__ExpertCounters *
+       switchyard__v1__expert_counters__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchyard__V1__ExpertCounters *)
+     protobuf_c_message_unpack (&switchyard__v1__expert_counters__descriptor,
+                                allocator, len, data);
+}
+void   switchyard__v1__expert_counters__free_unpacked
+                     (Switchyard__V1__ExpertCounters *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchyard__v1__expert_counters__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchyard__v1__expert_weight__field_descriptors[2] =
 {
   {
@@ -2666,7 +2711,7 @@ const ProtobufCMessageDescriptor switchyard__v1__limits__descriptor =
   (ProtobufCMessageInit) switchyard__v1__limits__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__info_response__field_descriptors[14] =
+static const ProtobufCFieldDescriptor switchyard__v1__info_response__field_descriptors[24] =
 {
   {
     "version",
@@ -2836,27 +2881,157 @@ static const ProtobufCFieldDescriptor switchyard__v1__info_response__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "expert_counters",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchyard__V1__InfoResponse, n_expert_counters),
+    offsetof(Switchyard__V1__InfoResponse, expert_counters),
+    &switchyard__v1__expert_counters__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rejected_total",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, rejected_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancelled_total",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, cancelled_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed_total",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, failed_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_batch_size",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, last_batch_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "steps_total",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, steps_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expert_cache_hits",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, expert_cache_hits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expert_cache_misses",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, expert_cache_misses),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expert_cache_evictions",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, expert_cache_evictions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expert_cache_resident_bytes",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__InfoResponse, expert_cache_resident_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__info_response__field_indices_by_name[] = {
   13,   /* field[13] = active_requests */
   2,   /* field[2] = architecture */
+  16,   /* field[16] = cancelled_total */
+  22,   /* field[22] = expert_cache_evictions */
+  20,   /* field[20] = expert_cache_hits */
+  21,   /* field[21] = expert_cache_misses */
+  23,   /* field[23] = expert_cache_resident_bytes */
+  14,   /* field[14] = expert_counters */
   6,   /* field[6] = experts */
+  17,   /* field[17] = failed_total */
   11,   /* field[11] = generated_tokens_total */
   4,   /* field[4] = hidden_size */
+  18,   /* field[18] = last_batch_size */
   5,   /* field[5] = layers */
   8,   /* field[8] = limits */
   1,   /* field[1] = model */
   12,   /* field[12] = queue_depth */
+  15,   /* field[15] = rejected_total */
   9,   /* field[9] = replica_id */
   10,   /* field[10] = requests_total */
   7,   /* field[7] = routers */
+  19,   /* field[19] = steps_total */
   0,   /* field[0] = version */
   3,   /* field[3] = vocabulary_size */
 };
 static const ProtobufCIntRange switchyard__v1__info_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__info_response__descriptor =
 {
@@ -2866,11 +3041,75 @@ const ProtobufCMessageDescriptor switchyard__v1__info_response__descriptor =
   "Switchyard__V1__InfoResponse",
   "switchyard.v1",
   sizeof(Switchyard__V1__InfoResponse),
-  14,
+  24,
   switchyard__v1__info_response__field_descriptors,
   switchyard__v1__info_response__field_indices_by_name,
   1,  switchyard__v1__info_response__number_ranges,
   (ProtobufCMessageInit) switchyard__v1__info_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchyard__v1__expert_counters__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ExpertCounters, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ExpertCounters, requests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "generated_tokens",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ExpertCounters, generated_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchyard__v1__expert_counters__field_indices_by_name[] = {
+  2,   /* field[2] = generated_tokens */
+  0,   /* field[0] = name */
+  1,   /* field[1] = requests */
+};
+static const ProtobufCIntRange switchyard__v1__expert_counters__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchyard__v1__expert_counters__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchyard.v1.ExpertCounters",
+  "ExpertCounters",
+  "Switchyard__V1__ExpertCounters",
+  "switchyard.v1",
+  sizeof(Switchyard__V1__ExpertCounters),
+  3,
+  switchyard__v1__expert_counters__field_descriptors,
+  switchyard__v1__expert_counters__field_indices_by_name,
+  1,  switchyard__v1__expert_counters__number_ranges,
+  (ProtobufCMessageInit) switchyard__v1__expert_counters__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCMethodDescriptor switchyard__v1__inference__method_descriptors[9] =

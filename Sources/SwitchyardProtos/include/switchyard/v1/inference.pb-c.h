@@ -40,6 +40,7 @@ typedef struct Switchyard__V1__ComposeEvent Switchyard__V1__ComposeEvent;
 typedef struct Switchyard__V1__InfoRequest Switchyard__V1__InfoRequest;
 typedef struct Switchyard__V1__Limits Switchyard__V1__Limits;
 typedef struct Switchyard__V1__InfoResponse Switchyard__V1__InfoResponse;
+typedef struct Switchyard__V1__ExpertCounters Switchyard__V1__ExpertCounters;
 
 
 /* --- enums --- */
@@ -517,10 +518,51 @@ struct  Switchyard__V1__InfoResponse
   uint64_t generated_tokens_total;
   uint32_t queue_depth;
   uint32_t active_requests;
+  /*
+   * per expert and per router name
+   */
+  size_t n_expert_counters;
+  Switchyard__V1__ExpertCounters **expert_counters;
+  /*
+   * refused by admission control (queue full)
+   */
+  uint64_t rejected_total;
+  uint64_t cancelled_total;
+  uint64_t failed_total;
+  /*
+   * sequences in the engine's latest step
+   */
+  uint32_t last_batch_size;
+  /*
+   * engine steps (forward passes)
+   */
+  uint64_t steps_total;
+  uint64_t expert_cache_hits;
+  /*
+   * loads from disk
+   */
+  uint64_t expert_cache_misses;
+  uint64_t expert_cache_evictions;
+  uint64_t expert_cache_resident_bytes;
 };
 #define SWITCHYARD__V1__INFO_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__info_response__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * Requests and generated tokens per routing target (an expert of a mix, or a router).
+ */
+struct  Switchyard__V1__ExpertCounters
+{
+  ProtobufCMessage base;
+  char *name;
+  uint64_t requests;
+  uint64_t generated_tokens;
+};
+#define SWITCHYARD__V1__EXPERT_COUNTERS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__expert_counters__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /* Switchyard__V1__ExpertWeight methods */
@@ -998,6 +1040,25 @@ Switchyard__V1__InfoResponse *
 void   switchyard__v1__info_response__free_unpacked
                      (Switchyard__V1__InfoResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchyard__V1__ExpertCounters methods */
+void   switchyard__v1__expert_counters__init
+                     (Switchyard__V1__ExpertCounters         *message);
+size_t switchyard__v1__expert_counters__get_packed_size
+                     (const Switchyard__V1__ExpertCounters   *message);
+size_t switchyard__v1__expert_counters__pack
+                     (const Switchyard__V1__ExpertCounters   *message,
+                      uint8_t             *out);
+size_t switchyard__v1__expert_counters__pack_to_buffer
+                     (const Switchyard__V1__ExpertCounters   *message,
+                      ProtobufCBuffer     *buffer);
+Switchyard__V1__ExpertCounters *
+       switchyard__v1__expert_counters__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchyard__v1__expert_counters__free_unpacked
+                     (Switchyard__V1__ExpertCounters *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchyard__V1__ExpertWeight_Closure)
@@ -1074,6 +1135,9 @@ typedef void (*Switchyard__V1__Limits_Closure)
                   void *closure_data);
 typedef void (*Switchyard__V1__InfoResponse_Closure)
                  (const Switchyard__V1__InfoResponse *message,
+                  void *closure_data);
+typedef void (*Switchyard__V1__ExpertCounters_Closure)
+                 (const Switchyard__V1__ExpertCounters *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -1199,6 +1263,7 @@ extern const ProtobufCMessageDescriptor switchyard__v1__compose_event__descripto
 extern const ProtobufCMessageDescriptor switchyard__v1__info_request__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__limits__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__info_response__descriptor;
+extern const ProtobufCMessageDescriptor switchyard__v1__expert_counters__descriptor;
 extern const ProtobufCServiceDescriptor switchyard__v1__inference__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1,0 +1,204 @@
+import Foundation
+import Switchyard
+
+/// A Switchyard request (`switchyard.v1.GenerateRequest`): a prompt (text or token ids), at
+/// most one routing choice, sampling, limits.
+public struct GenerateRequest: Sendable {
+    public var prompt = ""
+    public var tokenIDs: [Int] = []
+    /// A fixed weighted mix of registry experts.
+    public var experts: [(name: String, weight: Float)] = []
+    /// A router the server holds, by name.
+    public var router = ""
+    /// An inline serialised RouterSpec.
+    public var routerSpec: [UInt8] = []
+    /// 0: the server's default.
+    public var maxTokens = 0
+    public var sampling = SamplingParameters()
+    public var stop: [String] = []
+    public var trace = false
+    public var ignoreEOS = false
+    public var requestID = ""
+
+    public init(prompt: String = "", tokenIDs: [Int] = []) {
+        self.prompt = prompt
+        self.tokenIDs = tokenIDs
+    }
+
+    var wire: WireMessage {
+        WireMessage(InferenceWire.generateRequest, [
+            "prompt": .string(prompt), "token_ids": .list(tokenIDs.map { .uint(UInt64(max(0, $0))) }),
+            "experts": .list(experts.map { .message(WireMessage(InferenceWire.expertWeight, ["name": .string($0.name), "weight": .double(Double($0.weight))])) }),
+            "router": .string(router), "router_spec": .bytes(routerSpec), "max_tokens": .uint(UInt64(max(0, maxTokens))),
+            "temperature": .double(Double(sampling.temperature)), "top_k": .uint(UInt64(max(0, sampling.topK))),
+            "top_p": .double(Double(sampling.topP)), "repetition_penalty": .double(Double(sampling.repetitionPenalty)),
+            "seed": .uint(sampling.seed), "stop": .list(stop.map { .string($0) }), "trace": .bool(trace),
+            "ignore_eos": .bool(ignoreEOS), "request_id": .string(requestID),
+        ])
+    }
+
+    /// The balancer's affinity key (`x-switchyard-expert`): the single expert, the largest-weight
+    /// expert of a mix, or the router's name; nil for the base model.
+    public var affinityKey: String? {
+        if let top = experts.max(by: { $0.weight < $1.weight }) { return top.name }
+        if !router.isEmpty { return router }
+        if !routerSpec.isEmpty, let spec = try? RouterWire.decode(routerSpec) { return spec.name }
+        return nil
+    }
+}
+
+/// One event of a Generate stream: a token, or (last) the summary with `finishReason` set.
+public struct GenerateEvent: Sendable {
+    public var text: String
+    /// The token (nil on the summary event, which may still carry trailing `text`).
+    public var tokenID: Int?
+    public var logprob: Float
+    public var index: Int
+    /// With `trace`: the experts chosen for this token, per layer (nil: all layers).
+    public var routing: [RoutedExperts]
+    /// Last event only: "stop", "length" or "cancelled".
+    public var finishReason: String?
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var queueMilliseconds: Double
+    public var timeToFirstTokenMilliseconds: Double
+    public var totalMilliseconds: Double
+    /// The replica that answered (`x-switchyard-replica`).
+    public var replica: String?
+
+    init(_ m: WireMessage, replica: String?) {
+        text = m.string("text")
+        let reason = m.string("finish_reason")
+        finishReason = reason.isEmpty ? nil : reason
+        tokenID = reason.isEmpty ? Int(m.uint("token_id")) : nil
+        logprob = Float(m.double("logprob"))
+        index = Int(m.uint("index"))
+        routing = m.messages("routing").map { d in
+            let layer = Int(d.int("layer"))
+            return RoutedExperts(layer: layer < 0 ? nil : layer,
+                                 experts: d.messages("experts").map { (name: $0.string("name"), weight: Float($0.double("weight"))) })
+        }
+        promptTokens = Int(m.uint("prompt_tokens"))
+        generatedTokens = Int(m.uint("generated_tokens"))
+        let t = m.message("timings")
+        queueMilliseconds = t?.double("queue_ms") ?? 0
+        timeToFirstTokenMilliseconds = t?.double("time_to_first_token_ms") ?? 0
+        totalMilliseconds = t?.double("total_ms") ?? 0
+        self.replica = replica
+    }
+}
+
+/// The Swift client of a Switchyard server (over the same gRPC shim as the server). Every call
+/// throws `GRPCStatus` on a non-OK status. Thread-safe; one HTTP/2 connection.
+public final class SwitchyardClient: @unchecked Sendable {
+    public let channel: GRPCChannel
+    /// Sent as `authorization: Bearer <token>` when set.
+    public let token: String?
+    /// Deadline for every call, in seconds (nil: none).
+    public var timeout: Double?
+
+    public init(target: String, token: String? = nil, timeout: Double? = nil) {
+        channel = GRPCChannel(target: target)
+        self.token = token
+        self.timeout = timeout
+    }
+
+    private func metadata(affinity: String? = nil) -> [(String, String)] {
+        var m: [(String, String)] = []
+        if let token { m.append(("authorization", "Bearer \(token)")) }
+        if let affinity { m.append(("x-switchyard-expert", affinity)) }
+        return m
+    }
+
+    /// Streams a generation: one event per token, then the summary event.
+    public func generate(_ request: GenerateRequest) -> AsyncThrowingStream<GenerateEvent, Error> {
+        let replica = UncheckedBox<String?>(nil)
+        let raw = channel.serverStream(InferenceWire.method("Generate"), request.wire.encode(), metadata: metadata(affinity: request.affinityKey),
+                                       timeout: timeout) { md in replica.value = md.first { $0.0 == "x-switchyard-replica" }?.1 }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await bytes in raw {
+                        continuation.yield(GenerateEvent(try WireMessage.decode(InferenceWire.generateEvent, bytes), replica: replica.value))
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// A unary Inference call: `name` is the method, the response decoded as `response`.
+    public func call(_ name: String, _ request: WireMessage, response: WireType, affinity: String? = nil) async throws -> WireMessage {
+        let (bytes, _) = try await channel.unary(InferenceWire.method(name), request.encode(), metadata: metadata(affinity: affinity), timeout: timeout)
+        return try WireMessage.decode(response, bytes)
+    }
+
+    /// `Score`: log p(token i+1 | tokens ≤ i) under the request's routing (its prompt, or
+    /// token ids, and experts/router fields; sampling fields are ignored).
+    public func score(_ request: GenerateRequest) async throws -> [Float] {
+        var m = WireMessage(InferenceWire.scoreRequest)
+        let g = request.wire
+        for k in ["prompt", "token_ids", "experts", "router", "router_spec"] { m[k] = g[k] }
+        return try await call("Score", m, response: InferenceWire.scoreResponse, affinity: request.affinityKey).doubles("logprobs").map { Float($0) }
+    }
+
+    public func listExperts() async throws -> [WireMessage] {
+        try await call("ListExperts", WireMessage(InferenceWire.listExpertsRequest), response: InferenceWire.listExpertsResponse).messages("experts")
+    }
+
+    /// Registers a PEFT adapter directory on the server's disk (under an allowed root).
+    @discardableResult
+    public func addExpert(name: String, path: String) async throws -> WireMessage {
+        try await call("AddExpert", WireMessage(InferenceWire.addExpertRequest, ["name": .string(name), "path": .string(path)]),
+                       response: InferenceWire.addExpertResponse, affinity: name)
+    }
+
+    public func removeExpert(name: String) async throws {
+        _ = try await call("RemoveExpert", WireMessage(InferenceWire.removeExpertRequest, ["name": .string(name)]),
+                           response: InferenceWire.removeExpertResponse, affinity: name)
+    }
+
+    public func listRouters() async throws -> [WireMessage] {
+        try await call("ListRouters", WireMessage(InferenceWire.listRoutersRequest), response: InferenceWire.listRoutersResponse).messages("routers")
+    }
+
+    @discardableResult
+    public func addRouter(_ spec: [UInt8]) async throws -> WireMessage {
+        try await call("AddRouter", WireMessage(InferenceWire.addRouterRequest, ["router_spec": .bytes(spec)]), response: InferenceWire.addRouterResponse)
+    }
+
+    public func info() async throws -> WireMessage {
+        try await call("Info", WireMessage(InferenceWire.infoRequest), response: InferenceWire.infoResponse)
+    }
+
+    /// `Compose`: progress events, the last one with `expert` set (the registered result).
+    public func compose(name: String, examples: [(prompt: String, completion: String)], experts: [String] = [],
+                        budget: Int = 0, seed: UInt64 = 0) -> AsyncThrowingStream<WireMessage, Error> {
+        let request = WireMessage(InferenceWire.composeRequest, [
+            "name": .string(name), "experts": .list(experts.map { .string($0) }), "budget": .uint(UInt64(max(0, budget))),
+            "seed": .uint(seed),
+            "examples": .list(examples.map { .message(WireMessage(InferenceWire.composeExample, ["prompt": .string($0.prompt), "completion": .string($0.completion)])) }),
+        ])
+        let raw = channel.serverStream(InferenceWire.method("Compose"), request.encode(), metadata: metadata(affinity: name), timeout: timeout)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await bytes in raw { continuation.yield(try WireMessage.decode(InferenceWire.composeEvent, bytes)) }
+                    continuation.finish()
+                } catch { continuation.finish(throwing: error) }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// `grpc.health.v1.Health/Check`: 1 SERVING, 2 NOT_SERVING.
+    public func health(service: String = "") async throws -> Int {
+        let (bytes, _) = try await channel.unary(InferenceWire.healthCheck,
+                                                 WireMessage(InferenceWire.healthCheckRequest, ["service": .string(service)]).encode(),
+                                                 metadata: metadata(), timeout: timeout)
+        return Int(try WireMessage.decode(InferenceWire.healthCheckResponse, bytes).int("status"))
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Switchyard
+
+extension InferenceServer {
+    /// Most objective evaluations one Compose call may ask for.
+    static let maxComposeBudget = 2000
+
+    /// `Compose`: LoraHub from the request's examples — CMA-ES over weights of existing experts,
+    /// one progress event per generation — then the result is written into the registry and is
+    /// servable at once. Runs on the RPC work queue, beside the engine.
+    func compose(_ m: WireMessage, call: ServerCall) throws {
+        let name = m.string("name")
+        do { try ExpertRegistry.validateName(name) } catch { throw GRPCStatus(.invalidArgument, "name: \(error)") }
+        if registry.rescan(name) { throw GRPCStatus(.alreadyExists, "name: expert '\(name)' already exists") }
+        let raw = m.messages("examples")
+        guard !raw.isEmpty else { throw GRPCStatus(.invalidArgument, "examples: need at least one example") }
+        let eos = tokenizer.eosTokenID ?? model.config.eosTokenIDs.first
+        let examples = try raw.enumerated().map { i, e -> FewShotExample in
+            let prompt = tokenizer.encode(e.string("prompt"), addSpecialTokens: true)
+            let completion = tokenizer.encode(e.string("completion"))
+            guard !prompt.isEmpty, !completion.isEmpty else {
+                throw GRPCStatus(.invalidArgument, "examples[\(i)]: prompt and completion must both be non-empty")
+            }
+            guard prompt.count + completion.count < model.config.maxPositionEmbeddings else {
+                throw GRPCStatus(.invalidArgument, "examples[\(i)]: longer than the model's context")
+            }
+            return FewShotExample(prompt: prompt, completion: completion + (eos.map { [$0] } ?? []))
+        }
+        var names = m.strings("experts")
+        if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry) }
+        guard !names.isEmpty else { throw GRPCStatus(.failedPrecondition, "experts: the registry has no single-rank experts to compose") }
+        let budget = m.uint("budget") == 0 ? 40 : Int(clamping: m.uint("budget"))
+        guard budget <= Self.maxComposeBudget else { throw GRPCStatus(.invalidArgument, "budget: \(budget) is over the limit \(Self.maxComposeBudget)") }
+        let l1 = m.double("l1") == 0 ? 0.05 : Float(m.double("l1"))
+        guard l1.isFinite, l1 >= 0 else { throw GRPCStatus(.invalidArgument, "l1: must be a finite number ≥ 0") }
+        let lease = try acquire(names, field: "experts")
+        defer { lease.release() }
+        let hub: LoraHubComposer
+        do { hub = try LoraHubComposer(model: model, experts: lease.adapters, examples: examples, l1: l1) } catch {
+            throw GRPCStatus(.invalidArgument, "experts: \(error)")
+        }
+        let started = Date()
+        let result = try hub.search(budget: budget, seed: m.uint("seed")) { evaluations, best in
+            call.send(WireMessage(InferenceWire.composeEvent, ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]).encode())
+        }
+        if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
+        let entry: ExpertRegistry.Entry
+        do { entry = try registry.add(hub.compose(result.best, name: name), name: name) } catch {
+            throw GRPCStatus(.alreadyExists, "name: \(error)")
+        }
+        call.send(WireMessage(InferenceWire.composeEvent, [
+            "evaluations": .uint(UInt64(result.evaluations)), "best_loss": .double(Double(result.bestValue)),
+            "weights": .list(zip(names, result.best).map { .message(WireMessage(InferenceWire.expertWeight, ["name": .string($0), "weight": .double(Double($1))])) }),
+            "expert": .message(expertInfo(entry)),
+        ]).encode())
+        call.finish()
+        log.write([("rpc", "Compose"), ("expert", name), ("examples", examples.count), ("evaluations", result.evaluations),
+                   ("seconds", Date().timeIntervalSince(started)), ("status", "OK")])
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// How `switchyard serve` runs: every flag is declared here once (with its default); the CLI's
+/// help is generated from `ServerOptions.flags`.
+public struct ServerOptions: Sendable {
+    /// `HOST:PORT` to listen on (port 0: any free port). Loopback by default.
+    public var listen = "127.0.0.1:50051"
+    /// Most requests decoded together in one forward batch.
+    public var maxBatch = 32
+    /// Most requests waiting for a batch slot; beyond it Generate answers RESOURCE_EXHAUSTED.
+    public var maxQueue = 256
+    /// Largest `max_tokens` a request may ask for (INVALID_ARGUMENT above it).
+    public var maxTokensLimit = 4096
+    /// `max_tokens` when a request leaves it 0.
+    public var defaultMaxTokens = 64
+    /// Most prompt tokens prefilled per engine step (long prompts are fed in chunks).
+    public var prefillChunk = 256
+    /// Largest request or response message, in bytes (RESOURCE_EXHAUSTED above it).
+    public var maxMessageBytes = 4 << 20
+    /// When set, every Inference call needs `authorization: Bearer <token>` (health checks do not).
+    public var token: String? = nil
+    /// Reported in the `x-switchyard-replica` response metadata; default `hostname:port`.
+    public var replicaID: String? = nil
+    /// Directories `AddExpert` may read adapters from (nothing else on the server's disk).
+    public var allowedExpertRoots: [URL] = []
+    /// Per-request log lines on standard error.
+    public var logFormat: LogFormat = .text
+    /// Seconds running calls get to finish at shutdown before they are cancelled.
+    public var shutdownGrace: Double = 10
+
+    public enum LogFormat: String, Sendable { case text, json, off }
+
+    public init() {}
+}
