@@ -14,6 +14,7 @@ extension InferenceServer {
         if registry.rescan(name) { throw GRPCStatus(.alreadyExists, "name: expert '\(name)' already exists") }
         let raw = m.messages("examples")
         guard !raw.isEmpty else { throw GRPCStatus(.invalidArgument, "examples: need at least one example") }
+        guard let tokenizer else { throw GRPCStatus(.failedPrecondition, "Compose: this server has no tokenizer for the examples' text") }
         let eos = tokenizer.eosTokenID ?? model.config.eosTokenIDs.first
         let examples = try raw.enumerated().map { i, e -> FewShotExample in
             let prompt = tokenizer.encode(e.string("prompt"), addSpecialTokens: true)

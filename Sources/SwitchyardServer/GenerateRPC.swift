@@ -16,10 +16,11 @@ extension InferenceServer {
                                           seed: m.uint("seed"))
         do { try sampling.validate() } catch { throw GRPCStatus(.invalidArgument, "\(error)") }
         var stopTokens = Set(model.config.eosTokenIDs)
-        if let eos = tokenizer.eosTokenID { stopTokens.insert(eos) }
+        if let eos = tokenizer?.eosTokenID { stopTokens.insert(eos) }
         if m.bool("ignore_eos") { stopTokens = [] }
         let stops = m.strings("stop")
         if let empty = stops.firstIndex(where: \.isEmpty) { throw GRPCStatus(.invalidArgument, "stop[\(empty)]: empty stop string") }
+        if !stops.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "stop: this server has no tokenizer to match stop strings") }
         var request = GenerationRequest(promptTokens: prompt, maxNewTokens: maxTokens, sampling: sampling, stopTokens: stopTokens)
         try loop.validate(&request)
         let routing = try resolveRouting(m)
@@ -68,7 +69,7 @@ final class GenerationStream: @unchecked Sendable {
     private let routing: ResolvedRouting
     private let stops: [String]
     private let promptTokens: Int
-    private var decoder: StreamingDecoder
+    private var decoder: StreamingDecoder?
     /// Decoded text not yet sent (it may be the start of a stop string).
     private var held = ""
     private var stopped = false
@@ -82,14 +83,14 @@ final class GenerationStream: @unchecked Sendable {
         self.routing = routing
         self.stops = stops
         self.promptTokens = promptTokens
-        decoder = StreamingDecoder(tokenizer: server.tokenizer, skipSpecialTokens: true)
+        decoder = server.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
     }
 
     func handle(_ event: EngineEvent) {
         switch event.kind {
         case let .token(token, logprob, decisions):
             guard !stopped else { return }
-            held += decoder.append(token)
+            held += decoder?.append(token) ?? ""
             var text = ""
             if let (range, _) = firstStop(in: held) {
                 text = String(held[..<range.lowerBound])
@@ -116,7 +117,7 @@ final class GenerationStream: @unchecked Sendable {
             index += 1
             call.send(WireMessage(InferenceWire.generateEvent, fields).encode())
         case let .finished(reason, summary):
-            if !stopped { held += decoder.flush() }
+            if !stopped { held += decoder?.flush() ?? "" }
             // Text held back for stop strings (or a trailing partial character) goes out with the summary.
             let tail = stopped ? "" : held
             held = ""

@@ -10,7 +10,8 @@ import Switchyard
 /// lock-protected. Starts serving in `init`; `shutdown` stops it.
 public final class InferenceServer: @unchecked Sendable {
     public let model: LlamaModel
-    public let tokenizer: Tokenizer
+    /// nil: a token-only server (prompts as `token_ids`, events without text; benches).
+    public let tokenizer: Tokenizer?
     public let registry: ExpertRegistry
     public let options: ServerOptions
     /// What `Info.model` reports (the model's path).
@@ -32,7 +33,7 @@ public final class InferenceServer: @unchecked Sendable {
 
     /// Loads nothing itself: give it a loaded model, its tokenizer, a registry over the same base
     /// and the routers to hold (bound, with their leases). Binds `options.listen` and serves.
-    public init(model: LlamaModel, tokenizer: Tokenizer, registry: ExpertRegistry, routers: [(BoundRouter, ExpertLease)] = [],
+    public init(model: LlamaModel, tokenizer: Tokenizer?, registry: ExpertRegistry, routers: [(BoundRouter, ExpertLease)] = [],
                 options: ServerOptions = ServerOptions(), modelDescription: String = "") throws {
         self.model = model
         self.tokenizer = tokenizer

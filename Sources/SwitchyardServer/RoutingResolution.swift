@@ -91,7 +91,8 @@ extension InferenceServer {
         let text = m.string("prompt"), ids = m.uints("token_ids")
         guard text.isEmpty || ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt, token_ids: set one, not both") }
         guard !text.isEmpty || !ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
-        let tokens = ids.isEmpty ? tokenizer.encode(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) }
+        if !text.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids") }
+        let tokens = ids.isEmpty ? tokenizer!.encode(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) }
         guard !tokens.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if let bad = tokens.first(where: { $0 >= model.config.vocabSize }) {
             throw GRPCStatus(.invalidArgument, "token_ids: token id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")

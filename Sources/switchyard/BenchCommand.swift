@@ -6,12 +6,13 @@ enum BenchCommand: Subcommand {
     static let name = "bench"
     static let summary = "Measure throughput (build with -c release)"
     static let help = """
-    USAGE: switchyard bench <decode|lora|route> [options]
+    USAGE: switchyard bench <decode|lora|route|serve> [options]
 
     SUBCOMMANDS:
       decode    Prefill and decode tokens/s at batch 1 and batch 8.
       lora      Cost of experts: unmerged vs base, mixed-expert batches, the registry.
       route     Cost of each router kind (sentence, token, centroid, SMoRA) over base.
+      serve     The gRPC server under closed-loop load: throughput and latency per concurrency.
 
     Run a release build (swift run -c release switchyard bench …); debug builds are far slower.
     """
@@ -20,14 +21,15 @@ enum BenchCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("bench needs a subcommand: decode") }
         let rest = Array(argv.dropFirst())
         if rest.contains("--help") || rest.contains("-h") {
-            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : sub == "route" ? RouteBench.help : help)
+            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : sub == "route" ? RouteBench.help : sub == "serve" ? ServeBench.help : help)
             return
         }
         switch sub {
         case "decode": try DecodeBench.run(rest)
         case "lora": try LoRABench.run(rest)
         case "route": try RouteBench.run(rest)
-        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora, route)")
+        case "serve": try ServeBench.run(rest)
+        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora, route, serve)")
         }
     }
 }

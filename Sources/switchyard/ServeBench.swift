@@ -1,0 +1,165 @@
+import Foundation
+import Switchyard
+import SwitchyardServer
+
+/// `switchyard bench serve`: a closed-loop load generator against an in-process `switchyard
+/// serve`, over loopback gRPC, reporting aggregate decode throughput and latency percentiles as
+/// ratios against baselines measured in the same run (one stream; all streams on one expert;
+/// batching disabled).
+enum ServeBench {
+    static let help = """
+    USAGE: switchyard bench serve [options]
+
+    Starts the gRPC server in this process on the bench model (random SmolLM2-135M shape by
+    default) with E random rank-R experts on all seven projections, then runs closed-loop
+    clients (each sends its next request as soon as the last one finishes) over loopback gRPC:
+      - 1, 8, 32 and 64 concurrent streams, all on one expert: aggregate generated tokens/s,
+        time to first token and inter-token latency (p50/p99);
+      - 32 streams each on a different expert vs all on one expert;
+      - 8 streams with batching disabled (a second server with --max-batch 1).
+    Every figure is the median over --rounds rounds; errors are counted and reported.
+
+    OPTIONS:
+    \(BenchModel.optionsHelp)
+      --experts E         Experts in the registry (default 32).
+      --rank R            Expert rank (default 16).
+      --prompt-tokens P   Prompt length (default 32).
+      --max-tokens N      Tokens generated per request (default 32).
+      --requests K        Requests per stream per measurement (default 2).
+      --rounds R          Rounds; medians are reported (default 3).
+      --format text|json
+    """
+
+    struct Measurement {
+        var tokensPerSecond: Double
+        var ttft: [Double]
+        var itl: [Double]
+        var errors: Int
+    }
+
+    static func run(_ argv: [String]) throws {
+        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["experts", "rank", "prompt-tokens", "max-tokens", "requests", "rounds", "format"]))
+        let json = try args.wantsJSON()
+        let expertCount = try args.int("experts") ?? 32, rank = try args.int("rank") ?? 16
+        let promptTokens = try args.int("prompt-tokens") ?? 32, maxTokens = try args.int("max-tokens") ?? 32
+        let requests = try args.int("requests") ?? 2, rounds = try args.int("rounds") ?? 3
+        guard expertCount >= 1, rank > 0, promptTokens > 0, maxTokens > 0, requests > 0, rounds > 0 else {
+            throw UsageError("--experts, --rank, --prompt-tokens, --max-tokens, --requests and --rounds must be positive")
+        }
+        BenchModel.warnIfDebug()
+        let (model, label) = try BenchModel.load(args)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bench-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let registry = try ExpertRegistry(directory: dir, base: model.config, budgetBytes: 4 << 30)
+        for i in 0..<expertCount {
+            try registry.add(LoRAAdapter.random(name: "expert\(i)", base: model.config, rank: rank, seed: UInt64(100 + i)), name: "expert\(i)")
+        }
+        func server(maxBatch: Int) throws -> InferenceServer {
+            var o = ServerOptions()
+            o.listen = "127.0.0.1:0"
+            o.maxBatch = maxBatch
+            o.maxQueue = 1024
+            o.logFormat = .off
+            o.shutdownGrace = 1
+            return try InferenceServer(model: model, tokenizer: nil, registry: registry, options: o, modelDescription: label)
+        }
+        let batched = try server(maxBatch: 64), unbatched = try server(maxBatch: 1)
+        defer { batched.shutdown(); unbatched.shutdown() }
+        var rng = SeededRandom(seed: 11)
+        let prompts = (0..<64).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabSize)) } }
+
+        func measure(_ server: InferenceServer, streams: Int, expert: @escaping @Sendable (Int) -> String) -> Measurement {
+            let client = SwitchyardClient(target: "127.0.0.1:\(server.port)")
+            let done = DispatchSemaphore(value: 0)
+            let result = UncheckedMeasurement()
+            Task {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let parts = await withTaskGroup(of: (Int, [Double], [Double], Int).self) { group in
+                    for s in 0..<streams {
+                        group.addTask {
+                            var tokens = 0, errors = 0
+                            var ttft: [Double] = [], itl: [Double] = []
+                            for _ in 0..<requests {
+                                var r = GenerateRequest(tokenIDs: prompts[s % prompts.count])
+                                r.experts = [(expert(s), 1)]
+                                r.maxTokens = maxTokens
+                                r.ignoreEOS = true
+                                let sent = DispatchTime.now().uptimeNanoseconds
+                                var last = sent
+                                do {
+                                    for try await e in client.generate(r) where e.tokenID != nil {
+                                        let now = DispatchTime.now().uptimeNanoseconds
+                                        if last == sent { ttft.append(Double(now - sent) / 1e6) } else { itl.append(Double(now - last) / 1e6) }
+                                        last = now
+                                        tokens += 1
+                                    }
+                                } catch { errors += 1 }
+                            }
+                            return (tokens, ttft, itl, errors)
+                        }
+                    }
+                    var all: [(Int, [Double], [Double], Int)] = []
+                    for await p in group { all.append(p) }
+                    return all
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                result.value = Measurement(tokensPerSecond: Double(parts.reduce(0) { $0 + $1.0 }) / seconds,
+                                           ttft: parts.flatMap(\.1), itl: parts.flatMap(\.2), errors: parts.reduce(0) { $0 + $1.3 })
+                done.signal()
+            }
+            done.wait()
+            return result.value!
+        }
+
+        let concurrency = [1, 8, 32, 64]
+        var one: [Int: [Measurement]] = [:]
+        var distinct: [Measurement] = [], noBatch: [Measurement] = []
+        _ = measure(batched, streams: 8, expert: { _ in "expert0" })  // warm-up: load experts, touch weights
+        for round in 0..<rounds {
+            if !json { printError("bench serve: round \(round + 1)/\(rounds)") }
+            for n in concurrency { one[n, default: []].append(measure(batched, streams: n, expert: { _ in "expert0" })) }
+            distinct.append(measure(batched, streams: 32, expert: { "expert\($0 % expertCount)" }))
+            noBatch.append(measure(unbatched, streams: 8, expert: { _ in "expert0" }))
+        }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+        func percentile(_ xs: [Double], _ p: Double) -> Double {
+            let s = xs.sorted()
+            return s.isEmpty ? 0 : s[min(s.count - 1, Int((p * Double(s.count)).rounded(.up)) - 1)]
+        }
+        func summary(_ ms: [Measurement]) -> (tps: Double, ttft50: Double, ttft99: Double, itl50: Double, itl99: Double, errors: Int) {
+            (median(ms.map(\.tokensPerSecond)), median(ms.map { percentile($0.ttft, 0.5) }), median(ms.map { percentile($0.ttft, 0.99) }),
+             median(ms.map { percentile($0.itl, 0.5) }), median(ms.map { percentile($0.itl, 0.99) }), ms.reduce(0) { $0 + $1.errors })
+        }
+        let s1 = summary(one[1]!), sDistinct = summary(distinct), sNoBatch = summary(noBatch), s32 = summary(one[32]!), s8 = summary(one[8]!)
+        let fmt = DecodeBench.fmt
+        if json {
+            var out = "{\"model\":\(JSONText.string(label)),\"experts\":\(expertCount),\"rank\":\(rank),\"threads\":\(BLAS.threadCount),\"rounds\":\(rounds)"
+            for n in concurrency {
+                let s = summary(one[n]!)
+                out += ",\"streams_\(n)\":{\"tokens_per_s\":\(fmt(s.tps)),\"vs_1_stream\":\(fmt(s.tps / s1.tps)),\"ttft_p50_ms\":\(fmt(s.ttft50)),\"ttft_p99_ms\":\(fmt(s.ttft99)),\"itl_p50_ms\":\(fmt(s.itl50)),\"itl_p99_ms\":\(fmt(s.itl99)),\"errors\":\(s.errors)}"
+            }
+            out += ",\"streams_32_distinct_experts\":{\"tokens_per_s\":\(fmt(sDistinct.tps)),\"vs_one_expert\":\(fmt(sDistinct.tps / s32.tps)),\"errors\":\(sDistinct.errors)}"
+            out += ",\"streams_8_max_batch_1\":{\"tokens_per_s\":\(fmt(sNoBatch.tps)),\"batching_speedup\":\(fmt(s8.tps / sNoBatch.tps)),\"errors\":\(sNoBatch.errors)}}"
+            print(out)
+        } else {
+            print("model: \(label), \(expertCount) experts of rank \(rank), prompt \(promptTokens) + \(maxTokens) generated tokens per request, threads \(BLAS.threadCount), median of \(rounds) rounds")
+            print("streams  tokens/s  vs 1 stream  TTFT p50/p99 ms   ITL p50/p99 ms   errors")
+            for n in concurrency {
+                let s = summary(one[n]!)
+                print(String(format: "%7d  %8.1f  %10.2fx  %7.1f / %7.1f  %6.1f / %6.1f   %d", n, s.tps, s.tps / s1.tps, s.ttft50, s.ttft99, s.itl50, s.itl99, s.errors))
+            }
+            print(String(format: "32 streams on 32 different experts: %.1f tok/s = %.0f%% of all on one expert (errors %d)", sDistinct.tps, 100 * sDistinct.tps / s32.tps, sDistinct.errors))
+            print(String(format: "8 streams with --max-batch 1: %.1f tok/s; continuous batching is %.2fx that (errors %d)", sNoBatch.tps, s8.tps / sNoBatch.tps, sNoBatch.errors))
+        }
+    }
+}
+
+/// Hands a measurement from the async load generator back to the synchronous bench.
+final class UncheckedMeasurement: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: ServeBench.Measurement?
+    var value: ServeBench.Measurement? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
