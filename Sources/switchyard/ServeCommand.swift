@@ -32,6 +32,7 @@ enum ServeCommand: Subcommand {
       --prefill-chunk N         Prompt tokens prefilled per step (default 256).
       --max-message-bytes N     Largest request/response message (default 4194304).
       --allow-expert-dir DIR    AddExpert may read adapters under DIR (repeatable; default none).
+      --expert-cache-bytes N    Expert weights kept in memory, LRU (default 1073741824).
       --replica-id ID           x-switchyard-replica response metadata (default hostname:port).
       --log-format text|json|off  Per-request log lines on standard error (default text).
       --shutdown-grace S        Seconds running calls get at shutdown (default 10).
@@ -40,7 +41,8 @@ enum ServeCommand: Subcommand {
     static func run(_ argv: [String]) throws {
         let args = try ParsedArguments(argv, valued: ["listen", "model", "registry", "routers", "router", "token", "max-batch", "max-queue",
                                                       "max-tokens-limit", "default-max-tokens", "prefill-chunk", "max-message-bytes",
-                                                      "allow-expert-dir", "replica-id", "log-format", "shutdown-grace"])
+                                                      "allow-expert-dir", "replica-id", "log-format", "shutdown-grace",
+                                                      "expert-cache-bytes"])
         guard args.positionals.isEmpty else { throw UsageError("serve takes no positional arguments") }
         var options = ServerOptions()
         if let v = args.string("listen") { options.listen = v }
@@ -73,7 +75,9 @@ enum ServeCommand: Subcommand {
         let dir = try ModelLocator.modelDirectory(args)
         let model = try LlamaModel.load(directory: dir)
         let tokenizer = try Tokenizer.load(modelDirectory: dir)
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+        let cacheBytes = try args.int("expert-cache-bytes") ?? (1 << 30)
+        guard cacheBytes > 0 else { throw UsageError("--expert-cache-bytes must be > 0") }
+        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, budgetBytes: cacheBytes)
         for (name, problem) in registry.problems.sorted(by: { $0.key < $1.key }) {
             printError("switchyard serve: warning: expert '\(name)' not served: \(problem)")
         }
