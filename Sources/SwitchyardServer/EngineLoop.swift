@@ -29,6 +29,7 @@ final class EngineLoop: @unchecked Sendable {
 
     private let engine: Engine
     private let maxQueue: Int
+    private let maxBatch: Int
     private let condition = NSCondition()
     private var inbox: [(ticket: Int, job: Job)] = []
     private var endings: [(ticket: Int, reason: FinishReason)] = []
@@ -43,6 +44,7 @@ final class EngineLoop: @unchecked Sendable {
     init(engine: Engine, maxQueue: Int) {
         self.engine = engine
         self.maxQueue = max(1, maxQueue)
+        maxBatch = engine.options.maxBatch
         let thread = Thread { [self] in run() }
         thread.name = "switchyard.engine"
         thread.stackSize = 8 << 20
@@ -61,8 +63,10 @@ final class EngineLoop: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { throw GRPCStatus(.unavailable, "the server is shutting down") }
-        guard inbox.count + snapshot.waiting < maxQueue else {
-            throw GRPCStatus(.resourceExhausted, "queue full: \(inbox.count + snapshot.waiting) requests waiting (--max-queue \(maxQueue)); retry later")
+        // Jobs that will find a free batch slot at the next step do not count as waiting.
+        let waiting = inbox.count + snapshot.waiting - max(0, maxBatch - snapshot.running)
+        guard waiting < maxQueue else {
+            throw GRPCStatus(.resourceExhausted, "queue full: \(waiting) requests waiting for a batch slot (--max-queue \(maxQueue)); retry later")
         }
         let ticket = nextTicket
         nextTicket += 1
