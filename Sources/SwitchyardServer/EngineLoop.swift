@@ -16,7 +16,8 @@ final class EngineLoop: @unchecked Sendable {
         var trace: RoutingTrace?
         /// Held until the job leaves the engine (expert leases).
         var keepAlive: AnyObject?
-        var sink: (EngineEvent) -> Void
+        /// Called on the engine thread with the job's ticket and each event.
+        var sink: (Int, EngineEvent) -> Void
     }
 
     /// What the loop is doing, for Info and the soak test.
@@ -34,7 +35,7 @@ final class EngineLoop: @unchecked Sendable {
     private var inbox: [(ticket: Int, job: Job)] = []
     private var endings: [(ticket: Int, reason: FinishReason)] = []
     private var tickets: [Int: Int] = [:]  // ticket → engine id (engine thread only)
-    private var sinks: [Int: (ticket: Int, sink: (EngineEvent) -> Void)] = [:]  // engine id → sink
+    private var sinks: [Int: (ticket: Int, sink: (Int, EngineEvent) -> Void)] = [:]  // engine id → sink
     private var nextTicket = 1
     private var stopping = false
     private var stopped = false
@@ -117,7 +118,7 @@ final class EngineLoop: @unchecked Sendable {
                     tickets[ticket] = id
                     sinks[id] = (ticket, job.sink)
                 } catch {
-                    job.sink(EngineEvent(request: -1, kind: .failed("\(error)")))
+                    job.sink(ticket, EngineEvent(request: -1, kind: .failed("\(error)")))
                 }
             }
             for (ticket, reason) in ends { if let id = tickets[ticket] { engine.finish(id, reason: reason) } }
@@ -126,7 +127,7 @@ final class EngineLoop: @unchecked Sendable {
             let events = engine.hasWork ? engine.step() : []
             for e in events {
                 guard let (ticket, sink) = sinks[e.request] else { continue }
-                sink(e)
+                sink(ticket, e)
                 switch e.kind {
                 case .finished, .failed:
                     sinks[e.request] = nil

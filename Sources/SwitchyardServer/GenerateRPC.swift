@@ -31,12 +31,11 @@ extension InferenceServer {
         let ticket: Int
         do {
             ticket = try loop.submit(EngineLoop.Job(request: request, routing: routing.routing, router: routing.router, trace: trace,
-                                                   keepAlive: routing.lease, sink: { stream.handle($0) }))
+                                                   keepAlive: routing.lease, sink: { stream.handle($1, ticket: $0) }))
         } catch let s as GRPCStatus {
             if s.code == .resourceExhausted { counters.count(rejected: true) }
             throw s
         }
-        stream.ticket = ticket
         call.onClose { [loop] cancelled in if cancelled { loop.cancel(ticket) } }
     }
 
@@ -74,7 +73,6 @@ final class GenerationStream: @unchecked Sendable {
     private var held = ""
     private var stopped = false
     private var index = 0
-    var ticket = 0
 
     init(server: InferenceServer, call: ServerCall, id: String, routing: ResolvedRouting, stops: [String], promptTokens: Int) {
         self.server = server
@@ -86,7 +84,8 @@ final class GenerationStream: @unchecked Sendable {
         decoder = server.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
     }
 
-    func handle(_ event: EngineEvent) {
+    /// `ticket` is the job's ticket on the engine loop (to end it on a stop string).
+    func handle(_ event: EngineEvent, ticket: Int) {
         switch event.kind {
         case let .token(token, logprob, decisions):
             guard !stopped else { return }

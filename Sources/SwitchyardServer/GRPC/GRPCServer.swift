@@ -20,6 +20,7 @@ final class GRPCServer: @unchecked Sendable {
     private let work = DispatchQueue(label: "switchyard.rpc", qos: .userInitiated, attributes: .concurrent)
     private let lock = NSLock()
     private var shuttingDown = false
+    private let liveness = ServerCall.Liveness()
     /// The bound port.
     let port: Int
 
@@ -60,7 +61,7 @@ final class GRPCServer: @unchecked Sendable {
             guard let raw else { return }
             guard ok else { sy_call_destroy(raw); return }
             if !lock.withLock({ shuttingDown }) { requestCall() }
-            accept(ServerCall(raw: raw, responseMetadata: responseMetadata()))
+            accept(ServerCall(raw: raw, responseMetadata: responseMetadata(), liveness: liveness))
         }
         guard let raw = sy_server_request_call(server, tag) else {
             CompletionQueue.dropTag(tag)
@@ -98,6 +99,9 @@ final class GRPCServer: @unchecked Sendable {
             sy_server_cancel_all(server)
             done.wait()
         }
+        // Calls still held (a Compose running on the work queue) must not start batches on the
+        // queue about to be destroyed.
+        liveness.end()
         sy_server_destroy(server)
         cq.shutdownAndWait()
     }

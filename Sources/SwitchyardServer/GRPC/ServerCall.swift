@@ -28,8 +28,19 @@ final class ServerCall: @unchecked Sendable {
     private var cancelledFlag = false
     private var onClose: [(Bool) -> Void] = []
 
-    init(raw: OpaquePointer, responseMetadata: [(String, String)]) {
+    /// Shared with the server: once it is shut down, no batch may start (its completion queue
+    /// is gone); sends and finishes are dropped instead.
+    final class Liveness: @unchecked Sendable {
+        private let lock = NSLock()
+        private var alive = true
+        var isAlive: Bool { lock.withLock { alive } }
+        func end() { lock.withLock { alive = false } }
+    }
+    private let liveness: Liveness
+
+    init(raw: OpaquePointer, responseMetadata: [(String, String)], liveness: Liveness) {
         self.raw = raw
+        self.liveness = liveness
         self.responseMetadata = responseMetadata
         var n = 0
         let m = sy_call_method(raw, &n)
@@ -84,7 +95,7 @@ final class ServerCall: @unchecked Sendable {
     func receiveMessage(_ done: @escaping ([UInt8]?) -> Void) {
         let batch = Batch()
         batch.receiveMessage()
-        if !batch.start(on: raw, { b, ok in done(ok ? b.message : nil) }) { done(nil) }
+        if !liveness.isAlive || !batch.start(on: raw, { b, ok in done(ok ? b.message : nil) }) { done(nil) }
     }
 
     /// Adds response initial metadata (before the first send).
@@ -122,7 +133,7 @@ final class ServerCall: @unchecked Sendable {
     private func pump() {
         let batch = Batch()
         let go = lock.withLock { () -> Bool in
-            guard !inFlight, !dead, !statusSent else { return false }
+            guard !inFlight, !dead, !statusSent, liveness.isAlive else { return false }
             var any = false
             if !initialSent {
                 batch.sendInitialMetadata(responseMetadata)
