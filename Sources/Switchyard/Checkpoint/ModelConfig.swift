@@ -49,7 +49,7 @@ public struct ModelConfig: Sendable, Equatable {
         self.numLayers = numLayers
         self.numHeads = numHeads
         self.numKVHeads = numKVHeads
-        self.headDim = headDim ?? hiddenSize / numHeads
+        self.headDim = headDim ?? (numHeads > 0 ? hiddenSize / numHeads : 0)
         self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta
         self.maxPositionEmbeddings = maxPositionEmbeddings
@@ -88,29 +88,55 @@ public struct ModelConfig: Sendable, Equatable {
         return numLayers * perLayer + embed * (tieWordEmbeddings ? 1 : 2) + hiddenSize
     }
 
-    /// Checks the invariants the forward pass relies on.
+    /// Largest values accepted for each size. Far above any released model, low enough that every
+    /// size product the model computes (weights per layer, parameter counts, KV cache offsets) fits
+    /// in an `Int` — a hostile config must not turn into an overflow or a giant allocation.
+    public enum Limits {
+        public static let vocabSize = 1 << 24
+        public static let hiddenSize = 1 << 18
+        public static let intermediateSize = 1 << 20
+        public static let numLayers = 1 << 12
+        public static let numHeads = 1 << 12
+        public static let headDim = 1 << 12
+        public static let maxPositionEmbeddings = 1 << 26
+    }
+
+    /// Checks the invariants the forward pass relies on: every size positive and within
+    /// `Limits`, heads divisible into key/value groups, an even head dimension, finite positive
+    /// epsilon and rope base, a positive sliding window, token ids inside the vocabulary, rope
+    /// scaling parameters in their ranges. Errors name `path` and the config field.
     public func validate(path: String) throws {
-        func positive(_ v: Int, _ field: String) throws {
-            guard v > 0 else { throw SwitchyardError.config(path: path, field: field, reason: "must be positive, found \(v)") }
+        func bad(_ field: String, _ reason: String) -> SwitchyardError { .config(path: path, field: field, reason: reason) }
+        func inRange(_ v: Int, _ field: String, max: Int) throws {
+            guard v > 0 else { throw bad(field, "must be positive, found \(v)") }
+            guard v <= max else { throw bad(field, "\(v) is larger than the supported maximum \(max)") }
         }
-        try positive(vocabSize, "vocab_size")
-        try positive(hiddenSize, "hidden_size")
-        try positive(intermediateSize, "intermediate_size")
-        try positive(numLayers, "num_hidden_layers")
-        try positive(numHeads, "num_attention_heads")
-        try positive(numKVHeads, "num_key_value_heads")
-        try positive(headDim, "head_dim")
-        try positive(maxPositionEmbeddings, "max_position_embeddings")
+        try inRange(vocabSize, "vocab_size", max: Limits.vocabSize)
+        try inRange(hiddenSize, "hidden_size", max: Limits.hiddenSize)
+        try inRange(intermediateSize, "intermediate_size", max: Limits.intermediateSize)
+        try inRange(numLayers, "num_hidden_layers", max: Limits.numLayers)
+        try inRange(numHeads, "num_attention_heads", max: Limits.numHeads)
+        try inRange(numKVHeads, "num_key_value_heads", max: Limits.numHeads)
+        try inRange(headDim, "head_dim", max: Limits.headDim)
+        try inRange(maxPositionEmbeddings, "max_position_embeddings", max: Limits.maxPositionEmbeddings)
         guard numHeads % numKVHeads == 0 else {
-            throw SwitchyardError.config(path: path, field: "num_key_value_heads",
-                                         reason: "\(numKVHeads) does not divide num_attention_heads \(numHeads)")
+            throw bad("num_key_value_heads", "\(numKVHeads) does not divide num_attention_heads \(numHeads)")
         }
-        guard headDim % 2 == 0 else {
-            throw SwitchyardError.config(path: path, field: "head_dim", reason: "must be even for rotary embeddings, found \(headDim)")
+        guard headDim % 2 == 0 else { throw bad("head_dim", "must be even for rotary embeddings, found \(headDim)") }
+        guard rmsNormEps.isFinite, rmsNormEps > 0, rmsNormEps <= 1 else {
+            throw bad("rms_norm_eps", "must be a number in (0, 1], found \(rmsNormEps)")
         }
-        guard rmsNormEps > 0, ropeTheta > 0 else {
-            throw SwitchyardError.config(path: path, field: "rms_norm_eps/rope_theta", reason: "must be positive")
+        guard ropeTheta.isFinite, ropeTheta > 0 else { throw bad("rope_theta", "must be a positive finite number, found \(ropeTheta)") }
+        if let window = slidingWindow {
+            guard window > 0 else { throw bad("sliding_window", "must be positive (or null for full attention), found \(window)") }
         }
+        if let bos = bosTokenID, !(0..<vocabSize).contains(bos) {
+            throw bad("bos_token_id", "\(bos) is not a token id below vocab_size \(vocabSize)")
+        }
+        for eos in eosTokenIDs where !(0..<vocabSize).contains(eos) {
+            throw bad("eos_token_id", "\(eos) is not a token id below vocab_size \(vocabSize)")
+        }
+        try ropeScaling.validate(path: path)
     }
 
     /// Reads `config.json`.
@@ -123,39 +149,28 @@ public struct ModelConfig: Sendable, Equatable {
         do { data = try Data(contentsOf: url) } catch {
             throw SwitchyardError.io(path: path, reason: "cannot read config.json: \(error.localizedDescription)")
         }
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw SwitchyardError.config(path: path, field: "(root)", reason: "not a JSON object")
-        }
-        return try parse(obj, path: path)
+        return try parse(data, path: path)
     }
 
-    static func parse(_ obj: [String: Any], path: String) throws -> ModelConfig {
-        func int(_ key: String) throws -> Int? {
-            guard let v = obj[key], !(v is NSNull) else { return nil }
-            if !(type(of: v) == Bool.self), let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) { return i }
-            throw SwitchyardError.config(path: path, field: key, reason: "expected an integer, found \(v)")
-        }
-        func required(_ key: String) throws -> Int {
-            guard let v = try int(key) else { throw SwitchyardError.config(path: path, field: key, reason: "missing") }
-            return v
-        }
-        func double(_ key: String) throws -> Double? {
-            guard let v = obj[key], !(v is NSNull) else { return nil }
-            if let n = v as? NSNumber { return n.doubleValue }
-            throw SwitchyardError.config(path: path, field: key, reason: "expected a number, found \(v)")
-        }
-        func bool(_ key: String) throws -> Bool? {
-            guard let v = obj[key], !(v is NSNull) else { return nil }
-            if type(of: v) == Bool.self || String(describing: type(of: v)).contains("Bool"), let b = v as? Bool { return b }
-            throw SwitchyardError.config(path: path, field: key, reason: "expected true or false, found \(v)")
-        }
+    /// Parses the bytes of a `config.json`; `path` names the file in errors.
+    public static func parse(_ data: Data, path: String) throws -> ModelConfig {
+        try parse(JSONFields(data: data, path: path))
+    }
 
-        let archName = (obj["architectures"] as? [String])?.first
-        let modelType = obj["model_type"] as? String
+    static func parse(_ obj: JSONFields) throws -> ModelConfig {
+        let path = obj.path
+        var archName: String? = nil
+        if let list = try obj.array("architectures") {
+            guard list.allSatisfy({ $0.stringValue != nil }) else {
+                throw obj.error("architectures", "expected a list of strings")
+            }
+            archName = list.first?.stringValue
+        }
+        let modelType = try obj.string("model_type")
         let architecture: ModelArchitecture
         if let archName {
             guard let a = ModelArchitecture(rawValue: archName) else {
-                throw SwitchyardError.unsupported(path: path, what: "architecture '\(archName)' (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw SwitchyardError.unsupported(path: path, what: "architecture \(EscapedText.quoted(archName)) (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             architecture = a
         } else {
@@ -164,65 +179,87 @@ public struct ModelConfig: Sendable, Equatable {
             case "mistral": architecture = .mistral
             case "qwen2": architecture = .qwen2
             default:
-                throw SwitchyardError.unsupported(path: path, what: "model_type '\(modelType ?? "(missing)")' without a supported 'architectures' entry")
+                throw SwitchyardError.unsupported(path: path, what: "model_type \(modelType.map { EscapedText.quoted($0) } ?? "(missing)") without a supported 'architectures' entry")
             }
         }
-        if let act = obj["hidden_act"] as? String, act != "silu" {
-            throw SwitchyardError.unsupported(path: path, what: "hidden_act '\(act)' (only 'silu')")
+        if let act = try obj.string("hidden_act"), act != "silu" {
+            throw SwitchyardError.unsupported(path: path, what: "hidden_act \(EscapedText.quoted(act)) (only 'silu')")
         }
-        if try bool("mlp_bias") == true {
+        if try obj.bool("mlp_bias") == true {
             throw SwitchyardError.unsupported(path: path, what: "mlp_bias true")
         }
         // transformers ≤4 writes `rope_scaling` + `rope_theta`; transformers 5 writes `rope_parameters`.
-        var theta = try double("rope_theta")
+        var theta = try obj.double("rope_theta")
         var scaling = RopeScaling.none
         for key in ["rope_scaling", "rope_parameters"] {
-            guard let v = obj[key], !(v is NSNull) else { continue }
-            guard let params = v as? [String: Any] else {
-                throw SwitchyardError.config(path: path, field: key, reason: "expected an object")
+            guard let params = try obj.object(key) else { continue }
+            if let t = try params.double("rope_theta") {
+                guard t > 0 else { throw params.error("rope_theta", "must be a positive finite number, found \(t)") }
+                theta = t
             }
-            if let t = params["rope_theta"] as? NSNumber { theta = t.doubleValue }
-            scaling = try RopeScaling.parse(params, field: key, path: path)
+            scaling = try RopeScaling.parse(params)
         }
 
-        let hidden = try required("hidden_size")
-        let heads = try required("num_attention_heads")
+        let hidden = try obj.requiredInt("hidden_size")
+        let heads = try obj.requiredInt("num_attention_heads")
         var sliding: Int? = nil
         switch architecture {
-        case .mistral: sliding = try int("sliding_window")
-        case .qwen2: if try bool("use_sliding_window") == true { sliding = try int("sliding_window") }
+        case .mistral: sliding = try obj.int("sliding_window")
+        case .qwen2:
+            if try obj.bool("use_sliding_window") == true {
+                throw SwitchyardError.unsupported(path: path, what: "Qwen2 use_sliding_window true (per-layer windows)")
+            }
         case .llama: break
         }
-        if architecture == .qwen2, try bool("use_sliding_window") == true {
-            throw SwitchyardError.unsupported(path: path, what: "Qwen2 use_sliding_window true (per-layer windows)")
-        }
-        let attentionBias = try bool("attention_bias") ?? false
+        let attentionBias = try obj.bool("attention_bias") ?? false
         var eos: [Int] = []
-        if let e = obj["eos_token_id"] as? NSNumber { eos = [e.intValue] }
-        else if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.map(\.intValue) }
-
-        let config = ModelConfig(
+        if let v = obj.value("eos_token_id") {
+            if let list = v.arrayValue {
+                eos = try list.map { item in
+                    guard let i = JSONFields.integer(item) else {
+                        throw obj.error("eos_token_id", "expected an integer or a list of integers, found \(JSONFields.describe(v))")
+                    }
+                    return i
+                }
+            } else {
+                eos = [try obj.requiredInt("eos_token_id")]
+            }
+        }
+        let headDim: Int
+        if let explicit = try obj.int("head_dim") {
+            headDim = explicit
+        } else {
+            // transformers: hidden_size // num_attention_heads. Refuse a remainder rather than
+            // silently dropping columns.
+            guard heads > 0 else { throw obj.error("num_attention_heads", "must be positive, found \(heads)") }
+            guard hidden % heads == 0 else {
+                throw obj.error("num_attention_heads", "\(heads) does not divide hidden_size \(hidden) (and no head_dim is given)")
+            }
+            headDim = hidden / heads
+        }
+        let rmsNormEps = try obj.double("rms_norm_eps") ?? 1e-6
+        let ropeTheta = theta ?? 10000
+        var config = ModelConfig(
             architecture: architecture,
-            vocabSize: try required("vocab_size"),
+            vocabSize: try obj.requiredInt("vocab_size"),
             hiddenSize: hidden,
-            intermediateSize: try required("intermediate_size"),
-            numLayers: try required("num_hidden_layers"),
+            intermediateSize: try obj.requiredInt("intermediate_size"),
+            numLayers: try obj.requiredInt("num_hidden_layers"),
             numHeads: heads,
-            numKVHeads: try int("num_key_value_heads") ?? heads,
-            headDim: try int("head_dim") ?? (heads > 0 ? hidden / heads : 0),
-            rmsNormEps: Float(try double("rms_norm_eps") ?? 1e-6),
-            ropeTheta: Float(theta ?? 10000),
-            maxPositionEmbeddings: try int("max_position_embeddings") ?? 2048,
-            tieWordEmbeddings: try bool("tie_word_embeddings") ?? false,
+            numKVHeads: try obj.int("num_key_value_heads") ?? heads,
+            headDim: headDim,
+            rmsNormEps: Float(rmsNormEps),
+            ropeTheta: Float(ropeTheta),
+            maxPositionEmbeddings: try obj.int("max_position_embeddings") ?? 2048,
+            tieWordEmbeddings: try obj.bool("tie_word_embeddings") ?? false,
             qkvBias: architecture == .qwen2 || attentionBias,
             outputBias: architecture != .qwen2 && attentionBias,
             slidingWindow: sliding,
-            bosTokenID: try int("bos_token_id"),
+            bosTokenID: try obj.int("bos_token_id"),
             eosTokenIDs: eos)
-        var result = config
-        result.ropeScaling = scaling
-        try result.validate(path: path)
-        return result
+        config.ropeScaling = scaling
+        try config.validate(path: path)
+        return config
     }
 }
 
@@ -234,26 +271,52 @@ public enum RopeScaling: Sendable, Equatable {
     /// Llama 3.1: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
     case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalMaxPositions: Int)
 
-    static func parse(_ p: [String: Any], field: String, path: String) throws -> RopeScaling {
-        let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
-        func number(_ key: String) throws -> Float {
-            guard let n = p[key] as? NSNumber else {
-                throw SwitchyardError.config(path: path, field: "\(field).\(key)", reason: "missing (needed for rope type '\(type)')")
-            }
-            return n.floatValue
+    static func parse(_ p: JSONFields) throws -> RopeScaling {
+        // transformers reads `rope_type`, falling back to the older `type`.
+        let typeKey = p.contains("rope_type") ? "rope_type" : "type"
+        let type = try p.string(typeKey) ?? "default"
+        func number(_ key: String) throws -> Double {
+            guard let n = try p.double(key) else { throw p.error(key, "missing (needed for rope type '\(type)')") }
+            return n
         }
-        if let partial = p["partial_rotary_factor"] as? NSNumber, partial.doubleValue != 1 {
-            throw SwitchyardError.unsupported(path: path, what: "\(field).partial_rotary_factor \(partial)")
+        if let partial = try p.double("partial_rotary_factor"), partial != 1 {
+            throw SwitchyardError.unsupported(path: p.path, what: "\(p.field("partial_rotary_factor")) \(partial)")
         }
+        let scaling: RopeScaling
         switch type {
-        case "default": return .none
-        case "linear": return .linear(factor: try number("factor"))
+        case "default": scaling = .none
+        case "linear": scaling = .linear(factor: Float(try number("factor")))
         case "llama3":
-            return .llama3(factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
-                           highFrequencyFactor: try number("high_freq_factor"),
-                           originalMaxPositions: Int(try number("original_max_position_embeddings")))
+            let factor = try number("factor"), low = try number("low_freq_factor"), high = try number("high_freq_factor")
+            guard let original = try p.int("original_max_position_embeddings") else {
+                throw p.error("original_max_position_embeddings", "missing (needed for rope type 'llama3')")
+            }
+            scaling = .llama3(factor: Float(factor), lowFrequencyFactor: Float(low), highFrequencyFactor: Float(high),
+                              originalMaxPositions: original)
         default:
-            throw SwitchyardError.unsupported(path: path, what: "\(field) type '\(type)' (supported: default, linear, llama3)")
+            throw SwitchyardError.unsupported(path: p.path, what: "\(p.field(typeKey)) \(EscapedText.quoted(type)) (supported: default, linear, llama3)")
+        }
+        try scaling.validate(path: p.path, prefix: p.prefix)
+        return scaling
+    }
+
+    /// Checks the parameters' ranges: a factor of at least 1, a high frequency factor above the
+    /// low one (their difference divides), a positive original context.
+    func validate(path: String, prefix: String = "rope_scaling.") throws {
+        func bad(_ key: String, _ reason: String) -> SwitchyardError { .config(path: path, field: prefix + key, reason: reason) }
+        switch self {
+        case .none: break
+        case let .linear(factor):
+            guard factor.isFinite, factor >= 1 else { throw bad("factor", "must be a finite number ≥ 1, found \(factor)") }
+        case let .llama3(factor, low, high, original):
+            guard factor.isFinite, factor >= 1 else { throw bad("factor", "must be a finite number ≥ 1, found \(factor)") }
+            guard low.isFinite, low > 0 else { throw bad("low_freq_factor", "must be a positive number, found \(low)") }
+            guard high.isFinite, high > low else {
+                throw bad("high_freq_factor", "must be a finite number above low_freq_factor \(low), found \(high)")
+            }
+            guard original > 0, original <= ModelConfig.Limits.maxPositionEmbeddings else {
+                throw bad("original_max_position_embeddings", "must be in 1...\(ModelConfig.Limits.maxPositionEmbeddings), found \(original)")
+            }
         }
     }
 

@@ -52,6 +52,9 @@ enum CausalAttention {
     static func run(q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, cache: KVCache, layer: Int,
                     numHeads: Int, slidingWindow: Int?, scores: UnsafeMutablePointer<Float>,
                     out: UnsafeMutablePointer<Float>) {
+        // ModelConfig.validate guarantees both; a window ≤ 0 would index before `scores`.
+        precondition(slidingWindow.map { $0 > 0 } ?? true, "sliding window must be positive")
+        precondition(numHeads % cache.numKVHeads == 0, "heads must divide into KV groups")
         let hd = cache.headDim
         let total = start + n
         let group = numHeads / cache.numKVHeads

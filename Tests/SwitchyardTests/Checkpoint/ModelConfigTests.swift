@@ -9,7 +9,8 @@ import Testing
     ] }
 
     static func parse(_ changes: [String: Any]) throws -> ModelConfig {
-        try ModelConfig.parse(base.merging(changes) { $1 }, path: "cfg.json")
+        let data = try JSONSerialization.data(withJSONObject: base.merging(changes) { $1 })
+        return try ModelConfig.parse(data, path: "cfg.json")
     }
 
     static func failure(_ changes: [String: Any]) -> String {
@@ -78,5 +79,109 @@ import Testing
         } catch {
             #expect("\(error)".contains("model.layers.0.mlp.gate_proj.weight"))
         }
+    }
+
+    /// Writes `json` (text, so that `true`, `16.5` and duplicate keys reach the parser as
+    /// written) as config.json in a fresh directory and loads it.
+    static func loadFailure(_ json: String) throws -> String {
+        let dir = try FixturePaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("config.json")
+        try Data(json.utf8).write(to: url)
+        do { _ = try ModelConfig.load(from: url); return "no error" } catch {
+            let message = "\(error)"
+            #expect(message.hasPrefix(url.path + ": "), "error must name the file: \(message)")
+            #expect(!message.contains("\n"), "one line: \(message)")
+            return message
+        }
+    }
+
+    /// The base config as JSON text with `fields` replacing or adding members (values as JSON text).
+    static func json(_ fields: [String: String]) -> String {
+        var members: [String: String] = [
+            "architectures": #"["MistralForCausalLM"]"#, "vocab_size": "100", "hidden_size": "32",
+            "intermediate_size": "64", "num_hidden_layers": "2", "num_attention_heads": "4",
+            "num_key_value_heads": "2", "rms_norm_eps": "1e-5", "sliding_window": "8",
+        ]
+        members.merge(fields) { $1 }
+        return "{" + members.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+    }
+
+    @Test func validConfigFileLoads() throws {
+        #expect(try Self.loadFailure(Self.json([:])) == "no error")
+        #expect(try Self.loadFailure(Self.json(["sliding_window": "null"])) == "no error")
+    }
+
+    /// Each bad value is refused, and the message names the field (issue 13: a negative Mistral
+    /// sliding window wrote past attention's score buffer; `true` was read as 1).
+    @Test(arguments: [
+        ("sliding_window", "-1000", "must be positive"),
+        ("sliding_window", "-1", "must be positive"),
+        ("sliding_window", "0", "must be positive"),
+        ("sliding_window", "4.5", "expected an integer"),
+        ("num_hidden_layers", "true", "expected an integer, found true"),
+        ("num_hidden_layers", "0", "must be positive"),
+        ("num_hidden_layers", "2.0e0", "expected an integer"),
+        ("num_hidden_layers", "1000000000", "larger than the supported maximum"),
+        ("vocab_size", "-5", "must be positive"),
+        ("vocab_size", "99999999999999999999", "expected an integer"),
+        ("hidden_size", "\"32\"", "expected an integer"),
+        ("intermediate_size", "false", "expected an integer"),
+        ("num_attention_heads", "0", "must be positive"),
+        ("num_attention_heads", "5", "does not divide hidden_size"),
+        ("num_key_value_heads", "3", "does not divide num_attention_heads"),
+        ("num_key_value_heads", "-2", "must be positive"),
+        ("head_dim", "7", "must be even"),
+        ("head_dim", "0", "must be positive"),
+        ("max_position_embeddings", "0", "must be positive"),
+        ("rms_norm_eps", "0", "rms_norm_eps"),
+        ("rms_norm_eps", "-1e-5", "rms_norm_eps"),
+        ("rms_norm_eps", "1e999", "finite"),
+        ("rope_theta", "-10000", "rope_theta"),
+        ("rope_theta", "true", "expected a number"),
+        ("tie_word_embeddings", "1", "expected true or false"),
+        ("attention_bias", "\"no\"", "expected true or false"),
+        ("bos_token_id", "-1", "not a token id"),
+        ("bos_token_id", "100", "not a token id"),
+        ("eos_token_id", "[1, -1]", "not a token id"),
+        ("eos_token_id", "[1, true]", "expected an integer or a list"),
+        ("eos_token_id", "2.5", "expected an integer"),
+        ("hidden_act", "5", "expected a string"),
+        ("architectures", "\"MistralForCausalLM\"", "expected a list"),
+        ("rope_scaling", "5", "expected an object"),
+        ("rope_scaling", #"{"rope_type": 5}"#, "rope_scaling.rope_type"),
+        ("rope_scaling", #"{"type": 5}"#, "rope_scaling.type"),
+        ("rope_scaling", #"{"rope_type": "magic"}"#, "magic"),
+        ("rope_scaling", #"{"rope_type": "linear", "factor": 0}"#, "rope_scaling.factor"),
+        ("rope_scaling", #"{"rope_type": "linear", "factor": "2"}"#, "rope_scaling.factor"),
+        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 4, "original_max_position_embeddings": 32}"#, "high_freq_factor"),
+        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 1e300}"#, "original_max_position_embeddings"),
+        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": -3}"#, "original_max_position_embeddings"),
+        ("rope_parameters", #"{"rope_type": "default", "rope_theta": -1}"#, "rope_theta"),
+    ])
+    func badValuesAreRefusedNamingTheField(field: String, value: String, expected: String) throws {
+        let message = try Self.loadFailure(Self.json([field: value]))
+        #expect(message.contains(field), "\(field)=\(value): \(message)")
+        #expect(message.contains(expected), "\(field)=\(value): \(message)")
+    }
+
+    @Test func malformedFilesAreClearErrors() throws {
+        #expect(try Self.loadFailure("[1, 2]").contains("not a JSON object"))
+        #expect(try Self.loadFailure("{\"vocab_size\": 1, \"vocab_size\": 2}").contains("duplicate key"))
+        #expect(try Self.loadFailure("{").contains("(root)"))
+        let hostile = try Self.loadFailure(Self.json(["architectures": #"["Evil\nArch\u001b[31m"]"#]))
+        #expect(hostile.contains("Evil\\nArch\\u{1B}[31m"), "\(hostile)")
+    }
+
+    /// The attention kernel itself refuses a non-positive window rather than indexing before
+    /// its buffer (defence in depth behind validation).
+    @Test func validatedConfigsNeverReachAttentionWithABadWindow() {
+        var config = ModelConfig(architecture: .mistral, vocabSize: 10, hiddenSize: 8, intermediateSize: 8,
+                                 numLayers: 1, numHeads: 2, numKVHeads: 1, slidingWindow: -3)
+        #expect(throws: SwitchyardError.self) { try config.validate(path: "p") }
+        config.slidingWindow = 3
+        #expect(throws: Never.self) { try config.validate(path: "p") }
+        config.numHeads = 0
+        #expect(throws: SwitchyardError.self) { try config.validate(path: "p") }
     }
 }
