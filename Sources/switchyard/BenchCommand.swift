@@ -12,7 +12,8 @@ enum BenchCommand: Subcommand {
       decode    Prefill and decode tokens/s at batch 1 and batch 8.
       lora      Cost of experts: unmerged vs base, mixed-expert batches, the registry.
       route     Cost of each router kind (sentence, token, centroid, SMoRA) over base.
-      serve     The gRPC server under closed-loop load: throughput and latency per concurrency.
+      serve     The gRPC server under closed-loop load: throughput and latency per concurrency;
+                with --server HOST:PORT a running server or balancer (replica spread, cache hits).
 
     Run a release build (swift run -c release switchyard bench …); debug builds are far slower.
     """

@@ -9,10 +9,12 @@ import SwitchyardServer
 enum ServeBench {
     static let help = """
     USAGE: switchyard bench serve [options]
+           switchyard bench serve --server HOST:PORT [remote options]
 
-    Starts the gRPC server in this process on the bench model (random SmolLM2-135M shape by
-    default) with E random rank-R experts on all seven projections, then runs closed-loop
-    clients (each sends its next request as soon as the last one finishes) over loopback gRPC:
+    Without --server: starts the gRPC server in this process on the bench model (random
+    SmolLM2-135M shape by default) with E random rank-R experts on all seven projections, then
+    runs closed-loop clients (each sends its next request as soon as the last one finishes) over
+    loopback gRPC:
       - 1, 8, 32 and 64 concurrent streams, all on one expert: aggregate generated tokens/s,
         time to first token and inter-token latency (p50/p99);
       - 32 streams each on a different expert vs all on one expert;
@@ -28,6 +30,9 @@ enum ServeBench {
       --requests K        Requests per stream per measurement (default 2).
       --rounds R          Rounds; medians are reported (default 3).
       --format text|json
+
+    REMOTE OPTIONS (a running server, or nginx in front of replicas: Scripts/cluster):
+    \(ServeBenchRemote.help)
     """
 
     struct Measurement {
@@ -38,6 +43,9 @@ enum ServeBench {
     }
 
     static func run(_ argv: [String]) throws {
+        if argv.contains(where: { $0 == "--server" || $0.hasPrefix("--server=") }) {
+            return try ServeBenchRemote.run(argv)
+        }
         let args = try ParsedArguments(argv, valued: BenchModel.options.union(["experts", "rank", "prompt-tokens", "max-tokens", "requests", "rounds", "format"]))
         let json = try args.wantsJSON()
         let expertCount = try args.int("experts") ?? 32, rank = try args.int("rank") ?? 16

@@ -1,0 +1,278 @@
+import Foundation
+import Switchyard
+import SwitchyardServer
+
+/// `switchyard bench serve --server HOST:PORT`: closed-loop load against a running server or a
+/// balancer in front of replicas (Scripts/cluster). Reports throughput, latency percentiles, how
+/// requests and experts spread over the replicas (from `x-switchyard-replica`), and, with
+/// `--replica-info`, each replica's expert cache hit rate over the run (Info counters).
+enum ServeBenchRemote {
+    static let options: Set<String> = ["server", "streams", "requests", "warmup", "max-tokens", "experts", "prompt-tokens",
+                                       "replica-info", "token", "timeout", "seed", "format"]
+
+    static let help = """
+      --server HOST:PORT  Drive this server (or balancer) instead of an in-process one. Experts
+                          come from its ListExperts (or --experts a,b,…); prompts are the text
+                          prompts of Models/tasks/<expert>/test.jsonl where that file exists,
+                          else --prompt-tokens random token ids. Each of --streams closed-loop
+                          streams sends its next request when the last one ends, on an expert
+                          drawn at random (seeded) from the set; every request asks for
+                          --max-tokens tokens with ignore_eos. Reports tokens/s, latency and
+                          time-to-first-token p50/p99, errors by status, requests and experts per
+                          replica (x-switchyard-replica; max/min load); with --replica-info, each
+                          replica's expert cache hits/misses/evictions during the run (its Info
+                          counters before and after, the replicas called directly).
+      --streams N         Concurrent closed-loop streams (default 8).
+      --requests N        Requests in the measured run (default 240).
+      --warmup N          Requests before measuring, not counted (default 0).
+      --max-tokens N      Tokens generated per request (default 16).
+      --experts a,b,…     Experts to draw from (default: every expert the server lists).
+      --prompt-tokens P   Random prompt length for experts without a task file (default 32).
+      --replica-info A,B  Replica addresses (HOST:PORT,…) to read cache counters from.
+      --token T           Sent as `authorization: Bearer T` (default $SWITCHYARD_TOKEN).
+      --timeout S         Deadline per request in seconds (default 60).
+      --seed S            Seed for the expert and prompt draws (default 1).
+    """
+
+    /// One finished (or failed) request.
+    struct Sample: Sendable {
+        var expert: String
+        var replica: String?
+        var error: String?
+        var milliseconds: Double
+        var ttftMilliseconds: Double?
+        var tokens: Int
+    }
+
+    struct CacheCounters {
+        var replica: String
+        var hits: UInt64
+        var misses: UInt64
+        var evictions: UInt64
+    }
+
+    static func run(_ argv: [String]) throws {
+        let args = try ParsedArguments(argv, valued: options)
+        let json = try args.wantsJSON()
+        guard let server = args.string("server") else { throw UsageError("--server HOST:PORT is required") }
+        let streams = try args.int("streams") ?? 8, requests = try args.int("requests") ?? 240
+        let warmup = try args.int("warmup") ?? 0, maxTokens = try args.int("max-tokens") ?? 16
+        let promptTokens = try args.int("prompt-tokens") ?? 32
+        let timeout = Double(try args.float("timeout") ?? 60)
+        let seed = UInt64(truncatingIfNeeded: try args.int("seed") ?? 1)
+        guard streams > 0, requests > 0, warmup >= 0, maxTokens > 0, promptTokens > 0, timeout > 0 else {
+            throw UsageError("--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0")
+        }
+        let token = args.string("token") ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
+        let client = SwitchyardClient(target: server, token: token, timeout: timeout)
+        let replicaAddresses = (args.string("replica-info") ?? "").split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        let replicaClients = replicaAddresses.map { SwitchyardClient(target: $0, token: token, timeout: timeout) }
+
+        // The workload: experts, their prompts, and the seeded sequence of requests.
+        let listed = try blocking { try await client.listExperts() }
+        let available = listed.map { $0.string("name") }
+        var experts = available
+        if let chosen = args.string("experts") {
+            experts = chosen.split(separator: ",").map { String($0) }
+            if let missing = experts.first(where: { !available.contains($0) }) {
+                throw UsageError("--experts: '\(missing)' is not on \(server) (it lists: \(available.joined(separator: ", ")))")
+            }
+        }
+        guard !experts.isEmpty else { throw UsageError("\(server) lists no experts (and --experts names none)") }
+        let expertBytes = Dictionary(listed.map { ($0.string("name"), $0.uint("parameter_bytes")) }, uniquingKeysWith: { a, _ in a })
+        let vocabulary = Int(try blocking { try await client.info() }.uint("vocabulary_size"))
+        var rng = SeededRandom(seed: seed)
+        var prompts: [String: [GenerateRequest]] = [:]
+        for e in experts {
+            let texts = taskPrompts(e)
+            if !texts.isEmpty {
+                prompts[e] = texts.map { GenerateRequest(prompt: $0) }
+            } else {
+                prompts[e] = (0..<8).map { _ in GenerateRequest(tokenIDs: (0..<promptTokens).map { _ in Int(rng.next() % UInt64(max(1, vocabulary))) }) }
+            }
+        }
+        func plan(_ n: Int) -> [(String, GenerateRequest)] {
+            (0..<n).map { _ in
+                let e = experts[Int(rng.next() % UInt64(experts.count))]
+                let ps = prompts[e]!
+                var r = ps[Int(rng.next() % UInt64(ps.count))]
+                r.experts = [(e, 1)]
+                r.maxTokens = maxTokens
+                r.ignoreEOS = true
+                return (e, r)
+            }
+        }
+        let warm = plan(warmup), measured = plan(requests)
+
+        if warmup > 0 {
+            if !json { printError("bench serve: \(warmup) warm-up requests on \(server)") }
+            _ = try blocking { await load(client, warm, streams: streams) }
+        }
+        let before = try blocking { try await counters(replicaClients) }
+        if !json { printError("bench serve: \(requests) requests, \(streams) streams, \(experts.count) experts on \(server)") }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let samples = try blocking { await load(client, measured, streams: streams) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let after = try blocking { try await counters(replicaClients) }
+
+        // Figures.
+        let ok = samples.filter { $0.error == nil }
+        let failures = Dictionary(grouping: samples.compactMap(\.error), by: { $0 }).mapValues(\.count)
+        let tokens = ok.reduce(0) { $0 + $1.tokens }
+        let latency = ok.map(\.milliseconds), ttft = ok.compactMap(\.ttftMilliseconds)
+        var perReplica: [String: (requests: Int, experts: Set<String>)] = [:]
+        var homes: [String: Set<String>] = [:]
+        for s in ok {
+            let r = s.replica ?? "(no x-switchyard-replica)"
+            perReplica[r, default: (0, [])].requests += 1
+            perReplica[r, default: (0, [])].experts.insert(s.expert)
+            homes[s.expert, default: []].insert(r)
+        }
+        let loads = perReplica.values.map(\.requests)
+        let replicaCount = max(perReplica.count, replicaClients.count)
+        // A replica that got nothing (listed in --replica-info) has load 0.
+        let minLoad = perReplica.count < replicaCount ? 0 : (loads.min() ?? 0)
+        let maxLoad = loads.max() ?? 0
+        let split = homes.filter { $0.value.count > 1 }.keys.sorted()
+        var cache: [(CacheCounters, Double)] = []
+        for (b, a) in zip(before, after) {
+            let d = CacheCounters(replica: a.replica, hits: a.hits &- b.hits, misses: a.misses &- b.misses, evictions: a.evictions &- b.evictions)
+            let total = d.hits + d.misses
+            cache.append((d, total == 0 ? 0 : Double(d.hits) / Double(total)))
+        }
+        let allHits = cache.reduce(UInt64(0)) { $0 + $1.0.hits }, allLookups = cache.reduce(UInt64(0)) { $0 + $1.0.hits + $1.0.misses }
+        let overallHitRate = allLookups == 0 ? 0 : Double(allHits) / Double(allLookups)
+        let fmt = DecodeBench.fmt
+
+        if json {
+            var out = "{\"server\":\(JSONText.string(server)),\"streams\":\(streams),\"requests\":\(requests),\"warmup\":\(warmup)"
+            out += ",\"max_tokens\":\(maxTokens),\"experts\":[\(experts.map { JSONText.string($0) }.joined(separator: ","))]"
+            out += ",\"seconds\":\(fmt(seconds)),\"ok\":\(ok.count),\"errors\":\(samples.count - ok.count)"
+            out += ",\"errors_by_status\":{\(failures.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ","))}"
+            out += ",\"generated_tokens\":\(tokens),\"tokens_per_s\":\(fmt(Double(tokens) / seconds)),\"requests_per_s\":\(fmt(Double(ok.count) / seconds))"
+            out += ",\"latency_ms\":{\"p50\":\(fmt(percentile(latency, 0.5))),\"p99\":\(fmt(percentile(latency, 0.99))),\"max\":\(fmt(latency.max() ?? 0))}"
+            out += ",\"ttft_ms\":{\"p50\":\(fmt(percentile(ttft, 0.5))),\"p99\":\(fmt(percentile(ttft, 0.99)))}"
+            out += ",\"replicas\":[\(perReplica.sorted { $0.key < $1.key }.map { "{\"replica\":\(JSONText.string($0.key)),\"requests\":\($0.value.requests),\"experts\":[\($0.value.experts.sorted().map { JSONText.string($0) }.joined(separator: ","))]}" }.joined(separator: ","))]"
+            out += ",\"load_max\":\(maxLoad),\"load_min\":\(minLoad),\"experts_on_more_than_one_replica\":[\(split.map { JSONText.string($0) }.joined(separator: ","))]"
+            if !cache.isEmpty {
+                out += ",\"expert_cache\":{\"hit_rate\":\(fmt(overallHitRate)),\"replicas\":[\(cache.map { "{\"replica\":\(JSONText.string($0.0.replica)),\"hits\":\($0.0.hits),\"misses\":\($0.0.misses),\"evictions\":\($0.0.evictions),\"hit_rate\":\(fmt($0.1))}" }.joined(separator: ","))]}"
+            }
+            print(out + "}")
+            return
+        }
+        let sizes = Set(experts.compactMap { expertBytes[$0] })
+        print("server \(server): \(requests) requests over \(experts.count) experts (\(sizes.count == 1 ? "\(sizes.first!) bytes each" : "sizes vary")), \(streams) closed-loop streams, \(maxTokens) tokens each\(warmup > 0 ? ", after \(warmup) warm-up requests" : "")")
+        print(String(format: "%.2f s: %d ok, %d errors; %.1f generated tokens/s, %.1f requests/s", seconds, ok.count, samples.count - ok.count,
+                     Double(tokens) / seconds, Double(ok.count) / seconds))
+        for (status, n) in failures.sorted(by: { $0.value > $1.value }) { print("  error \(status): \(n)") }
+        print(String(format: "latency p50 %.1f ms, p99 %.1f ms (max %.1f); time to first token p50 %.1f ms, p99 %.1f ms",
+                     percentile(latency, 0.5), percentile(latency, 0.99), latency.max() ?? 0, percentile(ttft, 0.5), percentile(ttft, 0.99)))
+        print("replica              requests  experts")
+        for (r, v) in perReplica.sorted(by: { $0.key < $1.key }) {
+            print("\(r.padding(toLength: max(20, r.count), withPad: " ", startingAt: 0)) \(String(format: "%8d", v.requests))  \(v.experts.sorted().joined(separator: ","))")
+        }
+        print("load max/min: \(maxLoad)/\(minLoad)\(minLoad > 0 ? String(format: " = %.2f", Double(maxLoad) / Double(minLoad)) : ""); experts on more than one replica: \(split.isEmpty ? "none" : "\(split.count) (\(split.joined(separator: ",")))")")
+        if !cache.isEmpty {
+            print("expert cache during the run (Info of each replica):")
+            for (d, rate) in cache {
+                print(String(format: "  %@: %llu hits, %llu misses, %llu evictions, hit rate %.1f%%", d.replica, d.hits, d.misses, d.evictions, 100 * rate))
+            }
+            print(String(format: "  all replicas: hit rate %.1f%%", 100 * overallHitRate))
+        }
+    }
+
+    /// Runs `work` over `streams` closed-loop streams (each takes the next request when its last
+    /// one ends) and returns one sample per request.
+    static func load(_ client: SwitchyardClient, _ work: [(String, GenerateRequest)], streams: Int) async -> [Sample] {
+        let next = Counter()
+        return await withTaskGroup(of: [Sample].self) { group in
+            for _ in 0..<min(streams, work.count) {
+                group.addTask {
+                    var samples: [Sample] = []
+                    while let i = next.take(below: work.count) {
+                        let (expert, request) = work[i]
+                        let sent = DispatchTime.now().uptimeNanoseconds
+                        var sample = Sample(expert: expert, replica: nil, error: nil, milliseconds: 0, ttftMilliseconds: nil, tokens: 0)
+                        do {
+                            for try await e in client.generate(request) {
+                                sample.replica = sample.replica ?? e.replica
+                                if e.tokenID != nil {
+                                    if sample.ttftMilliseconds == nil {
+                                        sample.ttftMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e6
+                                    }
+                                    sample.tokens += 1
+                                }
+                            }
+                        } catch let status as GRPCStatus {
+                            sample.error = "\(status.code)"
+                        } catch {
+                            sample.error = "\(error)"
+                        }
+                        sample.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e6
+                        samples.append(sample)
+                    }
+                    return samples
+                }
+            }
+            var all: [Sample] = []
+            for await part in group { all += part }
+            return all
+        }
+    }
+
+    static func counters(_ clients: [SwitchyardClient]) async throws -> [CacheCounters] {
+        var out: [CacheCounters] = []
+        for c in clients {
+            let info = try await c.info()
+            out.append(CacheCounters(replica: info.string("replica_id").isEmpty ? c.channel.target : info.string("replica_id"),
+                                     hits: info.uint("expert_cache_hits"), misses: info.uint("expert_cache_misses"),
+                                     evictions: info.uint("expert_cache_evictions")))
+        }
+        return out
+    }
+
+    /// The prompts of `Models/tasks/<expert>/test.jsonl` (empty when there is no such file).
+    static func taskPrompts(_ expert: String) -> [String] {
+        let file = ModelLocator.modelsRoot().appendingPathComponent("tasks/\(expert)/test.jsonl")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").prefix(64).compactMap { line in
+            guard let data = line.data(using: .utf8),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return object["prompt"] as? String
+        }
+    }
+
+    static func percentile(_ xs: [Double], _ p: Double) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s[min(s.count - 1, max(0, Int((p * Double(s.count)).rounded(.up)) - 1))]
+    }
+
+    /// Runs an async body to completion from synchronous code.
+    static func blocking<T>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        return try box.result!.get()
+    }
+}
+
+/// The shared cursor of the closed-loop streams.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func take(below limit: Int) -> Int? {
+        lock.withLock {
+            guard value < limit else { return nil }
+            defer { value += 1 }
+            return value
+        }
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}
