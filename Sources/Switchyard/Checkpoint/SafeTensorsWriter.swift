@@ -60,25 +60,3 @@ public struct SafeTensorsWriter {
         try AtomicFile.write(out, to: url)
     }
 }
-
-/// Writes a file through a temporary sibling and a rename, so readers never see a partial file
-/// and an existing file survives a failed write.
-public enum AtomicFile {
-    public static func write(_ data: Data, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try data.write(to: tmp)
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw SwitchyardError.io(path: url.path, reason: "cannot write: \(error.localizedDescription)")
-        }
-        // rename(2) replaces an existing file atomically. (Foundation's replaceItemAt on Linux
-        // removed the existing file and then failed, losing it.)
-        guard rename(tmp.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw SwitchyardError.io(path: url.path, reason: "cannot replace: \(reason)")
-        }
-    }
-}

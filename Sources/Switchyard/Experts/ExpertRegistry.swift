@@ -50,6 +50,7 @@ public final class ExpertRegistry: @unchecked Sendable {
             throw SwitchyardError.io(path: directory.path, reason: "cannot create registry directory: \(error.localizedDescription)")
         }
         let names = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+        Self.removeStaleLeftovers(in: directory, names: names)
         for name in names.sorted() where !name.hasPrefix(".") {
             let dir = directory.appendingPathComponent(name)
             var isDir: ObjCBool = false
@@ -57,6 +58,31 @@ public final class ExpertRegistry: @unchecked Sendable {
             do { entries[name] = try Self.makeEntry(name: name, directory: dir, base: base) } catch {
                 problems[name] = "\(error)"
             }
+        }
+    }
+
+    /// How old an unfinished `.staging-*` directory must be before opening a registry deletes it:
+    /// younger ones may belong to an add still running in another process.
+    public static let stagingGracePeriod: TimeInterval = 15 * 60
+
+    /// Deletes what crashed processes left behind: `.removed-*` directories (an expert renamed
+    /// away for deletion; nothing reads them) and `.staging-*` directories (an add or compose
+    /// killed before its rename) untouched for `stagingGracePeriod`. Neither is ever visible as
+    /// an expert.
+    static func removeStaleLeftovers(in directory: URL, names: [String], now: Date = Date()) {
+        let fm = FileManager.default
+        for name in names where name.hasPrefix(".removed-") || name.hasPrefix(".staging-") {
+            let url = directory.appendingPathComponent(name)
+            if name.hasPrefix(".staging-") {
+                // The newest modification among the directory and the files being written into it.
+                var newest = (try? fm.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? now
+                for child in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] {
+                    let path = url.appendingPathComponent(child).path
+                    if let d = try? fm.attributesOfItem(atPath: path)[.modificationDate] as? Date, d > newest { newest = d }
+                }
+                guard now.timeIntervalSince(newest) > stagingGracePeriod else { continue }
+            }
+            try? fm.removeItem(at: url)
         }
     }
 

@@ -103,6 +103,31 @@ import Testing
         #expect(reg.statistics.residentExperts == 0)
     }
 
+    /// A compose or add killed mid-install leaves `.staging-*` (with partial `.tmp` files), a
+    /// remove killed mid-delete leaves `.removed-*`: opening cleans them, except a staging
+    /// directory recent enough to belong to an add still running elsewhere.
+    @Test func openingCleansCrashLeftovers() throws {
+        let (reg, dir) = try Self.registry()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try reg.add(from: FixturePaths.url("adapters/attn-r4"), name: "keep")
+        let fm = FileManager.default
+        func leftover(_ name: String, age: TimeInterval) throws {
+            let url = dir.appendingPathComponent(name)
+            try fm.createDirectory(at: url, withIntermediateDirectories: true)
+            let partial = url.appendingPathComponent(".adapter_model.safetensors.tmp-123-456")
+            try Data([1, 2, 3]).write(to: partial)
+            let old = Date(timeIntervalSinceNow: -age)
+            try fm.setAttributes([.modificationDate: old], ofItemAtPath: partial.path)
+            try fm.setAttributes([.modificationDate: old], ofItemAtPath: url.path)
+        }
+        try leftover(".staging-composed-6F1C", age: 86_400)
+        try leftover(".removed-gone-77AB", age: 5)
+        try leftover(".staging-running-A1B2", age: 5)
+        _ = try ExpertRegistry(directory: dir, base: try Self.config())
+        let left = Set(try fm.contentsOfDirectory(atPath: dir.path))
+        #expect(left == ["keep", ".staging-running-A1B2"])
+    }
+
     @Test func sha256MatchesKnownVectors() {
         #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
