@@ -51,7 +51,7 @@ enum BenchModel {
             BLAS.setThreadCount(t)
         }
         if let dir = args.string("model") {
-            return (try LlamaModel.load(directory: URL(fileURLWithPath: dir)), dir)
+            return (try LlamaModel.load(path: URL(fileURLWithPath: dir)), dir)
         }
         let name = args.string("config") ?? "smollm2-135m"
         guard name == "smollm2-135m" else { throw UsageError("--config: unknown shape '\(name)' (available: smollm2-135m)") }

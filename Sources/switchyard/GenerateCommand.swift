@@ -32,8 +32,8 @@ enum GenerateCommand: Subcommand {
         guard args.positionals.count == 1 else { throw UsageError("generate expects exactly one prompt argument") }
         let json = try args.wantsJSON()
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(directory: dir)
-        let tokenizer = try Tokenizer.load(modelDirectory: dir)
+        let model = try LlamaModel.load(path: dir)
+        let tokenizer = try Tokenizer.load(model: dir)
         let sampling = SamplingParameters(
             temperature: try args.float("temperature") ?? 0,
             topK: try args.int("top-k") ?? 0,

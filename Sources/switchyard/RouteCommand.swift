@@ -25,8 +25,8 @@ enum RouteCommand: Subcommand {
         guard args.positionals.count == 1 else { throw UsageError("route expects one prompt argument") }
         guard let routerPath = args.string("router") else { throw UsageError("route needs --router FILE") }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(directory: dir)
-        let tokenizer = try Tokenizer.load(modelDirectory: dir)
+        let model = try LlamaModel.load(path: dir)
+        let tokenizer = try Tokenizer.load(model: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)

@@ -85,8 +85,8 @@ enum RouterCommand: Subcommand {
         guard let examplesPath = args.string("examples") else { throw UsageError("\(sub) needs --examples FILE.jsonl") }
         guard let out = args.string("out") else { throw UsageError("\(sub) needs --out FILE.pb") }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(directory: dir)
-        let tokenizer = try Tokenizer.load(modelDirectory: dir)
+        let model = try LlamaModel.load(path: dir)
+        let tokenizer = try Tokenizer.load(model: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         let (texts, names) = try readExamples(examplesPath)
         var expertNames: [String] = []

@@ -73,8 +73,8 @@ enum ServeCommand: Subcommand {
         }
 
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(directory: dir)
-        let tokenizer = try Tokenizer.load(modelDirectory: dir)
+        let model = try LlamaModel.load(path: dir)
+        let tokenizer = try Tokenizer.load(model: dir)
         let cacheBytes = try args.int("expert-cache-bytes") ?? (1 << 30)
         guard cacheBytes > 0 else { throw UsageError("--expert-cache-bytes must be > 0") }
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, budgetBytes: cacheBytes)

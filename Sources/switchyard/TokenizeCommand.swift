@@ -34,7 +34,7 @@ enum TokenizeCommand: Subcommand {
             text = args.positionals[0]
         }
         let json = try args.wantsJSON()
-        let tokenizer = try Tokenizer.load(modelDirectory: try ModelLocator.modelDirectory(args))
+        let tokenizer = try Tokenizer.load(model: try ModelLocator.modelDirectory(args))
         let ids = tokenizer.encode(text, addSpecialTokens: args.flag("add-special-tokens"))
         print(json ? "{\"ids\":\(JSONText.array(ids))}" : ids.map(String.init).joined(separator: " "))
     }

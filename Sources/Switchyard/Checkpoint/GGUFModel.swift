@@ -1,0 +1,118 @@
+import Foundation
+
+/// Reading a Llama-family model from a GGUF file (llama.cpp's format): the architecture
+/// metadata as a `ModelConfig`, the tensors under their Hugging Face roles.
+///
+/// llama.cpp's converter (`convert_hf_to_gguf.py`) permutes the rows of `q_proj` and `k_proj`
+/// within each head for its rotary layout: Hugging Face row `i·D/2 + j` (half i of the head,
+/// pair j) is stored at row `2j + i`. We undo it at load, so the model computes exactly the
+/// Hugging Face function and PEFT experts (trained on that layout) apply unchanged.
+public enum GGUFModel {
+    /// The `llama` architecture's metadata as a config. Refuses other architectures and rope
+    /// scaling, naming the key.
+    public static func config(_ f: GGUFFile) throws -> ModelConfig {
+        func fail(_ key: String, _ reason: String) -> SwitchyardError { .config(path: f.path, field: key, reason: reason) }
+        guard let arch = f.metadata["general.architecture"]?.string else { throw fail("general.architecture", "missing") }
+        guard arch == "llama" else { throw SwitchyardError.unsupported(path: f.path, what: "GGUF architecture '\(arch)' (llama is supported)") }
+        func int(_ key: String, default value: Int? = nil) throws -> Int {
+            guard let v = f.metadata["\(arch).\(key)"] else {
+                if let value { return value }
+                throw fail("\(arch).\(key)", "missing")
+            }
+            guard let i = v.int, i > 0 else { throw fail("\(arch).\(key)", "must be a positive integer, found \(v)") }
+            return i
+        }
+        func float(_ key: String, default value: Double) throws -> Float {
+            guard let v = f.metadata["\(arch).\(key)"] else { return Float(value) }
+            guard let d = v.double, d.isFinite, d > 0 else { throw fail("\(arch).\(key)", "must be a positive number, found \(v)") }
+            return Float(d)
+        }
+        if let scaling = f.metadata["\(arch).rope.scaling.type"]?.string, scaling != "none" {
+            throw SwitchyardError.unsupported(path: f.path, what: "\(arch).rope.scaling.type '\(scaling)'")
+        }
+        let tokens = f.metadata["tokenizer.ggml.tokens"]?.array?.count
+        guard let embedding = f.tensors["token_embd.weight"] else { throw SwitchyardError.missingTensor(path: f.path, tensor: "token_embd.weight") }
+        let hidden = try int("embedding_length"), heads = try int("attention.head_count")
+        let vocab = try int("vocab_size", default: tokens ?? embedding.shape[0])
+        let headDim = try int("attention.key_length", default: hidden / heads)
+        guard headDim % 2 == 0 else { throw fail("\(arch).attention.key_length", "head dimension \(headDim) must be even (rotary pairs)") }
+        var eos: [Int] = []
+        if let e = f.metadata["tokenizer.ggml.eos_token_id"]?.int { eos.append(e) }
+        return ModelConfig(
+            architecture: .llama, vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
+            numLayers: try int("block_count"), numHeads: heads, numKVHeads: try int("attention.head_count_kv", default: heads),
+            headDim: headDim, rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: 1e-5),
+            ropeTheta: try float("rope.freq_base", default: 10000), maxPositionEmbeddings: try int("context_length", default: 2048),
+            tieWordEmbeddings: f.tensors["output.weight"] == nil, bosTokenID: f.metadata["tokenizer.ggml.bos_token_id"]?.int,
+            eosTokenIDs: eos)
+    }
+
+    /// Loads the model, dequantising every tensor to Float32.
+    public static func load(_ f: GGUFFile) throws -> LlamaModel {
+        let c = try config(f), d = c.hiddenSize, hd = c.headDim
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
+            guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
+            guard info.shape == [rows, cols] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [rows, cols], found: info.shape) }
+            return Matrix(rows: rows, cols: cols, data: try f.floats(name))
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] {
+            guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
+            guard info.shape == [n] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [n], found: info.shape) }
+            return try f.floats(name)
+        }
+        let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
+            let p = "blk.\(l)."
+            func linear(_ kind: ProjectionKind, _ name: String, unpermuteHeads: Int? = nil) throws -> Linear {
+                let (out, inF) = c.projectionShape(kind)
+                var w = try matrix(p + name + ".weight", out, inF)
+                if let heads = unpermuteHeads { w = unpermuteRotaryRows(w, heads: heads, headDim: hd) }
+                return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w)
+            }
+            return DecoderLayer(
+                index: l, inputNorm: try vector(p + "attn_norm.weight", d),
+                q: try linear(.q, "attn_q", unpermuteHeads: c.numHeads),
+                k: try linear(.k, "attn_k", unpermuteHeads: c.numKVHeads),
+                v: try linear(.v, "attn_v"), o: try linear(.o, "attn_output"),
+                postAttentionNorm: try vector(p + "ffn_norm.weight", d),
+                gate: try linear(.gate, "ffn_gate"), up: try linear(.up, "ffn_up"), down: try linear(.down, "ffn_down"))
+        }
+        return LlamaModel(config: c, embedding: try matrix("token_embd.weight", c.vocabSize, d), layers: layers,
+                          finalNorm: try vector("output_norm.weight", d),
+                          lmHead: c.tieWordEmbeddings ? nil : try matrix("output.weight", c.vocabSize, d))
+    }
+
+    /// Undoes llama.cpp's q/k row permutation: within each head of `headDim` rows, GGUF row
+    /// `2j + i` goes back to Hugging Face row `i·headDim/2 + j`.
+    public static func unpermuteRotaryRows(_ w: Matrix, heads: Int, headDim: Int) -> Matrix {
+        precondition(w.rows == heads * headDim, "rows \(w.rows) != \(heads) heads × \(headDim)")
+        var out = Matrix(rows: w.rows, cols: w.cols)
+        let half = headDim / 2, cols = w.cols
+        w.data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                for h in 0..<heads {
+                    for i in 0..<2 {
+                        for j in 0..<half {
+                            let from = (h * headDim + 2 * j + i) * cols, to = (h * headDim + i * half + j) * cols
+                            (dst.baseAddress! + to).update(from: src.baseAddress! + from, count: cols)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension LlamaModel {
+    /// Loads a model from a Hugging Face directory or a `.gguf` file (recognised by its magic).
+    public static func load(path: URL) throws -> LlamaModel {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            guard GGUFFile.isGGUF(path) else {
+                throw SwitchyardError.unsupported(path: path.path, what: "a model file that is not GGUF (give a GGUF file or a Hugging Face directory)")
+            }
+            return try GGUFModel.load(GGUFFile(url: path))
+        }
+        return try load(directory: path)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+@testable import Switchyard
+
+/// GGUF: header validation on hostile files, block dequantisation against gguf-py (llama.cpp's
+/// reference), and the real SmolLM2-135M-Instruct Q4_1 file against transformers (skipped when
+/// the file is absent: run Scripts/models/fetch-smollm2-gguf).
+@Suite struct GGUFTests {
+    // MARK: A tiny writer for hostile-header tests
+
+    struct Writer {
+        var bytes: [UInt8] = []
+        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); bytes += Array(s.utf8) }
+        /// A valid file with one F32 tensor `t` of `n` values and one string key.
+        static func valid(n: Int = 4) -> [UInt8] {
+            var w = Writer()
+            w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(1)
+            w.string("general.architecture"); w.u32(8); w.string("llama")
+            w.string("t"); w.u32(1); w.u64(UInt64(n)); w.u32(0); w.u64(0)
+            while w.bytes.count % 32 != 0 { w.bytes.append(0) }
+            for i in 0..<n { withUnsafeBytes(of: Float(i).bitPattern.littleEndian) { w.bytes += $0 } }
+            return w.bytes
+        }
+    }
+
+    static func open(_ bytes: [UInt8]) throws -> GGUFFile {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-\(UUID().uuidString).gguf")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try GGUFFile(url: url)
+    }
+
+    static func failure(_ bytes: [UInt8]) -> String {
+        do { _ = try open(bytes); return "" } catch { return "\(error)" }
+    }
+
+    @Test func readsAValidFile() throws {
+        let f = try Self.open(Writer.valid())
+        #expect(f.metadata["general.architecture"]?.string == "llama")
+        #expect(f.tensors["t"]?.shape == [4] && f.tensors["t"]?.type == .f32)
+        #expect(try f.floats("t") == [0, 1, 2, 3])
+    }
+
+    @Test func hostileHeadersAreClearErrorsNotCrashes() {
+        let valid = Writer.valid()
+        #expect(Self.failure(Array(valid.prefix(3))).contains("truncated"))
+        var badMagic = valid; badMagic[0] = 0x58
+        #expect(Self.failure(badMagic).contains("bad magic"))
+        var version = valid; version[4] = 9
+        #expect(Self.failure(version).contains("version 9"))
+        // Every truncation point fails cleanly.
+        for cut in stride(from: 0, to: valid.count, by: 3) { #expect(!Self.failure(Array(valid.prefix(cut))).isEmpty, "cut at \(cut)") }
+        // A huge string length, an unknown tensor type, a tensor past the end.
+        var w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(0); w.u64(1); w.u64(UInt64.max)
+        #expect(Self.failure(w.bytes).contains("string of"))
+        w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
+        w.string("t"); w.u32(1); w.u64(32); w.u32(7); w.u64(0)
+        #expect(Self.failure(w.bytes).contains("Q5_1"))
+        w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
+        w.string("t"); w.u32(1); w.u64(1 << 20); w.u32(0); w.u64(0)
+        #expect(Self.failure(w.bytes).contains("outside the file"))
+        w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
+        w.string("t"); w.u32(1); w.u64(33); w.u32(8); w.u64(0)
+        #expect(Self.failure(w.bytes).contains("not a multiple"))
+        w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(0); w.u64(1); w.string("k"); w.u32(99)
+        #expect(Self.failure(w.bytes).contains("unknown value type"))
+    }
+
+    @Test func dequantisationMatchesLlamaCppReference() throws {
+        let json = try FixturePaths.json("reference/ggml-blocks.json")
+        let types: [String: GGMLType] = ["Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16]
+        for (name, type) in types {
+            let entry = json[name] as! [String: Any]
+            let hex = entry["hex"] as! String
+            var bytes: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                bytes.append(UInt8(hex[i..<j], radix: 16)!)
+                i = j
+            }
+            let expected = (entry["values"] as! [Double]).map { Float($0) }
+            let got = bytes.withUnsafeBytes { GGMLDequantize.floats(type, $0, count: expected.count) }
+            // Exact up to float rounding order (scale products): 1e-6 relative.
+            let worst = zip(got, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(worst <= 1e-6, "\(name): worst relative difference \(worst)")
+        }
+    }
+
+    @Test func unpermutingRestoresTheHuggingFaceRowOrder() {
+        // Apply llama.cpp's permutation (reshape(h, 2, D/2, in).swapaxes(1, 2)) to rows 0..<n, undo it.
+        let heads = 3, d = 8, cols = 2
+        var permuted = Matrix(rows: heads * d, cols: cols)
+        for h in 0..<heads { for i in 0..<2 { for j in 0..<(d / 2) {
+            let hfRow = h * d + i * (d / 2) + j, ggufRow = h * d + 2 * j + i
+            for c in 0..<cols { permuted[ggufRow, c] = Float(hfRow * cols + c) }
+        } } }
+        let restored = GGUFModel.unpermuteRotaryRows(permuted, heads: heads, headDim: d)
+        #expect(restored.data == (0..<(heads * d * cols)).map(Float.init))
+    }
+
+    // MARK: The real model
+
+    static var realModel: URL? {
+        let env = ProcessInfo.processInfo.environment
+        let candidates = [env["SWITCHYARD_SMOLLM2_GGUF"],
+                          (env["SWITCHYARD_CACHE"] ?? (NSHomeDirectory() + "/.cache/switchyard")) + "/SmolLM2-135M-Instruct.Q4_1.gguf"]
+        return candidates.compactMap { $0 }.map(URL.init(fileURLWithPath:)).first { FileManager.default.fileExists(atPath: $0.path) }
+    }
+    static let absent = "the SmolLM2-135M-Instruct GGUF is absent: run Scripts/models/fetch-smollm2-gguf"
+
+    @Test(.enabled(if: realModel != nil, Comment(rawValue: absent)))
+    func tokenizerFromMetadataMatchesTransformers() throws {
+        let ref = try FixturePaths.json("reference/smollm2-gguf.json")
+        let tokenizer = try Tokenizer.load(model: Self.realModel!)
+        let corpus = ref["corpus"] as! [String]
+        let plain = ref["corpus_ids"] as! [[Int]], special = ref["corpus_ids_special"] as! [[Int]]
+        for (i, text) in corpus.enumerated() {
+            #expect(tokenizer.encode(text) == plain[i], "\(text.debugDescription)")
+            #expect(tokenizer.encode(text, addSpecialTokens: true) == special[i], "\(text.debugDescription) (special)")
+            #expect(tokenizer.decode(plain[i]) == text, "round trip \(text.debugDescription)")
+        }
+        #expect(tokenizer.eosTokenID == ref["eos_token_id"] as? Int)
+        #expect(tokenizer.bosTokenID == ref["bos_token_id"] as? Int)
+    }
+
+    @Test(.enabled(if: realModel != nil, Comment(rawValue: absent)))
+    func dequantisedModelMatchesTransformers() throws {
+        let ref = try FixturePaths.json("reference/smollm2-gguf.json")
+        let logits = try SafeTensorsFile(url: FixturePaths.url("reference/smollm2-gguf.safetensors"))
+        let model = try LlamaModel.load(path: Self.realModel!)
+        let prompts = ref["prompts"] as! [[Int]]
+        let expert = try LoRAAdapter.load(directory: FixturePaths.url("adapters/smollm2-qk"), base: model.config)
+        for (i, prompt) in prompts.enumerated() {
+            for (label, routing) in [("base", RequestRouting.base), ("expert", .experts([expert]))] {
+                let expected = try logits.floats("\(label).\(i)")
+                let all = try model.scoreLogits(prompt, routing: routing)
+                let got = i == 1 ? all.data : all.row(all.rows - 1)
+                let diff = maxAbsDifference(got, expected)
+                // The usual fp32 bar (measured: 3.6e-5–7.0e-5 over 30 layers).
+                #expect(diff <= 1e-4, "\(label) prompt \(i): max |Δ| = \(diff)")
+            }
+        }
+        let greedy = ref["greedy"] as! [Int]
+        let out = try Generator(model: model).generate(GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
+        #expect(out == greedy)
+    }
+}
