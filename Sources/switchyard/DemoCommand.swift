@@ -32,7 +32,7 @@ enum DemoCommand: Subcommand {
         let started = Date()
         let model = try LlamaModel.load(path: baseDir)
         let tokenizer = try Tokenizer.load(model: baseDir)
-        let registry = try ExpertRegistry(directory: URL(fileURLWithPath: args.string("registry") ?? root.appendingPathComponent("experts").path), base: model.config)
+        let registry = try ExpertRegistry(directory: URL(fileURLWithPath: args.string("registry") ?? root.appendingPathComponent("experts").path), base: model.config, create: false)
         let routerURL = URL(fileURLWithPath: args.string("router") ?? root.appendingPathComponent("routers/sentence.pb").path)
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)

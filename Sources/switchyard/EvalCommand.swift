@@ -108,19 +108,19 @@ struct EvalMethod {
 
     static func make(_ args: ParsedArguments, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
         if args.flag("oracle") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
             let names = oracleTasks.sorted()
             let lease = try registry.acquire(names)
             return EvalMethod(label: "oracle expert", routing: { _, task in .resolved(.fixed(.single(names.firstIndex(of: task)!), experts: lease.adapters)) }, lease: lease)
         }
         if let routerPath = args.string("router") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
             let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
             let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
             return EvalMethod(label: "router \(spec.name)", routing: { _, _ in .router(router, trace: nil) }, lease: lease)
         }
         if args.flag("uniform") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
             let names = registry.list().map(\.name)
             guard !names.isEmpty else { throw UsageError("--uniform: the registry has no experts") }
             let lease = try registry.acquire(names)

@@ -26,7 +26,7 @@ enum ExpertOptions {
     static func resolve(_ args: ParsedArguments, model: LlamaModel) throws -> (mix: ExpertMix, lease: ExpertLease)? {
         let specs = try parse(args.options["expert"] ?? [])
         guard !specs.isEmpty else { return nil }
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
         let lease = try registry.acquire(specs.map(\.name))
         let mix = ExpertMix(specs.enumerated().map { ExpertMix.Entry(expert: $0.offset, weight: $0.element.weight) })
         return (mix, lease)

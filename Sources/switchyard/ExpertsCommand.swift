@@ -27,7 +27,7 @@ enum ExpertsCommand: Subcommand {
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: ["registry", "model", "format", "name", "path", "out"])
         let json = try args.wantsJSON()
         let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config)
+        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config, create: sub == "add")
         switch sub {
         case "list":
             let entries = registry.list()
@@ -72,15 +72,21 @@ enum ExpertsCommand: Subcommand {
                 print(json ? "{\"ok\":true,\"modules\":\(s.moduleCount)}" : "ok: \(path) (\(s.moduleCount) modules, ranks \(s.ranks))")
                 return
             }
-            let names = args.positionals.isEmpty ? registry.list().map(\.name) : args.positionals
-            for n in names { _ = try registry.entry(n) }
-            var failed = registry.problems
-            if !args.positionals.isEmpty { failed = failed.filter { names.contains($0.key) } }
-            for n in names { print(json ? "{\"name\":\(JSONText.string(n)),\"ok\":true}" : "ok: \(n)") }
-            for (n, p) in failed.sorted(by: { $0.key < $1.key }) {
-                print(json ? "{\"name\":\(JSONText.string(n)),\"ok\":false,\"error\":\(JSONText.string(p))}" : "invalid: \(n): \(p)")
+            // Every expert by default (valid and invalid); named ones report their own error.
+            let names = args.positionals.isEmpty
+                ? (registry.list().map(\.name) + registry.problems.keys).sorted() : args.positionals
+            var failed = 0
+            for n in names {
+                do {
+                    _ = try registry.entry(n)
+                    print(json ? "{\"name\":\(JSONText.string(n)),\"ok\":true}" : "ok: \(EscapedText.escaped(n))")
+                } catch {
+                    failed += 1
+                    print(json ? "{\"name\":\(JSONText.string(n)),\"ok\":false,\"error\":\(JSONText.string("\(error)"))}"
+                               : "invalid: \(EscapedText.escaped(n)): \(error)")
+                }
             }
-            if !failed.isEmpty { throw SwitchyardError.invalidArgument("\(failed.count) invalid expert(s) in \(registry.directory.path)") }
+            if failed > 0 { throw SwitchyardError.invalidArgument("\(failed) invalid expert(s) in \(registry.directory.path)") }
         case "add":
             guard args.positionals.count == 1 else { throw UsageError("experts add takes one adapter directory") }
             let source = URL(fileURLWithPath: args.positionals[0])

@@ -27,7 +27,7 @@ enum RouteCommand: Subcommand {
         let dir = try ModelLocator.modelDirectory(args)
         let model = try LlamaModel.load(path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
         let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }

@@ -51,7 +51,7 @@ enum RouterCommand: Subcommand {
         case "concat":
             guard let list = args.string("experts"), let out = args.string("out") else { throw UsageError("router concat needs --experts a,b,… and --out FILE") }
             let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config)
+            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config, create: false)
             let names = list.split(separator: ",").map(String.init)
             let lease = try registry.acquire(names)
             let total = lease.adapters.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
@@ -87,7 +87,7 @@ enum RouterCommand: Subcommand {
         let dir = try ModelLocator.modelDirectory(args)
         let model = try LlamaModel.load(path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
+        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
         let (texts, names) = try readExamples(examplesPath)
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }

@@ -92,7 +92,9 @@ public final class Engine {
                       keepAlive: AnyObject? = nil) throws -> Int {
         let names: [String]
         switch routing {
-        case let .fixed(_, experts): names = experts.map(\.name)
+        case let .fixed(mix, experts):
+            try Self.checkMix(mix, experts: experts)
+            names = experts.map(\.name)
         default: names = []
         }
         return try enqueue(request, routing: routing, router: nil, names: names, trace: trace, keepAlive: keepAlive)
@@ -116,6 +118,25 @@ public final class Engine {
         nextID += 1
         waiting.append(slot)
         return slot.id
+    }
+
+    /// Checks a fixed mix: every entry names one of `experts`, and its weight times each module's
+    /// scale is finite (`--expert x=1e38` overflows to infinity and would poison every logit).
+    public static func checkMix(_ mix: ExpertMix, experts: [LoRAAdapter]) throws {
+        for e in mix.entries {
+            guard experts.indices.contains(e.expert) else {
+                throw SwitchyardError.invalidArgument("experts: mix entry \(e.expert) is not one of the \(experts.count) experts")
+            }
+            let adapter = experts[e.expert]
+            let name = EscapedText.quoted(adapter.name)
+            guard e.weight.isFinite else {
+                throw SwitchyardError.invalidArgument("experts: weight \(e.weight) of \(name) is not a finite number")
+            }
+            let largest = adapter.modules.values.map { abs($0.scale) }.max() ?? 0
+            guard (e.weight * largest).isFinite else {
+                throw SwitchyardError.invalidArgument("experts: weight \(e.weight) of \(name) times its scale \(largest) is not a finite number")
+            }
+        }
     }
 
     /// Checks a request against the model; clamps `maxNewTokens` to the context left.
@@ -205,6 +226,15 @@ public final class Engine {
             if prefilling { s.fed += tokens.count }
             if s.fed < s.request.promptTokens.count { continue }  // more prompt to feed
             let row = logits[i].data
+            // A NaN or infinite logit means something overflowed (an extreme expert weight, a
+            // hostile checkpoint): fail the request rather than sample garbage from it.
+            if row.contains(where: { !$0.isFinite }) {
+                events.append(EngineEvent(request: s.id, kind: .failed(
+                    "non-finite logits at position \(s.cache!.length - 1): the weights or the expert mix overflow Float32")))
+                s.cache = nil
+                done.insert(ObjectIdentifier(s))
+                continue
+            }
             let token = s.sampler.next(logits: row, context: s.context)
             s.context.append(token)
             s.generated += 1

@@ -84,7 +84,7 @@ public struct AdapterConfig: Sendable, Equatable {
         "peft_version", "lora_dropout", "init_lora_weights", "runtime_config", "megatron_core",
         "layers_pattern", "fan_in_fan_out", "bias", "r", "lora_alpha", "use_rslora", "target_modules",
         "rank_pattern", "alpha_pattern", "layers_to_transform", "exclude_modules", "ensure_weight_tying",
-        "qalora_group_size", "__raw__",
+        "qalora_group_size",
     ]
 
     /// The module's rank: `rank_pattern` override or `r`.
@@ -106,103 +106,116 @@ public struct AdapterConfig: Sendable, Equatable {
     }
 
     /// Parses `adapter_config.json`; `path` names the file in errors.
+    ///
+    /// Types are strict (`"r": 16.5` or `"r": true` is an error, not 16 or 1) and pattern
+    /// dictionaries keep the file's key order, which decides which pattern wins, as in PEFT.
     public static func parse(_ data: Data, path: String) throws -> AdapterConfig {
-        guard var obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw SwitchyardError.config(path: path, field: "(root)", reason: "not a JSON object")
-        }
-        obj["__raw__"] = data
-        return try parse(obj, path: path)
+        try parse(JSONFields(data: data, path: path))
     }
 
-    static func parse(_ obj: [String: Any], path: String) throws -> AdapterConfig {
-        func bad(_ field: String, _ reason: String) -> SwitchyardError { .config(path: path, field: field, reason: reason) }
-        func isDefault(_ v: Any) -> Bool {
-            if v is NSNull { return true }
-            if type(of: v) == Bool.self || String(describing: type(of: v)).contains("Bool") { return (v as? Bool) == false }
-            if let a = v as? [Any] { return a.isEmpty }
-            if let d = v as? [String: Any] { return d.isEmpty }
-            if let s = v as? String { return s.isEmpty }
-            return false
+    static func parse(_ obj: JSONFields) throws -> AdapterConfig {
+        let path = obj.path
+        func isDefault(_ v: StrictJSON.Value) -> Bool {
+            switch v {
+            case .null, .bool(false): return true
+            case let .array(a): return a.isEmpty
+            case let .object(o): return o.isEmpty
+            case let .string(s): return s.isEmpty
+            default: return false
+            }
         }
-        func describe(_ v: Any) -> String {
-            if type(of: v) == Bool.self || String(describing: type(of: v)).contains("Bool") { return (v as? Bool) == true ? "true" : "false" }
-            if let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]),
-               let s = String(data: d, encoding: .utf8) { return s }
-            return "\(v)"
+        func unsupported(_ key: String, _ detail: String) -> SwitchyardError {
+            .unsupported(path: path, what: "\(EscapedText.quoted(key)) = \(JSONFields.describe(obj.raw(key) ?? .null))\(detail)")
         }
-        if let type = obj["peft_type"] as? String, type != "LORA" {
-            throw SwitchyardError.unsupported(path: path, what: "peft_type '\(type)' (only LORA adapters are experts)")
+        if let type = try obj.string("peft_type"), type != "LORA" {
+            throw SwitchyardError.unsupported(path: path, what: "peft_type \(EscapedText.quoted(type)) (only LORA adapters are experts)")
         }
         // Features that change the computation and are not implemented.
-        for key in obj.keys.sorted() where !inert.contains(key) {
-            let v = obj[key]!
+        for (key, v) in obj.entries where !inert.contains(key) {
             guard isDefault(v) else {
-                throw SwitchyardError.unsupported(path: path, what: "'\(key)' = \(describe(v)) (Switchyard loads plain LoRA; found a non-default value for this feature)")
+                throw unsupported(key, " (Switchyard loads plain LoRA; found a non-default value for this feature)")
             }
         }
-        if let initKind = obj["init_lora_weights"] as? String,
+        if case let .string(initKind)? = obj.value("init_lora_weights"),
            ["pissa", "olora", "corda", "loftq", "lora_ga"].contains(where: { initKind.lowercased().hasPrefix($0) }) {
-            throw SwitchyardError.unsupported(path: path, what: "'init_lora_weights' = \"\(initKind)\" (this initialisation modifies the base weights; convert the adapter to plain LoRA first)")
+            throw unsupported("init_lora_weights", " (this initialisation modifies the base weights; convert the adapter to plain LoRA first)")
         }
-        if let tying = obj["ensure_weight_tying"] as? Bool, tying {
-            throw SwitchyardError.unsupported(path: path, what: "'ensure_weight_tying' = true (tied embedding targets)")
+        if try obj.bool("ensure_weight_tying") == true {
+            throw unsupported("ensure_weight_tying", " (tied embedding targets)")
         }
-        if let bias = obj["bias"] as? String, bias != "none" {
-            throw SwitchyardError.unsupported(path: path, what: "'bias' = \"\(bias)\" (only \"none\": trained biases are not loaded)")
+        if let bias = try obj.string("bias"), bias != "none" {
+            throw unsupported("bias", " (only \"none\": trained biases are not loaded)")
         }
-        if let pattern = obj["layers_pattern"], !isDefault(pattern) {
-            let names = (pattern as? [String]) ?? [(pattern as? String) ?? ""]
-            guard names == ["layers"] else {
-                throw SwitchyardError.unsupported(path: path, what: "'layers_pattern' = \(pattern) (Llama-family models use \"layers\")")
-            }
+        if let pattern = obj.value("layers_pattern"), !isDefault(pattern) {
+            let names = pattern.arrayValue?.map(\.stringValue) ?? [pattern.stringValue]
+            guard names == ["layers"] else { throw unsupported("layers_pattern", " (Llama-family models use \"layers\")") }
         }
-        if let excluded = obj["exclude_modules"], !isDefault(excluded) {
-            throw SwitchyardError.unsupported(path: path, what: "'exclude_modules' = \(excluded)")
+        if let excluded = obj.value("exclude_modules"), !isDefault(excluded) {
+            throw unsupported("exclude_modules", "")
         }
-        guard let r = (obj["r"] as? NSNumber)?.intValue, r > 0 else { throw bad("r", "missing or not a positive integer") }
-        let alpha = (obj["lora_alpha"] as? NSNumber)?.floatValue ?? 8
+        guard let r = try obj.int("r") else { throw obj.error("r", "missing (expected a positive integer)") }
+        guard r > 0, r <= maxRank else { throw obj.error("r", "must be in 1...\(maxRank), found \(r)") }
+        let alpha = try obj.double("lora_alpha") ?? 8
+        let alphaF = Float(alpha)
+        guard alphaF.isFinite else {
+            throw obj.error("lora_alpha", "\(alpha) does not fit a 32-bit float")
+        }
         let targets: TargetModules
-        switch obj["target_modules"] {
-        case let s as String:
+        switch obj.value("target_modules") {
+        case let .string(s)?:
             targets = s == "all-linear" ? .allLinear : .regex(s)
-        case let list as [String]:
-            guard !list.isEmpty else { throw bad("target_modules", "empty list") }
-            targets = .names(list)
-        default:
-            throw bad("target_modules", "missing (expected a list of module names, a regex string or \"all-linear\")")
+        case let .array(list)?:
+            let names = list.compactMap(\.stringValue)
+            guard names.count == list.count else { throw obj.error("target_modules", "expected a list of strings") }
+            guard !names.isEmpty else { throw obj.error("target_modules", "empty list") }
+            targets = .names(names)
+        case let v?:
+            throw obj.error("target_modules", "expected a list of module names, a regex string or \"all-linear\", found \(JSONFields.describe(v))")
+        case nil:
+            throw obj.error("target_modules", "missing (expected a list of module names, a regex string or \"all-linear\")")
         }
-        var ranks: [String: Int] = [:]
-        if let rp = obj["rank_pattern"], !(rp is NSNull) {
-            guard let d = rp as? [String: Any] else { throw bad("rank_pattern", "expected an object") }
-            for (k, v) in d {
-                guard let n = (v as? NSNumber)?.intValue, n > 0 else { throw bad("rank_pattern", "'\(k)' must map to a positive integer") }
+        var ranks: [String: Int] = [:], rankOrder: [String] = []
+        if let rp = try obj.object("rank_pattern") {
+            for (k, v) in rp.entries {
+                guard let n = JSONFields.integer(v), n > 0, n <= maxRank else {
+                    throw rp.error(k, "must map to an integer in 1...\(maxRank), found \(JSONFields.describe(v))")
+                }
                 ranks[k] = n
+                rankOrder.append(k)
             }
         }
-        var alphas: [String: Float] = [:]
-        if let ap = obj["alpha_pattern"], !(ap is NSNull) {
-            guard let d = ap as? [String: Any] else { throw bad("alpha_pattern", "expected an object") }
-            for (k, v) in d {
-                guard let n = (v as? NSNumber)?.floatValue else { throw bad("alpha_pattern", "'\(k)' must map to a number") }
-                alphas[k] = n
+        var alphas: [String: Float] = [:], alphaOrder: [String] = []
+        if let ap = try obj.object("alpha_pattern") {
+            for (k, _) in ap.entries {
+                guard let n = try ap.double(k), Float(n).isFinite else {
+                    throw ap.error(k, "must map to a finite number, found \(JSONFields.describe(ap.raw(k) ?? .null))")
+                }
+                alphas[k] = Float(n)
+                alphaOrder.append(k)
             }
         }
         var layers: [Int]? = nil
-        switch obj["layers_to_transform"] {
-        case nil, is NSNull: break
-        case let n as NSNumber: layers = [n.intValue]
-        case let list as [NSNumber]: layers = list.map(\.intValue)
-        default: throw bad("layers_to_transform", "expected an integer or a list of integers")
+        if let v = obj.value("layers_to_transform") {
+            let items = v.arrayValue ?? [v]
+            layers = try items.map { item in
+                guard let i = JSONFields.integer(item), i >= 0 else {
+                    throw obj.error("layers_to_transform", "expected a non-negative integer or a list of them, found \(JSONFields.describe(v))")
+                }
+                return i
+            }
         }
         var config = AdapterConfig(
-            rank: r, alpha: alpha, useRSLoRA: (obj["use_rslora"] as? Bool) ?? false, targetModules: targets,
+            rank: r, alpha: alphaF, useRSLoRA: try obj.bool("use_rslora") ?? false, targetModules: targets,
             rankPattern: ranks, alphaPattern: alphas, layersToTransform: layers,
-            baseModelNameOrPath: obj["base_model_name_or_path"] as? String)
-        // JSONSerialization loses key order; PEFT tries pattern keys in dict (file) order.
-        config.rankPatternOrder = JSONKeyOrder.keys(of: "rank_pattern", in: obj, fallback: ranks.keys.sorted())
-        config.alphaPatternOrder = JSONKeyOrder.keys(of: "alpha_pattern", in: obj, fallback: alphas.keys.sorted())
+            baseModelNameOrPath: try obj.string("base_model_name_or_path"))
+        // PEFT tries pattern keys in dict (file) order.
+        config.rankPatternOrder = rankOrder
+        config.alphaPatternOrder = alphaOrder
         return config
     }
+
+    /// The largest rank accepted (far above any published adapter; keeps every size product small).
+    public static let maxRank = 1 << 16
 
     /// The JSON PEFT writes for this configuration (what `PeftModel.from_pretrained` reads).
     public func peftJSON() -> [String: Any] {
@@ -220,18 +233,5 @@ public struct AdapterConfig: Sendable, Equatable {
             "base_model_name_or_path": baseModelNameOrPath ?? NSNull(), "init_lora_weights": true,
             "layers_pattern": NSNull(),
         ]
-    }
-}
-
-/// Recovers key order of a nested object, which `JSONSerialization` does not keep. Used only for
-/// PEFT pattern dictionaries, whose order decides which pattern wins.
-enum JSONKeyOrder {
-    static func keys(of field: String, in obj: [String: Any], fallback: [String]) -> [String] {
-        guard let raw = obj["__raw__"] as? Data,
-              let parsed = try? StrictJSON.parse(Array(raw)),
-              let entries = parsed.objectEntries,
-              let nested = entries.first(where: { $0.0 == field })?.1.objectEntries
-        else { return fallback }
-        return nested.map(\.0)
     }
 }

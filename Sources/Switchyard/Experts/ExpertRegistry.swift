@@ -38,16 +38,26 @@ public final class ExpertRegistry: @unchecked Sendable {
     private var clock: UInt64 = 0
     private var stats = Statistics()
     /// Directories that failed validation when the registry was opened: name → error.
-    public private(set) var problems: [String: String] = [:]
+    public var problems: [String: String] { lock.withLock { problemErrors.mapValues { "\($0)" } } }
+    private var problemErrors: [String: any Error] = [:]
 
-    /// Opens (creating if needed) a registry directory and validates every expert in it.
-    public init(directory: URL, base: ModelConfig, budgetBytes: Int = 1 << 30) throws {
+    /// Opens a registry directory and validates every expert in it. With `create` (the default,
+    /// for commands that add experts) a missing directory is created; without, it is an error —
+    /// read-only commands leave the file system as they found it.
+    public init(directory: URL, base: ModelConfig, budgetBytes: Int = 1 << 30, create: Bool = true) throws {
         self.directory = directory
         self.base = base
         self.budgetBytes = budgetBytes
         let fm = FileManager.default
-        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-            throw SwitchyardError.io(path: directory.path, reason: "cannot create registry directory: \(error.localizedDescription)")
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: directory.path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw SwitchyardError.io(path: directory.path, reason: "registry is not a directory") }
+        } else if create {
+            do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+                throw SwitchyardError.io(path: directory.path, reason: "cannot create registry directory: \(error.localizedDescription)")
+            }
+        } else {
+            throw SwitchyardError.io(path: directory.path, reason: "registry directory not found")
         }
         let names = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
         Self.removeStaleLeftovers(in: directory, names: names)
@@ -55,8 +65,12 @@ public final class ExpertRegistry: @unchecked Sendable {
             let dir = directory.appendingPathComponent(name)
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
+            do { try Self.validateName(name) } catch {
+                problemErrors[name] = error
+                continue
+            }
             do { entries[name] = try Self.makeEntry(name: name, directory: dir, base: base) } catch {
-                problems[name] = "\(error)"
+                problemErrors[name] = error
             }
         }
     }
@@ -99,7 +113,7 @@ public final class ExpertRegistry: @unchecked Sendable {
     public static func validateName(_ name: String) throws {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         guard !name.isEmpty, name.count <= 128, !name.hasPrefix("."), name.allSatisfy({ allowed.contains($0) }) else {
-            throw SwitchyardError.invalidArgument("invalid expert name '\(name)': use letters, digits, '.', '_' and '-', not starting with '.'")
+            throw SwitchyardError.invalidArgument("invalid expert name \(EscapedText.quoted(name)): use letters, digits, '.', '_' and '-', not starting with '.'")
         }
     }
 
@@ -115,10 +129,13 @@ public final class ExpertRegistry: @unchecked Sendable {
         }
     }
 
-    private func unknown(_ name: String) -> SwitchyardError {
+    /// The error for a name that is not a valid expert: its validation error when a directory of
+    /// that name failed validation (the real reason), else "unknown expert". Called with the lock held.
+    private func unknown(_ name: String) -> any Error {
+        if let problem = problemErrors[name] { return problem }
         let known = entries.keys.sorted()
         let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
-        return .invalidArgument("unknown expert '\(name)' in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))")
+        return SwitchyardError.invalidArgument("unknown expert \(EscapedText.quoted(name)) in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))")
     }
 
     public var statistics: Statistics { lock.withLock { stats } }
@@ -140,11 +157,11 @@ public final class ExpertRegistry: @unchecked Sendable {
             let entry = try Self.makeEntry(name: name, directory: dir, base: base)
             lock.withLock {
                 if entries[name] == nil { entries[name] = entry }
-                problems[name] = nil
+                problemErrors[name] = nil
             }
             return true
         } catch {
-            lock.withLock { problems[name] = "\(error)" }
+            lock.withLock { problemErrors[name] = error }
             return false
         }
     }
@@ -278,7 +295,7 @@ public final class ExpertRegistry: @unchecked Sendable {
                     throw SwitchyardError.io(path: final.path, reason: "cannot install expert: \(error.localizedDescription)")
                 }
                 entries[name] = entry
-                problems[name] = nil
+                problemErrors[name] = nil
             }
             return entry
         } catch {

@@ -81,11 +81,37 @@ public struct LoRAAdapter: Sendable {
     /// model, every targeted module has both tensors, and every shape and rank is what the config says.
     public static func load(directory: URL, name: String? = nil, base: ModelConfig) throws -> LoRAAdapter {
         let (config, file, plan) = try validate(directory: directory, base: base)
+        return try load(config: config, file: file, plan: plan, name: name ?? directory.lastPathComponent)
+    }
+
+    /// Reads the weights a validated plan names, refusing NaN and infinite values.
+    static func load(config: AdapterConfig, file: SafeTensorsFile, plan: [ModulePlan], name: String) throws -> LoRAAdapter {
         var modules: [ProjectionSite: LoRAModule] = [:]
         for p in plan {
-            modules[p.site] = LoRAModule(site: p.site, a: try file.matrix(p.aKey), b: try file.matrix(p.bKey), scale: p.scale)
+            let a = try file.matrix(p.aKey), b = try file.matrix(p.bKey)
+            try checkFinite(a.data, tensor: p.aKey, path: file.path)
+            try checkFinite(b.data, tensor: p.bKey, path: file.path)
+            modules[p.site] = LoRAModule(site: p.site, a: a, b: b, scale: p.scale)
         }
-        return LoRAAdapter(name: name ?? directory.lastPathComponent, config: config, modules: modules)
+        return LoRAAdapter(name: name, config: config, modules: modules)
+    }
+
+    /// Throws, naming the tensor and the first bad index, when `values` holds a NaN or an infinity.
+    static func checkFinite(_ values: [Float], tensor: String, path: String) throws {
+        guard let i = values.firstIndex(where: { !$0.isFinite }) else { return }
+        throw SwitchyardError.safetensors(path: path, tensor: tensor, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
+    }
+
+    /// Throws when an adapter holds a NaN or infinite weight or scale (naming the tensor).
+    public func checkFinite(path: String) throws {
+        for site in modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
+            let m = modules[site]!
+            try Self.checkFinite(m.a.data, tensor: Self.tensorName(site, "A"), path: path)
+            try Self.checkFinite(m.b.data, tensor: Self.tensorName(site, "B"), path: path)
+            guard m.scale.isFinite else {
+                throw SwitchyardError.invalidArgument("\(path): module \(site): scale \(m.scale) is not finite")
+            }
+        }
     }
 
     /// What validation learns about an adapter without reading its weights.
@@ -137,7 +163,7 @@ public struct LoRAAdapter: Sendable {
         var found: [ProjectionSite: (a: String?, b: String?)] = [:]
         for key in file.names {
             guard let (site, which) = parseKey(key, numLayers: base.numLayers) else {
-                throw SwitchyardError.unsupported(path: path, what: "tensor '\(key)' is not a LoRA A/B weight of a Llama decoder projection (found keys: \(file.names.prefix(6).joined(separator: ", "))\(file.names.count > 6 ? ", …" : ""))")
+                throw SwitchyardError.unsupported(path: path, what: "tensor \(EscapedText.quoted(key)) is not a LoRA A/B weight of a Llama decoder projection with a layer index below \(base.numLayers) (found keys: \(file.names.prefix(6).map { EscapedText.quoted($0, limit: 80) }.joined(separator: ", "))\(file.names.count > 6 ? ", …" : ""))")
             }
             if which == "A" { found[site, default: (nil, nil)].a = key } else { found[site, default: (nil, nil)].b = key }
         }
@@ -179,11 +205,17 @@ public struct LoRAAdapter: Sendable {
         return (config, file, plan)
     }
 
-    /// `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight` → (site, "A").
+    /// `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight` → (site, "A"). The layer
+    /// index is written as PEFT writes it: decimal digits, no sign, no leading zero (`layers.+3`,
+    /// `layers.-0`, `layers.03` name no module).
     static func parseKey(_ key: String, numLayers: Int) -> (ProjectionSite, String)? {
         guard key.hasPrefix(keyPrefix + "model.layers.") else { return nil }
         var rest = key.dropFirst((keyPrefix + "model.layers.").count)
-        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0, layer < numLayers else { return nil }
+        guard let dot = rest.firstIndex(of: ".") else { return nil }
+        let digits = rest[..<dot]
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              digits == "0" || digits.first != "0",
+              let layer = Int(digits), layer < numLayers else { return nil }
         rest = rest[rest.index(after: dot)...]
         for which in ["A", "B"] {
             let suffix = ".lora_\(which).weight"
@@ -198,6 +230,9 @@ public struct LoRAAdapter: Sendable {
     /// Writes a PEFT adapter directory (`adapter_config.json`, `adapter_model.safetensors`) that
     /// `PeftModel.from_pretrained` loads unchanged. Files are replaced atomically.
     public func write(to directory: URL) throws {
+        // A NaN or infinity (an overflowing merge weight, a diverged composition) is refused
+        // before anything is written: loading would refuse it anyway.
+        try checkFinite(path: directory.path)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
