@@ -5,7 +5,7 @@
 public enum EscapedText {
     /// `s` with every character that could break or disguise a line escaped (`\n`, `\t`,
     /// `\u{1B}`…) and a backslash doubled; at most `limit` characters, then `…`.
-    public static func escaped(_ s: String, limit: Int = 200) -> String {
+    public static func escaped(_ s: some StringProtocol, limit: Int = 200) -> String {
         var out = ""
         var count = 0
         for scalar in s.unicodeScalars {
@@ -30,8 +30,30 @@ public enum EscapedText {
         return out
     }
 
+    /// A whole message made one safe line: control characters, separators and bidi controls
+    /// escaped as in `escaped`, everything else (backslashes included) kept. Idempotent, so every
+    /// error type applies it to its description, and the CLI again to whatever it prints.
+    public static func oneLine(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: needsEscape) else { return s }
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if needsEscape(scalar) {
+                    out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+
     /// `'s'`, escaped: the form error messages use to quote a name.
-    public static func quoted(_ s: String, limit: Int = 200) -> String {
+    public static func quoted(_ s: some StringProtocol, limit: Int = 200) -> String {
         "'" + escaped(s, limit: limit) + "'"
     }
 

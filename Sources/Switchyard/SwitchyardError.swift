@@ -17,21 +17,25 @@ public enum SwitchyardError: Error, CustomStringConvertible, Equatable {
     /// A caller passed an invalid argument (token id out of range, empty batch…).
     case invalidArgument(String)
 
-    public var description: String {
+    /// The message on one line: names from files and requests (tensor names, fields, paths) are
+    /// quoted and escaped, and any control character left anywhere is escaped too.
+    public var description: String { EscapedText.oneLine(message) }
+
+    private var message: String {
         switch self {
         case let .io(path, reason):
             return "\(path): \(reason)"
         case let .safetensors(path, tensor, reason):
-            if let tensor { return "\(path): tensor '\(tensor)': \(reason)" }
+            if let tensor { return "\(path): tensor \(EscapedText.quoted(tensor)): \(reason)" }
             return "\(path): \(reason)"
         case let .config(path, field, reason):
-            return "\(path): field '\(field)': \(reason)"
+            return "\(path): field \(EscapedText.quoted(field)): \(reason)"
         case let .unsupported(path, what):
             return "\(path): unsupported: \(what)"
         case let .missingTensor(path, tensor):
-            return "\(path): missing tensor '\(tensor)'"
+            return "\(path): missing tensor \(EscapedText.quoted(tensor))"
         case let .shapeMismatch(path, tensor, expected, found):
-            return "\(path): tensor '\(tensor)' has shape \(found), expected \(expected)"
+            return "\(path): tensor \(EscapedText.quoted(tensor)) has shape \(found), expected \(expected)"
         case let .invalidArgument(message):
             return message
         }

@@ -54,13 +54,13 @@ struct ParsedArguments {
 
     func int(_ name: String) throws -> Int? {
         guard let s = string(name) else { return nil }
-        guard let v = Int(s) else { throw UsageError("--\(name) expects an integer, got '\(s)'") }
+        guard let v = Int(s) else { throw UsageError("--\(name) expects an integer, got \(EscapedText.quoted(s))") }
         return v
     }
 
     func float(_ name: String) throws -> Float? {
         guard let s = string(name) else { return nil }
-        guard let v = Float(s), v.isFinite else { throw UsageError("--\(name) expects a number, got '\(s)'") }
+        guard let v = Float(s), v.isFinite else { throw UsageError("--\(name) expects a number, got \(EscapedText.quoted(s))") }
         return v
     }
 
@@ -71,7 +71,7 @@ struct ParsedArguments {
         switch string("format") ?? "text" {
         case "text": return false
         case "json": return true
-        case let other: throw UsageError("--format must be 'text' or 'json', got '\(other)'")
+        case let other: throw UsageError("--format must be 'text' or 'json', got \(EscapedText.quoted(other))")
         }
     }
 }

@@ -14,9 +14,9 @@ enum ExpertOptions {
     static func parse(_ specs: [String]) throws -> [(name: String, weight: Float)] {
         try specs.flatMap { $0.split(separator: ",").map(String.init) }.map { spec in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
-            guard let name = parts.first, !name.isEmpty else { throw UsageError("--expert: empty expert name in '\(spec)'") }
+            guard let name = parts.first, !name.isEmpty else { throw UsageError("--expert: empty expert name in \(EscapedText.quoted(spec))") }
             guard parts.count == 2 else { return (name, 1) }
-            guard let w = Float(parts[1]), w.isFinite else { throw UsageError("--expert: weight '\(parts[1])' of '\(name)' is not a number") }
+            guard let w = Float(parts[1]), w.isFinite else { throw UsageError("--expert: weight \(EscapedText.quoted(parts[1])) of \(EscapedText.quoted(name)) is not a number") }
             return (name, w)
         }
     }

@@ -47,7 +47,7 @@ enum ExpertsCommand: Subcommand {
                 if entries.isEmpty { print("(no experts in \(registry.directory.path))") }
             }
             for (name, problem) in registry.problems.sorted(by: { $0.key < $1.key }) {
-                printError("warning: skipped '\(name)': \(problem)")
+                printError("warning: skipped \(EscapedText.quoted(name)): \(EscapedText.oneLine(problem))")
             }
         case "inspect":
             guard args.positionals.count == 1 else { throw UsageError("experts inspect takes one expert name") }
@@ -103,7 +103,7 @@ enum ExpertsCommand: Subcommand {
             try registry.remove(args.positionals[0])
             print(json ? "{\"removed\":\(JSONText.string(args.positionals[0]))}" : "removed \(args.positionals[0])")
         default:
-            throw UsageError("unknown experts subcommand '\(sub)' (list, inspect, validate, add, remove, export)")
+            throw UsageError("unknown experts subcommand \(EscapedText.quoted(sub)) (list, inspect, validate, add, remove, export)")
         }
     }
 

@@ -11,21 +11,9 @@ enum JSONText {
 
     static func array(_ xs: [Float]) -> String { "[" + xs.map(number).joined(separator: ",") + "]" }
 
-    static func string(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (the library's escaping: quotes, backslashes, control characters).
+    static func string(_ s: String) -> String { "\"" + EscapedText.json(s) + "\"" }
 }
 
 import Foundation
+import Switchyard

@@ -63,7 +63,7 @@ enum RouterCommand: Subcommand {
         case "fit-centroids", "train":
             try fit(sub, args)
         default:
-            throw UsageError("unknown router subcommand '\(sub)' (fit-centroids, train, concat, inspect)")
+            throw UsageError("unknown router subcommand \(EscapedText.quoted(sub)) (fit-centroids, train, concat, inspect)")
         }
     }
 
@@ -111,7 +111,7 @@ enum RouterCommand: Subcommand {
             switch args.string("context") ?? "mean" {
             case "mean": context = .mean
             case "token": context = .token
-            case let other: throw UsageError("--context must be mean or token, found '\(other)'")
+            case let other: throw UsageError("--context must be mean or token, found \(EscapedText.quoted(other))")
             }
             let c = try RouterFitting.centroids(features: features, labels: labels, expertCount: expertNames.count)
             spec = RouterSpec(name: name, granularity: .token, experts: refs, selection: selection,

@@ -25,7 +25,7 @@ enum ScoreCommand: Subcommand {
         guard args.positionals.isEmpty else { throw UsageError("score takes no positional arguments") }
         guard let list = args.string("token-ids") else { throw UsageError("score needs --token-ids") }
         let ids = try list.split(separator: ",").map { part -> Int in
-            guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else { throw UsageError("--token-ids: '\(part)' is not an integer") }
+            guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else { throw UsageError("--token-ids: \(EscapedText.quoted(part)) is not an integer") }
             return v
         }
         guard !ids.isEmpty else { throw UsageError("--token-ids is empty") }

@@ -21,12 +21,17 @@ Run `switchyard <subcommand> --help` for a subcommand's options.
 """
 
 var argv = Array(CommandLine.arguments.dropFirst())
-guard let first = argv.first, !["-h", "--help", "help"].contains(first) else {
+guard let first = argv.first else {
+    // A usage error: the help goes to standard error, like every other error.
+    printError(topHelp)
+    exit(2)
+}
+guard !["-h", "--help", "help"].contains(first) else {
     print(topHelp)
-    exit(argv.isEmpty ? 2 : 0)
+    exit(0)
 }
 guard let command = subcommands.first(where: { $0.name == first }) else {
-    printError("error: unknown subcommand '\(first)' (run `switchyard --help` for the list)")
+    printError("error: unknown subcommand \(EscapedText.quoted(first)) (run `switchyard --help` for the list)")
     exit(2)
 }
 let rest = Array(argv.dropFirst())
@@ -37,9 +42,10 @@ if command != BenchCommand.self, rest.contains("--help") || rest.contains("-h") 
 do {
     try command.run(rest)
 } catch let e as UsageError {
-    printError("error: \(e.description) (see `switchyard \(first) --help`)")
+    printError("error: \(EscapedText.oneLine(e.description)) (see `switchyard \(first) --help`)")
     exit(2)
 } catch {
-    printError("error: \(error)")
+    // One line whatever the error carries (names from files, requests, the command line).
+    printError("error: \(EscapedText.oneLine("\(error)"))")
     exit(1)
 }

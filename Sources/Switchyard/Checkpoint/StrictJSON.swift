@@ -99,7 +99,7 @@ enum StrictJSON {
                 skipWhitespace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let key = try parseString()
-                guard seen.insert(key).inserted else { throw fail("duplicate key '\(key)'") }
+                guard seen.insert(key).inserted else { throw fail("duplicate key \(EscapedText.quoted(key))") }
                 skipWhitespace()
                 try expect(":")
                 skipWhitespace()

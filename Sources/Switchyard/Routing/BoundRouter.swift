@@ -41,7 +41,7 @@ public final class BoundRouter: @unchecked Sendable {
                 throw RouterError.expertMismatch(expert: ref.name, reason: "not in registry \(registry.directory.path)")
             }
             if !ref.sha256.isEmpty, ref.sha256.lowercased() != entry.sha256 {
-                throw RouterError.expertMismatch(expert: ref.name, reason: "weights have sha256 \(entry.sha256), the router was built for \(ref.sha256)")
+                throw RouterError.expertMismatch(expert: ref.name, reason: "weights have sha256 \(entry.sha256), the router was built for \(EscapedText.quoted(ref.sha256, limit: 80))")
             }
         }
         let lease = try registry.acquire(spec.experts.map(\.name))
@@ -115,7 +115,7 @@ public final class BoundRouter: @unchecked Sendable {
                 let f = "rank.modules[\(i)]"
                 try layerOK(m.layer, f + ".layer")
                 guard let kind = ProjectionKind(rawValue: m.module) else {
-                    throw RouterError.invalid(field: f + ".module", reason: "unknown projection '\(m.module)' (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
+                    throw RouterError.invalid(field: f + ".module", reason: "unknown projection \(EscapedText.quoted(m.module)) (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
                 }
                 let site = ProjectionSite(layer: m.layer, kind: kind)
                 guard out[site] == nil else { throw RouterError.invalid(field: f, reason: "\(site) appears twice") }
@@ -133,7 +133,7 @@ public final class BoundRouter: @unchecked Sendable {
     /// Sentence-level routing: the mix for a whole request, from its prompt.
     public func sentenceMix(prompt: [Int], workspace: ForwardWorkspace? = nil) throws -> (mix: ExpertMix, scores: [Float]) {
         guard case let .sentence(featureLayer, pooling, layers) = compiled else {
-            throw RouterError.invalid(field: "granularity", reason: "router '\(spec.name)' is not sentence-level")
+            throw RouterError.invalid(field: "granularity", reason: "router \(EscapedText.quoted(spec.name)) is not sentence-level")
         }
         guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }
         let hidden = try model.residualStream(prompt, enteringLayer: featureLayer, workspace: workspace)

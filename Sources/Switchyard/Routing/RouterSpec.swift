@@ -63,11 +63,13 @@ public enum RouterError: Error, CustomStringConvertible, Equatable {
     case expertMismatch(expert: String, reason: String)
 
     public var description: String {
+        let message: String
         switch self {
-        case let .decode(path, reason): return "\(path): cannot decode router: \(reason)"
-        case let .invalid(field, reason): return "router field '\(field)': \(reason)"
-        case let .expertMismatch(expert, reason): return "router expert '\(expert)': \(reason)"
+        case let .decode(path, reason): message = "\(path): cannot decode router: \(reason)"
+        case let .invalid(field, reason): message = "router field \(EscapedText.quoted(field)): \(reason)"
+        case let .expertMismatch(expert, reason): message = "router expert \(EscapedText.quoted(expert)): \(reason)"
         }
+        return EscapedText.oneLine(message)
     }
 }
 

@@ -30,7 +30,11 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     /// A token referenced by name (unk_token, a template special token) is not defined.
     case unknownToken(source: String, path: String, token: String)
 
-    public var description: String {
+    /// The message on one line (names from the file quoted and escaped; control characters
+    /// escaped anywhere).
+    public var description: String { EscapedText.oneLine(message) }
+
+    private var message: String {
         switch self {
         case let .unreadable(source, reason):
             return "\(source): cannot read tokenizer file: \(reason)"

@@ -38,7 +38,7 @@ public enum RouterWire {
         do {
             return try convert(msg.pointee)
         } catch let e as RouterError {
-            if case let .invalid(field, reason) = e { throw RouterError.decode(path: path, reason: "field '\(field)': \(reason)") }
+            if case let .invalid(field, reason) = e { throw RouterError.decode(path: path, reason: "field \(EscapedText.quoted(field)): \(reason)") }
             throw e
         }
     }
