@@ -47,8 +47,17 @@ public enum GGUFModel {
             eosTokenIDs: eos)
     }
 
-    /// Loads the model, dequantising every tensor to Float32.
-    public static func load(_ f: GGUFFile) throws -> LlamaModel {
+    /// How weights are held after load.
+    public enum WeightFormat: String, Sendable, CaseIterable {
+        /// Q8_0, Q4_0 and Q4_1 stay in their blocks (native kernels); other types are widened.
+        case native
+        /// Everything widened to Float32: the parity path (exactly the dequantised model).
+        case f32
+    }
+
+    /// Loads the model. With `.native`, projections and the output head stored as Q8_0/Q4_0/Q4_1
+    /// stay quantised (the embedding lookup table and norms are Float32); `.f32` widens all.
+    public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
             guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
@@ -60,10 +69,22 @@ public enum GGUFModel {
             guard info.shape == [n] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [n], found: info.shape) }
             return try f.floats(name)
         }
+        /// The tensor kept in its blocks, when it is in a natively multiplied type.
+        func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix? {
+            guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
+            guard info.shape == [rows, cols] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [rows, cols], found: info.shape) }
+            guard QuantizedMatrix.nativeTypes.contains(info.type) else { return nil }
+            let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
+            return f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
+        }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."
             func linear(_ kind: ProjectionKind, _ name: String, unpermuteHeads: Int? = nil) throws -> Linear {
                 let (out, inF) = c.projectionShape(kind)
+                let site = ProjectionSite(layer: l, kind: kind)
+                if weights == .native, let q = try quantized(p + name + ".weight", out, inF, unpermuteHeads: unpermuteHeads) {
+                    return Linear(site: site, quantized: q)
+                }
                 var w = try matrix(p + name + ".weight", out, inF)
                 if let heads = unpermuteHeads { w = unpermuteRotaryRows(w, heads: heads, headDim: hd) }
                 return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w)
@@ -76,9 +97,20 @@ public enum GGUFModel {
                 postAttentionNorm: try vector(p + "ffn_norm.weight", d),
                 gate: try linear(.gate, "ffn_gate"), up: try linear(.up, "ffn_up"), down: try linear(.down, "ffn_down"))
         }
+        let headName = c.tieWordEmbeddings ? "token_embd.weight" : "output.weight"
+        let head = weights == .native ? try quantized(headName, c.vocabSize, d) : nil
         return LlamaModel(config: c, embedding: try matrix("token_embd.weight", c.vocabSize, d), layers: layers,
                           finalNorm: try vector("output_norm.weight", d),
-                          lmHead: c.tieWordEmbeddings ? nil : try matrix("output.weight", c.vocabSize, d))
+                          lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
+                          outputQuantized: head)
+    }
+
+    /// For each Hugging Face row of a q/k projection, the GGUF row it is stored at.
+    static func rotaryRowOrder(heads: Int, headDim: Int) -> [Int] {
+        var order = [Int](repeating: 0, count: heads * headDim)
+        let half = headDim / 2
+        for h in 0..<heads { for i in 0..<2 { for j in 0..<half { order[h * headDim + i * half + j] = h * headDim + 2 * j + i } } }
+        return order
     }
 
     /// Undoes llama.cpp's q/k row permutation: within each head of `headDim` rows, GGUF row
@@ -105,13 +137,14 @@ public enum GGUFModel {
 
 extension LlamaModel {
     /// Loads a model from a Hugging Face directory or a `.gguf` file (recognised by its magic).
-    public static func load(path: URL) throws -> LlamaModel {
+    /// `weights` applies to GGUF files (Hugging Face checkpoints are Float32 in memory).
+    public static func load(path: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             guard GGUFFile.isGGUF(path) else {
                 throw SwitchyardError.unsupported(path: path.path, what: "a model file that is not GGUF (give a GGUF file or a Hugging Face directory)")
             }
-            return try GGUFModel.load(GGUFFile(url: path))
+            return try GGUFModel.load(GGUFFile(url: path), weights: weights)
         }
         return try load(directory: path)
     }

@@ -4,18 +4,24 @@ import CKernels
 /// puts them back bit for bit.
 public struct MergedWeights: Sendable {
     public let expert: String
-    let originals: [ProjectionSite: Matrix]
+    let originals: [ProjectionSite: Linear]
 }
 
 extension LlamaModel {
     /// Merges `weight · scale · B · A` of every adapted projection into the base weights (the
     /// single-expert fast path: afterwards the expert costs nothing per token). Not safe while a
-    /// forward pass runs on this model. Exactly reversible with `unmerge`.
+    /// forward pass runs on this model. Exactly reversible with `unmerge`. A projection kept in a
+    /// quantised block format is widened to Float32 to take the merge (it is not requantised:
+    /// that would lose the expert in rounding); `unmerge` restores the quantised original.
     public func merge(_ adapter: LoRAAdapter, weight: Float = 1) -> MergedWeights {
-        var originals: [ProjectionSite: Matrix] = [:]
+        var originals: [ProjectionSite: Linear] = [:]
         for (site, module) in adapter.modules {
             var linear = layers[site.layer][site.kind]
-            originals[site] = linear.weight
+            originals[site] = linear
+            if let q = linear.quantized {
+                linear.weight = q.dequantized()
+                linear.quantized = nil
+            }
             let (out, inF) = (linear.outFeatures, linear.inFeatures)
             module.b.data.withUnsafeBufferPointer { b in
                 module.a.data.withUnsafeBufferPointer { a in
@@ -32,11 +38,7 @@ extension LlamaModel {
 
     /// Restores the weights saved by `merge` (exactly: the saved matrices, not a subtraction).
     public func unmerge(_ merged: MergedWeights) {
-        for (site, weight) in merged.originals {
-            var linear = layers[site.layer][site.kind]
-            linear.weight = weight
-            setProjection(linear)
-        }
+        for (_, original) in merged.originals { setProjection(original) }
     }
 }
 

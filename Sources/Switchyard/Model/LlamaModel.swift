@@ -36,7 +36,13 @@ public final class LlamaModel: @unchecked Sendable {
     public let lmHead: Matrix?
     public let rotary: RotaryEmbedding
 
-    public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?) {
+    /// The output projection kept in a block format (a quantised GGUF's head or tied
+    /// embedding), multiplied natively; nil: `outputWeight` in Float32.
+    public let outputQuantized: QuantizedMatrix?
+
+    public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?,
+                outputQuantized: QuantizedMatrix? = nil) {
+        self.outputQuantized = outputQuantized
         self.config = config
         self.embedding = embedding
         self.layers = layers
@@ -199,6 +205,10 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(hidden, rows: rows, width: d, weight: $0.baseAddress!, eps: config.rmsNormEps, into: scratch)
         }
         var out = Matrix(rows: rows, cols: config.vocabSize)
+        if let q = outputQuantized {
+            out.data.withUnsafeMutableBufferPointer { q.multiply(scratch, rows: rows, into: $0.baseAddress!) }
+            return out
+        }
         let w = outputWeight
         w.data.withUnsafeBufferPointer { wp in
             out.data.withUnsafeMutableBufferPointer { o in

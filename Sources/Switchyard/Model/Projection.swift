@@ -54,7 +54,10 @@ extension ProjectionDelta {
 public struct Linear: Sendable {
     public let site: ProjectionSite
     /// `[outFeatures × inFeatures]`. Mutable so that an expert can be merged in (and out) exactly.
+    /// Empty (0×0) when the weights are kept quantised (`quantized`).
     public var weight: Matrix
+    /// The weights in a llama.cpp block format, multiplied natively; nil: `weight` (Float32).
+    public var quantized: QuantizedMatrix?
     public var bias: [Float]?
 
     public init(site: ProjectionSite, weight: Matrix, bias: [Float]? = nil) {
@@ -64,16 +67,32 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
-    public var inFeatures: Int { weight.cols }
-    public var outFeatures: Int { weight.rows }
+    /// A projection whose weights stay in a block format.
+    public init(site: ProjectionSite, quantized: QuantizedMatrix, bias: [Float]? = nil) {
+        precondition(bias == nil || bias!.count == quantized.rows, "bias length must equal out features")
+        self.site = site
+        weight = Matrix(rows: 0, cols: 0)
+        self.quantized = quantized
+        self.bias = bias
+    }
+
+    public var inFeatures: Int { quantized?.cols ?? weight.cols }
+    public var outFeatures: Int { quantized?.rows ?? weight.rows }
+
+    /// The weights as Float32 (widened when quantised).
+    public var floatWeight: Matrix { quantized?.dequantized() ?? weight }
 
     /// `output[rows × out] = input[rows × in] · Wᵀ + b (+ delta)`.
     @inline(__always)
     public func forward(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
                         delta: (any ProjectionDelta)?) {
-        let n = weight.rows, k = weight.cols
-        weight.data.withUnsafeBufferPointer { w in
-            BLAS.gemmTransB(m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: output, ldc: n)
+        let n = outFeatures, k = inFeatures
+        if let quantized {
+            quantized.multiply(input, rows: rows, into: output)
+        } else {
+            weight.data.withUnsafeBufferPointer { w in
+                BLAS.gemmTransB(m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: output, ldc: n)
+            }
         }
         if let bias {
             bias.withUnsafeBufferPointer { b in

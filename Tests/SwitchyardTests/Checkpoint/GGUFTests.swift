@@ -130,7 +130,7 @@ import Testing
     func dequantisedModelMatchesTransformers() throws {
         let ref = try FixturePaths.json("reference/smollm2-gguf.json")
         let logits = try SafeTensorsFile(url: FixturePaths.url("reference/smollm2-gguf.safetensors"))
-        let model = try LlamaModel.load(path: Self.realModel!)
+        let model = try LlamaModel.load(path: Self.realModel!, weights: .f32)
         let prompts = ref["prompts"] as! [[Int]]
         let expert = try LoRAAdapter.load(directory: FixturePaths.url("adapters/smollm2-qk"), base: model.config)
         for (i, prompt) in prompts.enumerated() {
@@ -146,5 +146,36 @@ import Testing
         let greedy = ref["greedy"] as! [Int]
         let out = try Generator(model: model).generate(GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
         #expect(out == greedy)
+    }
+
+    /// Native Q4_1/Q8_0 kernels against the dequantised path on the real model: normalised mean
+    /// squared error of the logits ≤ 5e-4 (llama.cpp's test-backend-ops criterion), same greedy text.
+    @Test(.enabled(if: realModel != nil, Comment(rawValue: absent)))
+    func nativeQuantisedKernelsTrackTheDequantisedModel() throws {
+        let ref = try FixturePaths.json("reference/smollm2-gguf.json")
+        let native = try LlamaModel.load(path: Self.realModel!, weights: .native)
+        let wide = try LlamaModel.load(path: Self.realModel!, weights: .f32)
+        #expect(native.layers[0].q.quantized?.type == .q4_1 && native.outputQuantized?.type == .q8_0)
+        let prompts = ref["prompts"] as! [[Int]]
+        let expert = try LoRAAdapter.load(directory: FixturePaths.url("adapters/smollm2-qk"), base: native.config)
+        for (i, prompt) in prompts.enumerated() {
+            for routing in [RequestRouting.base, .experts([expert])] {
+                // Decode-sized steps (one token at a time) take the integer path.
+                let cacheA = native.makeCache(), cacheB = wide.makeCache()
+                var se = 0.0, ss = 0.0
+                for (p, t) in prompt.enumerated() {
+                    let builder = StepDeltaBuilder()
+                    let d = try builder.build([.init(routing: routing, firstPosition: p, count: 1)])
+                    let a = try native.forward([SequenceInput(tokens: [t], cache: cacheA)], delta: d)[0].data
+                    let b = try wide.forward([SequenceInput(tokens: [t], cache: cacheB)], delta: d)[0].data
+                    for j in a.indices { se += Double(a[j] - b[j]) * Double(a[j] - b[j]); ss += Double(b[j]) * Double(b[j]) }
+                }
+                let nmse = se / ss
+                #expect(nmse <= 5e-4, "prompt \(i): NMSE \(nmse)")
+            }
+        }
+        let greedy = ref["greedy"] as! [Int]
+        let out = try Generator(model: native).generate(GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
+        #expect(out == greedy, "first divergence at \(Array(zip(out, greedy)).firstIndex { $0.0 != $0.1 } ?? -1)")
     }
 }

@@ -1,0 +1,64 @@
+import CKernels
+import Foundation
+
+/// A weight matrix `[rows × cols]` kept in one of llama.cpp's block formats (Q8_0, Q4_0, Q4_1)
+/// and multiplied without widening it: decode reads 4–8× fewer weight bytes than Float32.
+///
+/// Products quantise the activations to 8-bit blocks of 32 (as llama.cpp does) for up to 16
+/// rows; larger batches (prefill) widen chunks of weight rows to Float32 for BLAS. Immutable;
+/// the bytes are owned here (64-byte aligned) and freed in `deinit`. Thread-safe to read.
+public final class QuantizedMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    /// Bytes of one row (`cols / 32` blocks).
+    public let rowBytes: Int
+    private let storage: UnsafeMutableRawPointer
+
+    /// The types these kernels multiply natively.
+    public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1]
+
+    /// Copies `rows` rows of `type` blocks from `bytes`; `rowOrder[i]` (if given) is the source
+    /// row of row i (used to undo llama.cpp's q/k permutation without widening).
+    public init(type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil) {
+        precondition(Self.nativeTypes.contains(type), "\(type) has no native kernel")
+        precondition(cols % 32 == 0, "columns must be a multiple of 32")
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        rowBytes = cols / 32 * type.blockBytes
+        precondition(bytes.count == rows * rowBytes, "expected \(rows * rowBytes) bytes, found \(bytes.count)")
+        storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        for r in 0..<rows {
+            let from = rowOrder?[r] ?? r
+            (storage + r * rowBytes).copyMemory(from: bytes.baseAddress! + from * rowBytes, byteCount: rowBytes)
+        }
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Bytes held.
+    public var byteCount: Int { rows * rowBytes }
+
+    /// The matrix widened to Float32 (the parity path, merging).
+    public func dequantized() -> Matrix {
+        var m = Matrix(rows: rows, cols: cols)
+        m.data.withUnsafeMutableBufferPointer { sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), 0, Int32(rows), $0.baseAddress!) }
+        return m
+    }
+
+    /// One row widened to Float32 into `out` (`cols` floats): embedding lookups.
+    public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(r), Int32(r + 1), out)
+    }
+
+    /// `output[m × rows] = input[m × cols] · Wᵀ` (row-major, contiguous).
+    public func multiply(_ input: UnsafePointer<Float>, rows m: Int, into output: UnsafeMutablePointer<Float>) {
+        let blocks = (m <= Int(SY_SMALL_BATCH_ROWS) ? m : 1) * cols / 32
+        withUnsafeTemporaryAllocation(of: sy_block_q8.self, capacity: max(1, blocks)) { scratch in
+            let rc = sy_qgemm_nt(Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
+                                 output, Int32(rows), scratch.baseAddress!)
+            precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")
+        }
+    }
+}
