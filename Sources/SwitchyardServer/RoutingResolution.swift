@@ -56,7 +56,7 @@ extension InferenceServer {
 
     /// Leases registry experts; NOT_FOUND names the field and the expert.
     func acquire(_ names: [String], field: String) throws -> ExpertLease {
-        for (i, name) in names.enumerated() where !registry.rescan(name) {
+        for (i, name) in names.enumerated() where !registry.rescan(name) || !expertOnDisk(name) {
             let known = registry.list().map(\.name)
             let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
             throw GRPCStatus(.notFound, "\(field)[\(i)]: unknown expert '\(name)' (known: \(known.isEmpty ? "none" : list))")
@@ -66,6 +66,15 @@ extension InferenceServer {
             registry.refresh()
             throw GRPCStatus(.notFound, "\(field): \(error)")
         }
+    }
+
+    /// Whether the expert's directory still exists (another replica sharing the registry may have
+    /// removed it; its weights may still be cached here). When it is gone the listing is re-read,
+    /// so the name is unknown from then on.
+    func expertOnDisk(_ name: String) -> Bool {
+        if FileManager.default.fileExists(atPath: registry.directory.appendingPathComponent(name).path) { return true }
+        registry.refresh()
+        return false
     }
 
     /// Decodes and binds a serialised RouterSpec against the registry (experts by name and sha256).

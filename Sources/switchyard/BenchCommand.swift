@@ -37,9 +37,10 @@ enum BenchCommand: Subcommand {
 
 /// Shared set-up for benches: the model (a directory, or random weights of a known shape).
 enum BenchModel {
-    static let options: Set<String> = ["model", "config", "threads", "seed"]
+    static let options: Set<String> = ["model", "config", "threads", "seed", "weights"]
     static let optionsHelp = """
-      --model DIR         Benchmark this model directory instead of random weights.
+      --model DIR|FILE    Benchmark this model (a directory or a GGUF file) instead of random weights.
+      --weights native|f32  GGUF: native block kernels (default) or widened to Float32.
       --config NAME       Shape of the random-weight model (default smollm2-135m).
       --threads N         Compute threads (default: all cores).
       --seed S            Seed for the random weights (default 0).
@@ -51,12 +52,19 @@ enum BenchModel {
             BLAS.setThreadCount(t)
         }
         if let dir = args.string("model") {
-            return (try LlamaModel.load(path: URL(fileURLWithPath: dir)), dir)
+            let model = try ModelLocator.loadModel(args, path: URL(fileURLWithPath: dir))
+            return (model, "\(dir) (\(weightTypes(model)))")
         }
         let name = args.string("config") ?? "smollm2-135m"
         guard name == "smollm2-135m" else { throw UsageError("--config: unknown shape '\(name)' (available: smollm2-135m)") }
         let seed = UInt64(truncatingIfNeeded: try args.int("seed") ?? 0)
         return (LlamaModel.random(config: .smolLM2_135M, seed: seed), "random \(name)")
+    }
+
+    /// What the projections and the head are stored as, e.g. "weights Q4_1 + head Q8_0".
+    static func weightTypes(_ model: LlamaModel) -> String {
+        let kinds = Set(model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
+        return "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
     }
 
     static func warnIfDebug() {

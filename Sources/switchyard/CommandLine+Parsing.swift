@@ -16,7 +16,9 @@ struct ParsedArguments {
     var positionals: [String] = []
 
     /// Parses `args` given which names take a value and which are switches; anything else is an error.
+    /// Every command that takes `--model` also takes `--weights` (see `ModelLocator.loadModel`).
     init(_ args: [String], valued: Set<String>, switches: Set<String> = []) throws {
+        let valued = valued.contains("model") ? valued.union(["weights"]) : valued
         var i = 0
         var onlyPositionals = false
         while i < args.count {

@@ -29,7 +29,7 @@ enum ComposeCommand: Subcommand {
         guard let file = args.string("examples") else { throw UsageError("compose needs --examples FILE.jsonl") }
         guard let out = args.string("out") else { throw UsageError("compose needs --out NAME") }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config)
         var names = args.string("experts")?.split(separator: ",").map(String.init) ?? []

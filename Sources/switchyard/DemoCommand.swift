@@ -30,7 +30,7 @@ enum DemoCommand: Subcommand {
             throw SwitchyardError.io(path: root.path, reason: "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package")
         }
         let started = Date()
-        let model = try LlamaModel.load(path: baseDir)
+        let model = try ModelLocator.loadModel(args, path: baseDir)
         let tokenizer = try Tokenizer.load(model: baseDir)
         let registry = try ExpertRegistry(directory: URL(fileURLWithPath: args.string("registry") ?? root.appendingPathComponent("experts").path), base: model.config, create: false)
         let routerURL = URL(fileURLWithPath: args.string("router") ?? root.appendingPathComponent("routers/sentence.pb").path)

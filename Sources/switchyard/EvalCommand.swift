@@ -43,7 +43,7 @@ enum EvalCommand: Subcommand {
         var examples = try readExamples(file)
         if let limit = try args.int("limit") { examples = Array(examples.prefix(max(0, limit))) }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let taskName = URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent
         let method = try EvalMethod.make(args, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))

@@ -11,8 +11,9 @@ enum GenerateCommand: Subcommand {
     Generates a continuation of the prompt and streams it to standard output.
 
     OPTIONS:
-      --model DIR               Hugging Face model directory (config.json, safetensors,
-                                tokenizer.json). Default: the embedded model.
+      --model DIR|FILE          Hugging Face model directory (config.json, safetensors,
+                                tokenizer.json) or a GGUF file. Default: the embedded model.
+    \(ModelLocator.weightsHelp)
       --max-tokens N            Most new tokens to generate (default 64).
       --temperature T           0 = greedy (default); > 0 samples.
       --top-k K                 Sample among the K most likely tokens (default 0: off).
@@ -32,7 +33,7 @@ enum GenerateCommand: Subcommand {
         guard args.positionals.count == 1 else { throw UsageError("generate expects exactly one prompt argument") }
         let json = try args.wantsJSON()
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let sampling = SamplingParameters(
             temperature: try args.float("temperature") ?? 0,

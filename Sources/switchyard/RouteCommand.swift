@@ -25,7 +25,7 @@ enum RouteCommand: Subcommand {
         guard args.positionals.count == 1 else { throw UsageError("route expects one prompt argument") }
         guard let routerPath = args.string("router") else { throw UsageError("route needs --router FILE") }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
         let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))

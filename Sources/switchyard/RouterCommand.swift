@@ -85,7 +85,7 @@ enum RouterCommand: Subcommand {
         guard let examplesPath = args.string("examples") else { throw UsageError("\(sub) needs --examples FILE.jsonl") }
         guard let out = args.string("out") else { throw UsageError("\(sub) needs --out FILE.pb") }
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
         let (texts, names) = try readExamples(examplesPath)

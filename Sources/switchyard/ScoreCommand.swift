@@ -30,7 +30,7 @@ enum ScoreCommand: Subcommand {
         }
         guard !ids.isEmpty else { throw UsageError("--token-ids is empty") }
         let json = try args.wantsJSON()
-        let model = try LlamaModel.load(path: try ModelLocator.modelDirectory(args))
+        let model = try ModelLocator.loadModel(args, path: try ModelLocator.modelDirectory(args))
         let experts = try ExpertOptions.resolve(args, model: model)
         let routing: RequestRouting = experts.map { .fixed($0.mix, experts: $0.lease.adapters) } ?? .base
         let logits = try model.scoreLogits(ids, routing: routing)

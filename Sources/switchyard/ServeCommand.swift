@@ -18,13 +18,18 @@ enum ServeCommand: Subcommand {
     OPTIONS:
       --listen HOST:PORT        Address to bind (default 127.0.0.1:50051; port 0: any free port).
                                 Only loopback by default: bind 0.0.0.0 deliberately, with --token.
-      --model DIR               Base model (default: the embedded model).
+      --model DIR|FILE          Base model: a Hugging Face directory or a GGUF file (default:
+                                the embedded model).
+    \(ModelLocator.weightsHelp)
       --registry DIR            Expert registry (default: Models/experts).
-      --routers DIR             Hold every *.pb router in DIR (default: Models/routers when
-                                serving the embedded model).
+      --routers DIR|none        Hold every *.pb router in DIR (default: Models/routers when
+                                serving the embedded model; none: hold no routers). A held
+                                router pins its experts in memory (outside the LRU budget).
       --router FILE             Hold this router too (repeatable).
       --token T                 Require `authorization: Bearer T` on every Inference call
-                                (health checks stay open for probes).
+                                (health checks stay open for probes). Visible in the process
+                                list: prefer --token-file or $SWITCHYARD_TOKEN.
+      --token-file FILE         Read the token from FILE (surrounding whitespace trimmed).
       --max-batch N             Requests decoded together (default 32; 1 disables batching).
       --max-queue N             Requests waiting for a slot before RESOURCE_EXHAUSTED (default 256).
       --max-tokens-limit N      Largest max_tokens a request may ask for (default 4096).
@@ -41,7 +46,7 @@ enum ServeCommand: Subcommand {
     static func run(_ argv: [String]) throws {
         let args = try ParsedArguments(argv, valued: ["listen", "model", "registry", "routers", "router", "token", "max-batch", "max-queue",
                                                       "max-tokens-limit", "default-max-tokens", "prefill-chunk", "max-message-bytes",
-                                                      "allow-expert-dir", "replica-id", "log-format", "shutdown-grace",
+                                                      "allow-expert-dir", "replica-id", "log-format", "shutdown-grace", "token-file",
                                                       "expert-cache-bytes"])
         guard args.positionals.isEmpty else { throw UsageError("serve takes no positional arguments") }
         var options = ServerOptions()
@@ -57,9 +62,15 @@ enum ServeCommand: Subcommand {
         try positive("default-max-tokens", \.defaultMaxTokens)
         try positive("prefill-chunk", \.prefillChunk)
         try positive("max-message-bytes", \.maxMessageBytes)
-        if let t = args.string("token") {
-            guard !t.isEmpty else { throw UsageError("--token is empty") }
-            options.token = t
+        if let file = args.string("token-file") {
+            guard args.string("token") == nil else { throw UsageError("give --token or --token-file, not both") }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageError("--token-file: cannot read \(file)") }
+            options.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            options.token = args.string("token") ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
+        }
+        if let t = options.token, t.isEmpty || t.contains(where: { $0.isNewline || $0 == " " }) {
+            throw UsageError("the token is empty or contains spaces/newlines")
         }
         options.replicaID = args.string("replica-id")
         options.allowedExpertRoots = (args.options["allow-expert-dir"] ?? []).map { URL(fileURLWithPath: $0) }
@@ -73,7 +84,7 @@ enum ServeCommand: Subcommand {
         }
 
         let dir = try ModelLocator.modelDirectory(args)
-        let model = try LlamaModel.load(path: dir)
+        let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let cacheBytes = try args.int("expert-cache-bytes") ?? (1 << 30)
         guard cacheBytes > 0 else { throw UsageError("--expert-cache-bytes must be > 0") }
@@ -82,7 +93,7 @@ enum ServeCommand: Subcommand {
             printError("switchyard serve: warning: expert '\(name)' not served: \(problem)")
         }
         var files: [URL] = (args.options["router"] ?? []).map { URL(fileURLWithPath: $0) }
-        let routersDir = args.string("routers").map { URL(fileURLWithPath: $0) }
+        let routersDir = args.string("routers") == "none" ? nil : args.string("routers").map { URL(fileURLWithPath: $0) }
             ?? (args.string("model") == nil ? ModelLocator.modelsRoot().appendingPathComponent("routers") : nil)
         if let routersDir {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: routersDir.path)) ?? []

@@ -153,6 +153,25 @@ import Switchyard
         #expect(try await collect(client, GenerateRequest(prompt: Self.prompt)).finish != nil)
     }
 
+    /// Replicas share a registry directory: an expert another process adds is found on first
+    /// use, one it removes is gone at once even when its weights are still cached here.
+    @Test func theRegistryDirectoryIsTheTruth() async throws {
+        let s = try TestServer()
+        defer { s.stop() }
+        let client = s.client()
+        var r = GenerateRequest(prompt: Self.prompt)
+        r.experts = [("reverse", 1)]
+        r.maxTokens = 2
+        #expect(try await collect(client, r).finish != nil)  // now cached
+        try FileManager.default.removeItem(at: s.registry.directory.appendingPathComponent("reverse"))
+        #expect(await statusCode { _ = try await collect(client, r) } == .notFound)
+        #expect(try await client.listExperts().allSatisfy { $0.string("name") != "reverse" })
+        try FileManager.default.copyItem(at: TestServer.modelsRoot.appendingPathComponent("experts/uppercase"),
+                                         to: s.registry.directory.appendingPathComponent("written-elsewhere"))
+        r.experts = [("written-elsewhere", 1)]
+        #expect(try await collect(client, r).finish != nil)
+    }
+
     @Test func authenticationWhenATokenIsSet() async throws {
         let s = try TestServer { $0.token = "s3cret" }
         defer { s.stop() }
