@@ -41,7 +41,9 @@ let package = Package(
         // loops are BLAS and CKernels; decode speed measured unchanged without -Ounchecked.
         .target(
             name: "Switchyard",
-            dependencies: ["CBLAS", "CKernels", "SwitchyardProtos", "CProtobufC"]),
+            dependencies: ["CBLAS", "CKernels", "SwitchyardProtos", "CProtobufC"],
+            // Foundation's ICU, called directly for regexes with a step limit (BoundedRegex).
+            linkerSettings: [.linkedLibrary("_FoundationICU", .when(platforms: [.linux]))]),
         // The gRPC service (switchyard.v1.Inference, grpc.health.v1.Health) over the shim and the
         // Engine, and the Swift client.
         .target(

@@ -42,8 +42,8 @@ enum ComposeCommand: Subcommand {
         let eos = tokenizer.eosTokenID ?? model.config.eosTokenIDs.first
         let shots = max(1, try args.int("shots") ?? 5)
         let examples = try EvalCommand.readExamples(file).prefix(shots).map { ex in
-            FewShotExample(prompt: PromptFormat.encode(ex.prompt, tokenizer),
-                           completion: tokenizer.encode(ex.completion) + (eos.map { [$0] } ?? []))
+            FewShotExample(prompt: try PromptFormat.encode(ex.prompt, tokenizer),
+                           completion: try tokenizer.encodeChecked(ex.completion) + (eos.map { [$0] } ?? []))
         }
         let hub = try LoraHubComposer(model: model, experts: lease.adapters, examples: examples, l1: try args.float("l1") ?? 0.05)
         let budget = try args.int("budget") ?? 40

@@ -46,10 +46,10 @@ enum DemoCommand: Subcommand {
             for ex in try EvalCommand.readExamples(file).prefix(perTask) { prompts.append((expert, ex)) }
         }
         guard !prompts.isEmpty else { throw SwitchyardError.io(path: root.appendingPathComponent("tasks").path, reason: "no test examples for the router's experts") }
-        let ids = prompts.map { PromptFormat.encode($0.example.prompt, tokenizer) }
+        let ids = try prompts.map { try PromptFormat.encode($0.example.prompt, tokenizer) }
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
-        let maxTokens = (prompts.map { tokenizer.encode($0.example.completion).count }.max() ?? 16) + 8
+        let maxTokens = (try prompts.map { try tokenizer.encodeChecked($0.example.completion).count }.max() ?? 16) + 8
         let requests = ids.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
         let traces = prompts.map { _ in RoutingTrace() }
         let generator = Generator(model: model)

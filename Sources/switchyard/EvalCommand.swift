@@ -47,7 +47,7 @@ enum EvalCommand: Subcommand {
         let tokenizer = try Tokenizer.load(model: dir)
         let taskName = URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent
         let method = try EvalMethod.make(args, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))
-        let maxTokens = try args.int("max-tokens") ?? (examples.map { tokenizer.encode($0.completion).count }.max() ?? 16) + 8
+        let maxTokens = try args.int("max-tokens") ?? (examples.map { try tokenizer.encodeChecked($0.completion).count }.max() ?? 16) + 8
         let batch = max(1, try args.int("batch") ?? 8)
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
@@ -56,7 +56,7 @@ enum EvalCommand: Subcommand {
         let generator = Generator(model: model)
         for start in stride(from: 0, to: examples.count, by: batch) {
             let chunk = Array(examples[start..<min(examples.count, start + batch)])
-            let prompts = chunk.map { PromptFormat.encode($0.prompt, tokenizer) }
+            let prompts = try chunk.map { try PromptFormat.encode($0.prompt, tokenizer) }
             let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
             let routing = try zip(prompts, chunk).map { try method.routing(prompt: $0, task: $1.task ?? taskName) }
             let outputs = try generator.generateBatch(requests, routing: routing)

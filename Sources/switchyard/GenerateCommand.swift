@@ -43,7 +43,7 @@ enum GenerateCommand: Subcommand {
             seed: UInt64(truncatingIfNeeded: try args.int("seed") ?? 0))
         let maxTokens = try args.int("max-tokens") ?? 64
         guard maxTokens >= 0 else { throw UsageError("--max-tokens must be ≥ 0") }
-        let promptIDs = PromptFormat.encode(args.positionals[0], tokenizer)
+        let promptIDs = try PromptFormat.encode(args.positionals[0], tokenizer)
         guard !promptIDs.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }

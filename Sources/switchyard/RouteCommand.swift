@@ -31,7 +31,7 @@ enum RouteCommand: Subcommand {
         let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }
-        let prompt = PromptFormat.encode(args.positionals[0], tokenizer)
+        let prompt = try PromptFormat.encode(args.positionals[0], tokenizer)
         guard !prompt.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let trace = RoutingTrace()
         var stops = Set(model.config.eosTokenIDs)

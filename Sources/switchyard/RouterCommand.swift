@@ -92,7 +92,7 @@ enum RouterCommand: Subcommand {
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }
         let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
-        let examples = zip(texts, names).map { RoutingExample(tokens: PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
+        let examples = try zip(texts, names).map { RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
         if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) { throw SwitchyardError.invalidArgument("\(examplesPath): line \(empty + 1) encodes to no tokens") }
         let layer = try args.int("layer") ?? 1
         guard layer >= 0, layer < model.config.numLayers else { throw UsageError("--layer must be in 0..<\(model.config.numLayers)") }
@@ -163,7 +163,7 @@ enum RouterCommand: Subcommand {
 /// How prompts become token ids everywhere in the CLI: the tokenizer's own post-processor
 /// (which prepends BOS when the tokenizer.json template says so).
 enum PromptFormat {
-    static func encode(_ text: String, _ tokenizer: Tokenizer) -> [Int] {
-        tokenizer.encode(text, addSpecialTokens: true)
+    static func encode(_ text: String, _ tokenizer: Tokenizer) throws -> [Int] {
+        try tokenizer.encodeChecked(text, addSpecialTokens: true)
     }
 }

@@ -35,7 +35,7 @@ enum TokenizeCommand: Subcommand {
         }
         let json = try args.wantsJSON()
         let tokenizer = try Tokenizer.load(model: try ModelLocator.modelDirectory(args))
-        let ids = tokenizer.encode(text, addSpecialTokens: args.flag("add-special-tokens"))
+        let ids = try tokenizer.encodeChecked(text, addSpecialTokens: args.flag("add-special-tokens"))
         print(json ? "{\"ids\":\(JSONText.array(ids))}" : ids.map(String.init).joined(separator: " "))
     }
 }

@@ -10,13 +10,14 @@ public enum TargetModules: Sendable, Equatable {
     /// Every linear layer except the output head (PEFT's `"all-linear"`).
     case allLinear
 
-    /// Whether the module `model.layers.N.<path>` is targeted.
-    public func matches(_ moduleName: String) -> Bool {
+    /// Whether the module `model.layers.N.<path>` is targeted. Throws when a regex needs more
+    /// than its step limit (`PatternMatch`).
+    public func matches(_ moduleName: String) throws -> Bool {
         switch self {
         case let .names(list):
             return list.contains { moduleName == $0 || moduleName.hasSuffix("." + $0) }
         case let .regex(pattern):
-            return PatternMatch.fullMatch(pattern, moduleName)
+            return try PatternMatch.fullMatch(pattern, moduleName, field: "target_modules")
         case .allLinear:
             return true
         }
@@ -25,20 +26,47 @@ public enum TargetModules: Sendable, Equatable {
 
 /// Python-`re`-compatible helpers for PEFT's pattern keys (ICU regular expressions; the subset PEFT
 /// configs use — alternations, classes, anchors — behaves the same).
+///
+/// The patterns come from adapter files: they are compiled once (`RegexCache`), refused when
+/// they do not compile (`AdapterConfig.parse`), and matched with a step limit
+/// (`BoundedRegex`), so a pattern such as `(.*a){25}` is an error naming the key, not a hang.
 enum PatternMatch {
-    static func fullMatch(_ pattern: String, _ s: String) -> Bool {
-        guard let re = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else { return false }
-        return re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+    /// Steps allowed per match against a module name (tens of characters): about 10–30 ms of
+    /// backtracking; PEFT-style patterns use none.
+    static let steps = 100
+
+    /// The whole-name pattern PEFT's `re.fullmatch(pattern, name)` applies.
+    static func fullPattern(_ pattern: String) -> String { "^(?:\(pattern))$" }
+
+    /// The pattern PEFT's `get_pattern_key` applies for a `rank_pattern`/`alpha_pattern` key:
+    /// `re.match(rf"(.*\.)?({key})$", name)`.
+    static func keyPattern(_ key: String) -> String { "^(?:.*\\.)?(?:\(key))$" }
+
+    /// Compiles `pattern` (for parse-time validation), throwing a config error naming `field`.
+    static func compile(_ pattern: String, field: String, path: String) throws {
+        do { _ = try RegexCache.regex(pattern) } catch {
+            throw SwitchyardError.config(path: path, field: field, reason: "\(error)")
+        }
+    }
+
+    static func matches(_ pattern: String, _ s: String, field: String) throws -> Bool {
+        do {
+            return try RegexCache.regex(pattern).firstMatch(in: s, stepLimit: BoundedRegex.stepLimit(base: steps, textLength: s.utf16.count)) != nil
+        } catch {
+            throw SwitchyardError.invalidArgument("\(field): pattern \(EscapedText.quoted(pattern, limit: 80)) on \(EscapedText.quoted(s)): \(error)")
+        }
+    }
+
+    static func fullMatch(_ pattern: String, _ s: String, field: String) throws -> Bool {
+        try matches(fullPattern(pattern), s, field: field)
     }
 
     /// PEFT's `get_pattern_key`: the first key equal to the module name, else the first key `k`
     /// for which `(.*\.)?(k)$` matches the module name from its start (`re.match`).
-    static func patternKey(_ keys: [String], for moduleName: String) -> String? {
+    static func patternKey(_ keys: [String], for moduleName: String, field: String) throws -> String? {
         if let exact = keys.first(where: { $0 == moduleName }) { return exact }
-        return keys.first { key in
-            guard let re = try? NSRegularExpression(pattern: "^(?:.*\\.)?(?:\(key))$") else { return false }
-            return re.firstMatch(in: moduleName, range: NSRange(moduleName.startIndex..., in: moduleName)) != nil
-        }
+        for key in keys where try matches(keyPattern(key), moduleName, field: "\(field).\(key)") { return key }
+        return nil
     }
 }
 
@@ -87,22 +115,23 @@ public struct AdapterConfig: Sendable, Equatable {
         "qalora_group_size",
     ]
 
-    /// The module's rank: `rank_pattern` override or `r`.
-    public func rank(forModule name: String) -> Int {
-        PatternMatch.patternKey(rankPatternOrder, for: name).flatMap { rankPattern[$0] } ?? rank
+    /// The module's rank: `rank_pattern` override or `r`. Throws when a pattern exceeds its step
+    /// limit on this name.
+    public func rank(forModule name: String) throws -> Int {
+        try PatternMatch.patternKey(rankPatternOrder, for: name, field: "rank_pattern").flatMap { rankPattern[$0] } ?? rank
     }
 
     /// The module's scale: alpha / r, or alpha / sqrt(r) with rsLoRA (with pattern overrides).
-    public func scale(forModule name: String) -> Float {
-        let r = Float(rank(forModule: name))
-        let a = PatternMatch.patternKey(alphaPatternOrder, for: name).flatMap { alphaPattern[$0] } ?? alpha
+    public func scale(forModule name: String) throws -> Float {
+        let r = Float(try rank(forModule: name))
+        let a = try PatternMatch.patternKey(alphaPatternOrder, for: name, field: "alpha_pattern").flatMap { alphaPattern[$0] } ?? alpha
         return useRSLoRA ? a / r.squareRoot() : a / r
     }
 
     /// Whether a decoder-layer module (`model.layers.N.self_attn.q_proj`) is adapted.
-    public func targets(layer: Int, moduleName: String) -> Bool {
+    public func targets(layer: Int, moduleName: String) throws -> Bool {
         if let layers = layersToTransform, !layers.contains(layer) { return false }
-        return targetModules.matches(moduleName)
+        return try targetModules.matches(moduleName)
     }
 
     /// Parses `adapter_config.json`; `path` names the file in errors.
@@ -204,6 +233,13 @@ public struct AdapterConfig: Sendable, Equatable {
                 return i
             }
         }
+        // Patterns are regular expressions (PEFT uses Python's `re`): one that does not compile
+        // is an error naming it, not a key that silently never matches.
+        if case let .regex(pattern) = targets {
+            try PatternMatch.compile(PatternMatch.fullPattern(pattern), field: "target_modules", path: path)
+        }
+        for key in rankOrder { try PatternMatch.compile(PatternMatch.keyPattern(key), field: "rank_pattern.\(key)", path: path) }
+        for key in alphaOrder { try PatternMatch.compile(PatternMatch.keyPattern(key), field: "alpha_pattern.\(key)", path: path) }
         var config = AdapterConfig(
             rank: r, alpha: alphaF, useRSLoRA: try obj.bool("use_rslora") ?? false, targetModules: targets,
             rankPattern: ranks, alphaPattern: alphas, layersToTransform: layers,

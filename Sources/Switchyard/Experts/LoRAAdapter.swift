@@ -171,7 +171,7 @@ public struct LoRAAdapter: Sendable {
         for layer in 0..<base.numLayers {
             for kind in ProjectionKind.allCases {
                 let site = ProjectionSite(layer: layer, kind: kind)
-                let targeted = config.targets(layer: layer, moduleName: site.description)
+                let targeted = try config.targets(layer: layer, moduleName: site.description)
                 guard let keys = found[site] else {
                     if targeted {
                         throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A") + " (the config targets \(site))")
@@ -185,7 +185,7 @@ public struct LoRAAdapter: Sendable {
                 guard let aKey = keys.a else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A")) }
                 guard let bKey = keys.b else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "B")) }
                 let (out, inF) = base.projectionShape(kind)
-                let r = config.rank(forModule: site.description)
+                let r = try config.rank(forModule: site.description)
                 for (key, expected) in [(aKey, [r, inF]), (bKey, [out, r])] {
                     let info = file.tensors[key]!
                     guard info.shape == expected else {
@@ -196,7 +196,7 @@ public struct LoRAAdapter: Sendable {
                     }
                 }
                 plan.append(ModulePlan(site: site, aKey: aKey, bKey: bKey, rank: r,
-                                       scale: config.scale(forModule: site.description), parameters: r * (inF + out)))
+                                       scale: try config.scale(forModule: site.description), parameters: r * (inF + out)))
             }
         }
         guard !plan.isEmpty else {

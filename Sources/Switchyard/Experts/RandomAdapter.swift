@@ -14,8 +14,9 @@ extension LoRAAdapter {
             for kind in kinds {
                 let site = ProjectionSite(layer: layer, kind: kind)
                 let (out, inF) = base.projectionShape(kind)
+                // No patterns in this config: the scale is alpha / r.
                 modules[site] = LoRAModule(site: site, a: matrix(rank, inF), b: matrix(out, rank),
-                                           scale: config.scale(forModule: site.description))
+                                           scale: config.alpha / Float(rank))
             }
         }
         return LoRAAdapter(name: name, config: config, modules: modules)

@@ -4,7 +4,12 @@
 /// Like HF's `PreTokenizedString`, a pre-tokenizer works on the list of current pieces; empty
 /// pieces are dropped after every step.
 protocol PreTokenizer: Sendable {
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]]
+    func preTokenize(_ pieces: [[Unicode.Scalar]], policy: RegexLimitPolicy) throws -> [[Unicode.Scalar]]
+}
+
+extension PreTokenizer {
+    /// Pre-tokenizes, throwing when a split regex exceeds its step limit.
+    func preTokenize(_ pieces: [[Unicode.Scalar]]) throws -> [[Unicode.Scalar]] { try preTokenize(pieces, policy: .fail) }
 }
 
 /// Builds the pre-tokenizer described by a `pre_tokenizer` JSON object.
@@ -111,12 +116,12 @@ enum SplitBehavior: Sendable {
 /// Cuts every piece with `behavior`, dropping empty results.
 private func split(
     _ pieces: [[Unicode.Scalar]], behavior: SplitBehavior,
-    segments: ([Unicode.Scalar]) -> [(range: Range<Int>, isMatch: Bool)]
-) -> [[Unicode.Scalar]] {
+    segments: ([Unicode.Scalar]) throws -> [(range: Range<Int>, isMatch: Bool)]
+) rethrows -> [[Unicode.Scalar]] {
     var out: [[Unicode.Scalar]] = []
     out.reserveCapacity(pieces.count)
     for piece in pieces {
-        for range in behavior.apply(segments(piece)) where !range.isEmpty {
+        for range in behavior.apply(try segments(piece)) where !range.isEmpty {
             out.append(Array(piece[range]))
         }
     }
@@ -130,7 +135,7 @@ struct ByteLevelPreTokenizer: PreTokenizer {
     let useRegex: Bool
     private static let gpt2 = ScannedPattern(flavor: .gpt2)
 
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
+    func preTokenize(_ pieces: [[Unicode.Scalar]], policy: RegexLimitPolicy) throws -> [[Unicode.Scalar]] {
         var current = pieces
         if addPrefixSpace {
             // Applied to each piece, as HF does, unless it already starts with a space.
@@ -139,7 +144,7 @@ struct ByteLevelPreTokenizer: PreTokenizer {
             }
         }
         if useRegex {
-            current = split(current, behavior: .isolated, segments: Self.gpt2.segments(of:))
+            current = try split(current, behavior: .isolated) { try Self.gpt2.segments(of: $0) }
         }
         return current.compactMap { piece in piece.isEmpty ? nil : ByteLevelAlphabet.encode(piece) }
     }
@@ -152,9 +157,9 @@ struct SplitPreTokenizer: PreTokenizer {
     let behavior: SplitBehavior
     let invert: Bool
 
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
-        split(pieces, behavior: behavior) { piece in
-            let segments = pattern.segments(of: piece)
+    func preTokenize(_ pieces: [[Unicode.Scalar]], policy: RegexLimitPolicy) throws -> [[Unicode.Scalar]] {
+        try split(pieces, behavior: behavior) { piece in
+            let segments = try pattern.segments(of: piece, policy: policy)
             return invert ? segments.map { ($0.range, !$0.isMatch) } : segments
         }
     }
@@ -165,7 +170,7 @@ struct SplitPreTokenizer: PreTokenizer {
 struct DigitsPreTokenizer: PreTokenizer {
     let individualDigits: Bool
 
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
+    func preTokenize(_ pieces: [[Unicode.Scalar]], policy: RegexLimitPolicy) -> [[Unicode.Scalar]] {
         split(pieces, behavior: individualDigits ? .isolated : .contiguous) { piece in
             // HF's char-predicate pattern: every numeric scalar is its own match.
             if piece.isEmpty { return [(0..<0, false)] }
@@ -186,7 +191,7 @@ struct DigitsPreTokenizer: PreTokenizer {
 struct PreTokenizerSequence: PreTokenizer {
     let steps: [any PreTokenizer]
 
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
-        steps.reduce(pieces) { $1.preTokenize($0) }
+    func preTokenize(_ pieces: [[Unicode.Scalar]], policy: RegexLimitPolicy) throws -> [[Unicode.Scalar]] {
+        try steps.reduce(pieces) { try $1.preTokenize($0, policy: policy) }
     }
 }

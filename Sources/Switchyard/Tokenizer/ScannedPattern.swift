@@ -36,7 +36,8 @@ struct ScannedPattern: SplitPattern {
 
     init(flavor: Flavor) { self.flavor = flavor }
 
-    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+    /// Linear time whatever the text: the policy never comes into play.
+    func matches(in text: [Unicode.Scalar], policy: RegexLimitPolicy) -> [Range<Int>] {
         let classes = text.map(ScalarClass.init)
         var out: [Range<Int>] = []
         out.reserveCapacity(text.count / 3 + 1)

@@ -113,7 +113,24 @@ public final class Tokenizer: Sendable {
     /// `"<|eot_id|>"`) are recognised and encoded as their single id, as HF does by default.
     /// With `addSpecialTokens`, the post-processor's template is applied (e.g. a BOS id is
     /// prepended); without a post-processor it changes nothing.
+    ///
+    /// A `Split` regex from the file runs with a step limit (`BoundedRegex`); should it exceed the
+    /// limit on this text (catastrophic backtracking), `encode` stops splitting that piece and
+    /// encodes the rest of it whole — valid ids, coarser pieces, bounded time. Use
+    /// `encodeChecked`, which throws `TokenizerError.regexLimitExceeded` instead, wherever an
+    /// error can be reported.
     public func encode(_ text: String, addSpecialTokens: Bool = false) -> [Int] {
+        // `.stopSplitting` never throws.
+        (try? encode(text, addSpecialTokens: addSpecialTokens, policy: .stopSplitting)) ?? []
+    }
+
+    /// `encode`, but a `Split` regex that exceeds its step limit on this text is an error
+    /// (`TokenizerError.regexLimitExceeded`, naming the file, the field and the pattern).
+    public func encodeChecked(_ text: String, addSpecialTokens: Bool = false) throws -> [Int] {
+        try encode(text, addSpecialTokens: addSpecialTokens, policy: .fail)
+    }
+
+    func encode(_ text: String, addSpecialTokens: Bool, policy: RegexLimitPolicy) throws -> [Int] {
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
         for segment in addedVocabulary.rawMatcher.split(Array(text.unicodeScalars)) {
@@ -127,7 +144,7 @@ public final class Tokenizer: Sendable {
                     case .token(let id):
                         ids.append(id)
                     case .text(let piece):
-                        let words = preTokenizer?.preTokenize([piece]) ?? [piece]
+                        let words = try preTokenizer?.preTokenize([piece], policy: policy) ?? [piece]
                         for word in words { model.tokenize(word, into: &ids) }
                     }
                 }

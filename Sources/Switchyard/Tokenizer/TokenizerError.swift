@@ -27,6 +27,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case malformedMerge(source: String, index: Int, merge: String)
     /// A regular expression in the file does not compile.
     case invalidRegex(source: String, path: String, pattern: String, reason: String)
+    /// A regular expression in the file needed more than its step limit on some text
+    /// (catastrophic backtracking): the text cannot be tokenized with this file.
+    case regexLimitExceeded(source: String, path: String, pattern: String, reason: String)
     /// A token referenced by name (unk_token, a template special token) is not defined.
     case unknownToken(source: String, path: String, token: String)
 
@@ -56,6 +59,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "\(source): model.merges[\(index)] \"\(merge)\" is not of the form \"a b\" or [\"a\", \"b\"]"
         case let .invalidRegex(source, path, pattern, reason):
             return "\(source): `\(path)`: regular expression \(pattern.debugDescription) does not compile: \(reason)"
+        case let .regexLimitExceeded(source, path, pattern, reason):
+            return "\(source): `\(path)`: regular expression \(EscapedText.quoted(pattern, limit: 80)): \(reason)"
         case let .unknownToken(source, path, token):
             return "\(source): `\(path)` names token \"\(token)\", which is neither in model.vocab nor in added_tokens"
         }
