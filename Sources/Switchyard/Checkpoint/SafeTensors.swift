@@ -55,13 +55,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     public init(url: URL) throws {
         path = url.path
-        let fd = open(url.path, O_RDONLY)
+        // O_NONBLOCK: a FIFO planted under the name must not block the open; it is refused below.
+        let fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             throw SwitchyardError.io(path: url.path, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SwitchyardError.io(path: url.path, reason: "cannot stat") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw SwitchyardError.io(path: url.path, reason: "not a regular file")
+        }
         let size = Int(st.st_size)
         guard size >= 8 else {
             throw SwitchyardError.safetensors(path: url.path, tensor: nil,
@@ -89,6 +93,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// Tensor names, sorted.
     public var names: [String] { tensors.keys.sorted() }
+
+    /// Size of the file in bytes.
+    public var fileBytes: Int { mappedSize }
 
     /// Raw bytes of a tensor (valid while `self` is alive).
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {

@@ -3,11 +3,20 @@ import Foundation
 /// A directory of experts (`<registry>/<name>/` PEFT adapter directories) validated against one
 /// base model, with lazy loading into an LRU cache bounded by a byte budget.
 ///
-/// - Every expert is validated (config against tensors against base shapes) when the registry is
-///   opened and when it is added; invalid directories are reported in `problems`, not loaded.
-/// - `acquire` loads experts on demand and returns a lease. Leased experts are pinned: eviction
-///   skips them, and their memory (held by the lease) is never freed under a running request.
-/// - `add` and `remove` work while requests run. Thread-safe (one lock; disk reads happen outside it).
+/// Built for thousands of experts (S-LoRA scale), where opening must not read them all:
+/// - Opening lists the directory and nothing more (one `readdir`; 10,000 experts open in
+///   milliseconds). It also deletes crash leftovers (`.removed-*`, stale `.staging-*`).
+/// - An expert is validated (config against tensors against base shapes, headers only) the first
+///   time it is needed — `entry`, `acquire`, `rescan`, `list`, `problems` — and again whenever
+///   its files change (size, mtime or inode). An invalid expert is reported with its validation
+///   error wherever it is named, and listed in `problems`.
+/// - Its SHA-256 is computed when first needed (`entry`, `list`: routers pin experts by hash) and
+///   cached in a sidecar next to the weights (`ExpertHashCache`), so the next process reads it.
+/// - `acquire` loads experts on demand, parsing each once per load (the validation and the read
+///   share one parse), and returns a lease. Leased experts are pinned: eviction skips them, and
+///   their memory (held by the lease) is never freed under a running request.
+/// - `add` and `remove` work while requests run; `rescan` and `refresh` pick up what other
+///   processes sharing the directory did. Thread-safe (one lock; disk work happens outside it).
 public final class ExpertRegistry: @unchecked Sendable {
     /// What the registry knows about one expert without loading its weights.
     public struct Entry: Sendable, Equatable {
@@ -32,16 +41,33 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// Most bytes of expert weights kept in memory (pinned experts may exceed it temporarily).
     public let budgetBytes: Int
 
+    /// The stamps of an expert's two files: a validation result holds while they do.
+    struct Stamps: Equatable {
+        var config: FileStamp?
+        var weights: FileStamp?
+    }
+
+    /// One directory entry that may be an expert.
+    private struct Record {
+        enum Validation {
+            case valid(LoRAAdapter.Summary)
+            case invalid(any Error)
+        }
+        /// The last validation and the stamps it was made for; nil until first needed.
+        var validation: (result: Validation, stamps: Stamps)?
+        /// The weights' hash and the stamp it was computed for.
+        var sha256: (hash: String, stamp: FileStamp)?
+    }
+
     private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
+    private var records: [String: Record] = [:]
+    /// Names that are not valid expert names (never experts, reported in `problems`).
+    private var badNames: [String: any Error] = [:]
     private var resident: [String: (adapter: LoRAAdapter, lastUse: UInt64, pins: Int)] = [:]
     private var clock: UInt64 = 0
     private var stats = Statistics()
-    /// Directories that failed validation when the registry was opened: name → error.
-    public var problems: [String: String] { lock.withLock { problemErrors.mapValues { "\($0)" } } }
-    private var problemErrors: [String: any Error] = [:]
 
-    /// Opens a registry directory and validates every expert in it. With `create` (the default,
+    /// Opens a registry directory: lists it, validates nothing yet. With `create` (the default,
     /// for commands that add experts) a missing directory is created; without, it is an error —
     /// read-only commands leave the file system as they found it.
     public init(directory: URL, base: ModelConfig, budgetBytes: Int = 1 << 30, create: Bool = true) throws {
@@ -59,20 +85,50 @@ public final class ExpertRegistry: @unchecked Sendable {
         } else {
             throw SwitchyardError.io(path: directory.path, reason: "registry directory not found")
         }
-        let names = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
-        Self.removeStaleLeftovers(in: directory, names: names)
-        for name in names.sorted() where !name.hasPrefix(".") {
-            let dir = directory.appendingPathComponent(name)
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
-            do { try Self.validateName(name) } catch {
-                problemErrors[name] = error
+        let listing = try Self.listDirectories(directory)
+        Self.removeStaleLeftovers(in: directory, names: listing.hidden)
+        for name in listing.directories { admit(name) }
+    }
+
+    /// Records a listed directory: an expert candidate, or a bad name. Called with the lock held
+    /// (or before the registry is shared).
+    private func admit(_ name: String) {
+        do {
+            try Self.validateName(name)
+            if records[name] == nil { records[name] = Record() }
+        } catch {
+            badNames[name] = error
+        }
+    }
+
+    /// The registry's subdirectories (following links) and hidden entries, from one `readdir`
+    /// (the entry type it reports saves a `stat` per expert).
+    static func listDirectories(_ directory: URL) throws -> (directories: [String], hidden: [String]) {
+        guard let dir = opendir(directory.path) else {
+            throw SwitchyardError.io(path: directory.path, reason: "cannot list registry: \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var directories: [String] = [], hidden: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            if name.hasPrefix(".") {
+                hidden.append(name)
                 continue
             }
-            do { entries[name] = try Self.makeEntry(name: name, directory: dir, base: base) } catch {
-                problemErrors[name] = error
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_DIR): directories.append(name)
+            case Int32(DT_LNK), Int32(DT_UNKNOWN):
+                var st = stat()
+                if stat(directory.appendingPathComponent(name).path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+                    directories.append(name)
+                }
+            default: continue
             }
         }
+        return (directories, hidden)
     }
 
     /// How old an unfinished `.staging-*` directory must be before opening a registry deletes it:
@@ -100,15 +156,6 @@ public final class ExpertRegistry: @unchecked Sendable {
         }
     }
 
-    static func makeEntry(name: String, directory: URL, base: ModelConfig) throws -> Entry {
-        let summary = try LoRAAdapter.inspect(directory: directory, base: base)
-        let weights = directory.appendingPathComponent("adapter_model.safetensors")
-        guard let data = FileManager.default.contents(atPath: weights.path) else {
-            throw SwitchyardError.io(path: weights.path, reason: "cannot read")
-        }
-        return Entry(name: name, directory: directory, summary: summary, sha256: SHA256.hex(data))
-    }
-
     /// Expert names must be plain directory names.
     public static func validateName(_ name: String) throws {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -117,88 +164,159 @@ public final class ExpertRegistry: @unchecked Sendable {
         }
     }
 
-    /// All experts, sorted by name.
-    public func list() -> [Entry] {
-        lock.withLock { entries.values.sorted { $0.name < $1.name } }
+    // MARK: Validation and hashing (disk work outside the lock)
+
+    private func expertDirectory(_ name: String) -> URL { directory.appendingPathComponent(name) }
+
+    private func stamps(_ name: String) -> Stamps {
+        let dir = expertDirectory(name)
+        return Stamps(config: FileStamp(path: dir.appendingPathComponent("adapter_config.json").path),
+                      weights: FileStamp(path: dir.appendingPathComponent("adapter_model.safetensors").path))
     }
 
-    public func entry(_ name: String) throws -> Entry {
-        try lock.withLock {
-            guard let e = entries[name] else { throw unknown(name) }
-            return e
+    /// The expert's summary, validating it when it never was or its files changed since.
+    /// Throws its validation error (the real reason), or "unknown expert" without a record.
+    private func summary(_ name: String) throws -> LoRAAdapter.Summary {
+        guard let record = lock.withLock({ records[name] }) else { throw lock.withLock { unknown(name) } }
+        let now = stamps(name)
+        if let v = record.validation, v.stamps == now {
+            switch v.result {
+            case let .valid(summary): return summary
+            case let .invalid(error): throw error
+            }
+        }
+        do {
+            let summary = try LoRAAdapter.inspect(directory: expertDirectory(name), base: base)
+            store(name, .valid(summary), now)
+            return summary
+        } catch {
+            store(name, .invalid(error), now)
+            throw error
         }
     }
 
-    /// The error for a name that is not a valid expert: its validation error when a directory of
-    /// that name failed validation (the real reason), else "unknown expert". Called with the lock held.
+    private func store(_ name: String, _ result: Record.Validation, _ stamps: Stamps) {
+        lock.withLock { records[name]?.validation = (result, stamps) }
+    }
+
+    /// The weights' SHA-256: remembered in memory and in the sidecar, computed otherwise.
+    private func sha256(_ name: String) throws -> String {
+        let weights = expertDirectory(name).appendingPathComponent("adapter_model.safetensors").path
+        guard let stamp = FileStamp(path: weights) else {
+            throw SwitchyardError.io(path: weights, reason: "cannot read adapter_model.safetensors")
+        }
+        if let cached = lock.withLock({ records[name]?.sha256 }), cached.stamp == stamp { return cached.hash }
+        let hash = try ExpertHashCache.sha256(weights: weights, stamp: stamp, directory: expertDirectory(name))
+        lock.withLock { records[name]?.sha256 = (hash, stamp) }
+        return hash
+    }
+
+    private func makeEntry(_ name: String) throws -> Entry {
+        let summary = try summary(name)
+        return Entry(name: name, directory: expertDirectory(name), summary: summary, sha256: try sha256(name))
+    }
+
+    // MARK: Queries
+
+    /// Every valid expert, sorted by name (validating and hashing those not done yet; invalid
+    /// ones are left out and reported in `problems`).
+    public func list() -> [Entry] {
+        let names = lock.withLock { records.keys.sorted() }
+        return names.compactMap { try? makeEntry($0) }
+    }
+
+    /// The expert `name` (validated and hashed). Throws its validation error when its directory
+    /// is not a valid expert, "unknown expert" when there is no such directory.
+    public func entry(_ name: String) throws -> Entry {
+        if let bad = lock.withLock({ badNames[name] }) { throw bad }
+        return try makeEntry(name)
+    }
+
+    /// Directories that are not valid experts: name → error (validating every expert not
+    /// validated yet).
+    public var problems: [String: String] {
+        let names = lock.withLock { records.keys.sorted() }
+        var out = lock.withLock { badNames.mapValues { "\($0)" } }
+        for name in names {
+            do { _ = try summary(name) } catch { out[name] = "\(error)" }
+        }
+        return out
+    }
+
+    /// The error for a name that is not a known expert: its recorded validation error when a
+    /// directory of that name failed validation, else "unknown expert". Called with the lock held.
     private func unknown(_ name: String) -> any Error {
-        if let problem = problemErrors[name] { return problem }
-        let known = entries.keys.sorted()
-        let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
+        if let bad = badNames[name] { return bad }
+        if case let .invalid(error)? = records[name]?.validation?.result { return error }
+        let known = records.keys.sorted()
+        let list = known.prefix(10).map { EscapedText.escaped($0) }.joined(separator: ", ") + (known.count > 10 ? ", …" : "")
         return SwitchyardError.invalidArgument("unknown expert \(EscapedText.quoted(name)) in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))")
     }
 
     public var statistics: Statistics { lock.withLock { stats } }
 
+    /// Names validated so far (valid or not), for tests of laziness.
+    var validatedNames: Set<String> { lock.withLock { Set(records.filter { $0.value.validation != nil }.keys) } }
+
     /// Whether `name`'s weights are in the cache now.
     public func isResident(_ name: String) -> Bool { lock.withLock { resident[name] != nil } }
 
-    /// Looks for `name` on disk when it is unknown: another process sharing the directory (a
-    /// replica, `switchyard experts add`) may have added it. Returns true if it is known now.
-    /// Invalid directories are recorded in `problems` and stay unknown.
+    /// Whether `name` is a valid expert, looking on disk when it is unknown: another process
+    /// sharing the directory (a replica, `switchyard experts add`) may have added it. An expert
+    /// validated before is taken as valid without touching the disk (the hot path of every
+    /// request); one never validated is validated now. Invalid directories are recorded in
+    /// `problems` and give false.
     @discardableResult
     public func rescan(_ name: String) -> Bool {
-        if lock.withLock({ entries[name] != nil }) { return true }
-        guard (try? Self.validateName(name)) != nil else { return false }
-        let dir = directory.appendingPathComponent(name)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { return false }
-        do {
-            let entry = try Self.makeEntry(name: name, directory: dir, base: base)
-            lock.withLock {
-                if entries[name] == nil { entries[name] = entry }
-                problemErrors[name] = nil
-            }
-            return true
-        } catch {
-            lock.withLock { problemErrors[name] = error }
-            return false
+        let known: Record? = lock.withLock { records[name] }
+        if case .valid? = known?.validation?.result { return true }
+        if known == nil {
+            guard (try? Self.validateName(name)) != nil else { return false }
+            var st = stat()
+            guard stat(expertDirectory(name).path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { return false }
+            lock.withLock { if records[name] == nil { records[name] = Record() } }
         }
+        return (try? summary(name)) != nil
     }
 
-    /// Re-reads the directory listing: experts added by other processes appear, experts whose
-    /// directory is gone disappear (requests holding them keep their weights).
+    /// Re-reads the directory listing: experts added by other processes appear (validated when
+    /// first needed), experts whose directory is gone disappear (requests holding them keep their
+    /// weights).
     public func refresh() {
-        let names = Set(((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !$0.hasPrefix(".") })
-        let known = lock.withLock { Set(entries.keys) }
-        for gone in known.subtracting(names) {
-            lock.withLock {
-                entries[gone] = nil
+        guard let listing = try? Self.listDirectories(directory) else { return }
+        let names = Set(listing.directories)
+        lock.withLock {
+            for gone in Set(records.keys).subtracting(names) {
+                records[gone] = nil
                 if let r = resident[gone], r.pins == 0 {
                     resident[gone] = nil
                     stats.residentBytes -= r.adapter.byteCount
                     stats.residentExperts = resident.count
                 }
             }
+            for gone in Set(badNames.keys).subtracting(names) { badNames[gone] = nil }
+            for name in names where records[name] == nil && badNames[name] == nil { admit(name) }
         }
-        for new in names.subtracting(known).sorted() { rescan(new) }
     }
 
+    // MARK: Leases
+
     /// Loads (or finds in the cache) the named experts and pins them until the lease is released.
+    /// An expert that is not valid throws its validation error.
     public func acquire(_ names: [String]) throws -> ExpertLease {
         var adapters: [LoRAAdapter] = []
-        for name in names {
-            adapters.append(try acquireOne(name))
+        do {
+            for name in names { adapters.append(try acquireOne(name)) }
+        } catch {
+            release(adapters.map(\.name))
+            throw error
         }
         return ExpertLease(registry: self, adapters: adapters)
     }
 
     private func acquireOne(_ name: String) throws -> LoRAAdapter {
-        let entry: Entry = try lock.withLock {
-            guard let e = entries[name] else { throw unknown(name) }
-            return e
-        }
-        if let hit = lock.withLock({ () -> LoRAAdapter? in
+        if let hit = try lock.withLock({ () throws -> LoRAAdapter? in
+            guard records[name] != nil else { throw unknown(name) }
             guard var r = resident[name] else { return nil }
             clock += 1
             r.lastUse = clock
@@ -207,8 +325,8 @@ public final class ExpertRegistry: @unchecked Sendable {
             stats.hits += 1
             return r.adapter
         }) { return hit }
-        // Miss: read from disk without holding the lock.
-        let adapter = try LoRAAdapter.load(directory: entry.directory, name: name, base: base)
+        // Miss: read from disk without holding the lock, parsing once for validation and load.
+        let adapter = try load(name)
         return lock.withLock {
             clock += 1
             if var r = resident[name] {  // loaded concurrently by another caller
@@ -224,6 +342,23 @@ public final class ExpertRegistry: @unchecked Sendable {
             evictIfNeeded()
             stats.residentExperts = resident.count
             return adapter
+        }
+    }
+
+    /// Validates and reads an expert in one parse of its config and header, recording the
+    /// validation result.
+    private func load(_ name: String) throws -> LoRAAdapter {
+        let now = stamps(name)
+        if let v = lock.withLock({ records[name]?.validation }), v.stamps == now, case let .invalid(error) = v.result {
+            throw error
+        }
+        do {
+            let (config, file, plan) = try LoRAAdapter.validate(directory: expertDirectory(name), base: base)
+            store(name, .valid(LoRAAdapter.summarize(config: config, file: file, plan: plan)), now)
+            return try LoRAAdapter.load(config: config, file: file, plan: plan, name: name)
+        } catch {
+            store(name, .invalid(error), now)
+            throw error
         }
     }
 
@@ -249,6 +384,8 @@ public final class ExpertRegistry: @unchecked Sendable {
             stats.residentExperts = resident.count
         }
     }
+
+    // MARK: Adding and removing
 
     /// Copies a PEFT adapter directory into the registry as `name`, validating it first. The copy is
     /// staged in a hidden directory and renamed into place, so a failed add leaves nothing behind.
@@ -282,46 +419,50 @@ public final class ExpertRegistry: @unchecked Sendable {
         return try install(staging: staging, name: name)
     }
 
+    /// Validates and hashes the staged copy (the hash sidecar is written there: a rename keeps
+    /// the inode and mtime it is keyed by), then renames it into place.
     private func install(staging: URL, name: String) throws -> Entry {
         let fm = FileManager.default
         let final = directory.appendingPathComponent(name)
         do {
-            let entry = try Self.makeEntry(name: name, directory: final, base: base, staged: staging)
+            let summary = try LoRAAdapter.inspect(directory: staging, base: base)
+            let weights = staging.appendingPathComponent("adapter_model.safetensors").path
+            guard let stamp = FileStamp(path: weights) else { throw SwitchyardError.io(path: weights, reason: "cannot read") }
+            let hash = try ExpertHashCache.sha256(weights: weights, stamp: stamp, directory: staging)
+            let configStamp = FileStamp(path: staging.appendingPathComponent("adapter_config.json").path)
             try lock.withLock {
-                guard entries[name] == nil, !fm.fileExists(atPath: final.path) else {
-                    throw SwitchyardError.invalidArgument("expert '\(name)' already exists in \(directory.path); remove it first or pick another name")
+                guard !fm.fileExists(atPath: final.path) else {
+                    throw SwitchyardError.invalidArgument("expert \(EscapedText.quoted(name)) already exists in \(directory.path); remove it first or pick another name")
                 }
                 do { try fm.moveItem(at: staging, to: final) } catch {
                     throw SwitchyardError.io(path: final.path, reason: "cannot install expert: \(error.localizedDescription)")
                 }
-                entries[name] = entry
-                problemErrors[name] = nil
+                badNames[name] = nil
+                records[name] = Record(validation: (.valid(summary), Stamps(config: configStamp, weights: stamp)),
+                                       sha256: (hash, stamp))
             }
-            return entry
+            return Entry(name: name, directory: final, summary: summary, sha256: hash)
         } catch {
             try? fm.removeItem(at: staging)
             throw error
         }
     }
 
-    static func makeEntry(name: String, directory: URL, base: ModelConfig, staged: URL) throws -> Entry {
-        var e = try makeEntry(name: name, directory: staged, base: base)
-        e.directory = directory
-        return e
-    }
-
-    /// Removes an expert from the registry and deletes its directory. Requests holding a lease keep
-    /// their copy of the weights until they release it.
+    /// Removes an expert from the registry and deletes its directory (an invalid one too: that is
+    /// how it gets cleaned up). Requests holding a lease keep their copy of the weights until they
+    /// release it.
     public func remove(_ name: String) throws {
+        if lock.withLock({ records[name] == nil }) { rescan(name) }  // added by another process?
         let fm = FileManager.default
         try lock.withLock {
-            guard let e = entries[name] else { throw unknown(name) }
+            guard records[name] != nil else { throw unknown(name) }
+            let dir = expertDirectory(name)
             let trash = directory.appendingPathComponent(".removed-\(name)-\(UUID().uuidString)")
-            do { try fm.moveItem(at: e.directory, to: trash) } catch {
-                throw SwitchyardError.io(path: e.directory.path, reason: "cannot remove expert: \(error.localizedDescription)")
+            do { try fm.moveItem(at: dir, to: trash) } catch {
+                throw SwitchyardError.io(path: dir.path, reason: "cannot remove expert: \(error.localizedDescription)")
             }
             try? fm.removeItem(at: trash)
-            entries[name] = nil
+            records[name] = nil
             if let r = resident.removeValue(forKey: name) { stats.residentBytes -= r.adapter.byteCount }
             stats.residentExperts = resident.count
         }

@@ -128,11 +128,15 @@ public struct LoRAAdapter: Sendable {
     /// Validates an adapter directory against `base` (same checks as `load`) reading only headers.
     public static func inspect(directory: URL, base: ModelConfig) throws -> Summary {
         let (config, file, plan) = try validate(directory: directory, base: base)
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
-        return Summary(
+        return summarize(config: config, file: file, plan: plan)
+    }
+
+    /// The summary of a validated adapter.
+    static func summarize(config: AdapterConfig, file: SafeTensorsFile, plan: [ModulePlan]) -> Summary {
+        Summary(
             config: config, ranks: Array(Set(plan.map(\.rank))).sorted(),
             targetKinds: ProjectionKind.allCases.filter { k in plan.contains { $0.site.kind == k } },
-            moduleCount: plan.count, parameterCount: plan.reduce(0) { $0 + $1.parameters }, fileBytes: bytes)
+            moduleCount: plan.count, parameterCount: plan.reduce(0) { $0 + $1.parameters }, fileBytes: file.fileBytes)
     }
 
     struct ModulePlan {
