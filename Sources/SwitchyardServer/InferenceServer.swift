@@ -14,6 +14,8 @@ public final class InferenceServer: @unchecked Sendable {
     public let tokenizer: Tokenizer?
     public let registry: ExpertRegistry
     public let options: ServerOptions
+    /// Renders `messages` requests (nil: the model has none; such requests are refused).
+    public let chatTemplate: ChatTemplate?
     /// What `Info.model` reports (the model's path).
     public let modelDescription: String
     /// The port the server listens on.
@@ -34,7 +36,8 @@ public final class InferenceServer: @unchecked Sendable {
     /// Loads nothing itself: give it a loaded model, its tokenizer, a registry over the same base
     /// and the routers to hold (bound, with their leases). Binds `options.listen` and serves.
     public init(model: LlamaModel, tokenizer: Tokenizer?, registry: ExpertRegistry, routers: [(BoundRouter, ExpertLease)] = [],
-                options: ServerOptions = ServerOptions(), modelDescription: String = "") throws {
+                options: ServerOptions = ServerOptions(), modelDescription: String = "", chatTemplate: ChatTemplate? = nil) throws {
+        self.chatTemplate = chatTemplate
         self.model = model
         self.tokenizer = tokenizer
         self.registry = registry

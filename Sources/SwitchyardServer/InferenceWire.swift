@@ -30,6 +30,7 @@ public enum InferenceWire {
     public static let limits = WireType(Switchyard__V1__Limits.self, switchyard__v1__limits__init)
     public static let infoResponse = WireType(Switchyard__V1__InfoResponse.self, switchyard__v1__info_response__init)
     public static let expertCounters = WireType(Switchyard__V1__ExpertCounters.self, switchyard__v1__expert_counters__init)
+    public static let chatMessage = WireType(Switchyard__V1__ChatMessage.self, switchyard__v1__chat_message__init)
     public static let healthCheckRequest = WireType(Grpc__Health__V1__HealthCheckRequest.self, grpc__health__v1__health_check_request__init)
     public static let healthCheckResponse = WireType(Grpc__Health__V1__HealthCheckResponse.self, grpc__health__v1__health_check_response__init)
 

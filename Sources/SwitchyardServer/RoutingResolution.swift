@@ -97,8 +97,25 @@ extension InferenceServer {
     /// The prompt of a Generate or Score request as token ids: `prompt` (encoded as the CLI does,
     /// with the tokenizer's special tokens) or `token_ids`, not both.
     func promptTokens(_ m: WireMessage) throws -> [Int] {
-        let text = m.string("prompt"), ids = m.uints("token_ids")
-        guard text.isEmpty || ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt, token_ids: set one, not both") }
+        var text = m.string("prompt")
+        let ids = m.uints("token_ids"), messages = m.messages("messages")
+        let given = [!text.isEmpty ? "prompt" : nil, !ids.isEmpty ? "token_ids" : nil, !messages.isEmpty ? "messages" : nil].compactMap { $0 }
+        guard given.count <= 1 else { throw GRPCStatus(.invalidArgument, "\(given.joined(separator: ", ")): set one, not several") }
+        if !messages.isEmpty {
+            guard let chatTemplate, let tokenizer else {
+                throw GRPCStatus(.failedPrecondition, "messages: this model has no chat template; send prompt or token_ids")
+            }
+            do {
+                let rendered = try chatTemplate.render(
+                    messages: messages.map { ChatTemplate.Message(role: $0.string("role"), content: $0.string("content")) },
+                    addGenerationPrompt: true, bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
+                    eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
+                return tokenizer.encode(rendered)
+            } catch {
+                throw GRPCStatus(.invalidArgument, "messages: \(error)")
+            }
+        }
+        text = m.string("prompt")
         guard !text.isEmpty || !ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if !text.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids") }
         let tokens = ids.isEmpty ? tokenizer!.encode(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) }

@@ -11,7 +11,7 @@ enum ClientCommand: Subcommand {
 
       generate [--expert NAME[=W]… | --router NAME] [--max-tokens N] [--temperature T] [--top-k K]
                [--top-p P] [--repetition-penalty R] [--seed S] [--stop STR]… [--trace] [--no-stop]
-               [--format text|json] "prompt"
+               [--chat [--system TEXT]] [--format text|json] "prompt"
                           Streams the generation to standard output (json: one object at the end,
                           like `switchyard generate --format json`).
       experts [list | add NAME --path DIR | remove NAME] [--format json]
@@ -32,8 +32,8 @@ enum ClientCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("client needs a subcommand: generate, experts, routers, compose, info, health") }
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: Set(["server", "token", "timeout", "router", "max-tokens", "temperature", "top-k",
                                                                          "top-p", "repetition-penalty", "seed", "stop", "format", "path", "examples",
-                                                                         "out", "experts", "budget", "shots", "service"]).union(ExpertOptions.valued),
-                                       switches: ["trace", "no-stop"])
+                                                                         "out", "experts", "budget", "shots", "service", "system"]).union(ExpertOptions.valued),
+                                       switches: ["trace", "no-stop", "chat"])
         let env = ProcessInfo.processInfo.environment
         let server = args.string("server") ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051"
         let client = SwitchyardClient(target: server, token: args.string("token") ?? env["SWITCHYARD_TOKEN"],
@@ -67,7 +67,10 @@ enum ClientCommand: Subcommand {
 
     static func generate(_ client: SwitchyardClient, _ args: ParsedArguments, json: Bool) async throws {
         guard args.positionals.count == 1 else { throw UsageError("client generate expects exactly one prompt argument") }
-        var request = GenerateRequest(prompt: args.positionals[0])
+        var request = GenerateRequest(prompt: args.flag("chat") ? "" : args.positionals[0])
+        if args.flag("chat") {
+            request.messages = (args.string("system").map { [("system", $0)] } ?? []) + [("user", args.positionals[0])]
+        }
         request.experts = try ExpertOptions.parse(args.options["expert"] ?? [])
         request.router = args.string("router") ?? ""
         request.maxTokens = try args.int("max-tokens") ?? 64

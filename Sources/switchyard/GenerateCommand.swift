@@ -21,6 +21,7 @@ enum GenerateCommand: Subcommand {
       --repetition-penalty R    > 1 discourages repeats (default 1: off).
       --seed S                  Random seed for sampling (default 0).
       --no-stop                 Do not stop at the end-of-sequence token.
+    \(ChatPrompt.help)
     \(ExpertOptions.help)
       --format text|json        json prints {"prompt_ids":[…],"ids":[…],"text":"…"}.
       -h, --help                Show this help.
@@ -28,8 +29,8 @@ enum GenerateCommand: Subcommand {
 
     static func run(_ argv: [String]) throws {
         let args = try ParsedArguments(argv, valued: Set<String>(["model", "max-tokens", "temperature", "top-k", "top-p",
-                                                      "repetition-penalty", "seed", "format"]).union(ExpertOptions.valued),
-                                       switches: ["no-stop"])
+                                                      "repetition-penalty", "seed", "format"]).union(ExpertOptions.valued).union(ChatPrompt.valued),
+                                       switches: Set(["no-stop"]).union(ChatPrompt.switches))
         guard args.positionals.count == 1 else { throw UsageError("generate expects exactly one prompt argument") }
         let json = try args.wantsJSON()
         let dir = try ModelLocator.modelDirectory(args)
@@ -43,7 +44,7 @@ enum GenerateCommand: Subcommand {
             seed: UInt64(truncatingIfNeeded: try args.int("seed") ?? 0))
         let maxTokens = try args.int("max-tokens") ?? 64
         guard maxTokens >= 0 else { throw UsageError("--max-tokens must be ≥ 0") }
-        let promptIDs = try PromptFormat.encode(args.positionals[0], tokenizer)
+        let promptIDs = try ChatPrompt.encode(args.positionals[0], args: args, modelPath: dir, tokenizer: tokenizer)
         guard !promptIDs.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }

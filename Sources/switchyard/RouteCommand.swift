@@ -18,10 +18,12 @@ enum RouteCommand: Subcommand {
       --max-tokens N      New tokens to generate (default 32).
       --trace             Every decision (each token, each layer); otherwise one line per token.
       --heatmap FILE      Write an SVG heatmap: tokens × experts, shaded by weight (averaged over layers).
+    \(ChatPrompt.help)
     """
 
     static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: ["router", "model", "registry", "max-tokens", "heatmap"], switches: ["trace"])
+        let args = try ParsedArguments(argv, valued: Set(["router", "model", "registry", "max-tokens", "heatmap"]).union(ChatPrompt.valued),
+                                       switches: Set(["trace"]).union(ChatPrompt.switches))
         guard args.positionals.count == 1 else { throw UsageError("route expects one prompt argument") }
         guard let routerPath = args.string("router") else { throw UsageError("route needs --router FILE") }
         let dir = try ModelLocator.modelDirectory(args)
@@ -31,7 +33,7 @@ enum RouteCommand: Subcommand {
         let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }
-        let prompt = try PromptFormat.encode(args.positionals[0], tokenizer)
+        let prompt = try ChatPrompt.encode(args.positionals[0], args: args, modelPath: dir, tokenizer: tokenizer)
         guard !prompt.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let trace = RoutingTrace()
         var stops = Set(model.config.eosTokenIDs)

@@ -109,8 +109,12 @@ enum ServeCommand: Subcommand {
                 throw SwitchyardError.invalidArgument("router \(file.path): \(error)")
             }
         }
+        var chatTemplate: ChatTemplate? = nil
+        do { chatTemplate = try ChatTemplate.load(model: dir) } catch {
+            printError("switchyard serve: warning: chat template not usable, `messages` requests will be refused: \(error)")
+        }
         let server = try InferenceServer(model: model, tokenizer: tokenizer, registry: registry, routers: routers,
-                                         options: options, modelDescription: dir.path)
+                                         options: options, modelDescription: dir.path, chatTemplate: chatTemplate)
         printError("switchyard serve: listening on \(server.boundAddress) (replica \(server.replicaID); \(registry.list().count) experts; routers: \(routers.map { $0.0.spec.name }.joined(separator: ", ")); max batch \(options.maxBatch)\(options.token == nil ? "" : "; token required"))")
 
         // SIGINT / SIGTERM: stop accepting, let running calls finish (or cancel them), exit 0.

@@ -19,6 +19,8 @@ public struct GenerateRequest: Sendable {
     public var trace = false
     public var ignoreEOS = false
     public var requestID = ""
+    /// Instead of `prompt`: a conversation, rendered with the server model's chat template.
+    public var messages: [(role: String, content: String)] = []
 
     public init(prompt: String = "", tokenIDs: [Int] = []) {
         self.prompt = prompt
@@ -34,6 +36,7 @@ public struct GenerateRequest: Sendable {
             "top_p": .double(Double(sampling.topP)), "repetition_penalty": .double(Double(sampling.repetitionPenalty)),
             "seed": .uint(sampling.seed), "stop": .list(stop.map { .string($0) }), "trace": .bool(trace),
             "ignore_eos": .bool(ignoreEOS), "request_id": .string(requestID),
+            "messages": .list(messages.map { .message(WireMessage(InferenceWire.chatMessage, ["role": .string($0.role), "content": .string($0.content)])) }),
         ])
     }
 

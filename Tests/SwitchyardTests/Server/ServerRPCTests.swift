@@ -172,6 +172,26 @@ import Switchyard
         #expect(try await collect(client, r).finish != nil)
     }
 
+    /// `messages` go through the chat template; without one they are refused.
+    @Test func chatMessagesUseTheTemplate() async throws {
+        let s = try TestServer(chatTemplate: try ChatTemplate("{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}{{ '\\nAnswer:' }}{% endif %}"))
+        defer { s.stop() }
+        var chat = GenerateRequest()
+        chat.messages = [("user", "Write cat backwards.")]
+        chat.experts = [("reverse", 1)]
+        // The rendered text is encoded without the tokenizer's special tokens (apply_chat_template's rule).
+        var plain = GenerateRequest(tokenIDs: s.tokenizer.encode("Write cat backwards.\nAnswer:"))
+        plain.experts = [("reverse", 1)]
+        let client = s.client()
+        #expect(try await collect(client, chat).ids == (try await collect(client, plain).ids))
+        chat.prompt = "also a prompt"
+        #expect(await statusCode { _ = try await collect(client, chat) } == .invalidArgument)
+        let bare = try TestServer()
+        defer { bare.stop() }
+        chat.prompt = ""
+        #expect(await statusCode { _ = try await collect(bare.client(), chat) } == .failedPrecondition)
+    }
+
     @Test func authenticationWhenATokenIsSet() async throws {
         let s = try TestServer { $0.token = "s3cret" }
         defer { s.stop() }

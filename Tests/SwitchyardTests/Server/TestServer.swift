@@ -22,7 +22,7 @@ final class TestServer: @unchecked Sendable {
     var address: String { "127.0.0.1:\(server.port)" }
 
     /// `configure` adjusts the options (listen and log format are set here).
-    init(configure: (inout ServerOptions) -> Void = { _ in }) throws {
+    init(chatTemplate: ChatTemplate? = nil, configure: (inout ServerOptions) -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-server-\(UUID().uuidString)")
         let experts = directory.appendingPathComponent("experts")
         try FileManager.default.createDirectory(at: experts, withIntermediateDirectories: true)
@@ -45,7 +45,7 @@ final class TestServer: @unchecked Sendable {
         options.allowedExpertRoots = [directory.appendingPathComponent("incoming")]
         configure(&options)
         server = try InferenceServer(model: model, tokenizer: tokenizer, registry: registry, routers: bound, options: options,
-                                     modelDescription: "Models/base")
+                                     modelDescription: "Models/base", chatTemplate: chatTemplate)
     }
 
     func client(token: String? = nil, timeout: Double? = 60) -> SwitchyardClient {

@@ -97,6 +97,51 @@ void   switchyard__v1__generate_request__free_unpacked
   assert(message->base.descriptor == &switchyard__v1__generate_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchyard__v1__chat_message__init
+                     (Switchyard__V1__ChatMessage         *message)
+{
+  static const Switchyard__V1__ChatMessage init_value = SWITCHYARD__V1__CHAT_MESSAGE__INIT;
+  *message = init_value;
+}
+size_t switchyard__v1__chat_message__get_packed_size
+                     (const Switchyard__V1__ChatMessage *message)
+{
+  assert(message->base.descriptor == &switchyard__v1__chat_message__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchyard__v1__chat_message__pack
+                     (const Switchyard__V1__ChatMessage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchyard__v1__chat_message__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchyard__v1__chat_message__pack_to_buffer
+                     (const Switchyard__V1__ChatMessage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchyard__v1__chat_message__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchyard__V1__ChatMessage *
+       switchyard__v1__chat_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchyard__V1__ChatMessage *)
+     protobuf_c_message_unpack (&switchyard__v1__chat_message__descriptor,
+                                allocator, len, data);
+}
+void   switchyard__v1__chat_message__free_unpacked
+                     (Switchyard__V1__ChatMessage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchyard__v1__chat_message__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchyard__v1__routing_decision__init
                      (Switchyard__V1__RoutingDecision         *message)
 {
@@ -1228,7 +1273,7 @@ const ProtobufCMessageDescriptor switchyard__v1__expert_weight__descriptor =
   (ProtobufCMessageInit) switchyard__v1__expert_weight__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__generate_request__field_descriptors[15] =
+static const ProtobufCFieldDescriptor switchyard__v1__generate_request__field_descriptors[16] =
 {
   {
     "prompt",
@@ -1410,11 +1455,24 @@ static const ProtobufCFieldDescriptor switchyard__v1__generate_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "messages",
+    16,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchyard__V1__GenerateRequest, n_messages),
+    offsetof(Switchyard__V1__GenerateRequest, messages),
+    &switchyard__v1__chat_message__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__generate_request__field_indices_by_name[] = {
   2,   /* field[2] = experts */
   13,   /* field[13] = ignore_eos */
   5,   /* field[5] = max_tokens */
+  15,   /* field[15] = messages */
   0,   /* field[0] = prompt */
   9,   /* field[9] = repetition_penalty */
   14,   /* field[14] = request_id */
@@ -1431,7 +1489,7 @@ static const unsigned switchyard__v1__generate_request__field_indices_by_name[] 
 static const ProtobufCIntRange switchyard__v1__generate_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__generate_request__descriptor =
 {
@@ -1441,11 +1499,62 @@ const ProtobufCMessageDescriptor switchyard__v1__generate_request__descriptor =
   "Switchyard__V1__GenerateRequest",
   "switchyard.v1",
   sizeof(Switchyard__V1__GenerateRequest),
-  15,
+  16,
   switchyard__v1__generate_request__field_descriptors,
   switchyard__v1__generate_request__field_indices_by_name,
   1,  switchyard__v1__generate_request__number_ranges,
   (ProtobufCMessageInit) switchyard__v1__generate_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchyard__v1__chat_message__field_descriptors[2] =
+{
+  {
+    "role",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ChatMessage, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ChatMessage, content),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchyard__v1__chat_message__field_indices_by_name[] = {
+  1,   /* field[1] = content */
+  0,   /* field[0] = role */
+};
+static const ProtobufCIntRange switchyard__v1__chat_message__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchyard__v1__chat_message__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchyard.v1.ChatMessage",
+  "ChatMessage",
+  "Switchyard__V1__ChatMessage",
+  "switchyard.v1",
+  sizeof(Switchyard__V1__ChatMessage),
+  2,
+  switchyard__v1__chat_message__field_descriptors,
+  switchyard__v1__chat_message__field_indices_by_name,
+  1,  switchyard__v1__chat_message__number_ranges,
+  (ProtobufCMessageInit) switchyard__v1__chat_message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchyard__v1__routing_decision__field_descriptors[2] =

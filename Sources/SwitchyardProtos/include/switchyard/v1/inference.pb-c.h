@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Switchyard__V1__ExpertWeight Switchyard__V1__ExpertWeight;
 typedef struct Switchyard__V1__GenerateRequest Switchyard__V1__GenerateRequest;
+typedef struct Switchyard__V1__ChatMessage Switchyard__V1__ChatMessage;
 typedef struct Switchyard__V1__RoutingDecision Switchyard__V1__RoutingDecision;
 typedef struct Switchyard__V1__Timings Switchyard__V1__Timings;
 typedef struct Switchyard__V1__GenerateEvent Switchyard__V1__GenerateEvent;
@@ -131,10 +132,32 @@ struct  Switchyard__V1__GenerateRequest
    * echoed in logs; the server assigns one when empty
    */
   char *request_id;
+  /*
+   * instead of `prompt`: a conversation, rendered with the
+   */
+  size_t n_messages;
+  Switchyard__V1__ChatMessage **messages;
 };
 #define SWITCHYARD__V1__GENERATE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__generate_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, {0,NULL}, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, {0,NULL}, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * One turn of a conversation.
+ */
+struct  Switchyard__V1__ChatMessage
+{
+  ProtobufCMessage base;
+  /*
+   * "system", "user", "assistant", …
+   */
+  char *role;
+  char *content;
+};
+#define SWITCHYARD__V1__CHAT_MESSAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__chat_message__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -603,6 +626,25 @@ Switchyard__V1__GenerateRequest *
 void   switchyard__v1__generate_request__free_unpacked
                      (Switchyard__V1__GenerateRequest *message,
                       ProtobufCAllocator *allocator);
+/* Switchyard__V1__ChatMessage methods */
+void   switchyard__v1__chat_message__init
+                     (Switchyard__V1__ChatMessage         *message);
+size_t switchyard__v1__chat_message__get_packed_size
+                     (const Switchyard__V1__ChatMessage   *message);
+size_t switchyard__v1__chat_message__pack
+                     (const Switchyard__V1__ChatMessage   *message,
+                      uint8_t             *out);
+size_t switchyard__v1__chat_message__pack_to_buffer
+                     (const Switchyard__V1__ChatMessage   *message,
+                      ProtobufCBuffer     *buffer);
+Switchyard__V1__ChatMessage *
+       switchyard__v1__chat_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchyard__v1__chat_message__free_unpacked
+                     (Switchyard__V1__ChatMessage *message,
+                      ProtobufCAllocator *allocator);
 /* Switchyard__V1__RoutingDecision methods */
 void   switchyard__v1__routing_decision__init
                      (Switchyard__V1__RoutingDecision         *message);
@@ -1067,6 +1109,9 @@ typedef void (*Switchyard__V1__ExpertWeight_Closure)
 typedef void (*Switchyard__V1__GenerateRequest_Closure)
                  (const Switchyard__V1__GenerateRequest *message,
                   void *closure_data);
+typedef void (*Switchyard__V1__ChatMessage_Closure)
+                 (const Switchyard__V1__ChatMessage *message,
+                  void *closure_data);
 typedef void (*Switchyard__V1__RoutingDecision_Closure)
                  (const Switchyard__V1__RoutingDecision *message,
                   void *closure_data);
@@ -1240,6 +1285,7 @@ void switchyard__v1__inference__info(ProtobufCService *service,
 
 extern const ProtobufCMessageDescriptor switchyard__v1__expert_weight__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__generate_request__descriptor;
+extern const ProtobufCMessageDescriptor switchyard__v1__chat_message__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__routing_decision__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__timings__descriptor;
 extern const ProtobufCMessageDescriptor switchyard__v1__generate_event__descriptor;

@@ -1,0 +1,31 @@
+import Foundation
+import Switchyard
+
+/// `--chat` (and `--system TEXT`): the prompt becomes a user message rendered through the model's
+/// chat template with the generation prompt, as transformers' `apply_chat_template` does.
+enum ChatPrompt {
+    static let switches: Set<String> = ["chat"]
+    static let valued: Set<String> = ["system"]
+    static let help = """
+      --chat                    Treat the prompt as a user message and apply the model's chat
+                                template (tokenizer_config.json, chat_template.jinja or GGUF).
+      --system TEXT             With --chat: a system message first.
+    """
+
+    /// The prompt's token ids: chat-formatted with `--chat`, else as `PromptFormat` encodes it.
+    static func encode(_ prompt: String, args: ParsedArguments, modelPath: URL, tokenizer: Tokenizer) throws -> [Int] {
+        guard args.flag("chat") else {
+            guard args.string("system") == nil else { throw UsageError("--system needs --chat") }
+            return try PromptFormat.encode(prompt, tokenizer)
+        }
+        guard let template = try ChatTemplate.load(model: modelPath) else {
+            throw UsageError("--chat: \(modelPath.path) has no chat template")
+        }
+        var messages: [ChatTemplate.Message] = []
+        if let system = args.string("system") { messages.append(.init(role: "system", content: system)) }
+        messages.append(.init(role: "user", content: prompt))
+        return tokenizer.encode(try template.render(messages: messages, addGenerationPrompt: true,
+                                                    bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
+                                                    eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? ""))
+    }
+}
