@@ -136,7 +136,8 @@ enum LoRABench {
         let open = try measure { registry = try ExpertRegistry(directory: dir, base: config, budgetBytes: budget) }
         let cold = try measure { try registry.acquire([name(0)]).release() }
         let firstHash = try measure { _ = try registry.entry(name(1)) }
-        let cachedHash = try measure { _ = try ExpertRegistry(directory: dir, base: config).entry(name(1)) }
+        let reopened = try ExpertRegistry(directory: dir, base: config)
+        let cachedHash = try measure { _ = try reopened.entry(name(1)) }
         var rng = SeededRandom(seed: 3)
         func percentiles(_ times: [Double]) -> (Double, Double) {
             let sorted = times.sorted()

@@ -158,8 +158,10 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     /// Expert names must be plain directory names.
     public static func validateName(_ name: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        guard !name.isEmpty, name.count <= 128, !name.hasPrefix("."), name.allSatisfy({ allowed.contains($0) }) else {
+        func allowed(_ b: UInt8) -> Bool {
+            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x2E || b == 0x5F || b == 0x2D
+        }
+        guard !name.isEmpty, name.utf8.count <= 128, !name.hasPrefix("."), name.utf8.allSatisfy(allowed) else {
             throw SwitchyardError.invalidArgument("invalid expert name \(EscapedText.quoted(name)): use letters, digits, '.', '_' and '-', not starting with '.'")
         }
     }
