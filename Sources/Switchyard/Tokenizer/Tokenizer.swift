@@ -96,6 +96,16 @@ public final class Tokenizer: Sendable {
         specialTokenIDs = added.specialIDs
         let largestID = max(model.tokensByID.keys.max() ?? -1, added.tokenByID.keys.max() ?? -1)
         vocabularySize = largestID + 1
+        // The post-processor's ids go straight into every prompt: each must be a token of this
+        // tokenizer (an id of -1 or past the vocabulary would index outside the embeddings).
+        if let postProcessor {
+            for id in postProcessor.prefixIDs + postProcessor.suffixIDs
+            where added.tokenByID[id] == nil && model.tokensByID[id] == nil {
+                throw TokenizerError.invalidField(
+                    source: source, path: "post_processor",
+                    expected: "ids of tokens in the vocabulary or added_tokens (found id \(id))")
+            }
+        }
 
         // Best-effort BOS/EOS.
         func lookup(_ name: String) -> Int? { added.idByContent[TokenKey(name)] ?? model.vocab[TokenKey(name)] }

@@ -29,6 +29,18 @@ import Testing
         }
     }
 
+    /// A post-processor id outside the vocabulary (issue 13: `-1` reached the embedding lookup).
+    @Test func postProcessorIDsMustBeTokens() {
+        for id in ["-1", "3", "99999"] {
+            let json = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [\#(id)], "tokens": ["<s>"]}}}}"#
+            expectError(json, mentions: ["post_processor", "found id \(id)"])
+        }
+        let roberta = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["<s>", -1], "sep": ["</s>", 2]}}"#
+        expectError(roberta, mentions: ["post_processor", "found id -1"])
+        let fine = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["a", 0], "sep": ["ab", 2]}}"#
+        #expect(loadError(fine) == nil)
+    }
+
     @Test func malformedJSON() {
         expectError(#"{"model": {"type": "BPE", "vocab": {"#, mentions: ["malformed JSON"])
         expectError("[1, 2]", mentions: ["not a JSON object"])
