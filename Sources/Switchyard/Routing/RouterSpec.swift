@@ -47,12 +47,21 @@ public struct WireTensor: Sendable, Equatable {
         guard shape.count == 2, rows.map({ $0 == shape[0] }) ?? true, cols.map({ $0 == shape[1] }) ?? true else {
             throw RouterError.invalid(field: field, reason: "expected shape [\(rows.map(String.init) ?? "*"), \(cols.map(String.init) ?? "*")], found \(shape)")
         }
-        return Matrix(rows: shape[0], cols: shape[1], data: floats())
+        return Matrix(rows: shape[0], cols: shape[1], data: try finiteFloats(field: field))
     }
 
     func vector(count: Int, field: String) throws -> [Float] {
         guard shape == [count] else { throw RouterError.invalid(field: field, reason: "expected shape [\(count)], found \(shape)") }
-        return floats()
+        return try finiteFloats(field: field)
+    }
+
+    /// The values, refusing NaN and infinities (they would poison every routing decision).
+    func finiteFloats(field: String) throws -> [Float] {
+        let values = floats()
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            throw RouterError.invalid(field: field, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
+        }
+        return values
     }
 }
 

@@ -16,6 +16,21 @@ import Testing
             ], global: false, sourceLayer: 0))
     }
 
+    /// NaN and infinite router weights are refused when the router is compiled, naming the field.
+    @Test func nonFiniteRouterWeightsAreRefused() throws {
+        let config = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
+        for bad in [Float.nan, .infinity] {
+            var spec = Self.sample()
+            spec.gate = .token(layers: [
+                LayerGateSpec(layer: 0, experts: [0, 1], weight: WireTensor(shape: [2, config.hiddenSize],
+                              values: (0..<(2 * config.hiddenSize)).map { $0 == 5 ? bad : 0.1 }), bias: nil),
+            ], global: false, sourceLayer: 0)
+            #expect { _ = try BoundRouter.compile(spec, config: config, expertCount: 2) } throws: { error in
+                "\(error)".contains("token.layers[0].weight") && "\(error)".contains("non-finite value") && "\(error)".contains("element 5")
+            }
+        }
+    }
+
     @Test func roundTripsThroughProtobufC() throws {
         let spec = Self.sample()
         let bytes = RouterWire.encode(spec)
