@@ -18,9 +18,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def llamacpp_round(model, threads, prompt_tokens, decode_tokens):
-    import llama_cpp
-    llm = model
+def llamacpp_round(llm, threads, prompt_tokens, decode_tokens):
     llm.reset()
     tokens = [(7 * i + 11) % 30000 + 100 for i in range(prompt_tokens)]
     start = time.perf_counter()
@@ -55,7 +53,7 @@ def main() -> int:
     subprocess.check_call(["swift", "build", "-c", "release", "--product", "switchyard"], cwd=ROOT, stdout=subprocess.DEVNULL)
     import llama_cpp
     model = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=a.threads, n_threads_batch=a.threads,
-                            n_batch=512, logits_all=True, verbose=False)
+                            n_batch=512, logits_all=False, verbose=False)
     rows = {"llama.cpp": [], "switchyard native": [], "switchyard f32": []}
     for r in range(a.rounds):
         rows["llama.cpp"].append(llamacpp_round(model, a.threads, a.prompt_tokens, a.decode_tokens) + (None,))
