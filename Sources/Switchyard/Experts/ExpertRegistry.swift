@@ -227,6 +227,12 @@ public final class ExpertRegistry: @unchecked Sendable {
         return names.compactMap { try? makeEntry($0) }
     }
 
+    /// The names of the expert directories, sorted, without validating or hashing anything
+    /// (cheap at any scale; `list()` validates and hashes every expert it returns).
+    public func names() -> [String] {
+        lock.withLock { records.keys.sorted() }
+    }
+
     /// The expert `name` (validated and hashed). Throws its validation error when its directory
     /// is not a valid expert, "unknown expert" when there is no such directory.
     public func entry(_ name: String) throws -> Entry {

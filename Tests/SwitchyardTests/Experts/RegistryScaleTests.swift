@@ -26,6 +26,7 @@ import Testing
         try Data("{".utf8).write(to: dir.appendingPathComponent("b/adapter_config.json"))
         let reg = try ExpertRegistry(directory: dir, base: try Self.config(), create: false)
         #expect(reg.validatedNames.isEmpty)
+        #expect(reg.names() == ["a", "b", "c"] && reg.validatedNames.isEmpty)
         let lease = try reg.acquire(["a"])
         #expect(reg.validatedNames == ["a"])
         lease.release()
