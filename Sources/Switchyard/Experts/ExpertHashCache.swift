@@ -14,7 +14,12 @@ public struct FileStamp: Sendable, Equatable, Hashable {
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
         size = Int64(st.st_size)
-        modifiedNanoseconds = Int64(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(st.st_mtim.tv_nsec)
+        #if canImport(Darwin)
+        let mtime = st.st_mtimespec
+        #else
+        let mtime = st.st_mtim
+        #endif
+        modifiedNanoseconds = Int64(mtime.tv_sec) &* 1_000_000_000 &+ Int64(mtime.tv_nsec)
         inode = UInt64(st.st_ino)
         device = UInt64(st.st_dev)
     }
