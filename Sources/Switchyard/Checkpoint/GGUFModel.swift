@@ -38,13 +38,17 @@ public enum GGUFModel {
         guard headDim % 2 == 0 else { throw fail("\(arch).attention.key_length", "head dimension \(headDim) must be even (rotary pairs)") }
         var eos: [Int] = []
         if let e = f.metadata["tokenizer.ggml.eos_token_id"]?.int { eos.append(e) }
-        return ModelConfig(
+        let config = ModelConfig(
             architecture: .llama, vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
             numLayers: try int("block_count"), numHeads: heads, numKVHeads: try int("attention.head_count_kv", default: heads),
             headDim: headDim, rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: 1e-5),
             ropeTheta: try float("rope.freq_base", default: 10000), maxPositionEmbeddings: try int("context_length", default: 2048),
             tieWordEmbeddings: f.tensors["output.weight"] == nil, bosTokenID: f.metadata["tokenizer.ggml.bos_token_id"]?.int,
             eosTokenIDs: eos)
+        // The same invariants as a config.json (head groups, limits, token ids in the vocabulary);
+        // the field names are the Hugging Face ones.
+        try config.validate(path: f.path)
+        return config
     }
 
     /// How weights are held after load.

@@ -36,6 +36,34 @@ import Testing
         do { _ = try open(bytes); return "" } catch { return "\(error)" }
     }
 
+    /// A llama GGUF whose metadata has `overrides` (uint32 values) and one F32 token_embd of
+    /// [hidden 8 × vocab 10].
+    static func llamaFile(_ overrides: [String: UInt32]) -> [UInt8] {
+        var meta: [String: UInt32] = [
+            "llama.embedding_length": 8, "llama.attention.head_count": 2, "llama.attention.head_count_kv": 2,
+            "llama.feed_forward_length": 16, "llama.block_count": 1, "llama.vocab_size": 10,
+        ]
+        meta.merge(overrides) { $1 }
+        var w = Writer()
+        w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(UInt64(meta.count + 1))
+        w.string("general.architecture"); w.u32(8); w.string("llama")
+        for (key, value) in meta.sorted(by: { $0.key < $1.key }) { w.string(key); w.u32(4); w.u32(value) }
+        w.string("token_embd.weight"); w.u32(2); w.u64(8); w.u64(10); w.u32(0); w.u64(0)
+        while w.bytes.count % 32 != 0 { w.bytes.append(0) }
+        w.bytes += [UInt8](repeating: 0, count: 8 * 10 * 4)
+        return w.bytes
+    }
+
+    /// GGUF metadata goes through the same validation as config.json.
+    @Test func hostileMetadataIsValidatedLikeAConfig() throws {
+        #expect(try GGUFModel.config(try Self.open(Self.llamaFile([:]))).numKVHeads == 2)
+        for (overrides, field) in [(["llama.attention.head_count_kv": 3], "num_key_value_heads"),
+                                   (["llama.block_count": 1 << 30], "num_hidden_layers"),
+                                   (["tokenizer.ggml.eos_token_id": 10], "eos_token_id")] as [([String: UInt32], String)] {
+            #expect { _ = try GGUFModel.config(try Self.open(Self.llamaFile(overrides))) } throws: { "\($0)".contains(field) }
+        }
+    }
+
     @Test func readsAValidFile() throws {
         let f = try Self.open(Writer.valid())
         #expect(f.metadata["general.architecture"]?.string == "llama")
