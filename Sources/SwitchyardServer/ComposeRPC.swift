@@ -17,8 +17,11 @@ extension InferenceServer {
         guard let tokenizer else { throw GRPCStatus(.failedPrecondition, "Compose: this server has no tokenizer for the examples' text") }
         let eos = tokenizer.eosTokenID ?? model.config.eosTokenIDs.first
         let examples = try raw.enumerated().map { i, e -> FewShotExample in
-            let prompt = tokenizer.encode(e.string("prompt"), addSpecialTokens: true)
-            let completion = tokenizer.encode(e.string("completion"))
+            let prompt: [Int], completion: [Int]
+            do {
+                prompt = try tokenizer.encodeChecked(e.string("prompt"), addSpecialTokens: true)
+                completion = try tokenizer.encodeChecked(e.string("completion"))
+            } catch { throw GRPCStatus(.invalidArgument, "examples[\(i)]: \(error)") }
             guard !prompt.isEmpty, !completion.isEmpty else {
                 throw GRPCStatus(.invalidArgument, "examples[\(i)]: prompt and completion must both be non-empty")
             }

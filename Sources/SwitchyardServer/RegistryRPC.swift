@@ -86,7 +86,7 @@ extension InferenceServer {
             "version": .string(Self.version), "model": .string(modelDescription), "architecture": .string("\(cfg.architecture)"),
             "vocabulary_size": .uint(UInt64(cfg.vocabSize)), "hidden_size": .uint(UInt64(cfg.hiddenSize)),
             "layers": .uint(UInt64(cfg.numLayers)),
-            "experts": .list(registry.list().map { .string($0.name) }), "routers": .list(routers.names.map { .string($0) }),
+            "experts": .list(registry.names().map { .string($0) }), "routers": .list(routers.names.map { .string($0) }),
             "limits": .message(WireMessage(InferenceWire.limits, [
                 "max_batch": .uint(UInt64(options.maxBatch)), "max_queue": .uint(UInt64(options.maxQueue)),
                 "max_tokens_limit": .uint(UInt64(options.maxTokensLimit)), "context_length": .uint(UInt64(cfg.maxPositionEmbeddings)),

@@ -57,7 +57,7 @@ extension InferenceServer {
     /// Leases registry experts; NOT_FOUND names the field and the expert.
     func acquire(_ names: [String], field: String) throws -> ExpertLease {
         for (i, name) in names.enumerated() where !registry.rescan(name) || !expertOnDisk(name) {
-            let known = registry.list().map(\.name)
+            let known = registry.names()
             let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
             throw GRPCStatus(.notFound, "\(field)[\(i)]: unknown expert '\(name)' (known: \(known.isEmpty ? "none" : list))")
         }
@@ -110,7 +110,7 @@ extension InferenceServer {
                     messages: messages.map { ChatTemplate.Message(role: $0.string("role"), content: $0.string("content")) },
                     addGenerationPrompt: true, bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
                     eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
-                return tokenizer.encode(rendered)
+                return try tokenizer.encodeChecked(rendered)
             } catch {
                 throw GRPCStatus(.invalidArgument, "messages: \(error)")
             }
@@ -118,7 +118,10 @@ extension InferenceServer {
         text = m.string("prompt")
         guard !text.isEmpty || !ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if !text.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids") }
-        let tokens = ids.isEmpty ? tokenizer!.encode(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) }
+        let tokens: [Int]
+        do { tokens = ids.isEmpty ? try tokenizer!.encodeChecked(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) } } catch {
+            throw GRPCStatus(.invalidArgument, "prompt: \(error)")
+        }
         guard !tokens.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if let bad = tokens.first(where: { $0 >= model.config.vocabSize }) {
             throw GRPCStatus(.invalidArgument, "token_ids: token id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
