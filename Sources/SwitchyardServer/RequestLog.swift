@@ -1,4 +1,5 @@
 import Foundation
+import Switchyard
 
 /// One log line per finished request on standard error: `text` for people, `json` (one object
 /// per line) for log pipelines. Thread-safe.
@@ -46,18 +47,5 @@ final class RequestLog: @unchecked Sendable {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { "\"" + EscapedText.json(s) + "\"" }
 }

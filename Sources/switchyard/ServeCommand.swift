@@ -83,6 +83,10 @@ enum ServeCommand: Subcommand {
             options.shutdownGrace = Double(g)
         }
 
+        let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
+        if options.token == nil, !["127.0.0.1", "localhost", "[::1]", "::1"].contains(host) && !host.hasPrefix("127.") {
+            printError("switchyard serve: warning: listening on \(options.listen) without --token: anyone who can reach it can generate, add and remove experts")
+        }
         let dir = try ModelLocator.modelDirectory(args)
         let model = try ModelLocator.loadModel(args, path: dir)
         let tokenizer = try Tokenizer.load(model: dir)

@@ -78,18 +78,8 @@ public struct ChatTemplate: Sendable {
             case let .int(i): return String(i)
             case let .double(d): return String(d)
             case let .string(s):
-                var o = "\""
-                for u in s.unicodeScalars {
-                    switch u {
-                    case "\"": o += "\\\""
-                    case "\\": o += "\\\\"
-                    case "\n": o += "\\n"
-                    case "\t": o += "\\t"
-                    case "\r": o += "\\r"
-                    default: if u.value < 0x20 || u.value > 0x7e { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
-                    }
-                }
-                return o + "\""
+                // transformers' `tojson` is json.dumps(…, ensure_ascii=False): non-ASCII stays.
+                return "\"" + EscapedText.json(s) + "\""
             case let .array(a): return "[" + a.map(\.json).joined(separator: ", ") + "]"
             case let .dict(d): return "{" + d.keys.sorted().map { Value.string($0).json + ": " + d[$0]!.json }.joined(separator: ", ") + "}"
             }
