@@ -270,11 +270,16 @@ static void qgemm_task(void *ctx, int t) {
         sy_qgemv_rows(j->type, j->W, j->row_bytes, j->K, j->xq, j->M, lo, hi, j->C, j->ldc);
         return;
     }
-    /* Many rows (prefill): widen this chunk of weight rows to float, one sgemm. */
+    /* Several rows: widen this chunk of weight rows to float (the weights are still read from
+       memory in their blocks) and multiply in float: the small-batch kernel for decode batches,
+       one sgemm for prefill. */
     float *tile = (float *)malloc((size_t)(hi - lo) * j->K * sizeof(float));
     if (!tile) return;
     sy_dequantize_rows(j->type, j->W, j->row_bytes, j->K, lo, hi, tile);
-    cblas_sgemm(101, 111, 112, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
+    if (j->M <= SY_SMALL_BATCH_ROWS)
+        sy_gemm_small_rows(j->A, j->M, j->K, j->lda, tile, j->K, 0, hi - lo, j->C + lo, j->ldc, 1.f, 0.f);
+    else
+        cblas_sgemm(101, 111, 112, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
     free(tile);
 }
 
@@ -284,7 +289,7 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
     if (K % 32 != 0 || sy_quant_block_bytes(type) == 0) return -1;
     qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, C };
     int threads = sy_threads(), tasks;
-    if (M <= SY_SMALL_BATCH_ROWS) {
+    if (M == 1) {
         sy_quantize_rows_q8(A, M, K, lda, scratch);
         job.xq = scratch;
         tasks = threads * 4;

@@ -95,9 +95,11 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q8 *x, int nb);
 /// Widens weight rows [n_begin, n_end) to floats, `K` per row, into `out`.
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out);
 
-/// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool. Up to
-/// SY_SMALL_BATCH_ROWS rows: A is quantised into `scratch` (M·K/32 blocks) and multiplied as
-/// integers; more rows: each chunk of weight rows is widened to float for one sgemm.
+/// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool. One row
+/// (decode, bound by weight bytes): A is quantised into `scratch` (K/32 blocks) and multiplied
+/// as integers. More rows: each chunk of weight rows is widened to float in the task and
+/// multiplied in float (the small-batch kernel up to SY_SMALL_BATCH_ROWS, else sgemm), which
+/// costs less arithmetic per row than the two-plane integer product.
 /// Returns 0, or -1 when K is not a multiple of 32 or `type` is not Q8_0/Q4_0/Q4_1.
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
                 float *C, int ldc, sy_block_q8 *scratch);

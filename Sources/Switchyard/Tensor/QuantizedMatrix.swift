@@ -4,8 +4,9 @@ import Foundation
 /// A weight matrix `[rows × cols]` kept in one of llama.cpp's block formats (Q8_0, Q4_0, Q4_1)
 /// and multiplied without widening it: decode reads 4–8× fewer weight bytes than Float32.
 ///
-/// Products quantise the activations to 8-bit blocks of 32 (as llama.cpp does) for up to 16
-/// rows; larger batches (prefill) widen chunks of weight rows to Float32 for BLAS. Immutable;
+/// One-row products (decode) quantise the activations per block of 32 (as llama.cpp does, plus a
+/// second int8 plane for the residual) and multiply as integers; batches widen chunks of weight
+/// rows to Float32 inside each task (the weights are still read in their blocks). Immutable;
 /// the bytes are owned here (64-byte aligned) and freed in `deinit`. Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
     public let type: GGMLType
@@ -54,7 +55,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     /// `output[m × rows] = input[m × cols] · Wᵀ` (row-major, contiguous).
     public func multiply(_ input: UnsafePointer<Float>, rows m: Int, into output: UnsafeMutablePointer<Float>) {
-        let blocks = (m <= Int(SY_SMALL_BATCH_ROWS) ? m : 1) * cols / 32
+        let blocks = cols / 32  // activation blocks, used for one row
         withUnsafeTemporaryAllocation(of: sy_block_q8.self, capacity: max(1, blocks)) { scratch in
             let rc = sy_qgemm_nt(Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
                                  output, Int32(rows), scratch.baseAddress!)

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 @testable import Switchyard
 
-/// The Q8_0/Q4_0/Q4_1 kernels against naive references, over every path: one row (GEMV), small
-/// batches (integer dot products), large batches (widened tiles + BLAS), and the portable dot.
+/// The Q8_0/Q4_0/Q4_1 kernels against naive references, over every path: one row (integer dot
+/// products), small batches (widened tiles, small-batch kernel), large batches (widened tiles +
+/// BLAS), the four-row integer kernel (through sy_qgemv_rows) and the portable dot.
 @Suite struct QuantizedKernelTests {
     /// Random blocks of `type` with finite scales.
     static func randomBlocks(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededRandom) -> [UInt8] {
@@ -57,26 +58,32 @@ import Testing
                 let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var y = [Float](repeating: 0, count: m * n)
                 x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
-                // Up to 16 rows the activations are quantised (compare with the quantised reference,
-                // float summation order apart); above, the product is Float32 (compare with W·x).
+                // One row: the activations are quantised (compare with the quantised reference,
+                // float summation order apart); more rows: widened weights, Float32 (W·x).
                 let expected: [Double]
-                if m <= 16 { expected = Self.reference(w, x, m: m) } else {
+                if m == 1 { expected = Self.reference(w, x, m: m) } else {
                     expected = (0..<(m * n)).map { i in (0..<k).reduce(0.0) { $0 + Double(w[i % n, $1]) * Double(x[(i / n) * k + $1]) } }
                 }
                 let scale = max(1, expected.map(abs).max()!)
                 let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
                 #expect(worst <= 1e-4 * scale, "\(type) n \(n) k \(k) m \(m): worst \(worst)")
             }
-            // The SIMD dot equals the portable one.
-            let x = (0..<k).map { _ in rng.nextUnitFloat() * 2 - 1 }
-            var blocks = [sy_block_q8](repeating: sy_block_q8(), count: k / 32)
-            x.withUnsafeBufferPointer { sy_quantize_rows_q8($0.baseAddress!, 1, Int32(k), Int32(k), &blocks) }
-            var simd = [Float](repeating: 0, count: n)
-            bytes.withUnsafeBytes { wp in
-                sy_qgemv_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, 1, 0, Int32(n), &simd, Int32(n))
-                for r in 0..<n {
-                    let portable = sy_qdot_portable(Int32(type.rawValue), wp.baseAddress! + r * q.rowBytes, blocks, Int32(k / 32))
-                    #expect(abs(portable - simd[r]) <= 1e-4 * max(1, abs(portable)), "\(type) row \(r)")
+            // The SIMD dots (one row, and up to four rows per weight pass) equal the portable one.
+            for rowsOfX in [1, 3, 6] {
+                let x = (0..<(rowsOfX * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+                var blocks = [sy_block_q8](repeating: sy_block_q8(), count: rowsOfX * k / 32)
+                x.withUnsafeBufferPointer { sy_quantize_rows_q8($0.baseAddress!, Int32(rowsOfX), Int32(k), Int32(k), &blocks) }
+                var simd = [Float](repeating: 0, count: rowsOfX * n)
+                bytes.withUnsafeBytes { wp in
+                    sy_qgemv_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(rowsOfX), 0, Int32(n), &simd, Int32(n))
+                    blocks.withUnsafeBufferPointer { bp in
+                        for m in 0..<rowsOfX {
+                            for r in 0..<n {
+                                let portable = sy_qdot_portable(Int32(type.rawValue), wp.baseAddress! + r * q.rowBytes, bp.baseAddress! + m * (k / 32), Int32(k / 32))
+                                #expect(abs(portable - simd[m * n + r]) <= 1e-4 * max(1, abs(portable)), "\(type) x row \(m) weight row \(r)")
+                            }
+                        }
+                    }
                 }
             }
         }
