@@ -87,9 +87,20 @@ def task_prompts(expert, n):
 class Target:
     """One gRPC channel (a server or the balancer) and its Inference stub."""
 
-    def __init__(self, address):
+    # What a production client of the balancer configures (the README's advice): gRPC's own retry
+    # policy for UNAVAILABLE. nginx cannot resend a call it already forwarded to a replica that
+    # died under it (it streams gRPC bodies), and answers 502 → UNAVAILABLE before any message,
+    # which gRPC retries transparently.
+    RETRY = json.dumps({"methodConfig": [{
+        "name": [{"service": "switchyard.v1.Inference"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]})
+
+    def __init__(self, address, retry=False):
         self.address = address
-        self.channel = grpc.insecure_channel(address)
+        options = [("grpc.enable_retries", 1), ("grpc.service_config", self.RETRY)] if retry else []
+        self.channel = grpc.insecure_channel(address, options=options)
         self.stub = inference_grpc.InferenceStub(self.channel)
 
     def generate(self, expert, prompt, max_tokens=24, ignore_eos=False, on_token=None):
@@ -134,7 +145,7 @@ class Cluster:
             args += ["--", *serve_args]
         self.bin = bin_path
         self.script(*args, timeout=180)
-        self.balancer = Target(f"127.0.0.1:{self.port}")
+        self.balancer = Target(f"127.0.0.1:{self.port}", retry=True)
 
     def script(self, command, *args, timeout=60):
         """Scripts/cluster COMMAND --run-dir RUN ARGS...; returns its standard output."""
