@@ -87,23 +87,28 @@ def task_prompts(expert, n):
 class Target:
     """One gRPC channel (a server or the balancer) and its Inference stub."""
 
-    # What a production client of the balancer configures (the README's advice): gRPC's own retry
-    # policy for UNAVAILABLE. nginx cannot resend a call it already forwarded to a replica that
-    # died under it (it streams gRPC bodies), and answers 502 → UNAVAILABLE before any message,
-    # which gRPC retries transparently.
-    RETRY = json.dumps({"methodConfig": [{
-        "name": [{"service": "switchyard.v1.Inference"}],
-        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
-    }]})
-
     def __init__(self, address, retry=False):
+        """`retry`: what a client of the balancer does (the README's advice): a call that fails
+        with UNAVAILABLE before any token is sent again (twice at most). nginx cannot resend a
+        call it already forwarded to a replica that died under it (it streams gRPC bodies), and
+        answers 502; gRPC's own retry policy does not cover it (the 502 headers commit the call)."""
         self.address = address
-        options = [("grpc.enable_retries", 1), ("grpc.service_config", self.RETRY)] if retry else []
-        self.channel = grpc.insecure_channel(address, options=options)
+        self.retry = retry
+        self.channel = grpc.insecure_channel(address)
         self.stub = inference_grpc.InferenceStub(self.channel)
 
     def generate(self, expert, prompt, max_tokens=24, ignore_eos=False, on_token=None):
+        """(replica, token_ids, text, finish_reason); raises grpc.RpcError."""
+        for attempt in range(3 if self.retry else 1):
+            seen = []
+            try:
+                return self.generate_once(expert, prompt, max_tokens, ignore_eos, on_token, seen)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE or seen or attempt == (2 if self.retry else 0):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def generate_once(self, expert, prompt, max_tokens, ignore_eos, on_token, seen):
         """(replica, token_ids, text, finish_reason); raises grpc.RpcError."""
         experts = [pb.ExpertWeight(name=expert, weight=1.0)] if expert else []
         request = pb.GenerateRequest(prompt=prompt, experts=experts, max_tokens=max_tokens,
@@ -117,6 +122,7 @@ class Target:
                 text.append(event.text)
                 continue
             ids.append(event.token_id)
+            seen.append(1)
             text.append(event.text)
             if on_token:
                 on_token(len(ids))
