@@ -97,7 +97,7 @@ extension InferenceServer {
     /// The prompt of a Generate or Score request as token ids: `prompt` (encoded as the CLI does,
     /// with the tokenizer's special tokens) or `token_ids`, not both.
     func promptTokens(_ m: WireMessage) throws -> [Int] {
-        var text = m.string("prompt")
+        let text = m.string("prompt")
         let ids = m.uints("token_ids"), messages = m.messages("messages")
         let given = [!text.isEmpty ? "prompt" : nil, !ids.isEmpty ? "token_ids" : nil, !messages.isEmpty ? "messages" : nil].compactMap { $0 }
         guard given.count <= 1 else { throw GRPCStatus(.invalidArgument, "\(given.joined(separator: ", ")): set one, not several") }
@@ -108,14 +108,12 @@ extension InferenceServer {
             do {
                 let rendered = try chatTemplate.render(
                     messages: messages.map { ChatTemplate.Message(role: $0.string("role"), content: $0.string("content")) },
-                    addGenerationPrompt: true, bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
-                    eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
+                    addGenerationPrompt: true, tokenizer: tokenizer)
                 return try tokenizer.encodeChecked(rendered)
             } catch {
                 throw GRPCStatus(.invalidArgument, "messages: \(error)")
             }
         }
-        text = m.string("prompt")
         guard !text.isEmpty || !ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if !text.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids") }
         let tokens: [Int]

@@ -24,8 +24,6 @@ enum ChatPrompt {
         var messages: [ChatTemplate.Message] = []
         if let system = args.string("system") { messages.append(.init(role: "system", content: system)) }
         messages.append(.init(role: "user", content: prompt))
-        return tokenizer.encode(try template.render(messages: messages, addGenerationPrompt: true,
-                                                    bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
-                                                    eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? ""))
+        return try tokenizer.encodeChecked(try template.render(messages: messages, addGenerationPrompt: true, tokenizer: tokenizer))
     }
 }

@@ -63,20 +63,23 @@ public enum GGUFModel {
     /// stay quantised (the embedding lookup table and norms are Float32); `.f32` widens all.
     public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
-        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
+        /// The tensor's info, present and of `shape`.
+        func tensor(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
             guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
-            guard info.shape == [rows, cols] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [rows, cols], found: info.shape) }
+            guard info.shape == shape else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: shape, found: info.shape) }
+            return info
+        }
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
+            _ = try tensor(name, [rows, cols])
             return Matrix(rows: rows, cols: cols, data: try f.floats(name))
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
-            guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
-            guard info.shape == [n] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [n], found: info.shape) }
+            _ = try tensor(name, [n])
             return try f.floats(name)
         }
         /// The tensor kept in its blocks, when it is in a natively multiplied type.
         func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix? {
-            guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
-            guard info.shape == [rows, cols] else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: [rows, cols], found: info.shape) }
+            let info = try tensor(name, [rows, cols])
             guard QuantizedMatrix.nativeTypes.contains(info.type) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
             return f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
@@ -122,16 +125,11 @@ public enum GGUFModel {
     public static func unpermuteRotaryRows(_ w: Matrix, heads: Int, headDim: Int) -> Matrix {
         precondition(w.rows == heads * headDim, "rows \(w.rows) != \(heads) heads × \(headDim)")
         var out = Matrix(rows: w.rows, cols: w.cols)
-        let half = headDim / 2, cols = w.cols
+        let cols = w.cols
         w.data.withUnsafeBufferPointer { src in
             out.data.withUnsafeMutableBufferPointer { dst in
-                for h in 0..<heads {
-                    for i in 0..<2 {
-                        for j in 0..<half {
-                            let from = (h * headDim + 2 * j + i) * cols, to = (h * headDim + i * half + j) * cols
-                            (dst.baseAddress! + to).update(from: src.baseAddress! + from, count: cols)
-                        }
-                    }
+                for (to, from) in rotaryRowOrder(heads: heads, headDim: headDim).enumerated() {
+                    (dst.baseAddress! + to * cols).update(from: src.baseAddress! + from * cols, count: cols)
                 }
             }
         }

@@ -42,6 +42,13 @@ public struct ChatTemplate: Sendable {
         return out
     }
 
+    /// Renders with the tokenizer's BOS and EOS token strings, the variables templates use.
+    public func render(messages: [Message], addGenerationPrompt: Bool, tokenizer: Tokenizer) throws -> String {
+        try render(messages: messages, addGenerationPrompt: addGenerationPrompt,
+                   bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
+                   eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
+    }
+
     // MARK: - Values
 
     enum Value: Equatable, Sendable {

@@ -118,12 +118,16 @@ public final class SwitchyardClient: @unchecked Sendable {
         let replica = UncheckedBox<String?>(nil)
         let raw = channel.serverStream(InferenceWire.method("Generate"), request.wire.encode(), metadata: metadata(affinity: request.affinityKey),
                                        timeout: timeout) { md in replica.value = md.first { $0.0 == "x-switchyard-replica" }?.1 }
-        return AsyncThrowingStream { continuation in
+        return Self.decoded(raw) { GenerateEvent(try WireMessage.decode(InferenceWire.generateEvent, $0), replica: replica.value) }
+    }
+
+    /// A stream of raw response messages, each decoded by `decode`; dropping the result cancels the call.
+    private static func decoded<T: Sendable>(_ raw: AsyncThrowingStream<[UInt8], Error>,
+                                             _ decode: @escaping @Sendable ([UInt8]) throws -> T) -> AsyncThrowingStream<T, Error> {
+        AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    for try await bytes in raw {
-                        continuation.yield(GenerateEvent(try WireMessage.decode(InferenceWire.generateEvent, bytes), replica: replica.value))
-                    }
+                    for try await bytes in raw { continuation.yield(try decode(bytes)) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -186,15 +190,7 @@ public final class SwitchyardClient: @unchecked Sendable {
             "examples": .list(examples.map { .message(WireMessage(InferenceWire.composeExample, ["prompt": .string($0.prompt), "completion": .string($0.completion)])) }),
         ])
         let raw = channel.serverStream(InferenceWire.method("Compose"), request.encode(), metadata: metadata(affinity: name), timeout: timeout)
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await bytes in raw { continuation.yield(try WireMessage.decode(InferenceWire.composeEvent, bytes)) }
-                    continuation.finish()
-                } catch { continuation.finish(throwing: error) }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        return Self.decoded(raw) { try WireMessage.decode(InferenceWire.composeEvent, $0) }
     }
 
     /// `grpc.health.v1.Health/Check`: 1 SERVING, 2 NOT_SERVING.
