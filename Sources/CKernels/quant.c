@@ -156,47 +156,6 @@ static float dot_avx2(int type, const uint8_t *w, const sy_block_q8 *x, int nb) 
     return hsum(acc) + extra;
 }
 
-/* Up to four activation rows against one weight row: each weight block is loaded and unpacked
-   once and meets every row's block, so a batch of decode rows costs little more than one. */
-__attribute__((target("avx2,fma,f16c")))
-static void dot4_avx2(int type, const uint8_t *w, const sy_block_q8 *const *x, int R, int nb, float *out) {
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    float extra[4] = { 0.f, 0.f, 0.f, 0.f };
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m128i low4 = _mm_set1_epi8(15);
-    for (int b = 0; b < nb; b++) {
-        __m256i wv, aw = _mm256_setzero_si256();
-        float d, mn = 0.f;
-        if (type == SY_Q8_0) {
-            const uint8_t *p = w + 34 * (size_t)b;
-            wv = _mm256_loadu_si256((const __m256i *)(p + 2));
-            aw = _mm256_sign_epi8(wv, wv);
-            d = f16(p);
-        } else {
-            const uint8_t *p = w + (type == SY_Q4_0 ? 18 : 20) * (size_t)b;
-            __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
-            wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low4), _mm_and_si128(raw, low4));
-            d = f16(p);
-            mn = type == SY_Q4_0 ? -8.f * d : f16(p + 2);
-        }
-        for (int r = 0; r < R; r++) {
-            const sy_block_q8 *xb = x[r] + b;
-            __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs), xv2 = _mm256_loadu_si256((const __m256i *)xb->qs2), p1, p2;
-            if (type == SY_Q8_0) {
-                p1 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
-                p2 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv2, wv));
-            } else {
-                p1 = _mm256_maddubs_epi16(wv, xv);
-                p2 = _mm256_maddubs_epi16(wv, xv2);
-                extra[r] += mn * xb->s;
-            }
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), _mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones)), acc[r]);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d2), _mm256_cvtepi32_ps(_mm256_madd_epi16(p2, ones)), acc[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) out[r] = hsum(acc[r]) + extra[r];
-}
-
 /* ---- products ----------------------------------------------------------------------------- */
 
 void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8 *xq, int M,
@@ -204,17 +163,6 @@ void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_bl
     int nb = K / 32, avx2 = sy_kernels_have_avx2();
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
-        if (avx2 && M > 1) {
-            for (int m0 = 0; m0 < M; m0 += 4) {
-                int R = M - m0 < 4 ? M - m0 : 4;
-                const sy_block_q8 *x[4];
-                float out[4];
-                for (int r = 0; r < R; r++) x[r] = xq + (size_t)(m0 + r) * nb;
-                dot4_avx2(type, w, x, R, nb, out);
-                for (int r = 0; r < R; r++) Y[(size_t)(m0 + r) * ldy + n] = out[r];
-            }
-            continue;
-        }
         for (int m = 0; m < M; m++) {
             const sy_block_q8 *x = xq + (size_t)m * nb;
             Y[(size_t)m * ldy + n] = avx2 ? dot_avx2(type, w, x, nb) : dot_ref(type, w, x, nb);

@@ -5,7 +5,7 @@ import Testing
 
 /// The Q8_0/Q4_0/Q4_1 kernels against naive references, over every path: one row (integer dot
 /// products), small batches (widened tiles, small-batch kernel), large batches (widened tiles +
-/// BLAS), the four-row integer kernel (through sy_qgemv_rows) and the portable dot.
+/// BLAS), and the SIMD integer dot against the portable one.
 @Suite struct QuantizedKernelTests {
     /// Random blocks of `type` with finite scales.
     static func randomBlocks(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededRandom) -> [UInt8] {
@@ -68,7 +68,7 @@ import Testing
                 let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
                 #expect(worst <= 1e-4 * scale, "\(type) n \(n) k \(k) m \(m): worst \(worst)")
             }
-            // The SIMD dots (one row, and up to four rows per weight pass) equal the portable one.
+            // The SIMD dot equals the portable one, for one and for several activation rows.
             for rowsOfX in [1, 3, 6] {
                 let x = (0..<(rowsOfX * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var blocks = [sy_block_q8](repeating: sy_block_q8(), count: rowsOfX * k / 32)
