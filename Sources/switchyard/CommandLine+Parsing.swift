@@ -1,12 +1,6 @@
 import Foundation
 import Switchyard
 
-/// A usage mistake on the command line (exit status 2, message on stderr).
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
-}
-
 /// The parsed arguments of one subcommand: `--name value` options (repeatable), `--flag` switches
 /// and positionals. Follows swift-argument-parser's conventions: `--name=value` works too, and
 /// `--` ends option parsing.
@@ -78,22 +72,24 @@ struct ParsedArguments {
     }
 }
 
-/// One `switchyard` subcommand.
-protocol Subcommand {
-    static var name: String { get }
-    /// One line for the command list.
-    static var summary: String { get }
+/// A subcommand not yet declared through `Command` (hand-written help, `ParsedArguments`).
+protocol Subcommand: CommandEntry {
     /// Full `--help` text.
     static var help: String { get }
     static func run(_ args: [String]) throws
 }
 
-/// Writes to standard error.
-func printError(_ s: String) {
-    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
-}
+extension Subcommand {
+    static func help(path: [String]) -> String { help }
 
-/// Writes to standard output without a newline, flushing (for streamed text).
-func writeOut(_ s: String) {
-    FileHandle.standardOutput.write(s.data(using: .utf8)!)
+    static func dispatch(_ argv: [String], path: [String]) throws {
+        if self != BenchCommand.self, asksForHelp(argv) {
+            print(help)
+            return
+        }
+        do { try run(argv) } catch var e as UsageError {
+            e.command = e.command ?? (path + [name]).joined(separator: " ")
+            throw e
+        }
+    }
 }
