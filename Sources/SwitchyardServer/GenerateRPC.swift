@@ -15,9 +15,7 @@ extension InferenceServer {
                                           topP: topP == 0 ? 1 : topP, repetitionPenalty: penalty == 0 ? 1 : penalty,
                                           seed: m.uint("seed"))
         do { try sampling.validate() } catch { throw GRPCStatus(.invalidArgument, "\(error)") }
-        var stopTokens = Set(model.config.eosTokenIDs)
-        if let eos = tokenizer?.eosTokenID { stopTokens.insert(eos) }
-        if m.bool("ignore_eos") { stopTokens = [] }
+        let stopTokens = m.bool("ignore_eos") ? [] : StopTokens.of(model: model, tokenizer: tokenizer)
         let stops = m.strings("stop")
         if let empty = stops.firstIndex(where: \.isEmpty) { throw GRPCStatus(.invalidArgument, "stop[\(empty)]: empty stop string") }
         if !stops.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "stop: this server has no tokenizer to match stop strings") }

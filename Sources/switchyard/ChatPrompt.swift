@@ -1,8 +1,7 @@
 import Foundation
 import Switchyard
 
-/// `--chat` (and `--system TEXT`): the prompt becomes a user message rendered through the model's
-/// chat template with the generation prompt, as transformers' `apply_chat_template` does.
+/// The hand-written form of `ChatOptions`, for commands not yet declared through `Command`.
 enum ChatPrompt {
     static let switches: Set<String> = ["chat"]
     static let valued: Set<String> = ["system"]
@@ -12,7 +11,6 @@ enum ChatPrompt {
       --system TEXT             With --chat: a system message first.
     """
 
-    /// The prompt's token ids: chat-formatted with `--chat`, else as `PromptFormat` encodes it.
     static func encode(_ prompt: String, args: ParsedArguments, modelPath: URL, tokenizer: Tokenizer) throws -> [Int] {
         guard args.flag("chat") else {
             guard args.string("system") == nil else { throw UsageError("--system needs --chat") }

@@ -32,7 +32,7 @@ enum ClientCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("client needs a subcommand: generate, experts, routers, compose, info, health") }
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: Set(["server", "token", "timeout", "router", "max-tokens", "temperature", "top-k",
                                                                          "top-p", "repetition-penalty", "seed", "stop", "format", "path", "examples",
-                                                                         "out", "experts", "budget", "shots", "service", "system"]).union(ExpertOptions.valued),
+                                                                         "out", "experts", "budget", "shots", "service", "system"]).union(LegacyExpertOptions.valued),
                                        switches: ["trace", "no-stop", "chat"])
         let env = ProcessInfo.processInfo.environment
         let server = args.string("server") ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051"
@@ -71,7 +71,7 @@ enum ClientCommand: Subcommand {
         if args.flag("chat") {
             request.messages = (args.string("system").map { [("system", $0)] } ?? []) + [("user", args.positionals[0])]
         }
-        request.experts = try ExpertOptions.parse(args.options["expert"] ?? [])
+        request.experts = try LegacyExpertOptions.parse(args.options["expert"] ?? [])
         request.router = args.string("router") ?? ""
         request.maxTokens = try args.int("max-tokens") ?? 64
         request.sampling = SamplingParameters(temperature: try args.float("temperature") ?? 0, topK: try args.int("top-k") ?? 0,

@@ -35,7 +35,7 @@ enum EvalCommand: Subcommand {
     }
 
     static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: Set(["task", "split", "model", "router", "limit", "max-tokens", "batch", "format"]).union(ExpertOptions.valued),
+        let args = try ParsedArguments(argv, valued: Set(["task", "split", "model", "router", "limit", "max-tokens", "batch", "format"]).union(LegacyExpertOptions.valued),
                                        switches: ["uniform", "oracle"])
         let json = try args.wantsJSON()
         guard let task = args.string("task") else { throw UsageError("eval needs --task NAME or FILE") }
@@ -127,7 +127,7 @@ struct EvalMethod {
             let mix = ExpertMix(names.indices.map { .init(expert: $0, weight: 1 / Float(names.count)) })
             return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .resolved(.fixed(mix, experts: lease.adapters)) }, lease: lease)
         }
-        if let experts = try ExpertOptions.resolve(args, model: model) {
+        if let experts = try LegacyExpertOptions.resolve(args, model: model) {
             let label = "experts " + (args.options["expert"] ?? []).joined(separator: ",")
             return EvalMethod(label: label, routing: { _, _ in .resolved(.fixed(experts.mix, experts: experts.lease.adapters)) }, lease: experts.lease)
         }

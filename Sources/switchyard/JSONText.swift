@@ -1,3 +1,6 @@
+import Foundation
+import Switchyard
+
 /// Compact JSON text for numeric arrays (faster and more exact than JSONSerialization for large
 /// logits: Swift's `Float.description` is the shortest representation that round-trips).
 enum JSONText {
@@ -15,5 +18,11 @@ enum JSONText {
     static func string(_ s: String) -> String { "\"" + EscapedText.json(s) + "\"" }
 }
 
-import Foundation
-import Switchyard
+extension Encodable {
+    /// Prints the value as one line of JSON (JSONEncoder; keys as its CodingKeys name them).
+    func printJSON() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(self), as: UTF8.self))
+    }
+}

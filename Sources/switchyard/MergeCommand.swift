@@ -30,7 +30,7 @@ enum MergeCommand: Subcommand {
             throw UsageError("--type must be linear, cat or svd")
         }
         guard let out = args.string("out") else { throw UsageError("merge needs --out NAME") }
-        let specs = try ExpertOptions.parse([list])
+        let specs = try LegacyExpertOptions.parse([list])
         let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
         let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config)
         let lease = try registry.acquire(specs.map(\.name))

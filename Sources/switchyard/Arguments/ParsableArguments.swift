@@ -101,8 +101,8 @@ extension ParsableArguments {
 /// Help rows: the synopsis in a 28-column gutter, the help wrapped to 100 columns beside it.
 private func helpRow(_ slot: ArgumentSlot) -> String {
     var text = slot.help
-    if let d = slot.defaultText { text += " (default: \(d))" }
-    if slot.isRepeatable && slot.kind == .option { text += " Repeatable." }
+    if slot.isRepeatable && slot.kind == .option { text += text.hasSuffix(".") ? " Repeatable." : " (repeatable)" }
+    if let d = slot.defaultText { text += text.hasSuffix(".") ? " Default: \(d)." : " (default: \(d))" }
     return helpRow(slot.synopsis, text)
 }
 

@@ -1,8 +1,8 @@
 import Foundation
 import Switchyard
 
-/// `--registry DIR --expert NAME[=WEIGHT] …`, shared by generate, score and eval.
-enum ExpertOptions {
+/// The hand-written form of `ExpertOptions`, for commands not yet declared through `Command`.
+enum LegacyExpertOptions {
     static let valued: Set<String> = ["registry", "expert"]
     static let help = """
       --registry DIR            Expert registry (default: Models/experts of the embedded models).
@@ -10,19 +10,15 @@ enum ExpertOptions {
                                 experts are mixed: Σ weight · scale · B·A at every projection.
     """
 
-    /// Parses `name=weight` specs.
     static func parse(_ specs: [String]) throws -> [(name: String, weight: Float)] {
-        try specs.flatMap { $0.split(separator: ",").map(String.init) }.map { spec in
-            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
-            guard let name = parts.first, !name.isEmpty else { throw UsageError("--expert: empty expert name in \(EscapedText.quoted(spec))") }
-            guard parts.count == 2 else { return (name, 1) }
-            guard let w = Float(parts[1]), w.isFinite else { throw UsageError("--expert: weight \(EscapedText.quoted(parts[1])) of \(EscapedText.quoted(name)) is not a number") }
-            return (name, w)
+        try specs.flatMap { spec -> [(name: String, weight: Float)] in
+            guard let parsed = WeightedExperts(argument: spec) else {
+                throw UsageError("--expert expects \(WeightedExperts.expectation), got \(EscapedText.quoted(spec))")
+            }
+            return parsed.entries
         }
     }
 
-    /// The experts named on the command line, loaded from the registry (the lease's adapters, in
-    /// order) and their mix (nil when no `--expert` was given). The lease keeps them pinned.
     static func resolve(_ args: ParsedArguments, model: LlamaModel) throws -> (mix: ExpertMix, lease: ExpertLease)? {
         let specs = try parse(args.options["expert"] ?? [])
         guard !specs.isEmpty else { return nil }

@@ -1,0 +1,51 @@
+import Foundation
+import Switchyard
+
+/// `--weights native|f32`: how a GGUF model's quantised weights are held.
+struct WeightsOption: ParsableArguments {
+    @Option(help: "GGUF models: keep Q8_0/Q4_0/Q4_1 weights in their blocks (native) or widen everything to Float32 (f32: the parity path).")
+    var weights: GGUFModel.WeightFormat = .native
+}
+
+/// `--model DIR|FILE` and `--weights`: the base model, shared by every command that loads one.
+struct ModelOptions: ParsableArguments {
+    @Option(placeholder: "DIR|FILE", help: "Base model: a Hugging Face directory (config.json, safetensors, tokenizer.json) or a GGUF file. Default: the embedded model.")
+    var model: String?
+    @OptionGroup var format: WeightsOption
+
+    /// `--model`, else the embedded model (see `ModelLocator`).
+    func directory() throws -> URL {
+        try model.map { URL(fileURLWithPath: $0) } ?? ModelLocator.defaultModelDirectory()
+    }
+
+    /// The model at `path` (a directory or a GGUF file), weights held as `--weights` says.
+    func load(_ path: URL) throws -> LlamaModel {
+        try LlamaModel.load(path: path, weights: format.weights)
+    }
+
+    /// The base model's config.json (commands that check experts against the base without loading it).
+    func config() throws -> ModelConfig {
+        try ModelConfig.load(from: try directory().appendingPathComponent("config.json"))
+    }
+}
+
+/// `--registry DIR`: the expert registry.
+struct RegistryOptions: ParsableArguments {
+    @Option(placeholder: "DIR", help: "Expert registry. Default: Models/experts of the embedded models.")
+    var registry: String?
+
+    var directory: URL { registry.map { URL(fileURLWithPath: $0) } ?? ModelLocator.defaultRegistryDirectory() }
+
+    /// The registry for experts of `base`; `create` makes a missing directory (commands that add).
+    func open(base: ModelConfig, create: Bool = false, budgetBytes: Int = 1 << 30) throws -> ExpertRegistry {
+        try ExpertRegistry(directory: directory, base: base, budgetBytes: budgetBytes, create: create)
+    }
+}
+
+/// `--format text|json`.
+struct FormatOption: ParsableArguments {
+    @Option(help: "Output format.")
+    var format: OutputFormat = .text
+
+    var json: Bool { format == .json }
+}
