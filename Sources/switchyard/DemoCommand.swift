@@ -3,41 +3,41 @@ import Switchyard
 
 /// `switchyard demo`: the embedded setting end to end — a router picks experts for prompts of
 /// different tasks; the answers are checked and compared with the base model alone.
-enum DemoCommand: Subcommand {
+enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Route prompts of different tasks to experts on the embedded models"
-    static let help = """
-    USAGE: switchyard demo [--router FILE] [--per-task N] [--model DIR] [--registry DIR]
-
+    static let discussion = """
     Loads the embedded base model, expert registry and router (Models/, found next to the package
     or through $SWITCHYARD_MODELS), routes one test prompt of every task, and shows for each the
     experts chosen with their weights, the generated answer and whether it is right — then the
     same prompts on the base model alone, for contrast.
-
-    OPTIONS:
-      --router FILE    Router to use (default: Models/routers/sentence.pb).
-      --per-task N     Prompts per task (default 1).
-      --model DIR      Base model (default: Models/base).
-      --registry DIR   Expert registry (default: Models/experts).
     """
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: ["router", "per-task", "model", "registry"])
+    struct Options: ParsableArguments {
+        @Option(placeholder: "FILE", help: "Router to use. Default: Models/routers/sentence.pb.")
+        var router: String?
+        @Option(help: "Prompts per task.")
+        var perTask = 1
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var registry: RegistryOptions
+    }
+
+    static func run(_ options: Options) throws {
         let root = ModelLocator.modelsRoot()
         let fm = FileManager.default
-        let baseDir = URL(fileURLWithPath: args.string("model") ?? root.appendingPathComponent("base").path)
+        let baseDir = options.model.model.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("base")
         guard fm.fileExists(atPath: baseDir.appendingPathComponent("config.json").path) else {
             throw SwitchyardError.io(path: root.path, reason: "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package")
         }
         let started = Date()
-        let model = try ModelLocator.loadModel(args, path: baseDir)
+        let model = try options.model.load(baseDir)
         let tokenizer = try Tokenizer.load(model: baseDir)
-        let registry = try ExpertRegistry(directory: URL(fileURLWithPath: args.string("registry") ?? root.appendingPathComponent("experts").path), base: model.config, create: false)
-        let routerURL = URL(fileURLWithPath: args.string("router") ?? root.appendingPathComponent("routers/sentence.pb").path)
+        let registry = try options.registry.open(base: model.config)
+        let routerURL = options.router.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("routers/sentence.pb")
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }
-        let perTask = max(1, try args.int("per-task") ?? 1)
+        let perTask = max(1, options.perTask)
 
         var prompts: [(task: String, example: EvalCommand.Example)] = []
         for expert in spec.experts.map(\.name) {
@@ -47,8 +47,7 @@ enum DemoCommand: Subcommand {
         }
         guard !prompts.isEmpty else { throw SwitchyardError.io(path: root.appendingPathComponent("tasks").path, reason: "no test examples for the router's experts") }
         let ids = try prompts.map { try PromptFormat.encode($0.example.prompt, tokenizer) }
-        var stops = Set(model.config.eosTokenIDs)
-        if let eos = tokenizer.eosTokenID { stops.insert(eos) }
+        let stops = StopTokens.of(model: model, tokenizer: tokenizer)
         let maxTokens = (try prompts.map { try tokenizer.encodeChecked($0.example.completion).count }.max() ?? 16) + 8
         let requests = ids.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
         let traces = prompts.map { _ in RoutingTrace() }

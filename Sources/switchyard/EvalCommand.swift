@@ -2,30 +2,52 @@ import Foundation
 import Switchyard
 
 /// `switchyard eval`: exact-match accuracy of greedy generation on a task's examples.
-enum EvalCommand: Subcommand {
+enum EvalCommand: Command {
     static let name = "eval"
     static let summary = "Exact-match accuracy on a task (base, experts, or a router)"
-    static let help = """
-    USAGE: switchyard eval --task NAME|FILE [--expert NAME[=W]… | --router FILE | --uniform] [options]
-
+    static let discussion = """
     Generates greedily for every example of the task and counts exact matches: the generated
     text up to the end-of-sequence token, stripped of surrounding whitespace, must equal the
     example's completion (also stripped). Examples are JSONL lines {"prompt": …, "completion": …}.
-
-    OPTIONS:
-      --task NAME|FILE    A task under Models/tasks (uses its --split file) or a JSONL file.
-      --split S           train, dev or test (default test).
-      --model DIR         Base model (default: the embedded model).
-      --registry DIR      Expert registry (default: Models/experts).
-      --expert NAME[=W]   Apply these experts to every example (repeatable).
-      --router FILE       Route every example with this router (.pb).
-      --uniform           Every expert in the registry at weight 1/N (a uniform merge).
-      --oracle            Each example's own expert: its "task" field (mixed sets) or the task name.
-      --limit N           Only the first N examples.
-      --max-tokens N      Most new tokens per example (default: longest completion + 8).
-      --batch N           Examples decoded together (default 8).
-      --format text|json  json: {"task":…, "examples":N, "correct":N, "accuracy":…}.
+    Without --expert, --router, --uniform or --oracle, the base model alone.
+    With --format json: {"task":…, "method":…, "examples":N, "correct":N, "accuracy":…}.
     """
+
+    struct Options: ParsableArguments {
+        @Option(placeholder: "NAME|FILE", help: "A task under Models/tasks (uses its --split file) or a JSONL file.")
+        var task: String
+        @Option(placeholder: "S", help: "train, dev or test.")
+        var split = "test"
+        @Option(placeholder: "FILE", help: "Route every example with this router (.pb).")
+        var router: String?
+        @Flag(help: "Every expert in the registry at weight 1/N (a uniform merge).")
+        var uniform: Bool
+        @Flag(help: "Each example's own expert: its \"task\" field (mixed sets) or the task name.")
+        var oracle: Bool
+        @Option(help: "Only the first N examples.")
+        var limit: Int?
+        @Option(help: "Most new tokens per example. Default: the longest completion + 8.")
+        var maxTokens: Int?
+        @Option(help: "Examples decoded together.")
+        var batch = 8
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var experts: ExpertOptions
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            let methods = [router != nil, uniform, oracle, !experts.specs.isEmpty].filter { $0 }.count
+            guard methods <= 1 else { throw UsageError("give one of --expert, --router, --uniform and --oracle") }
+            guard batch > 0 else { throw UsageError("--batch must be > 0, got \(batch)") }
+        }
+    }
+
+    struct JSONOutput: Encodable {
+        var task: String
+        var method: String
+        var examples: Int
+        var correct: Int
+        var accuracy: Double
+    }
 
     struct Example {
         var prompt: String
@@ -34,38 +56,35 @@ enum EvalCommand: Subcommand {
         var task: String?
     }
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: Set(["task", "split", "model", "router", "limit", "max-tokens", "batch", "format"]).union(LegacyExpertOptions.valued),
-                                       switches: ["uniform", "oracle"])
-        let json = try args.wantsJSON()
-        guard let task = args.string("task") else { throw UsageError("eval needs --task NAME or FILE") }
-        let file = taskFile(task, split: args.string("split") ?? "test")
+    static func run(_ options: Options) throws {
+        let task = options.task
+        let file = taskFile(task, split: options.split)
         var examples = try readExamples(file)
-        if let limit = try args.int("limit") { examples = Array(examples.prefix(max(0, limit))) }
-        let dir = try ModelLocator.modelDirectory(args)
-        let model = try ModelLocator.loadModel(args, path: dir)
+        if let limit = options.limit { examples = Array(examples.prefix(max(0, limit))) }
+        let dir = try options.model.directory()
+        let model = try options.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let taskName = URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent
-        let method = try EvalMethod.make(args, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))
-        let maxTokens = try args.int("max-tokens") ?? (examples.map { try tokenizer.encodeChecked($0.completion).count }.max() ?? 16) + 8
-        let batch = max(1, try args.int("batch") ?? 8)
-        var stops = Set(model.config.eosTokenIDs)
-        if let eos = tokenizer.eosTokenID { stops.insert(eos) }
+        let method = try EvalMethod.make(options, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))
+        let maxTokens = try options.maxTokens ?? (examples.map { try tokenizer.encodeChecked($0.completion).count }.max() ?? 16) + 8
+        let stops = StopTokens.of(model: model, tokenizer: tokenizer)
         var correct = 0
-        var bar = ProgressBar(total: examples.count, label: "eval \(URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent)")
+        var bar = ProgressBar(total: examples.count, label: "eval \(taskName)")
         let generator = Generator(model: model)
-        for start in stride(from: 0, to: examples.count, by: batch) {
-            let chunk = Array(examples[start..<min(examples.count, start + batch)])
+        for start in stride(from: 0, to: examples.count, by: options.batch) {
+            let chunk = Array(examples[start..<min(examples.count, start + options.batch)])
             let prompts = try chunk.map { try PromptFormat.encode($0.prompt, tokenizer) }
             let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
             let routing = try zip(prompts, chunk).map { try method.routing(prompt: $0, task: $1.task ?? taskName) }
             let outputs = try generator.generateBatch(requests, routing: routing)
             for (ex, out) in zip(chunk, outputs) where isCorrect(out, ex, tokenizer) { correct += 1 }
-            bar.update(min(examples.count, start + batch), suffix: String(format: "acc %.3f", Double(correct) / Double(min(examples.count, start + batch))))
+            let done = min(examples.count, start + options.batch)
+            bar.update(done, suffix: String(format: "acc %.3f", Double(correct) / Double(done)))
         }
         let accuracy = examples.isEmpty ? 0 : Double(correct) / Double(examples.count)
-        if json {
-            print("{\"task\":\(JSONText.string(task)),\"method\":\(JSONText.string(method.label)),\"examples\":\(examples.count),\"correct\":\(correct),\"accuracy\":\(String(format: "%.4f", accuracy))}")
+        if options.output.json {
+            try JSONOutput(task: task, method: method.label, examples: examples.count, correct: correct,
+                           accuracy: (accuracy * 10000).rounded() / 10000).printJSON()
         } else {
             print("\(task) [\(method.label)]: \(correct)/\(examples.count) exact match (\(String(format: "%.1f", 100 * accuracy))%)")
         }
@@ -106,29 +125,28 @@ struct EvalMethod {
 
     func routing(prompt: [Int], task: String) throws -> Generator.Routing { try routing(prompt, task) }
 
-    static func make(_ args: ParsedArguments, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
-        if args.flag("oracle") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
+    static func make(_ options: EvalCommand.Options, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
+        let registry = { try options.experts.registry.open(base: model.config) }
+        if options.oracle {
             let names = oracleTasks.sorted()
-            let lease = try registry.acquire(names)
+            let lease = try registry().acquire(names)
             return EvalMethod(label: "oracle expert", routing: { _, task in .resolved(.fixed(.single(names.firstIndex(of: task)!), experts: lease.adapters)) }, lease: lease)
         }
-        if let routerPath = args.string("router") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
+        if let routerPath = options.router {
             let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
-            let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
+            let (router, lease) = try BoundRouter.bind(spec, model: model, registry: try registry())
             return EvalMethod(label: "router \(spec.name)", routing: { _, _ in .router(router, trace: nil) }, lease: lease)
         }
-        if args.flag("uniform") {
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
+        if options.uniform {
+            let registry = try registry()
             let names = registry.list().map(\.name)
             guard !names.isEmpty else { throw UsageError("--uniform: the registry has no experts") }
             let lease = try registry.acquire(names)
             let mix = ExpertMix(names.indices.map { .init(expert: $0, weight: 1 / Float(names.count)) })
             return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .resolved(.fixed(mix, experts: lease.adapters)) }, lease: lease)
         }
-        if let experts = try LegacyExpertOptions.resolve(args, model: model) {
-            let label = "experts " + (args.options["expert"] ?? []).joined(separator: ",")
+        if let experts = try options.experts.resolve(model: model) {
+            let label = "experts " + options.experts.specs.map { "\($0.name)=\($0.weight)" }.joined(separator: ",")
             return EvalMethod(label: label, routing: { _, _ in .resolved(.fixed(experts.mix, experts: experts.lease.adapters)) }, lease: experts.lease)
         }
         return EvalMethod(label: "base", routing: { _, _ in .resolved(.base) }, lease: nil)

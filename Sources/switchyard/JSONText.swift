@@ -19,10 +19,10 @@ enum JSONText {
 }
 
 extension Encodable {
-    /// Prints the value as one line of JSON (JSONEncoder; keys as its CodingKeys name them).
+    /// Prints the value as one line of JSON (JSONEncoder; keys as its CodingKeys name them, sorted).
     func printJSON() throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(self), as: UTF8.self))
     }
 }
