@@ -1,8 +1,17 @@
-/* Matrix products with weights kept in llama.cpp's block formats (Q8_0, Q4_0, Q4_1), read
-   directly: activations are quantised once per row to 8-bit blocks of 32 (sy_block_q8, with the
-   scale and the scaled sum of the quants), and each weight block meets its activation block as
-   an integer dot product (AVX2 maddubs), scaled by the two block scales — llama.cpp's scheme.
-   Decode (few rows) is bound by the bytes of weights read, which these formats cut 4-8x. */
+/* Matrix products with weights kept in their storage type, read directly: llama.cpp's block
+   formats (Q8_0, Q4_0, Q4_1) and half precision (F16, BF16), all in blocks of 32 values.
+
+   One activation row (decode): for the integer block formats the activations are quantised once
+   per row to 16-bit blocks of 32 (sy_block_q16: scale, scaled sum, 32 int16) and each weight block
+   meets its activation block as an integer dot product (AVX2 madd_epi16), scaled by the two
+   block scales. llama.cpp quantises activations to 8 bits; 16 bits costs the same instructions per
+   block here and keeps the logits within llama.cpp's per-op error bound of the Float32 model
+   end to end. Half-precision rows are widened in registers and multiplied in float.
+
+   Several rows (batched decode, up to SY_SMALL_BATCH_ROWS): each weight block is widened to 32
+   floats in registers once and multiplied with every activation row (Float32 arithmetic, the
+   weights read from memory once for all rows). More rows (prefill): each task widens its chunk of
+   weight rows to a float tile and calls sgemm. */
 #include "CKernels.h"
 #include <math.h>
 #include <stdint.h>
@@ -29,18 +38,28 @@ static inline float half_to_float(uint16_t h) {
     return f;
 }
 
+static inline float bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
-size_t sy_quant_block_bytes(int type) {
+size_t sy_weight_block_bytes(int type) {
     switch (type) {
     case SY_Q8_0: return 34;
     case SY_Q4_0: return 18;
     case SY_Q4_1: return 20;
+    case SY_F16: case SY_BF16: return 64;
     default: return 0;
     }
 }
 
-void sy_quantize_rows_q8(const float *x, int M, int K, int ldx, sy_block_q8 *out) {
+static int is_integer_type(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1; }
+
+void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *out) {
     int nb = K / 32;
     for (int m = 0; m < M; m++) {
         const float *row = x + (size_t)m * ldx;
@@ -48,60 +67,72 @@ void sy_quantize_rows_q8(const float *x, int M, int K, int ldx, sy_block_q8 *out
             const float *v = row + 32 * b;
             float amax = 0.f;
             for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
-            float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
-            sy_block_q8 *o = out + (size_t)m * nb + b;
-            int sum = 0, sum2 = 0;
-            float r[32], rmax = 0.f;
+            float d = amax / 32767.f, id = d != 0.f ? 1.f / d : 0.f;
+            sy_block_q16 *o = out + (size_t)m * nb + b;
+            int sum = 0;
             for (int j = 0; j < 32; j++) {
                 int q = (int)lrintf(v[j] * id);
-                o->qs[j] = (int8_t)q;
+                o->qs[j] = (int16_t)q;
                 sum += q;
-                r[j] = v[j] - d * (float)q;
-                if (fabsf(r[j]) > rmax) rmax = fabsf(r[j]);
-            }
-            float d2 = rmax / 127.f, id2 = d2 != 0.f ? 1.f / d2 : 0.f;
-            for (int j = 0; j < 32; j++) {
-                int q = (int)lrintf(r[j] * id2);
-                o->qs2[j] = (int8_t)q;
-                sum2 += q;
             }
             o->d = d;
-            o->d2 = d2;
-            o->s = d * (float)sum + d2 * (float)sum2;
+            o->s = d * (float)sum;
         }
     }
 }
 
-/* ---- portable dot products (reference and fallback) ---------------------------------------- */
+/* ---- one block widened to floats (portable) --------------------------------------------------- */
 
-static float dot_ref(int type, const uint8_t *w, const sy_block_q8 *x, int nb) {
+static void widen_block(int type, const uint8_t *p, float *y) {
+    switch (type) {
+    case SY_Q8_0: {
+        float d = half_to_float(load_u16(p));
+        for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)p[2 + j];
+        break;
+    }
+    case SY_Q4_0: {
+        float d = half_to_float(load_u16(p));
+        for (int j = 0; j < 16; j++) { y[j] = ((p[2 + j] & 15) - 8) * d; y[j + 16] = ((p[2 + j] >> 4) - 8) * d; }
+        break;
+    }
+    case SY_Q4_1: {
+        float d = half_to_float(load_u16(p)), mn = half_to_float(load_u16(p + 2));
+        for (int j = 0; j < 16; j++) { y[j] = (p[4 + j] & 15) * d + mn; y[j + 16] = (p[4 + j] >> 4) * d + mn; }
+        break;
+    }
+    case SY_F16:
+        for (int j = 0; j < 32; j++) y[j] = half_to_float(load_u16(p + 2 * j));
+        break;
+    case SY_BF16:
+        for (int j = 0; j < 32; j++) y[j] = bf16_to_float(load_u16(p + 2 * j));
+        break;
+    }
+}
+
+/* ---- portable products (the reference, and the path without AVX2) ----------------------------- */
+
+static float qdot_portable(int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
     float total = 0.f;
     for (int b = 0; b < nb; b++, x++) {
-        int acc = 0, acc2 = 0;
+        int acc = 0;
         switch (type) {
         case SY_Q8_0: {
             const uint8_t *p = w + 34 * (size_t)b;
-            for (int j = 0; j < 32; j++) { acc += (int8_t)p[2 + j] * x->qs[j]; acc2 += (int8_t)p[2 + j] * x->qs2[j]; }
-            total += half_to_float(load_u16(p)) * (x->d * (float)acc + x->d2 * (float)acc2);
+            for (int j = 0; j < 32; j++) acc += (int8_t)p[2 + j] * x->qs[j];
+            total += half_to_float(load_u16(p)) * x->d * (float)acc;
             break;
         }
         case SY_Q4_0: {
             const uint8_t *p = w + 18 * (size_t)b;
-            for (int j = 0; j < 16; j++) {
-                acc += (p[2 + j] & 15) * x->qs[j] + (p[2 + j] >> 4) * x->qs[j + 16];
-                acc2 += (p[2 + j] & 15) * x->qs2[j] + (p[2 + j] >> 4) * x->qs2[j + 16];
-            }
+            for (int j = 0; j < 16; j++) acc += (p[2 + j] & 15) * x->qs[j] + (p[2 + j] >> 4) * x->qs[j + 16];
             float d = half_to_float(load_u16(p));
-            total += d * (x->d * (float)acc + x->d2 * (float)acc2) - 8.f * d * x->s;
+            total += d * x->d * (float)acc - 8.f * d * x->s;
             break;
         }
         case SY_Q4_1: {
             const uint8_t *p = w + 20 * (size_t)b;
-            for (int j = 0; j < 16; j++) {
-                acc += (p[4 + j] & 15) * x->qs[j] + (p[4 + j] >> 4) * x->qs[j + 16];
-                acc2 += (p[4 + j] & 15) * x->qs2[j] + (p[4 + j] >> 4) * x->qs2[j + 16];
-            }
-            total += half_to_float(load_u16(p)) * (x->d * (float)acc + x->d2 * (float)acc2) + half_to_float(load_u16(p + 2)) * x->s;
+            for (int j = 0; j < 16; j++) acc += (p[4 + j] & 15) * x->qs[j] + (p[4 + j] >> 4) * x->qs[j + 16];
+            total += half_to_float(load_u16(p)) * x->d * (float)acc + half_to_float(load_u16(p + 2)) * x->s;
             break;
         }
         }
@@ -109,9 +140,30 @@ static float dot_ref(int type, const uint8_t *w, const sy_block_q8 *x, int nb) {
     return total;
 }
 
-float sy_qdot_portable(int type, const void *w, const sy_block_q8 *x, int nb) { return dot_ref(type, (const uint8_t *)w, x, nb); }
+float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb) {
+    return is_integer_type(type) ? qdot_portable(type, (const uint8_t *)w, x, nb) : 0.f;
+}
 
-/* ---- AVX2 dot products ------------------------------------------------------------------------ */
+static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                           int n_begin, int n_end, float *Y, int ldy) {
+    size_t bb = sy_weight_block_bytes(type);
+    float wb[32];
+    for (int n = n_begin; n < n_end; n++) {
+        const uint8_t *w = W + (size_t)n * row_bytes;
+        for (int m = 0; m < M; m++) Y[(size_t)m * ldy + n] = 0.f;
+        for (int b = 0; b < K / 32; b++) {
+            widen_block(type, w + bb * (size_t)b, wb);
+            for (int m = 0; m < M; m++) {
+                const float *x = X + (size_t)m * ldx + 32 * b;
+                float s = 0.f;
+                for (int j = 0; j < 32; j++) s += wb[j] * x[j];
+                Y[(size_t)m * ldy + n] += s;
+            }
+        }
+    }
+}
+
+/* ---- AVX2 ------------------------------------------------------------------------------------ */
 
 __attribute__((target("avx2,fma,f16c")))
 static inline float hsum(__m256 v) {
@@ -124,79 +176,139 @@ static inline float hsum(__m256 v) {
 __attribute__((target("avx2,fma,f16c")))
 static inline float f16(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 
+/* Integer dot of one weight row (nb blocks) with one int16 activation row. */
 __attribute__((target("avx2,fma,f16c")))
-static float dot_avx2(int type, const uint8_t *w, const sy_block_q8 *x, int nb) {
+static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
     __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
     const __m128i low4 = _mm_set1_epi8(15);
     float extra = 0.f;
     for (int b = 0; b < nb; b++, x++) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs), xv2 = _mm256_loadu_si256((const __m256i *)x->qs2), dot, dot2;
+        __m256i lo, hi;  /* weights 0..15 and 16..31 as int16 */
         float d;
         if (type == SY_Q8_0) {
             const uint8_t *p = w + 34 * (size_t)b;
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2)), aw = _mm256_sign_epi8(wv, wv);
-            dot = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
-            dot2 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv2, wv));
+            lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2)));
+            hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 18)));
             d = f16(p);
         } else {
             const uint8_t *p = w + (type == SY_Q4_0 ? 18 : 20) * (size_t)b;
-            const uint8_t *q = p + (type == SY_Q4_0 ? 2 : 4);
-            __m128i raw = _mm_loadu_si128((const __m128i *)q);
-            __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low4), _mm_and_si128(raw, low4));
-            dot = _mm256_maddubs_epi16(wv, xv);
-            dot2 = _mm256_maddubs_epi16(wv, xv2);
+            __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
+            lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low4));
+            hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
             d = f16(p);
             extra += type == SY_Q4_0 ? -8.f * d * x->s : f16(p + 2) * x->s;
         }
-        __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, ones)), f2 = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot2, ones));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), f, acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d2), f2, acc);
+        __m256i s = _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)x->qs)),
+                                     _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 16))));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(s), acc);
     }
     return hsum(acc) + extra;
 }
 
+/* One weight block widened to 32 floats in four registers. */
+__attribute__((target("avx2,fma,f16c")))
+static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
+    switch (type) {
+    case SY_Q8_0: {
+        __m256 d = _mm256_set1_ps(f16(p));
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
+        break;
+    }
+    case SY_Q4_0: case SY_Q4_1: {
+        const __m128i low4 = _mm_set1_epi8(15);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
+        __m128i lo = _mm_and_si128(raw, low4), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low4);
+        __m256 d = _mm256_set1_ps(f16(p));
+        __m256 m = type == SY_Q4_0 ? _mm256_set1_ps(-8.f * f16(p)) : _mm256_set1_ps(f16(p + 2));
+        w[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), m);
+        w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), m);
+        w[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), m);
+        w[3] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), m);
+        break;
+    }
+    case SY_F16:
+        for (int i = 0; i < 4; i++) w[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * i)));
+        break;
+    case SY_BF16:
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * i))), 16));
+        break;
+    }
+}
+
+/* R activation rows (R a compile-time constant after inlining) times one weight row: each block
+   is widened once and used for every row. */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void wrow_avx2(int type, const uint8_t *w, size_t bb, int nb, const float *X, int ldx, const int R,
+                             float *Y, int ldy) {
+    __m256 acc[8];
+    for (int m = 0; m < R; m++) acc[m] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256 wv[4];
+        widen_block_avx2(type, w + bb * (size_t)b, wv);
+        const float *xb = X + 32 * b;
+        for (int m = 0; m < R; m++) {
+            const float *x = xb + (size_t)m * ldx;
+            acc[m] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(x), acc[m]);
+            acc[m] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(x + 8), acc[m]);
+            acc[m] = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(x + 16), acc[m]);
+            acc[m] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(x + 24), acc[m]);
+        }
+    }
+    for (int m = 0; m < R; m++) Y[(size_t)m * ldy] = hsum(acc[m]);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                       int n_begin, int n_end, float *Y, int ldy) {
+    size_t bb = sy_weight_block_bytes(type);
+    int nb = K / 32;
+    for (int m0 = 0; m0 < M;) {
+        int r = M - m0 >= 8 ? 8 : M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
+        const float *x = X + (size_t)m0 * ldx;
+        for (int n = n_begin; n < n_end; n++) {
+            const uint8_t *w = W + (size_t)n * row_bytes;
+            float *y = Y + (size_t)m0 * ldy + n;
+            switch (r) {
+            case 8: wrow_avx2(type, w, bb, nb, x, ldx, 8, y, ldy); break;
+            case 4: wrow_avx2(type, w, bb, nb, x, ldx, 4, y, ldy); break;
+            case 2: wrow_avx2(type, w, bb, nb, x, ldx, 2, y, ldy); break;
+            default: wrow_avx2(type, w, bb, nb, x, ldx, 1, y, ldy); break;
+            }
+        }
+        m0 += r;
+    }
+}
+
 /* ---- products ----------------------------------------------------------------------------- */
 
-void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8 *xq, int M,
+void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
                    int n_begin, int n_end, float *Y, int ldy) {
     int nb = K / 32, avx2 = sy_kernels_have_avx2();
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
         for (int m = 0; m < M; m++) {
-            const sy_block_q8 *x = xq + (size_t)m * nb;
-            Y[(size_t)m * ldy + n] = avx2 ? dot_avx2(type, w, x, nb) : dot_ref(type, w, x, nb);
+            const sy_block_q16 *x = xq + (size_t)m * nb;
+            Y[(size_t)m * ldy + n] = avx2 ? qdot_avx2(type, w, x, nb) : qdot_portable(type, w, x, nb);
         }
     }
 }
 
+void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                   int n_begin, int n_end, float *Y, int ldy, int portable) {
+    if (sy_kernels_have_avx2() && !portable)
+        wgemm_avx2(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
+    else
+        wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
+}
+
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+    size_t bb = sy_weight_block_bytes(type);
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
         float *o = out + (size_t)(n - n_begin) * K;
-        for (int b = 0; b < K / 32; b++) {
-            float *y = o + 32 * b;
-            switch (type) {
-            case SY_Q8_0: {
-                const uint8_t *p = w + 34 * (size_t)b;
-                float d = half_to_float(load_u16(p));
-                for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)p[2 + j];
-                break;
-            }
-            case SY_Q4_0: {
-                const uint8_t *p = w + 18 * (size_t)b;
-                float d = half_to_float(load_u16(p));
-                for (int j = 0; j < 16; j++) { y[j] = ((p[2 + j] & 15) - 8) * d; y[j + 16] = ((p[2 + j] >> 4) - 8) * d; }
-                break;
-            }
-            case SY_Q4_1: {
-                const uint8_t *p = w + 20 * (size_t)b;
-                float d = half_to_float(load_u16(p)), mn = half_to_float(load_u16(p + 2));
-                for (int j = 0; j < 16; j++) { y[j] = (p[4 + j] & 15) * d + mn; y[j + 16] = (p[4 + j] >> 4) * d + mn; }
-                break;
-            }
-            }
-        }
+        for (int b = 0; b < K / 32; b++) widen_block(type, w + bb * (size_t)b, o + 32 * b);
     }
 }
 
@@ -205,7 +317,7 @@ typedef struct {
     size_t row_bytes;
     const void *W;
     const float *A;
-    const sy_block_q8 *xq;
+    const sy_block_q16 *xq;
     float *C;
 } qgemm_job;
 
@@ -216,30 +328,32 @@ static void qgemm_task(void *ctx, int t) {
     if (lo >= hi) return;
     if (j->xq) {
         sy_qgemv_rows(j->type, j->W, j->row_bytes, j->K, j->xq, j->M, lo, hi, j->C, j->ldc);
-        return;
-    }
-    /* Several rows: widen this chunk of weight rows to float (the weights are still read from
-       memory in their blocks) and multiply in float: the small-batch kernel for decode batches,
-       one sgemm for prefill. */
-    float *tile = (float *)malloc((size_t)(hi - lo) * j->K * sizeof(float));
-    if (!tile) return;
-    sy_dequantize_rows(j->type, j->W, j->row_bytes, j->K, lo, hi, tile);
-    if (j->M <= SY_SMALL_BATCH_ROWS)
-        sy_gemm_small_rows(j->A, j->M, j->K, j->lda, tile, j->K, 0, hi - lo, j->C + lo, j->ldc, 1.f, 0.f);
-    else
+    } else if (j->M <= SY_SMALL_BATCH_ROWS) {
+        sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
+    } else {
+        /* Prefill: this chunk of weight rows widened to a float tile, then sgemm. */
+        float *tile = (float *)malloc((size_t)(hi - lo) * j->K * sizeof(float));
+        if (!tile) {
+            sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
+            return;
+        }
+        sy_dequantize_rows(j->type, j->W, j->row_bytes, j->K, lo, hi, tile);
         cblas_sgemm(101, 111, 112, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
-    free(tile);
+        free(tile);
+    }
 }
 
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
-                float *C, int ldc, sy_block_q8 *scratch) {
+                float *C, int ldc, sy_block_q16 *scratch) {
     if (M <= 0 || N <= 0) return 0;
-    if (K % 32 != 0 || sy_quant_block_bytes(type) == 0) return -1;
+    if (K % 32 != 0 || sy_weight_block_bytes(type) == 0) return -1;
     qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, C };
     int threads = sy_threads(), tasks;
-    if (M == 1) {
-        sy_quantize_rows_q8(A, M, K, lda, scratch);
-        job.xq = scratch;
+    if (M <= SY_SMALL_BATCH_ROWS) {
+        if (M == 1 && is_integer_type(type)) {
+            sy_quantize_rows_q16(A, M, K, lda, scratch);
+            job.xq = scratch;
+        }
         tasks = threads * 4;
         if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
     } else {

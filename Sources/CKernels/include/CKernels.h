@@ -64,45 +64,52 @@ int sy_kernels_have_avx2(void);
 #include <stddef.h>
 #include <stdint.h>
 
-/// Weight block formats, numbered as ggml's `ggml_type`: 32 values per block.
-/// Q8_0 = {f16 d; int8 q[32]} (34 bytes, w = d·q); Q4_0 = {f16 d; 16 bytes of nibbles}
-/// (w = d·(q − 8)); Q4_1 = {f16 d; f16 m; 16 bytes of nibbles} (w = d·q + m). Nibble j of a
-/// block holds value j (low nibbles) and value j + 16 (high nibbles).
-enum { SY_Q4_0 = 2, SY_Q4_1 = 3, SY_Q8_0 = 8 };
+/// Weight storage types read directly by the kernels, numbered as ggml's `ggml_type`, all in
+/// blocks of 32 values along a row. Q8_0 = {f16 d; int8 q[32]} (34 bytes, w = d·q);
+/// Q4_0 = {f16 d; 16 bytes of nibbles} (w = d·(q − 8)); Q4_1 = {f16 d; f16 m; 16 bytes of
+/// nibbles} (w = d·q + m): nibble j of a block holds value j (low nibbles) and value j + 16 (high
+/// nibbles). F16 and BF16: 32 half-precision values (64 bytes).
+enum { SY_F16 = 1, SY_Q4_0 = 2, SY_Q4_1 = 3, SY_Q8_0 = 8, SY_BF16 = 30 };
 
-/// An activation block: 32 values as two int8 planes, x ≈ d·q + d2·q2 (q2 quantises what q
-/// leaves over, so the product keeps ~14 bits of the activations instead of llama.cpp's 8: the
-/// logits then track the Float32 model within llama.cpp's per-op error bound end to end, at
-/// one more integer multiply-add per block in a weight-bandwidth-bound loop), and s = d·Σq + d2·Σq2.
-typedef struct { float d; float d2; float s; int8_t qs[32]; int8_t qs2[32]; } sy_block_q8;
+/// An activation block for the integer formats: 32 values as int16, x ≈ d·q with
+/// d = max|x|/32767, and s = d·Σq (the term the weight offsets of Q4_0/Q4_1 multiply).
+/// 16 bits rather than llama.cpp's 8: the same instructions per block (AVX2 madd_epi16), and the
+/// logits track the Float32 model within llama.cpp's per-op error bound end to end.
+typedef struct { float d; float s; int16_t qs[32]; } sy_block_q16;
 
-/// Bytes of one weight block of `type` (0 for types these kernels do not read).
-size_t sy_quant_block_bytes(int type);
+/// Bytes of one 32-value block of `type` (0 for types these kernels do not read).
+size_t sy_weight_block_bytes(int type);
 
 /// Quantises M rows of K floats (K a multiple of 32, row stride ldx) into M·K/32 blocks:
-/// per block d = max|x|/127, q = round(x/d); then the same for the residual x − d·q.
-void sy_quantize_rows_q8(const float *x, int M, int K, int ldx, sy_block_q8 *out);
+/// per block d = max|x|/32767, q = round(x/d).
+void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *out);
 
 /// Y[m][n] = dot(W row n, x_m) for n in [n_begin, n_end), m < M, from quantised activations
-/// (M·K/32 blocks). W rows are `row_bytes` apart. AVX2 when available, portable otherwise.
-void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8 *xq, int M,
+/// (M·K/32 blocks), integer types only. W rows are `row_bytes` apart. AVX2 when available.
+void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
                    int n_begin, int n_end, float *Y, int ldy);
 
-/// The portable (non-SIMD) dot product of one weight row (nb blocks) with quantised activations:
-/// the reference the AVX2 path is tested against.
-float sy_qdot_portable(int type, const void *w, const sy_block_q8 *x, int nb);
+/// The portable (non-SIMD) integer dot product of one weight row (nb blocks) with quantised
+/// activations: the reference the AVX2 path is tested against (0 for half types).
+float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb);
+
+/// Y[m][n] = dot(W row n, X row m) in Float32 for n in [n_begin, n_end), m < M (X row stride ldx):
+/// each weight block is widened in registers once and used for up to 8 activation rows.
+/// `portable` != 0 forces the portable loop (tests compare the two).
+void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                   int n_begin, int n_end, float *Y, int ldy, int portable);
 
 /// Widens weight rows [n_begin, n_end) to floats, `K` per row, into `out`.
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out);
 
-/// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool. One row
-/// (decode, bound by weight bytes): A is quantised into `scratch` (K/32 blocks) and multiplied
-/// as integers. More rows: each chunk of weight rows is widened to float in the task and
-/// multiplied in float (the small-batch kernel up to SY_SMALL_BATCH_ROWS, else sgemm), which
-/// costs less arithmetic per row than the two-plane integer product.
-/// Returns 0, or -1 when K is not a multiple of 32 or `type` is not Q8_0/Q4_0/Q4_1.
+/// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool.
+/// One row of an integer type (decode, compute-bound on two cores): A is quantised into
+/// `scratch` (K/32 blocks) and multiplied as integers. Up to SY_SMALL_BATCH_ROWS rows (or one row
+/// of a half type): sy_wgemm_rows. More (prefill): each task widens its chunk of weight rows to a
+/// float tile and calls sgemm.
+/// Returns 0, or -1 when K is not a multiple of 32 or `type` is not one of the types above.
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
-                float *C, int ldc, sy_block_q8 *scratch);
+                float *C, int ldc, sy_block_q16 *scratch);
 
 #ifdef __cplusplus
 }

@@ -53,14 +53,15 @@ public enum GGUFModel {
 
     /// How weights are held after load.
     public enum WeightFormat: String, Sendable, CaseIterable {
-        /// Q8_0, Q4_0 and Q4_1 stay in their blocks (native kernels); other types are widened.
+        /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); other
+        /// types (F32, and the K-quants, which are dequantised) are Float32.
         case native
         /// Everything widened to Float32: the parity path (exactly the dequantised model).
         case f32
     }
 
-    /// Loads the model. With `.native`, projections and the output head stored as Q8_0/Q4_0/Q4_1
-    /// stay quantised (the embedding lookup table and norms are Float32); `.f32` widens all.
+    /// Loads the model. With `.native`, projections, the embedding table and the output head
+    /// stored as Q8_0/Q4_0/Q4_1/F16/BF16 stay in that type (norms are Float32); `.f32` widens all.
     public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
         /// The tensor's info, present and of `shape`.
@@ -80,7 +81,7 @@ public enum GGUFModel {
         /// The tensor kept in its blocks, when it is in a natively multiplied type.
         func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix? {
             let info = try tensor(name, [rows, cols])
-            guard QuantizedMatrix.nativeTypes.contains(info.type) else { return nil }
+            guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
             return f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
         }
@@ -104,12 +105,13 @@ public enum GGUFModel {
                 postAttentionNorm: try vector(p + "ffn_norm.weight", d),
                 gate: try linear(.gate, "ffn_gate"), up: try linear(.up, "ffn_up"), down: try linear(.down, "ffn_down"))
         }
-        let headName = c.tieWordEmbeddings ? "token_embd.weight" : "output.weight"
-        let head = weights == .native ? try quantized(headName, c.vocabSize, d) : nil
-        return LlamaModel(config: c, embedding: try matrix("token_embd.weight", c.vocabSize, d), layers: layers,
-                          finalNorm: try vector("output_norm.weight", d),
+        // The embedding table stays in its blocks too (lookups widen one row); a tied head shares it.
+        let table = weights == .native ? try quantized("token_embd.weight", c.vocabSize, d) : nil
+        let head = c.tieWordEmbeddings ? table : weights == .native ? try quantized("output.weight", c.vocabSize, d) : nil
+        return LlamaModel(config: c, embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),
+                          layers: layers, finalNorm: try vector("output_norm.weight", d),
                           lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
-                          outputQuantized: head)
+                          outputQuantized: head, embeddingTable: table)
     }
 
     /// For each Hugging Face row of a q/k projection, the GGUF row it is stored at.
@@ -148,6 +150,6 @@ extension LlamaModel {
             }
             return try GGUFModel.load(GGUFFile(url: path), weights: weights)
         }
-        return try load(directory: path)
+        return try load(directory: path, weights: weights)
     }
 }

@@ -27,8 +27,13 @@ public struct SequenceInput {
 /// requests; per-request state lives in `KVCache` and `ForwardWorkspace`.
 public final class LlamaModel: @unchecked Sendable {
     public let config: ModelConfig
-    /// `[vocab × hidden]`.
+    /// `[vocab × hidden]` in Float32; empty (0×0) when the table is kept in its storage type
+    /// (`embeddingTable`).
     public let embedding: Matrix
+    /// The embedding table kept in its storage type (a GGUF's Q8_0/Q4 blocks, a safetensors
+    /// BF16/F16 table); lookups widen one row per token. Shared with `outputQuantized` when the
+    /// head is tied, so the table is held once.
+    public let embeddingTable: QuantizedMatrix?
     public internal(set) var layers: [DecoderLayer]
     /// Final RMSNorm weight, `[hidden]`.
     public let finalNorm: [Float]
@@ -41,8 +46,14 @@ public final class LlamaModel: @unchecked Sendable {
     public let outputQuantized: QuantizedMatrix?
 
     public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?,
-                outputQuantized: QuantizedMatrix? = nil) {
+                outputQuantized: QuantizedMatrix? = nil, embeddingTable: QuantizedMatrix? = nil) {
+        precondition(embeddingTable.map { $0.rows == config.vocabSize && $0.cols == config.hiddenSize }
+                     ?? (embedding.rows == config.vocabSize && embedding.cols == config.hiddenSize),
+                     "the embedding table must be [vocab × hidden]")
+        precondition(lmHead != nil || outputQuantized != nil || embeddingTable == nil,
+                     "a tied head over a kept embedding table must be given as outputQuantized")
         self.outputQuantized = outputQuantized
+        self.embeddingTable = embeddingTable
         self.config = config
         self.embedding = embedding
         self.layers = layers
@@ -144,12 +155,22 @@ public final class LlamaModel: @unchecked Sendable {
         let scores = ws.scores.get(maxScores)
         let cosT = ws.ropeCos.get(rows * hd / 2), sinT = ws.ropeSin.get(rows * hd / 2)
 
-        embedding.data.withUnsafeBufferPointer { e in
+        if let table = embeddingTable {
             var r = 0
             for item in batch {
                 for t in item.tokens {
-                    (h + r * d).update(from: e.baseAddress! + t * d, count: d)
+                    table.row(t, into: h + r * d)
                     r += 1
+                }
+            }
+        } else {
+            embedding.data.withUnsafeBufferPointer { e in
+                var r = 0
+                for item in batch {
+                    for t in item.tokens {
+                        (h + r * d).update(from: e.baseAddress! + t * d, count: d)
+                        r += 1
+                    }
                 }
             }
         }

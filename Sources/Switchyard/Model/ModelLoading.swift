@@ -2,9 +2,11 @@ import Foundation
 
 extension LlamaModel {
     /// Loads a Hugging Face model directory (`config.json` + safetensors, single or sharded).
-    /// Every tensor's shape is checked against the config; F16/BF16 weights are converted to
-    /// Float32 once, here.
-    public static func load(directory: URL) throws -> LlamaModel {
+    /// Every tensor's shape is checked against the config. With `.native` (the default), F16/BF16
+    /// projections and embedding table stay half precision (`QuantizedMatrix`, widened in the
+    /// kernels' registers); `.f32` converts them to Float32 once, here. Norms, biases and F32
+    /// tensors are Float32 either way.
+    public static func load(directory: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw SwitchyardError.io(path: directory.path, reason: "model directory not found")
@@ -12,14 +14,33 @@ extension LlamaModel {
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
         let ckpt = try CheckpointDirectory(directory: directory)
         let c = config, d = c.hiddenSize, hd = c.headDim
-        let embedding = try ckpt.matrix("model.embed_tokens.weight", expected: [c.vocabSize, d])
+        /// The tensor kept half precision, when `weights` is native and it is stored F16/BF16.
+        func kept(_ name: String, _ shape: [Int]) throws -> QuantizedMatrix? {
+            guard weights == .native else { return nil }
+            let file = try ckpt.file(for: name)
+            guard let info = file.tensors[name] else { throw SwitchyardError.missingTensor(path: file.path, tensor: name) }
+            let type: GGMLType
+            switch info.dtype {
+            case .f16: type = .f16
+            case .bf16: type = .bf16
+            default: return nil
+            }
+            guard info.shape == shape else { throw SwitchyardError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: info.shape) }
+            guard QuantizedMatrix.canKeep(type, cols: shape[1]) else { return nil }
+            return try file.withRawBytes(name) { QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0) }
+        }
+        let table = try kept("model.embed_tokens.weight", [c.vocabSize, d])
+        let embedding = table == nil ? try ckpt.matrix("model.embed_tokens.weight", expected: [c.vocabSize, d]) : Matrix(rows: 0, cols: 0)
         var layers: [DecoderLayer] = []
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
             func linear(_ kind: ProjectionKind, out: Int, in inF: Int, bias: Bool) throws -> Linear {
                 let name = p + kind.modulePath
-                let w = try ckpt.matrix(name + ".weight", expected: [out, inF])
                 let b = bias ? try ckpt.vector(name + ".bias", expected: out) : nil
+                if let q = try kept(name + ".weight", [out, inF]) {
+                    return Linear(site: ProjectionSite(layer: l, kind: kind), quantized: q, bias: b)
+                }
+                let w = try ckpt.matrix(name + ".weight", expected: [out, inF])
                 return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w, bias: b)
             }
             layers.append(DecoderLayer(
@@ -36,10 +57,13 @@ extension LlamaModel {
         }
         let norm = try ckpt.vector("model.norm.weight", expected: d)
         var head: Matrix? = nil
+        var keptHead: QuantizedMatrix? = c.tieWordEmbeddings ? table : nil
         if !c.tieWordEmbeddings {
-            head = try ckpt.matrix("lm_head.weight", expected: [c.vocabSize, d])
+            keptHead = try kept("lm_head.weight", [c.vocabSize, d])
+            if keptHead == nil { head = try ckpt.matrix("lm_head.weight", expected: [c.vocabSize, d]) }
         }
-        return LlamaModel(config: config, embedding: embedding, layers: layers, finalNorm: norm, lmHead: head)
+        return LlamaModel(config: config, embedding: embedding, layers: layers, finalNorm: norm, lmHead: head,
+                          outputQuantized: keptHead, embeddingTable: table)
     }
 
     /// A model with random weights (normal, std `std`; norms 1), e.g. for `switchyard bench`.

@@ -1,33 +1,40 @@
 import CKernels
 import Foundation
 
-/// A weight matrix `[rows × cols]` kept in one of llama.cpp's block formats (Q8_0, Q4_0, Q4_1)
-/// and multiplied without widening it: decode reads 4–8× fewer weight bytes than Float32.
+/// A weight matrix `[rows × cols]` kept in its storage type — one of llama.cpp's block formats
+/// (Q8_0, Q4_0, Q4_1) or half precision (F16, BF16) — and multiplied without widening it in
+/// memory: decode reads 2–8× fewer weight bytes than Float32.
 ///
-/// One-row products (decode) quantise the activations per block of 32 (as llama.cpp does, plus a
-/// second int8 plane for the residual) and multiply as integers; batches widen chunks of weight
-/// rows to Float32 inside each task (the weights are still read in their blocks). Immutable;
-/// the bytes are owned here (64-byte aligned) and freed in `deinit`. Thread-safe to read.
+/// One-row products of the block formats quantise the activations to int16 per block of 32 and
+/// multiply as integers; small batches (and one row of a half type) widen each weight block in
+/// registers once for all rows; prefill widens chunks of rows to Float32 tiles for sgemm
+/// (`sy_qgemm_nt`). Immutable; the bytes are owned here (64-byte aligned) and freed in `deinit`.
+/// Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
-    /// Bytes of one row (`cols / 32` blocks).
+    /// Bytes of one row (`cols / blockElements` blocks).
     public let rowBytes: Int
     private let storage: UnsafeMutableRawPointer
 
     /// The types these kernels multiply natively.
-    public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1]
+    public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1, .f16, .bf16]
+
+    /// Whether a `[rows × cols]` matrix of `type` can be kept as it is stored: a native type and
+    /// whole blocks of 32 along each row (otherwise it is widened to Float32 at load).
+    public static func canKeep(_ type: GGMLType, cols: Int) -> Bool {
+        nativeTypes.contains(type) && cols % 32 == 0
+    }
 
     /// Copies `rows` rows of `type` blocks from `bytes`; `rowOrder[i]` (if given) is the source
     /// row of row i (used to undo llama.cpp's q/k permutation without widening).
     public init(type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil) {
-        precondition(Self.nativeTypes.contains(type), "\(type) has no native kernel")
-        precondition(cols % 32 == 0, "columns must be a multiple of 32")
+        precondition(Self.canKeep(type, cols: cols), "\(type) [\(rows)×\(cols)] has no native kernel")
         self.type = type
         self.rows = rows
         self.cols = cols
-        rowBytes = cols / 32 * type.blockBytes
+        rowBytes = cols / type.blockElements * type.blockBytes
         precondition(bytes.count == rows * rowBytes, "expected \(rows * rowBytes) bytes, found \(bytes.count)")
         storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
         for r in 0..<rows {
@@ -56,7 +63,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// `output[m × rows] = input[m × cols] · Wᵀ` (row-major, contiguous).
     public func multiply(_ input: UnsafePointer<Float>, rows m: Int, into output: UnsafeMutablePointer<Float>) {
         let blocks = cols / 32  // activation blocks, used for one row
-        withUnsafeTemporaryAllocation(of: sy_block_q8.self, capacity: max(1, blocks)) { scratch in
+        withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, blocks)) { scratch in
             let rc = sy_qgemm_nt(Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
                                  output, Int32(rows), scratch.baseAddress!)
             precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")

@@ -3,12 +3,22 @@ import Foundation
 import Testing
 @testable import Switchyard
 
-/// The Q8_0/Q4_0/Q4_1 kernels against naive references, over every path: one row (integer dot
-/// products), small batches (widened tiles, small-batch kernel), large batches (widened tiles +
-/// BLAS), and the SIMD integer dot against the portable one.
+/// The kernels for weights kept in their storage type (Q8_0, Q4_0, Q4_1, F16, BF16) against naive
+/// references, over every path: one row (integer dot products on int16 activations; float for
+/// the half types), small batches (blocks widened in registers, 8/4/2/1-row groups), large batches
+/// (widened tiles + BLAS), and each SIMD kernel against its portable twin.
 @Suite struct QuantizedKernelTests {
-    /// Random blocks of `type` with finite scales.
-    static func randomBlocks(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededRandom) -> [UInt8] {
+    static let types: [GGMLType] = [.q8_0, .q4_0, .q4_1, .f16, .bf16]
+
+    /// Random weights of `type` with finite values (scales of the block formats in ±0.05).
+    static func randomBytes(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededRandom) -> [UInt8] {
+        if type == .f16 || type == .bf16 {
+            return (0..<(rows * cols)).flatMap { _ -> [UInt8] in
+                let v = (rng.nextUnitFloat() * 2 - 1) * 0.5
+                let h = type == .f16 ? HalfPrecision.floatToF16(v) : HalfPrecision.floatToBF16(v)
+                return [UInt8(h & 0xFF), UInt8(h >> 8)]
+            }
+        }
         let size = type.blockBytes, perRow = cols / 32
         var bytes = (0..<(rows * perRow * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         for b in 0..<(rows * perRow) {
@@ -22,57 +32,68 @@ import Testing
         return bytes
     }
 
-    /// y = W·x with x quantised exactly as the kernel does, in Double.
-    static func reference(_ w: Matrix, _ x: [Float], m: Int) -> [Double] {
+    /// x as the one-row integer kernel sees it: per block of 32, d = max|x|/32767, q = round(x/d).
+    static func quantisedActivations(_ x: ArraySlice<Float>) -> [Double] {
+        var out: [Double] = []
+        for b in stride(from: x.startIndex, to: x.endIndex, by: 32) {
+            let v = x[b..<(b + 32)]
+            let amax = v.map { abs($0) }.max()!, d = amax / 32767, id = d != 0 ? 1 / d : 0
+            out += v.map { Double(d) * Double(Float(Int(lrintf($0 * id)))) }
+        }
+        return out
+    }
+
+    /// y = W·x in Double, with x quantised as the one-row integer kernel does when `quantised`.
+    static func reference(_ w: Matrix, _ x: [Float], m: Int, quantised: Bool) -> [Double] {
         let k = w.cols
         var out = [Double](repeating: 0, count: m * w.rows)
         for r in 0..<m {
-            var xq = [Double](repeating: 0, count: k)
-            for b in 0..<(k / 32) {
-                let v = x[(r * k + 32 * b)..<(r * k + 32 * b + 32)]
-                // Two int8 planes: x ≈ d·q + d2·q2 (q2 quantises the residual), as the kernel does.
-                let amax = v.map { abs($0) }.max()!, d = amax / 127, id = d != 0 ? 1 / d : 0
-                let q = v.map { Float(Int(lrintf($0 * id))) }
-                let r = zip(v, q).map { $0 - d * $1 }
-                let rmax = r.map { abs($0) }.max()!, d2 = rmax / 127, id2 = d2 != 0 ? 1 / d2 : 0
-                for j in 0..<32 { xq[32 * b + j] = Double(d) * Double(q[j]) + Double(d2) * Double(Float(Int(lrintf(r[j] * id2)))) }
-            }
+            let row = x[(r * k)..<((r + 1) * k)]
+            let xs = quantised ? quantisedActivations(row) : row.map { Double($0) }
             for n in 0..<w.rows {
                 var s = 0.0
-                for c in 0..<k { s += Double(w[n, c]) * xq[c] }
+                for c in 0..<k { s += Double(w[n, c]) * xs[c] }
                 out[r * w.rows + n] = s
             }
         }
         return out
     }
 
-    @Test(arguments: [GGMLType.q8_0, .q4_0, .q4_1])
+    @Test(arguments: types)
     func productsMatchTheReferenceOnEveryPath(type: GGMLType) {
         var rng = SeededRandom(seed: 3)
+        let integer = type != .f16 && type != .bf16
         for (n, k) in [(1, 32), (7, 96), (33, 576), (100, 64)] {
-            let bytes = Self.randomBlocks(type, rows: n, cols: k, rng: &rng)
+            let bytes = Self.randomBytes(type, rows: n, cols: k, rng: &rng)
             let q = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0) }
             let w = q.dequantized()
             #expect(w.data == bytes.withUnsafeBytes { GGMLDequantize.floats(type, $0, count: n * k) })
-            for m in [1, 2, 3, 5, 16, 17, 40] {
+            // 1: one row; 2…16: every remainder of the 8/4/2/1-row groups; 17, 40: tiles + BLAS.
+            for m in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 40] {
                 let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var y = [Float](repeating: 0, count: m * n)
                 x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
-                // One row: the activations are quantised (compare with the quantised reference,
-                // float summation order apart); more rows: widened weights, Float32 (W·x).
-                let expected: [Double]
-                if m == 1 { expected = Self.reference(w, x, m: m) } else {
-                    expected = (0..<(m * n)).map { i in (0..<k).reduce(0.0) { $0 + Double(w[i % n, $1]) * Double(x[(i / n) * k + $1]) } }
-                }
+                let expected = Self.reference(w, x, m: m, quantised: integer && m == 1)
                 let scale = max(1, expected.map(abs).max()!)
                 let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
                 #expect(worst <= 1e-4 * scale, "\(type) n \(n) k \(k) m \(m): worst \(worst)")
+                // The SIMD small-batch kernel equals its portable twin.
+                if m <= 16 {
+                    var simd = [Float](repeating: 0, count: m * n), portable = simd
+                    bytes.withUnsafeBytes { wp in
+                        sy_wgemm_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0, Int32(n), &simd, Int32(n), 0)
+                        sy_wgemm_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0, Int32(n), &portable, Int32(n), 1)
+                    }
+                    let diff = zip(simd, portable).map { abs($0 - $1) }.max()!
+                    #expect(diff <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) m \(m): SIMD vs portable \(diff)")
+                }
             }
-            // The SIMD dot equals the portable one, for one and for several activation rows.
+            guard integer else { continue }
+            // The SIMD integer dot equals the portable one, for one and several activation rows.
             for rowsOfX in [1, 3, 6] {
                 let x = (0..<(rowsOfX * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
-                var blocks = [sy_block_q8](repeating: sy_block_q8(), count: rowsOfX * k / 32)
-                x.withUnsafeBufferPointer { sy_quantize_rows_q8($0.baseAddress!, Int32(rowsOfX), Int32(k), Int32(k), &blocks) }
+                var blocks = [sy_block_q16](repeating: sy_block_q16(), count: rowsOfX * k / 32)
+                x.withUnsafeBufferPointer { sy_quantize_rows_q16($0.baseAddress!, Int32(rowsOfX), Int32(k), Int32(k), &blocks) }
                 var simd = [Float](repeating: 0, count: rowsOfX * n)
                 bytes.withUnsafeBytes { wp in
                     sy_qgemv_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(rowsOfX), 0, Int32(n), &simd, Int32(n))
@@ -87,5 +108,18 @@ import Testing
                 }
             }
         }
+    }
+
+    /// Extreme activations and weights: int16 quantisation must not overflow (Q8_0 weights of −128
+    /// from a hostile file, activations at the block maximum).
+    @Test func extremeBlocksDoNotOverflow() {
+        let k = 64
+        var bytes = [UInt8](repeating: 0x80, count: 2 * 34)  // q = −128 everywhere
+        for b in 0..<2 { let h = HalfPrecision.floatToF16(1); bytes[34 * b] = UInt8(h & 0xFF); bytes[34 * b + 1] = UInt8(h >> 8) }
+        let q = bytes.withUnsafeBytes { QuantizedMatrix(type: .q8_0, rows: 1, cols: k, bytes: $0) }
+        let x = [Float](repeating: 1000, count: k)
+        var y: Float = 0
+        x.withUnsafeBufferPointer { q.multiply($0.baseAddress!, rows: 1, into: &y) }
+        #expect(abs(y - (-128 * 1000 * Float(k))) <= 1e-3 * 128 * 1000 * Float(k))
     }
 }
