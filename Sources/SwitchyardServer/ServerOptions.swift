@@ -1,7 +1,7 @@
 import Foundation
 
-/// How `switchyard serve` runs: every flag is declared here once (with its default); the CLI's
-/// help is generated from `ServerOptions.flags`.
+/// How `switchyard serve` runs. The defaults are declared here once; the CLI's `serve` options
+/// take theirs from an instance of this type.
 public struct ServerOptions: Sendable {
     /// `HOST:PORT` to listen on (port 0: any free port). Loopback by default.
     public var listen = "127.0.0.1:50051"

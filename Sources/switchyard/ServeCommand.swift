@@ -3,105 +3,107 @@ import Switchyard
 import SwitchyardServer
 
 /// `switchyard serve`: the gRPC inference server.
-enum ServeCommand: Subcommand {
+enum ServeCommand: Command {
     static let name = "serve"
     static let summary = "Serve the model, experts and routers over gRPC (continuous batching)"
-    static let help = """
-    USAGE: switchyard serve [options]
-
+    static let discussion = """
     Serves switchyard.v1.Inference (Generate, Score, ListExperts, AddExpert, RemoveExpert,
     ListRouters, AddRouter, Compose, Info) and grpc.health.v1.Health over gRPC. One engine batches
     every running request together, each with its own experts, router or the base model.
     Prints `switchyard serve: listening on HOST:PORT` on standard error when ready; SIGINT or
     SIGTERM stops it (running generations get --shutdown-grace seconds), exit status 0.
-
-    OPTIONS:
-      --listen HOST:PORT        Address to bind (default 127.0.0.1:50051; port 0: any free port).
-                                Only loopback by default: bind 0.0.0.0 deliberately, with --token.
-      --model DIR|FILE          Base model: a Hugging Face directory or a GGUF file (default:
-                                the embedded model).
-    \(ModelLocator.weightsHelp)
-      --registry DIR            Expert registry (default: Models/experts).
-      --routers DIR|none        Hold every *.pb router in DIR (default: Models/routers when
-                                serving the embedded model; none: hold no routers). A held
-                                router pins its experts in memory (outside the LRU budget).
-      --router FILE             Hold this router too (repeatable).
-      --token T                 Require `authorization: Bearer T` on every Inference call
-                                (health checks stay open for probes). Visible in the process
-                                list: prefer --token-file or $SWITCHYARD_TOKEN.
-      --token-file FILE         Read the token from FILE (surrounding whitespace trimmed).
-      --max-batch N             Requests decoded together (default 32; 1 disables batching).
-      --max-queue N             Requests waiting for a slot before RESOURCE_EXHAUSTED (default 256).
-      --max-tokens-limit N      Largest max_tokens a request may ask for (default 4096).
-      --default-max-tokens N    max_tokens when a request leaves it 0 (default 64).
-      --prefill-chunk N         Prompt tokens prefilled per step (default 256).
-      --max-message-bytes N     Largest request/response message (default 4194304).
-      --allow-expert-dir DIR    AddExpert may read adapters under DIR (repeatable; default none).
-      --expert-cache-bytes N    Expert weights kept in memory, LRU (default 1073741824).
-      --replica-id ID           x-switchyard-replica response metadata (default hostname:port).
-      --log-format text|json|off  Per-request log lines on standard error (default text).
-      --shutdown-grace S        Seconds running calls get at shutdown (default 10).
     """
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: ["listen", "model", "registry", "routers", "router", "token", "max-batch", "max-queue",
-                                                      "max-tokens-limit", "default-max-tokens", "prefill-chunk", "max-message-bytes",
-                                                      "allow-expert-dir", "replica-id", "log-format", "shutdown-grace", "token-file",
-                                                      "expert-cache-bytes"])
-        guard args.positionals.isEmpty else { throw UsageError("serve takes no positional arguments") }
-        var options = ServerOptions()
-        if let v = args.string("listen") { options.listen = v }
-        func positive(_ name: String, _ keyPath: WritableKeyPath<ServerOptions, Int>) throws {
-            guard let v = try args.int(name) else { return }
-            guard v > 0 else { throw UsageError("--\(name) must be > 0") }
-            options[keyPath: keyPath] = v
+    /// The defaults are `ServerOptions`' own.
+    struct Options: ParsableArguments {
+        private static let defaults = ServerOptions()
+
+        @Option(placeholder: "HOST:PORT", help: "Address to bind (port 0: any free port). Only loopback by default: bind 0.0.0.0 deliberately, with --token.")
+        var listen = defaults.listen
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var registry: RegistryOptions
+        @Option(placeholder: "DIR|none", help: "Hold every *.pb router in DIR (none: hold no routers). A held router pins its experts in memory (outside the LRU budget). Default: Models/routers when serving the embedded model.")
+        var routers: String?
+        @Option(placeholder: "FILE", help: "Hold this router too.")
+        var router: [String]
+        @Option(placeholder: "T", help: "Require `authorization: Bearer T` on every Inference call (health checks stay open for probes). Visible in the process list: prefer --token-file or $SWITCHYARD_TOKEN.")
+        var token: String?
+        @Option(placeholder: "FILE", help: "Read the token from FILE (surrounding whitespace trimmed).")
+        var tokenFile: String?
+        @Option(help: "Requests decoded together (1 disables batching).")
+        var maxBatch = defaults.maxBatch
+        @Option(help: "Requests waiting for a slot before RESOURCE_EXHAUSTED.")
+        var maxQueue = defaults.maxQueue
+        @Option(help: "Largest max_tokens a request may ask for.")
+        var maxTokensLimit = defaults.maxTokensLimit
+        @Option(help: "max_tokens when a request leaves it 0.")
+        var defaultMaxTokens = defaults.defaultMaxTokens
+        @Option(help: "Prompt tokens prefilled per step.")
+        var prefillChunk = defaults.prefillChunk
+        @Option(help: "Largest request/response message.")
+        var maxMessageBytes = defaults.maxMessageBytes
+        @Option(placeholder: "DIR", help: "AddExpert may read adapters under DIR (none by default).")
+        var allowExpertDir: [String]
+        @Option(help: "Expert weights kept in memory, LRU.")
+        var expertCacheBytes = 1 << 30
+        @Option(placeholder: "ID", help: "x-switchyard-replica response metadata. Default: hostname:port.")
+        var replicaID: String?
+        @Option(help: "Per-request log lines on standard error.")
+        var logFormat = defaults.logFormat
+        @Option(placeholder: "S", help: "Seconds running calls get at shutdown.")
+        var shutdownGrace = Float(defaults.shutdownGrace)
+
+        func validate() throws {
+            for (name, v) in [("max-batch", maxBatch), ("max-queue", maxQueue), ("max-tokens-limit", maxTokensLimit),
+                              ("default-max-tokens", defaultMaxTokens), ("prefill-chunk", prefillChunk),
+                              ("max-message-bytes", maxMessageBytes), ("expert-cache-bytes", expertCacheBytes)] where v <= 0 {
+                throw UsageError("--\(name) must be > 0, got \(v)")
+            }
+            guard shutdownGrace >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
+            guard token == nil || tokenFile == nil else { throw UsageError("give --token or --token-file, not both") }
         }
-        try positive("max-batch", \.maxBatch)
-        try positive("max-queue", \.maxQueue)
-        try positive("max-tokens-limit", \.maxTokensLimit)
-        try positive("default-max-tokens", \.defaultMaxTokens)
-        try positive("prefill-chunk", \.prefillChunk)
-        try positive("max-message-bytes", \.maxMessageBytes)
-        if let file = args.string("token-file") {
-            guard args.string("token") == nil else { throw UsageError("give --token or --token-file, not both") }
+    }
+
+    static func run(_ o: Options) throws {
+        var options = ServerOptions()
+        options.listen = o.listen
+        options.maxBatch = o.maxBatch
+        options.maxQueue = o.maxQueue
+        options.maxTokensLimit = o.maxTokensLimit
+        options.defaultMaxTokens = o.defaultMaxTokens
+        options.prefillChunk = o.prefillChunk
+        options.maxMessageBytes = o.maxMessageBytes
+        if let file = o.tokenFile {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageError("--token-file: cannot read \(file)") }
             options.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
-            options.token = args.string("token") ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
+            options.token = o.token ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
         }
         if let t = options.token, t.isEmpty || t.contains(where: { $0.isNewline || $0 == " " }) {
             throw UsageError("the token is empty or contains spaces/newlines")
         }
-        options.replicaID = args.string("replica-id")
-        options.allowedExpertRoots = (args.options["allow-expert-dir"] ?? []).map { URL(fileURLWithPath: $0) }
-        if let f = args.string("log-format") {
-            guard let v = ServerOptions.LogFormat(rawValue: f) else { throw UsageError("--log-format must be text, json or off") }
-            options.logFormat = v
-        }
-        if let g = try args.float("shutdown-grace") {
-            guard g >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
-            options.shutdownGrace = Double(g)
-        }
+        options.replicaID = o.replicaID
+        options.allowedExpertRoots = o.allowExpertDir.map { URL(fileURLWithPath: $0) }
+        options.logFormat = o.logFormat
+        options.shutdownGrace = Double(o.shutdownGrace)
 
         let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
         if options.token == nil, !["127.0.0.1", "localhost", "[::1]", "::1"].contains(host) && !host.hasPrefix("127.") {
             printError("switchyard serve: warning: listening on \(options.listen) without --token: anyone who can reach it can generate, add and remove experts")
         }
-        let dir = try ModelLocator.modelDirectory(args)
-        let model = try ModelLocator.loadModel(args, path: dir)
+        let dir = try o.model.directory()
+        let model = try o.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let cacheBytes = try args.int("expert-cache-bytes") ?? (1 << 30)
-        guard cacheBytes > 0 else { throw UsageError("--expert-cache-bytes must be > 0") }
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, budgetBytes: cacheBytes)
+        let registry = try o.registry.open(base: model.config, create: true, budgetBytes: o.expertCacheBytes)
         for (name, problem) in registry.problems.sorted(by: { $0.key < $1.key }) {
             printError("switchyard serve: warning: expert '\(name)' not served: \(problem)")
         }
-        var files: [URL] = (args.options["router"] ?? []).map { URL(fileURLWithPath: $0) }
-        let routersDir = args.string("routers") == "none" ? nil : args.string("routers").map { URL(fileURLWithPath: $0) }
-            ?? (args.string("model") == nil ? ModelLocator.modelsRoot().appendingPathComponent("routers") : nil)
+        var files: [URL] = o.router.map { URL(fileURLWithPath: $0) }
+        let routersDir = o.routers == "none" ? nil : o.routers.map { URL(fileURLWithPath: $0) }
+            ?? (o.model.model == nil ? ModelLocator.modelsRoot().appendingPathComponent("routers") : nil)
         if let routersDir {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: routersDir.path)) ?? []
-            if args.string("routers") != nil, names.isEmpty, !FileManager.default.fileExists(atPath: routersDir.path) {
+            if o.routers != nil, names.isEmpty, !FileManager.default.fileExists(atPath: routersDir.path) {
                 throw UsageError("--routers: no directory \(routersDir.path)")
             }
             files += names.filter { $0.hasSuffix(".pb") }.sorted().map { routersDir.appendingPathComponent($0) }

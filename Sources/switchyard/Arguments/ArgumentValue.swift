@@ -1,5 +1,6 @@
 import Foundation
 import Switchyard
+import SwitchyardServer
 
 /// A type an option or positional argument can hold, read from one command-line word.
 protocol ArgumentValue {
@@ -112,4 +113,8 @@ struct WeightedExperts: ArgumentValue {
     static var placeholder: String { "NAME[=WEIGHT]" }
     static var expectation: String { "NAME[=WEIGHT],… with finite weights" }
     var argumentDescription: String { entries.map { "\($0.name)=\($0.weight)" }.joined(separator: ",") }
+}
+
+extension ServerOptions.LogFormat: ChoiceArgument {
+    public static var allCases: [Self] { [.text, .json, .off] }
 }
