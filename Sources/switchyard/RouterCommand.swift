@@ -31,6 +31,10 @@ enum RouterCommand: Subcommand {
       --context mean|token  fit-centroids: compare the centroids with the mean hidden state of
                             the tokens so far (default, like the fitted features) or with each
                             token's own hidden state.
+      --prompt per-token|whole
+                            fit-centroids: route the prompt's tokens each from the text before
+                            it (default) or all at once from the whole prompt (a base pass,
+                            like the sentence router), generated tokens per token either way.
       --pooling mean|last   train: pooling over the prompt (default mean).
       --hidden H            train: hidden units (default 64).
       --epochs N            train: epochs (default 60).
@@ -42,7 +46,7 @@ enum RouterCommand: Subcommand {
         guard let sub = argv.first else { throw UsageError("router needs a subcommand: fit-centroids, train, inspect") }
         let args = try ParsedArguments(Array(argv.dropFirst()), valued: [
             "model", "registry", "examples", "layer", "out", "name", "top-k", "top-p", "temperature", "every-n",
-            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts", "context",
+            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts", "context", "prompt",
         ])
         switch sub {
         case "inspect":
@@ -70,11 +74,11 @@ enum RouterCommand: Subcommand {
     static func describe(_ s: RouterSpec) -> String {
         var lines = ["router \(s.name) v\(s.version), granularity \(s.granularity)", "experts: " + s.experts.map { "\($0.name) (\($0.sha256.prefix(12)))" }.joined(separator: ", ")]
         let sel = s.effectiveSelection
-        lines.append("selection: \(sel.mode) k=\(sel.topK) p=\(sel.topP) threshold=\(sel.threshold) T=\(sel.temperature) every_n=\(sel.everyN)")
+        lines.append("selection: \(sel.mode) k=\(sel.topK) p=\(sel.topP) threshold=\(sel.threshold) T=\(sel.temperature) every_n=\(sel.everyN) prompt=\(sel.promptRouting == .whole ? "whole" : "per-token")")
         switch s.gate {
         case .none: lines.append("gate: none")
         case let .sentence(l, pooling, layers): lines.append("gate: sentence MLP \(layers.map { "\($0.weight.shape)" }.joined(separator: " → ")) on layer \(l) (\(pooling))")
-        case let .token(layers, global, source): lines.append("gate: token, \(global ? "global from layer \(source)" : "per layer") " + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
+        case let .token(layers, global, source, context): lines.append("gate: token, \(global ? "global from layer \(source)\(context == .mean ? ", context mean of the tokens so far" : "")" : "per layer") " + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
         case let .centroid(l, c, context): lines.append("gate: centroids \(c.shape) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")")
         case let .rank(modules, act): lines.append("gate: rank (SMoRA), \(modules.count) modules, rank \(modules.first?.a.shape.first ?? 0), \(act)")
         }
@@ -112,6 +116,11 @@ enum RouterCommand: Subcommand {
             case "mean": context = .mean
             case "token": context = .token
             case let other: throw UsageError("--context must be mean or token, found \(EscapedText.quoted(other))")
+            }
+            switch args.string("prompt") ?? "per-token" {
+            case "per-token": selection.promptRouting = .perToken
+            case "whole": selection.promptRouting = .whole
+            case let other: throw UsageError("--prompt must be per-token or whole, found \(EscapedText.quoted(other))")
             }
             let c = try RouterFitting.centroids(features: features, labels: labels, expertCount: expertNames.count)
             spec = RouterSpec(name: name, granularity: .token, experts: refs, selection: selection,

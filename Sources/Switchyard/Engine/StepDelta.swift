@@ -133,12 +133,17 @@ extension RequestRouting {
 extension BoundRouter {
     /// How a request with this prompt is routed: sentence routers decide here, once (a forward
     /// over the prompt up to the feature layer); token and rank routers return a fresh
-    /// per-request delta.
+    /// per-request delta (token gates with PROMPT_ROUTING_WHOLE decide the prompt's mix here).
     public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws -> RequestRouting {
         if spec.granularity == .sentence {
             let (mix, _) = try sentenceMix(prompt: prompt, workspace: workspace)
             trace?.record(position: 0, layer: nil, mix: mix)
             return .fixed(mix, experts: experts)
+        }
+        if selection.promptRouting == .whole, spec.granularity == .token {
+            guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }
+            return .perToken(TokenRoutingDelta(router: self, trace: trace,
+                                               prompt: (prompt.count, try promptMixes(prompt: prompt, workspace: workspace))))
         }
         return .perToken(makeRequestDelta(trace: trace)!)
     }

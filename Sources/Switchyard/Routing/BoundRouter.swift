@@ -11,7 +11,7 @@ public final class BoundRouter: @unchecked Sendable {
     /// Compiled gate parameters.
     enum Compiled {
         case sentence(featureLayer: Int, pooling: RouterSpec.Pooling, layers: [(w: Matrix, b: [Float]?, act: DenseLayer.Activation)])
-        case token(gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int)
+        case token(gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int, context: RouterSpec.CentroidContext)
         case centroid(layer: Int, centroids: Matrix, norms: [Float], context: RouterSpec.CentroidContext)
         case rank(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation)
     }
@@ -53,6 +53,12 @@ public final class BoundRouter: @unchecked Sendable {
         if s.mode == .topP { guard s.topP > 0, s.topP <= 1 else { throw RouterError.invalid(field: "selection.top_p", reason: "must be in (0, 1], found \(s.topP)") } }
         if s.mode == .threshold { guard s.threshold >= 0, s.threshold <= 1 else { throw RouterError.invalid(field: "selection.threshold", reason: "must be in [0, 1]") } }
         guard s.everyN >= 0 else { throw RouterError.invalid(field: "selection.every_n", reason: "must be ≥ 0") }
+        if s.promptRouting == .whole {
+            switch spec.gate {
+            case .token, .centroid: break
+            default: throw RouterError.invalid(field: "selection.prompt_routing", reason: "PROMPT_ROUTING_WHOLE applies to token and centroid gates only")
+            }
+        }
     }
 
     static func compile(_ spec: RouterSpec, config c: ModelConfig, expertCount: Int) throws -> Compiled {
@@ -81,7 +87,7 @@ public final class BoundRouter: @unchecked Sendable {
                 throw RouterError.invalid(field: "sentence.layers[\(layers.count - 1)].weight", reason: "outputs \(width) scores for \(expertCount) experts")
             }
             return .sentence(featureLayer: featureLayer, pooling: pooling, layers: compiled.map { (w: $0.0, b: $0.1, act: $0.2) })
-        case let .token(layers, global, sourceLayer):
+        case let .token(layers, global, sourceLayer, context):
             guard spec.granularity == .token else { throw RouterError.invalid(field: "granularity", reason: "a token gate needs GRANULARITY_TOKEN") }
             guard !layers.isEmpty else { throw RouterError.invalid(field: "token.layers", reason: "no layer gates") }
             var gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)] = [:]
@@ -100,7 +106,10 @@ public final class BoundRouter: @unchecked Sendable {
                     throw RouterError.invalid(field: "token.layers", reason: "a global gate has exactly one layer gate, at source_layer \(sourceLayer)")
                 }
             }
-            return .token(gates: gates, global: global, sourceLayer: sourceLayer)
+            guard context == .token || global else {
+                throw RouterError.invalid(field: "token.context", reason: "context MEAN needs a global gate")
+            }
+            return .token(gates: gates, global: global, sourceLayer: sourceLayer, context: context)
         case let .centroid(layer, centroids, context):
             guard spec.granularity == .token else { throw RouterError.invalid(field: "granularity", reason: "a centroid gate needs GRANULARITY_TOKEN") }
             try layerOK(layer, "centroid.layer")
@@ -162,6 +171,39 @@ public final class BoundRouter: @unchecked Sendable {
             y = y.map { v in 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
         }
         return y
+    }
+
+    /// PROMPT_ROUTING_WHOLE: each gate's decision for the whole prompt, from a base pass (no
+    /// experts) over it: the state entering the gate's layer at the prompt's last token, or with
+    /// context MEAN the mean of those states over the prompt. Keys: the layer of a per-layer
+    /// gate; nil for a global or centroid gate (its mix then covers every layer).
+    func promptMixes(prompt: [Int], workspace: ForwardWorkspace?) throws -> [Int?: ExpertMix] {
+        func feature(_ layer: Int, mean: Bool) throws -> [Float] {
+            let h = try model.residualStream(prompt, enteringLayer: layer, workspace: workspace)
+            guard mean else { return h.row(h.rows - 1) }
+            var x = [Float](repeating: 0, count: h.cols)
+            for r in 0..<h.rows { for j in 0..<h.cols { x[j] += h[r, j] } }
+            return x.map { $0 / Float(h.rows) }
+        }
+        func linear(_ x: [Float], _ g: (experts: [Int], w: Matrix, b: [Float]?)) -> ExpertMix {
+            var s = Matrix(rows: 1, cols: x.count, data: x).matmulTransposed(g.w).data
+            if let b = g.b { for j in s.indices { s[j] += b[j] } }
+            return selection.select(s, expertMap: g.experts)
+        }
+        switch compiled {
+        case let .token(gates, global, sourceLayer, context):
+            if global, let g = gates[sourceLayer] { return [nil: linear(try feature(sourceLayer, mean: context == .mean), g)] }
+            var out: [Int?: ExpertMix] = [:]
+            for (layer, g) in gates { out[layer] = linear(try feature(layer, mean: false), g) }
+            return out
+        case let .centroid(layer, centroids, norms, context):
+            let x = try feature(layer, mean: context == .mean)
+            let norm = x.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+            let dots = Matrix(rows: 1, cols: x.count, data: x).matmulTransposed(centroids).data
+            return [nil: selection.select(dots.indices.map { dots[$0] / max(norm * norms[$0], 1e-8) })]
+        default:
+            return [:]
+        }
     }
 
     /// A fresh per-request delta for token- and rank-level routers (nil for sentence routers).

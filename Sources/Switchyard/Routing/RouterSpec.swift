@@ -85,6 +85,9 @@ public enum RouterError: Error, CustomStringConvertible, Equatable {
 /// How a router picks experts from its scores (the `Selection` message).
 public struct Selection: Sendable, Equatable {
     public enum Mode: Int, Sendable { case unspecified = 0, dense = 1, topK = 2, topP = 3, threshold = 4 }
+    /// How token-level gates route the prompt's tokens: each from what precedes it (`perToken`),
+    /// or all of them once, from a base pass over the whole prompt (`whole`; see router.proto).
+    public enum PromptRouting: Int, Sendable { case perToken = 0, whole = 1 }
     public var mode: Mode
     public var topK: Int
     public var topP: Float
@@ -92,14 +95,18 @@ public struct Selection: Sendable, Equatable {
     public var temperature: Float
     /// Token routers: recompute every N-th token (0 or 1: every token).
     public var everyN: Int
+    /// Token and centroid gates: how the prompt's tokens are routed.
+    public var promptRouting: PromptRouting
 
-    public init(mode: Mode = .topK, topK: Int = 1, topP: Float = 0, threshold: Float = 0, temperature: Float = 1, everyN: Int = 0) {
+    public init(mode: Mode = .topK, topK: Int = 1, topP: Float = 0, threshold: Float = 0, temperature: Float = 1, everyN: Int = 0,
+                promptRouting: PromptRouting = .perToken) {
         self.mode = mode
         self.topK = topK
         self.topP = topP
         self.threshold = threshold
         self.temperature = temperature
         self.everyN = everyN
+        self.promptRouting = promptRouting
     }
 }
 
@@ -154,14 +161,14 @@ public struct RouterSpec: Sendable, Equatable {
     public enum Granularity: Int, Sendable { case unspecified = 0, sentence = 1, token = 2, rank = 3 }
     public enum Pooling: Int, Sendable { case mean = 0, last = 1 }
     public enum RankActivation: Int, Sendable { case softmax = 0, sigmoid = 1, none = 2 }
-    /// What a centroid gate compares with the centroids at position p: the token's own hidden
+    /// What a centroid gate (or a global token gate) reads at position p: the token's own hidden
     /// state, or the mean over the request's tokens 0...p (prompt and generated so far).
     public enum CentroidContext: Int, Sendable { case token = 0, mean = 1 }
 
     public enum Gate: Sendable, Equatable {
         case none
         case sentence(featureLayer: Int, pooling: Pooling, layers: [DenseLayer])
-        case token(layers: [LayerGateSpec], global: Bool, sourceLayer: Int)
+        case token(layers: [LayerGateSpec], global: Bool, sourceLayer: Int, context: CentroidContext = .token)
         case centroid(layer: Int, centroids: WireTensor, context: CentroidContext = .token)
         case rank(modules: [RankModuleSpec], activation: RankActivation)
     }

@@ -5,6 +5,11 @@
 /// configures the mixed-expert LoRA kernel for that layer's projections. A gate reading layer L
 /// applies from layer L on; earlier layers run without experts. With `every_n = N`, the token at
 /// position p reuses the mix computed at position p − (p mod N).
+///
+/// With PROMPT_ROUTING_WHOLE the prompt's mixes are decided before it is fed
+/// (`BoundRouter.promptMixes`): rows at positions before the prompt's length take them — a global
+/// or centroid gate's mix at every layer, a per-layer gate's at its layer — and so does a
+/// generated token whose every-N anchor lies in the prompt.
 final class TokenRoutingDelta: RequestRoutingDelta {
     let router: BoundRouter
     let kernel: LoRAMixDelta
@@ -20,11 +25,18 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     /// so the sum stands for the mean), and the per-row prefix sums of the current step.
     private var contextSum: [Float] = []
     private var nextPosition = 0
+    /// How many positions the running sum holds, and per row of the current step.
+    private var contextCount = 0
+    private var prefixCounts: [Int] = []
     private let prefixSums = ScratchBuffer()
+    /// PROMPT_ROUTING_WHOLE: the prompt's length and its mixes (key: a per-layer gate's layer; nil
+    /// for a global or centroid gate).
+    private let prompt: (length: Int, mixes: [Int?: ExpertMix])?
 
-    init(router: BoundRouter, trace: RoutingTrace?) {
+    init(router: BoundRouter, trace: RoutingTrace?, prompt: (length: Int, mixes: [Int?: ExpertMix])? = nil) {
         self.router = router
         self.trace = trace
+        self.prompt = prompt
         kernel = LoRAMixDelta(experts: router.experts)
     }
 
@@ -37,15 +49,16 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         precondition(rows == positions.count, "routing delta prepared for \(positions.count) rows, forward has \(rows)")
         let base = [ExpertMix](repeating: .base, count: rows)
         switch router.compiled {
-        case let .token(gates, global, sourceLayer):
+        case let .token(gates, global, sourceLayer, context):
             if global {
                 if layer == sourceLayer, let g = gates[layer] {
-                    current = everyN(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts))
+                    let features = context == .mean ? runningMeans(hidden, rows: rows, width: width) : hidden
+                    current = everyN(promptOverride(score(features, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: nil))
                     record(layer: nil)
                 }
-                try? kernel.setRowMixes(layer >= sourceLayer && !current.isEmpty ? current : base)
+                try? kernel.setRowMixes(layer >= sourceLayer && !current.isEmpty ? current : promptOverride(base, layer: nil))
             } else if let g = gates[layer] {
-                current = score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts)
+                current = promptOverride(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: layer)
                 record(layer: layer)
                 try? kernel.setRowMixes(current)
             } else {
@@ -54,10 +67,10 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         case let .centroid(source, centroids, norms, context):
             if layer == source {
                 let features = context == .mean ? runningSums(hidden, rows: rows, width: width) : hidden
-                current = everyN(cosine(features, rows: rows, width: width, centroids: centroids, norms: norms))
+                current = everyN(promptOverride(cosine(features, rows: rows, width: width, centroids: centroids, norms: norms), layer: nil))
                 record(layer: nil)
             }
-            try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : base)
+            try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : promptOverride(base, layer: nil))
         default:
             try? kernel.setRowMixes(base)
         }
@@ -87,6 +100,25 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         }
     }
 
+    /// PROMPT_ROUTING_WHOLE: rows inside the prompt take the prompt's mix for `layer`.
+    private func promptOverride(_ mixes: [ExpertMix], layer: Int?) -> [ExpertMix] {
+        guard let prompt, let mix = prompt.mixes[layer] else { return mixes }
+        var out = mixes
+        for (i, p) in positions.enumerated() where p < prompt.length { out[i] = mix }
+        return out
+    }
+
+    /// Row r → the mean of the hidden states of this request's positions 0...positions[r] (the
+    /// running sums below divided by how many positions they hold).
+    private func runningMeans(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafePointer<Float> {
+        let sums = UnsafeMutablePointer(mutating: runningSums(hidden, rows: rows, width: width))
+        for r in 0..<rows {
+            let n = Float(prefixCounts[r])
+            for j in 0..<width { sums[r * width + j] /= n }
+        }
+        return UnsafePointer(sums)
+    }
+
     /// Row r → the sum of the hidden states of this request's positions 0...positions[r],
     /// continuing the sum carried from earlier steps. A row at position 0 starts a new sum; a
     /// row that does not continue the carried positions (a cache reused without its routing
@@ -94,10 +126,14 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     private func runningSums(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafePointer<Float> {
         let out = prefixSums.get(rows * width)
         if contextSum.count != width { contextSum = [Float](repeating: 0, count: width); nextPosition = 0 }
+        prefixCounts = [Int](repeating: 0, count: rows)
         for r in 0..<rows {
             if positions[r] != nextPosition {  // a new request at 0, or a broken sequence
                 for j in 0..<width { contextSum[j] = 0 }
+                contextCount = 0
             }
+            contextCount += 1
+            prefixCounts[r] = contextCount
             let h = hidden + r * width, o = out + r * width
             for j in 0..<width {
                 contextSum[j] += h[j]

@@ -85,8 +85,11 @@ public enum RouterWire {
             guard let mode = Selection.Mode(rawValue: Int(s.mode.rawValue)) else {
                 throw RouterError.invalid(field: "selection.mode", reason: "unknown value \(s.mode.rawValue)")
             }
+            guard let prompt = Selection.PromptRouting(rawValue: Int(s.prompt_routing.rawValue)) else {
+                throw RouterError.invalid(field: "selection.prompt_routing", reason: "unknown value \(s.prompt_routing.rawValue)")
+            }
             selection = Selection(mode: mode, topK: Int(s.top_k), topP: s.top_p, threshold: s.threshold,
-                                  temperature: s.temperature, everyN: Int(s.every_n))
+                                  temperature: s.temperature, everyN: Int(s.every_n), promptRouting: prompt)
         }
         let metadata = array(m.n_metadata, m.metadata).map { (key: string($0.key), value: string($0.value)) }
         var gate = RouterSpec.Gate.none
@@ -111,7 +114,10 @@ public enum RouterWire {
                               weight: try requiredTensor(l.weight, field: "token.layers[\(i)].weight"),
                               bias: try tensor(l.bias, field: "token.layers[\(i)].bias"))
             }
-            gate = .token(layers: layers, global: g.global != 0, sourceLayer: Int(g.source_layer))
+            guard let context = RouterSpec.CentroidContext(rawValue: Int(g.context.rawValue)) else {
+                throw RouterError.invalid(field: "token.context", reason: "unknown value \(g.context.rawValue)")
+            }
+            gate = .token(layers: layers, global: g.global != 0, sourceLayer: Int(g.source_layer), context: context)
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_CENTROID:
             let g = m.centroid.pointee
             guard let context = RouterSpec.CentroidContext(rawValue: Int(g.context.rawValue)) else {
@@ -210,6 +216,7 @@ public enum RouterWire {
                 p.pointee.threshold = s.threshold
                 p.pointee.temperature = s.temperature
                 p.pointee.every_n = UInt32(s.everyN)
+                p.pointee.prompt_routing = Switchyard__V1__PromptRouting(rawValue: UInt32(s.promptRouting.rawValue))
             }
         }
         msg.pointee.base_model = arena.string(spec.baseModel)
@@ -242,7 +249,7 @@ public enum RouterWire {
                 p.pointee.n_layers = dense.count
                 p.pointee.layers = arena.array(dense)
             }
-        case let .token(layers, global, sourceLayer):
+        case let .token(layers, global, sourceLayer, context):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_TOKEN
             let gates = layers.map { l in
                 Optional(arena.make(Switchyard__V1__LayerGate.self) { p in
@@ -260,6 +267,7 @@ public enum RouterWire {
                 p.pointee.layers = arena.array(gates)
                 p.pointee.global = global ? 1 : 0
                 p.pointee.source_layer = UInt32(sourceLayer)
+                p.pointee.context = Switchyard__V1__CentroidContext(rawValue: UInt32(context.rawValue))
             }
         case let .centroid(layer, centroids, context):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_CENTROID

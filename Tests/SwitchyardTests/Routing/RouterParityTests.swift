@@ -5,7 +5,8 @@ import Testing
 /// Every router kind against the PyTorch reference in Scripts/fixtures (make_fixtures.py, routers).
 @Suite(.serialized) struct RouterParityTests {
     static let routers = ["sentence-topk", "sentence-topp", "sentence-threshold", "token-layers", "token-global",
-                          "centroid-every2", "centroid-context", "smora", "smora-sigmoid"]
+                          "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
+                          "smora", "smora-sigmoid"]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
     struct Setup {
@@ -37,6 +38,25 @@ import Testing
         return (logits, trace)
     }
 
+    /// Logits of `ids` where only `ids[..<promptLength]` is the prompt: the prompt in one
+    /// forward, then each remaining token alone (as decoding feeds them), with the request's
+    /// routing state carried across the calls.
+    static func runAsGenerated(_ router: BoundRouter, _ model: LlamaModel, _ ids: [Int], promptLength: Int) throws -> (Matrix, RoutingTrace) {
+        let trace = RoutingTrace()
+        let routing = try router.routing(prompt: Array(ids[..<promptLength]), trace: trace)
+        let builder = StepDeltaBuilder()
+        let cache = model.makeCache()
+        var data: [Float] = []
+        var start = 0
+        for n in [promptLength] + Array(repeating: 1, count: ids.count - promptLength) {
+            let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
+            data += try model.forward([SequenceInput(tokens: Array(ids[start..<(start + n)]), cache: cache)],
+                                      logits: .all, delta: delta)[0].data
+            start += n
+        }
+        return (Matrix(rows: ids.count, cols: data.count / ids.count, data: data), trace)
+    }
+
     @Test(arguments: routers)
     func goldenBytesRoundTripExactly(name: String) throws {
         let bytes = try Self.bytes(name)
@@ -53,8 +73,10 @@ import Testing
         defer { lease.release() }
         let reference = ((s.json["routers"] as! [String: Any])[name] as! [String: Any])
         let perPrompt = reference["per_prompt"] as! [Any]
+        let promptLengths = reference["prompt_lengths"] as? [Int]
         for (p, prompt) in s.prompts.enumerated() {
-            let (logits, trace) = try Self.run(router, s.model, prompt)
+            let (logits, trace) = try promptLengths.map { try Self.runAsGenerated(router, s.model, prompt, promptLength: $0[p]) }
+                ?? Self.run(router, s.model, prompt)
             let expected = try s.logits.matrix("logits.\(name).\(p)")
             let diff = maxAbsDifference(logits.data, expected.data)
             // fp32 throughout; the same 1e-4 bar as the base model and PEFT parity.
@@ -128,6 +150,26 @@ import Testing
         if case let .centroid(layer, centroids, _) = spec.gate { tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token) }
         let (alone, _) = try Self.run(try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)
         #expect(maxAbsDifference(alone.data, whole.data) > 1e-3)
+    }
+
+    /// PROMPT_ROUTING_WHOLE is defined for token and centroid gates, context MEAN for global token
+    /// gates; elsewhere they are refused, naming the field.
+    @Test func promptRoutingAndTokenContextAreRefusedWhereUndefined() throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        func failure(_ spec: RouterSpec) -> String {
+            do { _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry); return "no error" } catch { return "\(error)" }
+        }
+        var perLayerMean = try RouterWire.decode(try Self.bytes("token-layers"))
+        if case let .token(layers, global, source, _) = perLayerMean.gate { perLayerMean.gate = .token(layers: layers, global: global, sourceLayer: source, context: .mean) }
+        #expect(failure(perLayerMean).contains("token.context"))
+        var wholeRank = try RouterWire.decode(try Self.bytes("smora"))
+        wholeRank.selection?.promptRouting = .whole
+        #expect(failure(wholeRank).contains("selection.prompt_routing"))
+        var wholeSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
+        wholeSentence.selection?.promptRouting = .whole
+        #expect(failure(wholeSentence).contains("selection.prompt_routing"))
+        #expect(failure(try RouterWire.decode(try Self.bytes("token-global-whole"))) == "no error")
     }
 
     @Test func invalidRouterFilesAreClearErrors() throws {

@@ -662,7 +662,7 @@ const ProtobufCMessageDescriptor switchyard__v1__expert_ref__descriptor =
   (ProtobufCMessageInit) switchyard__v1__expert_ref__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descriptors[6] =
+static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descriptors[7] =
 {
   {
     "mode",
@@ -736,10 +736,23 @@ static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "prompt_routing",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__Selection, prompt_routing),
+    &switchyard__v1__prompt_routing__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__selection__field_indices_by_name[] = {
   5,   /* field[5] = every_n */
   0,   /* field[0] = mode */
+  6,   /* field[6] = prompt_routing */
   4,   /* field[4] = temperature */
   3,   /* field[3] = threshold */
   1,   /* field[1] = top_k */
@@ -748,7 +761,7 @@ static const unsigned switchyard__v1__selection__field_indices_by_name[] = {
 static const ProtobufCIntRange switchyard__v1__selection__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__selection__descriptor =
 {
@@ -758,7 +771,7 @@ const ProtobufCMessageDescriptor switchyard__v1__selection__descriptor =
   "Switchyard__V1__Selection",
   "switchyard.v1",
   sizeof(Switchyard__V1__Selection),
-  6,
+  7,
   switchyard__v1__selection__field_descriptors,
   switchyard__v1__selection__field_indices_by_name,
   1,  switchyard__v1__selection__number_ranges,
@@ -970,7 +983,7 @@ const ProtobufCMessageDescriptor switchyard__v1__layer_gate__descriptor =
   (ProtobufCMessageInit) switchyard__v1__layer_gate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__token_gate__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchyard__v1__token_gate__field_descriptors[4] =
 {
   {
     "layers",
@@ -1008,8 +1021,21 @@ static const ProtobufCFieldDescriptor switchyard__v1__token_gate__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "context",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__TokenGate, context),
+    &switchyard__v1__centroid_context__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__token_gate__field_indices_by_name[] = {
+  3,   /* field[3] = context */
   1,   /* field[1] = global */
   0,   /* field[0] = layers */
   2,   /* field[2] = source_layer */
@@ -1017,7 +1043,7 @@ static const unsigned switchyard__v1__token_gate__field_indices_by_name[] = {
 static const ProtobufCIntRange switchyard__v1__token_gate__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__token_gate__descriptor =
 {
@@ -1027,7 +1053,7 @@ const ProtobufCMessageDescriptor switchyard__v1__token_gate__descriptor =
   "Switchyard__V1__TokenGate",
   "switchyard.v1",
   sizeof(Switchyard__V1__TokenGate),
-  3,
+  4,
   switchyard__v1__token_gate__field_descriptors,
   switchyard__v1__token_gate__field_indices_by_name,
   1,  switchyard__v1__token_gate__number_ranges,
@@ -1568,6 +1594,34 @@ const ProtobufCEnumDescriptor switchyard__v1__selection_mode__descriptor =
   switchyard__v1__selection_mode__enum_values_by_name,
   1,
   switchyard__v1__selection_mode__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchyard__v1__prompt_routing__enum_values_by_number[2] =
+{
+  { "PROMPT_ROUTING_PER_TOKEN", "SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_PER_TOKEN", 0 },
+  { "PROMPT_ROUTING_WHOLE", "SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_WHOLE", 1 },
+};
+static const ProtobufCIntRange switchyard__v1__prompt_routing__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex switchyard__v1__prompt_routing__enum_values_by_name[2] =
+{
+  { "PROMPT_ROUTING_PER_TOKEN", 0 },
+  { "PROMPT_ROUTING_WHOLE", 1 },
+};
+const ProtobufCEnumDescriptor switchyard__v1__prompt_routing__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchyard.v1.PromptRouting",
+  "PromptRouting",
+  "Switchyard__V1__PromptRouting",
+  "switchyard.v1",
+  2,
+  switchyard__v1__prompt_routing__enum_values_by_number,
+  2,
+  switchyard__v1__prompt_routing__enum_values_by_name,
+  1,
+  switchyard__v1__prompt_routing__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue switchyard__v1__activation__enum_values_by_number[4] =

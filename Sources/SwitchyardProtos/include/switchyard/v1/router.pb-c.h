@@ -83,6 +83,26 @@ typedef enum _Switchyard__V1__SelectionMode {
   SWITCHYARD__V1__SELECTION_MODE__SELECTION_THRESHOLD = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__SELECTION_MODE)
 } Switchyard__V1__SelectionMode;
+/*
+ * How token-level gates (TokenGate, CentroidGate) route the tokens of the prompt.
+ */
+typedef enum _Switchyard__V1__PromptRouting {
+  /*
+   * Each prompt token is routed like a generated one, from what precedes it (causal).
+   */
+  SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_PER_TOKEN = 0,
+  /*
+   * The whole prompt is routed once, before it is fed: a base pass (no experts) over the prompt
+   * gives each gate its feature at the prompt's last position (the state entering the gate's
+   * layer, or with context MEAN the mean of those states over the whole prompt), and the selected
+   * mix applies to every prompt token at every layer the gate covers, global and centroid gates
+   * at every layer (X-LoRA's dual pass; "Token-Level Adaptation of LoRA Adapters" embeds the
+   * whole input). Generated tokens are routed per token as with PER_TOKEN; an every_n anchor
+   * inside the prompt carries the prompt's mix.
+   */
+  SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_WHOLE = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__PROMPT_ROUTING)
+} Switchyard__V1__PromptRouting;
 typedef enum _Switchyard__V1__Activation {
   SWITCHYARD__V1__ACTIVATION__ACTIVATION_NONE = 0,
   SWITCHYARD__V1__ACTIVATION__ACTIVATION_RELU = 1,
@@ -187,10 +207,14 @@ struct  Switchyard__V1__Selection
    * token routers: recompute every N-th token (0: every token)
    */
   uint32_t every_n;
+  /*
+   * token and centroid gates: how the prompt's tokens are routed
+   */
+  Switchyard__V1__PromptRouting prompt_routing;
 };
 #define SWITCHYARD__V1__SELECTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__selection__descriptor) \
-    , SWITCHYARD__V1__SELECTION_MODE__SELECTION_UNSPECIFIED, 0, 0, 0, 0, 0 }
+    , SWITCHYARD__V1__SELECTION_MODE__SELECTION_UNSPECIFIED, 0, 0, 0, 0, 0, SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_PER_TOKEN }
 
 
 /*
@@ -254,7 +278,9 @@ struct  Switchyard__V1__LayerGate
  * Token-level learned gates (X-LoRA, MixLoRA, MeteoRA, MoLE). Each gate reads the hidden state
  * entering its layer (before the layer's RMSNorm). With `global`, the single gate in `layers`
  * reads the state entering `source_layer` and its choice applies to every layer from there on;
- * layers before run without experts.
+ * layers before run without experts (prompt tokens under PROMPT_ROUTING_WHOLE excepted).
+ * `context` MEAN (global gates only): the gate reads the mean of the states entering
+ * `source_layer` over the request's tokens 0...p, as a centroid gate does.
  */
 struct  Switchyard__V1__TokenGate
 {
@@ -263,16 +289,18 @@ struct  Switchyard__V1__TokenGate
   Switchyard__V1__LayerGate **layers;
   protobuf_c_boolean global;
   uint32_t source_layer;
+  Switchyard__V1__CentroidContext context;
 };
 #define SWITCHYARD__V1__TOKEN_GATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__token_gate__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN }
 
 
 /*
  * Gradient-free token routing (Token-Level Adaptation of LoRA Adapters): scores =
  * cosine(feature at `layer`, centroid_e), the feature as `context` says, from hidden states
- * entering `layer`; the choice applies to layers >= `layer`; layers before run without experts.
+ * entering `layer`; the choice applies to layers >= `layer`; layers before run without experts
+ * (prompt tokens under PROMPT_ROUTING_WHOLE excepted).
  */
 struct  Switchyard__V1__CentroidGate
 {
@@ -661,6 +689,7 @@ typedef void (*Switchyard__V1__RouterSpec_Closure)
 extern const ProtobufCEnumDescriptor    switchyard__v1__dtype__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__granularity__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__selection_mode__descriptor;
+extern const ProtobufCEnumDescriptor    switchyard__v1__prompt_routing__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__activation__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__pooling__descriptor;
 extern const ProtobufCEnumDescriptor    switchyard__v1__centroid_context__descriptor;
