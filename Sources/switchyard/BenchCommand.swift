@@ -2,63 +2,37 @@ import Foundation
 import Switchyard
 
 /// `switchyard bench …`: throughput measurements, reported with a baseline run in the same process.
-enum BenchCommand: Subcommand {
+enum BenchCommand: CommandGroup {
     static let name = "bench"
     static let summary = "Measure throughput (build with -c release)"
-    static let help = """
-    USAGE: switchyard bench <decode|lora|route|serve> [options]
-
-    SUBCOMMANDS:
-      decode    Prefill and decode tokens/s at batch 1 and batch 8.
-      lora      Cost of experts: unmerged vs base, mixed-expert batches, the registry.
-      route     Cost of each router kind (sentence, token, centroid, SMoRA) over base.
-      serve     The gRPC server under closed-loop load: throughput and latency per concurrency;
-                with --server HOST:PORT a running server or balancer (replica spread, cache hits).
-
-    Run a release build (swift run -c release switchyard bench …); debug builds are far slower.
-    """
-
-    static func run(_ argv: [String]) throws {
-        guard let sub = argv.first else { throw UsageError("bench needs a subcommand: decode") }
-        let rest = Array(argv.dropFirst())
-        if rest.contains("--help") || rest.contains("-h") {
-            print(sub == "decode" ? DecodeBench.help : sub == "lora" ? LoRABench.help : sub == "route" ? RouteBench.help : sub == "serve" ? ServeBench.help : help)
-            return
-        }
-        switch sub {
-        case "decode": try DecodeBench.run(rest)
-        case "lora": try LoRABench.run(rest)
-        case "route": try RouteBench.run(rest)
-        case "serve": try ServeBench.run(rest)
-        default: throw UsageError("unknown bench '\(sub)' (available: decode, lora, route, serve)")
-        }
-    }
+    static let discussion = "Run a release build (swift run -c release switchyard bench …); debug builds are far slower."
+    static var subcommands: [any CommandEntry.Type] { [DecodeBench.self, LoRABench.self, RouteBench.self, ServeBench.self] }
 }
 
 /// Shared set-up for benches: the model (a directory, or random weights of a known shape).
-enum BenchModel {
-    static let options: Set<String> = ["model", "config", "threads", "seed", "weights"]
-    static let optionsHelp = """
-      --model DIR|FILE    Benchmark this model (a directory or a GGUF file) instead of random weights.
-      --weights native|f32  GGUF: native block kernels (default) or widened to Float32.
-      --config NAME       Shape of the random-weight model (default smollm2-135m).
-      --threads N         Compute threads (default: all cores).
-      --seed S            Seed for the random weights (default 0).
-    """
+struct BenchModel: ParsableArguments {
+    @Option(placeholder: "DIR|FILE", help: "Benchmark this model (a directory or a GGUF file) instead of random weights.")
+    var model: String?
+    @OptionGroup var format: WeightsOption
+    @Option(placeholder: "NAME", help: "Shape of the random-weight model (available: smollm2-135m).")
+    var config = "smollm2-135m"
+    @Option(help: "Compute threads. Default: all cores.")
+    var threads: Int?
+    @Option(placeholder: "S", help: "Seed for the random weights.")
+    var seed = 0
 
-    static func load(_ args: ParsedArguments) throws -> (LlamaModel, String) {
-        if let t = try args.int("threads") {
-            guard t > 0 else { throw UsageError("--threads must be positive") }
-            BLAS.setThreadCount(t)
+    func validate() throws {
+        if let t = threads, t <= 0 { throw UsageError("--threads must be positive, got \(t)") }
+        guard config == "smollm2-135m" else { throw UsageError("--config: unknown shape \(EscapedText.quoted(config)) (available: smollm2-135m)") }
+    }
+
+    func load() throws -> (LlamaModel, String) {
+        if let t = threads { BLAS.setThreadCount(t) }
+        if let dir = model {
+            let model = try LlamaModel.load(path: URL(fileURLWithPath: dir), weights: format.weights)
+            return (model, "\(dir) (\(BenchModel.weightTypes(model)))")
         }
-        if let dir = args.string("model") {
-            let model = try ModelLocator.loadModel(args, path: URL(fileURLWithPath: dir))
-            return (model, "\(dir) (\(weightTypes(model)))")
-        }
-        let name = args.string("config") ?? "smollm2-135m"
-        guard name == "smollm2-135m" else { throw UsageError("--config: unknown shape '\(name)' (available: smollm2-135m)") }
-        let seed = UInt64(truncatingIfNeeded: try args.int("seed") ?? 0)
-        return (LlamaModel.random(config: .smolLM2_135M, seed: seed), "random \(name)")
+        return (LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed)), "random \(config)")
     }
 
     /// What the projections and the head are stored as, e.g. "weights Q4_1 + head Q8_0".
@@ -81,32 +55,36 @@ func measure(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-enum DecodeBench {
-    static let help = """
-    USAGE: switchyard bench decode [options]
-
+enum DecodeBench: Command {
+    static let name = "decode"
+    static let summary = "Prefill and decode tokens/s at batch 1 and batch N"
+    static let discussion = """
     Measures, on one model in one process: prefill tokens/s (one prompt), decode tokens/s at
     batch 1, and decode tokens/s at batch N (N sequences of different prompt lengths decoded
-    together), and the ratio batch-N / batch-1.
-
-    OPTIONS:
-    \(BenchModel.optionsHelp)
-      --prompt-tokens P   Prompt length (default 64).
-      --decode-tokens D   Decode steps measured (default 32).
-      --batch N           Batch size for the batched figure (default 8).
-      --format text|json  json keys: prefill_tokens_per_s, decode_tokens_per_s_b1,
-                          decode_tokens_per_s_b8 (batch N), batch_speedup, …
+    together), and the ratio batch-N / batch-1. JSON keys: prefill_tokens_per_s,
+    decode_tokens_per_s_b1, decode_tokens_per_s_b8 (batch N), batch_speedup, …
     """
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["prompt-tokens", "decode-tokens", "batch", "format"]))
-        let json = try args.wantsJSON()
-        let promptTokens = try args.int("prompt-tokens") ?? 64
-        let decodeTokens = try args.int("decode-tokens") ?? 32
-        let batch = try args.int("batch") ?? 8
-        guard promptTokens > 0, decodeTokens > 0, batch > 0 else { throw UsageError("--prompt-tokens, --decode-tokens and --batch must be positive") }
+    struct Options: ParsableArguments {
+        @OptionGroup var bench: BenchModel
+        @Option(placeholder: "P", help: "Prompt length.")
+        var promptTokens = 64
+        @Option(placeholder: "D", help: "Decode steps measured.")
+        var decodeTokens = 32
+        @Option(help: "Batch size for the batched figure.")
+        var batch = 8
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            guard promptTokens > 0, decodeTokens > 0, batch > 0 else { throw UsageError("--prompt-tokens, --decode-tokens and --batch must be positive") }
+        }
+    }
+
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        let promptTokens = options.promptTokens, decodeTokens = options.decodeTokens, batch = options.batch
         BenchModel.warnIfDebug()
-        let (model, label) = try BenchModel.load(args)
+        let (model, label) = try options.bench.load()
         let vocab = model.config.vocabSize
         var rng = SeededRandom(seed: 7)
         func prompt(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) } }

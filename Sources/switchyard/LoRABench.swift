@@ -28,10 +28,10 @@ func decodeRate(model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens
 }
 
 /// `switchyard bench lora`: the cost of unmerged experts, mixed-expert batches and the registry.
-enum LoRABench {
-    static let help = """
-    USAGE: switchyard bench lora [options]
-
+enum LoRABench: Command {
+    static let name = "lora"
+    static let summary = "Cost of experts: unmerged vs base, mixed-expert batches, the registry"
+    static let discussion = """
     On one model (random SmolLM2-135M shape by default) with 8 random rank-R experts on all seven
     projections, measures decode tokens/s for:
       - base vs one expert unmerged (batch 1) vs the same expert merged;
@@ -41,25 +41,29 @@ enum LoRABench {
     expert, its first sha256 and the cached one (sidecar), acquire latency p50/p99 under a
     10-expert LRU budget (mostly misses) and for a resident expert (hits), and the resident
     bytes against the budget.
-
-    OPTIONS:
-    \(BenchModel.optionsHelp)
-      --rank R            Expert rank (default 16).
-      --decode-tokens D   Decode steps measured (default 32).
-      --registry-size N   Experts in the registry part (default 1000; 0 skips it).
-      --registry-only     Skip the decode measurements.
-      --format text|json
     """
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["rank", "decode-tokens", "format", "registry-size"]),
-                                       switches: ["registry-only"])
-        let json = try args.wantsJSON()
-        let rank = try args.int("rank") ?? 16
-        let decodeTokens = try args.int("decode-tokens") ?? 32
-        let registrySize = try args.int("registry-size") ?? 1000
-        let registryOnly = args.flag("registry-only")
-        guard rank > 0, decodeTokens > 0, registrySize >= 0 else { throw UsageError("--rank and --decode-tokens must be positive") }
+    struct Options: ParsableArguments {
+        @OptionGroup var bench: BenchModel
+        @Option(placeholder: "R", help: "Expert rank.")
+        var rank = 16
+        @Option(placeholder: "D", help: "Decode steps measured.")
+        var decodeTokens = 32
+        @Option(help: "Experts in the registry part (0 skips it).")
+        var registrySize = 1000
+        @Flag(help: "Skip the decode measurements.")
+        var registryOnly: Bool
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            guard rank > 0, decodeTokens > 0, registrySize >= 0 else { throw UsageError("--rank and --decode-tokens must be positive, --registry-size at least 0") }
+        }
+    }
+
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        let rank = options.rank, decodeTokens = options.decodeTokens, registrySize = options.registrySize
+        let registryOnly = options.registryOnly
         BenchModel.warnIfDebug()
         var out: [(key: String, value: String)] = []
         let fmt = DecodeBench.fmt
@@ -68,7 +72,7 @@ enum LoRABench {
             out.append(("model", JSONText.string("smollm2-135m shape")))
             if registrySize > 0 { out += try registryBench(config: .smolLM2_135M, count: registrySize) }
         } else {
-            let (model, label) = try BenchModel.load(args)
+            let (model, label) = try options.bench.load()
             let experts = (0..<8).map { LoRAAdapter.random(name: "expert\($0)", base: model.config, rank: rank, seed: UInt64(100 + $0)) }
             let prompt = 32
             func rate(_ n: Int, _ mixes: [ExpertMix]?) throws -> Double {

@@ -2,10 +2,10 @@ import Foundation
 import Switchyard
 
 /// `switchyard bench route`: decode cost of each router kind against the base model.
-enum RouteBench {
-    static let help = """
-    USAGE: switchyard bench route [options]
-
+enum RouteBench: Command {
+    static let name = "route"
+    static let summary = "Cost of each router kind (sentence, token, centroid, SMoRA) over base"
+    static let discussion = """
     On one model (random SmolLM2-135M shape by default) with 8 random rank-16 experts on all seven
     projections, measures batch-1 decode tokens/s for the base model and for:
       - a sentence-level router, top-2 (decided once from the prompt);
@@ -13,22 +13,26 @@ enum RouteBench {
       - a centroid (gradient-free) router at layer 2, top-2, recomputed every 2nd token;
       - SMoRA: one LoRA of rank 64 on all projections with rank gates, top-8 ranks per token.
     Each is reported as overhead over the base model measured in the same run.
-
-    OPTIONS:
-    \(BenchModel.optionsHelp)
-      --decode-tokens D   Decode steps measured (default 32).
-      --rounds R          Interleaved rounds; each configuration reports its best (default 2).
-      --format text|json
     """
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["decode-tokens", "rounds", "format"]))
-        let json = try args.wantsJSON()
-        let decodeTokens = try args.int("decode-tokens") ?? 32
-        let rounds = try args.int("rounds") ?? 2
-        guard decodeTokens > 0, rounds > 0 else { throw UsageError("--decode-tokens and --rounds must be positive") }
+    struct Options: ParsableArguments {
+        @OptionGroup var bench: BenchModel
+        @Option(placeholder: "D", help: "Decode steps measured.")
+        var decodeTokens = 32
+        @Option(placeholder: "R", help: "Interleaved rounds; each configuration reports its best.")
+        var rounds = 2
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            guard decodeTokens > 0, rounds > 0 else { throw UsageError("--decode-tokens and --rounds must be positive") }
+        }
+    }
+
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        let decodeTokens = options.decodeTokens, rounds = options.rounds
         BenchModel.warnIfDebug()
-        let (model, label) = try BenchModel.load(args)
+        let (model, label) = try options.bench.load()
         let c = model.config
         let experts = (0..<8).map { LoRAAdapter.random(name: "expert\($0)", base: c, rank: 16, seed: UInt64(100 + $0)) }
         var rng = SeededRandom(seed: 9)

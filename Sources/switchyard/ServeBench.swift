@@ -6,11 +6,10 @@ import SwitchyardServer
 /// serve`, over loopback gRPC, reporting aggregate decode throughput and latency percentiles as
 /// ratios against baselines measured in the same run (one stream; all streams on one expert;
 /// batching disabled).
-enum ServeBench {
-    static let help = """
-    USAGE: switchyard bench serve [options]
-           switchyard bench serve --server HOST:PORT [remote options]
-
+enum ServeBench: Command {
+    static let name = "serve"
+    static let summary = "The gRPC server under closed-loop load; with --server, a running server or balancer"
+    static let discussion = """
     Without --server: starts the gRPC server in this process on the bench model (random
     SmolLM2-135M shape by default) with E random rank-R experts on all seven projections, then
     runs closed-loop clients (each sends its next request as soon as the last one finishes) over
@@ -20,20 +19,47 @@ enum ServeBench {
       - 32 streams each on a different expert vs all on one expert;
       - 8 streams with batching disabled (a second server with --max-batch 1).
     Every figure is the median over --rounds rounds; errors are counted and reported.
-
-    OPTIONS:
-    \(BenchModel.optionsHelp)
-      --experts E         Experts in the registry (default 32).
-      --rank R            Expert rank (default 16).
-      --prompt-tokens P   Prompt length (default 32).
-      --max-tokens N      Tokens generated per request (default 32).
-      --requests K        Requests per stream per measurement (default 2).
-      --rounds R          Rounds; medians are reported (default 3).
-      --format text|json
-
-    REMOTE OPTIONS (a running server, or nginx in front of replicas: Scripts/cluster):
-    \(ServeBenchRemote.help)
+    With --server HOST:PORT: a running server or balancer instead (see REMOTE OPTIONS).
     """
+
+    struct Options: ParsableArguments {
+        @OptionGroup var bench: BenchModel
+        @Option(placeholder: "E", help: "Experts in the registry.")
+        var experts = 32
+        @Option(placeholder: "R", help: "Expert rank.")
+        var rank = 16
+        @Option(placeholder: "P", help: "Prompt length.")
+        var promptTokens = 32
+        @Option(help: "Tokens generated per request.")
+        var maxTokens = 32
+        @Option(placeholder: "K", help: "Requests per stream per measurement.")
+        var requests = 2
+        @Option(placeholder: "R", help: "Rounds; medians are reported.")
+        var rounds = 3
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            guard experts >= 1, rank > 0, promptTokens > 0, maxTokens > 0, requests > 0, rounds > 0 else {
+                throw UsageError("--experts, --rank, --prompt-tokens, --max-tokens, --requests and --rounds must be positive")
+            }
+        }
+    }
+
+    /// The in-process bench's help, then the remote one's options.
+    static func help(path: [String]) throws -> String {
+        try generatedHelp(path: path) + "\n\nREMOTE OPTIONS (a running server, or nginx in front of replicas: Scripts/cluster):\n"
+            + (try ServeBenchRemote.Options.optionsHelp()).components(separatedBy: "\n").dropFirst().joined(separator: "\n")
+    }
+
+    static func dispatch(_ argv: [String], path: [String]) throws {
+        if asksForHelp(argv) {
+            print(try help(path: path))
+        } else if argv.prefix(while: { $0 != "--" }).contains(where: { $0 == "--server" || $0.hasPrefix("--server=") }) {
+            try ServeBenchRemote.run(try ServeBenchRemote.parse(argv, path: path))
+        } else {
+            try run(try parse(argv, path: path))
+        }
+    }
 
     struct Measurement {
         var tokensPerSecond: Double
@@ -42,20 +68,13 @@ enum ServeBench {
         var errors: Int
     }
 
-    static func run(_ argv: [String]) throws {
-        if argv.contains(where: { $0 == "--server" || $0.hasPrefix("--server=") }) {
-            return try ServeBenchRemote.run(argv)
-        }
-        let args = try ParsedArguments(argv, valued: BenchModel.options.union(["experts", "rank", "prompt-tokens", "max-tokens", "requests", "rounds", "format"]))
-        let json = try args.wantsJSON()
-        let expertCount = try args.int("experts") ?? 32, rank = try args.int("rank") ?? 16
-        let promptTokens = try args.int("prompt-tokens") ?? 32, maxTokens = try args.int("max-tokens") ?? 32
-        let requests = try args.int("requests") ?? 2, rounds = try args.int("rounds") ?? 3
-        guard expertCount >= 1, rank > 0, promptTokens > 0, maxTokens > 0, requests > 0, rounds > 0 else {
-            throw UsageError("--experts, --rank, --prompt-tokens, --max-tokens, --requests and --rounds must be positive")
-        }
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        let expertCount = options.experts, rank = options.rank
+        let promptTokens = options.promptTokens, maxTokens = options.maxTokens
+        let requests = options.requests, rounds = options.rounds
         BenchModel.warnIfDebug()
-        let (model, label) = try BenchModel.load(args)
+        let (model, label) = try options.bench.load()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bench-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let registry = try ExpertRegistry(directory: dir, base: model.config, budgetBytes: 4 << 30)

@@ -6,33 +6,41 @@ import SwitchyardServer
 /// balancer in front of replicas (Scripts/cluster). Reports throughput, latency percentiles, how
 /// requests and experts spread over the replicas (from `x-switchyard-replica`), and, with
 /// `--replica-info`, each replica's expert cache hit rate over the run (Info counters).
-enum ServeBenchRemote {
-    static let options: Set<String> = ["server", "streams", "requests", "warmup", "max-tokens", "experts", "prompt-tokens",
-                                       "replica-info", "token", "timeout", "seed", "format"]
+enum ServeBenchRemote: Command {
+    static let name = "serve"
+    static let summary = "Closed-loop load against a running server or balancer"
 
-    static let help = """
-      --server HOST:PORT  Drive this server (or balancer) instead of an in-process one. Experts
-                          come from its ListExperts (or --experts a,b,…); prompts are the text
-                          prompts of Models/tasks/<expert>/test.jsonl where that file exists,
-                          else --prompt-tokens random token ids. Each of --streams closed-loop
-                          streams sends its next request when the last one ends, on an expert
-                          drawn at random (seeded) from the set; every request asks for
-                          --max-tokens tokens with ignore_eos. Reports tokens/s, latency and
-                          time-to-first-token p50/p99, errors by status, requests and experts per
-                          replica (x-switchyard-replica; max/min load); with --replica-info, each
-                          replica's expert cache hits/misses/evictions during the run (its Info
-                          counters before and after, the replicas called directly).
-      --streams N         Concurrent closed-loop streams (default 8).
-      --requests N        Requests in the measured run (default 240).
-      --warmup N          Requests before measuring, not counted (default 0).
-      --max-tokens N      Tokens generated per request (default 16).
-      --experts a,b,…     Experts to draw from (default: every expert the server lists).
-      --prompt-tokens P   Random prompt length for experts without a task file (default 32).
-      --replica-info A,B  Replica addresses (HOST:PORT,…) to read cache counters from.
-      --token T           Sent as `authorization: Bearer T` (default $SWITCHYARD_TOKEN).
-      --timeout S         Deadline per request in seconds (default 60).
-      --seed S            Seed for the expert and prompt draws (default 1).
-    """
+    struct Options: ParsableArguments {
+        @Option(placeholder: "HOST:PORT", help: "Drive this server (or balancer) instead of an in-process one. Experts come from its ListExperts (or --experts a,b,…); prompts are the text prompts of Models/tasks/<expert>/test.jsonl where that file exists, else --prompt-tokens random token ids. Each of --streams closed-loop streams sends its next request when the last one ends, on an expert drawn at random (seeded) from the set; every request asks for --max-tokens tokens with ignore_eos. Reports tokens/s, latency and time-to-first-token p50/p99, errors by status, requests and experts per replica (x-switchyard-replica; max/min load); with --replica-info, each replica's expert cache hits/misses/evictions during the run (its Info counters before and after, the replicas called directly).")
+        var server: String
+        @Option(help: "Concurrent closed-loop streams.")
+        var streams = 8
+        @Option(help: "Requests in the measured run.")
+        var requests = 240
+        @Option(help: "Requests before measuring, not counted.")
+        var warmup = 0
+        @Option(help: "Tokens generated per request.")
+        var maxTokens = 16
+        @Option(help: "Experts to draw from. Default: every expert the server lists.")
+        var experts: NameList?
+        @Option(placeholder: "P", help: "Random prompt length for experts without a task file.")
+        var promptTokens = 32
+        @Option(placeholder: "A,B", help: "Replica addresses (HOST:PORT,…) to read cache counters from.")
+        var replicaInfo: NameList?
+        @Option(placeholder: "T", help: "Sent as `authorization: Bearer T`. Default: $SWITCHYARD_TOKEN.")
+        var token: String?
+        @Option(placeholder: "S", help: "Deadline per request in seconds.")
+        var timeout: Float = 60
+        @Option(placeholder: "S", help: "Seed for the expert and prompt draws.")
+        var seed = 1
+        @OptionGroup var output: FormatOption
+
+        func validate() throws {
+            guard streams > 0, requests > 0, warmup >= 0, maxTokens > 0, promptTokens > 0, timeout > 0 else {
+                throw UsageError("--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0")
+            }
+        }
+    }
 
     /// One finished (or failed) request.
     struct Sample: Sendable {
@@ -51,29 +59,25 @@ enum ServeBenchRemote {
         var evictions: UInt64
     }
 
-    static func run(_ argv: [String]) throws {
-        let args = try ParsedArguments(argv, valued: options)
-        let json = try args.wantsJSON()
-        guard let server = args.string("server") else { throw UsageError("--server HOST:PORT is required") }
-        let streams = try args.int("streams") ?? 8, requests = try args.int("requests") ?? 240
-        let warmup = try args.int("warmup") ?? 0, maxTokens = try args.int("max-tokens") ?? 16
-        let promptTokens = try args.int("prompt-tokens") ?? 32
-        let timeout = Double(try args.float("timeout") ?? 60)
-        let seed = UInt64(truncatingIfNeeded: try args.int("seed") ?? 1)
-        guard streams > 0, requests > 0, warmup >= 0, maxTokens > 0, promptTokens > 0, timeout > 0 else {
-            throw UsageError("--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0")
-        }
-        let token = args.string("token") ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        let server = options.server
+        let streams = options.streams, requests = options.requests
+        let warmup = options.warmup, maxTokens = options.maxTokens
+        let promptTokens = options.promptTokens
+        let timeout = Double(options.timeout)
+        let seed = UInt64(truncatingIfNeeded: options.seed)
+        let token = options.token ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
         let client = SwitchyardClient(target: server, token: token, timeout: timeout)
-        let replicaAddresses = (args.string("replica-info") ?? "").split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        let replicaAddresses = options.replicaInfo?.names ?? []
         let replicaClients = replicaAddresses.map { SwitchyardClient(target: $0, token: token, timeout: timeout) }
 
         // The workload: experts, their prompts, and the seeded sequence of requests.
         let listed = try blocking { try await client.listExperts() }
         let available = listed.map { $0.string("name") }
         var experts = available
-        if let chosen = args.string("experts") {
-            experts = chosen.split(separator: ",").map { String($0) }
+        if let chosen = options.experts {
+            experts = chosen.names
             if let missing = experts.first(where: { !available.contains($0) }) {
                 throw UsageError("--experts: '\(missing)' is not on \(server) (it lists: \(available.joined(separator: ", ")))")
             }

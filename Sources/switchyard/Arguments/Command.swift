@@ -40,7 +40,10 @@ func asksForHelp(_ argv: [String]) -> Bool {
 extension Command {
     static var discussion: String { "" }
 
-    static func help(path: [String]) throws -> String {
+    static func help(path: [String]) throws -> String { try generatedHelp(path: path) }
+
+    /// The usage line, the discussion and the options, all but the discussion from `Options`.
+    static func generatedHelp(path: [String]) throws -> String {
         let usage = "USAGE: " + (path + [name]).joined(separator: " ") + " " + (try Options.usageTail())
         return [usage, discussion, try Options.optionsHelp()].filter { !$0.isEmpty }.joined(separator: "\n\n")
     }
@@ -50,12 +53,15 @@ extension Command {
             print(try help(path: path))
             return
         }
-        let options: Options
-        do { options = try Options.parse(argv) } catch var e as UsageError {
+        try run(try parse(argv, path: path))
+    }
+
+    /// `Options.parse`, a usage error pointing at this command's help.
+    static func parse(_ argv: [String], path: [String]) throws -> Options {
+        do { return try Options.parse(argv) } catch var e as UsageError {
             e.command = e.command ?? (path + [name]).joined(separator: " ")
             throw e
         }
-        try run(options)
     }
 }
 
