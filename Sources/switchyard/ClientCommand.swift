@@ -3,144 +3,268 @@ import Switchyard
 import SwitchyardServer
 
 /// `switchyard client`: talks to a running `switchyard serve` and prints like the local commands.
-enum ClientCommand: Subcommand {
+enum ClientCommand: CommandGroup {
     static let name = "client"
     static let summary = "Call a running switchyard server (generate, experts, routers, compose, info, health)"
-    static let help = """
-    USAGE: switchyard client <generate|experts|routers|compose|info|health> --server HOST:PORT [options]
+    static let discussion = "gRPC errors print `error: CODE: message` and exit 1."
+    static var subcommands: [any CommandEntry.Type] {
+        [ClientGenerate.self, ClientExperts.self, ClientRouters.self, ClientCompose.self, ClientInfo.self, ClientHealth.self]
+    }
 
-      generate [--expert NAME[=W]… | --router NAME] [--max-tokens N] [--temperature T] [--top-k K]
-               [--top-p P] [--repetition-penalty R] [--seed S] [--stop STR]… [--trace] [--no-stop]
-               [--chat [--system TEXT]] [--format text|json] "prompt"
-                          Streams the generation to standard output (json: one object at the end,
-                          like `switchyard generate --format json`).
-      experts [list | add NAME --path DIR | remove NAME] [--format json]
-      routers [--format json]
-      compose --examples FILE.jsonl --out NAME [--experts a,b,…] [--budget N] [--shots N]
-      info                Model, limits, counters (JSON).
-      health [--service S]  Exit 0 when SERVING.
+    /// `--server`, `--token`, `--timeout`: every client subcommand's connection.
+    struct Connection: ParsableArguments {
+        @Option(placeholder: "HOST:PORT", help: "The server. Default: $SWITCHYARD_SERVER, else 127.0.0.1:50051.")
+        var server: String?
+        @Option(placeholder: "T", help: "Sent as `authorization: Bearer T`. Default: $SWITCHYARD_TOKEN.")
+        var token: String?
+        @Option(placeholder: "S", help: "Deadline for the call in seconds. Default: none.")
+        var timeout: Float?
 
-    OPTIONS (all):
-      --server HOST:PORT  The server (default $SWITCHYARD_SERVER, else 127.0.0.1:50051).
-      --token T           Sent as `authorization: Bearer T` (default $SWITCHYARD_TOKEN).
-      --timeout S         Deadline for the call in seconds (default: none).
+        func client() -> SwitchyardClient {
+            let env = ProcessInfo.processInfo.environment
+            return SwitchyardClient(target: server ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051",
+                                    token: token ?? env["SWITCHYARD_TOKEN"], timeout: timeout.map(Double.init))
+        }
+    }
 
-    gRPC errors print `error: CODE: message` and exit 1.
-    """
-
-    static func run(_ argv: [String]) throws {
-        guard let sub = argv.first else { throw UsageError("client needs a subcommand: generate, experts, routers, compose, info, health") }
-        let args = try ParsedArguments(Array(argv.dropFirst()), valued: Set(["server", "token", "timeout", "router", "max-tokens", "temperature", "top-k",
-                                                                         "top-p", "repetition-penalty", "seed", "stop", "format", "path", "examples",
-                                                                         "out", "experts", "budget", "shots", "service", "system"]).union(LegacyExpertOptions.valued),
-                                       switches: ["trace", "no-stop", "chat"])
-        let env = ProcessInfo.processInfo.environment
-        let server = args.string("server") ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051"
-        let client = SwitchyardClient(target: server, token: args.string("token") ?? env["SWITCHYARD_TOKEN"],
-                                      timeout: try args.float("timeout").map(Double.init))
-        let json = try args.wantsJSON()
+    /// Runs an async call to completion from the synchronous CLI, rethrowing its error.
+    static func blocking(_ body: @escaping @Sendable () async throws -> Void) throws {
         let done = DispatchSemaphore(value: 0)
         let outcome = UncheckedResult()
         Task {
-            do {
-                switch sub {
-                case "generate": try await generate(client, args, json: json)
-                case "experts": try await experts(client, args, json: json)
-                case "routers":
-                    let routers = try await client.listRouters()
-                    if json { print("[" + routers.map { "{\"name\":\(JSONText.string($0.string("name"))),\"granularity\":\(JSONText.string($0.string("granularity")))}" }.joined(separator: ",") + "]") }
-                    else { for r in routers { print("\(r.string("name"))\t\(r.string("granularity"))\t\(r.strings("experts").joined(separator: ","))") } }
-                case "compose": try await compose(client, args)
-                case "info": print(describe(try await client.info()))
-                case "health":
-                    let status = try await client.health(service: args.string("service") ?? "")
-                    print(status == 1 ? "SERVING" : status == 2 ? "NOT_SERVING" : "UNKNOWN(\(status))")
-                    if status != 1 { outcome.set(GRPCStatus(.unavailable, "not serving")) }
-                default: throw UsageError("unknown client subcommand '\(sub)' (generate, experts, routers, compose, info, health)")
-                }
-            } catch { outcome.set(error) }
+            do { try await body() } catch { outcome.set(error) }
             done.signal()
         }
         done.wait()
         if let error = outcome.error { throw error }
     }
+}
 
-    static func generate(_ client: SwitchyardClient, _ args: ParsedArguments, json: Bool) async throws {
-        guard args.positionals.count == 1 else { throw UsageError("client generate expects exactly one prompt argument") }
-        var request = GenerateRequest(prompt: args.flag("chat") ? "" : args.positionals[0])
-        if args.flag("chat") {
-            request.messages = (args.string("system").map { [("system", $0)] } ?? []) + [("user", args.positionals[0])]
+enum ClientGenerate: Command {
+    static let name = "generate"
+    static let summary = "Stream a generation to standard output"
+    static let discussion = """
+    Streams the generation to standard output (json: one object at the end, like
+    `switchyard generate --format json`, with finish_reason and replica).
+    """
+
+    struct Options: ParsableArguments {
+        @Argument(help: "The prompt text.")
+        var prompt: String
+        @Option(help: "Apply this expert (weight 1 by default; comma-separated lists work too).")
+        var expert: [WeightedExperts]
+        @Option(placeholder: "NAME", help: "Route with this router held by the server.")
+        var router: String?
+        @OptionGroup var sampling: SamplingOptions
+        @Option(placeholder: "STR", help: "Stop when the text contains STR.")
+        var stop: [String]
+        @Flag(help: "Print each token's routing decisions on standard error.")
+        var trace: Bool
+        @OptionGroup var chat: ChatOptions
+        @OptionGroup var output: FormatOption
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    struct JSONOutput: Encodable {
+        var ids: [Int]
+        var text: String
+        var finishReason: String
+        var replica: String
+
+        enum CodingKeys: String, CodingKey {
+            case ids, text, replica, finishReason = "finish_reason"
         }
-        request.experts = try LegacyExpertOptions.parse(args.options["expert"] ?? [])
-        request.router = args.string("router") ?? ""
-        request.maxTokens = try args.int("max-tokens") ?? 64
-        request.sampling = SamplingParameters(temperature: try args.float("temperature") ?? 0, topK: try args.int("top-k") ?? 0,
-                                              topP: try args.float("top-p") ?? 1, repetitionPenalty: try args.float("repetition-penalty") ?? 1,
-                                              seed: UInt64(truncatingIfNeeded: try args.int("seed") ?? 0))
-        request.stop = args.options["stop"] ?? []
-        request.trace = args.flag("trace")
-        request.ignoreEOS = args.flag("no-stop")
-        var ids: [Int] = []
-        var text = ""
-        for try await e in client.generate(request) {
-            text += e.text
-            if let t = e.tokenID { ids.append(t) }
-            if !json { writeOut(e.text) }
-            if request.trace, !json, e.tokenID != nil {
-                let mixes = e.routing.map { d in (d.layer.map { "L\($0)" } ?? "all") + " " + d.experts.map { "\($0.name)=\(String(format: "%.2f", $0.weight))" }.joined(separator: ",") }
-                printError("[token \(e.index)] \(mixes.joined(separator: "; "))")
-            }
-            if let reason = e.finishReason {
-                if json {
-                    print("{\"ids\":\(JSONText.array(ids)),\"text\":\(JSONText.string(text)),\"finish_reason\":\(JSONText.string(reason)),\"replica\":\(JSONText.string(e.replica ?? ""))}")
-                } else {
-                    writeOut("\n")
-                    printError(String(format: "[%@: %d prompt + %d generated tokens, first token %.1f ms, total %.1f ms, replica %@]",
-                                      reason, e.promptTokens, e.generatedTokens, e.timeToFirstTokenMilliseconds, e.totalMilliseconds, e.replica ?? "?"))
+    }
+
+    static func run(_ options: Options) throws {
+        let json = options.output.json
+        var request = GenerateRequest(prompt: options.chat.chat ? "" : options.prompt)
+        if options.chat.chat { request.messages = options.chat.messages(options.prompt).map { ($0.role, $0.content) } }
+        request.experts = options.expert.flatMap(\.entries)
+        request.router = options.router ?? ""
+        request.maxTokens = options.sampling.maxTokens
+        request.sampling = options.sampling.parameters
+        request.stop = options.stop
+        request.trace = options.trace
+        request.ignoreEOS = options.sampling.noStop
+        let client = options.connection.client()
+        try ClientCommand.blocking { [request] in
+            var ids: [Int] = []
+            var text = ""
+            for try await e in client.generate(request) {
+                text += e.text
+                if let t = e.tokenID { ids.append(t) }
+                if !json { writeOut(e.text) }
+                if request.trace, !json, e.tokenID != nil {
+                    let mixes = e.routing.map { d in (d.layer.map { "L\($0)" } ?? "all") + " " + d.experts.map { "\($0.name)=\(String(format: "%.2f", $0.weight))" }.joined(separator: ",") }
+                    printError("[token \(e.index)] \(mixes.joined(separator: "; "))")
+                }
+                if let reason = e.finishReason {
+                    if json {
+                        try JSONOutput(ids: ids, text: text, finishReason: reason, replica: e.replica ?? "").printJSON()
+                    } else {
+                        writeOut("\n")
+                        printError(String(format: "[%@: %d prompt + %d generated tokens, first token %.1f ms, total %.1f ms, replica %@]",
+                                          reason, e.promptTokens, e.generatedTokens, e.timeToFirstTokenMilliseconds, e.totalMilliseconds, e.replica ?? "?"))
+                    }
                 }
             }
         }
     }
+}
 
-    static func experts(_ client: SwitchyardClient, _ args: ParsedArguments, json: Bool) async throws {
-        let action = args.positionals.first ?? "list"
-        switch action {
+enum ClientExperts: Command {
+    static let name = "experts"
+    static let summary = "The server's experts: list (default), add NAME --path DIR, remove NAME"
+
+    struct Options: ParsableArguments {
+        @Argument(help: "list, add NAME or remove NAME.")
+        var action: [String]
+        @Option(placeholder: "DIR", help: "add: the adapter directory on the server (under one of its --allow-expert-dir).")
+        var path: String?
+        @OptionGroup var output: FormatOption
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    struct Listed: Encodable {
+        var name: String
+        var sha256: String
+        var rank: UInt64
+    }
+
+    static func run(_ options: Options) throws {
+        let client = options.connection.client()
+        let json = options.output.json
+        let words = options.action
+        switch words.first ?? "list" {
         case "list":
-            let experts = try await client.listExperts()
-            if json {
-                print("[" + experts.map { "{\"name\":\(JSONText.string($0.string("name"))),\"sha256\":\(JSONText.string($0.string("sha256"))),\"rank\":\($0.uint("rank"))}" }.joined(separator: ",") + "]")
-            } else {
-                for e in experts { print("\(e.string("name"))\trank \(e.uint("rank"))\t\(e.strings("target_modules").joined(separator: ","))\t\(e.string("sha256").prefix(12))") }
+            guard words.count <= 1 else { throw UsageError("client experts list takes no name") }
+            try ClientCommand.blocking {
+                let experts = try await client.listExperts()
+                if json {
+                    try experts.map { Listed(name: $0.string("name"), sha256: $0.string("sha256"), rank: $0.uint("rank")) }.printJSON()
+                } else {
+                    for e in experts { print("\(e.string("name"))\trank \(e.uint("rank"))\t\(e.strings("target_modules").joined(separator: ","))\t\(e.string("sha256").prefix(12))") }
+                }
             }
         case "add":
-            guard args.positionals.count == 2, let path = args.string("path") else { throw UsageError("client experts add NAME --path DIR") }
-            let r = try await client.addExpert(name: args.positionals[1], path: path)
-            print("added \(r.message("expert")?.string("name") ?? args.positionals[1])")
+            guard words.count == 2, let path = options.path else { throw UsageError("client experts add NAME --path DIR") }
+            try ClientCommand.blocking {
+                let r = try await client.addExpert(name: words[1], path: path)
+                print("added \(r.message("expert")?.string("name") ?? words[1])")
+            }
         case "remove":
-            guard args.positionals.count == 2 else { throw UsageError("client experts remove NAME") }
-            try await client.removeExpert(name: args.positionals[1])
-            print("removed \(args.positionals[1])")
-        default:
-            throw UsageError("client experts: unknown action '\(action)' (list, add, remove)")
+            guard words.count == 2 else { throw UsageError("client experts remove NAME") }
+            try ClientCommand.blocking {
+                try await client.removeExpert(name: words[1])
+                print("removed \(words[1])")
+            }
+        case let other:
+            throw UsageError("client experts: unknown action \(EscapedText.quoted(other)) (list, add, remove)")
         }
     }
+}
 
-    static func compose(_ client: SwitchyardClient, _ args: ParsedArguments) async throws {
-        guard let file = args.string("examples"), let out = args.string("out") else { throw UsageError("client compose needs --examples FILE and --out NAME") }
-        let shots = max(1, try args.int("shots") ?? 5)
-        let examples = try EvalCommand.readExamples(file).prefix(shots).map { (prompt: $0.prompt, completion: $0.completion) }
-        let experts = args.string("experts")?.split(separator: ",").map(String.init) ?? []
-        for try await e in client.compose(name: out, examples: Array(examples), experts: experts, budget: try args.int("budget") ?? 0) {
-            if let expert = e.message("expert") {
-                print(String(format: "composed objective %.4f after %d evaluations", e.double("best_loss"), e.uint("evaluations")))
-                print("weights: " + e.messages("weights").map { "\($0.string("name"))=\(String(format: "%.3f", $0.double("weight")))" }.joined(separator: ", "))
-                print("registered \(expert.string("name")) (sha256 \(expert.string("sha256").prefix(12)))")
+enum ClientRouters: Command {
+    static let name = "routers"
+    static let summary = "The routers the server holds"
+
+    struct Options: ParsableArguments {
+        @OptionGroup var output: FormatOption
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    struct Listed: Encodable {
+        var name: String
+        var granularity: String
+    }
+
+    static func run(_ options: Options) throws {
+        let client = options.connection.client()
+        let json = options.output.json
+        try ClientCommand.blocking {
+            let routers = try await client.listRouters()
+            if json {
+                try routers.map { Listed(name: $0.string("name"), granularity: $0.string("granularity")) }.printJSON()
             } else {
-                printError(String(format: "compose: %d evaluations, best %.4f", e.uint("evaluations"), e.double("best_loss")))
+                for r in routers { print("\(r.string("name"))\t\(r.string("granularity"))\t\(r.strings("experts").joined(separator: ","))") }
             }
         }
     }
+}
 
+enum ClientInfo: Command {
+    static let name = "info"
+    static let summary = "Model, limits, counters (JSON)"
+
+    struct Options: ParsableArguments {
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    static func run(_ options: Options) throws {
+        let client = options.connection.client()
+        try ClientCommand.blocking { print(ClientCommand.describe(try await client.info())) }
+    }
+}
+
+enum ClientHealth: Command {
+    static let name = "health"
+    static let summary = "Exit 0 when SERVING"
+
+    struct Options: ParsableArguments {
+        @Option(placeholder: "S", help: "The service to ask about. Default: the whole server.")
+        var service = ""
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    static func run(_ options: Options) throws {
+        let client = options.connection.client()
+        let service = options.service
+        try ClientCommand.blocking {
+            let status = try await client.health(service: service)
+            print(status == 1 ? "SERVING" : status == 2 ? "NOT_SERVING" : "UNKNOWN(\(status))")
+            if status != 1 { throw GRPCStatus(.unavailable, "not serving") }
+        }
+    }
+}
+
+enum ClientCompose: Command {
+    static let name = "compose"
+    static let summary = "LoraHub composition on the server"
+
+    struct Options: ParsableArguments {
+        @Option(placeholder: "FILE", help: "JSONL {\"prompt\": …, \"completion\": …}.")
+        var examples: String
+        @Option(placeholder: "NAME", help: "Name of the composed expert.")
+        var out: String
+        @Option(help: "Experts to compose. Default: the server's choice.")
+        var experts: NameList?
+        @Option(help: "Objective evaluations. Default: the server's.")
+        var budget = 0
+        @Option(help: "Use the first N examples.")
+        var shots = 5
+        @OptionGroup var connection: ClientCommand.Connection
+    }
+
+    static func run(_ options: Options) throws {
+        let examples = Array(try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { (prompt: $0.prompt, completion: $0.completion) })
+        let client = options.connection.client()
+        let (out, experts, budget) = (options.out, options.experts?.names ?? [], options.budget)
+        try ClientCommand.blocking {
+            for try await e in client.compose(name: out, examples: examples, experts: experts, budget: budget) {
+                if let expert = e.message("expert") {
+                    print(String(format: "composed objective %.4f after %d evaluations", e.double("best_loss"), e.uint("evaluations")))
+                    print("weights: " + e.messages("weights").map { "\($0.string("name"))=\(String(format: "%.3f", $0.double("weight")))" }.joined(separator: ", "))
+                    print("registered \(expert.string("name")) (sha256 \(expert.string("sha256").prefix(12)))")
+                } else {
+                    printError(String(format: "compose: %d evaluations, best %.4f", e.uint("evaluations"), e.double("best_loss")))
+                }
+            }
+        }
+    }
+}
+
+extension ClientCommand {
     /// A message as JSON (field names as in the .proto).
     static func describe(_ m: WireMessage) -> String {
         func value(_ v: WireMessage.Value) -> String {
