@@ -10,6 +10,10 @@ import Foundation
 ///   time it is needed — `entry`, `acquire`, `rescan`, `list`, `problems` — and again whenever
 ///   its files change (size, mtime or inode). An invalid expert is reported with its validation
 ///   error wherever it is named, and listed in `problems`.
+/// - An expert that records its base (`BaseRecord`, `switchyard_base.json`) is refused when the
+///   record describes other weights or a base that does not match `baseFingerprint` (unless
+///   `allowBaseMismatch`); one without a record (written by PEFT) is accepted. Adapters the
+///   registry writes (`add(_:name:)`: merge, compose) record `baseFingerprint`.
 /// - Its SHA-256 is computed when first needed (`entry`, `list`: routers pin experts by hash) and
 ///   cached in a sidecar next to the weights (`ExpertHashCache`), so the next process reads it.
 /// - `acquire` loads experts on demand, parsing each once per load (the validation and the read
@@ -25,6 +29,9 @@ public final class ExpertRegistry: @unchecked Sendable {
         public var summary: LoRAAdapter.Summary
         /// SHA-256 of `adapter_model.safetensors`.
         public var sha256: String
+        /// The base the expert records it was trained on; nil: not recorded (a PEFT-written
+        /// adapter).
+        public var baseRecord: BaseRecord?
     }
 
     /// Cache counters, for `experts list` and `bench lora`.
@@ -40,17 +47,23 @@ public final class ExpertRegistry: @unchecked Sendable {
     public let base: ModelConfig
     /// Most bytes of expert weights kept in memory (pinned experts may exceed it temporarily).
     public let budgetBytes: Int
+    /// The fingerprint of the loaded base, which recorded bases must match; nil when only the
+    /// config is known (experts are then checked against shapes, and records only for staleness).
+    public let baseFingerprint: BaseFingerprint?
+    /// Accept experts recorded for another base (`--allow-base-mismatch`).
+    public let allowBaseMismatch: Bool
 
-    /// The stamps of an expert's two files: a validation result holds while they do.
+    /// The stamps of an expert's files: a validation result holds while they do.
     struct Stamps: Equatable {
         var config: FileStamp?
         var weights: FileStamp?
+        var baseRecord: FileStamp?
     }
 
     /// One directory entry that may be an expert.
     private struct Record {
         enum Validation {
-            case valid(LoRAAdapter.Summary)
+            case valid(LoRAAdapter.Summary, BaseRecord?)
             case invalid(any Error)
         }
         /// The last validation and the stamps it was made for; nil until first needed.
@@ -70,9 +83,18 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// Opens a registry directory: lists it, validates nothing yet. With `create` (the default,
     /// for commands that add experts) a missing directory is created; without, it is an error —
     /// read-only commands leave the file system as they found it.
-    public init(directory: URL, base: ModelConfig, budgetBytes: Int = 1 << 30, create: Bool = true) throws {
+    ///
+    /// - Parameters:
+    ///   - base: the base's config, which every expert's shapes must fit.
+    ///   - baseFingerprint: the loaded base's fingerprint, which recorded bases must match (nil:
+    ///     not compared; see `init(directory:model:…)`).
+    ///   - allowBaseMismatch: accept experts recorded for another base.
+    public init(directory: URL, base: ModelConfig, baseFingerprint: BaseFingerprint? = nil, allowBaseMismatch: Bool = false,
+                budgetBytes: Int = 1 << 30, create: Bool = true) throws {
         self.directory = directory
         self.base = base
+        self.baseFingerprint = baseFingerprint
+        self.allowBaseMismatch = allowBaseMismatch
         self.budgetBytes = budgetBytes
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -88,6 +110,14 @@ public final class ExpertRegistry: @unchecked Sendable {
         let listing = try Self.listDirectories(directory)
         Self.removeStaleLeftovers(in: directory, names: listing.hidden)
         for name in listing.directories { admit(name) }
+    }
+
+    /// Opens a registry for experts of a loaded `model`: shapes are checked against its config and
+    /// recorded bases against its fingerprint (computed here, a few milliseconds).
+    public convenience init(directory: URL, model: LlamaModel, allowBaseMismatch: Bool = false,
+                            budgetBytes: Int = 1 << 30, create: Bool = true) throws {
+        try self.init(directory: directory, base: model.config, baseFingerprint: BaseFingerprint(model: model),
+                      allowBaseMismatch: allowBaseMismatch, budgetBytes: budgetBytes, create: create)
     }
 
     /// Records a listed directory: an expert candidate, or a bad name. Called with the lock held
@@ -173,28 +203,40 @@ public final class ExpertRegistry: @unchecked Sendable {
     private func stamps(_ name: String) -> Stamps {
         let dir = expertDirectory(name)
         return Stamps(config: FileStamp(path: dir.appendingPathComponent("adapter_config.json").path),
-                      weights: FileStamp(path: dir.appendingPathComponent("adapter_model.safetensors").path))
+                      weights: FileStamp(path: dir.appendingPathComponent("adapter_model.safetensors").path),
+                      baseRecord: FileStamp(path: dir.appendingPathComponent(BaseRecord.fileName).path))
     }
 
-    /// The expert's summary, validating it when it never was or its files changed since.
-    /// Throws its validation error (the real reason), or "unknown expert" without a record.
-    private func summary(_ name: String) throws -> LoRAAdapter.Summary {
+    /// The expert's summary and base record, validating it when it never was or its files
+    /// changed since. Throws its validation error (the real reason), or "unknown expert"
+    /// without a record.
+    private func summary(_ name: String) throws -> (LoRAAdapter.Summary, BaseRecord?) {
         guard let record = lock.withLock({ records[name] }) else { throw lock.withLock { unknown(name) } }
         let now = stamps(name)
         if let v = record.validation, v.stamps == now {
             switch v.result {
-            case let .valid(summary): return summary
+            case let .valid(summary, baseRecord): return (summary, baseRecord)
             case let .invalid(error): throw error
             }
         }
         do {
             let summary = try LoRAAdapter.inspect(directory: expertDirectory(name), base: base)
-            store(name, .valid(summary), now)
-            return summary
+            let baseRecord = try checkedBaseRecord(name)
+            store(name, .valid(summary, baseRecord), now)
+            return (summary, baseRecord)
         } catch {
             store(name, .invalid(error), now)
             throw error
         }
+    }
+
+    /// The expert's base record, checked against its weights and the loaded base.
+    private func checkedBaseRecord(_ name: String) throws -> BaseRecord? {
+        let dir = expertDirectory(name)
+        guard let record = try BaseRecord.read(directory: dir) else { return nil }
+        try BaseRecord.check(record, weightsSHA256: try sha256(name), base: baseFingerprint,
+                             allowMismatch: allowBaseMismatch, expert: name, directory: dir)
+        return record
     }
 
     private func store(_ name: String, _ result: Record.Validation, _ stamps: Stamps) {
@@ -214,8 +256,8 @@ public final class ExpertRegistry: @unchecked Sendable {
     }
 
     private func makeEntry(_ name: String) throws -> Entry {
-        let summary = try summary(name)
-        return Entry(name: name, directory: expertDirectory(name), summary: summary, sha256: try sha256(name))
+        let (summary, baseRecord) = try summary(name)
+        return Entry(name: name, directory: expertDirectory(name), summary: summary, sha256: try sha256(name), baseRecord: baseRecord)
     }
 
     // MARK: Queries
@@ -362,7 +404,8 @@ public final class ExpertRegistry: @unchecked Sendable {
         }
         do {
             let (config, file, plan) = try LoRAAdapter.validate(directory: expertDirectory(name), base: base)
-            store(name, .valid(LoRAAdapter.summarize(config: config, file: file, plan: plan)), now)
+            let baseRecord = try checkedBaseRecord(name)
+            store(name, .valid(LoRAAdapter.summarize(config: config, file: file, plan: plan), baseRecord), now)
             return try LoRAAdapter.load(config: config, file: file, plan: plan, name: name)
         } catch {
             store(name, .invalid(error), now)
@@ -405,7 +448,8 @@ public final class ExpertRegistry: @unchecked Sendable {
         let staging = directory.appendingPathComponent(".staging-\(name)-\(UUID().uuidString)")
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-            for file in ["adapter_config.json", "adapter_model.safetensors"] {
+            for file in ["adapter_config.json", "adapter_model.safetensors", BaseRecord.fileName]
+            where file != BaseRecord.fileName || fm.fileExists(atPath: source.appendingPathComponent(file).path) {
                 try fm.copyItem(at: source.appendingPathComponent(file), to: staging.appendingPathComponent(file))
             }
         } catch {
@@ -415,12 +459,13 @@ public final class ExpertRegistry: @unchecked Sendable {
         return try install(staging: staging, name: name)
     }
 
-    /// Writes an adapter produced by Switchyard (a merge, a composition) into the registry as `name`.
+    /// Writes an adapter produced by Switchyard (a merge, a composition) into the registry as
+    /// `name`, recording `baseFingerprint` as its base (when the registry knows it).
     @discardableResult
     public func add(_ adapter: LoRAAdapter, name: String) throws -> Entry {
         try Self.validateName(name)
         let staging = directory.appendingPathComponent(".staging-\(name)-\(UUID().uuidString)")
-        do { try adapter.write(to: staging) } catch {
+        do { try adapter.write(to: staging, base: baseFingerprint) } catch {
             try? FileManager.default.removeItem(at: staging)
             throw error
         }
@@ -437,7 +482,11 @@ public final class ExpertRegistry: @unchecked Sendable {
             let weights = staging.appendingPathComponent("adapter_model.safetensors").path
             guard let stamp = FileStamp(path: weights) else { throw SwitchyardError.io(path: weights, reason: "cannot read") }
             let hash = try ExpertHashCache.sha256(weights: weights, stamp: stamp, directory: staging)
+            let baseRecord = try BaseRecord.read(directory: staging)
+            try BaseRecord.check(baseRecord, weightsSHA256: hash, base: baseFingerprint, allowMismatch: allowBaseMismatch,
+                                 expert: name, directory: staging)
             let configStamp = FileStamp(path: staging.appendingPathComponent("adapter_config.json").path)
+            let recordStamp = FileStamp(path: staging.appendingPathComponent(BaseRecord.fileName).path)
             try lock.withLock {
                 guard !fm.fileExists(atPath: final.path) else {
                     throw SwitchyardError.invalidArgument("expert \(EscapedText.quoted(name)) already exists in \(directory.path); remove it first or pick another name")
@@ -446,10 +495,11 @@ public final class ExpertRegistry: @unchecked Sendable {
                     throw SwitchyardError.io(path: final.path, reason: "cannot install expert: \(error.localizedDescription)")
                 }
                 badNames[name] = nil
-                records[name] = Record(validation: (.valid(summary), Stamps(config: configStamp, weights: stamp)),
+                records[name] = Record(validation: (.valid(summary, baseRecord),
+                                                    Stamps(config: configStamp, weights: stamp, baseRecord: recordStamp)),
                                        sha256: (hash, stamp))
             }
-            return Entry(name: name, directory: final, summary: summary, sha256: hash)
+            return Entry(name: name, directory: final, summary: summary, sha256: hash, baseRecord: baseRecord)
         } catch {
             try? fm.removeItem(at: staging)
             throw error
