@@ -2,73 +2,67 @@ import Foundation
 import Switchyard
 
 /// `switchyard router …`: fit and inspect routers.
-enum RouterCommand: Subcommand {
+enum RouterCommand: CommandGroup {
     static let name = "router"
-    static let summary = "Fit (centroids, sentence gate) and inspect routers"
-    static let help = """
-    USAGE: switchyard router <fit-centroids|train|concat|inspect> [options]
+    static let summary = "Fit (centroids, sentence gate), build (SMoRA concat) and inspect routers"
+    static var subcommands: [any CommandEntry.Type] { [FitCentroidsRouter.self, TrainRouter.self, ConcatRouter.self, InspectRouter.self] }
 
-      fit-centroids   Gradient-free token router: one centroid per expert, the mean over that
-                      expert's examples of their mean hidden state entering --layer.
-      train           Sentence-level MLP gate on pooled prompt features (cross-entropy, Adam);
-                      prints held-out accuracy per epoch.
-      concat          A rank-as-expert (SMoRA) router from experts concatenated along the rank
-                      (--experts a,b,… --top-k K --out FILE); with zero gates every active rank
-                      counts fully, so --top-k = total rank reproduces the experts' sum.
-      inspect FILE    Summary of a router file.
+    /// What fit-centroids and train share: the model, the experts, the examples and the output.
+    struct Fitting: ParsableArguments {
+        @Option(placeholder: "FILE", help: "JSONL, one {\"text\": \"...\", \"expert\": \"name\"} per line.")
+        var examples: String
+        @Option(placeholder: "FILE", help: "Router file to write (.pb).")
+        var out: String
+        @Option(placeholder: "NAME", help: "Router name. Default: the output file's stem.")
+        var name: String?
+        @Option(placeholder: "L", help: "Feature layer: hidden state entering decoder layer L.")
+        var layer = 1
+        @Option(placeholder: "P", help: "Use top-p selection instead of top-k.")
+        var topP: Float?
+        @Option(placeholder: "T", help: "Softmax temperature (0.05 suits cosine scores).")
+        var temperature: Float = 1
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var registry: RegistryOptions
+    }
 
-    OPTIONS (fit-centroids, train):
-      --model DIR           Base model (default: the embedded model).
-      --registry DIR        Registry holding the experts (default: Models/experts).
-      --examples FILE       JSONL, one {"text": "...", "expert": "name"} per line.
-      --layer L             Feature layer: hidden state entering decoder layer L (default 1).
-      --out FILE            Router file to write (.pb).
-      --name NAME           Router name (default: the output file's stem).
-      --top-k K             Experts per decision (default 1 for train, 2 for centroids).
-      --top-p P             Use top-p selection instead of top-k.
-      --temperature T       Softmax temperature (default 1; 0.05 suits cosine scores).
-      --every-n N           fit-centroids: recompute every N-th token (default 2).
-      --context mean|token  fit-centroids: compare the centroids with the mean hidden state of
-                            the tokens so far (default, like the fitted features) or with each
-                            token's own hidden state.
-      --prompt per-token|whole
-                            fit-centroids: route the prompt's tokens each from the text before
-                            it (default) or all at once from the whole prompt (a base pass,
-                            like the sentence router), generated tokens per token either way.
-      --pooling mean|last   train: pooling over the prompt (default mean).
-      --hidden H            train: hidden units (default 64).
-      --epochs N            train: epochs (default 60).
-      --learning-rate LR    train: Adam step size (default 0.003).
-      --held-out F          train: fraction held out for accuracy (default 0.1).
-    """
+    /// The examples and model loaded, features computed: what both fitting commands start from.
+    struct Prepared {
+        var model: LlamaModel
+        var registry: ExpertRegistry
+        var expertNames: [String]
+        var refs: [RouterSpec.ExpertRef]
+        var examples: [RoutingExample]
+        var features: Matrix
+        var selection: Selection
+        var name: String
+    }
 
-    static func run(_ argv: [String]) throws {
-        guard let sub = argv.first else { throw UsageError("router needs a subcommand: fit-centroids, train, inspect") }
-        let args = try ParsedArguments(Array(argv.dropFirst()), valued: [
-            "model", "registry", "examples", "layer", "out", "name", "top-k", "top-p", "temperature", "every-n",
-            "pooling", "hidden", "epochs", "learning-rate", "held-out", "format", "experts", "context", "prompt",
-        ])
-        switch sub {
-        case "inspect":
-            guard args.positionals.count == 1 else { throw UsageError("router inspect takes one router file") }
-            print(describe(try RouterWire.read(URL(fileURLWithPath: args.positionals[0]))))
-        case "concat":
-            guard let list = args.string("experts"), let out = args.string("out") else { throw UsageError("router concat needs --experts a,b,… and --out FILE") }
-            let config = try ModelConfig.load(from: try ModelLocator.modelDirectory(args).appendingPathComponent("config.json"))
-            let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: config, create: false)
-            let names = list.split(separator: ",").map(String.init)
-            let lease = try registry.acquire(names)
-            let total = lease.adapters.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
-            var spec = try RouterSpec.rankRouter(concatenating: lease.adapters, name: args.string("name") ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent,
-                                                 topK: try args.int("top-k") ?? total)
-            spec.experts = try names.map { RouterSpec.ExpertRef(name: $0, sha256: try registry.entry($0).sha256) }
-            try RouterWire.write(spec, to: URL(fileURLWithPath: out))
-            print("wrote \(out)\n" + describe(spec))
-        case "fit-centroids", "train":
-            try fit(sub, args)
-        default:
-            throw UsageError("unknown router subcommand \(EscapedText.quoted(sub)) (fit-centroids, train, concat, inspect)")
-        }
+    static func prepare(_ o: Fitting, topK: Int, pooling: RouterSpec.Pooling) throws -> Prepared {
+        let dir = try o.model.directory()
+        let model = try o.model.load(dir)
+        let tokenizer = try Tokenizer.load(model: dir)
+        let registry = try o.registry.open(base: model.config)
+        let (texts, names) = try readExamples(o.examples)
+        var expertNames: [String] = []
+        for n in names where !expertNames.contains(n) { expertNames.append(n) }
+        let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
+        let examples = try zip(texts, names).map { RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
+        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) { throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens") }
+        guard o.layer >= 0, o.layer < model.config.numLayers else { throw UsageError("--layer must be in 0..<\(model.config.numLayers), got \(o.layer)") }
+        var bar = ProgressBar(total: examples.count, label: "features")
+        let features = try RouterFitting.features(model: model, examples: examples, layer: o.layer, pooling: pooling) { bar.update($0) }
+        var selection = Selection(mode: .topK, topK: topK, temperature: o.temperature)
+        if let p = o.topP { selection.mode = .topP; selection.topP = p }
+        let name = o.name ?? URL(fileURLWithPath: o.out).deletingPathExtension().lastPathComponent
+        return Prepared(model: model, registry: registry, expertNames: expertNames, refs: refs, examples: examples,
+                        features: features, selection: selection, name: name)
+    }
+
+    /// Checks that the router binds to its experts, writes it and describes it.
+    static func finish(_ spec: RouterSpec, _ p: Prepared, out: String) throws {
+        _ = try BoundRouter(spec: spec, model: p.model, experts: try p.registry.acquire(p.expertNames).adapters)
+        try RouterWire.write(spec, to: URL(fileURLWithPath: out))
+        print("wrote \(out)\n" + describe(spec))
     }
 
     static func describe(_ s: RouterSpec) -> String {
@@ -83,72 +77,6 @@ enum RouterCommand: Subcommand {
         case let .rank(modules, act): lines.append("gate: rank (SMoRA), \(modules.count) modules, rank \(modules.first?.a.shape.first ?? 0), \(act)")
         }
         return lines.joined(separator: "\n")
-    }
-
-    static func fit(_ sub: String, _ args: ParsedArguments) throws {
-        guard let examplesPath = args.string("examples") else { throw UsageError("\(sub) needs --examples FILE.jsonl") }
-        guard let out = args.string("out") else { throw UsageError("\(sub) needs --out FILE.pb") }
-        let dir = try ModelLocator.modelDirectory(args)
-        let model = try ModelLocator.loadModel(args, path: dir)
-        let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try ExpertRegistry(directory: ModelLocator.registryDirectory(args), base: model.config, create: false)
-        let (texts, names) = try readExamples(examplesPath)
-        var expertNames: [String] = []
-        for n in names where !expertNames.contains(n) { expertNames.append(n) }
-        let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
-        let examples = try zip(texts, names).map { RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
-        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) { throw SwitchyardError.invalidArgument("\(examplesPath): line \(empty + 1) encodes to no tokens") }
-        let layer = try args.int("layer") ?? 1
-        guard layer >= 0, layer < model.config.numLayers else { throw UsageError("--layer must be in 0..<\(model.config.numLayers)") }
-        let pooling: RouterSpec.Pooling = args.string("pooling") == "last" ? .last : .mean
-        var bar = ProgressBar(total: examples.count, label: "features")
-        let features = try RouterFitting.features(model: model, examples: examples, layer: layer, pooling: sub == "train" ? pooling : .mean) { bar.update($0) }
-        let labels = examples.map(\.expert)
-        var selection = Selection(mode: .topK, topK: try args.int("top-k") ?? (sub == "train" ? 1 : 2),
-                                  temperature: try args.float("temperature") ?? 1)
-        if let p = try args.float("top-p") { selection.mode = .topP; selection.topP = p }
-        let name = args.string("name") ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent
-        let spec: RouterSpec
-        if sub == "fit-centroids" {
-            selection.everyN = try args.int("every-n") ?? 2
-            let context: RouterSpec.CentroidContext
-            switch args.string("context") ?? "mean" {
-            case "mean": context = .mean
-            case "token": context = .token
-            case let other: throw UsageError("--context must be mean or token, found \(EscapedText.quoted(other))")
-            }
-            switch args.string("prompt") ?? "per-token" {
-            case "per-token": selection.promptRouting = .perToken
-            case "whole": selection.promptRouting = .whole
-            case let other: throw UsageError("--prompt must be per-token or whole, found \(EscapedText.quoted(other))")
-            }
-            let c = try RouterFitting.centroids(features: features, labels: labels, expertCount: expertNames.count)
-            spec = RouterSpec(name: name, granularity: .token, experts: refs, selection: selection,
-                              gate: .centroid(layer: layer, centroids: WireTensor(c), context: context))
-        } else {
-            var options = RouterFitting.TrainingOptions()
-            options.hidden = try args.int("hidden") ?? 64
-            options.epochs = try args.int("epochs") ?? 60
-            options.learningRate = try args.float("learning-rate") ?? 3e-3
-            let fraction = try args.float("held-out") ?? 0.1
-            var rng = SeededRandom(seed: 11)
-            let shuffled = Array(examples.indices).shuffled(using: &rng)
-            let cut = Int(Float(shuffled.count) * fraction)
-            let heldOut = Array(shuffled[..<cut]), train = Array(shuffled[cut...])
-            var epochBar = ProgressBar(total: options.epochs, label: "training")
-            let layers = RouterFitting.trainGate(features: features, labels: labels, expertCount: expertNames.count,
-                                                 train: train, heldOut: heldOut, options: options) { epoch, loss, acc in
-                epochBar.update(epoch, suffix: String(format: "loss %.4f held-out acc %.3f", loss, acc))
-                if epoch == options.epochs || epoch % 10 == 0 {
-                    printError(String(format: "epoch %d: loss %.4f, held-out accuracy %.3f (%d examples)", epoch, loss, acc, heldOut.count))
-                }
-            }
-            spec = RouterSpec(name: name, granularity: .sentence, experts: refs, selection: selection,
-                              gate: .sentence(featureLayer: layer, pooling: pooling, layers: layers))
-        }
-        _ = try BoundRouter(spec: spec, model: model, experts: try registry.acquire(expertNames).adapters)
-        try RouterWire.write(spec, to: URL(fileURLWithPath: out))
-        print("wrote \(out)\n" + describe(spec))
     }
 
     /// Reads `{"text": …, "expert": …}` lines (also accepts "prompt" for text).
@@ -169,10 +97,130 @@ enum RouterCommand: Subcommand {
     }
 }
 
-/// How prompts become token ids everywhere in the CLI: the tokenizer's own post-processor
-/// (which prepends BOS when the tokenizer.json template says so).
-enum PromptFormat {
-    static func encode(_ text: String, _ tokenizer: Tokenizer) throws -> [Int] {
-        try tokenizer.encodeChecked(text, addSpecialTokens: true)
+enum FitCentroidsRouter: Command {
+    static let name = "fit-centroids"
+    static let summary = "Gradient-free token router: one centroid per expert"
+    static let discussion = """
+    One centroid per expert: the mean over that expert's examples of their mean hidden state
+    entering --layer.
+    """
+
+    struct Options: ParsableArguments {
+        @OptionGroup var fitting: RouterCommand.Fitting
+        @Option(placeholder: "K", help: "Experts per decision.")
+        var topK = 2
+        @Option(help: "Recompute every N-th token.")
+        var everyN = 2
+        @Option(help: "Compare the centroids with the mean hidden state of the tokens so far (like the fitted features) or with each token's own hidden state.")
+        var context: RouterSpec.CentroidContext = .mean
+        @Option(help: "Route the prompt's tokens each from the text before it (per-token) or all at once from the whole prompt (a base pass, like the sentence router); generated tokens per token either way.")
+        var prompt: Selection.PromptRouting = .perToken
+    }
+
+    static func run(_ options: Options) throws {
+        let p = try RouterCommand.prepare(options.fitting, topK: options.topK, pooling: .mean)
+        var selection = p.selection
+        selection.everyN = options.everyN
+        selection.promptRouting = options.prompt
+        let c = try RouterFitting.centroids(features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count)
+        let spec = RouterSpec(name: p.name, granularity: .token, experts: p.refs, selection: selection,
+                              gate: .centroid(layer: options.fitting.layer, centroids: WireTensor(c), context: options.context))
+        try RouterCommand.finish(spec, p, out: options.fitting.out)
+    }
+}
+
+enum TrainRouter: Command {
+    static let name = "train"
+    static let summary = "Sentence-level MLP gate on pooled prompt features (cross-entropy, Adam)"
+    static let discussion = "Prints held-out accuracy per epoch."
+
+    struct Options: ParsableArguments {
+        @OptionGroup var fitting: RouterCommand.Fitting
+        @Option(placeholder: "K", help: "Experts per decision.")
+        var topK = 1
+        @Option(help: "Pooling over the prompt.")
+        var pooling: RouterSpec.Pooling = .mean
+        @Option(placeholder: "H", help: "Hidden units.")
+        var hidden = 64
+        @Option(help: "Training epochs.")
+        var epochs = 60
+        @Option(placeholder: "LR", help: "Adam step size.")
+        var learningRate: Float = 3e-3
+        @Option(placeholder: "F", help: "Fraction held out for accuracy.")
+        var heldOut: Float = 0.1
+
+        func validate() throws {
+            guard hidden > 0, epochs > 0 else { throw UsageError("--hidden and --epochs must be positive") }
+            guard (0..<1).contains(heldOut) else { throw UsageError("--held-out must be in [0, 1), got \(heldOut)") }
+        }
+    }
+
+    static func run(_ o: Options) throws {
+        let p = try RouterCommand.prepare(o.fitting, topK: o.topK, pooling: o.pooling)
+        var options = RouterFitting.TrainingOptions()
+        options.hidden = o.hidden
+        options.epochs = o.epochs
+        options.learningRate = o.learningRate
+        var rng = SeededRandom(seed: 11)
+        let shuffled = Array(p.examples.indices).shuffled(using: &rng)
+        let cut = Int(Float(shuffled.count) * o.heldOut)
+        let heldOut = Array(shuffled[..<cut]), train = Array(shuffled[cut...])
+        var epochBar = ProgressBar(total: options.epochs, label: "training")
+        let layers = RouterFitting.trainGate(features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
+                                             train: train, heldOut: heldOut, options: options) { epoch, loss, acc in
+            epochBar.update(epoch, suffix: String(format: "loss %.4f held-out acc %.3f", loss, acc))
+            if epoch == options.epochs || epoch % 10 == 0 {
+                printError(String(format: "epoch %d: loss %.4f, held-out accuracy %.3f (%d examples)", epoch, loss, acc, heldOut.count))
+            }
+        }
+        let spec = RouterSpec(name: p.name, granularity: .sentence, experts: p.refs, selection: p.selection,
+                              gate: .sentence(featureLayer: o.fitting.layer, pooling: o.pooling, layers: layers))
+        try RouterCommand.finish(spec, p, out: o.fitting.out)
+    }
+}
+
+enum ConcatRouter: Command {
+    static let name = "concat"
+    static let summary = "A rank-as-expert (SMoRA) router from experts concatenated along the rank"
+    static let discussion = "With zero gates every active rank counts fully, so --top-k = total rank reproduces the experts' sum."
+
+    struct Options: ParsableArguments {
+        @Option(help: "The experts to concatenate.")
+        var experts: NameList
+        @Option(placeholder: "FILE", help: "Router file to write (.pb).")
+        var out: String
+        @Option(placeholder: "NAME", help: "Router name. Default: the output file's stem.")
+        var name: String?
+        @Option(placeholder: "K", help: "Active ranks per token. Default: the total rank.")
+        var topK: Int?
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var registry: RegistryOptions
+    }
+
+    static func run(_ options: Options) throws {
+        let registry = try options.registry.open(base: try options.model.config())
+        let names = options.experts.names
+        let lease = try registry.acquire(names)
+        let total = lease.adapters.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
+        var spec = try RouterSpec.rankRouter(concatenating: lease.adapters,
+                                             name: options.name ?? URL(fileURLWithPath: options.out).deletingPathExtension().lastPathComponent,
+                                             topK: options.topK ?? total)
+        spec.experts = try names.map { RouterSpec.ExpertRef(name: $0, sha256: try registry.entry($0).sha256) }
+        try RouterWire.write(spec, to: URL(fileURLWithPath: options.out))
+        print("wrote \(options.out)\n" + RouterCommand.describe(spec))
+    }
+}
+
+enum InspectRouter: Command {
+    static let name = "inspect"
+    static let summary = "Summary of a router file"
+
+    struct Options: ParsableArguments {
+        @Argument(help: "The router file (.pb).")
+        var file: String
+    }
+
+    static func run(_ options: Options) throws {
+        print(RouterCommand.describe(try RouterWire.read(URL(fileURLWithPath: options.file))))
     }
 }

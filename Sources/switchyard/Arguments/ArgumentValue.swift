@@ -118,3 +118,8 @@ struct WeightedExperts: ArgumentValue {
 extension ServerOptions.LogFormat: ChoiceArgument {
     public static var allCases: [Self] { [.text, .json, .off] }
 }
+
+extension Selection.PromptRouting: ChoiceArgument {
+    public static var allCases: [Self] { [.perToken, .whole] }
+    var argumentName: String { self == .perToken ? "per-token" : "whole" }
+}
