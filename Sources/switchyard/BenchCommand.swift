@@ -35,10 +35,12 @@ struct BenchModel: ParsableArguments {
         return (LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed)), "random \(config)")
     }
 
-    /// What the projections and the head are stored as, e.g. "weights Q4_1 + head Q8_0".
+    /// What the projections, the head and the embedding table are stored as, e.g.
+    /// "weights Q4_1 + head Q8_0 + embedding Q8_0".
     static func weightTypes(_ model: LlamaModel) -> String {
         let kinds = Set(model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
         return "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
+            + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
     }
 
     static func warnIfDebug() {
@@ -59,10 +61,14 @@ enum DecodeBench: Command {
     static let name = "decode"
     static let summary = "Prefill and decode tokens/s at batch 1 and batch N"
     static let discussion = """
-    Measures, on one model in one process: prefill tokens/s (one prompt), decode tokens/s at
-    batch 1, and decode tokens/s at batch N (N sequences of different prompt lengths decoded
-    together), and the ratio batch-N / batch-1. JSON keys: prefill_tokens_per_s,
-    decode_tokens_per_s_b1, decode_tokens_per_s_b8 (batch N), batch_speedup, …
+    Measures, on one model in one process: the resident memory after load, prefill tokens/s
+    (one prompt of P tokens), decode tokens/s at batch 1 (at depth P), decode tokens/s at batch N
+    (N sequences of different prompt lengths decoded together; skipped when N is 1) and the
+    ratio batch-N / batch-1; with --expert, batch-1 decode with that PEFT adapter unmerged and
+    its ratio to the base. The weight types that ran are printed with the model.
+    JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
+    decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
+    expert_vs_base.
     """
 
     struct Options: ParsableArguments {
@@ -71,8 +77,10 @@ enum DecodeBench: Command {
         var promptTokens = 64
         @Option(placeholder: "D", help: "Decode steps measured.")
         var decodeTokens = 32
-        @Option(help: "Batch size for the batched figure.")
+        @Option(help: "Batch size for the batched figure (1: skip it).")
         var batch = 8
+        @Option(placeholder: "DIR", help: "A PEFT adapter directory: also measure batch-1 decode with it unmerged.")
+        var expert: String?
         @OptionGroup var output: FormatOption
 
         func validate() throws {
@@ -85,6 +93,8 @@ enum DecodeBench: Command {
         let promptTokens = options.promptTokens, decodeTokens = options.decodeTokens, batch = options.batch
         BenchModel.warnIfDebug()
         let (model, label) = try options.bench.load()
+        let resident = ResidentMemory.bytes()
+        let adapter = try options.expert.map { try LoRAAdapter.load(directory: URL(fileURLWithPath: $0), base: model.config) }
         let vocab = model.config.vocabSize
         var rng = SeededRandom(seed: 7)
         func prompt(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) } }
@@ -99,22 +109,47 @@ enum DecodeBench: Command {
         }
 
         let b1 = try decodeRate(model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens)
-        let bn = try decodeRate(model: model, batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens)
+        let bn = batch > 1 ? try decodeRate(model: model, batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens) : nil
+        let withExpert = try adapter.map {
+            try decodeRate(model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens, routing: [.experts([$0])])
+        }
         let prefillRate = Double(promptTokens) / prefill
         if json {
-            print("""
-            {"model":\(JSONText.string(label)),"parameters":\(model.config.parameterCount),"threads":\(BLAS.threadCount),\
-            "prompt_tokens":\(promptTokens),"decode_tokens":\(decodeTokens),"batch":\(batch),\
-            "prefill_tokens_per_s":\(fmt(prefillRate)),"decode_tokens_per_s_b1":\(fmt(b1)),\
-            "decode_tokens_per_s_b8":\(fmt(bn)),"batch_speedup":\(fmt(bn / b1))}
-            """)
+            try DecodeReport(model: label, weights: BenchModel.weightTypes(model), parameters: model.config.parameterCount,
+                             threads: BLAS.threadCount, residentBytesAfterLoad: resident, promptTokens: promptTokens,
+                             decodeTokens: decodeTokens, batch: batch, prefillTokensPerS: prefillRate, decodeTokensPerSB1: b1,
+                             decodeTokensPerSB8: bn, batchSpeedup: bn.map { $0 / b1 }, decodeTokensPerSB1Expert: withExpert,
+                             expertVsBase: withExpert.map { $0 / b1 }).printJSON()
         } else {
             print("model: \(label) (\(model.config.parameterCount) parameters), threads: \(BLAS.threadCount)")
+            if let resident { print("resident after load:      \(resident / 1_048_576) MiB") }
             print("prefill (\(promptTokens) tokens):   \(fmt(prefillRate)) tokens/s")
-            print("decode batch 1:           \(fmt(b1)) tokens/s")
-            print("decode batch \(batch):           \(fmt(bn)) tokens/s  (\(fmt(bn / b1))× batch 1)")
+            print("decode batch 1:           \(fmt(b1)) tokens/s  (at depth \(promptTokens))")
+            if let bn { print("decode batch \(batch):           \(fmt(bn)) tokens/s  (\(fmt(bn / b1))× batch 1)") }
+            if let withExpert, let adapter {
+                print("decode batch 1, expert \(EscapedText.quoted(adapter.name)) unmerged: \(fmt(withExpert)) tokens/s  (\(fmt(withExpert / b1))× base)")
+            }
         }
     }
 
     static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
+
+    /// `--format json` (absent figures are omitted).
+    struct DecodeReport: Encodable {
+        let model, weights: String
+        let parameters, threads: Int
+        let residentBytesAfterLoad: Int?
+        let promptTokens, decodeTokens, batch: Int
+        let prefillTokensPerS, decodeTokensPerSB1: Double
+        let decodeTokensPerSB8, batchSpeedup, decodeTokensPerSB1Expert, expertVsBase: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case model, weights, parameters, threads, batch
+            case residentBytesAfterLoad = "resident_bytes_after_load", promptTokens = "prompt_tokens"
+            case decodeTokens = "decode_tokens", prefillTokensPerS = "prefill_tokens_per_s"
+            case decodeTokensPerSB1 = "decode_tokens_per_s_b1", decodeTokensPerSB8 = "decode_tokens_per_s_b8"
+            case batchSpeedup = "batch_speedup", decodeTokensPerSB1Expert = "decode_tokens_per_s_b1_expert"
+            case expertVsBase = "expert_vs_base"
+        }
+    }
 }

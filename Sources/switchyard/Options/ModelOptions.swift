@@ -3,7 +3,7 @@ import Switchyard
 
 /// `--weights native|f32`: how a GGUF model's quantised weights are held.
 struct WeightsOption: ParsableArguments {
-    @Option(help: "GGUF models: keep Q8_0/Q4_0/Q4_1 weights in their blocks (native) or widen everything to Float32 (f32: the parity path).")
+    @Option(help: "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it; f32: widen everything to Float32 at load (the parity path).")
     var weights: GGUFModel.WeightFormat = .native
 }
 
