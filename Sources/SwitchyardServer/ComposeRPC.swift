@@ -5,8 +5,8 @@ extension InferenceServer {
     /// Most objective evaluations one Compose call may ask for.
     static let maxComposeBudget = 2000
 
-    /// `Compose`: LoraHub from the request's examples — CMA-ES over weights of existing experts,
-    /// one progress event per generation — then the result is written into the registry and is
+    /// `Compose`: LoraHub from the request's examples — COBYLA (or CMA-ES) over weights of existing experts,
+    /// one progress event per objective evaluation — then the result is written into the registry and is
     /// servable at once. Runs on the RPC work queue, beside the engine.
     func compose(_ m: WireMessage, call: ServerCall) throws {
         let name = m.string("name")
@@ -37,6 +37,10 @@ extension InferenceServer {
         guard budget <= Self.maxComposeBudget else { throw GRPCStatus(.invalidArgument, "budget: \(budget) is over the limit \(Self.maxComposeBudget)") }
         let l1 = m.double("l1") == 0 ? 0.05 : Float(m.double("l1"))
         guard l1.isFinite, l1 >= 0 else { throw GRPCStatus(.invalidArgument, "l1: must be a finite number ≥ 0") }
+        let optimizerName = m.string("optimizer").isEmpty ? CompositionOptimizer.cobyla.rawValue : m.string("optimizer")
+        guard let optimizer = CompositionOptimizer(rawValue: optimizerName) else {
+            throw GRPCStatus(.invalidArgument, "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let lease = try acquire(names, field: "experts")
         defer { lease.release() }
         let hub: LoraHubComposer
@@ -44,7 +48,7 @@ extension InferenceServer {
             throw GRPCStatus(.invalidArgument, "experts: \(error)")
         }
         let started = Date()
-        let result = try hub.search(budget: budget, seed: m.uint("seed")) { evaluations, best in
+        let result = try hub.search(optimizer: optimizer, budget: budget, seed: m.uint("seed")) { evaluations, best in
             call.send(WireMessage(InferenceWire.composeEvent, ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]).encode())
         }
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }

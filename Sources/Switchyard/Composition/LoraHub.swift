@@ -8,10 +8,19 @@ public struct FewShotExample: Sendable, Equatable {
     }
 }
 
+/// The gradient-free optimisers composition can use.
+public enum CompositionOptimizer: String, CaseIterable, Sendable {
+    /// COBYLA, deterministic trust region (what nevergrad's `NGOpt` runs for LoraHub): the default.
+    case cobyla
+    /// Separable CMA-ES (seeded; needs a few hundred evaluations to catch up).
+    case cmaes
+}
+
 /// LoraHub-style gradient-free composition: find weights w over K experts (same rank) such that
 /// the composed adapter `A = Σ w_i·√s_i·A_i`, `B = Σ w_i·√s_i·B_i` (scale 1; equal to LoraHub's
-/// `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale) minimises the base model's
-/// cross-entropy on the completions of a few examples, plus `l1 · Σ|w_i|`.
+/// `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale) minimises LoraHub's objective
+/// (`lorahub/algorithm.py`): the base model's mean cross-entropy over the completion tokens of a
+/// few examples divided by the number of examples, plus `l1 · mean|w_i|`.
 public final class LoraHubComposer {
     public let model: LlamaModel
     public let experts: [LoRAAdapter]
@@ -36,7 +45,7 @@ public final class LoraHubComposer {
         rank = r
     }
 
-    /// The composed adapter for weights `w`.
+    /// The composed adapter for weights `w`, marked as composed (`LoRAAdapter.composition`).
     public func compose(_ w: [Float], name: String) -> LoRAAdapter {
         precondition(w.count == experts.count)
         let sites = Set(experts.flatMap { $0.modules.keys })
@@ -53,7 +62,8 @@ public final class LoraHubComposer {
         let config = AdapterConfig(rank: rank, alpha: Float(rank), targetModules: .names(kinds.map(\.rawValue)),
                                    layersToTransform: layers == Array(0..<layers.count) ? nil : layers,
                                    baseModelNameOrPath: experts[0].config.baseModelNameOrPath)
-        return LoRAAdapter(name: name, config: config, modules: modules)
+        let composition = zip(experts, w).map { "\($0.name)=\($1)" }.joined(separator: ",")
+        return LoRAAdapter(name: name, config: config, modules: modules, composition: composition)
     }
 
     /// Mean cross-entropy of the completion tokens under `adapter` (nil: the base model).
@@ -78,26 +88,56 @@ public final class LoraHubComposer {
         return total / Float(count)
     }
 
-    /// The LoraHub objective for weights `w`.
+    /// LoraHub's objective for weights `w`: `crossEntropy / examples + l1 · mean|w|`, the scaling
+    /// of upstream `algorithm.py` (`default_get_loss` divides the batch's mean token loss by the
+    /// number of examples; `default_l1_regularization` is `0.05 · Σ|w| / K`).
     public func objective(_ w: [Float]) throws -> Float {
-        try crossEntropy(compose(w, name: "candidate")) + l1 * w.reduce(0) { $0 + abs($1) }
+        try crossEntropy(compose(w, name: "candidate")) / Float(examples.count) + l1 * w.reduce(0) { $0 + abs($1) } / Float(w.count)
     }
 
-    /// The experts to compose when none are named: those of the registry's most common single
-    /// rank (composition sums A and B matrices, so ranks must agree). Empty when there are none.
+    /// The experts to compose when none are named: the trained experts (composed ones are left
+    /// out) of the registry's most common single rank (composition sums A and B matrices, so
+    /// ranks must agree). Empty when there are none.
     public static func defaultExperts(in registry: ExpertRegistry) -> [String] {
-        let single = registry.list().filter { $0.summary.ranks.count == 1 }
+        let single = registry.list().filter { $0.summary.ranks.count == 1 && $0.summary.composition == nil }
         let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
         guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else { return [] }
         return single.filter { $0.summary.ranks == [rank] }.map(\.name)
     }
 
-    /// Searches the weights (CMA-ES, starting from zero as LoraHub does) and returns the best.
-    public func search(budget: Int = 40, seed: UInt64 = 0, onGeneration: ((Int, Float) -> Void)? = nil) throws -> SeparableCMAES.Result {
-        let optimizer = SeparableCMAES(dimension: experts.count, initialStep: 0.5, bounds: -1.5...1.5, seed: seed)
-        return try optimizer.minimize(start: [Float](repeating: 0, count: experts.count), budget: budget,
-                                      objective: objective, onGeneration: onGeneration)
+    /// The `count` experts a sentence router scores highest on the examples' prompts (gate
+    /// probabilities averaged over the examples; ties to the router's earlier expert), in that
+    /// order: a pool for composition chosen by routing.
+    public static func preselect(router: BoundRouter, prompts: [[Int]], count: Int) throws -> [String] {
+        guard count > 0 else { throw SwitchyardError.invalidArgument("preselect: the pool size must be ≥ 1, found \(count)") }
+        guard !prompts.isEmpty else { throw SwitchyardError.invalidArgument("preselect: no example prompts") }
+        var mean = [Float](repeating: 0, count: router.spec.experts.count)
+        for prompt in prompts {
+            let p = router.selection.probabilities(try router.sentenceMix(prompt: prompt).scores)
+            for i in mean.indices { mean[i] += p[i] / Float(prompts.count) }
+        }
+        let order = mean.indices.sorted { mean[$0] != mean[$1] ? mean[$0] > mean[$1] : $0 < $1 }
+        return order.prefix(count).map { router.spec.experts[$0].name }
     }
+
+    /// Searches the weights from zero within ±1.5 (LoraHub's bounds) with exactly `budget`
+    /// objective evaluations and returns the best. COBYLA starts with radius 0.5 (nevergrad's
+    /// step for these bounds); CMA-ES with step 0.5 and `seed`.
+    public func search(optimizer: CompositionOptimizer = .cobyla, budget: Int = 40, seed: UInt64 = 0,
+                       onEvaluation: ((Int, Float) -> Void)? = nil) throws -> OptimizationResult {
+        let start = [Float](repeating: 0, count: experts.count)
+        switch optimizer {
+        case .cobyla:
+            return try Cobyla(dimension: experts.count, initialRadius: 0.5, bounds: Self.bounds)
+                .minimize(start: start, budget: budget, objective: objective, onEvaluation: onEvaluation)
+        case .cmaes:
+            return try SeparableCMAES(dimension: experts.count, initialStep: 0.5, bounds: Self.bounds, seed: seed)
+                .minimize(start: start, budget: budget, objective: objective, onEvaluation: onEvaluation)
+        }
+    }
+
+    /// LoraHub's bounds on every weight.
+    public static let bounds: ClosedRange<Float> = -1.5...1.5
 }
 
 import Foundation

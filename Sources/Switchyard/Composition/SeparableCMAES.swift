@@ -4,15 +4,9 @@ import Foundation
 /// CMA-ES — the family LoraHub uses through nevergrad. Each generation samples λ candidates from
 /// N(m, σ²·diag(c)), ranks them by the objective, and moves the mean towards the best μ, adapting
 /// the step size σ (cumulative path length) and the per-coordinate variances c (rank-one and
-/// rank-μ updates). Candidates are clipped to `bounds`. Deterministic for a seed.
-public struct SeparableCMAES {
-    public struct Result: Sendable {
-        public var best: [Float]
-        public var bestValue: Float
-        public var evaluations: Int
-        /// Best value after each generation.
-        public var history: [Float]
-    }
+/// rank-μ updates). Candidates are clipped to `bounds`. Deterministic for a seed. Spends exactly
+/// the budget: a last, partial generation is evaluated without updating the distribution.
+public struct SeparableCMAES: Sendable {
 
     public var dimension: Int
     public var populationSize: Int
@@ -29,9 +23,10 @@ public struct SeparableCMAES {
         self.seed = seed
     }
 
-    /// Minimises `objective` from `start` within `budget` evaluations.
+    /// Minimises `objective` from `start` with exactly `budget` evaluations, calling
+    /// `onEvaluation(evaluations, best)` after each.
     public func minimize(start: [Float], budget: Int, objective: ([Float]) throws -> Float,
-                         onGeneration: ((Int, Float) -> Void)? = nil) rethrows -> Result {
+                         onEvaluation: ((Int, Float) -> Void)? = nil) rethrows -> OptimizationResult {
         precondition(start.count == dimension, "start has \(start.count) values, dimension is \(dimension)")
         let n = Double(dimension), lambda = populationSize, mu = lambda / 2
         var weights = (0..<mu).map { Foundation.log(Double(mu) + 0.5) - Foundation.log(Double($0 + 1)) }
@@ -53,21 +48,18 @@ public struct SeparableCMAES {
         var pSigma = [Double](repeating: 0, count: dimension), pC = pSigma
         func clip(_ x: [Double]) -> [Float] { x.map { Float(min(max($0, Double(bounds.lowerBound)), Double(bounds.upperBound))) } }
 
-        var best = clip(mean)
-        var bestValue = try objective(best)
-        var evaluations = 1, generation = 0
-        var history: [Float] = []
-        while evaluations + lambda <= budget {
+        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
+        if budget > 0 { _ = try ledger.evaluate(clip(mean), objective) }
+        var generation = 0
+        while !ledger.exhausted {
             generation += 1
-            var candidates: [(z: [Double], x: [Float], value: Float)] = []
-            for _ in 0..<lambda {
+            var candidates: [(z: [Double], value: Float)] = []
+            for _ in 0..<min(lambda, budget - ledger.evaluations) {
                 let z = (0..<dimension).map { _ in Double(rng.nextNormal()) }
                 let x = clip((0..<dimension).map { mean[$0] + sigma * variance[$0].squareRoot() * z[$0] })
-                let value = try objective(x)
-                evaluations += 1
-                candidates.append((z, x, value))
-                if value < bestValue { bestValue = value; best = x }
+                candidates.append((z, try ledger.evaluate(x, objective)))
             }
+            guard candidates.count == lambda else { break }  // the budget ended mid-generation
             candidates.sort { $0.value < $1.value }
             // Recombine in z-space (clipping is treated as part of the objective).
             var zMean = [Double](repeating: 0, count: dimension)
@@ -87,9 +79,7 @@ public struct SeparableCMAES {
                 variance[j] = max(variance[j], 1e-12)
             }
             sigma *= Foundation.exp((cSigma / dSigma) * (pSigmaNorm / chiN - 1))
-            history.append(bestValue)
-            onGeneration?(evaluations, bestValue)
         }
-        return Result(best: best, bestValue: bestValue, evaluations: evaluations, history: history)
+        return ledger.result
     }
 }

@@ -54,11 +54,20 @@ public struct LoRAAdapter: Sendable {
     public var name: String
     public var config: AdapterConfig
     public var modules: [ProjectionSite: LoRAModule]
+    /// For an adapter written by LoraHub composition, the experts and weights it was composed
+    /// from (`name=weight,…`); nil for a trained expert. Stored in the safetensors `__metadata__`
+    /// under `compositionMetadataKey` (which PEFT ignores); default composition pools leave
+    /// composed adapters out.
+    public var composition: String?
 
-    public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule]) {
+    /// The safetensors `__metadata__` key that marks a composed adapter.
+    public static let compositionMetadataKey = "switchyard.composed_from"
+
+    public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule], composition: String? = nil) {
         self.name = name
         self.config = config
         self.modules = modules
+        self.composition = composition
     }
 
     public var parameterCount: Int { modules.values.reduce(0) { $0 + $1.parameterCount } }
@@ -93,7 +102,7 @@ public struct LoRAAdapter: Sendable {
             try checkFinite(b.data, tensor: p.bKey, path: file.path)
             modules[p.site] = LoRAModule(site: p.site, a: a, b: b, scale: p.scale)
         }
-        return LoRAAdapter(name: name, config: config, modules: modules)
+        return LoRAAdapter(name: name, config: config, modules: modules, composition: file.metadata[compositionMetadataKey])
     }
 
     /// Throws, naming the tensor and the first bad index, when `values` holds a NaN or an infinity.
@@ -123,6 +132,8 @@ public struct LoRAAdapter: Sendable {
         public var parameterCount: Int
         /// Size of `adapter_model.safetensors`.
         public var fileBytes: Int
+        /// See `LoRAAdapter.composition`.
+        public var composition: String?
     }
 
     /// Validates an adapter directory against `base` (same checks as `load`) reading only headers.
@@ -136,7 +147,8 @@ public struct LoRAAdapter: Sendable {
         Summary(
             config: config, ranks: Array(Set(plan.map(\.rank))).sorted(),
             targetKinds: ProjectionKind.allCases.filter { k in plan.contains { $0.site.kind == k } },
-            moduleCount: plan.count, parameterCount: plan.reduce(0) { $0 + $1.parameters }, fileBytes: file.fileBytes)
+            moduleCount: plan.count, parameterCount: plan.reduce(0) { $0 + $1.parameters }, fileBytes: file.fileBytes,
+            composition: file.metadata[compositionMetadataKey])
     }
 
     struct ModulePlan {
@@ -248,7 +260,9 @@ public struct LoRAAdapter: Sendable {
             entries.append(.init(name: Self.tensorName(site, "A"), shape: m.a.shape, values: m.a.data))
             entries.append(.init(name: Self.tensorName(site, "B"), shape: m.b.shape, values: m.b.data))
         }
-        try SafeTensorsWriter.write(entries, metadata: ["format": "pt"], to: directory.appendingPathComponent("adapter_model.safetensors"))
+        var metadata = ["format": "pt"]
+        if let composition { metadata[Self.compositionMetadataKey] = composition }
+        try SafeTensorsWriter.write(entries, metadata: metadata, to: directory.appendingPathComponent("adapter_model.safetensors"))
         let json = try JSONSerialization.data(withJSONObject: config.peftJSON(), options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: directory.appendingPathComponent("adapter_config.json"))
     }

@@ -10,8 +10,12 @@ import Testing
             zip(x, target).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
         }
         #expect(result.bestValue < 1e-3, "best \(result.bestValue)")
-        #expect(result.evaluations <= 600)
+        #expect(result.evaluations == 600 && result.history.count == 600, "the whole budget is spent")
         #expect(result.history == result.history.sorted(by: >), "best-so-far never increases")
+        // A budget that ends mid-generation is still spent (40 = 1 + 3 generations of 11 + 6).
+        var calls = 0
+        let partial = cma.minimize(start: [Float](repeating: 0, count: 5), budget: 40) { x in calls += 1; return x.reduce(0) { $0 + $1 * $1 } }
+        #expect(partial.evaluations == 40 && calls == 40)
         // Bounds are respected.
         let bounded = SeparableCMAES(dimension: 1, bounds: -1...1, seed: 1).minimize(start: [0], budget: 200) { x in abs(x[0] - 3) }
         #expect(bounded.best == [1])
@@ -45,18 +49,21 @@ import Testing
         let la = try model.forward([SequenceInput(tokens: x, cache: model.makeCache())], logits: .all, delta: a)[0]
         let lb = try model.forward([SequenceInput(tokens: x, cache: model.makeCache())], logits: .all, delta: b)[0]
         #expect(maxAbsDifference(la.data, lb.data) <= 1e-5)
-        // The objective adds the L1 penalty to the cross-entropy.
+        // LoraHub's scaling: cross-entropy / examples + l1 · mean|w|.
         let ce = try hub.crossEntropy(composed)
-        #expect(abs(try hub.objective([1, 0, 0]) - (ce + 0.1)) < 1e-5)
+        #expect(abs(try hub.objective([1, 0, -0.5]) - (try hub.crossEntropy(hub.compose([1, 0, -0.5], name: "d")) / 4 + 0.1 * 1.5 / 3)) < 1e-5)
+        #expect(abs(try hub.objective([1, 0, 0]) - (ce / 4 + 0.1 / 3)) < 1e-5)
         #expect(try hub.crossEntropy(composed) < hub.crossEntropy(nil))
     }
 
-    @Test func searchFindsWeightsBetterThanTheStart() throws {
+    @Test(arguments: CompositionOptimizer.allCases)
+    func searchFindsWeightsBetterThanTheStart(optimizer: CompositionOptimizer) throws {
         let (model, experts, examples) = try Self.setup()
         let hub = try LoraHubComposer(model: model, experts: experts, examples: examples, l1: 0.01)
         let start = try hub.objective([0, 0, 0])
-        let result = try hub.search(budget: 60, seed: 1)
-        #expect(result.bestValue < start - 0.05, "search \(result.bestValue) vs start \(start)")
+        let result = try hub.search(optimizer: optimizer, budget: 60, seed: 1)
+        #expect(result.evaluations == 60)
+        #expect(result.bestValue < start - 0.05 / 4, "search \(result.bestValue) vs start \(start)")
         // A = Σ w·√s·A and B = Σ w·√s·B, so w and −w give the same update for one expert: compare |w|.
         let magnitude = result.best.map(abs)
         #expect(magnitude[0] > magnitude[1] && magnitude[0] > magnitude[2], "the generating expert should dominate: \(result.best)")
@@ -66,6 +73,46 @@ import Testing
         try hub.compose(result.best, name: "hub").write(to: dir.appendingPathComponent("hub"))
         let reloaded = try LoRAAdapter.load(directory: dir.appendingPathComponent("hub"), base: model.config)
         #expect(reloaded.modules.count == hub.compose(result.best, name: "hub").modules.count)
+        // It is marked as composed (safetensors metadata), with the experts and weights it came from.
+        #expect(reloaded.composition == zip(experts, result.best).map { "\($0.name)=\($1)" }.joined(separator: ","))
+        #expect(try LoRAAdapter.inspect(directory: dir.appendingPathComponent("hub"), base: model.config).composition == reloaded.composition)
+    }
+
+    @Test func defaultPoolsLeaveComposedExpertsOut() throws {
+        let (model, experts, examples) = try Self.setup()
+        let dir = try FixturePaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let registry = try ExpertRegistry(directory: dir, base: model.config)
+        for name in ["attn-r4", "attn-r4b"] { try registry.add(from: FixturePaths.url("adapters/\(name)"), name: name) }
+        #expect(LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"])
+        let hub = try LoraHubComposer(model: model, experts: Array(experts.prefix(2)), examples: examples)
+        let entry = try registry.add(hub.compose([0.5, -0.25], name: "composed"), name: "composed")
+        #expect(entry.summary.composition == "attn-r4=0.5,attn-r4b=-0.25")
+        #expect(LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"], "a composed expert is no default pool member")
+        // Named explicitly, it composes like any other.
+        let lease = try registry.acquire(["attn-r4", "composed"])
+        defer { lease.release() }
+        #expect(try LoraHubComposer(model: model, experts: lease.adapters, examples: examples).experts.count == 2)
+    }
+
+    @Test func preselectTakesTheSentenceRoutersTopExperts() throws {
+        let s = try RouterParityTests.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        let (router, lease) = try BoundRouter.bind(try RouterWire.decode(try RouterParityTests.bytes("sentence-topk")), model: s.model, registry: s.registry)
+        defer { lease.release() }
+        let names = router.spec.experts.map(\.name)
+        for prompt in s.prompts {
+            let (mix, scores) = try router.sentenceMix(prompt: prompt)
+            let pool = try LoraHubComposer.preselect(router: router, prompts: [prompt], count: 3)
+            #expect(pool.count == 3 && Set(pool).count == 3)
+            #expect(pool[0] == names[mix.entries[0].expert], "the router's own first choice leads the pool")
+            let ranked = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(3).map { names[$0] }
+            #expect(pool == ranked)
+        }
+        // Over several prompts the pool follows the averaged probabilities.
+        let all = try LoraHubComposer.preselect(router: router, prompts: s.prompts, count: names.count)
+        #expect(Set(all) == Set(names))
+        #expect(throws: SwitchyardError.self) { try LoraHubComposer.preselect(router: router, prompts: s.prompts, count: 0) }
     }
 
     @Test func refusesMixedRanks() throws {

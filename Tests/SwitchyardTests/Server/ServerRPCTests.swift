@@ -87,12 +87,21 @@ import Switchyard
         var events: [WireMessage] = []
         for try await e in client.compose(name: "composed", examples: [("Write dog backwards.\nAnswer:", "god"), ("Write sun backwards.\nAnswer:", "nus")],
                                           experts: ["reverse", "uppercase"], budget: 16) { events.append(e) }
-        #expect(events.count >= 2)
+        #expect(events.count == 17, "a progress event per evaluation (16), then the result")
+        #expect(events.last?.uint("evaluations") == 16)
         #expect(events.last?.message("expert")?.string("name") == "composed")
         #expect(events.last?.messages("weights").count == 2)
         var composed = GenerateRequest(prompt: Self.prompt)
         composed.experts = [("composed", 1)]
         #expect(try await collect(client, composed).finish != nil)
+        // The optimiser is named in the request; an unknown one is INVALID_ARGUMENT.
+        var cmaes: [WireMessage] = []
+        for try await e in client.compose(name: "composed-cmaes", examples: [("Write dog backwards.\nAnswer:", "god")],
+                                          experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes") { cmaes.append(e) }
+        #expect(cmaes.last?.uint("evaluations") == 12)
+        #expect(await statusCode {
+            for try await _ in client.compose(name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], optimizer: "newuoa") {}
+        } == .invalidArgument)
 
         let after = try await client.info()
         #expect(after.uint("requests_total") >= 6)

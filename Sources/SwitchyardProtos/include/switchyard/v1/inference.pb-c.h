@@ -451,27 +451,36 @@ struct  Switchyard__V1__ComposeRequest
   size_t n_examples;
   Switchyard__V1__ComposeExample **examples;
   /*
-   * experts to combine; empty: every expert in the registry
+   * Experts to combine; empty: the registry's trained experts of its most common rank
+   * (adapters written by Compose are marked as composed and left out unless named).
    */
   size_t n_experts;
   char **experts;
   /*
-   * objective evaluations; 0: 40
+   * objective evaluations, all spent; 0: 40
    */
   uint32_t budget;
+  /*
+   * CMA-ES seed (COBYLA is deterministic)
+   */
   uint64_t seed;
   /*
-   * L1 penalty on the weights; 0: 0.05
+   * Objective (LoraHub's algorithm.py): mean completion cross-entropy / examples + l1 * mean|w|,
+   * w searched in [-1.5, 1.5] from 0. 0: 0.05.
    */
   float l1;
+  /*
+   * "cobyla" (also when empty) or "cmaes"
+   */
+  char *optimizer;
 };
 #define SWITCHYARD__V1__COMPOSE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__compose_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
- * Compose streams progress events, then one final event with `expert` set.
+ * Compose streams a progress event per objective evaluation, then one final event with `expert` set.
  */
 struct  Switchyard__V1__ComposeEvent
 {
