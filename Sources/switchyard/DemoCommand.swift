@@ -32,7 +32,7 @@ enum DemoCommand: Command {
         let started = Date()
         let model = try options.model.load(baseDir)
         let tokenizer = try Tokenizer.load(model: baseDir)
-        let registry = try options.registry.open(base: model.config)
+        let registry = try options.registry.open(model: model)
         let routerURL = options.router.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("routers/sentence.pb")
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)

@@ -126,7 +126,7 @@ struct EvalMethod {
     func routing(prompt: [Int], task: String) throws -> Generator.Routing { try routing(prompt, task) }
 
     static func make(_ options: EvalCommand.Options, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
-        let registry = { try options.experts.registry.open(base: model.config) }
+        let registry = { try options.experts.registry.open(model: model) }
         if options.oracle {
             let names = oracleTasks.sorted()
             let lease = try registry().acquire(names)

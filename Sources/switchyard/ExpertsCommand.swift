@@ -6,7 +6,8 @@ enum ExpertsCommand: CommandGroup {
     static let name = "experts"
     static let summary = "List, inspect, validate, add, remove and export experts in a registry"
     static var subcommands: [any CommandEntry.Type] {
-        [ListExperts.self, InspectExpert.self, ValidateExperts.self, AddExpert.self, RemoveExpert.self, ExportExpert.self]
+        [ListExperts.self, InspectExpert.self, ValidateExperts.self, AddExpert.self, RemoveExpert.self, ExportExpert.self,
+         StampExpert.self]
     }
 
     /// The options every experts subcommand takes.
@@ -33,10 +34,27 @@ enum ExpertsCommand: CommandGroup {
         var loraAlpha: Float
         var useRSLoRA: Bool
         var sha256: String
+        /// The recorded base (`switchyard_base.json`); null: not recorded.
+        var baseFingerprint: String?
 
         enum CodingKeys: String, CodingKey {
             case name, ranks, targets, modules, parameters, bytes, r, sha256
-            case loraAlpha = "lora_alpha", useRSLoRA = "use_rslora"
+            case loraAlpha = "lora_alpha", useRSLoRA = "use_rslora", baseFingerprint = "base_fingerprint"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(ranks, forKey: .ranks)
+            try c.encode(targets, forKey: .targets)
+            try c.encode(modules, forKey: .modules)
+            try c.encode(parameters, forKey: .parameters)
+            try c.encode(bytes, forKey: .bytes)
+            try c.encode(r, forKey: .r)
+            try c.encode(loraAlpha, forKey: .loraAlpha)
+            try c.encode(useRSLoRA, forKey: .useRSLoRA)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(baseFingerprint, forKey: .baseFingerprint)  // null when not recorded
         }
 
         init(_ e: ExpertRegistry.Entry) {
@@ -44,6 +62,7 @@ enum ExpertsCommand: CommandGroup {
             self.init(name: e.name, ranks: s.ranks, targets: s.targetKinds.map(\.rawValue), modules: s.moduleCount,
                       parameters: s.parameterCount, bytes: s.fileBytes, r: s.config.rank, loraAlpha: s.config.alpha,
                       useRSLoRA: s.config.useRSLoRA, sha256: e.sha256)
+            baseFingerprint = e.baseRecord?.fingerprint.description
         }
 
         init(name: String, ranks: [Int], targets: [String], modules: Int, parameters: Int, bytes: Int, r: Int,
@@ -110,6 +129,13 @@ enum InspectExpert: Command {
         print("r / alpha:   \(c.rank) / \(c.alpha)\(c.useRSLoRA ? " (rsLoRA: alpha/sqrt(r))" : "")")
         print("targets:     \(e.summary.targetKinds.map(\.rawValue).joined(separator: ", ")) in \(Set(adapter.modules.keys.map(\.layer)).count) layers")
         print("parameters:  \(e.summary.parameterCount) (\(e.summary.fileBytes) bytes on disk)")
+        if let recorded = e.baseRecord?.fingerprint {
+            let base = BaseFingerprint(model: try options.common.model.load(try options.common.model.directory()))
+            let verdict = recorded.matches(base) ? "matches the base model" : "does NOT match the base model \(base): \(recorded.difference(from: base))"
+            print("base:        \(recorded) (\(verdict))")
+        } else {
+            print("base:        base not recorded (no \(BaseRecord.fileName): written by PEFT; loaded without a base check)")
+        }
         print("modules:")
         for site in adapter.modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
             let m = adapter.modules[site]!
@@ -223,8 +249,61 @@ enum ExportExpert: Command {
     struct Exported: Encodable { var exported: String }
 
     static func run(_ options: Options) throws {
-        let lease = try options.common.open().acquire([options.name])
-        try lease.adapters[0].write(to: URL(fileURLWithPath: options.out))
+        let registry = try options.common.open()
+        let recorded = try registry.entry(options.name).baseRecord
+        let lease = try registry.acquire([options.name])
+        try lease.adapters[0].write(to: URL(fileURLWithPath: options.out), base: recorded?.fingerprint)
         if options.common.output.json { try Exported(exported: options.out).printJSON() } else { print("wrote \(options.out)") }
+    }
+}
+
+enum StampExpert: Command {
+    static let name = "stamp"
+    static let summary = "Record that an expert was trained on the base model (switchyard_base.json)"
+    static let discussion = """
+    Writes the base model's fingerprint and the expert's weights hash into switchyard_base.json
+    next to the PEFT files (PEFT ignores it; the weights are not touched, so routers' pinned hashes
+    hold). Loading then refuses the expert on any other base. Run it right after training (the
+    demo's training script does) or for an adapter whose training base you know.
+    """
+
+    struct Options: ParsableArguments {
+        @Argument(help: "The expert's name in the registry.")
+        var name: String?
+        @Option(placeholder: "DIR", help: "Stamp this PEFT directory instead (one not in the registry).")
+        var path: String?
+        @OptionGroup var common: ExpertsCommand.Common
+    }
+
+    struct Stamped: Encodable {
+        var directory: String
+        var baseFingerprint: String
+        var adapterModelSHA256: String
+        enum CodingKeys: String, CodingKey {
+            case directory, baseFingerprint = "base_fingerprint", adapterModelSHA256 = "adapter_model_sha256"
+        }
+    }
+
+    static func run(_ options: Options) throws {
+        guard (options.name == nil) != (options.path == nil) else { throw UsageError("give an expert name or --path DIR (one of them)") }
+        let model = try options.common.model.load(try options.common.model.directory())
+        // By directory, not through the registry: an expert whose record is stale is refused
+        // there, and re-stamping is how it is repaired.
+        let directory: URL
+        if let path = options.path {
+            directory = URL(fileURLWithPath: path)
+        } else {
+            try ExpertRegistry.validateName(options.name!)
+            directory = options.common.registry.directory.appendingPathComponent(options.name!)
+        }
+        // The adapter must fit the base's shapes before it is declared trained on it.
+        _ = try LoRAAdapter.inspect(directory: directory, base: model.config)
+        let record = try BaseRecord.stamp(directory: directory, base: BaseFingerprint(model: model))
+        if options.common.output.json {
+            try Stamped(directory: directory.path, baseFingerprint: record.fingerprint.description,
+                        adapterModelSHA256: record.weightsSHA256).printJSON()
+        } else {
+            print("stamped \(directory.path): base \(record.fingerprint)")
+        }
     }
 }

@@ -28,7 +28,9 @@ enum MergeCommand: Command {
 
     static func run(_ options: Options) throws {
         let specs = options.experts.entries
-        let registry = try options.registry.open(base: try options.model.config(), create: true)
+        // The base is loaded so the inputs are checked against it and the result records it.
+        let model = try options.model.load(try options.model.directory())
+        let registry = try options.registry.open(model: model, create: true)
         let lease = try registry.acquire(specs.map(\.name))
         let svdRank = options.svdRank ?? lease.adapters.flatMap(\.ranks).max()
         let combined = try LoRAAdapter.combine(lease.adapters, weights: specs.map(\.weight), type: options.type, svdRank: svdRank, name: options.out)

@@ -72,7 +72,7 @@ enum RouteCommand: Command {
         let dir = try options.model.directory()
         let model = try options.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try options.registry.open(base: model.config)
+        let registry = try options.registry.open(model: model)
         let spec = try RouterWire.read(URL(fileURLWithPath: options.router))
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }

@@ -94,7 +94,7 @@ enum ServeCommand: Command {
         let dir = try o.model.directory()
         let model = try o.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try o.registry.open(base: model.config, create: true, budgetBytes: o.expertCacheBytes)
+        let registry = try o.registry.open(model: model, create: true, budgetBytes: o.expertCacheBytes)
         for (name, problem) in registry.problems.sorted(by: { $0.key < $1.key }) {
             printError("switchyard serve: warning: expert '\(name)' not served: \(problem)")
         }

@@ -15,7 +15,7 @@ struct ExpertOptions: ParsableArguments {
     func resolve(model: LlamaModel) throws -> (mix: ExpertMix, lease: ExpertLease)? {
         let specs = specs
         guard !specs.isEmpty else { return nil }
-        let lease = try registry.open(base: model.config).acquire(specs.map(\.name))
+        let lease = try registry.open(model: model).acquire(specs.map(\.name))
         let mix = ExpertMix(specs.enumerated().map { ExpertMix.Entry(expert: $0.offset, weight: $0.element.weight) })
         return (mix, lease)
     }

@@ -34,11 +34,24 @@ struct RegistryOptions: ParsableArguments {
     @Option(placeholder: "DIR", help: "Expert registry. Default: Models/experts of the embedded models.")
     var registry: String?
 
+    @Flag(help: "Load experts recorded (switchyard_base.json) as trained for another base model; by default they are refused, naming both fingerprints.")
+    var allowBaseMismatch: Bool
+
     var directory: URL { registry.map { URL(fileURLWithPath: $0) } ?? ModelLocator.defaultRegistryDirectory() }
 
-    /// The registry for experts of `base`; `create` makes a missing directory (commands that add).
+    /// The registry for experts of the loaded `model`: shapes checked against its config, recorded
+    /// bases against its fingerprint (`--allow-base-mismatch` overrides); adapters written into it
+    /// record its fingerprint. `create` makes a missing directory (commands that add).
+    func open(model: LlamaModel, create: Bool = false, budgetBytes: Int = 1 << 30) throws -> ExpertRegistry {
+        try ExpertRegistry(directory: directory, model: model, allowBaseMismatch: allowBaseMismatch,
+                           budgetBytes: budgetBytes, create: create)
+    }
+
+    /// The registry checked against the base's config alone (commands that do not load the
+    /// weights): recorded bases are shown and checked for staleness, not compared.
     func open(base: ModelConfig, create: Bool = false, budgetBytes: Int = 1 << 30) throws -> ExpertRegistry {
-        try ExpertRegistry(directory: directory, base: base, budgetBytes: budgetBytes, create: create)
+        try ExpertRegistry(directory: directory, base: base, allowBaseMismatch: allowBaseMismatch,
+                           budgetBytes: budgetBytes, create: create)
     }
 }
 
