@@ -56,6 +56,7 @@ import random
 import re
 import shutil
 import string
+import subprocess
 import sys
 import tempfile
 import time
@@ -1116,8 +1117,17 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
             got = got.view(E, *ids.shape, -1)[e]
             diff = float(((want - got) * mask[..., None]).abs().max())
             assert diff < 1e-3, (name, diff)
+            stamp_base(d, out / "base")
             print(f"[experts] {name}: saved, PEFT reload matches (max |dlogit| {diff:.1e})", flush=True)
     (root / "README.md").write_text(experts_readme(cfg))
+
+
+def stamp_base(adapter: Path, base: Path) -> None:
+    """Records the base the adapter was trained on (switchyard_base.json, which PEFT ignores):
+    the fingerprint is defined once, in Swift (`BaseFingerprint`), so the CLI computes it."""
+    cmd = ["swift", "run", "-c", "release", "switchyard", "experts", "stamp",
+           "--path", str(adapter), "--model", str(base)]
+    subprocess.run(cmd, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 # --------------------------------------------------------------------------
@@ -1348,6 +1358,8 @@ def experts_readme(cfg: dict) -> str:
         "  of its own task's loss, so this is the same as training them one after the other. Each adapter",
         "  is then written with PEFT `save_pretrained` and re-loaded with `PeftModel.from_pretrained` to",
         "  check it reproduces the trained logits.",
+        "- `switchyard_base.json` (which PEFT ignores) records the base each adapter was trained on",
+        "  (`switchyard experts stamp --model ../base`): Switchyard refuses to load it on another base.",
         "- `adapter_config.json` has `base_model_name_or_path` = `Models/base` (relative to the repository).",
         "",
         "| expert | skill |",

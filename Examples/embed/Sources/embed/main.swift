@@ -7,7 +7,8 @@ import Switchyard
 let models = URL(fileURLWithPath: CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Models")
 let model = try LlamaModel.load(path: models.appendingPathComponent("base"))
 let tokenizer = try Tokenizer.load(model: models.appendingPathComponent("base"))
-let registry = try ExpertRegistry(directory: models.appendingPathComponent("experts"), base: model.config, create: false)
+// Experts are checked against the model: shapes, and the base they record (switchyard_base.json).
+let registry = try ExpertRegistry(directory: models.appendingPathComponent("experts"), model: model, create: false)
 
 let prompt = "Write cat backwards.\nAnswer:"
 let request = GenerationRequest(promptTokens: tokenizer.encode(prompt, addSpecialTokens: true), maxNewTokens: 16,
