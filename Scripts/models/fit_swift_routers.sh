@@ -6,12 +6,15 @@
 #                                on expert labels, Adam (`switchyard router train`); top-1.
 #   Models/routers/centroid.pb   gradient-free token-level router ("Token-Level Adaptation of LoRA
 #                                Adapters"): one centroid per expert = mean hidden state of its
-#                                prompts' tokens entering --layer; at each position the mean hidden
-#                                state of the tokens so far is compared with them (--context mean);
-#                                softmax(cosine / 0.05), top-1, recomputed every 2nd token
-#                                (`switchyard router fit-centroids`).
+#                                prompts' tokens entering --centroid-layer (default 0: the token
+#                                embeddings, so that the experts run on every layer); the prompt is
+#                                routed whole by its mean state (--prompt whole), then each
+#                                generated token by the mean state of the text so far (--context
+#                                mean); softmax(cosine / 0.05), top-1, recomputed every 2nd token
+#                                (`switchyard router fit-centroids`). Why layer 0 and the whole
+#                                prompt: Models/routers/README.md, "Diagnosis".
 #
-#   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--per-task N]
+#   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--centroid-layer L] [--per-task N]
 #
 # Examples: the first N lines of each expert's Models/tasks/<expert>/train.jsonl (never dev/test).
 set -euo pipefail
@@ -19,10 +22,12 @@ cd "$(dirname "$0")/../.."
 sy=${SWITCHYARD:-.build/release/switchyard}
 models=${SWITCHYARD_MODELS:-Models}
 layer=2
+centroid_layer=0
 per_task=300
 while [ $# -gt 0 ]; do
   case "$1" in
     --layer) layer=$2; shift 2 ;;
+    --centroid-layer) centroid_layer=$2; shift 2 ;;
     --per-task) per_task=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -39,4 +44,5 @@ mkdir -p "$models/routers"
 "$sy" router train --model "$models/base" --registry "$models/experts" --examples "$examples" \
   --layer "$layer" --pooling mean --hidden 64 --epochs 40 --top-k 1 --out "$models/routers/sentence.pb" --name sentence
 "$sy" router fit-centroids --model "$models/base" --registry "$models/experts" --examples "$examples" \
-  --layer "$layer" --top-k 1 --temperature 0.05 --every-n 2 --context mean --out "$models/routers/centroid.pb" --name centroid
+  --layer "$centroid_layer" --top-k 1 --temperature 0.05 --every-n 2 --context mean --prompt whole \
+  --out "$models/routers/centroid.pb" --name centroid

@@ -1315,6 +1315,7 @@ def tasks_readme(tasks: dict) -> str:
     lines += [
         f"| `mixed` | the 8 expert tasks' test sets, shuffled | — | — | "
         f"{sum(len(tasks[n]['test']) for n in TASKS)} | | |",
+        "| `switch` | two-turn requests, the task changes inside (`Scripts/models/make_switch_task.py`) | — | — | 400 | | |",
         "",
         "Held-out tasks have no expert; their `train` split is a small few-shot pool (for LoraHub):",
         "",
@@ -1472,6 +1473,7 @@ def models_readme(out: Path, cfg: dict, report: dict | None) -> str:
         ".venv/bin/python Scripts/models/train_demo.py          # tasks, tokenizer, base, experts, this README",
         "swift build -c release && Scripts/models/fit_swift_routers.sh   # routers/sentence.pb, routers/centroid.pb",
         ".venv/bin/python Scripts/models/train_routers.py       # routers/token.pb, routers/smora.pb",
+        "python3 Scripts/models/make_switch_task.py             # tasks/switch/test.jsonl (task-switching set)",
         "Scripts/eval-table                                      # the README table, Models/eval.json",
         "```",
         "",
