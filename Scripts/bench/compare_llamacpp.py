@@ -1,14 +1,25 @@
-"""Switchyard vs llama.cpp on the same GGUF, same machine, one run after the other.
+"""Switchyard vs llama.cpp on the same GGUF files, same machine, rounds alternating between them.
 
-    python3 -m venv .venv && .venv/bin/pip install llama-cpp-python   # builds llama.cpp (native flags)
-    .venv/bin/python Scripts/bench/compare_llamacpp.py [--model FILE.gguf] [--rounds 3] [--threads 2]
+    python3 -m venv .venv && .venv/bin/pip install llama-cpp-python gguf numpy   # builds llama.cpp (native flags)
+    .venv/bin/python Scripts/bench/compare_llamacpp.py [--types q4_1,q8_0,f16] [--rounds 3] [--threads 2]
+        [--prompt-tokens 64] [--decode-tokens 32] [--context 2048] [--expert DIR]
 
-llama.cpp (through llama-cpp-python): prefill of a 64-token prompt, then greedy decode of 32
-tokens at batch 1, timed around the C calls. Switchyard: `switchyard bench decode` (release build)
-on the same file, --weights native and f32. Rounds alternate between the two; medians are printed.
+The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0
+and F16 files are derived from it with gguf-py (dequantised, then re-encoded: same shapes, same
+metadata) into the same cache directory. Each engine runs in its own process per round, so each
+reports its own resident memory:
+- llama.cpp (llama-cpp-python): prefill of a P-token prompt, then greedy decode of D tokens at
+  batch 1, timed around the C calls; RSS after the run (llama.cpp maps the file: pages are
+  resident once touched).
+- Switchyard: `switchyard bench decode --batch 1` (release build) on the same file, --weights
+  native; RSS after load (it copies the weights it keeps).
+With --context N, a second set of rows: prefill of N tokens and decode at depth N. With --expert,
+Switchyard's batch-1 decode with that PEFT adapter unmerged is reported beside its base.
+Medians over the rounds are printed; ratios are Switchyard / llama.cpp from the same rounds.
 """
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -18,55 +29,139 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def llamacpp_round(llm, threads, prompt_tokens, decode_tokens):
-    llm.reset()
-    tokens = [(7 * i + 11) % 30000 + 100 for i in range(prompt_tokens)]
-    start = time.perf_counter()
-    llm.eval(tokens)
-    prefill = prompt_tokens / (time.perf_counter() - start)
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def llamacpp_worker(path, threads, prompt_tokens, decode_tokens):
+    """One round of llama.cpp in this process; prints a JSON line."""
+    import llama_cpp
+    n_ctx = prompt_tokens + decode_tokens + 8
+    # n_batch = n_ctx: the whole prompt is one llama_decode call, and llama-cpp-python sizes its
+    # score rows by n_batch.
+    llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                          n_batch=n_ctx, n_ubatch=min(512, n_ctx), logits_all=False, verbose=False)
+    vocab = llm.n_vocab()
+    tokens = [(7 * i + 11) % (vocab - 200) + 100 for i in range(prompt_tokens)]
+    best_prefill = float("inf")
+    for _ in range(2):  # best of two, as Switchyard's bench takes the best of three
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(tokens)
+        best_prefill = min(best_prefill, time.perf_counter() - start)
     start = time.perf_counter()
     for _ in range(decode_tokens):
         logits = llm.scores[llm.n_tokens - 1]
         llm.eval([int(logits.argmax())])
     decode = decode_tokens / (time.perf_counter() - start)
-    return prefill, decode
+    print(json.dumps({"prefill": prompt_tokens / best_prefill, "decode": decode, "rss": rss_bytes()}))
 
 
-def switchyard_round(path, threads, weights, prompt_tokens, decode_tokens):
-    binary = ROOT / ".build/release/switchyard"
-    out = subprocess.check_output([str(binary), "bench", "decode", "--model", str(path), "--weights", weights,
-                                   "--threads", str(threads), "--prompt-tokens", str(prompt_tokens),
-                                   "--decode-tokens", str(decode_tokens), "--format", "json"], text=True)
-    j = json.loads(out)
-    return j["prefill_tokens_per_s"], j["decode_tokens_per_s_b1"], j.get("decode_tokens_per_s_b8")
+def llamacpp_round(path, threads, prompt_tokens, decode_tokens):
+    out = subprocess.check_output([sys.executable, __file__, "--llamacpp-worker", str(path), "--threads", str(threads),
+                                   "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens)], text=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def switchyard_round(path, threads, prompt_tokens, decode_tokens, expert):
+    cmd = [str(ROOT / ".build/release/switchyard"), "bench", "decode", "--model", str(path), "--weights", "native",
+           "--threads", str(threads), "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens),
+           "--batch", "1", "--format", "json"]
+    if expert:
+        cmd += ["--expert", expert]
+    j = json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1])
+    return {"prefill": j["prefill_tokens_per_s"], "decode": j["decode_tokens_per_s_b1"],
+            "rss": j.get("resident_bytes_after_load"), "expert": j.get("expert_vs_base"), "weights": j["weights"]}
+
+
+def derive(source, qtype, target):
+    """Re-encodes `source` with every 2-D tensor in `qtype` (Q8_0 or F16); 1-D tensors stay F32."""
+    import numpy as np
+    from gguf import GGMLQuantizationType as T, GGUFReader, GGUFValueType, GGUFWriter
+    from gguf.quants import dequantize, quantize
+    r = GGUFReader(source)
+    w = GGUFWriter(str(target) + ".part", r.fields["general.architecture"].contents())
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        vtype = f.types[0]
+        w.add_key_value(name, f.contents(), vtype, f.types[1] if vtype == GGUFValueType.ARRAY else None)
+    for t in r.tensors:
+        data = dequantize(t.data, t.tensor_type).astype(np.float32)
+        if data.ndim == 1:
+            w.add_tensor(t.name, data)
+        elif qtype == "f16":
+            w.add_tensor(t.name, data.astype(np.float16))
+        else:
+            q = quantize(data, T.Q8_0)
+            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    os.replace(str(target) + ".part", target)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model")
+    ap.add_argument("--model", help="a Q4_1 GGUF (default: the fetched SmolLM2-135M-Instruct)")
+    ap.add_argument("--types", default="q4_1,q8_0,f16")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--decode-tokens", type=int, default=32)
+    ap.add_argument("--context", type=int, default=0, help="also prefill N tokens and decode at depth N")
+    ap.add_argument("--expert", help="a PEFT adapter directory for Switchyard's unmerged-expert figure")
+    ap.add_argument("--llamacpp-worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    path = pathlib.Path(a.model or subprocess.check_output([str(ROOT / "Scripts/models/fetch-smollm2-gguf")], text=True).strip())
+    if a.llamacpp_worker:
+        llamacpp_worker(a.llamacpp_worker, a.threads, a.prompt_tokens, a.decode_tokens)
+        return 0
+    q41 = pathlib.Path(a.model or subprocess.check_output([str(ROOT / "Scripts/models/fetch-smollm2-gguf")], text=True).strip())
+    files = {}
+    for t in a.types.split(","):
+        target = q41 if t == "q4_1" else q41.with_name(q41.name.replace("Q4_1", t.upper()))
+        if t != "q4_1" and not target.exists():
+            print(f"deriving {target.name} from {q41.name}", file=sys.stderr)
+            derive(str(q41), t, target)
+        files[t] = target
     subprocess.check_call(["swift", "build", "-c", "release", "--product", "switchyard"], cwd=ROOT, stdout=subprocess.DEVNULL)
-    import llama_cpp
-    model = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=a.threads, n_threads_batch=a.threads,
-                            n_batch=512, logits_all=False, verbose=False)
-    rows = {"llama.cpp": [], "switchyard native": [], "switchyard f32": []}
+    shapes = [(a.prompt_tokens, a.decode_tokens)] + ([(a.context, a.decode_tokens)] if a.context else [])
+    results = {}
     for r in range(a.rounds):
-        rows["llama.cpp"].append(llamacpp_round(model, a.threads, a.prompt_tokens, a.decode_tokens) + (None,))
-        rows["switchyard native"].append(switchyard_round(path, a.threads, "native", a.prompt_tokens, a.decode_tokens))
-        rows["switchyard f32"].append(switchyard_round(path, a.threads, "f32", a.prompt_tokens, a.decode_tokens))
+        for t, path in files.items():
+            for (p, d) in shapes:
+                key = (t, p)
+                results.setdefault(key, {"llama.cpp": [], "switchyard": []})
+                results[key]["llama.cpp"].append(llamacpp_round(path, a.threads, p, d))
+                results[key]["switchyard"].append(switchyard_round(path, a.threads, p, d, a.expert))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
-    base = statistics.median(x[1] for x in rows["llama.cpp"])
-    print(f"{path.name}, {a.threads} threads, prefill {a.prompt_tokens} tokens, decode {a.decode_tokens} tokens, median of {a.rounds} rounds")
-    print(f"{'engine':<20} {'prefill tok/s':>14} {'decode b1 tok/s':>16} {'vs llama.cpp':>13} {'decode b8 tok/s':>16}")
-    for name, rs in rows.items():
-        p, d = statistics.median(x[0] for x in rs), statistics.median(x[1] for x in rs)
-        b8 = [x[2] for x in rs if x[2] is not None]
-        print(f"{name:<20} {p:>14.1f} {d:>16.1f} {d / base:>12.2f}x {statistics.median(b8) if b8 else float('nan'):>16.1f}")
+
+    def med(rows, k):
+        vals = [x[k] for x in rows if x.get(k) is not None]
+        return statistics.median(vals) if vals else float("nan")
+
+    print(f"{a.threads} threads, decode {a.decode_tokens} tokens at batch 1, medians of {a.rounds} rounds (each engine in its own process)")
+    header = f"{'file':<8} {'prompt':>6} | {'llama.cpp prefill':>17} {'decode':>7} {'RSS MiB':>8} | {'Switchyard prefill':>18} {'decode':>7} {'RSS MiB':>8} | {'prefill x':>9} {'decode x':>8}"
+    if a.expert:
+        header += f" | {'expert/base':>11}"
+    print(header)
+    for (t, p), rows in results.items():
+        lp, ld, lr = med(rows["llama.cpp"], "prefill"), med(rows["llama.cpp"], "decode"), med(rows["llama.cpp"], "rss")
+        sp, sd, sr = med(rows["switchyard"], "prefill"), med(rows["switchyard"], "decode"), med(rows["switchyard"], "rss")
+        # Per-round ratios, then their median: both engines ran back to back in each round.
+        px = statistics.median(s["prefill"] / l["prefill"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
+        dx = statistics.median(s["decode"] / l["decode"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
+        line = (f"{t:<8} {p:>6} | {lp:>17.1f} {ld:>7.1f} {lr / 2**20:>8.0f} | {sp:>18.1f} {sd:>7.1f} {sr / 2**20:>8.0f} |"
+                f" {px:>8.2f}x {dx:>7.2f}x")
+        if a.expert:
+            line += f" | {med(rows['switchyard'], 'expert'):>10.2f}x"
+        print(line)
+    print("Switchyard weights: " + "; ".join(f"{t}: {results[(t, shapes[0][0])]['switchyard'][0]['weights']}" for t in files))
     return 0
 
 
