@@ -56,5 +56,10 @@ let package = Package(
             name: "SwitchyardTests",
             dependencies: ["Switchyard", "SwitchyardServer"],
             resources: [.copy("Fixtures")]),
+        // The command-line tool from outside (help, usage errors, JSON shapes): runs the binary,
+        // which the dependency makes SwiftPM build first.
+        .testTarget(
+            name: "SwitchyardCLITests",
+            dependencies: ["switchyard"]),
     ]
 )

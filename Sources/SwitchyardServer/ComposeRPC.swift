@@ -15,7 +15,7 @@ extension InferenceServer {
         let raw = m.messages("examples")
         guard !raw.isEmpty else { throw GRPCStatus(.invalidArgument, "examples: need at least one example") }
         guard let tokenizer else { throw GRPCStatus(.failedPrecondition, "Compose: this server has no tokenizer for the examples' text") }
-        let eos = tokenizer.eosTokenID ?? model.config.eosTokenIDs.first
+        let eos = StopTokens.endOfCompletion(model: model, tokenizer: tokenizer)
         let examples = try raw.enumerated().map { i, e -> FewShotExample in
             let prompt: [Int], completion: [Int]
             do {

@@ -123,3 +123,4 @@ extension Selection.PromptRouting: ChoiceArgument {
     public static var allCases: [Self] { [.perToken, .whole] }
     var argumentName: String { self == .perToken ? "per-token" : "whole" }
 }
+extension CompositionOptimizer: ChoiceArgument {}
