@@ -199,6 +199,8 @@ import Testing
                     for j in a.indices { se += Double(a[j] - b[j]) * Double(a[j] - b[j]); ss += Double(b[j]) * Double(b[j]) }
                 }
                 let nmse = se / ss
+                let label: String = { if case .base = routing { return "base" } else { return "expert" } }()
+                print("GGUF native vs dequantised, prompt \(i), \(label): NMSE \(nmse)")
                 #expect(nmse <= 5e-4, "prompt \(i): NMSE \(nmse)")
             }
         }
