@@ -8,6 +8,10 @@ enum RouteCommand: Command {
     static let discussion = """
     Routes the prompt (and every generated token, for token- and rank-level routers) and prints
     the decisions as JSON: per token (and per layer, for per-layer gates) the experts with weights.
+    Rank-level (SMoRA) routers: with --trace, per token and projection the active ranks and their
+    gate values, and the expert each rank came from where the router concatenates listed experts
+    (`router concat`); per token the share of gate mass per source expert; the heatmap shows
+    source experts, or ranks (how often each is active) for trained ranks.
     """
 
     struct Options: ParsableArguments {
@@ -46,8 +50,20 @@ enum RouteCommand: Command {
         var generated: Bool
         /// With --trace: every decision for this token.
         var decisions: [Decision]?
-        /// Without --trace: the mix averaged over the layers that decided for this token.
+        /// Without --trace: the mix averaged over the layers that decided for this token (rank
+        /// routers: each source expert's share of the gate mass, averaged over projections).
         var experts: [Weight]?
+        /// With --trace, rank-level routers: the active ranks at every adapted projection.
+        var ranks: [RankChoice]?
+    }
+
+    struct RankChoice: Encodable {
+        var layer: Int
+        var module: String
+        var ranks: [Int]
+        var values: [Float]
+        /// The source expert of each rank (routers made by `router concat`); nil otherwise.
+        var experts: [String]?
     }
 
     struct Decision: Encodable {
@@ -91,10 +107,37 @@ enum RouteCommand: Command {
         func decisions(at p: Int) -> [RoutingTrace.Decision] {
             spec.granularity == .sentence ? allDecisions : allDecisions.filter { $0.position == p }
         }
+        // Rank-level routers: which source expert each rank belongs to, where known.
+        let blocks = spec.granularity == .rank
+            ? spec.rankBlocks(sourceRanks: names.map { (try? registry.entry($0))?.summary.ranks.max() ?? 0 }) : nil
+        func owner(_ rank: Int) -> Int? { blocks?.firstIndex { $0.contains(rank) } }
+        let rankDecisions = Dictionary(grouping: trace.rankDecisions, by: \.position)
+        /// Rank routers, per token: each source expert's share of |gate value|, averaged over projections.
+        func blockShares(_ ds: [RoutingTrace.RankDecision]) -> [Float] {
+            var row = [Float](repeating: 0, count: names.count)
+            for d in ds {
+                let total = d.values.reduce(0) { $0 + abs($1) }
+                guard total > 0 else { continue }
+                for (r, v) in zip(d.ranks, d.values) { if let e = owner(r) { row[e] += abs(v) / total / Float(ds.count) } }
+            }
+            return row
+        }
         let entries = tokens.enumerated().map { p, t -> Token in
             let mine = decisions(at: p)
             var entry = Token(position: p, token: t, text: tokenizer.decode([t]), generated: p >= prompt.count)
-            if options.trace {
+            if let ds = rankDecisions[p] {
+                if options.trace {
+                    entry.ranks = ds.map { d in
+                        RankChoice(layer: d.site.layer, module: d.site.kind.rawValue, ranks: d.ranks, values: d.values,
+                                   experts: blocks == nil ? nil : d.ranks.map { owner($0).map { names[$0] } ?? "?" })
+                    }
+                } else if blocks != nil {
+                    let shares = blockShares(ds)
+                    entry.experts = shares.indices.filter { shares[$0] > 0 }.sorted { shares[$0] > shares[$1] }
+                        .map { Weight(expert: names[$0], weight: shares[$0]) }
+                }
+            }
+            if options.trace, spec.granularity != .rank {  // rank routers: `ranks` above
                 entry.decisions = mine.map { Decision(layer: $0.layer, experts: weights($0.mix)) }
             } else if !mine.isEmpty {
                 var averaged: [Int: Float] = [:]
@@ -106,7 +149,22 @@ enum RouteCommand: Command {
         }
         try Output(router: spec.name, granularity: "\(spec.granularity)", experts: names,
                    output: tokenizer.decode(output, skipSpecialTokens: true), tokens: entries).printJSON()
-        if let path = options.heatmap {
+        if let path = options.heatmap, spec.granularity == .rank {
+            // Source experts' share of the gate mass, or for trained ranks how often each rank is active.
+            let rank = trace.rankDecisions.map { ($0.ranks.max() ?? 0) + 1 }.max() ?? 0
+            let columns = blocks == nil ? (0..<rank).map { "r\($0)" } : names
+            let rows = tokens.indices.map { p -> [Float] in
+                let ds = rankDecisions[p] ?? []
+                if blocks != nil { return blockShares(ds) }
+                var row = [Float](repeating: 0, count: rank)
+                for d in ds { for r in d.ranks { row[r] += 1 / Float(ds.count) } }
+                return row
+            }
+            let svg = Heatmap.svg(rowLabels: tokens.map { tokenizer.decode([$0]) }, columnLabels: columns, weights: rows, generatedFrom: prompt.count,
+                                  title: blocks == nil ? "\(spec.name): active ranks per token (share of projections)" : "\(spec.name): source experts' share of the rank gates per token")
+            try AtomicFile.write(Data(svg.utf8), to: URL(fileURLWithPath: path))
+            printError("wrote \(path)")
+        } else if let path = options.heatmap {
             let rows = tokens.indices.map { p -> [Float] in
                 let mine = decisions(at: p)
                 var row = [Float](repeating: 0, count: names.count)

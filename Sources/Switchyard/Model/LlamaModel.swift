@@ -114,11 +114,12 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// The residual stream entering decoder layer `layer` (0: the embeddings) for every token of
+    /// The residual stream entering decoder layer `layer` (0: the embeddings; `numLayers`: after
+    /// the last layer, before the final norm) for every token of
     /// `tokens`, `[tokens × hidden]`, with no experts and no cache (features for sentence routers).
     public func residualStream(_ tokens: [Int], enteringLayer layer: Int, workspace: ForwardWorkspace? = nil) throws -> Matrix {
-        guard layer >= 0, layer < config.numLayers else {
-            throw SwitchyardError.invalidArgument("feature layer \(layer) is outside 0..<\(config.numLayers)")
+        guard layer >= 0, layer <= config.numLayers else {
+            throw SwitchyardError.invalidArgument("feature layer \(layer) is outside 0...\(config.numLayers) (\(config.numLayers): after the last layer)")
         }
         let ws = workspace ?? ForwardWorkspace()
         let cache = makeCache(initialCapacity: tokens.count)

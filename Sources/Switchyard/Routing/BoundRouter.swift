@@ -53,6 +53,9 @@ public final class BoundRouter: @unchecked Sendable {
         if s.mode == .topP { guard s.topP > 0, s.topP <= 1 else { throw RouterError.invalid(field: "selection.top_p", reason: "must be in (0, 1], found \(s.topP)") } }
         if s.mode == .threshold { guard s.threshold >= 0, s.threshold <= 1 else { throw RouterError.invalid(field: "selection.threshold", reason: "must be in [0, 1]") } }
         guard s.everyN >= 0 else { throw RouterError.invalid(field: "selection.every_n", reason: "must be ≥ 0") }
+        if spec.granularity == .rank, s.mode == .topP || s.mode == .threshold {
+            throw RouterError.invalid(field: "selection.mode", reason: "a rank-level (SMoRA) router keeps the top_k ranks (TOP_K) or all of them (DENSE); \(s.mode == .topP ? "TOP_P" : "THRESHOLD") is not defined for ranks")
+        }
         if s.promptRouting == .whole {
             switch spec.gate {
             case .token, .centroid: break
@@ -73,7 +76,10 @@ public final class BoundRouter: @unchecked Sendable {
             throw RouterError.invalid(field: "gate", reason: "no gate set")
         case let .sentence(featureLayer, pooling, layers):
             guard spec.granularity == .sentence else { throw RouterError.invalid(field: "granularity", reason: "a sentence gate needs GRANULARITY_SENTENCE") }
-            try layerOK(featureLayer, "sentence.feature_layer")
+            // feature_layer == num_layers reads the state after the last layer (before the final norm).
+            guard featureLayer >= 0, featureLayer <= c.numLayers else {
+                throw RouterError.invalid(field: "sentence.feature_layer", reason: "layer \(featureLayer) outside 0...\(c.numLayers) (\(c.numLayers): after the last layer)")
+            }
             guard !layers.isEmpty else { throw RouterError.invalid(field: "sentence.layers", reason: "empty MLP") }
             var width = c.hiddenSize
             var compiled: [(Matrix, [Float]?, DenseLayer.Activation)] = []

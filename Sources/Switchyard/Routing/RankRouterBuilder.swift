@@ -37,3 +37,18 @@ extension RouterSpec {
                           gate: .rank(modules: modules, activation: gates == nil ? .sigmoid : .softmax))
     }
 }
+
+extension RouterSpec {
+    /// Where a rank-level router's ranks came from: with `sourceRanks[k]` the rank of the k-th
+    /// listed expert, rank i of a module belongs to the expert whose block (in list order, as
+    /// `rankRouter(concatenating:)` lays them out) holds i. nil when the router is not rank-level,
+    /// lists no experts, or the blocks do not add up to every module's rank (trained ranks).
+    public func rankBlocks(sourceRanks: [Int]) -> [Range<Int>]? {
+        guard case let .rank(modules, _) = gate, !experts.isEmpty, sourceRanks.count == experts.count,
+              sourceRanks.allSatisfy({ $0 > 0 }) else { return nil }
+        let total = sourceRanks.reduce(0, +)
+        guard modules.allSatisfy({ $0.a.shape.first == total }) else { return nil }
+        var start = 0
+        return sourceRanks.map { r in defer { start += r }; return start..<(start + r) }
+    }
+}

@@ -3,7 +3,8 @@ import Foundation
 
 /// Rank-as-expert routing (SMoRA) for one request: at each adapted projection, per token, the
 /// gate scores every rank (`g = G·x`), the top-k ranks are kept, and only those are computed:
-/// `Δy = scale · Σ_{i ∈ topk} act(g)_i · B[:, i] · (A[i, :] · x)`.
+/// `Δy = scale · Σ_{i ∈ topk} act(g)_i · B[:, i] · (A[i, :] · x)`. With a trace, every token's
+/// active ranks and values are recorded per projection.
 final class RankRoutingDelta: RequestRoutingDelta {
     let modules: [ProjectionSite: RankModule]
     let activation: RouterSpec.RankActivation
@@ -24,12 +25,12 @@ final class RankRoutingDelta: RequestRoutingDelta {
     func prepare(positions: [Int]) throws { self.positions = positions }
 
     /// The selected ranks and their activation values for one row's gate scores, written to
-    /// `ranks[0..<k]` and `values[0..<k]` (k = min(topK, rank), at least 1); returns k. Ranks are
+    /// `ranks[0..<k]` and `values[0..<k]` (k = min(topK, rank), at least 1; every rank with DENSE); returns k. Ranks are
     /// ordered by score, highest first, ties broken by lower index (as a stable descending sort).
     /// Allocation-free: it runs once per token per adapted projection.
     func choose(_ g: UnsafePointer<Float>, rank: Int, ranks: UnsafeMutablePointer<Int>,
                 values: UnsafeMutablePointer<Float>) -> Int {
-        let k = min(max(1, selection.topK), rank)
+        let k = selection.mode == .dense ? rank : min(max(1, selection.topK), rank)
         var count = 0
         for i in 0..<rank {
             let s = g[i]
@@ -77,6 +78,8 @@ final class RankRoutingDelta: RequestRoutingDelta {
                     for row in 0..<rows {
                         let x = input + row * inFeatures, y = output + row * outFeatures
                         let k = choose(g + row * r, rank: r, ranks: ranks.baseAddress!, values: values)
+                        trace?.record(position: positions[row], site: site, ranks: Array(ranks[0..<k]),
+                                      values: Array(UnsafeBufferPointer(start: values, count: k)))
                         for j in 0..<k {
                             let i = ranks[j]
                             let t = cblas_sdot(Int32(inFeatures), a.baseAddress! + i * inFeatures, 1, x, 1)

@@ -8,10 +8,24 @@ public final class RoutingTrace: @unchecked Sendable {
         public var mix: ExpertMix
     }
 
+    /// One rank-level (SMoRA) decision: at the projection `site`, the token at `position` ran the
+    /// ranks `ranks` (highest gate score first) with activation values `values`.
+    public struct RankDecision: Sendable, Equatable {
+        public var position: Int
+        public var site: ProjectionSite
+        public var ranks: [Int]
+        public var values: [Float]
+    }
+
     public private(set) var decisions: [Decision] = []
+    public private(set) var rankDecisions: [RankDecision] = []
     public init() {}
 
     func record(position: Int, layer: Int?, mix: ExpertMix) {
         decisions.append(Decision(position: position, layer: layer, mix: mix))
+    }
+
+    func record(position: Int, site: ProjectionSite, ranks: [Int], values: [Float]) {
+        rankDecisions.append(RankDecision(position: position, site: site, ranks: ranks, values: values))
     }
 }

@@ -4,7 +4,7 @@
 /// At the start of each decoder layer it scores every row's hidden state, selects experts, and
 /// configures the mixed-expert LoRA kernel for that layer's projections. A gate reading layer L
 /// applies from layer L on; earlier layers run without experts. With `every_n = N`, the token at
-/// position p reuses the mix computed at position p − (p mod N).
+/// position p reuses the mix computed at position p − (p mod N) (per layer for per-layer gates).
 ///
 /// With PROMPT_ROUTING_WHOLE the prompt's mixes are decided before it is fed
 /// (`BoundRouter.promptMixes`): rows at positions before the prompt's length take them — a global
@@ -17,8 +17,9 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     private var positions: [Int] = []
     /// Mixes computed at the source layer for the current rows (global and centroid gates).
     private var current: [ExpertMix] = []
-    /// The last recomputed mix, carried across steps for every-N reuse.
-    private var carried: (position: Int, mix: ExpertMix)? = nil
+    /// The last recomputed mix, carried across steps for every-N reuse (key: a per-layer gate's
+    /// layer; nil for a global or centroid gate).
+    private var carried: [Int?: (position: Int, mix: ExpertMix)] = [:]
     private let scores = ScratchBuffer()
     /// Centroid gates with context `mean`: the sum of the hidden states entering the centroid
     /// layer at this request's positions before `nextPosition` (cosine similarity is scale-free,
@@ -58,7 +59,7 @@ final class TokenRoutingDelta: RequestRoutingDelta {
                 }
                 try? kernel.setRowMixes(layer >= sourceLayer && !current.isEmpty ? current : promptOverride(base, layer: nil))
             } else if let g = gates[layer] {
-                current = promptOverride(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: layer)
+                current = everyN(promptOverride(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: layer), gate: layer)
                 record(layer: layer)
                 try? kernel.setRowMixes(current)
             } else {
@@ -163,17 +164,19 @@ final class TokenRoutingDelta: RequestRoutingDelta {
 
     /// Applies every-N reuse: rows whose position is not a multiple of N take the mix of the
     /// anchor position (earlier in this batch, or carried from the previous step).
-    private func everyN(_ fresh: [ExpertMix]) -> [ExpertMix] {
+    /// `gate`: the per-layer gate's layer (each layer anchors its own mixes), nil for the one
+    /// global or centroid gate.
+    private func everyN(_ fresh: [ExpertMix], gate: Int? = nil) -> [ExpertMix] {
         let n = router.selection.everyN
         guard n > 1 else { return fresh }
         var out = fresh
         for (i, p) in positions.enumerated() {
             let anchor = p - p % n
             if anchor == p {
-                carried = (p, fresh[i])
+                carried[gate] = (p, fresh[i])
             } else if let j = positions.firstIndex(of: anchor) {
                 out[i] = fresh[j]
-            } else if let c = carried, c.position == anchor {
+            } else if let c = carried[gate], c.position == anchor {
                 out[i] = c.mix
             }
             // Otherwise (the anchor was never seen: a cache reused without its routing state)

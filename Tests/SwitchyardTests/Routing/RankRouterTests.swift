@@ -21,11 +21,29 @@ import Testing
         try sum.setRowMixes(Array(repeating: ExpertMix([.init(expert: 0, weight: 1), .init(expert: 1, weight: 1)]), count: prompt.count))
         let expected = try model.forward([SequenceInput(tokens: prompt, cache: model.makeCache())], logits: .all, delta: sum)[0]
         #expect(maxAbsDifference(routed.data, expected.data) <= 1e-4)
+        // The ranks' blocks name the experts they came from.
+        #expect(decoded.rankBlocks(sourceRanks: [4, 8]) == [0..<4, 4..<12])
+        #expect(decoded.rankBlocks(sourceRanks: [4, 4]) == nil, "blocks that do not fill the rank are no mapping")
         // With fewer active ranks the output differs (the gate really selects).
         var partial = decoded
         partial.selection?.topK = 3
         let (fewer, _) = try RouterParityTests.run(try BoundRouter(spec: partial, model: model, experts: []), model, prompt)
         #expect(maxAbsDifference(fewer.data, expected.data) > 1e-3)
+        // DENSE keeps every rank, whatever top_k says.
+        var dense = partial
+        dense.selection?.mode = .dense
+        let (all, _) = try RouterParityTests.run(try BoundRouter(spec: dense, model: model, experts: []), model, prompt)
+        #expect(maxAbsDifference(all.data, expected.data) <= 1e-4)
+        // TOP_P and THRESHOLD are not defined for ranks: refused, naming the field.
+        for mode in [Selection.Mode.topP, .threshold] {
+            var other = decoded
+            other.selection?.mode = mode
+            other.selection?.topP = 0.5
+            other.selection?.threshold = 0.1
+            do { _ = try BoundRouter(spec: other, model: model, experts: []); Issue.record("\(mode) accepted for ranks") } catch {
+                #expect("\(error)".contains("selection.mode"), "\(error)")
+            }
+        }
     }
 
     /// The per-token rank selection equals a stable descending sort (ties: lower index first),

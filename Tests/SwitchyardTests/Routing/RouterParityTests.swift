@@ -4,9 +4,9 @@ import Testing
 
 /// Every router kind against the PyTorch reference in Scripts/fixtures (make_fixtures.py, routers).
 @Suite(.serialized) struct RouterParityTests {
-    static let routers = ["sentence-topk", "sentence-topp", "sentence-threshold", "token-layers", "token-global",
+    static let routers = ["sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2", "token-global",
                           "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
-                          "smora", "smora-sigmoid"]
+                          "centroid-window", "smora", "smora-sigmoid"]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
     struct Setup {
@@ -103,8 +103,23 @@ import Testing
                         }
                     }
                 }
+            case .rank:
+                // The trace records each token's active ranks and values at every projection;
+                // the reference records them for a few modules.
+                let recorded = perPrompt[p] as! [String: [[String: Any]]]
+                #expect(Set(trace.rankDecisions.map(\.position)) == Set(prompt.indices))
+                for (key, perToken) in recorded {
+                    let parts = key.split(separator: ".")
+                    let site = ProjectionSite(layer: Int(parts[0])!, kind: ProjectionKind(rawValue: String(parts[1]))!)
+                    let mine = trace.rankDecisions.filter { $0.site == site }.sorted { $0.position < $1.position }
+                    #expect(mine.count == perToken.count, "\(name) \(key)")
+                    for (t, (d, ref)) in zip(mine, perToken).enumerated() {
+                        #expect(d.ranks == ref["ranks"] as? [Int], "\(name) prompt \(p) token \(t) \(key)")
+                        #expect(maxAbsDifference(d.values, (ref["activations"] as! [Double]).map(Float.init)) <= 1e-5)
+                    }
+                }
             default:
-                break  // rank choices are checked through the logits (every rank's contribution differs)
+                break
             }
         }
     }
@@ -133,23 +148,59 @@ import Testing
         defer { lease.release() }
         let prompt = s.prompts.max { $0.count < $1.count }!
         let (whole, _) = try Self.run(router, s.model, prompt)
-        let routing = try router.routing(prompt: prompt)
-        let builder = StepDeltaBuilder()
-        let cache = s.model.makeCache()
-        var pieced: [Float] = []
-        var start = 0
-        for n in [3] + Array(repeating: 1, count: prompt.count - 3) {
-            let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
-            let logits = try s.model.forward([SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
-                                             logits: .all, delta: delta)[0]
-            pieced += logits.data
-            start += n
-        }
-        #expect(maxAbsDifference(pieced, whole.data) <= 1e-4)
+        #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
         var tokenOnly = spec
         if case let .centroid(layer, centroids, _) = spec.gate { tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token) }
         let (alone, _) = try Self.run(try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)
         #expect(maxAbsDifference(alone.data, whole.data) > 1e-3)
+    }
+
+    /// The prompt fed 3 tokens, then one at a time (as decoding does); the logits of every position.
+    static func runPieced(_ router: BoundRouter, _ model: LlamaModel, _ prompt: [Int]) throws -> [Float] {
+        let routing = try router.routing(prompt: prompt)
+        let builder = StepDeltaBuilder()
+        let cache = model.makeCache()
+        var pieced: [Float] = []
+        var start = 0
+        for n in [3] + Array(repeating: 1, count: prompt.count - 3) {
+            let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
+            pieced += try model.forward([SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
+                                        logits: .all, delta: delta)[0].data
+            start += n
+        }
+        return pieced
+    }
+
+    /// Per-layer token gates honour every_n (each layer anchors its own mixes), also when the
+    /// anchor was computed in an earlier step; with every_n 1 the same gates give other logits.
+    @Test func perLayerGatesHonourEveryN() throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        let spec = try RouterWire.decode(try Self.bytes("token-layers-every2"))
+        let (router, lease) = try BoundRouter.bind(spec, model: s.model, registry: s.registry)
+        defer { lease.release() }
+        for prompt in s.prompts {
+            let (whole, _) = try Self.run(router, s.model, prompt)
+            #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
+            var everyToken = spec
+            everyToken.selection?.everyN = 1
+            let (fresh, _) = try Self.run(try BoundRouter(spec: everyToken, model: s.model, experts: router.experts), s.model, prompt)
+            #expect(maxAbsDifference(fresh.data, whole.data) > 1e-3, "every_n 2 must change some layer's mix")
+        }
+    }
+
+    /// A sentence gate may read the state after the last layer (feature_layer == num_layers,
+    /// parity above); one layer further is refused, naming the field.
+    @Test func sentenceFeatureLayerReachesTheLastLayersOutput() throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        var spec = try RouterWire.decode(try Self.bytes("sentence-final"))
+        guard case let .sentence(layer, pooling, layers) = spec.gate else { Issue.record("not a sentence gate"); return }
+        #expect(layer == s.model.config.numLayers)
+        spec.gate = .sentence(featureLayer: layer + 1, pooling: pooling, layers: layers)
+        do { _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry); Issue.record("feature_layer \(layer + 1) accepted") } catch {
+            #expect("\(error)".contains("sentence.feature_layer"))
+        }
     }
 
     /// PROMPT_ROUTING_WHOLE is defined for token and centroid gates, context MEAN for global token

@@ -134,7 +134,7 @@ typedef enum _Switchyard__V1__CentroidContext {
 } Switchyard__V1__CentroidContext;
 typedef enum _Switchyard__V1__RankActivation {
   /*
-   * softmax over the selected ranks' scores
+   * softmax over the selected ranks' scores / Selection.temperature (0: 1)
    */
   SWITCHYARD__V1__RANK_ACTIVATION__RANK_ACTIVATION_SOFTMAX = 0,
   /*
@@ -204,7 +204,8 @@ struct  Switchyard__V1__Selection
    */
   float temperature;
   /*
-   * token routers: recompute every N-th token (0: every token)
+   * Token routers (per-layer, global and centroid gates): the token at position p uses the
+   * mix computed at p - p % N (per layer for per-layer gates); 0 or 1: every token.
    */
   uint32_t every_n;
   /*
@@ -234,8 +235,9 @@ struct  Switchyard__V1__Dense
 
 /*
  * Sentence-level (DLP-LoRA, MiLoRA): features = the base model's hidden state after
- * `feature_layer` decoder layers (0: the embeddings), pooled over the prompt, with no experts
- * active; scores = MLP(features).
+ * `feature_layer` decoder layers (0: the embeddings; the model's layer count: the state after
+ * the last layer, before the final norm), pooled over the prompt, with no experts active;
+ * scores = MLP(features).
  */
 struct  Switchyard__V1__SentenceGate
 {
@@ -349,7 +351,9 @@ struct  Switchyard__V1__RankModule
 
 
 /*
- * SMoRA: every rank of one LoRA is an expert; Selection.top_k ranks are active per token.
+ * SMoRA: every rank of one LoRA is an expert. Per token and module, Selection TOP_K keeps the
+ * top_k highest gate scores (ties: lower index), DENSE keeps every rank; TOP_P and THRESHOLD are
+ * not defined for ranks and are refused. every_n does not apply (ranks are chosen per token).
  */
 struct  Switchyard__V1__RankGate
 {
