@@ -71,13 +71,13 @@ SMORA_SCALE = float(SMORA_TOP_K)
 REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
-    token_layer=0, token_per_task=600, token_steps=300, token_l2=1e-4,
+    token_layer=0, token_per_task=600, token_steps=300, token_l2=1e-4, token_window=40,
     smora_batch=32, smora_steps=400, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
-    token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4,
+    token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0,
     smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
     smora_calib_per_task=8, classifier_steps=20, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=8, ref_examples=1,
@@ -259,14 +259,16 @@ def engine_from_spec(engine: Routed, spec) -> None:
         E = len(spec.experts)
         state: dict = {}
 
+        window = spec.selection.context_window
+
         def gate(l: int, h: torch.Tensor):
             if l == 0:
-                if "sum" not in state:  # the prompt: one decision from its mean
-                    state["sum"], state["n"] = h.sum(1), h.shape[1]
-                else:                   # one generated token per row
-                    assert h.shape[1] == 1
-                    state["sum"], state["n"] = state["sum"] + h[:, 0], state["n"] + 1
-                probs = torch.softmax((state["sum"] / state["n"] @ w.T + b) / temp, dim=-1)
+                # The rows so far (the last `window` of them when set); the prompt: one decision
+                # from its mean, then one generated token per row.
+                assert "rows" not in state or h.shape[1] == 1
+                rows = h if "rows" not in state else torch.cat([state["rows"], h], 1)
+                state["rows"] = rows[:, -window:] if window else rows
+                probs = torch.softmax((state["rows"].mean(1) @ w.T + b) / temp, dim=-1)
                 local = select_topk(probs, min(k, len(experts)))
                 mix = torch.zeros(h.shape[0], E)
                 mix[:, experts] = local
@@ -440,7 +442,17 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, classes: int, bias: bool, s
 
 
 @torch.no_grad()
-def context_features(engine: Routed, by_task: list[list], per_task: int, layer: int):
+def window_means(h: torch.Tensor, window: int) -> torch.Tensor:
+    """Row t: the mean of h[0..t], or of its last `window` rows (0: all)."""
+    cs = torch.cumsum(h, 0)
+    n = torch.arange(1, h.shape[0] + 1, dtype=h.dtype)
+    if window:
+        cs = cs - torch.cat([torch.zeros(window, h.shape[1]), cs[:-window]], 0)[:h.shape[0]]
+        n = torch.clamp(n, max=window)
+    return cs / n[:, None]
+
+
+def context_features(engine: Routed, by_task: list[list], per_task: int, layer: int, window: int = 0):
     """The features a global context-MEAN gate at `layer` reads where its decisions matter: per
     example, the mean state entering `layer` over the whole prompt (the PROMPT_ROUTING_WHOLE
     decision, from a base pass) and, at every completion position t (the tokens the router
@@ -460,7 +472,7 @@ def context_features(engine: Routed, by_task: list[list], per_task: int, layer: 
             engine.configure(gate=grab)
             engine.model(input_ids=torch.tensor([p + c]))
             h = seen["h"]
-            means = torch.cumsum(h, 0) / torch.arange(1, h.shape[0] + 1, dtype=h.dtype)[:, None]
+            means = window_means(h, window)
             rows = [len(p) - 1] + list(range(len(p), len(p) + len(c) - 1))
             xs.append(means[rows])
             ys += [e] * len(rows)
@@ -478,7 +490,7 @@ def train_token(engine: Routed, by_task: list[list], cfg: dict, names: list[str]
     seed_all(SEEDS["token"])
     E = engine.num_experts
     layer = cfg["token_layer"]
-    x, y, is_prompt = context_features(engine, by_task, cfg["token_per_task"], layer)
+    x, y, is_prompt = context_features(engine, by_task, cfg["token_per_task"], layer, cfg["token_window"])
     w, b, acc = fit_classifier(x, y, E, bias=True, steps=cfg["token_steps"], l2=cfg["token_l2"])
     with torch.no_grad():
         pred = (x @ w.T + b).argmax(-1)
@@ -490,7 +502,8 @@ def train_token(engine: Routed, by_task: list[list], cfg: dict, names: list[str]
             "completion_accuracy": round(gen_acc, 4), "steps": cfg["token_steps"]}
     pb = rp.load_router_pb2()
     spec = new_spec("token", "TOKEN", dict(mode=pb.SELECTION_TOP_K, top_k=TOKEN_TOP_K, temperature=1.0,
-                                           prompt_routing=pb.PROMPT_ROUTING_WHOLE),
+                                           prompt_routing=pb.PROMPT_ROUTING_WHOLE,
+                                           context_window=cfg["token_window"]),
                     [(n, sha256_file(models / "experts" / n / "adapter_model.safetensors")) for n in names],
                     {"generator": GENERATOR, "seed": SEEDS["token"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
                      "fit": f"logistic regression, {cfg['token_steps']} steps, {cfg['token_per_task']} examples per task"})
@@ -712,9 +725,10 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         "|---|---|---|",
         f"| `token.pb` ({files.get('token.pb', 0) / 1024:.0f} KiB) | TOKEN | a learned global gate over all 8 experts "
         "(`ExpertRef` = expert directory name + sha256 of its `adapter_model.safetensors`): one `LayerGate` at "
-        f"`source_layer` {cfg.get('token_layer', 0)} (the token embeddings), F32 weight [8, hidden] + bias [8], `context` MEAN: "
-        "scores = mean(h_0..h_t) · Wᵀ + b, the mean state of the text so far; `prompt_routing` WHOLE: the prompt "
-        "is routed once by the mean over all of it, then every generated token by the mean so far; selection "
+        f"`source_layer` {cfg.get('token_layer', 0)} (the token embeddings), F32 weight [8, hidden] + bias [8], `context` MEAN "
+        f"with `context_window` {cfg.get('token_window', 0)}: scores = mean(h_t-{cfg.get('token_window', 0) - 1}..h_t) · Wᵀ + b, "
+        "the mean state of the recent text; `prompt_routing` WHOLE: the prompt is routed once by the mean over "
+        "its last tokens, then every generated token by the mean of the text before it; selection "
         f"`TOP_K` k {TOKEN_TOP_K}, temperature 1; the mix applies to every layer's 7 projections |",
         f"| `smora.pb` ({files.get('smora.pb', 0) / 1e6:.1f} MB) | RANK | SMoRA, rank-as-expert: one `RankModule` per (layer, "
         f"projection) for q, k, v, o, gate, up, down of every layer, total rank R {SMORA_RANK}, F32 A [R, in], "
@@ -735,8 +749,8 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"- **token**: the gate is fitted as a task classifier (multinomial logistic regression with bias, "
         f"{cfg.get('token_steps', '—')} full-batch Adam steps, L2 {cfg.get('token_l2', 0):g}, cross-entropy on the "
         "task label = the oracle's expert) on exactly the features it reads at inference: for the first "
-        f"{cfg.get('token_per_task', '—')} training examples of each task, the mean embedding of the whole prompt "
-        "(the WHOLE decision) and the running mean at every completion position (the decisions for generated "
+        f"{cfg.get('token_per_task', '—')} training examples of each task, the windowed mean embedding at the "
+        "prompt's end (the WHOLE decision) and at every completion position (the decisions for generated "
         "tokens, teacher-forced). At layer 0 the features do not depend on the routing, so no pass through "
         f"the experts is needed. {tok_info.get('features', '—')} features, training accuracy "
         f"{tok_info.get('train_accuracy', '—')} (prompts {tok_info.get('prompt_accuracy', '—')}, completion positions "
@@ -752,9 +766,15 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"{cfg['smora_calib_per_task']} calibration prompts of every task (run with the task's own expert "
         f"active), plus noise of 1% of the row norm (seed {SEEDS['smora']}, no exact ties), so a token classified "
         f"as task i activates i's ranks almost uniformly. Then A, B and G trained together for "
-        f"{report.get('smora_total_steps', cfg['smora_steps'])} steps with the "
+        f"{(sm_info.get('resumed_after') or sm_info).get('steps', cfg['smora_steps'])} steps with the "
         f"exact top-{SMORA_TOP_K} forward, batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / "
-        f"{cfg['smora_lr_gate']:g} (G). Final LM loss {sm_info.get('final_loss', '—')}, "
+        f"{cfg['smora_lr_gate']:g} (G)"
+        + (f", then continued from that file for {sm_info.get('steps')} more steps with a fresh schedule "
+           f"(`--set smora_resume=Models/routers/smora.pb --set smora_steps={sm_info.get('steps')} --set smora_warmup=10`; "
+           f"LM loss {sm_info['resumed_after'].get('final_loss')} after the first "
+           f"{sm_info['resumed_after'].get('steps')} steps, {sm_info['resumed_after'].get('seconds')} s)"
+           if sm_info.get("resumed_after") else "")
+        + f". Final LM loss {sm_info.get('final_loss', '—')}, "
         f"{round(sm_info.get('seconds', 0) + sm_info.get('init_seconds', 0), 1) if sm_info else '—'} s.",
         "",
         f"Measured run: {report['train_seconds']:.0f} s of training ({report['total_seconds'] / 60:.1f} min in all, with "
@@ -876,6 +896,8 @@ def main() -> int:
             # (A whole-prompt router routes a re-run prompt differently from decoding by design;
             # its decoding is checked by the Swift fixtures, Scripts/fixtures/router_fixtures.py.)
             check_cached_greedy(engine, spec, ref_prompts, 12)
+        if which == "smora" and cfg["smora_resume"]:
+            info["resumed_after"] = report["training"].get("smora")
         report["training"][which] = info
         report["reference_max_abs_diff"][which] = diff
         report["files"][f"{which}.pb"] = len(data)

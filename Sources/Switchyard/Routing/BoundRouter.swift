@@ -5,6 +5,7 @@ import Foundation
 public final class BoundRouter: @unchecked Sendable {
     public let spec: RouterSpec
     public let model: LlamaModel
+    /// The router's experts, in the spec's order.
     public let experts: [LoRAAdapter]
     public let selection: Selection
 
@@ -181,15 +182,16 @@ public final class BoundRouter: @unchecked Sendable {
 
     /// PROMPT_ROUTING_WHOLE: each gate's decision for the whole prompt, from a base pass (no
     /// experts) over it: the state entering the gate's layer at the prompt's last token, or with
-    /// context MEAN the mean of those states over the prompt. Keys: the layer of a per-layer
+    /// context MEAN the mean of those states over the prompt (its last `context_window`). Keys: the layer of a per-layer
     /// gate; nil for a global or centroid gate (its mix then covers every layer).
     func promptMixes(prompt: [Int], workspace: ForwardWorkspace?) throws -> [Int?: ExpertMix] {
         func feature(_ layer: Int, mean: Bool) throws -> [Float] {
             let h = try model.residualStream(prompt, enteringLayer: layer, workspace: workspace)
             guard mean else { return h.row(h.rows - 1) }
+            let first = selection.contextWindow > 0 ? max(0, h.rows - selection.contextWindow) : 0
             var x = [Float](repeating: 0, count: h.cols)
-            for r in 0..<h.rows { for j in 0..<h.cols { x[j] += h[r, j] } }
-            return x.map { $0 / Float(h.rows) }
+            for r in first..<h.rows { for j in 0..<h.cols { x[j] += h[r, j] } }
+            return x.map { $0 / Float(h.rows - first) }
         }
         func linear(_ x: [Float], _ g: (experts: [Int], w: Matrix, b: [Float]?)) -> ExpertMix {
             var s = Matrix(rows: 1, cols: x.count, data: x).matmulTransposed(g.w).data

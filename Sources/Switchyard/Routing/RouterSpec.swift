@@ -97,9 +97,11 @@ public struct Selection: Sendable, Equatable {
     public var everyN: Int
     /// Token and centroid gates: how the prompt's tokens are routed.
     public var promptRouting: PromptRouting
+    /// Context-MEAN gates: the mean over the last N positions (0: all positions so far).
+    public var contextWindow: Int
 
     public init(mode: Mode = .topK, topK: Int = 1, topP: Float = 0, threshold: Float = 0, temperature: Float = 1, everyN: Int = 0,
-                promptRouting: PromptRouting = .perToken) {
+                promptRouting: PromptRouting = .perToken, contextWindow: Int = 0) {
         self.mode = mode
         self.topK = topK
         self.topP = topP
@@ -107,6 +109,7 @@ public struct Selection: Sendable, Equatable {
         self.temperature = temperature
         self.everyN = everyN
         self.promptRouting = promptRouting
+        self.contextWindow = contextWindow
     }
 }
 

@@ -26,7 +26,9 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     /// so the sum stands for the mean), and the per-row prefix sums of the current step.
     private var contextSum: [Float] = []
     private var nextPosition = 0
-    /// How many positions the running sum holds, and per row of the current step.
+    /// How many positions the running sum holds, and per row of the current step; with a
+    /// context window, the rows it holds (oldest first), subtracted as they leave it.
+    private var contextRows: [[Float]] = []
     private var contextCount = 0
     private var prefixCounts: [Int] = []
     private let prefixSums = ScratchBuffer()
@@ -120,8 +122,8 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         return UnsafePointer(sums)
     }
 
-    /// Row r → the sum of the hidden states of this request's positions 0...positions[r],
-    /// continuing the sum carried from earlier steps. A row at position 0 starts a new sum; a
+    /// Row r → the sum of the hidden states of this request's positions 0...positions[r] (the
+    /// last `Selection.contextWindow` of them when it is set), continuing the sum carried from earlier steps. A row at position 0 starts a new sum; a
     /// row that does not continue the carried positions (a cache reused without its routing
     /// state) restarts the sum from itself.
     private func runningSums(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafePointer<Float> {
@@ -132,14 +134,22 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             if positions[r] != nextPosition {  // a new request at 0, or a broken sequence
                 for j in 0..<width { contextSum[j] = 0 }
                 contextCount = 0
+                contextRows = []
             }
-            contextCount += 1
-            prefixCounts[r] = contextCount
             let h = hidden + r * width, o = out + r * width
-            for j in 0..<width {
-                contextSum[j] += h[j]
-                o[j] = contextSum[j]
+            for j in 0..<width { contextSum[j] += h[j] }
+            contextCount += 1
+            let window = router.selection.contextWindow
+            if window > 0 {
+                contextRows.append(Array(UnsafeBufferPointer(start: h, count: width)))
+                if contextRows.count > window {
+                    let old = contextRows.removeFirst()
+                    for j in 0..<width { contextSum[j] -= old[j] }
+                    contextCount -= 1
+                }
             }
+            prefixCounts[r] = contextCount
+            for j in 0..<width { o[j] = contextSum[j] }
             nextPosition = positions[r] + 1
         }
         return UnsafePointer(out)

@@ -89,7 +89,8 @@ public enum RouterWire {
                 throw RouterError.invalid(field: "selection.prompt_routing", reason: "unknown value \(s.prompt_routing.rawValue)")
             }
             selection = Selection(mode: mode, topK: Int(s.top_k), topP: s.top_p, threshold: s.threshold,
-                                  temperature: s.temperature, everyN: Int(s.every_n), promptRouting: prompt)
+                                  temperature: s.temperature, everyN: Int(s.every_n), promptRouting: prompt,
+                                  contextWindow: Int(s.context_window))
         }
         let metadata = array(m.n_metadata, m.metadata).map { (key: string($0.key), value: string($0.value)) }
         var gate = RouterSpec.Gate.none
@@ -217,6 +218,7 @@ public enum RouterWire {
                 p.pointee.temperature = s.temperature
                 p.pointee.every_n = UInt32(s.everyN)
                 p.pointee.prompt_routing = Switchyard__V1__PromptRouting(rawValue: UInt32(s.promptRouting.rawValue))
+                p.pointee.context_window = UInt32(s.contextWindow)
             }
         }
         msg.pointee.base_model = arena.string(spec.baseModel)

@@ -662,7 +662,7 @@ const ProtobufCMessageDescriptor switchyard__v1__expert_ref__descriptor =
   (ProtobufCMessageInit) switchyard__v1__expert_ref__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descriptors[7] =
+static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descriptors[8] =
 {
   {
     "mode",
@@ -748,8 +748,21 @@ static const ProtobufCFieldDescriptor switchyard__v1__selection__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "context_window",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__Selection, context_window),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__selection__field_indices_by_name[] = {
+  7,   /* field[7] = context_window */
   5,   /* field[5] = every_n */
   0,   /* field[0] = mode */
   6,   /* field[6] = prompt_routing */
@@ -761,7 +774,7 @@ static const unsigned switchyard__v1__selection__field_indices_by_name[] = {
 static const ProtobufCIntRange switchyard__v1__selection__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__selection__descriptor =
 {
@@ -771,7 +784,7 @@ const ProtobufCMessageDescriptor switchyard__v1__selection__descriptor =
   "Switchyard__V1__Selection",
   "switchyard.v1",
   sizeof(Switchyard__V1__Selection),
-  7,
+  8,
   switchyard__v1__selection__field_descriptors,
   switchyard__v1__selection__field_indices_by_name,
   1,  switchyard__v1__selection__number_ranges,

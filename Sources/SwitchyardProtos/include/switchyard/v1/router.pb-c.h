@@ -212,10 +212,15 @@ struct  Switchyard__V1__Selection
    * token and centroid gates: how the prompt's tokens are routed
    */
   Switchyard__V1__PromptRouting prompt_routing;
+  /*
+   * Gates with context MEAN: the mean over the last `context_window` positions up to p (the recent
+   * text: a request whose task changes is routed on its latest part); 0: every position 0...p.
+   */
+  uint32_t context_window;
 };
 #define SWITCHYARD__V1__SELECTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__selection__descriptor) \
-    , SWITCHYARD__V1__SELECTION_MODE__SELECTION_UNSPECIFIED, 0, 0, 0, 0, 0, SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_PER_TOKEN }
+    , SWITCHYARD__V1__SELECTION_MODE__SELECTION_UNSPECIFIED, 0, 0, 0, 0, 0, SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_PER_TOKEN, 0 }
 
 
 /*
