@@ -23,12 +23,14 @@ public enum CompositionOptimizer: String, CaseIterable, Sendable {
 /// few examples divided by the number of examples, plus `l1 · mean|w_i|`.
 public final class LoraHubComposer {
     public let model: LlamaModel
+    /// The experts composed, in weight order.
     public let experts: [LoRAAdapter]
     public let examples: [FewShotExample]
     public let l1: Float
     private let workspace = ForwardWorkspace()
     private let rank: Int
 
+    /// An objective over `experts` on `examples`; `l1` weights mean|w|.
     public init(model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05) throws {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("compose: no experts") }
         guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {

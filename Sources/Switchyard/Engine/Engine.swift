@@ -12,6 +12,7 @@ import Foundation
 /// Not thread-safe: one thread owns an engine and calls `admit`, `cancel`, `finish` and `step`
 /// (the server's engine loop; the CLI's main thread). The model is only read.
 public final class Engine {
+    /// Batching limits.
     public struct Options: Sendable {
         /// Most requests in one forward batch (the rest wait in FIFO order).
         public var maxBatch: Int
@@ -19,13 +20,16 @@ public final class Engine {
         /// chunks so running decodes keep producing a token every step.
         public var prefillChunk: Int
 
+        /// At most `maxBatch` requests per step; prompts are prefilled `prefillChunk` tokens per step.
         public init(maxBatch: Int = 32, prefillChunk: Int = 256) {
             self.maxBatch = max(1, maxBatch)
             self.prefillChunk = max(1, prefillChunk)
         }
     }
 
+    /// The model every request runs on.
     public let model: LlamaModel
+    /// The batching limits.
     public let options: Options
 
     private final class Slot {
@@ -72,6 +76,7 @@ public final class Engine {
     private let workspace = ForwardWorkspace()
     private let builder = StepDeltaBuilder()
 
+    /// An engine with no requests.
     public init(model: LlamaModel, options: Options = Options()) {
         self.model = model
         self.options = options

@@ -11,14 +11,18 @@ public enum FinishReason: String, Sendable, Equatable {
 /// The experts that acted on one token, by name: at one decoder layer, or at every layer
 /// (`layer == nil`: fixed mixes, sentence routers, global and centroid gates).
 public struct RoutedExperts: Sendable, Equatable {
+    /// The layer the choice applies to; nil: every layer.
     public var layer: Int?
+    /// The experts chosen and their weights.
     public var experts: [(name: String, weight: Float)]
 
+    /// A routing choice for `layer` (nil: all layers).
     public init(layer: Int?, experts: [(name: String, weight: Float)]) {
         self.layer = layer
         self.experts = experts
     }
 
+    /// Same layer, same names and weights in order.
     public static func == (a: RoutedExperts, b: RoutedExperts) -> Bool {
         a.layer == b.layer && a.experts.count == b.experts.count
             && zip(a.experts, b.experts).allSatisfy { $0.name == $1.name && $0.weight == $1.weight }
@@ -27,7 +31,9 @@ public struct RoutedExperts: Sendable, Equatable {
 
 /// A request's totals and timings, reported when it finishes. Times are seconds since admission.
 public struct RequestSummary: Sendable, Equatable {
+    /// Tokens of the prompt.
     public var promptTokens: Int
+    /// Tokens generated.
     public var generatedTokens: Int
     /// Admission to the first forward pass that included the request.
     public var queueSeconds: Double
@@ -39,6 +45,7 @@ public struct RequestSummary: Sendable, Equatable {
 
 /// What one engine step produced for one request.
 public struct EngineEvent: Sendable {
+    /// What happened.
     public enum Kind: Sendable {
         /// A new token; `logprob` is its log-probability under the model's logits (before
         /// temperature, top-k/p and repetition penalty); `routing` is set for traced requests.
@@ -48,8 +55,11 @@ public struct EngineEvent: Sendable {
         /// The request failed (its routing could not be resolved, or its forward pass threw).
         case failed(String)
     }
+    /// The request's id (as returned by `admit`).
     public var request: Int
+    /// What happened to it.
     public var kind: Kind
+    /// An event of `request`.
     public init(request: Int, kind: Kind) {
         self.request = request
         self.kind = kind

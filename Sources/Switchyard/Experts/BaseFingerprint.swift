@@ -38,6 +38,7 @@ public struct BaseFingerprint: Sendable, Hashable, CustomStringConvertible {
     static let rowsPerBit = 8
     static let seed: UInt64 = 0x5357_4241_5345_3031  // "SWBASE01"
 
+    /// A fingerprint from its parts (as parsed from the text form).
     public init(architecture: UInt64, signature: (UInt64, UInt64)) {
         self.architecture = architecture
         self.signature = signature
@@ -118,10 +119,12 @@ public struct BaseFingerprint: Sendable, Hashable, CustomStringConvertible {
         self.init(architecture: a, signature: (hi, lo))
     }
 
+    /// Exact equality of both parts (`matches` is the tolerant comparison).
     public static func == (l: BaseFingerprint, r: BaseFingerprint) -> Bool {
         l.architecture == r.architecture && l.signature == r.signature
     }
 
+    /// Hashes both parts (consistent with `==`).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(architecture)
         hasher.combine(signature.0)

@@ -16,6 +16,7 @@ import Foundation
 /// record for other weights → refused; a fingerprint that does not match the loaded base →
 /// refused naming both, unless mismatches are allowed (`--allow-base-mismatch`).
 public struct BaseRecord: Sendable, Equatable {
+    /// The record's file name inside an adapter directory.
     public static let fileName = "switchyard_base.json"
     static let maxBytes = 4096
 
@@ -24,6 +25,7 @@ public struct BaseRecord: Sendable, Equatable {
     /// SHA-256 (hex) of the `adapter_model.safetensors` this record describes.
     public var weightsSHA256: String
 
+    /// A record of `fingerprint` for the weights whose SHA-256 is `weightsSHA256`.
     public init(fingerprint: BaseFingerprint, weightsSHA256: String) {
         self.fingerprint = fingerprint
         self.weightsSHA256 = weightsSHA256

@@ -24,8 +24,11 @@ import Foundation
 public final class ExpertRegistry: @unchecked Sendable {
     /// What the registry knows about one expert without loading its weights.
     public struct Entry: Sendable, Equatable {
+        /// The expert's name (its directory name).
         public var name: String
+        /// The expert's directory.
         public var directory: URL
+        /// What validation learnt from its config and header.
         public var summary: LoRAAdapter.Summary
         /// SHA-256 of `adapter_model.safetensors`.
         public var sha256: String
@@ -36,14 +39,21 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     /// Cache counters, for `experts list` and `bench lora`.
     public struct Statistics: Sendable, Equatable {
+        /// Acquires served from memory.
         public var hits = 0
+        /// Acquires that read the expert from disk.
         public var misses = 0
+        /// Experts dropped from memory to stay within the budget.
         public var evictions = 0
+        /// Bytes of expert weights in memory now.
         public var residentBytes = 0
+        /// Experts in memory now.
         public var residentExperts = 0
     }
 
+    /// The registry directory (one subdirectory per expert).
     public let directory: URL
+    /// The base model's config, which every expert's shapes must fit.
     public let base: ModelConfig
     /// Most bytes of expert weights kept in memory (pinned experts may exceed it temporarily).
     public let budgetBytes: Int
@@ -303,6 +313,7 @@ public final class ExpertRegistry: @unchecked Sendable {
         return SwitchyardError.invalidArgument("unknown expert \(EscapedText.quoted(name)) in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))")
     }
 
+    /// The cache counters now.
     public var statistics: Statistics { lock.withLock { stats } }
 
     /// Names validated so far (valid or not), for tests of laziness.
@@ -529,6 +540,7 @@ public final class ExpertRegistry: @unchecked Sendable {
 
 /// Experts pinned in the registry's cache for one request. Release explicitly or let it deinit.
 public final class ExpertLease: @unchecked Sendable {
+    /// The leased experts, in the order they were asked for.
     public let adapters: [LoRAAdapter]
     private weak var registry: ExpertRegistry?
     private var released = false
@@ -539,6 +551,7 @@ public final class ExpertLease: @unchecked Sendable {
         self.adapters = adapters
     }
 
+    /// Unpins the experts (idempotent; also done on deinit).
     public func release() {
         let first = lock.withLock { () -> Bool in
             defer { released = true }

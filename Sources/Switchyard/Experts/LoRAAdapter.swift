@@ -2,6 +2,7 @@ import Foundation
 
 /// The LoRA weights of one projection: `Δy = scale · B · (A · x)`.
 public struct LoRAModule: Sendable, Equatable {
+    /// The projection this module adapts.
     public let site: ProjectionSite
     /// `[rank × in]` (PEFT's `lora_A.weight`).
     public var a: Matrix
@@ -10,6 +11,7 @@ public struct LoRAModule: Sendable, Equatable {
     /// `lora_alpha / r` (or `/ sqrt(r)` with rsLoRA), pattern overrides applied.
     public var scale: Float
 
+    /// A module from its factors; `a.rows` (the rank) must equal `b.cols`.
     public init(site: ProjectionSite, a: Matrix, b: Matrix, scale: Float) {
         precondition(a.rows == b.cols, "LoRA A rows (\(a.rows)) must equal B cols (\(b.cols))")
         self.site = site
@@ -18,7 +20,9 @@ public struct LoRAModule: Sendable, Equatable {
         self.scale = scale
     }
 
+    /// The module's rank r.
     public var rank: Int { a.rows }
+    /// Values in A and B.
     public var parameterCount: Int { a.data.count + b.data.count }
 
     /// `A = Σ aFactor_i·A_i`, `B = Σ bFactor_i·B_i` over modules of one rank and shape, at scale 1
@@ -51,8 +55,10 @@ public struct LoRAModule: Sendable, Equatable {
 /// A PEFT LoRA adapter ("expert"): its configuration and per-projection weights, validated against a
 /// base model's shapes.
 public struct LoRAAdapter: Sendable {
+    /// The expert's name (its registry directory name).
     public var name: String
     public var config: AdapterConfig
+    /// The adapted projections and their weights.
     public var modules: [ProjectionSite: LoRAModule]
     /// For an adapter written by LoraHub composition, the experts and weights it was composed
     /// from (`name=weight,…`); nil for a trained expert. Stored in the safetensors `__metadata__`
@@ -63,6 +69,7 @@ public struct LoRAAdapter: Sendable {
     /// The safetensors `__metadata__` key that marks a composed adapter.
     public static let compositionMetadataKey = "switchyard.composed_from"
 
+    /// An adapter from parts already validated against each other (`load` validates files).
     public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule], composition: String? = nil) {
         self.name = name
         self.config = config
@@ -70,6 +77,7 @@ public struct LoRAAdapter: Sendable {
         self.composition = composition
     }
 
+    /// Values in every module's A and B.
     public var parameterCount: Int { modules.values.reduce(0) { $0 + $1.parameterCount } }
     /// Bytes held in memory (Float32).
     public var byteCount: Int { parameterCount * 4 }
@@ -126,8 +134,11 @@ public struct LoRAAdapter: Sendable {
     /// What validation learns about an adapter without reading its weights.
     public struct Summary: Sendable, Equatable {
         public var config: AdapterConfig
+        /// Distinct module ranks, ascending.
         public var ranks: [Int]
+        /// Projection kinds adapted in at least one layer.
         public var targetKinds: [ProjectionKind]
+        /// Adapted projections (layer × kind).
         public var moduleCount: Int
         public var parameterCount: Int
         /// Size of `adapter_model.safetensors`.

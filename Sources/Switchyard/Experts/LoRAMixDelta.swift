@@ -20,6 +20,7 @@ public final class LoRAMixDelta: ProjectionDelta {
     private let rankSpace = ScratchBuffer()
     private let expanded = ScratchBuffer()
 
+    /// A delta over `experts`; rows choose among them by index (`ExpertMix.Entry.expert`).
     public init(experts: [LoRAAdapter]) {
         self.experts = experts
     }

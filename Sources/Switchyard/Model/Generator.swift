@@ -1,11 +1,15 @@
 /// What to generate for one prompt.
 public struct GenerationRequest: Sendable {
+    /// The prompt's token ids (special tokens included as the caller wants them).
     public var promptTokens: [Int]
+    /// Most tokens to generate.
     public var maxNewTokens: Int
+    /// How each token is chosen.
     public var sampling: SamplingParameters
     /// Generation stops after emitting any of these (the stop token is included in the output).
     public var stopTokens: Set<Int>
 
+    /// A request; generation stops at `maxNewTokens` or at a token of `stopTokens`.
     public init(promptTokens: [Int], maxNewTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int> = []) {
         self.promptTokens = promptTokens
         self.maxNewTokens = maxNewTokens
@@ -17,9 +21,12 @@ public struct GenerationRequest: Sendable {
 /// Runs a closed set of requests to completion on an `Engine` (the CLI's generate, eval, demo and
 /// route): every request is admitted at once and the engine steps until all have finished.
 public struct Generator {
+    /// The model generated from.
     public let model: LlamaModel
+    /// Batching options of the engine each call runs.
     public let options: Engine.Options
 
+    /// A generator over `model`.
     public init(model: LlamaModel, options: Engine.Options = Engine.Options()) {
         self.model = model
         self.options = options

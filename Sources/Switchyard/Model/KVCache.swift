@@ -5,17 +5,22 @@
 /// Owned by one request; not thread-safe. Capacity grows by doubling, so appending a token is
 /// amortised O(1) with no per-token allocation.
 public final class KVCache {
+    /// Decoder layers cached.
     public let numLayers: Int
+    /// Key/value heads per layer.
     public let numKVHeads: Int
+    /// Values per head.
     public let headDim: Int
     /// Longest sequence this cache accepts (the model's `max_position_embeddings`).
     public let maxLength: Int
     /// Tokens stored so far (identical in every layer between forward passes).
     public private(set) var length: Int = 0
+    /// Positions allocated (grows by doubling).
     public private(set) var capacity: Int
     var keys: [UnsafeMutablePointer<Float>]
     var values: [UnsafeMutablePointer<Float>]
 
+    /// An empty cache shaped for `config`.
     public init(config: ModelConfig, initialCapacity: Int = 64) {
         numLayers = config.numLayers
         numKVHeads = config.numKVHeads

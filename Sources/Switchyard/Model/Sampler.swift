@@ -6,6 +6,7 @@ import Foundation
 /// top-k, top-p, then a draw. `temperature == 0` means greedy (argmax after the penalty; ties go to
 /// the lower id, like `torch.argmax`).
 public struct SamplingParameters: Sendable, Equatable {
+    /// 0: greedy (argmax); otherwise logits are divided by it before softmax.
     public var temperature: Float
     /// Keep only the k most likely tokens (0: off).
     public var topK: Int
@@ -14,8 +15,10 @@ public struct SamplingParameters: Sendable, Equatable {
     /// > 1 discourages tokens already present in the context (CTRL / transformers semantics:
     /// a positive logit is divided by the penalty, a negative one multiplied).
     public var repetitionPenalty: Float
+    /// Seed of the sampling generator (same seed, same tokens).
     public var seed: UInt64
 
+    /// Sampling settings; the defaults are greedy decoding.
     public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
         self.temperature = temperature
         self.topK = topK
@@ -24,6 +27,7 @@ public struct SamplingParameters: Sendable, Equatable {
         self.seed = seed
     }
 
+    /// Greedy decoding (argmax, no penalty).
     public static let greedy = SamplingParameters()
 
     /// Rejects values that have no meaning (negative temperature, p outside (0, 1], …).
@@ -39,9 +43,11 @@ public struct SamplingParameters: Sendable, Equatable {
 
 /// Draws tokens according to `SamplingParameters`, with its own seeded random stream.
 public struct Sampler: Sendable {
+    /// The settings this sampler applies.
     public let parameters: SamplingParameters
     private var rng: SeededRandom
 
+    /// A sampler with its own seeded generator.
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
         rng = SeededRandom(seed: parameters.seed)

@@ -3,8 +3,11 @@
 /// Weights follow the Hugging Face convention `[out_features, in_features]`; activations are
 /// `[tokens, features]`. Value semantics (copy on write through the array).
 public struct Matrix: Sendable, Equatable {
+    /// Number of rows.
     public private(set) var rows: Int
+    /// Number of columns.
     public private(set) var cols: Int
+    /// The values, row-major (`rows × cols`).
     public var data: [Float]
 
     /// A zero-filled matrix.
@@ -23,8 +26,10 @@ public struct Matrix: Sendable, Equatable {
         self.data = data
     }
 
+    /// `[rows, cols]`.
     public var shape: [Int] { [rows, cols] }
 
+    /// The value at (`row`, `col`).
     public subscript(row: Int, col: Int) -> Float {
         get { data[row * cols + col] }
         set { data[row * cols + col] = newValue }

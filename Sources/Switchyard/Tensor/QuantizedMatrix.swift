@@ -11,8 +11,11 @@ import Foundation
 /// (`sy_qgemm_nt`). Immutable; the bytes are owned here (64-byte aligned) and freed in `deinit`.
 /// Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
+    /// The block format of the stored weights.
     public let type: GGMLType
+    /// Number of rows (output features).
     public let rows: Int
+    /// Number of columns (input features; a multiple of 32).
     public let cols: Int
     /// Bytes of one row (`cols / blockElements` blocks).
     public let rowBytes: Int
