@@ -49,7 +49,8 @@ enum EvalCommand: Command {
         var accuracy: Double
     }
 
-    struct Example {
+    /// One line of a task file.
+    struct Example: Decodable {
         var prompt: String
         var completion: String
         /// The task the example comes from (mixed sets), if given.
@@ -102,17 +103,7 @@ enum EvalCommand: Command {
     }
 
     static func readExamples(_ path: String) throws -> [Example] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw SwitchyardError.io(path: path, reason: "cannot read task file")
-        }
-        return try text.split(separator: "\n").enumerated().compactMap { n, line in
-            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let p = obj["prompt"] as? String, let c = obj["completion"] as? String else {
-                throw SwitchyardError.invalidArgument("\(path):\(n + 1): expected {\"prompt\": \"…\", \"completion\": \"…\"}")
-            }
-            return Example(prompt: p, completion: c, task: obj["task"] as? String)
-        }
+        try JSONLines.read(path, as: Example.self, expected: "{\"prompt\": \"…\", \"completion\": \"…\"}")
     }
 }
 

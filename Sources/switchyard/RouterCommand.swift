@@ -79,21 +79,31 @@ enum RouterCommand: CommandGroup {
         return lines.joined(separator: "\n")
     }
 
-    /// Reads `{"text": …, "expert": …}` lines (also accepts "prompt" for text).
+    /// One line of a routing examples file: `{"text": …, "expert": …}` ("prompt" and "task"
+    /// accepted too, so task files with a task field serve as they are).
+    struct Example: Decodable {
+        var text: String
+        var expert: String
+
+        enum CodingKeys: String, CodingKey { case text, prompt, expert, task }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            text = try Self.either(c, .text, .prompt)
+            expert = try Self.either(c, .expert, .task)
+        }
+
+        /// The string under `key`, else under `alternative`; missing both is reported as `key`.
+        private static func either(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, _ alternative: CodingKeys) throws -> String {
+            if !c.contains(key), c.contains(alternative) { return try c.decode(String.self, forKey: alternative) }
+            return try c.decode(String.self, forKey: key)
+        }
+    }
+
     static func readExamples(_ path: String) throws -> ([String], [String]) {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw SwitchyardError.io(path: path, reason: "cannot read examples")
-        }
-        var texts: [String] = [], names: [String] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let t = (obj["text"] ?? obj["prompt"]) as? String, let e = (obj["expert"] ?? obj["task"]) as? String
-            else { throw SwitchyardError.invalidArgument("\(path):\(n + 1): expected {\"text\": \"…\", \"expert\": \"…\"}") }
-            texts.append(t)
-            names.append(e)
-        }
-        guard !texts.isEmpty else { throw SwitchyardError.invalidArgument("\(path): no examples") }
-        return (texts, names)
+        let examples = try JSONLines.read(path, as: Example.self, expected: "{\"text\": \"…\", \"expert\": \"…\"}")
+        guard !examples.isEmpty else { throw SwitchyardError.invalidArgument("\(path): no examples") }
+        return (examples.map(\.text), examples.map(\.expert))
     }
 }
 

@@ -88,7 +88,7 @@ enum ServeBenchRemote: Command {
         var rng = SeededRandom(seed: seed)
         var prompts: [String: [GenerateRequest]] = [:]
         for e in experts {
-            let texts = taskPrompts(e)
+            let texts = try taskPrompts(e)
             if !texts.isEmpty {
                 prompts[e] = texts.map { GenerateRequest(prompt: $0) }
             } else {
@@ -236,14 +236,10 @@ enum ServeBenchRemote: Command {
     }
 
     /// The prompts of `Models/tasks/<expert>/test.jsonl` (empty when there is no such file).
-    static func taskPrompts(_ expert: String) -> [String] {
+    static func taskPrompts(_ expert: String) throws -> [String] {
         let file = ModelLocator.modelsRoot().appendingPathComponent("tasks/\(expert)/test.jsonl")
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").prefix(64).compactMap { line in
-            guard let data = line.data(using: .utf8),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-            return object["prompt"] as? String
-        }
+        guard FileManager.default.fileExists(atPath: file.path) else { return [] }
+        return try EvalCommand.readExamples(file.path).prefix(64).map(\.prompt)
     }
 
     static func percentile(_ xs: [Double], _ p: Double) -> Double {

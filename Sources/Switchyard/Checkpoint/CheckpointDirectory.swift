@@ -23,11 +23,13 @@ public final class CheckpointDirectory: @unchecked Sendable {
             files = ["model.safetensors": file]
             location = Dictionary(uniqueKeysWithValues: file.tensors.keys.map { ($0, "model.safetensors") })
         } else if fm.fileExists(atPath: index.path) {
-            guard let data = try? Data(contentsOf: index),
-                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let map = obj["weight_map"] as? [String: String]
-            else {
-                throw SwitchyardError.config(path: index.path, field: "weight_map", reason: "missing or not an object of strings")
+            guard let data = try? Data(contentsOf: index) else { throw SwitchyardError.io(path: index.path, reason: "cannot read") }
+            let fields = try JSONFields(data: data, path: index.path)
+            guard let weightMap = try fields.object("weight_map") else { throw fields.error("weight_map", "missing") }
+            var map: [String: String] = [:]
+            for tensor in weightMap.keys {
+                guard let file = try weightMap.string(tensor) else { throw weightMap.error(tensor, "expected a shard file name, found null") }
+                map[tensor] = file
             }
             var opened: [String: SafeTensorsFile] = [:]
             for name in Set(map.values).sorted() {

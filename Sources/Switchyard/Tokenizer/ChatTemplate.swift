@@ -689,14 +689,6 @@ extension ChatTemplate {
         }
         let jinja = path.appendingPathComponent("chat_template.jinja")
         if let text = try? String(contentsOf: jinja, encoding: .utf8) { return try ChatTemplate(text) }
-        let config = path.appendingPathComponent("tokenizer_config.json")
-        guard let data = try? Data(contentsOf: config),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        if let text = object["chat_template"] as? String { return try ChatTemplate(text) }
-        if let list = object["chat_template"] as? [[String: Any]],
-           let text = list.first(where: { $0["name"] as? String == "default" })?["template"] as? String {
-            return try ChatTemplate(text)
-        }
-        return nil
+        return try TokenizerConfig.load(directory: path)?.chatTemplate.map(ChatTemplate.init)
     }
 }

@@ -50,20 +50,8 @@ public final class Tokenizer: Sendable {
     public static func load(modelDirectory: URL) throws -> Tokenizer {
         let url = modelDirectory.appendingPathComponent("tokenizer.json")
         let data = try read(url)
-        var bos: String?
-        var eos: String?
-        let configURL = modelDirectory.appendingPathComponent("tokenizer_config.json")
-        if let configData = try? Data(contentsOf: configURL),
-           let config = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] {
-            // Either "<s>" or {"content": "<s>", ...}.
-            func name(_ key: String) -> String? {
-                if let string = config[key] as? String { return string }
-                return (config[key] as? [String: Any])?["content"] as? String
-            }
-            bos = name("bos_token")
-            eos = name("eos_token")
-        }
-        return try Tokenizer(json: data, source: url.path, configuredBOS: bos, configuredEOS: eos)
+        let config = try TokenizerConfig.load(directory: modelDirectory)
+        return try Tokenizer(json: data, source: url.path, configuredBOS: config?.bosToken, configuredEOS: config?.eosToken)
     }
 
     private static func read(_ url: URL) throws -> Data {
