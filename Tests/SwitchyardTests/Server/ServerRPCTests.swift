@@ -46,14 +46,15 @@ import Switchyard
         let promptCount = summary.promptTokens
         for (i, e) in out.events.dropLast().enumerated() { #expect(abs(e.logprob - scored[promptCount - 1 + i]) <= 1e-3) }
 
-        // Traced routing decisions: a token router reports its per-layer choices by name.
+        // Traced routing decisions: the demo's token router (one global gate) reports one choice
+        // for every layer (no layer), by name.
         var traced = GenerateRequest(prompt: Self.prompt)
         traced.router = "token"
         traced.trace = true
         traced.maxTokens = 3
         let t = try await collect(client, traced)
         let firstRouting = t.events.first!.routing
-        #expect(Set(firstRouting.compactMap(\.layer)) == [0, 1, 2, 3])
+        #expect(!firstRouting.isEmpty && firstRouting.allSatisfy { $0.layer == nil })
         #expect(firstRouting.allSatisfy { $0.experts.allSatisfy { TestServer.taskExperts.contains($0.name) } })
 
         // Stop strings end the stream before the stop string.
