@@ -1,3 +1,4 @@
+import CKernels
 /// The weights of one decoder block: pre-norm attention then pre-norm SwiGLU MLP, each with a
 /// residual connection.
 public struct DecoderLayer: Sendable {
@@ -43,58 +44,23 @@ public struct DecoderLayer: Sendable {
 
 /// Multi-head attention with grouped-query heads over one sequence's cache.
 enum CausalAttention {
-    /// Attention for the `n` new rows of one sequence whose first new position is `start`.
+    /// Attention for the `n` new rows of one sequence whose first new position is `start`
+    /// (`sy_causal_attention`: causal and windowed key ranges only, parallel over heads and
+    /// chunks of rows).
     ///
     /// - `q`: `[n × numHeads·headDim]` (rope applied), rows `qStride` apart.
     /// - the cache already holds keys/values for positions `0 ..< start + n` of this layer.
     /// - `out`: `[n × numHeads·headDim]`, rows `qStride` apart.
-    /// - `scores`: scratch of at least `n × (start + n)` floats.
     static func run(q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, cache: KVCache, layer: Int,
-                    numHeads: Int, slidingWindow: Int?, scores: UnsafeMutablePointer<Float>,
-                    out: UnsafeMutablePointer<Float>) {
-        // ModelConfig.validate guarantees both; a window ≤ 0 would index before `scores`.
+                    numHeads: Int, slidingWindow: Int?, out: UnsafeMutablePointer<Float>) {
+        // ModelConfig.validate guarantees both; a window ≤ 0 would mean no keys at all.
         precondition(slidingWindow.map { $0 > 0 } ?? true, "sliding window must be positive")
         precondition(numHeads % cache.numKVHeads == 0, "heads must divide into KV groups")
+        precondition(start + n <= cache.capacity, "the cache must hold the new rows")
         let hd = cache.headDim
-        let total = start + n
-        let group = numHeads / cache.numKVHeads
-        let scale = 1 / Float(hd).squareRoot()
-        if n == 1 && group > 1 {
-            // Decode: the query heads sharing a KV head are consecutive in the row, so each group
-            // is one [group × hd] block — one product per KV head instead of one per query head.
-            let first = slidingWindow.map { max(0, start - $0 + 1) } ?? 0
-            for kvHead in 0..<cache.numKVHeads {
-                let keys = cache.keyHead(layer: layer, head: kvHead)
-                let values = cache.valueHead(layer: layer, head: kvHead)
-                let qBlock = q + kvHead * group * hd
-                BLAS.gemmTransB(m: group, n: total, k: hd, alpha: scale, a: qBlock, lda: hd,
-                                b: keys, ldb: hd, c: scores, ldc: total)
-                for g in 0..<group {
-                    let row = scores + g * total
-                    for t in 0..<first { row[t] = 0 }
-                    Ops.softmax(row + first, count: total - first)
-                }
-                BLAS.gemm(m: group, n: hd, k: total, a: scores, lda: total, b: values, ldb: hd,
-                          c: out + kvHead * group * hd, ldc: hd)
-            }
-            return
-        }
-        for h in 0..<numHeads {
-            let kvHead = h / group
-            let keys = cache.keyHead(layer: layer, head: kvHead)
-            let values = cache.valueHead(layer: layer, head: kvHead)
-            BLAS.gemmTransB(m: n, n: total, k: hd, alpha: scale, a: q + h * hd, lda: qStride,
-                            b: keys, ldb: hd, c: scores, ldc: total)
-            for j in 0..<n {
-                let row = scores + j * total
-                let position = start + j
-                let first = slidingWindow.map { max(0, position - $0 + 1) } ?? 0
-                for t in 0..<first { row[t] = 0 }
-                Ops.softmax(row + first, count: position + 1 - first)
-                for t in (position + 1)..<total { row[t] = 0 }
-            }
-            BLAS.gemm(m: n, n: hd, k: total, a: scores, lda: total, b: values, ldb: hd,
-                      c: out + h * hd, ldc: qStride)
-        }
+        sy_causal_attention(q, Int32(n), Int32(start), Int32(qStride), Int32(numHeads), Int32(cache.numKVHeads), Int32(hd),
+                            cache.keyHead(layer: layer, head: 0), cache.valueHead(layer: layer, head: 0),
+                            cache.capacity * hd, Int32(slidingWindow ?? 0), 1 / Float(hd).squareRoot(),
+                            out, Int32(qStride), 0)
     }
 }

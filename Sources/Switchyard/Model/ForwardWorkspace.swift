@@ -35,7 +35,6 @@ public final class ForwardWorkspace {
     let projected = ScratchBuffer()
     let gate = ScratchBuffer()
     let up = ScratchBuffer()
-    let scores = ScratchBuffer()
     let ropeCos = ScratchBuffer()
     let ropeSin = ScratchBuffer()
     let gathered = ScratchBuffer()

@@ -13,7 +13,9 @@ public enum LogitsRequest: Sendable {
 /// The new tokens of one sequence in a forward batch, with the cache that holds its history.
 public struct SequenceInput {
     public var tokens: [Int]
+    /// The sequence's history (appended to by the forward pass).
     public var cache: KVCache
+    /// New `tokens` of the sequence whose history is `cache`.
     public init(tokens: [Int], cache: KVCache) {
         self.tokens = tokens
         self.cache = cache
@@ -144,8 +146,6 @@ public final class LlamaModel: @unchecked Sendable {
             positions.append(contentsOf: item.cache.length..<(item.cache.length + item.tokens.count))
         }
         let rows = positions.count
-        let group = c.numHeads / c.numKVHeads  // decode scores a whole GQA group at once
-        let maxScores = batch.map { max($0.tokens.count, group) * ($0.cache.length + $0.tokens.count) }.max() ?? 0
 
         let h = ws.hidden.get(rows * d)
         let xn = ws.normed.get(rows * d)
@@ -153,7 +153,6 @@ public final class LlamaModel: @unchecked Sendable {
         let attn = ws.attention.get(rows * qWidth)
         let proj = ws.projected.get(rows * d)
         let gb = ws.gate.get(rows * inter), ub = ws.up.get(rows * inter)
-        let scores = ws.scores.get(maxScores)
         let cosT = ws.ropeCos.get(rows * hd / 2), sinT = ws.ropeSin.get(rows * hd / 2)
 
         if let table = embeddingTable {
@@ -200,7 +199,7 @@ public final class LlamaModel: @unchecked Sendable {
                 }
                 CausalAttention.run(q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
                                     layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
-                                    scores: scores, out: attn + r0 * qWidth)
+                                    out: attn + r0 * qWidth)
             }
             layer.o.forward(attn, rows: rows, into: proj, delta: delta)
             Ops.add(h, proj, count: rows * d)

@@ -1,0 +1,169 @@
+/* Causal self-attention over a KV cache, for prefill chunks and decode steps alike.
+
+   Work is split over the thread pool by (query head, chunk of query rows); each task computes
+   only the keys its rows may see (causal, and the sliding window), so a long prefill does half
+   the products of a full score matrix, and the softmax runs in parallel with a vectorised exp. */
+#include "CKernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+
+#define SY_ATTN_CHUNK 16
+
+typedef struct {
+    const float *q;
+    int n, start, q_stride, num_heads, group, hd, window;
+    const float *keys, *values;
+    size_t head_stride;
+    float scale;
+    float *out;
+    int out_stride, chunks, avx2;
+} attn_job;
+
+/* First key position row `pos` may see. */
+static inline int first_key(int pos, int window) { return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0; }
+
+static void softmax_portable(float *x, int count) {
+    float m = -INFINITY, sum = 0.f;
+    for (int i = 0; i < count; i++) if (x[i] > m) m = x[i];
+    for (int i = 0; i < count; i++) { x[i] = expf(x[i] - m); sum += x[i]; }
+    float inv = 1.f / sum;
+    for (int i = 0; i < count; i++) x[i] *= inv;
+}
+
+static void row_portable(const float *q, const float *K, const float *V, int first, int last, int hd, float scale,
+                         float *scores, float *out) {
+    int count = last - first + 1;
+    for (int t = 0; t < count; t++) {
+        const float *k = K + (size_t)(first + t) * hd;
+        float s = 0.f;
+        for (int i = 0; i < hd; i++) s += q[i] * k[i];
+        scores[t] = s * scale;
+    }
+    softmax_portable(scores, count);
+    for (int i = 0; i < hd; i++) out[i] = 0.f;
+    for (int t = 0; t < count; t++) {
+        const float *v = V + (size_t)(first + t) * hd;
+        for (int i = 0; i < hd; i++) out[i] += scores[t] * v[i];
+    }
+}
+
+/* exp(x) for x <= 0 (max-subtracted scores): Cephes' range reduction and degree-5 polynomial,
+   relative error ~2e-7; underflows to 0 below -87. */
+__attribute__((target("avx2,fma")))
+static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma")))
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One query row (hd a multiple of 8) against keys [first, last]. */
+__attribute__((target("avx2,fma")))
+static void row_avx2(const float *q, const float *K, const float *V, int first, int last, int hd, float scale,
+                     float *scores, float *out) {
+    int count = last - first + 1;
+    const float *k0 = K + (size_t)first * hd;
+    int t = 0;
+    /* Four keys at a time: the query chunk is loaded once for four products. */
+    for (; t + 4 <= count; t += 4) {
+        const float *k = k0 + (size_t)t * hd;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + i), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + hd + i), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * hd + i), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 3 * hd + i), a3);
+        }
+        /* Reduce the four accumulators together: lanes 0..3 of the result are the four sums. */
+        __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h = _mm256_hadd_ps(h01, h23);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        _mm_storeu_ps(scores + t, _mm_mul_ps(s, _mm_set1_ps(scale)));
+    }
+    for (; t < count; t++) {
+        const float *k = k0 + (size_t)t * hd;
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a);
+        scores[t] = hsum8(a) * scale;
+    }
+    /* Softmax. */
+    float m = -INFINITY;
+    for (int i = 0; i < count; i++) if (scores[i] > m) m = scores[i];
+    __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + i), mv));
+        _mm256_storeu_ps(scores + i, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum8(sv);
+    for (; i < count; i++) { scores[i] = expf(scores[i] - m); sum += scores[i]; }
+    /* Weighted sum of the values, normalised once at the end. */
+    const float *v0 = V + (size_t)first * hd;
+    for (int c = 0; c < hd; c += 32) {
+        int width = hd - c >= 32 ? 32 : hd - c;  /* 8, 16, 24 or 32 */
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        for (int u = 0; u < count; u++) {
+            const float *v = v0 + (size_t)u * hd + c;
+            __m256 p = _mm256_set1_ps(scores[u]);
+            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
+            if (width > 8) o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
+            if (width > 16) o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
+            if (width > 24) o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
+        }
+        __m256 inv = _mm256_set1_ps(1.f / sum);
+        _mm256_storeu_ps(out + c, _mm256_mul_ps(o0, inv));
+        if (width > 8) _mm256_storeu_ps(out + c + 8, _mm256_mul_ps(o1, inv));
+        if (width > 16) _mm256_storeu_ps(out + c + 16, _mm256_mul_ps(o2, inv));
+        if (width > 24) _mm256_storeu_ps(out + c + 24, _mm256_mul_ps(o3, inv));
+    }
+}
+
+static void attn_task(void *ctx, int index) {
+    const attn_job *j = (const attn_job *)ctx;
+    int h = index / j->chunks, chunk = index % j->chunks;
+    int r0 = chunk * SY_ATTN_CHUNK, r1 = r0 + SY_ATTN_CHUNK < j->n ? r0 + SY_ATTN_CHUNK : j->n;
+    int kv = h / j->group;
+    const float *K = j->keys + (size_t)kv * j->head_stride, *V = j->values + (size_t)kv * j->head_stride;
+    float *scores = (float *)malloc(sizeof(float) * (size_t)(j->start + r1));
+    if (!scores) abort();  /* a few KB to a few MB; nothing sensible to return mid-forward */
+    for (int r = r0; r < r1; r++) {
+        int pos = j->start + r;
+        const float *q = j->q + (size_t)r * j->q_stride + (size_t)h * j->hd;
+        float *out = j->out + (size_t)r * j->out_stride + (size_t)h * j->hd;
+        if (j->avx2)
+            row_avx2(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+        else
+            row_portable(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+    }
+    free(scores);
+}
+
+void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
+                         const float *keys, const float *values, size_t head_stride, int window, float scale,
+                         float *out, int out_stride, int portable) {
+    if (n <= 0 || num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) return;
+    attn_job job = { q, n, start, q_stride, num_heads, num_heads / num_kv_heads, hd, window, keys, values, head_stride,
+                     scale, out, out_stride, (n + SY_ATTN_CHUNK - 1) / SY_ATTN_CHUNK,
+                     !portable && hd % 8 == 0 && sy_kernels_have_avx2() };
+    sy_parallel_for(num_heads * job.chunks, attn_task, &job);
+}
