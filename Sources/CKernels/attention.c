@@ -4,6 +4,7 @@
    only the keys its rows may see (causal, and the sliding window), so a long prefill does half
    the products of a full score matrix, and the softmax runs in parallel with a vectorised exp. */
 #include "CKernels.h"
+#include "horizontal_sum.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,14 +69,6 @@ static inline __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-__attribute__((target("avx2,fma")))
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* One query row (hd a multiple of 8) against keys [first, last]. */
 __attribute__((target("avx2,fma")))
 static void row_avx2(const float *q, const float *K, const float *V, int first, int last, int hd, float scale,
@@ -103,7 +96,7 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
         const float *k = k0 + (size_t)t * hd;
         __m256 a = _mm256_setzero_ps();
         for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a);
-        scores[t] = hsum8(a) * scale;
+        scores[t] = sy_hsum256(a) * scale;
     }
     /* Softmax. */
     float m = -INFINITY;
@@ -115,7 +108,7 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
         _mm256_storeu_ps(scores + i, e);
         sv = _mm256_add_ps(sv, e);
     }
-    float sum = hsum8(sv);
+    float sum = sy_hsum256(sv);
     for (; i < count; i++) { scores[i] = expf(scores[i] - m); sum += scores[i]; }
     /* Weighted sum of the values, normalised once at the end. */
     const float *v0 = V + (size_t)first * hd;

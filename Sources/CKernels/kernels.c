@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "horizontal_sum.h"
 #include <immintrin.h>
 #include <stddef.h>
 
@@ -14,16 +15,6 @@ static void gemm_small_portable(const float *X, int M, int K, int ldx, const flo
             *y = alpha * s + (beta != 0.f ? *y : 0.f);
         }
     }
-}
-
-__attribute__((target("avx2,fma")))
-static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    __m128 sh = _mm_movehdup_ps(lo);
-    lo = _mm_add_ps(lo, sh);
-    sh = _mm_movehl_ps(sh, lo);
-    return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
 /* Dot products of weight rows w[0..R) with input rows x[0..C), R <= 3, C <= 4: 12 accumulators,
@@ -58,7 +49,7 @@ static inline void block_avx2(const float *const *w, int R, const float *const *
     }
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) {
-            float s = hsum256(acc[r][c]);
+            float s = sy_hsum256(acc[r][c]);
             for (int kk = k; kk < K; kk++) s += w[r][kk] * x[c][kk];
             out[r][c] = s;
         }
@@ -108,8 +99,8 @@ static void gemv_avx2(const float *x, int K, const float *W, int ldw, int n0, in
             a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
             a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
         }
-        float s[4] = { hsum256(_mm256_add_ps(a0, b0)), hsum256(_mm256_add_ps(a1, b1)),
-                       hsum256(_mm256_add_ps(a2, b2)), hsum256(_mm256_add_ps(a3, b3)) };
+        float s[4] = { sy_hsum256(_mm256_add_ps(a0, b0)), sy_hsum256(_mm256_add_ps(a1, b1)),
+                       sy_hsum256(_mm256_add_ps(a2, b2)), sy_hsum256(_mm256_add_ps(a3, b3)) };
         const float *ws[4] = { w0, w1, w2, w3 };
         for (int r = 0; r < 4; r++) {
             for (int kk = k; kk < K; kk++) s[r] += ws[r][kk] * x[kk];

@@ -13,6 +13,7 @@
    weights read from memory once for all rows). More rows (prefill): each task widens its chunk of
    weight rows to a float tile and calls sgemm. */
 #include "CKernels.h"
+#include "horizontal_sum.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -166,14 +167,6 @@ static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, 
 /* ---- AVX2 ------------------------------------------------------------------------------------ */
 
 __attribute__((target("avx2,fma,f16c")))
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-__attribute__((target("avx2,fma,f16c")))
 static inline float f16(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 
 /* Integer dot of one weight row (nb blocks) with one int16 activation row. */
@@ -202,7 +195,7 @@ static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb
                                      _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 16))));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(s), acc);
     }
-    return hsum(acc) + extra;
+    return sy_hsum256(acc) + extra;
 }
 
 /* One weight block widened to 32 floats in four registers. */
@@ -256,7 +249,7 @@ static inline void wrow_avx2(int type, const uint8_t *w, size_t bb, int nb, cons
             acc[m] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(x + 24), acc[m]);
         }
     }
-    for (int m = 0; m < R; m++) Y[(size_t)m * ldy] = hsum(acc[m]);
+    for (int m = 0; m < R; m++) Y[(size_t)m * ldy] = sy_hsum256(acc[m]);
 }
 
 __attribute__((target("avx2,fma,f16c")))
