@@ -20,10 +20,17 @@ static pthread_t workers[SY_MAX_THREADS];
 static int worker_count = 0;          /* threads besides the caller */
 static int requested_threads = 0;     /* 0 = not initialised */
 
-static sy_task_fn job_fn;
-static void *job_ctx;
-static int job_count;
-static atomic_int job_next;
+/* The job being run. A job is published by bumping `generation`; its tasks are claimed from
+   `job_state`, which packs the generation (high 32 bits) with the next task index (low 32 bits), so
+   a claim made with a compare-and-swap can only succeed for the job the claimer read its function,
+   context and count for. A worker that wakes late, or is preempted between two claims, therefore
+   never runs a task of the next job with the last one's context or a stale index, and `job_done`
+   counts exactly `job_count` tasks of the current job (the caller returns only after all of them). */
+#define SY_JOB_CLOSED 0xFFFFFFFFu  /* an index no job reaches: no claim succeeds while the job is set up */
+static _Atomic(sy_task_fn) job_fn;
+static _Atomic(void *) job_ctx;
+static atomic_int job_count;
+static atomic_ullong job_state;
 static atomic_int job_done;
 static atomic_long generation;
 static atomic_int sleepers;
@@ -34,10 +41,19 @@ static long now_nanos(void) {
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static void run_tasks(void) {
-    int i;
-    while ((i = atomic_fetch_add(&job_next, 1)) < job_count) {
-        job_fn(job_ctx, i);
+/* Runs tasks of job `gen` (its low 32 bits) until none are left or another job has started. */
+static void run_tasks(unsigned gen) {
+    for (;;) {
+        unsigned long long state = atomic_load(&job_state);
+        if ((unsigned)(state >> 32) != gen) return;
+        unsigned index = (unsigned)state;
+        int count = atomic_load(&job_count);
+        sy_task_fn fn = atomic_load(&job_fn);
+        void *ctx = atomic_load(&job_ctx);
+        if (index >= (unsigned)count) return;
+        /* Succeeds only while job `gen` is still the current one: fn, ctx and count were read for it. */
+        if (!atomic_compare_exchange_weak(&job_state, &state, state + 1)) continue;
+        fn(ctx, (int)index);
         atomic_fetch_add(&job_done, 1);
     }
 }
@@ -60,7 +76,7 @@ static void *worker_main(void *arg) {
             }
         }
         seen = atomic_load(&generation);
-        run_tasks();
+        run_tasks((unsigned)seen);
     }
     return 0;
 }
@@ -96,18 +112,23 @@ void sy_parallel_for(int count, sy_task_fn fn, void *ctx) {
         for (int i = 0; i < count; i++) fn(ctx, i);
         return;
     }
-    job_fn = fn;
-    job_ctx = ctx;
-    job_count = count;
+    /* Every task of the previous job has finished (its caller waited). First close the state under
+       the new generation, so that a claimer still holding the old job's state (its index at the old
+       count) cannot succeed against the new count; then describe the job; then open it. */
+    unsigned gen = (unsigned)(atomic_load(&generation) + 1);
+    atomic_store(&job_state, ((unsigned long long)gen << 32) | SY_JOB_CLOSED);
+    atomic_store(&job_fn, fn);
+    atomic_store(&job_ctx, ctx);
+    atomic_store(&job_count, count);
     atomic_store(&job_done, 0);
-    atomic_store(&job_next, 0);
-    atomic_fetch_add(&generation, 1);
+    atomic_store(&job_state, (unsigned long long)gen << 32);
+    atomic_store(&generation, (long)gen);
     if (atomic_load(&sleepers) > 0) {
         pthread_mutex_lock(&park_lock);
         pthread_cond_broadcast(&park_cond);
         pthread_mutex_unlock(&park_lock);
     }
-    run_tasks();
+    run_tasks(gen);
     while (atomic_load(&job_done) < count) _mm_pause();
     pthread_mutex_unlock(&pool_lock);
 }
