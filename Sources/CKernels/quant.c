@@ -166,36 +166,79 @@ static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, 
 
 /* ---- AVX2 ------------------------------------------------------------------------------------ */
 
+/* The two halves at p..p+3 (a block's d, and m for Q4_1) as floats in lanes 0 and 1. A zeroing
+   32-bit load: _cvtsh_ss compiles to a vpinsrw that merges into whatever register is free, which
+   can be a loop's accumulator (a false dependency that chained every block to the last). Every
+   block holds at least 4 bytes, so the load stays inside it. */
 __attribute__((target("avx2,fma,f16c")))
-static inline float f16(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+static inline __m128 block_halves(const uint8_t *p) { return _mm_cvtph_ps(_mm_loadu_si32(p)); }
 
-/* Integer dot of one weight row (nb blocks) with one int16 activation row. */
+__attribute__((target("avx2,fma,f16c")))
+static inline float f16(const uint8_t *p) { return _mm_cvtss_f32(block_halves(p)); }
+
+/* The half at p broadcast to 8 floats. A broadcast load writes the whole register: _cvtsh_ss (and
+   any scalar form clang can narrow to) compiles to a vpinsrw that merges into a free register,
+   which can be a loop's accumulator, a false dependency that chained every block to the last. */
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 half_broadcast(const uint8_t *p) { return _mm256_cvtph_ps(_mm_set1_epi16((short)load_u16(p))); }
+
+/* One weight block against its int16 activation block: the 8 int32 partial sums of q_w · q_x; the
+   block's scale d_w broadcast in *d, and for the Q4 formats the offset's scale broadcast in *m
+   (the block minimum for Q4_1, -8·d for Q4_0; it multiplies the activations' scaled sum x->s). */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_block_q16 *x, __m256 *d, __m256 *m) {
+    __m256i lo, hi;  /* weights 0..15 and 16..31 as int16 */
+    if (type == SY_Q8_0) {
+        lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2)));
+        hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 18)));
+        *d = half_broadcast(p);
+    } else {
+        const __m128i low4 = _mm_set1_epi8(15);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
+        lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low4));
+        hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
+        *d = half_broadcast(p);
+        *m = type == SY_Q4_0 ? _mm256_mul_ps(*d, _mm256_set1_ps(-8.f)) : half_broadcast(p + 2);
+    }
+    return _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)x->qs)),
+                            _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 16))));
+}
+
+/* Integer dot of one weight row (nb blocks) with one int16 activation row, `type` a constant after
+   inlining. The Q4 formats take two blocks per step into two accumulators, so consecutive blocks
+   do not wait on one another's multiply-adds; their offset terms are summed in vector registers
+   too (every lane the same) for the same reason. */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline float qdot_avx2_typed(const int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
+    const size_t bb = type == SY_Q8_0 ? 34 : type == SY_Q4_0 ? 18 : 20;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 extra0 = _mm256_setzero_ps(), extra1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; type != SY_Q8_0 && b + 2 <= nb; b += 2) {
+        __m256 d0, m0, d1, m1;
+        __m256i s0 = qblock_avx2(type, w + bb * (size_t)b, x + b, &d0, &m0);
+        __m256i s1 = qblock_avx2(type, w + bb * (size_t)(b + 1), x + b + 1, &d1, &m1);
+        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[b].d)), _mm256_cvtepi32_ps(s0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&x[b + 1].d)), _mm256_cvtepi32_ps(s1), acc1);
+        extra0 = _mm256_fmadd_ps(m0, _mm256_broadcast_ss(&x[b].s), extra0);
+        extra1 = _mm256_fmadd_ps(m1, _mm256_broadcast_ss(&x[b + 1].s), extra1);
+    }
+    for (; b < nb; b++) {
+        __m256 d0, m0 = _mm256_setzero_ps();
+        __m256i s0 = qblock_avx2(type, w + bb * (size_t)b, x + b, &d0, &m0);
+        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[b].d)), _mm256_cvtepi32_ps(s0), acc0);
+        if (type != SY_Q8_0) extra0 = _mm256_fmadd_ps(m0, _mm256_broadcast_ss(&x[b].s), extra0);
+    }
+    return sy_hsum256(_mm256_add_ps(acc0, acc1)) + _mm256_cvtss_f32(_mm256_add_ps(extra0, extra1));
+}
+
 __attribute__((target("avx2,fma,f16c")))
 static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i low4 = _mm_set1_epi8(15);
-    float extra = 0.f;
-    for (int b = 0; b < nb; b++, x++) {
-        __m256i lo, hi;  /* weights 0..15 and 16..31 as int16 */
-        float d;
-        if (type == SY_Q8_0) {
-            const uint8_t *p = w + 34 * (size_t)b;
-            lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2)));
-            hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 18)));
-            d = f16(p);
-        } else {
-            const uint8_t *p = w + (type == SY_Q4_0 ? 18 : 20) * (size_t)b;
-            __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
-            lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low4));
-            hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
-            d = f16(p);
-            extra += type == SY_Q4_0 ? -8.f * d * x->s : f16(p + 2) * x->s;
-        }
-        __m256i s = _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)x->qs)),
-                                     _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 16))));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(s), acc);
+    switch (type) {
+    case SY_Q8_0: return qdot_avx2_typed(SY_Q8_0, w, x, nb);
+    case SY_Q4_0: return qdot_avx2_typed(SY_Q4_0, w, x, nb);
+    default: return qdot_avx2_typed(SY_Q4_1, w, x, nb);
     }
-    return sy_hsum256(acc) + extra;
 }
 
 /* One weight block widened to 32 floats in four registers. */
@@ -296,7 +339,26 @@ void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float
         wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
 }
 
+/* Rows widened in registers and stored (the prefill tiles): F16C/AVX2 instead of a scalar loop. */
+__attribute__((target("avx2,fma,f16c")))
+static void dequantize_rows_avx2(int type, const uint8_t *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+    size_t bb = sy_weight_block_bytes(type);
+    for (int n = n_begin; n < n_end; n++) {
+        const uint8_t *w = W + (size_t)n * row_bytes;
+        float *o = out + (size_t)(n - n_begin) * K;
+        for (int b = 0; b < K / 32; b++) {
+            __m256 v[4];
+            widen_block_avx2(type, w + bb * (size_t)b, v);
+            for (int i = 0; i < 4; i++) _mm256_storeu_ps(o + 32 * b + 8 * i, v[i]);
+        }
+    }
+}
+
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+    if (sy_kernels_have_avx2()) {
+        dequantize_rows_avx2(type, (const uint8_t *)W, row_bytes, K, n_begin, n_end, out);
+        return;
+    }
     size_t bb = sy_weight_block_bytes(type);
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
