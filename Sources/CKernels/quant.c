@@ -412,7 +412,11 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
         tasks = threads * 4;
         if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
     } else {
+        /* Tiles of about 64 weight rows, their count a multiple of the threads so that no thread
+           waits on another's last tile (192 rows in 3 tiles on 2 threads cost a third). */
         tasks = (N + 63) / 64;
+        if (tasks % threads != 0) tasks += threads - tasks % threads;
+        if (tasks > N) tasks = N;
     }
     job.chunk = (N + tasks - 1) / tasks;
     sy_parallel_for(tasks, qgemm_task, &job);
