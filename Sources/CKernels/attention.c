@@ -4,11 +4,10 @@
    only the keys its rows may see (causal, and the sliding window), so a long prefill does half
    the products of a full score matrix, and the softmax runs in parallel with a vectorised exp. */
 #include "CKernels.h"
-#include "horizontal_sum.h"
+#include "simd.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <immintrin.h>
 
 #define SY_ATTN_CHUNK 16
 
@@ -50,6 +49,7 @@ static void row_portable(const float *q, const float *K, const float *V, int fir
     }
 }
 
+#if SY_X86_SIMD
 /* exp(x) for x <= 0 (max-subtracted scores): Cephes' range reduction and degree-5 polynomial,
    relative error ~2e-7; underflows to 0 below -87. */
 __attribute__((target("avx2,fma")))
@@ -131,6 +131,8 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
     }
 }
 
+#endif /* SY_X86_SIMD */
+
 static void attn_task(void *ctx, int index) {
     const attn_job *j = (const attn_job *)ctx;
     int h = index / j->chunks, chunk = index % j->chunks;
@@ -143,10 +145,13 @@ static void attn_task(void *ctx, int index) {
         int pos = j->start + r;
         const float *q = j->q + (size_t)r * j->q_stride + (size_t)h * j->hd;
         float *out = j->out + (size_t)r * j->out_stride + (size_t)h * j->hd;
-        if (j->avx2)
+#if SY_X86_SIMD
+        if (j->avx2) {
             row_avx2(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
-        else
-            row_portable(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+            continue;
+        }
+#endif
+        row_portable(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
     }
     free(scores);
 }

@@ -1,12 +1,6 @@
 #include "CKernels.h"
+#include <cblas.h>  /* OpenBLAS's, found through the CBLAS system-library target (pkg-config) */
 #include <stddef.h>
-
-/* OpenBLAS's CBLAS entry points, declared here so this target needs no include path
-   (the Switchyard target links OpenBLAS through the CBLAS module). */
-void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-void openblas_set_num_threads(int n);
-enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 
 typedef struct {
     int M, N, K, lda, ldb, ldc, chunk;
@@ -25,7 +19,7 @@ static void gemm_task(void *ctx, int t) {
     } else if (j->M <= SY_SMALL_BATCH_ROWS) {
         sy_gemm_small_rows(j->A, j->M, j->K, j->lda, j->B, j->ldb, lo, hi, j->C, j->ldc, j->alpha, j->beta);
     } else {
-        cblas_sgemm(RowMajor, NoTrans, Trans, j->M, hi - lo, j->K, j->alpha, j->A, j->lda,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, hi - lo, j->K, j->alpha, j->A, j->lda,
                     j->B + (size_t)lo * j->ldb, j->ldb, j->beta, j->C + lo, j->ldc);
     }
 }

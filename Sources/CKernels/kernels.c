@@ -1,7 +1,19 @@
 #include "CKernels.h"
-#include "horizontal_sum.h"
-#include <immintrin.h>
+#include "simd.h"
 #include <stddef.h>
+
+/* x·w over K floats in eight interleaved partial sums: the rounding of the AVX2 kernels (a single
+   running sum drifts by ~1e-4 in the logits over 30 layers of SmolLM2), and a loop compilers can
+   vectorise for any target without reassociating floats themselves. */
+static float dot_portable(const float *x, const float *w, int K) {
+    float p[8] = { 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f };
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int l = 0; l < 8; l++) p[l] += x[k + l] * w[k + l];
+    float s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+    for (; k < K; k++) s += x[k] * w[k];
+    return s;
+}
 
 static void gemm_small_portable(const float *X, int M, int K, int ldx, const float *W, int ldw,
                                 int n0, int n1, float *Y, int ldy, float alpha, float beta) {
@@ -9,14 +21,14 @@ static void gemm_small_portable(const float *X, int M, int K, int ldx, const flo
         const float *w = W + (size_t)n * ldw;
         for (int m = 0; m < M; m++) {
             const float *x = X + (size_t)m * ldx;
-            float s = 0.f;
-            for (int k = 0; k < K; k++) s += x[k] * w[k];
+            float s = dot_portable(x, w, K);
             float *y = Y + (size_t)m * ldy + n;
             *y = alpha * s + (beta != 0.f ? *y : 0.f);
         }
     }
 }
 
+#if SY_X86_SIMD
 /* Dot products of weight rows w[0..R) with input rows x[0..C), R <= 3, C <= 4: 12 accumulators,
    each input vector loaded once and used for R weight rows (FMA-bound, not load-bound). */
 __attribute__((target("avx2,fma")))
@@ -110,28 +122,42 @@ static void gemv_avx2(const float *x, int K, const float *W, int ldw, int n0, in
     if (n < n1) gemm_small_avx2(x, 1, K, K, W, ldw, n, n1, Y, n1, alpha, beta);
 }
 
+#endif /* SY_X86_SIMD */
+
+#if SY_X86_SIMD
 static int have_avx2 = -1;
+#endif
 
 int sy_kernels_have_avx2(void) {
+#if SY_X86_SIMD
     if (have_avx2 < 0) {
         __builtin_cpu_init();
-        have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     }
     return have_avx2;
+#else
+    return 0;
+#endif
 }
 
 void sy_gemm_small_rows(const float *X, int M, int K, int ldx, const float *W, int ldw,
                         int n_begin, int n_end, float *Y, int ldy, float alpha, float beta) {
-    if (sy_kernels_have_avx2())
+#if SY_X86_SIMD
+    if (sy_kernels_have_avx2()) {
         gemm_small_avx2(X, M, K, ldx, W, ldw, n_begin, n_end, Y, ldy, alpha, beta);
-    else
-        gemm_small_portable(X, M, K, ldx, W, ldw, n_begin, n_end, Y, ldy, alpha, beta);
+        return;
+    }
+#endif
+    gemm_small_portable(X, M, K, ldx, W, ldw, n_begin, n_end, Y, ldy, alpha, beta);
 }
 
 void sy_gemv_rows(const float *x, int K, const float *W, int ldw, int n_begin, int n_end,
                   float *Y, float alpha, float beta) {
-    if (sy_kernels_have_avx2())
+#if SY_X86_SIMD
+    if (sy_kernels_have_avx2()) {
         gemv_avx2(x, K, W, ldw, n_begin, n_end, Y, alpha, beta);
-    else
-        gemm_small_portable(x, 1, K, K, W, ldw, n_begin, n_end, Y, 1, alpha, beta);
+        return;
+    }
+#endif
+    gemm_small_portable(x, 1, K, K, W, ldw, n_begin, n_end, Y, 1, alpha, beta);
 }

@@ -13,15 +13,12 @@
    weights read from memory once for all rows). More rows (prefill): each task widens its chunk of
    weight rows to a float tile and calls sgemm. */
 #include "CKernels.h"
-#include "horizontal_sum.h"
+#include "simd.h"
+#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <immintrin.h>
-
-void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 static inline float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
@@ -166,15 +163,7 @@ static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, 
 
 /* ---- AVX2 ------------------------------------------------------------------------------------ */
 
-/* The two halves at p..p+3 (a block's d, and m for Q4_1) as floats in lanes 0 and 1. A zeroing
-   32-bit load: _cvtsh_ss compiles to a vpinsrw that merges into whatever register is free, which
-   can be a loop's accumulator (a false dependency that chained every block to the last). Every
-   block holds at least 4 bytes, so the load stays inside it. */
-__attribute__((target("avx2,fma,f16c")))
-static inline __m128 block_halves(const uint8_t *p) { return _mm_cvtph_ps(_mm_loadu_si32(p)); }
-
-__attribute__((target("avx2,fma,f16c")))
-static inline float f16(const uint8_t *p) { return _mm_cvtss_f32(block_halves(p)); }
+#if SY_X86_SIMD
 
 /* The half at p broadcast to 8 floats. A broadcast load writes the whole register: _cvtsh_ss (and
    any scalar form clang can narrow to) compiles to a vpinsrw that merges into a free register,
@@ -246,7 +235,7 @@ __attribute__((target("avx2,fma,f16c")))
 static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
     switch (type) {
     case SY_Q8_0: {
-        __m256 d = _mm256_set1_ps(f16(p));
+        __m256 d = half_broadcast(p);
         for (int i = 0; i < 4; i++)
             w[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
         break;
@@ -255,8 +244,8 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
         const __m128i low4 = _mm_set1_epi8(15);
         __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
         __m128i lo = _mm_and_si128(raw, low4), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low4);
-        __m256 d = _mm256_set1_ps(f16(p));
-        __m256 m = type == SY_Q4_0 ? _mm256_set1_ps(-8.f * f16(p)) : _mm256_set1_ps(f16(p + 2));
+        __m256 d = half_broadcast(p);
+        __m256 m = type == SY_Q4_0 ? _mm256_mul_ps(d, _mm256_set1_ps(-8.f)) : half_broadcast(p + 2);
         w[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), m);
         w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), m);
         w[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), m);
@@ -317,28 +306,6 @@ static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, cons
     }
 }
 
-/* ---- products ----------------------------------------------------------------------------- */
-
-void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
-                   int n_begin, int n_end, float *Y, int ldy) {
-    int nb = K / 32, avx2 = sy_kernels_have_avx2();
-    for (int n = n_begin; n < n_end; n++) {
-        const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
-        for (int m = 0; m < M; m++) {
-            const sy_block_q16 *x = xq + (size_t)m * nb;
-            Y[(size_t)m * ldy + n] = avx2 ? qdot_avx2(type, w, x, nb) : qdot_portable(type, w, x, nb);
-        }
-    }
-}
-
-void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
-                   int n_begin, int n_end, float *Y, int ldy, int portable) {
-    if (sy_kernels_have_avx2() && !portable)
-        wgemm_avx2(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
-    else
-        wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
-}
-
 /* Rows widened in registers and stored (the prefill tiles): F16C/AVX2 instead of a scalar loop. */
 __attribute__((target("avx2,fma,f16c")))
 static void dequantize_rows_avx2(int type, const uint8_t *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
@@ -354,11 +321,48 @@ static void dequantize_rows_avx2(int type, const uint8_t *W, size_t row_bytes, i
     }
 }
 
+#endif /* SY_X86_SIMD */
+
+/* ---- products ----------------------------------------------------------------------------- */
+
+void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
+                   int n_begin, int n_end, float *Y, int ldy) {
+    int nb = K / 32, avx2 = sy_kernels_have_avx2();
+    for (int n = n_begin; n < n_end; n++) {
+        const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
+        for (int m = 0; m < M; m++) {
+            const sy_block_q16 *x = xq + (size_t)m * nb;
+#if SY_X86_SIMD
+            if (avx2) {
+                Y[(size_t)m * ldy + n] = qdot_avx2(type, w, x, nb);
+                continue;
+            }
+#endif
+            (void)avx2;
+            Y[(size_t)m * ldy + n] = qdot_portable(type, w, x, nb);
+        }
+    }
+}
+
+void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                   int n_begin, int n_end, float *Y, int ldy, int portable) {
+#if SY_X86_SIMD
+    if (sy_kernels_have_avx2() && !portable) {
+        wgemm_avx2(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
+        return;
+    }
+#endif
+    (void)portable;
+    wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
+}
+
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+#if SY_X86_SIMD
     if (sy_kernels_have_avx2()) {
         dequantize_rows_avx2(type, (const uint8_t *)W, row_bytes, K, n_begin, n_end, out);
         return;
     }
+#endif
     size_t bb = sy_weight_block_bytes(type);
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
@@ -393,7 +397,7 @@ static void qgemm_task(void *ctx, int t) {
             return;
         }
         sy_dequantize_rows(j->type, j->W, j->row_bytes, j->K, lo, hi, tile);
-        cblas_sgemm(101, 111, 112, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
         free(tile);
     }
 }

@@ -3,7 +3,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
-#include <immintrin.h>
+#include "simd.h"
 
 /* A tiny fork-join pool for the decode hot loop. Workers spin briefly between jobs (decode issues
    hundreds of short parallel regions per token, back to back), then park on a condition variable,
@@ -65,7 +65,7 @@ static void *worker_main(void *arg) {
         long start = now_nanos();
         int spins = 0;
         while (atomic_load(&generation) == seen) {
-            _mm_pause();
+            sy_cpu_relax();
             if (++spins % 256 == 0 && now_nanos() - start > SY_SPIN_NANOS) {
                 pthread_mutex_lock(&park_lock);
                 atomic_fetch_add(&sleepers, 1);
@@ -129,6 +129,6 @@ void sy_parallel_for(int count, sy_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&park_lock);
     }
     run_tasks(gen);
-    while (atomic_load(&job_done) < count) _mm_pause();
+    while (atomic_load(&job_done) < count) sy_cpu_relax();
     pthread_mutex_unlock(&pool_lock);
 }
