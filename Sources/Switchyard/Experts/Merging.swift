@@ -1,5 +1,3 @@
-import CKernels
-
 /// The original weights of projections that an expert was merged into; `LlamaModel.unmerge`
 /// puts them back bit for bit.
 public struct MergedWeights: Sendable {
@@ -143,12 +141,8 @@ extension LoRAAdapter {
 
     /// `B = U_k·diag(S_k)`, `A = V_kᵀ` from a double-precision SVD of `delta` `[out × in]`.
     static func truncatedSVD(_ delta: Matrix, rank k: Int, site: ProjectionSite) throws -> LoRAModule {
-        let m = delta.rows, n = delta.cols, kk = min(m, n)
-        var colMajor = [Double](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n { colMajor[j * m + i] = Double(delta[i, j]) } }
-        var s = [Double](repeating: 0, count: kk), u = [Double](repeating: 0, count: m * kk), vt = [Double](repeating: 0, count: kk * n)
-        let info = sy_svd(Int32(m), Int32(n), &colMajor, &s, &u, &vt)
-        guard info == 0 else { throw SwitchyardError.invalidArgument("SVD of \(site) failed (LAPACK info \(info))") }
+        let svd = try ThinSVD(rowMajor: delta, what: site.description)
+        let m = svd.m, n = svd.n, kk = min(m, n), u = svd.u, s = svd.s, vt = svd.vt
         var a = Matrix(rows: k, cols: n), b = Matrix(rows: m, cols: k)
         for r in 0..<k {
             for i in 0..<m { b[i, r] = Float(u[r * m + i] * s[r]) }

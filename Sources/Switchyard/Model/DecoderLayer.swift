@@ -1,4 +1,3 @@
-import CKernels
 /// The weights of one decoder block: pre-norm attention then pre-norm SwiGLU MLP, each with a
 /// residual connection.
 public struct DecoderLayer: Sendable {
@@ -45,7 +44,7 @@ public struct DecoderLayer: Sendable {
 /// Multi-head attention with grouped-query heads over one sequence's cache.
 enum CausalAttention {
     /// Attention for the `n` new rows of one sequence whose first new position is `start`
-    /// (`sy_causal_attention`: causal and windowed key ranges only, parallel over heads and
+    /// (`AttentionKernel.causal`: causal and windowed key ranges only, parallel over heads and
     /// chunks of rows).
     ///
     /// - `q`: `[n × numHeads·headDim]` (rope applied), rows `qStride` apart.
@@ -58,9 +57,10 @@ enum CausalAttention {
         precondition(numHeads % cache.numKVHeads == 0, "heads must divide into KV groups")
         precondition(start + n <= cache.capacity, "the cache must hold the new rows")
         let hd = cache.headDim
-        sy_causal_attention(q, Int32(n), Int32(start), Int32(qStride), Int32(numHeads), Int32(cache.numKVHeads), Int32(hd),
-                            cache.keyHead(layer: layer, head: 0), cache.valueHead(layer: layer, head: 0),
-                            cache.capacity * hd, Int32(slidingWindow ?? 0), 1 / Float(hd).squareRoot(),
-                            out, Int32(qStride), 0)
+        AttentionKernel.causal(q: q, n: n, start: start, qStride: qStride, numHeads: numHeads,
+                               numKVHeads: cache.numKVHeads, headDim: hd,
+                               keys: cache.keyHead(layer: layer, head: 0), values: cache.valueHead(layer: layer, head: 0),
+                               headStride: cache.capacity * hd, window: slidingWindow ?? 0,
+                               scale: 1 / Float(hd).squareRoot(), out: out, outStride: qStride)
     }
 }

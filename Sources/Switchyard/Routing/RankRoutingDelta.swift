@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 
 /// Rank-as-expert routing (SMoRA) for one request: at each adapted projection, per token, the
@@ -82,8 +81,8 @@ final class RankRoutingDelta: RequestRoutingDelta {
                                       values: Array(UnsafeBufferPointer(start: values, count: k)))
                         for j in 0..<k {
                             let i = ranks[j]
-                            let t = cblas_sdot(Int32(inFeatures), a.baseAddress! + i * inFeatures, 1, x, 1)
-                            cblas_saxpy(Int32(outFeatures), m.scale * values[j] * t, bt.baseAddress! + i * outFeatures, 1, y, 1)
+                            let t = BLAS.dot(a.baseAddress! + i * inFeatures, x, count: inFeatures)
+                            BLAS.axpy(m.scale * values[j] * t, bt.baseAddress! + i * outFeatures, y, count: outFeatures)
                         }
                     }
                 }

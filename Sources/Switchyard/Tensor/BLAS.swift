@@ -34,6 +34,18 @@ public enum BLAS {
         sy_sgemm_nt(Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// `Σ x[i]·y[i]` over `count` contiguous elements.
+    @inline(__always)
+    static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        cblas_sdot(Int32(count), x, 1, y, 1)
+    }
+
+    /// `y += alpha · x` over `count` contiguous elements.
+    @inline(__always)
+    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
+    }
+
     /// `C[m×n] = alpha · A[m×k] · B[k×n] + beta · C` (row-major, no transposes).
     @inline(__always)
     public static func gemm(
