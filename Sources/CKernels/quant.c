@@ -107,6 +107,50 @@ static void widen_block(int type, const uint8_t *p, float *y) {
     }
 }
 
+/* ---- non-finite weights --------------------------------------------------------------------- */
+
+static int half_is_nonfinite(uint16_t h) { return (h & 0x7C00) == 0x7C00; }
+static int bf16_is_nonfinite(uint16_t h) { return (h & 0x7F80) == 0x7F80; }
+
+int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, int K, int N) {
+    const int nb = K / 32;
+    const size_t bb = sy_weight_block_bytes(type);
+    for (int n = 0; n < N; n++) {
+        const uint8_t *row = (const uint8_t *)W + (size_t)n * row_bytes;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *p = row + (size_t)b * bb;
+            int bad = 0;
+            switch (type) {
+            case SY_Q8_0: case SY_Q4_0: bad = half_is_nonfinite(load_u16(p)); break;
+            case SY_Q4_1: bad = half_is_nonfinite(load_u16(p)) || half_is_nonfinite(load_u16(p + 2)); break;
+            case SY_F16: for (int j = 0; j < 32 && !bad; j++) bad = half_is_nonfinite(load_u16(p + 2 * j)); break;
+            case SY_BF16: for (int j = 0; j < 32 && !bad; j++) bad = bf16_is_nonfinite(load_u16(p + 2 * j)); break;
+            default: return -2;
+            }
+            if (!bad) continue;
+            float y[32];
+            widen_block(type, p, y);
+            for (int j = 0; j < 32; j++)
+                if (!isfinite(y[j])) return (int64_t)n * K + 32 * b + j;
+            return (int64_t)n * K + 32 * b;  /* an infinite scale times zero quants: the block's first */
+        }
+    }
+    return -1;
+}
+
+int64_t sy_floats_first_nonfinite(const float *x, size_t count) {
+    /* Eight lanes at a time, so the loop vectorises; the exact index is found afterwards. */
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        int bad = 0;
+        for (int j = 0; j < 8; j++) bad |= !isfinite(x[i + j]);
+        if (bad) break;
+    }
+    for (; i < count; i++)
+        if (!isfinite(x[i])) return (int64_t)i;
+    return -1;
+}
+
 /* ---- portable products (the reference, and the path without AVX2) ----------------------------- */
 
 static float qdot_portable(int type, const uint8_t *w, const sy_block_q16 *x, int nb) {

@@ -14,6 +14,9 @@ public enum SwitchyardError: Error, CustomStringConvertible, Equatable {
     case missingTensor(path: String, tensor: String)
     /// A tensor has the wrong shape.
     case shapeMismatch(path: String, tensor: String, expected: [Int], found: [Int])
+    /// A weight tensor holds a NaN or an infinity (at flat index `element`, row-major); the model
+    /// would turn every output it touches into NaN, so it is refused at load.
+    case nonFinite(path: String, tensor: String, element: Int, value: Float)
     /// A caller passed an invalid argument (token id out of range, empty batch…).
     case invalidArgument(String)
 
@@ -36,6 +39,8 @@ public enum SwitchyardError: Error, CustomStringConvertible, Equatable {
             return "\(path): missing tensor \(EscapedText.quoted(tensor))"
         case let .shapeMismatch(path, tensor, expected, found):
             return "\(path): tensor \(EscapedText.quoted(tensor)) has shape \(found), expected \(expected)"
+        case let .nonFinite(path, tensor, element, value):
+            return "\(path): tensor \(EscapedText.quoted(tensor)): non-finite value \(value) at element \(element) (NaN and infinity are refused)"
         case let .invalidArgument(message):
             return message
         }

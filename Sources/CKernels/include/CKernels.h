@@ -110,6 +110,14 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb);
 void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
                    int n_begin, int n_end, float *Y, int ldy, int portable);
 
+/// Index (row·K + column) of the first NaN or infinite value of N rows of `type` blocks, or -1
+/// when all are finite (-2 for an unknown type). Integer blocks are only widened when one of their
+/// scales is non-finite; F16/BF16 values are checked bit by bit.
+int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, int K, int N);
+
+/// Index of the first NaN or infinite value of `x[0 ..< count]`, or -1.
+int64_t sy_floats_first_nonfinite(const float *x, size_t count);
+
 /// Widens weight rows [n_begin, n_end) to floats, `K` per row, into `out`.
 void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out);
 

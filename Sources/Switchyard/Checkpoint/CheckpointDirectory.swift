@@ -62,11 +62,15 @@ public final class CheckpointDirectory: @unchecked Sendable {
         return file
     }
 
+    /// The 2-D tensor `name` as Float32, of shape `expected`; NaN and infinity are refused.
     public func matrix(_ name: String, expected: [Int]) throws -> Matrix {
-        try file(for: name).matrix(name, expected: expected)
+        let file = try file(for: name)
+        return try FiniteWeights.require(file.matrix(name, expected: expected), path: file.path, tensor: name)
     }
 
+    /// The 1-D tensor `name` as Float32, of length `expected`; NaN and infinity are refused.
     public func vector(_ name: String, expected: Int) throws -> [Float] {
-        try file(for: name).vector(name, expected: expected)
+        let file = try file(for: name)
+        return try FiniteWeights.require(file.vector(name, expected: expected), path: file.path, tensor: name)
     }
 }

@@ -62,6 +62,7 @@ public enum GGUFModel {
 
     /// Loads the model. With `.native`, projections, the embedding table and the output head
     /// stored as Q8_0/Q4_0/Q4_1/F16/BF16 stay in that type (norms are Float32); `.f32` widens all.
+    /// A NaN or infinite weight is refused, naming its tensor and element.
     public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
         /// The tensor's info, present and of `shape`.
@@ -72,18 +73,24 @@ public enum GGUFModel {
         }
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
             _ = try tensor(name, [rows, cols])
-            return Matrix(rows: rows, cols: cols, data: try f.floats(name))
+            return Matrix(rows: rows, cols: cols, data: try FiniteWeights.require(f.floats(name), path: f.path, tensor: name))
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             _ = try tensor(name, [n])
-            return try f.floats(name)
+            return try FiniteWeights.require(f.floats(name), path: f.path, tensor: name)
         }
         /// The tensor kept in its blocks, when it is in a natively multiplied type.
         func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix? {
             let info = try tensor(name, [rows, cols])
             guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
-            return f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
+            let q = f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
+            if let bad = q.firstNonFinite() {
+                // Named in the file's layout (before the q/k rows are un-permuted).
+                let row = order?[bad.element / cols] ?? bad.element / cols
+                throw SwitchyardError.nonFinite(path: f.path, tensor: name, element: row * cols + bad.element % cols, value: bad.value)
+            }
+            return q
         }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."

@@ -5,7 +5,7 @@ extension LlamaModel {
     /// Every tensor's shape is checked against the config. With `.native` (the default), F16/BF16
     /// projections and embedding table stay half precision (`QuantizedMatrix`, widened in the
     /// kernels' registers); `.f32` converts them to Float32 once, here. Norms, biases and F32
-    /// tensors are Float32 either way.
+    /// tensors are Float32 either way. A NaN or infinite weight is refused, naming its tensor.
     public static func load(directory: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -27,7 +27,8 @@ extension LlamaModel {
             }
             guard info.shape == shape else { throw SwitchyardError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: info.shape) }
             guard QuantizedMatrix.canKeep(type, cols: shape[1]) else { return nil }
-            return try file.withRawBytes(name) { QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0) }
+            let q = try file.withRawBytes(name) { QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0) }
+            return try FiniteWeights.require(q, path: file.path, tensor: name)
         }
         let table = try kept("model.embed_tokens.weight", [c.vocabSize, d])
         let embedding = table == nil ? try ckpt.matrix("model.embed_tokens.weight", expected: [c.vocabSize, d]) : Matrix(rows: 0, cols: 0)

@@ -48,6 +48,17 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
+    /// The first NaN or infinite weight, as a row-major flat index and its widened value, or nil.
+    /// Integer blocks can only hold one through a non-finite scale or offset.
+    func firstNonFinite() -> (element: Int, value: Float)? {
+        let i = sy_weights_first_nonfinite(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(rows))
+        guard i >= 0 else { return nil }
+        let element = Int(i)
+        var row = [Float](repeating: 0, count: cols)
+        row.withUnsafeMutableBufferPointer { self.row(element / cols, into: $0.baseAddress!) }
+        return (element, row[element % cols])
+    }
+
     /// Bytes held.
     public var byteCount: Int { rows * rowBytes }
 
