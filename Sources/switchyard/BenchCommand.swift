@@ -133,6 +133,14 @@ enum DecodeBench: Command {
     }
 
     static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
+}
+
+extension Double {
+    /// Rounded to two decimals, for the benches' JSON figures (as their text prints them).
+    var hundredths: Double { (self * 100).rounded() / 100 }
+}
+
+extension DecodeBench {
 
     /// `--format json` (absent figures are omitted).
     struct DecodeReport: Encodable {

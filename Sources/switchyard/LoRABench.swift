@@ -65,12 +65,11 @@ enum LoRABench: Command {
         let rank = options.rank, decodeTokens = options.decodeTokens, registrySize = options.registrySize
         let registryOnly = options.registryOnly
         BenchModel.warnIfDebug()
-        var out: [(key: String, value: String)] = []
+        var report = Report(model: "smollm2-135m shape")
         let fmt = DecodeBench.fmt
         if registryOnly {
             // Only the shape matters for the registry: no weights are built.
-            out.append(("model", JSONText.string("smollm2-135m shape")))
-            if registrySize > 0 { out += try registryBench(config: .smolLM2_135M, count: registrySize) }
+            if registrySize > 0 { report.registry = try registryBench(config: .smolLM2_135M, count: registrySize) }
         } else {
             let (model, label) = try options.bench.load()
             let experts = (0..<8).map { LoRAAdapter.random(name: "expert\($0)", base: model.config, rank: rank, seed: UInt64(100 + $0)) }
@@ -91,32 +90,80 @@ enum LoRABench: Command {
                 same8 = max(same8, try rate(8, Array(repeating: .single(0), count: 8)))
                 mixed8 = max(mixed8, try rate(8, (0..<8).map { .single($0) }))
             }
-            out += [("model", JSONText.string(label)), ("rank", "\(rank)"), ("threads", "\(BLAS.threadCount)"),
-                    ("decode_tokens_per_s_base_b1", fmt(base1)), ("decode_tokens_per_s_one_expert_b1", fmt(one1)),
-                    ("decode_tokens_per_s_merged_b1", fmt(merged1)), ("one_expert_overhead", fmt(base1 / one1 - 1)),
-                    ("decode_tokens_per_s_base_b8", fmt(base8)), ("decode_tokens_per_s_same_expert_b8", fmt(same8)),
-                    ("decode_tokens_per_s_mixed_experts_b8", fmt(mixed8)), ("mixed_vs_same_ratio", fmt(mixed8 / same8))]
+            report.model = label
+            report.decode = DecodeFigures(
+                rank: rank, threads: BLAS.threadCount, baseB1: base1.hundredths, oneExpertB1: one1.hundredths,
+                mergedB1: merged1.hundredths, oneExpertOverhead: (base1 / one1 - 1).hundredths, baseB8: base8.hundredths,
+                sameExpertB8: same8.hundredths, mixedExpertsB8: mixed8.hundredths, mixedVsSame: (mixed8 / same8).hundredths)
             if !json {
                 print("model: \(label), 8 experts of rank \(rank) on all projections, threads \(BLAS.threadCount)")
                 print("batch 1: base \(fmt(base1)) tok/s | one expert unmerged \(fmt(one1)) tok/s (overhead \(fmt(100 * (base1 / one1 - 1)))%) | merged \(fmt(merged1)) tok/s")
                 print("batch 8: base \(fmt(base8)) tok/s | all on one expert \(fmt(same8)) tok/s | each a different expert \(fmt(mixed8)) tok/s (\(fmt(100 * mixed8 / same8))% of one-expert)")
             }
-            if registrySize > 0 { out += try registryBench(config: model.config, count: registrySize) }
+            if registrySize > 0 { report.registry = try registryBench(config: model.config, count: registrySize) }
         }
         if json {
-            print("{" + out.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
-        } else if registrySize > 0 {
-            let r = Dictionary(out, uniquingKeysWith: { $1 })
-            print("registry of \(registrySize) experts: open \(r["registry_open_ms"]!) ms | cold load of one expert \(r["cold_load_ms"]!) ms"
-                  + " | first sha256 \(r["first_sha256_ms"]!) ms, from the sidecar \(r["cached_sha256_ms"]!) ms")
-            print("acquire under a 10-expert LRU budget: p50 \(r["lru_acquire_p50_ms"]!) ms, p99 \(r["lru_acquire_p99_ms"]!) ms"
-                  + " (\(r["lru_evictions"]!) evictions); resident hit p50 \(r["hit_acquire_p50_ms"]!) ms, p99 \(r["hit_acquire_p99_ms"]!) ms")
-            print("resident: \(r["resident_bytes"]!) bytes of a \(r["budget_bytes"]!)-byte budget (\(r["resident_experts"]!) experts)")
+            try report.printJSON()
+        } else if let r = report.registry {
+            print("registry of \(r.experts) experts: open \(fmt(r.openMs)) ms | cold load of one expert \(fmt(r.coldLoadMs)) ms"
+                  + " | first sha256 \(fmt(r.firstSHA256Ms)) ms, from the sidecar \(fmt(r.cachedSHA256Ms)) ms")
+            print("acquire under a 10-expert LRU budget: p50 \(fmt(r.lruAcquireP50Ms)) ms, p99 \(fmt(r.lruAcquireP99Ms)) ms"
+                  + " (\(r.lruEvictions) evictions); resident hit p50 \(fmt(r.hitAcquireP50Ms)) ms, p99 \(fmt(r.hitAcquireP99Ms)) ms")
+            print("resident: \(r.residentBytes) bytes of a \(r.budgetBytes)-byte budget (\(r.residentExperts) experts)")
+        }
+    }
+
+    /// `--format json`: one flat object (the decode figures and the registry figures side by side;
+    /// each part absent when it was not measured).
+    struct Report: Encodable {
+        var model: String
+        var decode: DecodeFigures?
+        var registry: RegistryFigures?
+
+        enum CodingKeys: String, CodingKey { case model }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(model, forKey: .model)
+            try decode?.encode(to: encoder)
+            try registry?.encode(to: encoder)
+        }
+    }
+
+    /// Decode rates in tokens/s (batch 1 and 8), base against experts.
+    struct DecodeFigures: Encodable {
+        let rank, threads: Int
+        let baseB1, oneExpertB1, mergedB1, oneExpertOverhead, baseB8, sameExpertB8, mixedExpertsB8, mixedVsSame: Double
+
+        enum CodingKeys: String, CodingKey {
+            case rank, threads
+            case baseB1 = "decode_tokens_per_s_base_b1", oneExpertB1 = "decode_tokens_per_s_one_expert_b1"
+            case mergedB1 = "decode_tokens_per_s_merged_b1", oneExpertOverhead = "one_expert_overhead"
+            case baseB8 = "decode_tokens_per_s_base_b8", sameExpertB8 = "decode_tokens_per_s_same_expert_b8"
+            case mixedExpertsB8 = "decode_tokens_per_s_mixed_experts_b8", mixedVsSame = "mixed_vs_same_ratio"
+        }
+    }
+
+    /// The registry at scale: open, cold load, hashing and leases under an LRU budget.
+    struct RegistryFigures: Encodable {
+        let experts: Int
+        let openMs, coldLoadMs, firstSHA256Ms, cachedSHA256Ms: Double
+        let lruAcquireP50Ms, lruAcquireP99Ms: Double
+        let lruEvictions: Int
+        let hitAcquireP50Ms, hitAcquireP99Ms: Double
+        let residentBytes, budgetBytes, residentExperts: Int
+
+        enum CodingKeys: String, CodingKey {
+            case experts = "registry_experts", openMs = "registry_open_ms", coldLoadMs = "cold_load_ms"
+            case firstSHA256Ms = "first_sha256_ms", cachedSHA256Ms = "cached_sha256_ms"
+            case lruAcquireP50Ms = "lru_acquire_p50_ms", lruAcquireP99Ms = "lru_acquire_p99_ms", lruEvictions = "lru_evictions"
+            case hitAcquireP50Ms = "hit_acquire_p50_ms", hitAcquireP99Ms = "hit_acquire_p99_ms"
+            case residentBytes = "resident_bytes", budgetBytes = "budget_bytes", residentExperts = "resident_experts"
         }
     }
 
     /// Writes `count` small experts (rank 4 on q_proj) to a temporary registry and times it.
-    static func registryBench(config: ModelConfig, count: Int) throws -> [(key: String, value: String)] {
+    static func registryBench(config: ModelConfig, count: Int) throws -> RegistryFigures {
         let fm = FileManager.default
         let dir = fm.temporaryDirectory.appendingPathComponent("switchyard-bench-registry-\(UUID().uuidString)")
         defer { try? fm.removeItem(at: dir) }
@@ -155,11 +202,11 @@ enum LoRABench: Command {
         pinned.release()
         let (lru50, lru99) = percentiles(lru), (hit50, hit99) = percentiles(hits)
         let s = registry.statistics
-        let ms = { (x: Double) in DecodeBench.fmt(x * 1000) }
-        return [("registry_experts", "\(count)"), ("registry_open_ms", ms(open)), ("cold_load_ms", ms(cold)),
-                ("first_sha256_ms", ms(firstHash)), ("cached_sha256_ms", ms(cachedHash)),
-                ("lru_acquire_p50_ms", ms(lru50)), ("lru_acquire_p99_ms", ms(lru99)), ("lru_evictions", "\(s.evictions)"),
-                ("hit_acquire_p50_ms", ms(hit50)), ("hit_acquire_p99_ms", ms(hit99)),
-                ("resident_bytes", "\(s.residentBytes)"), ("budget_bytes", "\(budget)"), ("resident_experts", "\(s.residentExperts)")]
+        let ms = { (x: Double) in (x * 1000).hundredths }
+        return RegistryFigures(
+            experts: count, openMs: ms(open), coldLoadMs: ms(cold), firstSHA256Ms: ms(firstHash), cachedSHA256Ms: ms(cachedHash),
+            lruAcquireP50Ms: ms(lru50), lruAcquireP99Ms: ms(lru99), lruEvictions: s.evictions,
+            hitAcquireP50Ms: ms(hit50), hitAcquireP99Ms: ms(hit99),
+            residentBytes: s.residentBytes, budgetBytes: budget, residentExperts: s.residentExperts)
     }
 }

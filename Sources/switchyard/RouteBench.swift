@@ -80,9 +80,9 @@ enum RouteBench: Command {
         let names = ["sentence_top2", "token_top2_per_layer", "centroid_top2_every2", "smora_r64_k8"]
         let fmt = DecodeBench.fmt
         if json {
-            var out = "{\"model\":\(JSONText.string(label)),\"threads\":\(BLAS.threadCount),\"decode_tokens_per_s_base\":\(fmt(base))"
-            for (n, r) in zip(names, rates) { out += ",\"decode_tokens_per_s_\(n)\":\(fmt(r)),\"overhead_\(n)\":\(fmt(base / r - 1))" }
-            print(out + ",\"sentence_decision_ms\":\(fmt(sentenceDecision * 1000))}")
+            try Report(model: label, threads: BLAS.threadCount, base: base.hundredths,
+                       routers: Dictionary(uniqueKeysWithValues: zip(names, rates.map { (rate: $0.hundredths, overhead: (base / $0 - 1).hundredths) })),
+                       sentenceDecisionMs: (sentenceDecision * 1000).hundredths).printJSON()
         } else {
             print("model: \(label), 8 experts of rank 16, batch 1, threads \(BLAS.threadCount)")
             print("base:                          \(fmt(base)) tok/s")
@@ -90,6 +90,36 @@ enum RouteBench: Command {
                 print(n.padding(toLength: 30, withPad: " ", startingAt: 0) + " \(fmt(r)) tok/s  (overhead \(fmt(100 * (base / r - 1)))%)")
             }
             print("sentence routing decision (32-token prompt, once per request): \(fmt(sentenceDecision * 1000)) ms")
+        }
+    }
+
+    /// `--format json`: base decode rate, then per router `decode_tokens_per_s_<router>` and
+    /// `overhead_<router>` (base / routed − 1), and the sentence router's decision time.
+    struct Report: Encodable {
+        let model: String
+        let threads: Int
+        let base: Double
+        let routers: [String: (rate: Double, overhead: Double)]
+        let sentenceDecisionMs: Double
+
+        struct Key: CodingKey {
+            let stringValue: String
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(model, forKey: Key("model"))
+            try c.encode(threads, forKey: Key("threads"))
+            try c.encode(base, forKey: Key("decode_tokens_per_s_base"))
+            for (name, r) in routers {
+                try c.encode(r.rate, forKey: Key("decode_tokens_per_s_\(name)"))
+                try c.encode(r.overhead, forKey: Key("overhead_\(name)"))
+            }
+            try c.encode(sentenceDecisionMs, forKey: Key("sentence_decision_ms"))
         }
     }
 }

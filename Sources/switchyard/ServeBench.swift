@@ -160,14 +160,18 @@ enum ServeBench: Command {
         let s1 = summary(one[1]!), sDistinct = summary(distinct), sNoBatch = summary(noBatch), s32 = summary(one[32]!), s8 = summary(one[8]!)
         let fmt = DecodeBench.fmt
         if json {
-            var out = "{\"model\":\(JSONText.string(label)),\"experts\":\(expertCount),\"rank\":\(rank),\"threads\":\(BLAS.threadCount),\"rounds\":\(rounds)"
-            for n in concurrency {
+            func figures(_ n: Int) -> StreamFigures {
                 let s = summary(one[n]!)
-                out += ",\"streams_\(n)\":{\"tokens_per_s\":\(fmt(s.tps)),\"vs_1_stream\":\(fmt(s.tps / s1.tps)),\"ttft_p50_ms\":\(fmt(s.ttft50)),\"ttft_p99_ms\":\(fmt(s.ttft99)),\"itl_p50_ms\":\(fmt(s.itl50)),\"itl_p99_ms\":\(fmt(s.itl99)),\"errors\":\(s.errors)}"
+                return StreamFigures(tokensPerS: s.tps.hundredths, vs1Stream: (s.tps / s1.tps).hundredths,
+                                     ttftP50Ms: s.ttft50.hundredths, ttftP99Ms: s.ttft99.hundredths,
+                                     itlP50Ms: s.itl50.hundredths, itlP99Ms: s.itl99.hundredths, errors: s.errors)
             }
-            out += ",\"streams_32_distinct_experts\":{\"tokens_per_s\":\(fmt(sDistinct.tps)),\"vs_one_expert\":\(fmt(sDistinct.tps / s32.tps)),\"errors\":\(sDistinct.errors)}"
-            out += ",\"streams_8_max_batch_1\":{\"tokens_per_s\":\(fmt(sNoBatch.tps)),\"batching_speedup\":\(fmt(s8.tps / sNoBatch.tps)),\"errors\":\(sNoBatch.errors)}}"
-            print(out)
+            try Report(model: label, experts: expertCount, rank: rank, threads: BLAS.threadCount, rounds: rounds,
+                       streams: concurrency.map { ($0, figures($0)) },
+                       distinct: ["tokens_per_s": sDistinct.tps.hundredths, "vs_one_expert": (sDistinct.tps / s32.tps).hundredths,
+                                  "errors": Double(sDistinct.errors)],
+                       noBatch: ["tokens_per_s": sNoBatch.tps.hundredths, "batching_speedup": (s8.tps / sNoBatch.tps).hundredths,
+                                 "errors": Double(sNoBatch.errors)]).printJSON()
         } else {
             print("model: \(label), \(expertCount) experts of rank \(rank), prompt \(promptTokens) + \(maxTokens) generated tokens per request, threads \(BLAS.threadCount), median of \(rounds) rounds")
             print("streams  tokens/s  vs 1 stream  TTFT p50/p99 ms   ITL p50/p99 ms   errors")
@@ -177,6 +181,43 @@ enum ServeBench: Command {
             }
             print(String(format: "32 streams on 32 different experts: %.1f tok/s = %.0f%% of all on one expert (errors %d)", sDistinct.tps, 100 * sDistinct.tps / s32.tps, sDistinct.errors))
             print(String(format: "8 streams with --max-batch 1: %.1f tok/s; continuous batching is %.2fx that (errors %d)", sNoBatch.tps, s8.tps / sNoBatch.tps, sNoBatch.errors))
+        }
+    }
+
+    /// One concurrency level of `--format json` (`streams_<n>`).
+    struct StreamFigures: Encodable {
+        let tokensPerS, vs1Stream, ttftP50Ms, ttftP99Ms, itlP50Ms, itlP99Ms: Double
+        let errors: Int
+
+        enum CodingKeys: String, CodingKey {
+            case tokensPerS = "tokens_per_s", vs1Stream = "vs_1_stream", ttftP50Ms = "ttft_p50_ms", ttftP99Ms = "ttft_p99_ms"
+            case itlP50Ms = "itl_p50_ms", itlP99Ms = "itl_p99_ms", errors
+        }
+    }
+
+    /// `--format json`: the run's shape, `streams_<n>` per concurrency level, 32 streams on 32
+    /// distinct experts, and 8 streams with batching off.
+    struct Report: Encodable {
+        let model: String
+        let experts, rank, threads, rounds: Int
+        let streams: [(Int, StreamFigures)]
+        let distinct, noBatch: [String: Double]
+
+        struct Key: CodingKey {
+            let stringValue: String
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(model, forKey: Key("model"))
+            for (k, v) in [("experts", experts), ("rank", rank), ("threads", threads), ("rounds", rounds)] { try c.encode(v, forKey: Key(k)) }
+            for (n, s) in streams { try c.encode(s, forKey: Key("streams_\(n)")) }
+            try c.encode(distinct, forKey: Key("streams_32_distinct_experts"))
+            try c.encode(noBatch, forKey: Key("streams_8_max_batch_1"))
         }
     }
 }

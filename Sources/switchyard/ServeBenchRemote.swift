@@ -59,6 +59,51 @@ enum ServeBenchRemote: Command {
         var evictions: UInt64
     }
 
+    /// `--format json` of a run against a server (or a balancer).
+    struct Report: Encodable {
+        let server: String
+        let streams, requests, warmup, maxTokens: Int
+        let experts: [String]
+        let seconds: Double
+        let ok, errors: Int
+        let errorsByStatus: [String: Int]
+        let generatedTokens: Int
+        let tokensPerS, requestsPerS: Double
+        let latencyMs, ttftMs: [String: Double]
+        let replicas: [ReplicaLoad]
+        let loadMax, loadMin: Int
+        let expertsOnMoreThanOneReplica: [String]
+        let expertCache: CacheFigures?
+
+        enum CodingKeys: String, CodingKey {
+            case server, streams, requests, warmup, experts, seconds, ok, errors, replicas
+            case maxTokens = "max_tokens", errorsByStatus = "errors_by_status", generatedTokens = "generated_tokens"
+            case tokensPerS = "tokens_per_s", requestsPerS = "requests_per_s", latencyMs = "latency_ms", ttftMs = "ttft_ms"
+            case loadMax = "load_max", loadMin = "load_min", expertsOnMoreThanOneReplica = "experts_on_more_than_one_replica"
+            case expertCache = "expert_cache"
+        }
+    }
+
+    /// Requests a replica served (by its `x-switchyard-replica` header) and the experts they named.
+    struct ReplicaLoad: Encodable {
+        let replica: String
+        let requests: Int
+        let experts: [String]
+    }
+
+    /// Expert-cache counters per replica over the run (from Info before and after).
+    struct CacheFigures: Encodable {
+        struct Replica: Encodable {
+            let replica: String
+            let hits, misses, evictions: UInt64
+            let hitRate: Double
+            enum CodingKeys: String, CodingKey { case replica, hits, misses, evictions, hitRate = "hit_rate" }
+        }
+        let hitRate: Double
+        let replicas: [Replica]
+        enum CodingKeys: String, CodingKey { case hitRate = "hit_rate", replicas }
+    }
+
     static func run(_ options: Options) throws {
         let json = options.output.json
         let server = options.server
@@ -149,19 +194,21 @@ enum ServeBenchRemote: Command {
         let fmt = DecodeBench.fmt
 
         if json {
-            var out = "{\"server\":\(JSONText.string(server)),\"streams\":\(streams),\"requests\":\(requests),\"warmup\":\(warmup)"
-            out += ",\"max_tokens\":\(maxTokens),\"experts\":[\(experts.map { JSONText.string($0) }.joined(separator: ","))]"
-            out += ",\"seconds\":\(fmt(seconds)),\"ok\":\(ok.count),\"errors\":\(samples.count - ok.count)"
-            out += ",\"errors_by_status\":{\(failures.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ","))}"
-            out += ",\"generated_tokens\":\(tokens),\"tokens_per_s\":\(fmt(Double(tokens) / seconds)),\"requests_per_s\":\(fmt(Double(ok.count) / seconds))"
-            out += ",\"latency_ms\":{\"p50\":\(fmt(percentile(latency, 0.5))),\"p99\":\(fmt(percentile(latency, 0.99))),\"max\":\(fmt(latency.max() ?? 0))}"
-            out += ",\"ttft_ms\":{\"p50\":\(fmt(percentile(ttft, 0.5))),\"p99\":\(fmt(percentile(ttft, 0.99)))}"
-            out += ",\"replicas\":[\(perReplica.sorted { $0.key < $1.key }.map { "{\"replica\":\(JSONText.string($0.key)),\"requests\":\($0.value.requests),\"experts\":[\($0.value.experts.sorted().map { JSONText.string($0) }.joined(separator: ","))]}" }.joined(separator: ","))]"
-            out += ",\"load_max\":\(maxLoad),\"load_min\":\(minLoad),\"experts_on_more_than_one_replica\":[\(split.map { JSONText.string($0) }.joined(separator: ","))]"
-            if !cache.isEmpty {
-                out += ",\"expert_cache\":{\"hit_rate\":\(fmt(overallHitRate)),\"replicas\":[\(cache.map { "{\"replica\":\(JSONText.string($0.0.replica)),\"hits\":\($0.0.hits),\"misses\":\($0.0.misses),\"evictions\":\($0.0.evictions),\"hit_rate\":\(fmt($0.1))}" }.joined(separator: ","))]}"
-            }
-            print(out + "}")
+            try Report(
+                server: server, streams: streams, requests: requests, warmup: warmup, maxTokens: maxTokens, experts: experts,
+                seconds: seconds.hundredths, ok: ok.count, errors: samples.count - ok.count, errorsByStatus: failures,
+                generatedTokens: tokens, tokensPerS: (Double(tokens) / seconds).hundredths,
+                requestsPerS: (Double(ok.count) / seconds).hundredths,
+                latencyMs: ["p50": percentile(latency, 0.5).hundredths, "p99": percentile(latency, 0.99).hundredths,
+                            "max": (latency.max() ?? 0).hundredths],
+                ttftMs: ["p50": percentile(ttft, 0.5).hundredths, "p99": percentile(ttft, 0.99).hundredths],
+                replicas: perReplica.sorted { $0.key < $1.key }.map { ReplicaLoad(replica: $0.key, requests: $0.value.requests, experts: $0.value.experts.sorted()) },
+                loadMax: maxLoad, loadMin: minLoad, expertsOnMoreThanOneReplica: split,
+                expertCache: cache.isEmpty ? nil : CacheFigures(
+                    hitRate: overallHitRate.hundredths,
+                    replicas: cache.map { CacheFigures.Replica(replica: $0.0.replica, hits: $0.0.hits, misses: $0.0.misses,
+                                                               evictions: $0.0.evictions, hitRate: $0.1.hundredths) })
+            ).printJSON()
             return
         }
         let sizes = Set(experts.compactMap { expertBytes[$0] })
