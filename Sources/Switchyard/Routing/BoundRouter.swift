@@ -3,10 +3,13 @@ import Foundation
 /// A router ready to run: its spec checked against the base model and bound to loaded experts
 /// (in the spec's order). Immutable and shareable; per-request state lives in the deltas it makes.
 public final class BoundRouter: @unchecked Sendable {
+    /// The spec this router was compiled from, unchanged.
     public let spec: RouterSpec
+    /// The base model the gates were checked against and read hidden states from.
     public let model: LlamaModel
     /// The router's experts, in the spec's order.
     public let experts: [LoRAAdapter]
+    /// `spec.effectiveSelection`: the selection with defaults applied, checked against the gate kind.
     public let selection: Selection
 
     /// Compiled gate parameters.

@@ -7,6 +7,7 @@ import Switchyard
 public final class GRPCChannel: @unchecked Sendable {
     private let cq: CompletionQueue
     private let channel: OpaquePointer
+    /// The server address the channel was made for, `host:port`.
     public let target: String
 
     /// `target` is `host:port`. `maxMessageBytes` caps messages both ways.

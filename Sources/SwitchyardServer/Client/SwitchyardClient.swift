@@ -4,7 +4,9 @@ import Switchyard
 /// A Switchyard request (`switchyard.v1.GenerateRequest`): a prompt (text or token ids), at
 /// most one routing choice, sampling, limits.
 public struct GenerateRequest: Sendable {
+    /// The prompt text, encoded with the server model's tokenizer (ignored when `tokenIDs` is set).
     public var prompt = ""
+    /// Instead of `prompt`: the prompt as token ids of the server's vocabulary (negative ids are sent as 0).
     public var tokenIDs: [Int] = []
     /// A fixed weighted mix of registry experts.
     public var experts: [(name: String, weight: Float)] = []
@@ -14,14 +16,20 @@ public struct GenerateRequest: Sendable {
     public var routerSpec: [UInt8] = []
     /// 0: the server's default.
     public var maxTokens = 0
+    /// Temperature (0: greedy, the default), top-k, top-p, repetition penalty and seed.
     public var sampling = SamplingParameters()
+    /// Stop strings: generation ends (reason "stop") once the generated text contains one.
     public var stop: [String] = []
+    /// Ask for the routing decisions of every token in the events (`GenerateEvent.routing`).
     public var trace = false
+    /// Keep generating past the end-of-sequence token (up to `maxTokens`).
     public var ignoreEOS = false
+    /// Echoed in the server's logs; empty: the server assigns one.
     public var requestID = ""
     /// Instead of `prompt`: a conversation, rendered with the server model's chat template.
     public var messages: [(role: String, content: String)] = []
 
+    /// A base-model request with default sampling; set the other fields before sending.
     public init(prompt: String = "", tokenIDs: [Int] = []) {
         self.prompt = prompt
         self.tokenIDs = tokenIDs
@@ -52,19 +60,27 @@ public struct GenerateRequest: Sendable {
 
 /// One event of a Generate stream: a token, or (last) the summary with `finishReason` set.
 public struct GenerateEvent: Sendable {
+    /// New text since the previous event; UTF-8 safe (a partial character waits for the next token).
     public var text: String
     /// The token (nil on the summary event, which may still carry trailing `text`).
     public var tokenID: Int?
+    /// Natural-log probability of `tokenID` under the logits it was sampled from (0 on the summary).
     public var logprob: Float
+    /// 0-based index of the generated token.
     public var index: Int
     /// With `trace`: the experts chosen for this token, per layer (nil: all layers).
     public var routing: [RoutedExperts]
     /// Last event only: "stop", "length" or "cancelled".
     public var finishReason: String?
+    /// Summary event only: tokens in the prompt (0 on token events).
     public var promptTokens: Int
+    /// Summary event only: tokens generated (0 on token events).
     public var generatedTokens: Int
+    /// Summary event only: ms from admission to first scheduling.
     public var queueMilliseconds: Double
+    /// Summary event only: ms from admission to the first generated token.
     public var timeToFirstTokenMilliseconds: Double
+    /// Summary event only: ms from admission to the last event.
     public var totalMilliseconds: Double
     /// The replica that answered (`x-switchyard-replica`).
     public var replica: String?
@@ -94,12 +110,15 @@ public struct GenerateEvent: Sendable {
 /// The Swift client of a Switchyard server (over the same gRPC shim as the server). Every call
 /// throws `GRPCStatus` on a non-OK status. Thread-safe; one HTTP/2 connection.
 public final class SwitchyardClient: @unchecked Sendable {
+    /// The connection every call goes over (its `target` is the server's `host:port`).
     public let channel: GRPCChannel
     /// Sent as `authorization: Bearer <token>` when set.
     public let token: String?
     /// Deadline for every call, in seconds (nil: none).
     public var timeout: Double?
 
+    /// A client of the server at `target` (`host:port`, insecure HTTP/2). Connects lazily: a
+    /// server that is down surfaces as a `GRPCStatus` thrown by the first call.
     public init(target: String, token: String? = nil, timeout: Double? = nil) {
         channel = GRPCChannel(target: target)
         self.token = token
@@ -152,6 +171,7 @@ public final class SwitchyardClient: @unchecked Sendable {
         return try await call("Score", m, response: InferenceWire.scoreResponse, affinity: request.affinityKey).doubles("logprobs").map { Float($0) }
     }
 
+    /// `ListExperts`: every registered expert as an `InferenceWire.expertInfo` message.
     public func listExperts() async throws -> [WireMessage] {
         try await call("ListExperts", WireMessage(InferenceWire.listExpertsRequest), response: InferenceWire.listExpertsResponse).messages("experts")
     }
@@ -163,20 +183,25 @@ public final class SwitchyardClient: @unchecked Sendable {
                        response: InferenceWire.addExpertResponse, affinity: name)
     }
 
+    /// `RemoveExpert`: unregisters `name` (requests already holding it finish with it).
     public func removeExpert(name: String) async throws {
         _ = try await call("RemoveExpert", WireMessage(InferenceWire.removeExpertRequest, ["name": .string(name)]),
                            response: InferenceWire.removeExpertResponse, affinity: name)
     }
 
+    /// `ListRouters`: every router the server holds as an `InferenceWire.routerInfo` message.
     public func listRouters() async throws -> [WireMessage] {
         try await call("ListRouters", WireMessage(InferenceWire.listRoutersRequest), response: InferenceWire.listRoutersResponse).messages("routers")
     }
 
+    /// `AddRouter`: a serialised `RouterSpec` (see `RouterWire.encode`), held under its name;
+    /// returns the `AddRouterResponse` (its `router` field describes it).
     @discardableResult
     public func addRouter(_ spec: [UInt8]) async throws -> WireMessage {
         try await call("AddRouter", WireMessage(InferenceWire.addRouterRequest, ["router_spec": .bytes(spec)]), response: InferenceWire.addRouterResponse)
     }
 
+    /// `Info`: the server's `InferenceWire.infoResponse` (model, experts, routers, limits, counters).
     public func info() async throws -> WireMessage {
         try await call("Info", WireMessage(InferenceWire.infoRequest), response: InferenceWire.infoResponse)
     }
