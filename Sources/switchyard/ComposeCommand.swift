@@ -50,7 +50,7 @@ enum ComposeCommand: Command {
         let dir = try options.model.directory()
         let model = try options.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try options.registry.open(base: model.config, create: true)
+        let registry = try options.registry.open(model: model, create: true)
         let optimizer = options.optimizer
         let eos = StopTokens.endOfCompletion(model: model, tokenizer: tokenizer)
         let examples = try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { ex in

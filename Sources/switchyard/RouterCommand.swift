@@ -41,7 +41,7 @@ enum RouterCommand: CommandGroup {
         let dir = try o.model.directory()
         let model = try o.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
-        let registry = try o.registry.open(base: model.config)
+        let registry = try o.registry.open(model: model)
         let (texts, names) = try readExamples(o.examples)
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }

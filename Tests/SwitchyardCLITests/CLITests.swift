@@ -140,6 +140,26 @@ import Testing
         for t in tokens { #expect(Set(["position", "token", "text", "generated"]).isSubset(of: t.keys)) }
     }
 
+    /// `compose` opens the registry with the loaded base, so the expert it writes records that
+    /// base (switchyard_base.json) and is guarded like any other.
+    @Test func composedExpertRecordsItsBase() throws {
+        let registry = FileManager.default.temporaryDirectory.appendingPathComponent("cli-compose-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: registry) }
+        try FileManager.default.createDirectory(at: registry, withIntermediateDirectories: true)
+        for name in ["reverse", "uppercase"] {
+            try FileManager.default.copyItem(at: CLI.packageRoot.appendingPathComponent("Models/experts/\(name)"),
+                                             to: registry.appendingPathComponent(name))
+        }
+        let examples = CLI.packageRoot.appendingPathComponent("Models/tasks/reverse_upper/train.jsonl").path
+        let r = try CLI.run(["compose", "--registry", registry.path, "--examples", examples, "--shots", "2",
+                             "--budget", "3", "--experts", "reverse,uppercase", "--out", "composed"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let record = registry.appendingPathComponent("composed/switchyard_base.json")
+        #expect(FileManager.default.fileExists(atPath: record.path), "the composed expert records no base")
+        let inspect = try #require(try CLI.json(["experts", "inspect", "composed", "--registry", registry.path, "--format", "json"]) as? [String: Any])
+        #expect(inspect["base_fingerprint"] is String, "\(inspect)")
+    }
+
     @Test func expertsListIsAnAlignedTable() throws {
         let r = try CLI.run(["experts", "list"])
         #expect(r.status == 0)

@@ -7,7 +7,8 @@ import SwitchyardProtos
 ///
 /// Decoding treats the bytes as untrusted: size is capped, protobuf-c rejects malformed input,
 /// and every tensor's byte length must equal its shape times its element size. Semantic checks
-/// (shapes against a model, experts against a registry) are `RouterSpec.validate` / binding.
+/// (shapes against a model, experts against a registry, finite values) happen when the router is
+/// bound (`BoundRouter.bind`, which compiles the spec against the model's config).
 public enum RouterWire {
     /// Larger router files are refused before parsing.
     public static let maxBytes = 1 << 30
