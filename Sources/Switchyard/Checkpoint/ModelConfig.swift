@@ -14,19 +14,32 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
 /// change the computation but is not implemented (another architecture, a rope scaling type, an
 /// activation other than SiLU, an MLP bias) is refused rather than silently ignored.
 public struct ModelConfig: Sendable, Equatable {
+    /// The decoder family (`architectures[0]`, or `model_type` when that list is absent).
     public var architecture: ModelArchitecture
+    /// Rows of the embedding and the LM head: valid token ids are `0..<vocabSize` (`vocab_size`).
     public var vocabSize: Int
+    /// Width of the residual stream (`hidden_size`).
     public var hiddenSize: Int
+    /// Width of the SwiGLU MLP's gate/up outputs (`intermediate_size`).
     public var intermediateSize: Int
+    /// Decoder layers (`num_hidden_layers`).
     public var numLayers: Int
+    /// Query heads (`num_attention_heads`).
     public var numHeads: Int
+    /// Key/value heads (`num_key_value_heads`; `numHeads` is a multiple of it, grouped-query attention).
     public var numKVHeads: Int
+    /// Features per attention head (`head_dim`; default `hiddenSize / numHeads`); even, for rotary.
     public var headDim: Int
+    /// Epsilon added to the mean square in every RMSNorm (`rms_norm_eps`), in (0, 1].
     public var rmsNormEps: Float
+    /// Rotary base θ (`rope_theta`): inverse frequencies are θ^(-2i/headDim).
     public var ropeTheta: Float
     /// Rotary frequency scaling (`rope_scaling` / `rope_parameters` with a non-default type).
     public var ropeScaling: RopeScaling = .none
+    /// The context length the model was trained for (`max_position_embeddings`): positions are
+    /// `0..<maxPositionEmbeddings`.
     public var maxPositionEmbeddings: Int
+    /// The LM head reuses the embedding matrix (`tie_word_embeddings`; no `lm_head.weight`).
     public var tieWordEmbeddings: Bool
     /// Bias on the q, k and v projections (Qwen2 always; Llama when `attention_bias`).
     public var qkvBias: Bool
@@ -34,9 +47,13 @@ public struct ModelConfig: Sendable, Equatable {
     public var outputBias: Bool
     /// Attention looks back at most this many positions (Mistral); nil for full attention.
     public var slidingWindow: Int?
+    /// Beginning-of-sequence token (`bos_token_id`), nil when the config has none.
     public var bosTokenID: Int?
+    /// Tokens that end generation (`eos_token_id`, an integer or a list); may be empty.
     public var eosTokenIDs: [Int]
 
+    /// A config from its sizes (`headDim` nil: `hiddenSize / numHeads`). Not validated: call
+    /// `validate(path:)` before building a model from untrusted values.
     public init(architecture: ModelArchitecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
                 numLayers: Int, numHeads: Int, numKVHeads: Int, headDim: Int? = nil,
                 rmsNormEps: Float = 1e-5, ropeTheta: Float = 10000, maxPositionEmbeddings: Int = 2048,
@@ -91,14 +108,14 @@ public struct ModelConfig: Sendable, Equatable {
     /// Largest values accepted for each size. Far above any released model, low enough that every
     /// size product the model computes (weights per layer, parameter counts, KV cache offsets) fits
     /// in an `Int` — a hostile config must not turn into an overflow or a giant allocation.
-    public enum Limits {
-        public static let vocabSize = 1 << 24
-        public static let hiddenSize = 1 << 18
-        public static let intermediateSize = 1 << 20
-        public static let numLayers = 1 << 12
-        public static let numHeads = 1 << 12
-        public static let headDim = 1 << 12
-        public static let maxPositionEmbeddings = 1 << 26
+    enum Limits {
+        static let vocabSize = 1 << 24
+        static let hiddenSize = 1 << 18
+        static let intermediateSize = 1 << 20
+        static let numLayers = 1 << 12
+        static let numHeads = 1 << 12
+        static let headDim = 1 << 12
+        static let maxPositionEmbeddings = 1 << 26
     }
 
     /// Checks the invariants the forward pass relies on: every size positive and within

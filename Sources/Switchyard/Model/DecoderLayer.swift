@@ -1,17 +1,25 @@
 /// The weights of one decoder block: pre-norm attention then pre-norm SwiGLU MLP, each with a
 /// residual connection.
 public struct DecoderLayer: Sendable {
+    /// The layer's position in the model, 0-based (the `N` of `model.layers.N`).
     public let index: Int
     /// RMSNorm weight before attention, `[hidden]`.
     public var inputNorm: [Float]
+    /// Query projection, `[heads·headDim × hidden]`.
     public var q: Linear
+    /// Key projection, `[kvHeads·headDim × hidden]`.
     public var k: Linear
+    /// Value projection, `[kvHeads·headDim × hidden]`.
     public var v: Linear
+    /// Attention output projection, `[hidden × heads·headDim]`.
     public var o: Linear
     /// RMSNorm weight before the MLP, `[hidden]`.
     public var postAttentionNorm: [Float]
+    /// SwiGLU gate projection, `[intermediate × hidden]` (SiLU applied to its output).
     public var gate: Linear
+    /// SwiGLU up projection, `[intermediate × hidden]` (multiplied by the activated gate).
     public var up: Linear
+    /// MLP down projection, `[hidden × intermediate]`.
     public var down: Linear
 
     /// The projection of a given kind.

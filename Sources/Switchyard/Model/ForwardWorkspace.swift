@@ -39,5 +39,6 @@ public final class ForwardWorkspace {
     let ropeSin = ScratchBuffer()
     let gathered = ScratchBuffer()
 
+    /// An empty workspace; buffers grow on first use to the largest batch seen and are freed with it.
     public init() {}
 }

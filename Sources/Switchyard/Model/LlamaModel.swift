@@ -12,6 +12,7 @@ public enum LogitsRequest: Sendable {
 
 /// The new tokens of one sequence in a forward batch, with the cache that holds its history.
 public struct SequenceInput {
+    /// The token ids to feed after the cache's history, each in `0..<vocabSize`.
     public var tokens: [Int]
     /// The sequence's history (appended to by the forward pass).
     public var cache: KVCache
@@ -28,6 +29,7 @@ public struct SequenceInput {
 /// Immutable after load apart from explicit weight edits (merging an expert), and shared between
 /// requests; per-request state lives in `KVCache` and `ForwardWorkspace`.
 public final class LlamaModel: @unchecked Sendable {
+    /// The shape and hyper-parameters the weights were loaded (and checked) against.
     public let config: ModelConfig
     /// `[vocab × hidden]` in Float32; empty (0×0) when the table is kept in its storage type
     /// (`embeddingTable`).
@@ -36,17 +38,22 @@ public final class LlamaModel: @unchecked Sendable {
     /// BF16/F16 table); lookups widen one row per token. Shared with `outputQuantized` when the
     /// head is tied, so the table is held once.
     public let embeddingTable: QuantizedMatrix?
+    /// The decoder layers, `config.numLayers` of them in order (changed only by merging an expert).
     public internal(set) var layers: [DecoderLayer]
     /// Final RMSNorm weight, `[hidden]`.
     public let finalNorm: [Float]
     /// `[vocab × hidden]`; nil when tied to `embedding`.
     public let lmHead: Matrix?
+    /// Rotary position embedding of every layer's queries and keys (from `config`).
     public let rotary: RotaryEmbedding
 
     /// The output projection kept in a block format (a quantised GGUF's head or tied
     /// embedding), multiplied natively; nil: `outputWeight` in Float32.
     public let outputQuantized: QuantizedMatrix?
 
+    /// A model from loaded weights (the loaders in `Checkpoint/` call this). The embedding (or
+    /// `embeddingTable`) must be `[vocab × hidden]` and a tied head over a kept table must come as
+    /// `outputQuantized`; violations trap (they are programming errors, not user input).
     public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?,
                 outputQuantized: QuantizedMatrix? = nil, embeddingTable: QuantizedMatrix? = nil) {
         precondition(embeddingTable.map { $0.rows == config.vocabSize && $0.cols == config.hiddenSize }

@@ -14,8 +14,11 @@ public enum ProjectionKind: String, CaseIterable, Sendable, Hashable, Codable {
 
 /// One adapted projection in the model: a layer index and a projection kind.
 public struct ProjectionSite: Hashable, Sendable, CustomStringConvertible {
+    /// Decoder layer index, 0-based.
     public let layer: Int
+    /// Which of the layer's seven projections.
     public let kind: ProjectionKind
+    /// The site of projection `kind` in layer `layer` (not checked against any model).
     public init(layer: Int, kind: ProjectionKind) {
         self.layer = layer
         self.kind = kind
@@ -44,6 +47,7 @@ public protocol ProjectionDelta {
 }
 
 extension ProjectionDelta {
+    /// Default: nothing to do at a layer's start (deltas that do not route per layer).
     public func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {}
 }
 
@@ -52,14 +56,17 @@ extension ProjectionDelta {
 /// Every matrix product of the decoder goes through `forward`, which then offers the output to the
 /// `ProjectionDelta`, if any.
 public struct Linear: Sendable {
+    /// Where this projection sits: the site passed to `ProjectionDelta.addDelta`.
     public let site: ProjectionSite
     /// `[outFeatures × inFeatures]`. Mutable so that an expert can be merged in (and out) exactly.
     /// Empty (0×0) when the weights are kept quantised (`quantized`).
     public var weight: Matrix
     /// The weights in a llama.cpp block format, multiplied natively; nil: `weight` (Float32).
     public var quantized: QuantizedMatrix?
+    /// `[outFeatures]` added to every output row; nil: no bias.
     public var bias: [Float]?
 
+    /// A Float32 projection; `weight` is `[out × in]` and `bias` (if any) `[out]` (traps otherwise).
     public init(site: ProjectionSite, weight: Matrix, bias: [Float]? = nil) {
         precondition(bias == nil || bias!.count == weight.rows, "bias length must equal out features")
         self.site = site
@@ -76,7 +83,9 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
+    /// Width of an input row (columns of the weight).
     public var inFeatures: Int { quantized?.cols ?? weight.cols }
+    /// Width of an output row (rows of the weight).
     public var outFeatures: Int { quantized?.rows ?? weight.rows }
 
     /// The weights as Float32 (widened when quantised).

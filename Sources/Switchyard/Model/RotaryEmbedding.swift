@@ -6,9 +6,12 @@ import Foundation
 /// Matches transformers' float32 arithmetic: `inv_freq[i] = 1 / theta^(2i/headDim)` and
 /// `angle = Float(position) * inv_freq[i]`, both in Float32.
 public struct RotaryEmbedding: Sendable {
+    /// Features per head the rotation covers (even; pairs are `i` and `i + headDim/2`).
     public let headDim: Int
+    /// `headDim/2` angular frequencies in radians per position, after `scaling`.
     public let inverseFrequencies: [Float]
 
+    /// Frequencies `1 / theta^(2i/headDim)` for i in `0..<headDim/2`, then adjusted by `scaling`.
     public init(headDim: Int, theta: Float, scaling: RopeScaling = .none) {
         self.headDim = headDim
         inverseFrequencies = scaling.apply((0..<(headDim / 2)).map { i in
