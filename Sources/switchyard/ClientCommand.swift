@@ -239,19 +239,31 @@ enum ClientCompose: Command {
         var out: String
         @Option(help: "Experts to compose. Default: the server's choice.")
         var experts: NameList?
-        @Option(help: "Objective evaluations. Default: the server's.")
-        var budget = 0
+        @Option(help: "Objective evaluations. Default: the server's (40).")
+        var budget: Int?
         @Option(help: "Use the first N examples.")
         var shots = 5
+        @Option(help: "cobyla or cmaes (see `switchyard compose --help`). Default: the server's (cobyla).")
+        var optimizer: CompositionOptimizer?
+        @Option(help: "CMA-ES seed.")
+        var seed = 0
+        @Option(help: "Weight of mean|w| in the objective. Default: the server's (0.05).")
+        var l1: Float?
         @OptionGroup var connection: ClientCommand.Connection
+
+        func validate() throws {
+            if let l1, !(l1.isFinite && l1 >= 0) { throw UsageError("--l1 must be a finite number ≥ 0, found \(l1)") }
+        }
     }
 
     static func run(_ options: Options) throws {
         let examples = Array(try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { (prompt: $0.prompt, completion: $0.completion) })
         let client = options.connection.client()
-        let (out, experts, budget) = (options.out, options.experts?.names ?? [], options.budget)
+        let (out, experts, budget) = (options.out, options.experts?.names ?? [], options.budget ?? 0)
+        let (optimizer, seed, l1) = (options.optimizer?.rawValue ?? "", UInt64(truncatingIfNeeded: options.seed), options.l1 ?? 0)
         try ClientCommand.blocking {
-            for try await e in client.compose(name: out, examples: examples, experts: experts, budget: budget) {
+            for try await e in client.compose(name: out, examples: examples, experts: experts, budget: budget,
+                                              seed: seed, optimizer: optimizer, l1: l1) {
                 if let expert = e.message("expert") {
                     print(String(format: "composed objective %.4f after %d evaluations", e.double("best_loss"), e.uint("evaluations")))
                     print("weights: " + e.messages("weights").map { "\($0.string("name"))=\(String(format: "%.3f", $0.double("weight")))" }.joined(separator: ", "))

@@ -207,11 +207,13 @@ public final class SwitchyardClient: @unchecked Sendable {
     }
 
     /// `Compose`: progress events, the last one with `expert` set (the registered result).
+    /// Zero/empty `experts`, `budget`, `optimizer` and `l1` take the server's defaults
+    /// (`ComposeRequest` in inference.proto: its trained experts, 40, cobyla, 0.05).
     public func compose(name: String, examples: [(prompt: String, completion: String)], experts: [String] = [],
-                        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "") -> AsyncThrowingStream<WireMessage, Error> {
+                        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "", l1: Float = 0) -> AsyncThrowingStream<WireMessage, Error> {
         let request = WireMessage(InferenceWire.composeRequest, [
             "name": .string(name), "experts": .list(experts.map { .string($0) }), "budget": .uint(UInt64(max(0, budget))),
-            "seed": .uint(seed), "optimizer": .string(optimizer),
+            "seed": .uint(seed), "optimizer": .string(optimizer), "l1": .double(Double(l1)),
             "examples": .list(examples.map { .message(WireMessage(InferenceWire.composeExample, ["prompt": .string($0.prompt), "completion": .string($0.completion)])) }),
         ])
         let raw = channel.serverStream(InferenceWire.method("Compose"), request.encode(), metadata: metadata(affinity: name), timeout: timeout)

@@ -103,6 +103,10 @@ import Switchyard
         #expect(await statusCode {
             for try await _ in client.compose(name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], optimizer: "newuoa") {}
         } == .invalidArgument)
+        // l1 reaches the server (a negative weight is refused there, naming the field).
+        #expect(await statusCode {
+            for try await _ in client.compose(name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], l1: -1) {}
+        } == .invalidArgument)
 
         let after = try await client.info()
         #expect(after.uint("requests_total") >= 6)
