@@ -18,6 +18,15 @@ enum JSONText {
     static func string(_ s: String) -> String { "\"" + EscapedText.json(s) + "\"" }
 }
 
+/// A JSON object key made at run time (reports whose keys carry a router name or a stream count).
+struct JSONKey: CodingKey {
+    let stringValue: String
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}
+
 extension Encodable {
     /// Prints the value as one line of JSON (JSONEncoder; keys as its CodingKeys name them, sorted).
     func printJSON() throws {

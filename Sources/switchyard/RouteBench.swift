@@ -102,24 +102,16 @@ enum RouteBench: Command {
         let routers: [String: (rate: Double, overhead: Double)]
         let sentenceDecisionMs: Double
 
-        struct Key: CodingKey {
-            let stringValue: String
-            init(_ s: String) { stringValue = s }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            var intValue: Int? { nil }
-            init?(intValue: Int) { nil }
-        }
-
         func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Key.self)
-            try c.encode(model, forKey: Key("model"))
-            try c.encode(threads, forKey: Key("threads"))
-            try c.encode(base, forKey: Key("decode_tokens_per_s_base"))
+            var c = encoder.container(keyedBy: JSONKey.self)
+            try c.encode(model, forKey: JSONKey("model"))
+            try c.encode(threads, forKey: JSONKey("threads"))
+            try c.encode(base, forKey: JSONKey("decode_tokens_per_s_base"))
             for (name, r) in routers {
-                try c.encode(r.rate, forKey: Key("decode_tokens_per_s_\(name)"))
-                try c.encode(r.overhead, forKey: Key("overhead_\(name)"))
+                try c.encode(r.rate, forKey: JSONKey("decode_tokens_per_s_\(name)"))
+                try c.encode(r.overhead, forKey: JSONKey("overhead_\(name)"))
             }
-            try c.encode(sentenceDecisionMs, forKey: Key("sentence_decision_ms"))
+            try c.encode(sentenceDecisionMs, forKey: JSONKey("sentence_decision_ms"))
         }
     }
 }

@@ -203,21 +203,13 @@ enum ServeBench: Command {
         let streams: [(Int, StreamFigures)]
         let distinct, noBatch: [String: Double]
 
-        struct Key: CodingKey {
-            let stringValue: String
-            init(_ s: String) { stringValue = s }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            var intValue: Int? { nil }
-            init?(intValue: Int) { nil }
-        }
-
         func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Key.self)
-            try c.encode(model, forKey: Key("model"))
-            for (k, v) in [("experts", experts), ("rank", rank), ("threads", threads), ("rounds", rounds)] { try c.encode(v, forKey: Key(k)) }
-            for (n, s) in streams { try c.encode(s, forKey: Key("streams_\(n)")) }
-            try c.encode(distinct, forKey: Key("streams_32_distinct_experts"))
-            try c.encode(noBatch, forKey: Key("streams_8_max_batch_1"))
+            var c = encoder.container(keyedBy: JSONKey.self)
+            try c.encode(model, forKey: JSONKey("model"))
+            for (k, v) in [("experts", experts), ("rank", rank), ("threads", threads), ("rounds", rounds)] { try c.encode(v, forKey: JSONKey(k)) }
+            for (n, s) in streams { try c.encode(s, forKey: JSONKey("streams_\(n)")) }
+            try c.encode(distinct, forKey: JSONKey("streams_32_distinct_experts"))
+            try c.encode(noBatch, forKey: JSONKey("streams_8_max_batch_1"))
         }
     }
 }
