@@ -30,6 +30,7 @@ public final class BoundedRegex: @unchecked Sendable {
         /// ICU stopped for another reason (backtrack stack exhausted, out of memory).
         case matchFailed(reason: String)
 
+        /// One line saying why the pattern or the match failed.
         public var description: String {
             switch self {
             case let .invalid(reason): return "not a valid regular expression: \(reason)"
@@ -40,6 +41,7 @@ public final class BoundedRegex: @unchecked Sendable {
         }
     }
 
+    /// The ICU regular expression, as given.
     public let pattern: String
 
     #if canImport(_FoundationICU)

@@ -8,6 +8,9 @@ import Foundation
 /// `/dev/full` with a regular file was possible). The temporary file is created exclusively and
 /// without following links, so a link planted under its name is refused too.
 public enum AtomicFile {
+    /// Replaces (or creates) the file at `url` with `data` (fsynced; mode 0644 less the umask). Throws `SwitchyardError.io`
+    /// naming the path when the target is not a regular file or writing/renaming fails; the
+    /// temporary file is removed on failure.
     public static func write(_ data: Data, to url: URL) throws {
         let path = url.path
         try checkReplaceable(path)

@@ -2,14 +2,14 @@ import Foundation
 
 /// The safetensors weights of a Hugging Face model directory: either one `model.safetensors` or
 /// shards listed by `model.safetensors.index.json` (`{"weight_map": {tensor: file}}`).
-public final class CheckpointDirectory: @unchecked Sendable {
-    public let directory: URL
+final class CheckpointDirectory: @unchecked Sendable {
+    let directory: URL
     /// Open shard files by file name.
     private let files: [String: SafeTensorsFile]
     /// Which file holds each tensor.
     private let location: [String: String]
 
-    public init(directory: URL) throws {
+    init(directory: URL) throws {
         self.directory = directory
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -50,12 +50,12 @@ public final class CheckpointDirectory: @unchecked Sendable {
         }
     }
 
-    public var tensorNames: [String] { location.keys.sorted() }
+    var tensorNames: [String] { location.keys.sorted() }
 
-    public func contains(_ name: String) -> Bool { location[name] != nil }
+    func contains(_ name: String) -> Bool { location[name] != nil }
 
     /// The file holding `name`.
-    public func file(for name: String) throws -> SafeTensorsFile {
+    func file(for name: String) throws -> SafeTensorsFile {
         guard let f = location[name], let file = files[f] else {
             throw SwitchyardError.missingTensor(path: directory.path, tensor: name)
         }
@@ -63,13 +63,13 @@ public final class CheckpointDirectory: @unchecked Sendable {
     }
 
     /// The 2-D tensor `name` as Float32, of shape `expected`; NaN and infinity are refused.
-    public func matrix(_ name: String, expected: [Int]) throws -> Matrix {
+    func matrix(_ name: String, expected: [Int]) throws -> Matrix {
         let file = try file(for: name)
         return try FiniteWeights.require(file.matrix(name, expected: expected), path: file.path, tensor: name)
     }
 
     /// The 1-D tensor `name` as Float32, of length `expected`; NaN and infinity are refused.
-    public func vector(_ name: String, expected: Int) throws -> [Float] {
+    func vector(_ name: String, expected: Int) throws -> [Float] {
         let file = try file(for: name)
         return try FiniteWeights.require(file.vector(name, expected: expected), path: file.path, tensor: name)
     }

@@ -5,6 +5,8 @@ import Foundation
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8, q4_K = 12, q6_K = 14, bf16 = 30
 
+    /// Values per storage block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for the K-quants);
+    /// a row's length must be a multiple of it.
     public var blockElements: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
@@ -13,6 +15,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Bytes per storage block (scales included), as laid out by ggml.
     public var blockBytes: Int {
         switch self {
         case .f32: return 4
@@ -25,6 +28,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// ggml's name for the type (`Q4_K`, `BF16`, ...).
     public var description: String {
         switch self {
         case .f32: return "F32"
@@ -52,6 +56,7 @@ public enum GGUFValue: Sendable, Equatable {
     case int(Int64), uint(UInt64), float(Double), bool(Bool), string(String)
     case array([GGUFValue])
 
+    /// A signed or unsigned integer that fits an `Int`; nil otherwise (floats are not truncated).
     public var int: Int? {
         switch self {
         case let .int(v): return Int(exactly: v)
@@ -59,6 +64,7 @@ public enum GGUFValue: Sendable, Equatable {
         default: return nil
         }
     }
+    /// A float, or an integer widened to `Double`; nil for other kinds.
     public var double: Double? {
         switch self {
         case let .float(v): return v
@@ -67,19 +73,26 @@ public enum GGUFValue: Sendable, Equatable {
         default: return nil
         }
     }
+    /// The string (validated UTF-8 when read); nil for other kinds.
     public var string: String? { if case let .string(s) = self { return s }; return nil }
+    /// The bool; nil for other kinds (integers are not read as bools).
     public var bool: Bool? { if case let .bool(b) = self { return b }; return nil }
+    /// The elements of an array value; nil for other kinds.
     public var array: [GGUFValue]? { if case let .array(a) = self { return a }; return nil }
 }
 
 /// Where one tensor lives in a GGUF file. `shape` is in Hugging Face order (rows first): GGUF's
 /// `ne` reversed, so a projection is `[out, in]`.
 public struct GGUFTensorInfo: Sendable, Equatable {
+    /// The tensor's GGUF name (llama.cpp naming, e.g. `blk.0.attn_q.weight`).
     public let name: String
+    /// How the elements are stored.
     public let type: GGMLType
+    /// Dimensions, outermost first (GGUF's `ne` reversed).
     public let shape: [Int]
     /// Byte range in the file.
     public let range: Range<Int>
+    /// The product of `shape`.
     public var elementCount: Int { shape.reduce(1, *) }
 }
 
@@ -91,13 +104,18 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 /// hostile file raises `SwitchyardError.unsupported`/`.safetensors`-style errors naming the file
 /// and the key or tensor; it never crashes.
 public final class GGUFFile: @unchecked Sendable {
+    /// The file's first four bytes, "GGUF", read as a little-endian `UInt32`.
     public static let magic: UInt32 = 0x4655_4747  // "GGUF" little-endian
     /// Caps on header sizes that no real file approaches.
     static let maxCount = 1 << 24, maxStringBytes = 1 << 26, maxDims = 4
 
+    /// The file's path, as given (named in every error).
     public let path: String
+    /// The GGUF format version: 2 or 3.
     public let version: UInt32
+    /// Header key/value pairs by key (e.g. `general.architecture`, `llama.block_count`).
     public let metadata: [String: GGUFValue]
+    /// Every tensor by name.
     public let tensors: [String: GGUFTensorInfo]
     /// Tensor names in file order.
     public let tensorOrder: [String]
@@ -111,6 +129,8 @@ public final class GGUFFile: @unchecked Sendable {
         return head.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } == magic
     }
 
+    /// Maps the file and validates its whole header. Throws `SwitchyardError` naming the file
+    /// (and the key or tensor) when it cannot be read or the header is malformed or unsupported.
     public init(url: URL) throws {
         path = url.path
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {

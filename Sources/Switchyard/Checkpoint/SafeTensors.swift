@@ -11,6 +11,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
     case u64 = "U64", u32 = "U32", u16 = "U16", u8 = "U8", bool = "BOOL"
     case f8e4m3 = "F8_E4M3", f8e5m2 = "F8_E5M2"
 
+    /// Bytes per element (1 for the 8-bit types and `BOOL`).
     public var byteSize: Int {
         switch self {
         case .f64, .i64, .u64: return 8
@@ -23,11 +24,15 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
 
 /// Where one tensor lives in a safetensors file.
 public struct SafeTensorInfo: Sendable, Equatable {
+    /// The tensor's key in the header (Hugging Face naming, e.g. `model.layers.0.self_attn.q_proj.weight`).
     public let name: String
+    /// How the elements are stored.
     public let dtype: SafeTensorsDType
+    /// Dimensions, outermost first (row-major), as declared in the header.
     public let shape: [Int]
     /// Byte range relative to the start of the data section.
     public let dataRange: Range<Int>
+    /// The product of `shape` (1 for a scalar `[]`).
     public var elementCount: Int { shape.reduce(1, *) }
 }
 
@@ -44,6 +49,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Headers larger than this are refused (the format's reference implementation uses 100 MB).
     public static let maxHeaderBytes = 100_000_000
 
+    /// The file's path, as given (named in every error).
     public let path: String
     /// Tensors by name.
     public let tensors: [String: SafeTensorInfo]
@@ -53,6 +59,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private let mappedSize: Int
     private let dataOffset: Int
 
+    /// Maps the file read-only and validates its header; throws `SwitchyardError` (`.io` when it
+    /// cannot be opened, `.safetensors` for a malformed file) naming the file and tensor.
     public init(url: URL) throws {
         path = url.path
         // O_NONBLOCK: a FIFO planted under the name must not block the open; it is refused below.

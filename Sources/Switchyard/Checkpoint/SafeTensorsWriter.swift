@@ -5,14 +5,14 @@ import Foundation
 /// The header is padded with spaces to a multiple of 8 bytes, tensors are laid out in the order
 /// given, and the file is written to a temporary name and renamed into place, so an existing file
 /// is never left half-written.
-public struct SafeTensorsWriter {
+struct SafeTensorsWriter {
     /// One tensor to write: values are Float32 and converted to `dtype` on write.
-    public struct Entry {
-        public var name: String
-        public var shape: [Int]
-        public var values: [Float]
-        public var dtype: SafeTensorsDType
-        public init(name: String, shape: [Int], values: [Float], dtype: SafeTensorsDType = .f32) {
+    struct Entry {
+        var name: String
+        var shape: [Int]
+        var values: [Float]
+        var dtype: SafeTensorsDType
+        init(name: String, shape: [Int], values: [Float], dtype: SafeTensorsDType = .f32) {
             self.name = name
             self.shape = shape
             self.values = values
@@ -20,7 +20,7 @@ public struct SafeTensorsWriter {
         }
     }
 
-    public static func write(_ entries: [Entry], metadata: [String: String] = [:], to url: URL) throws {
+    static func write(_ entries: [Entry], metadata: [String: String] = [:], to url: URL) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0

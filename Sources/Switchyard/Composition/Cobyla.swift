@@ -16,13 +16,16 @@ import Foundation
 /// restarts from the best point with `initialRadius` (as nevergrad restarts scipy's COBYLA), so
 /// exactly `budget` evaluations are made.
 public struct Cobyla: Sendable {
+    /// Number of variables (the length of `start`).
     public var dimension: Int
     /// ρ at the start: the initial simplex's edge and the first steps' length.
     public var initialRadius: Float
     /// The smallest ρ; reaching it restarts the search.
     public var finalRadius: Float
+    /// The box every coordinate stays in (default unbounded); every evaluated point lies inside it.
     public var bounds: ClosedRange<Float>
 
+    /// An optimiser over `dimension` variables; defaults ρ 0.5 → 1e-6 and no bounds.
     public init(dimension: Int, initialRadius: Float = 0.5, finalRadius: Float = 1e-6,
                 bounds: ClosedRange<Float> = -Float.infinity...Float.infinity) {
         self.dimension = dimension

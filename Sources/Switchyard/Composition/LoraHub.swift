@@ -1,7 +1,10 @@
 /// One few-shot example of a new task: prompt and completion token ids.
 public struct FewShotExample: Sendable, Equatable {
+    /// The input's token ids (non-empty); conditions the completion but is not scored.
     public var prompt: [Int]
+    /// The expected output's token ids (non-empty); the loss is their cross-entropy.
     public var completion: [Int]
+    /// An example of `prompt` followed by `completion`.
     public init(prompt: [Int], completion: [Int]) {
         self.prompt = prompt
         self.completion = completion
@@ -22,10 +25,13 @@ public enum CompositionOptimizer: String, CaseIterable, Sendable {
 /// (`lorahub/algorithm.py`): the base model's mean cross-entropy over the completion tokens of a
 /// few examples divided by the number of examples, plus `l1 · mean|w_i|`.
 public final class LoraHubComposer {
+    /// The base model the loss is measured with (read only; never merged into).
     public let model: LlamaModel
     /// The experts composed, in weight order.
     public let experts: [LoRAAdapter]
+    /// The few-shot examples the loss averages over (at least one).
     public let examples: [FewShotExample]
+    /// Weight of the `mean|w_i|` regulariser added to the loss (default 0.05, as LoraHub).
     public let l1: Float
     private let workspace = ForwardWorkspace()
     private let rank: Int

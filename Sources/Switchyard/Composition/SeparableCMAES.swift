@@ -8,12 +8,18 @@ import Foundation
 /// the budget: a last, partial generation is evaluated without updating the distribution.
 public struct SeparableCMAES: Sendable {
 
+    /// Number of variables (the length of `start`).
     public var dimension: Int
+    /// λ, candidates per generation (default 4 + ⌊3 ln dimension⌋).
     public var populationSize: Int
+    /// σ at the start, in the variables' units (default 0.5).
     public var initialStep: Float
+    /// The box candidates are clipped to (default -1.5...1.5, LoraHub's weight range).
     public var bounds: ClosedRange<Float>
+    /// Seeds the candidate sampling: the same seed gives the same run.
     public var seed: UInt64
 
+    /// An optimiser over `dimension` variables; `populationSize` nil uses the standard default.
     public init(dimension: Int, initialStep: Float = 0.5, bounds: ClosedRange<Float> = -1.5...1.5,
                 populationSize: Int? = nil, seed: UInt64 = 0) {
         self.dimension = dimension

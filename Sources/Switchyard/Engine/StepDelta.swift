@@ -1,21 +1,21 @@
 /// Dispatches a forward batch's rows to per-request deltas: each segment of consecutive rows
 /// (one request's new tokens) gets its own delta, with pointers offset to its rows.
-public final class SegmentedDelta: ProjectionDelta {
-    public struct Segment {
-        public var firstRow: Int
-        public var rows: Int
-        public var delta: any ProjectionDelta
+final class SegmentedDelta: ProjectionDelta {
+    struct Segment {
+        var firstRow: Int
+        var rows: Int
+        var delta: any ProjectionDelta
     }
-    public let segments: [Segment]
+    let segments: [Segment]
 
-    public init(segments: [Segment]) { self.segments = segments }
+    init(segments: [Segment]) { self.segments = segments }
 
-    public func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {
+    func beginLayer(_ layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {
         for s in segments { s.delta.beginLayer(layer, hidden: hidden + s.firstRow * width, rows: s.rows, width: width) }
     }
 
-    public func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                         output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
         for s in segments {
             s.delta.addDelta(at: site, input: input + s.firstRow * inFeatures, inFeatures: inFeatures,
                              output: output + s.firstRow * outFeatures, outFeatures: outFeatures, rows: s.rows)
@@ -42,10 +42,13 @@ public enum RequestRouting {
 public final class StepDeltaBuilder {
     /// One request's new tokens in the forward batch, in row order.
     public struct Rows {
+        /// How these rows are adapted.
         public var routing: RequestRouting
         /// Absolute position of the first new token (tokens already in the request's cache).
         public var firstPosition: Int
+        /// Rows (new tokens) of this request in the batch, following the previous request's rows.
         public var count: Int
+        /// One request's `count` rows starting at absolute position `firstPosition`.
         public init(routing: RequestRouting, firstPosition: Int, count: Int) {
             self.routing = routing
             self.firstPosition = firstPosition
@@ -67,6 +70,7 @@ public final class StepDeltaBuilder {
         }
     }
 
+    /// A builder with no kernel yet (the first `build` with fixed mixes makes one).
     public init() {}
 
     /// The delta for a forward over `batch` (nil when every row runs on the base model).

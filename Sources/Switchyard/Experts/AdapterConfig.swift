@@ -76,9 +76,13 @@ enum PatternMatch {
 /// (DoRA, `modules_to_save`, bias training, …): every key PEFT writes is either understood,
 /// harmless at inference (dropout, init scheme, bookkeeping), or must hold its null/false/empty default.
 public struct AdapterConfig: Sendable, Equatable {
+    /// Default LoRA rank `r` (`r`), > 0; `rankPattern` overrides it per module.
     public var rank: Int
+    /// Default `lora_alpha`; the module scale is alpha / r (alpha / √r with rsLoRA).
     public var alpha: Float
+    /// `use_rslora`: scale by alpha / √r instead of alpha / r.
     public var useRSLoRA: Bool
+    /// `target_modules`: which projections the adapter may adapt.
     public var targetModules: TargetModules
     /// Module-name pattern → rank override.
     public var rankPattern: [String: Int]
@@ -86,11 +90,13 @@ public struct AdapterConfig: Sendable, Equatable {
     public var alphaPattern: [String: Float]
     /// Only these layer indices are adapted (nil: all).
     public var layersToTransform: [Int]?
+    /// `base_model_name_or_path`: informational, what the adapter was trained on (not checked).
     public var baseModelNameOrPath: String?
     /// Ordered keys of the patterns, as written (PEFT matches in dict order).
     var rankPatternOrder: [String] = []
     var alphaPatternOrder: [String] = []
 
+    /// A config from its values (no validation; loading an adapter checks it against the weights).
     public init(rank: Int, alpha: Float, useRSLoRA: Bool = false, targetModules: TargetModules,
                 rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:],
                 layersToTransform: [Int]? = nil, baseModelNameOrPath: String? = nil) {

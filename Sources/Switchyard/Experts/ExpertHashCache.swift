@@ -2,15 +2,15 @@ import Foundation
 
 /// What identifies one version of a file without reading it: size, modification time (ns),
 /// inode and device. Replacing or rewriting the file changes at least one of them.
-public struct FileStamp: Sendable, Equatable, Hashable {
-    public var size: Int64
-    public var modifiedNanoseconds: Int64
-    public var inode: UInt64
-    public var device: UInt64
+struct FileStamp: Sendable, Equatable, Hashable {
+    var size: Int64
+    var modifiedNanoseconds: Int64
+    var inode: UInt64
+    var device: UInt64
 
     /// The stamp of the file at `path` (following links), nil when it cannot be stat'ed or is not
     /// a regular file.
-    public init?(path: String) {
+    init?(path: String) {
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
         size = Int64(st.st_size)
@@ -41,13 +41,13 @@ public struct FileStamp: Sendable, Equatable, Hashable {
 /// few hundred bytes, describes another file (copied from another expert: another inode), or
 /// describes an older version of this one. Writing it is best-effort (a read-only registry just
 /// hashes again in the next process). Nothing but the hash is ever read from it.
-public enum ExpertHashCache {
-    public static let sidecarName = ".switchyard-sha256.json"
+enum ExpertHashCache {
+    static let sidecarName = ".switchyard-sha256.json"
     static let maxSidecarBytes = 512
 
     /// The hash of `weights`, from the sidecar in `directory` when it matches, else computed (and
     /// the sidecar written). `stamp` is the weights file's current stamp.
-    public static func sha256(weights: String, stamp: FileStamp, directory: URL) throws -> String {
+    static func sha256(weights: String, stamp: FileStamp, directory: URL) throws -> String {
         let sidecar = directory.appendingPathComponent(sidecarName)
         if let cached = read(sidecar.path, stamp: stamp) { return cached }
         let hash = try SHA256.hex(fileAt: weights)

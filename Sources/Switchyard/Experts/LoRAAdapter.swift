@@ -57,6 +57,7 @@ public struct LoRAModule: Sendable, Equatable {
 public struct LoRAAdapter: Sendable {
     /// The expert's name (its registry directory name).
     public var name: String
+    /// The parsed `adapter_config.json` (ranks, alphas, targets).
     public var config: AdapterConfig
     /// The adapted projections and their weights.
     public var modules: [ProjectionSite: LoRAModule]
@@ -133,6 +134,7 @@ public struct LoRAAdapter: Sendable {
 
     /// What validation learns about an adapter without reading its weights.
     public struct Summary: Sendable, Equatable {
+        /// The parsed `adapter_config.json`.
         public var config: AdapterConfig
         /// Distinct module ranks, ascending.
         public var ranks: [Int]
@@ -140,6 +142,7 @@ public struct LoRAAdapter: Sendable {
         public var targetKinds: [ProjectionKind]
         /// Adapted projections (layer × kind).
         public var moduleCount: Int
+        /// Elements of every A and B matrix together (Float32 after load: 4 bytes each).
         public var parameterCount: Int
         /// Size of `adapter_model.safetensors`.
         public var fileBytes: Int

@@ -55,6 +55,8 @@ public final class LoRAMixDelta: ProjectionDelta {
         try setRowMixes(zip(mixes, tokenCounts).flatMap { Array(repeating: $0, count: $1) })
     }
 
+    /// Adds Σₑ wₑ · scaleₑ · (x · Aₑᵀ) · Bₑᵀ for each row's mix into `output`; experts without a
+    /// module at `site` add nothing. `rows` must equal the rows the mixes were set for (traps otherwise).
     public func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
                          output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
         precondition(rows == rowCount, "LoRAMixDelta: mixes were set for \(rowCount) rows, forward has \(rows)")

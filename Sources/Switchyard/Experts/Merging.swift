@@ -1,6 +1,7 @@
 /// The original weights of projections that an expert was merged into; `LlamaModel.unmerge`
 /// puts them back bit for bit.
 public struct MergedWeights: Sendable {
+    /// Name of the expert that was merged (the one `unmerge` takes back out).
     public let expert: String
     let originals: [ProjectionSite: Linear]
 }

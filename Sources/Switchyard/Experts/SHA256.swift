@@ -2,7 +2,7 @@ import Foundation
 
 /// SHA-256 (FIPS 180-4), used to fingerprint expert weights so a router never runs on the wrong
 /// experts. Foundation on Linux has no hashing API and no package can be fetched, so it lives here.
-public struct SHA256: Sendable {
+struct SHA256: Sendable {
     private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
@@ -18,23 +18,23 @@ public struct SHA256: Sendable {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    public init() {}
+    init() {}
 
     /// Hex digest of `bytes`.
-    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var s = SHA256()
         s.update(bytes)
         return s.finalizeHex()
     }
 
-    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         if bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) != nil { return }
         let copy = Array(bytes)
         copy.withUnsafeBytes { update($0) }
     }
 
     /// Hashes `bytes` in place: whole blocks straight from the buffer, only the tail is copied.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
         length &+= UInt64(bytes.count)
         var offset = 0
         if !buffer.isEmpty {
@@ -54,7 +54,7 @@ public struct SHA256: Sendable {
     }
 
     /// Hex digest of a file's contents, read through a memory map (errors name the file).
-    public static func hex(fileAt path: String) throws -> String {
+    static func hex(fileAt path: String) throws -> String {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw SwitchyardError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
@@ -64,7 +64,7 @@ public struct SHA256: Sendable {
         return s.finalizeHex()
     }
 
-    public mutating func finalizeHex() -> String {
+    mutating func finalizeHex() -> String {
         let bitLength = length &* 8
         var tail = buffer
         tail.append(0x80)

@@ -2,8 +2,11 @@ import Foundation
 
 /// One labelled example for fitting a router: a text and the expert that should handle it.
 public struct RoutingExample: Sendable, Equatable {
+    /// The text's token ids (at least one).
     public var tokens: [Int]
+    /// The label: index of the expert in the router's expert list, `0..<expertCount`.
     public var expert: Int
+    /// An example labelled with expert index `expert`.
     public init(tokens: [Int], expert: Int) {
         self.tokens = tokens
         self.expert = expert
@@ -51,11 +54,17 @@ public enum RouterFitting {
 
     /// Training options for the sentence-level MLP gate.
     public struct TrainingOptions: Sendable {
+        /// Width of the hidden ReLU layer (default 64).
         public var hidden: Int = 64
+        /// Passes over the examples (default 60).
         public var epochs: Int = 60
+        /// Adam step size (default 3e-3).
         public var learningRate: Float = 3e-3
+        /// Examples per Adam step (default 32; the last batch of an epoch may be smaller).
         public var batchSize: Int = 32
+        /// Seeds weight initialisation and the per-epoch shuffle (same seed, same router).
         public var seed: UInt64 = 0
+        /// The defaults above.
         public init() {}
     }
 

@@ -10,6 +10,7 @@ public enum BLAS {
         sy_set_threads(Int32(max(1, n)))
     }
 
+    /// Threads (caller included) matrix products currently use, as set by `setThreadCount`.
     public static var threadCount: Int {
         configureOnce
         return Int(sy_threads())

@@ -3,6 +3,7 @@
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var s: (UInt64, UInt64, UInt64, UInt64)
 
+    /// A generator whose state is four SplitMix64 outputs from `seed` (any value, 0 included).
     public init(seed: UInt64) {
         var x = seed
         func splitMix() -> UInt64 {
@@ -15,6 +16,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         s = (splitMix(), splitMix(), splitMix(), splitMix())
     }
 
+    /// The next 64 uniformly distributed bits of the stream.
     @inline(__always)
     public mutating func next() -> UInt64 {
         let result = rotl(s.1 &* 5, 7) &* 9

@@ -12,9 +12,13 @@ import Foundation
 /// the methods `strip lstrip rstrip startswith endswith upper lower split items`, and
 /// `raise_exception`. Anything else is refused when the template is parsed, naming the construct.
 public struct ChatTemplate: Sendable {
+    /// One conversation turn, seen by the template as `message['role']` / `message['content']`.
     public struct Message: Sendable, Equatable {
+        /// The speaker, as the template compares it: usually "system", "user" or "assistant".
         public var role: String
+        /// The turn's text, inserted verbatim (templates may trim it).
         public var content: String
+        /// A turn of `role` saying `content`.
         public init(role: String, content: String) {
             self.role = role
             self.content = content
@@ -22,8 +26,11 @@ public struct ChatTemplate: Sendable {
     }
 
     let nodes: [Node]
+    /// The template's Jinja text, as given.
     public let source: String
 
+    /// Parses `source` once; throws `TemplateError` naming the first unsupported construct or
+    /// syntax error.
     public init(_ source: String) throws {
         self.source = source
         var parser = Parser(tokens: try Lexer.tokens(source))
@@ -113,7 +120,9 @@ public struct ChatTemplate: Sendable {
         case name(String), string(String), number(Double, isInt: Bool), op(String)
     }
 
+    /// A template that cannot be parsed or rendered (including `raise_exception` from the template).
     public struct TemplateError: Error, CustomStringConvertible {
+        /// One line starting "chat template:" saying what failed.
         public let description: String
     }
 

@@ -13,6 +13,8 @@ public enum RouterWire {
     /// Larger router files are refused before parsing.
     public static let maxBytes = 1 << 30
 
+    /// Reads and decodes a router file. Throws `RouterError.decode` (over `maxBytes`, malformed) or
+    /// `SwitchyardError.io` (unreadable), naming the path.
     public static func read(_ url: URL) throws -> RouterSpec {
         let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
         if let size = attributes?[.size] as? Int, size > maxBytes {
@@ -24,12 +26,15 @@ public enum RouterWire {
         return try decode([UInt8](data), path: url.path)
     }
 
+    /// Encodes `spec` and writes it atomically (temporary file, then rename); throws on I/O errors.
     public static func write(_ spec: RouterSpec, to url: URL) throws {
         try AtomicFile.write(Data(encode(spec)), to: url)
     }
 
     // MARK: - Decoding
 
+    /// Decodes a serialised `switchyard.v1.RouterSpec` from untrusted bytes; throws
+    /// `RouterError.decode` naming `path` (used only in messages) on malformed input.
     public static func decode(_ bytes: [UInt8], path: String = "<bytes>") throws -> RouterSpec {
         guard bytes.count <= maxBytes else { throw RouterError.decode(path: path, reason: "\(bytes.count) bytes is over the limit") }
         guard let msg = bytes.withUnsafeBufferPointer({ switchyard__v1__router_spec__unpack(nil, $0.count, $0.baseAddress) }) else {
@@ -184,6 +189,7 @@ public enum RouterWire {
         }
     }
 
+    /// `spec` in protobuf wire format; a decoded spec re-encodes to the same bytes (tensors are kept raw).
     public static func encode(_ spec: RouterSpec) -> [UInt8] {
         let arena = Arena()
         func tensor(_ t: WireTensor?) -> UnsafeMutablePointer<Switchyard__V1__Tensor>? {

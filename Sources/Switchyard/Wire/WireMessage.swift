@@ -16,9 +16,12 @@ public struct WireMessage: Sendable, Equatable {
         case list([Value])
     }
 
+    /// The protobuf message type (its descriptor) the fields belong to.
     public let type: WireType
+    /// Field values by `.proto` field name; an absent key encodes as the field's default.
     public var fields: [String: Value]
 
+    /// A message of `type`; field names and value kinds are checked only when it is encoded.
     public init(_ type: WireType, _ fields: [String: Value] = [:]) {
         self.type = type
         self.fields = fields
@@ -26,23 +29,36 @@ public struct WireMessage: Sendable, Equatable {
 
     // MARK: Typed reads (absent → zero value)
 
+    /// The string field `name`; "" when absent or of another kind.
     public func string(_ name: String) -> String { if case let .string(s)? = fields[name] { return s }; return "" }
+    /// The bytes field `name`; empty when absent or of another kind.
     public func bytes(_ name: String) -> [UInt8] { if case let .bytes(b)? = fields[name] { return b }; return [] }
+    /// The bool field `name`; false when absent or of another kind.
     public func bool(_ name: String) -> Bool { if case let .bool(b)? = fields[name] { return b }; return false }
+    /// The unsigned integer field `name` (a signed value is reinterpreted bit for bit); 0 when absent.
     public func uint(_ name: String) -> UInt64 {
         switch fields[name] { case let .uint(v)?: return v; case let .int(v)?: return UInt64(bitPattern: v); default: return 0 }
     }
+    /// The signed integer field `name` (an unsigned value is reinterpreted bit for bit); 0 when absent.
     public func int(_ name: String) -> Int64 {
         switch fields[name] { case let .int(v)?: return v; case let .uint(v)?: return Int64(bitPattern: v); default: return 0 }
     }
+    /// The float or double field `name`; 0 when absent or of another kind.
     public func double(_ name: String) -> Double { if case let .double(v)? = fields[name] { return v }; return 0 }
+    /// The sub-message field `name`; nil when absent (proto3 message fields have presence).
     public func message(_ name: String) -> WireMessage? { if case let .message(m)? = fields[name] { return m }; return nil }
+    /// The repeated field `name`; empty when absent.
     public func list(_ name: String) -> [Value] { if case let .list(l)? = fields[name] { return l }; return [] }
+    /// The repeated message field `name` (elements of other kinds skipped).
     public func messages(_ name: String) -> [WireMessage] { list(name).compactMap { if case let .message(m) = $0 { return m }; return nil } }
+    /// The repeated string field `name` (elements of other kinds skipped).
     public func strings(_ name: String) -> [String] { list(name).compactMap { if case let .string(s) = $0 { return s }; return nil } }
+    /// The repeated unsigned field `name` (elements of other kinds skipped).
     public func uints(_ name: String) -> [UInt64] { list(name).compactMap { if case let .uint(v) = $0 { return v }; return nil } }
+    /// The repeated float/double field `name` (elements of other kinds skipped).
     public func doubles(_ name: String) -> [Double] { list(name).compactMap { if case let .double(v) = $0 { return v }; return nil } }
 
+    /// The raw value of field `name` (nil: absent); setting nil removes the field.
     public subscript(name: String) -> Value? {
         get { fields[name] }
         set { fields[name] = newValue }
@@ -212,11 +228,14 @@ public struct WireType: Sendable, Equatable {
         return f
     }
 
+    /// Same message type: the same protobuf-c descriptor.
     public static func == (a: WireType, b: WireType) -> Bool { a.descriptor == b.descriptor }
 }
 
+/// Decoding failures of `WireMessage`: bytes that are not a valid message of the expected type.
 public enum WireError: Error, CustomStringConvertible, Equatable {
     case malformed(type: String)
+    /// One line naming the expected message type.
     public var description: String {
         switch self {
         case let .malformed(type): return "not a valid \(type) message (truncated or corrupt protobuf)"
