@@ -9,10 +9,13 @@ import Switchyard
 /// thread; the model is never mutated while serving; the registry, router table and counters are
 /// lock-protected. Starts serving in `init`; `shutdown` stops it.
 public final class InferenceServer: @unchecked Sendable {
+    /// The base model every request runs on (shared, never mutated while serving).
     public let model: LlamaModel
     /// nil: a token-only server (prompts as `token_ids`, events without text; benches).
     public let tokenizer: Tokenizer?
+    /// The experts requests can name; `AddExpert`/`RemoveExpert` change it while serving.
     public let registry: ExpertRegistry
+    /// The options the server was started with (fixed for its lifetime).
     public let options: ServerOptions
     /// Renders `messages` requests (nil: the model has none; such requests are refused).
     public let chatTemplate: ChatTemplate?
@@ -20,8 +23,11 @@ public final class InferenceServer: @unchecked Sendable {
     public let modelDescription: String
     /// The port the server listens on.
     public private(set) var port = 0
+    /// This replica's id, sent as `x-switchyard-replica` and in `Info`: `options.replicaID`, else
+    /// `host:port` once listening.
     public private(set) var replicaID = ""
 
+    /// The server version `Info` reports.
     public static let version = "0.5.0"
 
     let loop: EngineLoop

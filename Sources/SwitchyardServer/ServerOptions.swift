@@ -28,7 +28,9 @@ public struct ServerOptions: Sendable {
     /// Seconds running calls get to finish at shutdown before they are cancelled.
     public var shutdownGrace: Double = 10
 
+    /// Per-request log lines as human-readable text, one JSON object per line, or none.
     public enum LogFormat: String, Sendable { case text, json, off }
 
+    /// Every option at the default declared on its property (127.0.0.1:50051, batch 32, no token, ...).
     public init() {}
 }

@@ -32,13 +32,17 @@ public enum GRPCStatusCode: Int32, Sendable, CustomStringConvertible {
 /// A call's final status as an error: the code and a message naming the field, expert, router
 /// or limit at fault. `description` is `CODE: message`.
 public struct GRPCStatus: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The gRPC status code the call ended with.
     public var code: GRPCStatusCode
+    /// The `grpc-message` text: what went wrong, for a person to read.
     public var message: String
 
+    /// A status of `code` carrying `message`.
     public init(_ code: GRPCStatusCode, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// `CODE: message`, the code by its canonical name (`NOT_FOUND: ...`).
     public var description: String { "\(code): \(message)" }
 }

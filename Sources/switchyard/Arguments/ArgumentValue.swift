@@ -70,11 +70,13 @@ extension GGUFModel.WeightFormat: ChoiceArgument {}
 extension CombinationType: ChoiceArgument {}
 
 extension RouterSpec.Pooling: ChoiceArgument {
+    /// The pooling choices the command line accepts, in help order (public: it witnesses `CaseIterable`).
     public static var allCases: [Self] { [.mean, .last] }
     var argumentName: String { self == .mean ? "mean" : "last" }
 }
 
 extension RouterSpec.CentroidContext: ChoiceArgument {
+    /// The centroid-context choices the command line accepts, in help order (public: it witnesses `CaseIterable`).
     public static var allCases: [Self] { [.mean, .token] }
     var argumentName: String { self == .mean ? "mean" : "token" }
 }
@@ -116,10 +118,12 @@ struct WeightedExperts: ArgumentValue {
 }
 
 extension ServerOptions.LogFormat: ChoiceArgument {
+    /// The log formats the command line accepts, in help order (public: it witnesses `CaseIterable`).
     public static var allCases: [Self] { [.text, .json, .off] }
 }
 
 extension Selection.PromptRouting: ChoiceArgument {
+    /// The prompt-routing choices the command line accepts, in help order (public: it witnesses `CaseIterable`).
     public static var allCases: [Self] { [.perToken, .whole] }
     var argumentName: String { self == .perToken ? "per-token" : "whole" }
 }
