@@ -10,7 +10,7 @@ public enum BLAS {
         sy_set_threads(Int32(max(1, n)))
     }
 
-    /// Threads (caller included) matrix products currently use, as set by `setThreadCount`.
+    /// Threads (caller included) matrix products use: the last `setThreadCount`, else the hardware thread count.
     public static var threadCount: Int {
         configureOnce
         return Int(sy_threads())

@@ -4,7 +4,8 @@ import Switchyard
 /// A Switchyard request (`switchyard.v1.GenerateRequest`): a prompt (text or token ids), at
 /// most one routing choice, sampling, limits.
 public struct GenerateRequest: Sendable {
-    /// The prompt text, encoded with the server model's tokenizer (ignored when `tokenIDs` is set).
+    /// The prompt text, encoded with the server model's tokenizer. Set exactly one of `prompt`,
+    /// `tokenIDs` and `messages`: the server refuses several (INVALID_ARGUMENT).
     public var prompt = ""
     /// Instead of `prompt`: the prompt as token ids of the server's vocabulary (negative ids are sent as 0).
     public var tokenIDs: [Int] = []
