@@ -2,9 +2,11 @@
 
    Work is split over the thread pool by (query head, chunk of query rows); each task computes
    only the keys its rows may see (causal, and the sliding window), so a long prefill does half
-   the products of a full score matrix, and the softmax runs in parallel with a vectorised exp. */
+   the products of a full score matrix, and the softmax runs in parallel with a vectorised exp.
+   Keys and values are Float32 or IEEE half (kv_half), widened as they are read. */
 #include "CKernels.h"
 #include "simd.h"
+#include "half.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +16,11 @@
 typedef struct {
     const float *q;
     int n, start, q_stride, num_heads, group, hd, window;
-    const float *keys, *values;
+    const void *keys, *values;
     size_t head_stride;
     float scale;
     float *out;
-    int out_stride, chunks, avx2;
+    int out_stride, chunks, avx2, kv_half;
 } attn_job;
 
 /* First key position row `pos` may see. */
@@ -32,20 +34,25 @@ static void softmax_portable(float *x, int count) {
     for (int i = 0; i < count; i++) x[i] *= inv;
 }
 
-static void row_portable(const float *q, const float *K, const float *V, int first, int last, int hd, float scale,
-                         float *scores, float *out) {
+/* Element i of a key/value head stored as floats or halves. */
+static inline float kv_at(const void *base, size_t i, int half) {
+    return half ? sy_half_to_float(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void row_portable(const float *q, const void *K, const void *V, int half, int first, int last, int hd,
+                         float scale, float *scores, float *out) {
     int count = last - first + 1;
     for (int t = 0; t < count; t++) {
-        const float *k = K + (size_t)(first + t) * hd;
+        size_t k = (size_t)(first + t) * hd;
         float s = 0.f;
-        for (int i = 0; i < hd; i++) s += q[i] * k[i];
+        for (int i = 0; i < hd; i++) s += q[i] * kv_at(K, k + i, half);
         scores[t] = s * scale;
     }
     softmax_portable(scores, count);
     for (int i = 0; i < hd; i++) out[i] = 0.f;
     for (int t = 0; t < count; t++) {
-        const float *v = V + (size_t)(first + t) * hd;
-        for (int i = 0; i < hd; i++) out[i] += scores[t] * v[i];
+        size_t v = (size_t)(first + t) * hd;
+        for (int i = 0; i < hd; i++) out[i] += scores[t] * kv_at(V, v + i, half);
     }
 }
 
@@ -69,23 +76,31 @@ static inline __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-/* One query row (hd a multiple of 8) against keys [first, last]. */
-__attribute__((target("avx2,fma")))
-static void row_avx2(const float *q, const float *K, const float *V, int first, int last, int hd, float scale,
-                     float *scores, float *out) {
+/* Eight keys/values from element i: floats, or halves widened with F16C. */
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 kv8(const void *base, size_t i, const int half) {
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+                : _mm256_loadu_ps((const float *)base + i);
+}
+
+/* One query row (hd a multiple of 8) against keys [first, last]; `half` is a constant in each
+   instantiation below, so the loads compile to plain or widening loads with no branch. */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void row_avx2_typed(const float *q, const void *K, const void *V, const int half, int first, int last,
+                                  int hd, float scale, float *scores, float *out) {
     int count = last - first + 1;
-    const float *k0 = K + (size_t)first * hd;
+    const size_t k0 = (size_t)first * hd;
     int t = 0;
     /* Four keys at a time: the query chunk is loaded once for four products. */
     for (; t + 4 <= count; t += 4) {
-        const float *k = k0 + (size_t)t * hd;
+        const size_t k = k0 + (size_t)t * hd;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd; i += 8) {
             __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + i), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + hd + i), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * hd + i), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 3 * hd + i), a3);
+            a0 = _mm256_fmadd_ps(qv, kv8(K, k + i, half), a0);
+            a1 = _mm256_fmadd_ps(qv, kv8(K, k + hd + i, half), a1);
+            a2 = _mm256_fmadd_ps(qv, kv8(K, k + 2 * hd + i, half), a2);
+            a3 = _mm256_fmadd_ps(qv, kv8(K, k + 3 * hd + i, half), a3);
         }
         /* Reduce the four accumulators together: lanes 0..3 of the result are the four sums. */
         __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h = _mm256_hadd_ps(h01, h23);
@@ -93,9 +108,9 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
         _mm_storeu_ps(scores + t, _mm_mul_ps(s, _mm_set1_ps(scale)));
     }
     for (; t < count; t++) {
-        const float *k = k0 + (size_t)t * hd;
+        const size_t k = k0 + (size_t)t * hd;
         __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a);
+        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv8(K, k + i, half), a);
         scores[t] = sy_hsum256(a) * scale;
     }
     /* Softmax. */
@@ -111,17 +126,17 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
     float sum = sy_hsum256(sv);
     for (; i < count; i++) { scores[i] = expf(scores[i] - m); sum += scores[i]; }
     /* Weighted sum of the values, normalised once at the end. */
-    const float *v0 = V + (size_t)first * hd;
+    const size_t v0 = (size_t)first * hd;
     for (int c = 0; c < hd; c += 32) {
         int width = hd - c >= 32 ? 32 : hd - c;  /* 8, 16, 24 or 32 */
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
         for (int u = 0; u < count; u++) {
-            const float *v = v0 + (size_t)u * hd + c;
+            const size_t v = v0 + (size_t)u * hd + c;
             __m256 p = _mm256_set1_ps(scores[u]);
-            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
-            if (width > 8) o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
-            if (width > 16) o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
-            if (width > 24) o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
+            o0 = _mm256_fmadd_ps(p, kv8(V, v, half), o0);
+            if (width > 8) o1 = _mm256_fmadd_ps(p, kv8(V, v + 8, half), o1);
+            if (width > 16) o2 = _mm256_fmadd_ps(p, kv8(V, v + 16, half), o2);
+            if (width > 24) o3 = _mm256_fmadd_ps(p, kv8(V, v + 24, half), o3);
         }
         __m256 inv = _mm256_set1_ps(1.f / sum);
         _mm256_storeu_ps(out + c, _mm256_mul_ps(o0, inv));
@@ -131,14 +146,38 @@ static void row_avx2(const float *q, const float *K, const float *V, int first, 
     }
 }
 
+__attribute__((target("avx2,fma,f16c")))
+static void row_avx2_f32(const float *q, const void *K, const void *V, int first, int last, int hd, float scale,
+                         float *scores, float *out) {
+    row_avx2_typed(q, K, V, 0, first, last, hd, scale, scores, out);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void row_avx2_f16(const float *q, const void *K, const void *V, int first, int last, int hd, float scale,
+                         float *scores, float *out) {
+    row_avx2_typed(q, K, V, 1, first, last, hd, scale, scores, out);
+}
+
+/* Eight floats rounded to halves (nearest, ties to even). */
+__attribute__((target("avx2,f16c")))
+static void store8_half(uint16_t *y, const float *x) {
+    _mm_storeu_si128((__m128i *)y, _mm256_cvtps_ph(_mm256_loadu_ps(x), _MM_FROUND_TO_NEAREST_INT));
+}
+
 #endif /* SY_X86_SIMD */
+
+/* The kv head `kv` of a cache buffer, `head_stride` elements per head. */
+static inline const void *kv_head(const void *base, int kv, size_t head_stride, int half) {
+    return half ? (const void *)((const uint16_t *)base + (size_t)kv * head_stride)
+                : (const void *)((const float *)base + (size_t)kv * head_stride);
+}
 
 static void attn_task(void *ctx, int index) {
     const attn_job *j = (const attn_job *)ctx;
     int h = index / j->chunks, chunk = index % j->chunks;
     int r0 = chunk * SY_ATTN_CHUNK, r1 = r0 + SY_ATTN_CHUNK < j->n ? r0 + SY_ATTN_CHUNK : j->n;
     int kv = h / j->group;
-    const float *K = j->keys + (size_t)kv * j->head_stride, *V = j->values + (size_t)kv * j->head_stride;
+    const void *K = kv_head(j->keys, kv, j->head_stride, j->kv_half), *V = kv_head(j->values, kv, j->head_stride, j->kv_half);
     float *scores = (float *)malloc(sizeof(float) * (size_t)(j->start + r1));
     if (!scores) abort();  /* a few KB to a few MB; nothing sensible to return mid-forward */
     for (int r = r0; r < r1; r++) {
@@ -147,21 +186,42 @@ static void attn_task(void *ctx, int index) {
         float *out = j->out + (size_t)r * j->out_stride + (size_t)h * j->hd;
 #if SY_X86_SIMD
         if (j->avx2) {
-            row_avx2(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+            (j->kv_half ? row_avx2_f16 : row_avx2_f32)(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
             continue;
         }
 #endif
-        row_portable(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+        row_portable(q, K, V, j->kv_half, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
     }
     free(scores);
 }
 
 void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
-                         const float *keys, const float *values, size_t head_stride, int window, float scale,
+                         const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
                          float *out, int out_stride, int portable) {
     if (n <= 0 || num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) return;
     attn_job job = { q, n, start, q_stride, num_heads, num_heads / num_kv_heads, hd, window, keys, values, head_stride,
                      scale, out, out_stride, (n + SY_ATTN_CHUNK - 1) / SY_ATTN_CHUNK,
-                     !portable && hd % 8 == 0 && sy_kernels_have_avx2() };
+                     !portable && hd % 8 == 0 && sy_kernels_have_avx2(), kv_half != 0 };
     sy_parallel_for(num_heads * job.chunks, attn_task, &job);
+}
+
+void sy_kv_store(const float *src, int n, int src_stride, int num_kv_heads, int hd, void *dst, int kv_half,
+                 size_t head_stride, int start) {
+    for (int j = 0; j < n; j++) {
+        for (int h = 0; h < num_kv_heads; h++) {
+            const float *x = src + (size_t)j * src_stride + (size_t)h * hd;
+            size_t at = (size_t)h * head_stride + (size_t)(start + j) * hd;
+            if (!kv_half) {
+                memcpy((float *)dst + at, x, sizeof(float) * (size_t)hd);
+                continue;
+            }
+            uint16_t *y = (uint16_t *)dst + at;
+            int i = 0;
+#if SY_X86_SIMD
+            if (sy_kernels_have_avx2())
+                for (; i + 8 <= hd; i += 8) store8_half(y + i, x + i);
+#endif
+            for (; i < hd; i++) y[i] = sy_float_to_half(x[i]);
+        }
+    }
 }

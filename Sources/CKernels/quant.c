@@ -14,27 +14,12 @@
    weight rows to a float tile and calls sgemm. */
 #include "CKernels.h"
 #include "simd.h"
+#include "half.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) bits = sign;
-        else {  /* subnormal: normalise */
-            int e = -1;
-            do { mant <<= 1; e++; } while (!(mant & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7f800000 | (mant << 13);
-    else bits = sign | ((exp + 112) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 static inline float bf16_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
@@ -84,22 +69,22 @@ void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *o
 static void widen_block(int type, const uint8_t *p, float *y) {
     switch (type) {
     case SY_Q8_0: {
-        float d = half_to_float(load_u16(p));
+        float d = sy_half_to_float(load_u16(p));
         for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)p[2 + j];
         break;
     }
     case SY_Q4_0: {
-        float d = half_to_float(load_u16(p));
+        float d = sy_half_to_float(load_u16(p));
         for (int j = 0; j < 16; j++) { y[j] = ((p[2 + j] & 15) - 8) * d; y[j + 16] = ((p[2 + j] >> 4) - 8) * d; }
         break;
     }
     case SY_Q4_1: {
-        float d = half_to_float(load_u16(p)), mn = half_to_float(load_u16(p + 2));
+        float d = sy_half_to_float(load_u16(p)), mn = sy_half_to_float(load_u16(p + 2));
         for (int j = 0; j < 16; j++) { y[j] = (p[4 + j] & 15) * d + mn; y[j + 16] = (p[4 + j] >> 4) * d + mn; }
         break;
     }
     case SY_F16:
-        for (int j = 0; j < 32; j++) y[j] = half_to_float(load_u16(p + 2 * j));
+        for (int j = 0; j < 32; j++) y[j] = sy_half_to_float(load_u16(p + 2 * j));
         break;
     case SY_BF16:
         for (int j = 0; j < 32; j++) y[j] = bf16_to_float(load_u16(p + 2 * j));
@@ -161,20 +146,20 @@ static float qdot_portable(int type, const uint8_t *w, const sy_block_q16 *x, in
         case SY_Q8_0: {
             const uint8_t *p = w + 34 * (size_t)b;
             for (int j = 0; j < 32; j++) acc += (int8_t)p[2 + j] * x->qs[j];
-            total += half_to_float(load_u16(p)) * x->d * (float)acc;
+            total += sy_half_to_float(load_u16(p)) * x->d * (float)acc;
             break;
         }
         case SY_Q4_0: {
             const uint8_t *p = w + 18 * (size_t)b;
             for (int j = 0; j < 16; j++) acc += (p[2 + j] & 15) * x->qs[j] + (p[2 + j] >> 4) * x->qs[j + 16];
-            float d = half_to_float(load_u16(p));
+            float d = sy_half_to_float(load_u16(p));
             total += d * x->d * (float)acc - 8.f * d * x->s;
             break;
         }
         case SY_Q4_1: {
             const uint8_t *p = w + 20 * (size_t)b;
             for (int j = 0; j < 16; j++) acc += (p[4 + j] & 15) * x->qs[j] + (p[4 + j] >> 4) * x->qs[j + 16];
-            total += half_to_float(load_u16(p)) * x->d * (float)acc + half_to_float(load_u16(p + 2)) * x->s;
+            total += sy_half_to_float(load_u16(p)) * x->d * (float)acc + sy_half_to_float(load_u16(p + 2)) * x->s;
             break;
         }
         }

@@ -29,18 +29,21 @@ struct BenchModel: ParsableArguments {
     func load() throws -> (LlamaModel, String) {
         if let t = threads { BLAS.setThreadCount(t) }
         if let dir = model {
-            let model = try LlamaModel.load(path: URL(fileURLWithPath: dir), weights: format.weights)
+            let model = try format.load(URL(fileURLWithPath: dir))
             return (model, "\(dir) (\(BenchModel.weightTypes(model)))")
         }
-        return (LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed)), "random \(config)")
+        let model = LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed))
+        if let kv = format.kvCache { model.cachePrecision = kv }
+        return (model, "random \(config) (KV cache \(model.cachePrecision.rawValue.uppercased()))")
     }
 
     /// What the projections, the head and the embedding table are stored as, e.g.
-    /// "weights Q4_1 + head Q8_0 + embedding Q8_0".
+    /// "weights Q4_1 + head Q8_0 + embedding Q8_0 + KV cache F16".
     static func weightTypes(_ model: LlamaModel) -> String {
         let kinds = Set(model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
         return "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
             + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
+            + " + KV cache \(model.cachePrecision.rawValue.uppercased())"
     }
 
     static func warnIfDebug() {

@@ -68,12 +68,19 @@ int sy_kernels_have_avx2(void);
 /// out[r][h] = Σ_t softmax_t(scale · q[r][h]·K[h/group][t]) · V[h/group][t] over
 /// t in [max(0, pos − window + 1), pos] (window 0: no window). q rows are `q_stride` floats apart
 /// (heads of `hd` floats side by side), out rows `out_stride`. keys/values hold one KV head after
-/// another, `head_stride` floats apart, each [positions × hd], already including the new rows.
+/// another, `head_stride` elements apart, each [positions × hd], already including the new rows;
+/// elements are float, or IEEE half when `kv_half` != 0 (widened as they are read).
 /// Split over the thread pool by (head, chunk of 16 rows); AVX2 when hd is a multiple of 8,
 /// portable otherwise or when `portable` != 0 (tests compare the two).
 void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
-                         const float *keys, const float *values, size_t head_stride, int window, float scale,
+                         const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
                          float *out, int out_stride, int portable);
+
+/// Writes `n` rows of keys (or values) into a cache laid out as sy_causal_attention reads it: row
+/// j of `src` (`src_stride` floats apart, KV heads of `hd` side by side) goes to position
+/// start + j of every head. With `kv_half`, rounded to IEEE half (nearest, ties to even).
+void sy_kv_store(const float *src, int n, int src_stride, int num_kv_heads, int hd, void *dst, int kv_half,
+                 size_t head_stride, int start);
 
 /// Weight storage types read directly by the kernels, numbered as ggml's `ggml_type`, all in
 /// blocks of 32 values along a row. Q8_0 = {f16 d; int8 q[32]} (34 bytes, w = d·q);

@@ -62,7 +62,8 @@ public enum GGUFModel {
 
     /// Loads the model. With `.native`, projections, the embedding table and the output head
     /// stored as Q8_0/Q4_0/Q4_1/F16/BF16 stay in that type (norms are Float32); `.f32` widens all.
-    /// A NaN or infinite weight is refused, naming its tensor and element.
+    /// A NaN or infinite weight is refused, naming its tensor and element. With `.native` the
+    /// model's KV cache is half precision too (`LlamaModel.cachePrecision`), as llama.cpp's.
     public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
         /// The tensor's info, present and of `shape`.
@@ -115,10 +116,12 @@ public enum GGUFModel {
         // The embedding table stays in its blocks too (lookups widen one row); a tied head shares it.
         let table = weights == .native ? try quantized("token_embd.weight", c.vocabSize, d) : nil
         let head = c.tieWordEmbeddings ? table : weights == .native ? try quantized("output.weight", c.vocabSize, d) : nil
-        return LlamaModel(config: c, embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),
-                          layers: layers, finalNorm: try vector("output_norm.weight", d),
-                          lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
-                          outputQuantized: head, embeddingTable: table)
+        let model = LlamaModel(config: c, embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),
+                               layers: layers, finalNorm: try vector("output_norm.weight", d),
+                               lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
+                               outputQuantized: head, embeddingTable: table)
+        model.cachePrecision = weights == .native ? .f16 : .f32
+        return model
     }
 
     /// For each Hugging Face row of a q/k projection, the GGUF row it is stored at.

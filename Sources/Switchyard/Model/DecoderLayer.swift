@@ -67,7 +67,8 @@ enum CausalAttention {
         let hd = cache.headDim
         AttentionKernel.causal(q: q, n: n, start: start, qStride: qStride, numHeads: numHeads,
                                numKVHeads: cache.numKVHeads, headDim: hd,
-                               keys: cache.keyHead(layer: layer, head: 0), values: cache.valueHead(layer: layer, head: 0),
+                               keys: cache.keyStorage(layer: layer), values: cache.valueStorage(layer: layer),
+                               half: cache.precision == .f16,
                                headStride: cache.capacity * hd, window: slidingWindow ?? 0,
                                scale: 1 / Float(hd).squareRoot(), out: out, outStride: qStride)
     }

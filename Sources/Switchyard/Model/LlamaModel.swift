@@ -74,10 +74,16 @@ public final class LlamaModel: @unchecked Sendable {
     /// The output projection `[vocab × hidden]` (the embedding when tied).
     public var outputWeight: Matrix { lmHead ?? embedding }
 
-    /// A fresh, empty cache sized for this model.
+    /// A fresh, empty cache sized for this model, in `cachePrecision`.
     public func makeCache(initialCapacity: Int = 64) -> KVCache {
-        KVCache(config: config, initialCapacity: initialCapacity)
+        KVCache(config: config, precision: cachePrecision, initialCapacity: initialCapacity)
     }
+
+    /// How `makeCache` stores keys and values: `.f32` unless set. `GGUFModel.load` sets `.f16`
+    /// with native weights (llama.cpp's default cache for the same files: decode at depth reads
+    /// half the bytes); the CLI's and server's `--kv-cache` override it. Set it before serving,
+    /// not while a forward pass runs.
+    public var cachePrecision: KVCache.Precision = .f32
 
     /// Replaces one projection (used to merge and unmerge experts). Not safe while a forward
     /// pass runs on this model.
@@ -196,14 +202,7 @@ public final class LlamaModel: @unchecked Sendable {
             rotary.apply(kb, rows: rows, heads: c.numKVHeads, stride: kvWidth, cos: cosT, sin: sinT)
             for (i, item) in batch.enumerated() {
                 let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i], start = cache.length
-                for j in 0..<n {
-                    for kvh in 0..<c.numKVHeads {
-                        (cache.keyHead(layer: l, head: kvh) + (start + j) * hd)
-                            .update(from: kb + (r0 + j) * kvWidth + kvh * hd, count: hd)
-                        (cache.valueHead(layer: l, head: kvh) + (start + j) * hd)
-                            .update(from: vb + (r0 + j) * kvWidth + kvh * hd, count: hd)
-                    }
-                }
+                cache.store(layer: l, keys: kb + r0 * kvWidth, values: vb + r0 * kvWidth, rows: n, stride: kvWidth)
                 CausalAttention.run(q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
                                     layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
                                     out: attn + r0 * qWidth)

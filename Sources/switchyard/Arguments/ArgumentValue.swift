@@ -67,6 +67,7 @@ enum OutputFormat: String, ChoiceArgument {
 }
 
 extension GGUFModel.WeightFormat: ChoiceArgument {}
+extension KVCache.Precision: ChoiceArgument {}
 extension CombinationType: ChoiceArgument {}
 
 extension RouterSpec.Pooling: ChoiceArgument {

@@ -1,10 +1,19 @@
 import Foundation
 import Switchyard
 
-/// `--weights native|f32`: how a GGUF model's quantised weights are held.
+/// `--weights native|f32` and `--kv-cache f32|f16`: how the model's weights and its KV cache are held.
 struct WeightsOption: ParsableArguments {
     @Option(help: "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it; f32: widen everything to Float32 at load (the parity path).")
     var weights: GGUFModel.WeightFormat = .native
+    @Option(help: "Keys and values of the KV cache: f16 halves the bytes decode reads at depth (llama.cpp's default); f32 keeps them exact. Default: f16 for a GGUF file with native weights, else f32.")
+    var kvCache: KVCache.Precision?
+
+    /// The model at `path` (a directory or a GGUF file), held as these options say.
+    func load(_ path: URL) throws -> LlamaModel {
+        let model = try LlamaModel.load(path: path, weights: weights)
+        if let kvCache { model.cachePrecision = kvCache }
+        return model
+    }
 }
 
 /// `--model DIR|FILE` and `--weights`: the base model, shared by every command that loads one.
@@ -18,9 +27,9 @@ struct ModelOptions: ParsableArguments {
         try model.map { URL(fileURLWithPath: $0) } ?? ModelLocator.defaultModelDirectory()
     }
 
-    /// The model at `path` (a directory or a GGUF file), weights held as `--weights` says.
+    /// The model at `path` (a directory or a GGUF file), held as `--weights` and `--kv-cache` say.
     func load(_ path: URL) throws -> LlamaModel {
-        try LlamaModel.load(path: path, weights: format.weights)
+        try format.load(path)
     }
 
     /// The base model's config.json (commands that check experts against the base without loading it).
