@@ -8,7 +8,7 @@ let package = Package(
     products: [
         .library(name: "Switchyard", targets: ["Switchyard"]),
         .library(name: "SwitchyardServer", targets: ["SwitchyardServer"]),
-        .executable(name: "switchyard", targets: ["switchyard"]),
+        .executable(name: "switchyard", targets: ["switchyard"])
     ],
     targets: [
         // OpenBLAS (cblas.h lives under /usr/include/x86_64-linux-gnu/openblas-pthread).
@@ -65,6 +65,6 @@ let package = Package(
         // which the dependency makes SwiftPM build first.
         .testTarget(
             name: "SwitchyardCLITests",
-            dependencies: ["switchyard"]),
+            dependencies: ["switchyard"])
     ]
 )

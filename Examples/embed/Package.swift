@@ -7,6 +7,6 @@ let package = Package(
     name: "embed",
     dependencies: [.package(name: "Switchyard", path: "../..")],
     targets: [
-        .executableTarget(name: "embed", dependencies: [.product(name: "Switchyard", package: "Switchyard")]),
+        .executableTarget(name: "embed", dependencies: [.product(name: "Switchyard", package: "Switchyard")])
     ]
 )

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(_FoundationICU)
-import _FoundationICU
+    import _FoundationICU
 #endif
 
 /// A regular expression from a file Switchyard does not control (a tokenizer's `Split` pattern,
@@ -35,7 +36,8 @@ public final class BoundedRegex: @unchecked Sendable {
             switch self {
             case let .invalid(reason): return "not a valid regular expression: \(reason)"
             case let .limitExceeded(steps):
-                return "matching takes too long (over \(steps) steps of 10,000 backtracking states; the pattern backtracks catastrophically on this text)"
+                return
+                    "matching takes too long (over \(steps) steps of 10,000 backtracking states; the pattern backtracks catastrophically on this text)"
             case let .matchFailed(reason): return "matching failed: \(reason)"
             }
         }
@@ -45,38 +47,38 @@ public final class BoundedRegex: @unchecked Sendable {
     public let pattern: String
 
     #if canImport(_FoundationICU)
-    /// The compiled pattern; never matched directly (matching state lives in per-call clones).
-    private let compiled: OpaquePointer
+        /// The compiled pattern; never matched directly (matching state lives in per-call clones).
+        private let compiled: OpaquePointer
     #else
-    private let compiled: NSRegularExpression
+        private let compiled: NSRegularExpression
     #endif
 
     /// Compiles `pattern` (ICU syntax, no flags).
     public init(_ pattern: String) throws {
         self.pattern = pattern
         #if canImport(_FoundationICU)
-        var status = U_ZERO_ERROR
-        var parseError = UParseError()
-        let units = Array(pattern.utf16)
-        let re = units.withUnsafeBufferPointer { p in
-            swift_uregex_open(p.baseAddress, Int32(p.count), 0, &parseError, &status)
-        }
-        guard status.rawValue <= U_ZERO_ERROR.rawValue, let re else {
-            if let re { swift_uregex_close(re) }
-            let name = String(cString: swift_u_errorName(status))
-            throw Failure.invalid(reason: "\(name) at offset \(parseError.offset)")
-        }
-        compiled = re
+            var status = U_ZERO_ERROR
+            var parseError = UParseError()
+            let units = Array(pattern.utf16)
+            let re = units.withUnsafeBufferPointer { p in
+                swift_uregex_open(p.baseAddress, Int32(p.count), 0, &parseError, &status)
+            }
+            guard status.rawValue <= U_ZERO_ERROR.rawValue, let re else {
+                if let re { swift_uregex_close(re) }
+                let name = String(cString: swift_u_errorName(status))
+                throw Failure.invalid(reason: "\(name) at offset \(parseError.offset)")
+            }
+            compiled = re
         #else
-        do { compiled = try NSRegularExpression(pattern: pattern) } catch {
-            throw Failure.invalid(reason: "\(error)")
-        }
+            do { compiled = try NSRegularExpression(pattern: pattern) } catch {
+                throw Failure.invalid(reason: "\(error)")
+            }
         #endif
     }
 
     deinit {
         #if canImport(_FoundationICU)
-        swift_uregex_close(compiled)
+            swift_uregex_close(compiled)
         #endif
     }
 
@@ -96,39 +98,43 @@ public final class BoundedRegex: @unchecked Sendable {
     /// The matches found before the scan stopped, and why it stopped early (nil: it did not).
     func scan(utf16 text: UnsafeBufferPointer<UInt16>, stepLimit: Int) -> (matches: [Range<Int>], failure: Failure?) {
         #if canImport(_FoundationICU)
-        guard text.count < Int(Int32.max) else { return ([], .matchFailed(reason: "text longer than 2^31 UTF-16 units")) }
-        guard let base = text.baseAddress else {
-            // ICU wants a valid pointer even for an empty text.
-            return [UInt16(0)].withUnsafeBufferPointer { one in
-                scan(utf16: UnsafeBufferPointer(rebasing: one[0..<0]), stepLimit: stepLimit)
+            guard text.count < Int(Int32.max) else {
+                return ([], .matchFailed(reason: "text longer than 2^31 UTF-16 units"))
             }
-        }
-        func failed(_ status: UErrorCode) -> Failure { .matchFailed(reason: String(cString: swift_u_errorName(status))) }
-        var status = U_ZERO_ERROR
-        // A clone per scan: the compiled pattern is shared, the matcher state is not.
-        guard let re = swift_uregex_clone(compiled, &status), status.rawValue <= U_ZERO_ERROR.rawValue else {
-            return ([], failed(status))
-        }
-        defer { swift_uregex_close(re) }
-        let limit = Int32(clamping: max(1, stepLimit))
-        swift_uregex_setTimeLimit(re, limit, &status)
-        swift_uregex_setText(re, base, Int32(text.count), &status)
-        guard status.rawValue <= U_ZERO_ERROR.rawValue else { return ([], failed(status)) }
-        var out: [Range<Int>] = []
-        while swift_uregex_findNext(re, &status) != 0 {
-            let start = Int(swift_uregex_start(re, 0, &status)), end = Int(swift_uregex_end(re, 0, &status))
-            guard status.rawValue <= U_ZERO_ERROR.rawValue else { break }
-            out.append(start..<max(start, end))
-        }
-        if status == U_REGEX_TIME_OUT { return (out, .limitExceeded(steps: Int(limit))) }
-        guard status.rawValue <= U_ZERO_ERROR.rawValue else { return (out, failed(status)) }
-        return (out, nil)
+            guard let base = text.baseAddress else {
+                // ICU wants a valid pointer even for an empty text.
+                return [UInt16(0)].withUnsafeBufferPointer { one in
+                    scan(utf16: UnsafeBufferPointer(rebasing: one[0..<0]), stepLimit: stepLimit)
+                }
+            }
+            func failed(_ status: UErrorCode) -> Failure {
+                .matchFailed(reason: String(cString: swift_u_errorName(status)))
+            }
+            var status = U_ZERO_ERROR
+            // A clone per scan: the compiled pattern is shared, the matcher state is not.
+            guard let re = swift_uregex_clone(compiled, &status), status.rawValue <= U_ZERO_ERROR.rawValue else {
+                return ([], failed(status))
+            }
+            defer { swift_uregex_close(re) }
+            let limit = Int32(clamping: max(1, stepLimit))
+            swift_uregex_setTimeLimit(re, limit, &status)
+            swift_uregex_setText(re, base, Int32(text.count), &status)
+            guard status.rawValue <= U_ZERO_ERROR.rawValue else { return ([], failed(status)) }
+            var out: [Range<Int>] = []
+            while swift_uregex_findNext(re, &status) != 0 {
+                let start = Int(swift_uregex_start(re, 0, &status)), end = Int(swift_uregex_end(re, 0, &status))
+                guard status.rawValue <= U_ZERO_ERROR.rawValue else { break }
+                out.append(start..<max(start, end))
+            }
+            if status == U_REGEX_TIME_OUT { return (out, .limitExceeded(steps: Int(limit))) }
+            guard status.rawValue <= U_ZERO_ERROR.rawValue else { return (out, failed(status)) }
+            return (out, nil)
         #else
-        let string = String(decoding: text, as: UTF16.self)
-        let ranges = compiled.matches(in: string, range: NSRange(location: 0, length: text.count)).compactMap { r in
-            r.range.location == NSNotFound ? nil : r.range.location..<(r.range.location + r.range.length)
-        }
-        return (ranges, nil)
+            let string = String(decoding: text, as: UTF16.self)
+            let ranges = compiled.matches(in: string, range: NSRange(location: 0, length: text.count)).compactMap { r in
+                r.range.location == NSNotFound ? nil : r.range.location..<(r.range.location + r.range.length)
+            }
+            return (ranges, nil)
         #endif
     }
 

@@ -40,7 +40,8 @@ public enum SwitchyardError: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(path, tensor, expected, found):
             return "\(path): tensor \(EscapedText.quoted(tensor)) has shape \(found), expected \(expected)"
         case let .nonFinite(path, tensor, element, value):
-            return "\(path): tensor \(EscapedText.quoted(tensor)): non-finite value \(value) at element \(element) (NaN and infinity are refused)"
+            return
+                "\(path): tensor \(EscapedText.quoted(tensor)): non-finite value \(value) at element \(element) (NaN and infinity are refused)"
         case let .invalidArgument(message):
             return message
         }

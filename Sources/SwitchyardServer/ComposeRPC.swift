@@ -14,7 +14,9 @@ extension InferenceServer {
         if registry.rescan(name) { throw GRPCStatus(.alreadyExists, "name: expert '\(name)' already exists") }
         let raw = m.messages("examples")
         guard !raw.isEmpty else { throw GRPCStatus(.invalidArgument, "examples: need at least one example") }
-        guard let tokenizer else { throw GRPCStatus(.failedPrecondition, "Compose: this server has no tokenizer for the examples' text") }
+        guard let tokenizer else {
+            throw GRPCStatus(.failedPrecondition, "Compose: this server has no tokenizer for the examples' text")
+        }
         let eos = StopTokens.endOfCompletion(model: model, tokenizer: tokenizer)
         let examples = try raw.enumerated().map { i, e -> FewShotExample in
             let prompt: [Int], completion: [Int]
@@ -32,14 +34,21 @@ extension InferenceServer {
         }
         var names = m.strings("experts")
         if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry) }
-        guard !names.isEmpty else { throw GRPCStatus(.failedPrecondition, "experts: the registry has no single-rank experts to compose") }
+        guard !names.isEmpty else {
+            throw GRPCStatus(.failedPrecondition, "experts: the registry has no single-rank experts to compose")
+        }
         let budget = m.uint("budget") == 0 ? 40 : Int(clamping: m.uint("budget"))
-        guard budget <= Self.maxComposeBudget else { throw GRPCStatus(.invalidArgument, "budget: \(budget) is over the limit \(Self.maxComposeBudget)") }
+        guard budget <= Self.maxComposeBudget else {
+            throw GRPCStatus(.invalidArgument, "budget: \(budget) is over the limit \(Self.maxComposeBudget)")
+        }
         let l1 = m.double("l1") == 0 ? 0.05 : Float(m.double("l1"))
         guard l1.isFinite, l1 >= 0 else { throw GRPCStatus(.invalidArgument, "l1: must be a finite number ≥ 0") }
         let optimizerName = m.string("optimizer").isEmpty ? CompositionOptimizer.cobyla.rawValue : m.string("optimizer")
         guard let optimizer = CompositionOptimizer(rawValue: optimizerName) else {
-            throw GRPCStatus(.invalidArgument, "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw GRPCStatus(
+                .invalidArgument,
+                "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let lease = try acquire(names, field: "experts")
         defer { lease.release() }
@@ -49,20 +58,35 @@ extension InferenceServer {
         }
         let started = Date()
         let result = try hub.search(optimizer: optimizer, budget: budget, seed: m.uint("seed")) { evaluations, best in
-            call.send(WireMessage(InferenceWire.composeEvent, ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]).encode())
+            call.send(
+                WireMessage(
+                    InferenceWire.composeEvent,
+                    ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]
+                ).encode())
         }
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
         let entry: ExpertRegistry.Entry
         do { entry = try registry.add(hub.compose(result.best, name: name), name: name) } catch {
             throw GRPCStatus(.alreadyExists, "name: \(error)")
         }
-        call.send(WireMessage(InferenceWire.composeEvent, [
-            "evaluations": .uint(UInt64(result.evaluations)), "best_loss": .double(Double(result.bestValue)),
-            "weights": .list(zip(names, result.best).map { .message(WireMessage(InferenceWire.expertWeight, ["name": .string($0), "weight": .double(Double($1))])) }),
-            "expert": .message(expertInfo(entry)),
-        ]).encode())
+        call.send(
+            WireMessage(
+                InferenceWire.composeEvent,
+                [
+                    "evaluations": .uint(UInt64(result.evaluations)), "best_loss": .double(Double(result.bestValue)),
+                    "weights": .list(
+                        zip(names, result.best).map {
+                            .message(
+                                WireMessage(
+                                    InferenceWire.expertWeight, ["name": .string($0), "weight": .double(Double($1))]))
+                        }),
+                    "expert": .message(expertInfo(entry))
+                ]
+            ).encode())
         call.finish()
-        log.write([("rpc", "Compose"), ("expert", name), ("examples", examples.count), ("evaluations", result.evaluations),
-                   ("seconds", Date().timeIntervalSince(started)), ("status", "OK")])
+        log.write([
+            ("rpc", "Compose"), ("expert", name), ("examples", examples.count), ("evaluations", result.evaluations),
+            ("seconds", Date().timeIntervalSince(started)), ("status", "OK")
+        ])
     }
 }

@@ -67,7 +67,9 @@ final class EngineLoop: @unchecked Sendable {
         // Jobs that will find a free batch slot at the next step do not count as waiting.
         let waiting = inbox.count + snapshot.waiting - max(0, maxBatch - snapshot.running)
         guard waiting < maxQueue else {
-            throw GRPCStatus(.resourceExhausted, "queue full: \(waiting) requests waiting for a batch slot (--max-queue \(maxQueue)); retry later")
+            throw GRPCStatus(
+                .resourceExhausted,
+                "queue full: \(waiting) requests waiting for a batch slot (--max-queue \(maxQueue)); retry later")
         }
         let ticket = nextTicket
         nextTicket += 1
@@ -113,7 +115,8 @@ final class EngineLoop: @unchecked Sendable {
                     if let router = job.router {
                         id = try engine.admit(job.request, router: router, trace: job.trace, keepAlive: job.keepAlive)
                     } else {
-                        id = try engine.admit(job.request, routing: job.routing, trace: job.trace, keepAlive: job.keepAlive)
+                        id = try engine.admit(
+                            job.request, routing: job.routing, trace: job.trace, keepAlive: job.keepAlive)
                     }
                     tickets[ticket] = id
                     sinks[id] = (ticket, job.sink)

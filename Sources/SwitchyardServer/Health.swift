@@ -21,13 +21,16 @@ final class HealthState: @unchecked Sendable {
     }
 
     private func response(_ service: String) -> WireMessage {
-        let status: Status = Self.services.contains(service) ? (lock.withLock { serving } ? .serving : .notServing) : .serviceUnknown
+        let status: Status =
+            Self.services.contains(service) ? (lock.withLock { serving } ? .serving : .notServing) : .serviceUnknown
         return WireMessage(InferenceWire.healthCheckResponse, ["status": .int(status.rawValue)])
     }
 
     func check(_ request: WireMessage) throws -> WireMessage {
         let service = request.string("service")
-        guard Self.services.contains(service) else { throw GRPCStatus(.notFound, "service: unknown service '\(service)'") }
+        guard Self.services.contains(service) else {
+            throw GRPCStatus(.notFound, "service: unknown service '\(service)'")
+        }
         return response(service)
     }
 

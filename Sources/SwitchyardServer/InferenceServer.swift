@@ -41,8 +41,10 @@ public final class InferenceServer: @unchecked Sendable {
 
     /// Loads nothing itself: give it a loaded model, its tokenizer, a registry over the same base
     /// and the routers to hold (bound, with their leases). Binds `options.listen` and serves.
-    public init(model: LlamaModel, tokenizer: Tokenizer?, registry: ExpertRegistry, routers: [(BoundRouter, ExpertLease)] = [],
-                options: ServerOptions = ServerOptions(), modelDescription: String = "", chatTemplate: ChatTemplate? = nil) throws {
+    public init(
+        model: LlamaModel, tokenizer: Tokenizer?, registry: ExpertRegistry, routers: [(BoundRouter, ExpertLease)] = [],
+        options: ServerOptions = ServerOptions(), modelDescription: String = "", chatTemplate: ChatTemplate? = nil
+    ) throws {
         self.chatTemplate = chatTemplate
         self.model = model
         self.tokenizer = tokenizer
@@ -51,11 +53,16 @@ public final class InferenceServer: @unchecked Sendable {
         self.modelDescription = modelDescription
         log = RequestLog(format: options.logFormat)
         for (router, lease) in routers { try self.routers.add(router, lease: lease) }
-        loop = EngineLoop(engine: Engine(model: model, options: .init(maxBatch: options.maxBatch, prefillChunk: options.prefillChunk)),
-                          maxQueue: options.maxQueue)
+        loop = EngineLoop(
+            engine: Engine(
+                model: model, options: .init(maxBatch: options.maxBatch, prefillChunk: options.prefillChunk)),
+            maxQueue: options.maxQueue)
         let replica = UncheckedBox<String>("")
         var handlers: [String: GRPCServer.Handler] = [:]
-        func unary(_ name: String, _ type: WireType, _ body: @escaping @Sendable (InferenceServer, WireMessage, ServerCall) throws -> WireMessage) {
+        func unary(
+            _ name: String, _ type: WireType,
+            _ body: @escaping @Sendable (InferenceServer, WireMessage, ServerCall) throws -> WireMessage
+        ) {
             handlers[InferenceWire.method(name)] = { [weak self] call, bytes in
                 guard let self else { return call.finish(GRPCStatus(.unavailable, "server stopped")) }
                 do {
@@ -66,10 +73,15 @@ public final class InferenceServer: @unchecked Sendable {
                 }
             }
         }
-        func stream(_ name: String, _ type: WireType, _ body: @escaping @Sendable (InferenceServer, WireMessage, ServerCall) throws -> Void) {
+        func stream(
+            _ name: String, _ type: WireType,
+            _ body: @escaping @Sendable (InferenceServer, WireMessage, ServerCall) throws -> Void
+        ) {
             handlers[InferenceWire.method(name)] = { [weak self] call, bytes in
                 guard let self else { return call.finish(GRPCStatus(.unavailable, "server stopped")) }
-                do { try body(self, try Self.decode(type, bytes, method: name), call) } catch { call.finish(Self.status(error)) }
+                do { try body(self, try Self.decode(type, bytes, method: name), call) } catch {
+                    call.finish(Self.status(error))
+                }
             }
         }
         stream("Generate", InferenceWire.generateRequest) { s, m, c in try s.generate(m, call: c) }
@@ -93,7 +105,8 @@ public final class InferenceServer: @unchecked Sendable {
             gate: { call in
                 guard let token, !call.method.hasPrefix("/grpc.health.v1.Health/") else { return nil }
                 guard call.metadata("authorization") == "Bearer \(token)" else {
-                    return GRPCStatus(.unauthenticated, "\(call.method): missing or wrong 'authorization: Bearer <token>' metadata")
+                    return GRPCStatus(
+                        .unauthenticated, "\(call.method): missing or wrong 'authorization: Bearer <token>' metadata")
                 }
                 return nil
             })

@@ -24,7 +24,9 @@ final class RequestLog: @unchecked Sendable {
     /// A free-form message (start-up, shutdown).
     func note(_ message: String) {
         guard format != .off else { return }
-        if format == .json { write([("event", message)]) } else {
+        if format == .json {
+            write([("event", message)])
+        } else {
             lock.withLock { FileHandle.standardError.write(Data(("switchyard serve: " + message + "\n").utf8)) }
         }
     }

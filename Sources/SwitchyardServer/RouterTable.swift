@@ -55,10 +55,17 @@ final class ServerCounters: @unchecked Sendable {
         }
     }
 
-    var snapshot: (requests: UInt64, tokens: UInt64, rejected: UInt64, cancelled: UInt64, failed: UInt64,
-                   perTarget: [(String, UInt64, UInt64)]) {
+    var snapshot:
+        (
+            requests: UInt64, tokens: UInt64, rejected: UInt64, cancelled: UInt64, failed: UInt64,
+            perTarget: [(String, UInt64, UInt64)]
+        )
+    {
         lock.withLock {
-            (requests, tokens, rejected, cancelled, failed, perTarget.keys.sorted().map { ($0, perTarget[$0]!.requests, perTarget[$0]!.tokens) })
+            (
+                requests, tokens, rejected, cancelled, failed,
+                perTarget.keys.sorted().map { ($0, perTarget[$0]!.requests, perTarget[$0]!.tokens) }
+            )
         }
     }
 }

@@ -20,9 +20,14 @@ extension InferenceServer {
     /// `switchyard experts add` may have written them) before NOT_FOUND.
     func resolveRouting(_ m: WireMessage) throws -> ResolvedRouting {
         let experts = m.messages("experts"), routerName = m.string("router"), spec = m.bytes("router_spec")
-        let chosen = [!experts.isEmpty ? "experts" : nil, !routerName.isEmpty ? "router" : nil, !spec.isEmpty ? "router_spec" : nil].compactMap { $0 }
+        let chosen = [
+            !experts.isEmpty ? "experts" : nil, !routerName.isEmpty ? "router" : nil,
+            !spec.isEmpty ? "router_spec" : nil
+        ].compactMap { $0 }
         guard chosen.count <= 1 else {
-            throw GRPCStatus(.invalidArgument, "\(chosen.joined(separator: ", ")): set at most one routing choice (experts, router or router_spec)")
+            throw GRPCStatus(
+                .invalidArgument,
+                "\(chosen.joined(separator: ", ")): set at most one routing choice (experts, router or router_spec)")
         }
         if !experts.isEmpty {
             var names: [String] = [], weights: [Float] = []
@@ -32,24 +37,33 @@ extension InferenceServer {
                     throw GRPCStatus(.invalidArgument, "experts[\(i)].name: \(error)")
                 }
                 let w = Float(e.double("weight"))
-                guard w.isFinite else { throw GRPCStatus(.invalidArgument, "experts[\(i)].weight: not a finite number") }
+                guard w.isFinite else {
+                    throw GRPCStatus(.invalidArgument, "experts[\(i)].weight: not a finite number")
+                }
                 names.append(name)
                 weights.append(w == 0 ? 1 : w)
             }
             let lease = try acquire(names, field: "experts")
             let label = zip(names, weights).map { "\($0)=\($1)" }.joined(separator: ",")
-            return ResolvedRouting(routing: .experts(lease.adapters, weights: weights), lease: lease, label: "experts \(label)", targets: names)
+            return ResolvedRouting(
+                routing: .experts(lease.adapters, weights: weights), lease: lease, label: "experts \(label)",
+                targets: names)
         }
         if !routerName.isEmpty {
             guard let router = routers.router(routerName) else {
                 let held = routers.names
-                throw GRPCStatus(.notFound, "router: unknown router '\(routerName)' (held: \(held.isEmpty ? "none" : held.joined(separator: ", ")))")
+                throw GRPCStatus(
+                    .notFound,
+                    "router: unknown router '\(routerName)' (held: \(held.isEmpty ? "none" : held.joined(separator: ", ")))"
+                )
             }
             return ResolvedRouting(router: router, label: "router \(routerName)", targets: ["router:\(routerName)"])
         }
         if !spec.isEmpty {
             let (router, lease) = try bindRouter(spec, field: "router_spec")
-            return ResolvedRouting(router: router, lease: lease, label: "router_spec \(router.spec.name)", targets: ["router:\(router.spec.name)"])
+            return ResolvedRouting(
+                router: router, lease: lease, label: "router_spec \(router.spec.name)",
+                targets: ["router:\(router.spec.name)"])
         }
         return ResolvedRouting()
     }
@@ -59,7 +73,8 @@ extension InferenceServer {
         for (i, name) in names.enumerated() where !registry.rescan(name) || !expertOnDisk(name) {
             let known = registry.names()
             let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
-            throw GRPCStatus(.notFound, "\(field)[\(i)]: unknown expert '\(name)' (known: \(known.isEmpty ? "none" : list))")
+            throw GRPCStatus(
+                .notFound, "\(field)[\(i)]: unknown expert '\(name)' (known: \(known.isEmpty ? "none" : list))")
         }
         do { return try registry.acquire(names) } catch {
             // Listed but unreadable: removed from the shared directory since we listed it.
@@ -86,7 +101,8 @@ extension InferenceServer {
         for e in spec.experts where spec.granularity != .rank { registry.rescan(e.name) }
         do { return try BoundRouter.bind(spec, model: model, registry: registry) } catch let e as RouterError {
             if case let .expertMismatch(_, reason) = e {
-                throw GRPCStatus(reason.hasPrefix("not in registry") ? .notFound : .failedPrecondition, "\(field): \(e)")
+                throw GRPCStatus(
+                    reason.hasPrefix("not in registry") ? .notFound : .failedPrecondition, "\(field): \(e)")
             }
             throw GRPCStatus(.invalidArgument, "\(field): \(e)")
         } catch {
@@ -99,30 +115,46 @@ extension InferenceServer {
     func promptTokens(_ m: WireMessage) throws -> [Int] {
         let text = m.string("prompt")
         let ids = m.uints("token_ids"), messages = m.messages("messages")
-        let given = [!text.isEmpty ? "prompt" : nil, !ids.isEmpty ? "token_ids" : nil, !messages.isEmpty ? "messages" : nil].compactMap { $0 }
-        guard given.count <= 1 else { throw GRPCStatus(.invalidArgument, "\(given.joined(separator: ", ")): set one, not several") }
+        let given = [
+            !text.isEmpty ? "prompt" : nil, !ids.isEmpty ? "token_ids" : nil, !messages.isEmpty ? "messages" : nil
+        ].compactMap { $0 }
+        guard given.count <= 1 else {
+            throw GRPCStatus(.invalidArgument, "\(given.joined(separator: ", ")): set one, not several")
+        }
         if !messages.isEmpty {
             guard let chatTemplate, let tokenizer else {
-                throw GRPCStatus(.failedPrecondition, "messages: this model has no chat template; send prompt or token_ids")
+                throw GRPCStatus(
+                    .failedPrecondition, "messages: this model has no chat template; send prompt or token_ids")
             }
             do {
                 let rendered = try chatTemplate.render(
-                    messages: messages.map { ChatTemplate.Message(role: $0.string("role"), content: $0.string("content")) },
+                    messages: messages.map {
+                        ChatTemplate.Message(role: $0.string("role"), content: $0.string("content"))
+                    },
                     addGenerationPrompt: true, tokenizer: tokenizer)
                 return try tokenizer.encodeChecked(rendered)
             } catch {
                 throw GRPCStatus(.invalidArgument, "messages: \(error)")
             }
         }
-        guard !text.isEmpty || !ids.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
-        if !text.isEmpty, tokenizer == nil { throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids") }
+        guard !text.isEmpty || !ids.isEmpty else {
+            throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)")
+        }
+        if !text.isEmpty, tokenizer == nil {
+            throw GRPCStatus(.invalidArgument, "prompt: this server has no tokenizer; send token_ids")
+        }
         let tokens: [Int]
-        do { tokens = ids.isEmpty ? try tokenizer!.encodeChecked(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) } } catch {
+        do {
+            tokens =
+                ids.isEmpty ? try tokenizer!.encodeChecked(text, addSpecialTokens: true) : ids.map { Int(clamping: $0) }
+        } catch {
             throw GRPCStatus(.invalidArgument, "prompt: \(error)")
         }
         guard !tokens.isEmpty else { throw GRPCStatus(.invalidArgument, "prompt: empty (set prompt or token_ids)") }
         if let bad = tokens.first(where: { $0 >= model.config.vocabSize }) {
-            throw GRPCStatus(.invalidArgument, "token_ids: token id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
+            throw GRPCStatus(
+                .invalidArgument, "token_ids: token id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))"
+            )
         }
         return tokens
     }

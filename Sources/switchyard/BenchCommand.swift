@@ -5,13 +5,17 @@ import Switchyard
 enum BenchCommand: CommandGroup {
     static let name = "bench"
     static let summary = "Measure throughput (build with -c release)"
-    static let discussion = "Run a release build (swift run -c release switchyard bench …); debug builds are far slower."
-    static var subcommands: [any CommandEntry.Type] { [DecodeBench.self, LoRABench.self, RouteBench.self, ServeBench.self] }
+    static let discussion =
+        "Run a release build (swift run -c release switchyard bench …); debug builds are far slower."
+    static var subcommands: [any CommandEntry.Type] {
+        [DecodeBench.self, LoRABench.self, RouteBench.self, ServeBench.self]
+    }
 }
 
 /// Shared set-up for benches: the model (a directory, or random weights of a known shape).
 struct BenchModel: ParsableArguments {
-    @Option(placeholder: "DIR|FILE", help: "Benchmark this model (a directory or a GGUF file) instead of random weights.")
+    @Option(
+        placeholder: "DIR|FILE", help: "Benchmark this model (a directory or a GGUF file) instead of random weights.")
     var model: String?
     @OptionGroup var format: WeightsOption
     @Option(placeholder: "NAME", help: "Shape of the random-weight model (available: smollm2-135m).")
@@ -23,7 +27,9 @@ struct BenchModel: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t <= 0 { throw UsageError("--threads must be positive, got \(t)") }
-        guard config == "smollm2-135m" else { throw UsageError("--config: unknown shape \(EscapedText.quoted(config)) (available: smollm2-135m)") }
+        guard config == "smollm2-135m" else {
+            throw UsageError("--config: unknown shape \(EscapedText.quoted(config)) (available: smollm2-135m)")
+        }
     }
 
     func load() throws -> (LlamaModel, String) {
@@ -40,15 +46,17 @@ struct BenchModel: ParsableArguments {
     /// What the projections, the head and the embedding table are stored as, e.g.
     /// "weights Q4_1 + head Q8_0 + embedding Q8_0 + KV cache F16".
     static func weightTypes(_ model: LlamaModel) -> String {
-        let kinds = Set(model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
-        return "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
+        let kinds = Set(
+            model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
+        return
+            "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
             + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
             + " + KV cache \(model.cachePrecision.rawValue.uppercased())"
     }
 
     static func warnIfDebug() {
         #if DEBUG
-        printError("warning: this is a debug build; run `swift run -c release switchyard bench …` for real figures")
+            printError("warning: this is a debug build; run `swift run -c release switchyard bench …` for real figures")
         #endif
     }
 }
@@ -64,15 +72,15 @@ enum DecodeBench: Command {
     static let name = "decode"
     static let summary = "Prefill and decode tokens/s at batch 1 and batch N"
     static let discussion = """
-    Measures, on one model in one process: the resident memory after load, prefill tokens/s
-    (one prompt of P tokens), decode tokens/s at batch 1 (at depth P), decode tokens/s at batch N
-    (N sequences of different prompt lengths decoded together; skipped when N is 1) and the
-    ratio batch-N / batch-1; with --expert, batch-1 decode with that PEFT adapter unmerged and
-    its ratio to the base. The weight types that ran are printed with the model.
-    JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
-    decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
-    expert_vs_base.
-    """
+        Measures, on one model in one process: the resident memory after load, prefill tokens/s
+        (one prompt of P tokens), decode tokens/s at batch 1 (at depth P), decode tokens/s at batch N
+        (N sequences of different prompt lengths decoded together; skipped when N is 1) and the
+        ratio batch-N / batch-1; with --expert, batch-1 decode with that PEFT adapter unmerged and
+        its ratio to the base. The weight types that ran are printed with the model.
+        JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
+        decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
+        expert_vs_base.
+        """
 
     struct Options: ParsableArguments {
         @OptionGroup var bench: BenchModel
@@ -87,7 +95,9 @@ enum DecodeBench: Command {
         @OptionGroup var output: FormatOption
 
         func validate() throws {
-            guard promptTokens > 0, decodeTokens > 0, batch > 0 else { throw UsageError("--prompt-tokens, --decode-tokens and --batch must be positive") }
+            guard promptTokens > 0, decodeTokens > 0, batch > 0 else {
+                throw UsageError("--prompt-tokens, --decode-tokens and --batch must be positive")
+            }
         }
     }
 
@@ -97,7 +107,9 @@ enum DecodeBench: Command {
         BenchModel.warnIfDebug()
         let (model, label) = try options.bench.load()
         let resident = ResidentMemory.bytes()
-        let adapter = try options.expert.map { try LoRAAdapter.load(directory: URL(fileURLWithPath: $0), base: model.config) }
+        let adapter = try options.expert.map {
+            try LoRAAdapter.load(directory: URL(fileURLWithPath: $0), base: model.config)
+        }
         let vocab = model.config.vocabSize
         var rng = SeededRandom(seed: 7)
         func prompt(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) } }
@@ -108,21 +120,28 @@ enum DecodeBench: Command {
         for _ in 0..<3 {
             let cache = model.makeCache(initialCapacity: promptTokens)
             let p = prompt(promptTokens)
-            prefill = min(prefill, try measure { _ = try model.forward([SequenceInput(tokens: p, cache: cache)], workspace: ws) })
+            prefill = min(
+                prefill, try measure { _ = try model.forward([SequenceInput(tokens: p, cache: cache)], workspace: ws) })
         }
 
         let b1 = try decodeRate(model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens)
-        let bn = batch > 1 ? try decodeRate(model: model, batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens) : nil
+        let bn =
+            batch > 1
+            ? try decodeRate(model: model, batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens) : nil
         let withExpert = try adapter.map {
-            try decodeRate(model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens, routing: [.experts([$0])])
+            try decodeRate(
+                model: model, batch: 1, promptTokens: promptTokens, decodeTokens: decodeTokens,
+                routing: [.experts([$0])])
         }
         let prefillRate = Double(promptTokens) / prefill
         if json {
-            try DecodeReport(model: label, weights: BenchModel.weightTypes(model), parameters: model.config.parameterCount,
-                             threads: BLAS.threadCount, residentBytesAfterLoad: resident, promptTokens: promptTokens,
-                             decodeTokens: decodeTokens, batch: batch, prefillTokensPerS: prefillRate, decodeTokensPerSB1: b1,
-                             decodeTokensPerSB8: bn, batchSpeedup: bn.map { $0 / b1 }, decodeTokensPerSB1Expert: withExpert,
-                             expertVsBase: withExpert.map { $0 / b1 }).printJSON()
+            try DecodeReport(
+                model: label, weights: BenchModel.weightTypes(model), parameters: model.config.parameterCount,
+                threads: BLAS.threadCount, residentBytesAfterLoad: resident, promptTokens: promptTokens,
+                decodeTokens: decodeTokens, batch: batch, prefillTokensPerS: prefillRate, decodeTokensPerSB1: b1,
+                decodeTokensPerSB8: bn, batchSpeedup: bn.map { $0 / b1 }, decodeTokensPerSB1Expert: withExpert,
+                expertVsBase: withExpert.map { $0 / b1 }
+            ).printJSON()
         } else {
             print("model: \(label) (\(model.config.parameterCount) parameters), threads: \(BLAS.threadCount)")
             if let resident { print("resident after load:      \(resident / 1_048_576) MiB") }
@@ -130,7 +149,9 @@ enum DecodeBench: Command {
             print("decode batch 1:           \(fmt(b1)) tokens/s  (at depth \(promptTokens))")
             if let bn { print("decode batch \(batch):           \(fmt(bn)) tokens/s  (\(fmt(bn / b1))× batch 1)") }
             if let withExpert, let adapter {
-                print("decode batch 1, expert \(EscapedText.quoted(adapter.name)) unmerged: \(fmt(withExpert)) tokens/s  (\(fmt(withExpert / b1))× base)")
+                print(
+                    "decode batch 1, expert \(EscapedText.quoted(adapter.name)) unmerged: \(fmt(withExpert)) tokens/s  (\(fmt(withExpert / b1))× base)"
+                )
             }
         }
     }

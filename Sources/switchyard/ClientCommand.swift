@@ -8,7 +8,10 @@ enum ClientCommand: CommandGroup {
     static let summary = "Call a running switchyard server (generate, experts, routers, compose, info, health)"
     static let discussion = "gRPC errors print `error: CODE: message` and exit 1."
     static var subcommands: [any CommandEntry.Type] {
-        [ClientGenerate.self, ClientExperts.self, ClientRouters.self, ClientCompose.self, ClientInfo.self, ClientHealth.self]
+        [
+            ClientGenerate.self, ClientExperts.self, ClientRouters.self, ClientCompose.self, ClientInfo.self,
+            ClientHealth.self
+        ]
     }
 
     /// `--server`, `--token`, `--timeout`: every client subcommand's connection.
@@ -22,8 +25,9 @@ enum ClientCommand: CommandGroup {
 
         func client() -> SwitchyardClient {
             let env = ProcessInfo.processInfo.environment
-            return SwitchyardClient(target: server ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051",
-                                    token: token ?? env["SWITCHYARD_TOKEN"], timeout: timeout.map(Double.init))
+            return SwitchyardClient(
+                target: server ?? env["SWITCHYARD_SERVER"] ?? "127.0.0.1:50051",
+                token: token ?? env["SWITCHYARD_TOKEN"], timeout: timeout.map(Double.init))
         }
     }
 
@@ -44,9 +48,9 @@ enum ClientGenerate: Command {
     static let name = "generate"
     static let summary = "Stream a generation to standard output"
     static let discussion = """
-    Streams the generation to standard output (json: one object at the end, like
-    `switchyard generate --format json`, with finish_reason and replica).
-    """
+        Streams the generation to standard output (json: one object at the end, like
+        `switchyard generate --format json`, with finish_reason and replica).
+        """
 
     struct Options: ParsableArguments {
         @Argument(help: "The prompt text.")
@@ -96,7 +100,10 @@ enum ClientGenerate: Command {
                 if let t = e.tokenID { ids.append(t) }
                 if !json { writeOut(e.text) }
                 if request.trace, !json, e.tokenID != nil {
-                    let mixes = e.routing.map { d in (d.layer.map { "L\($0)" } ?? "all") + " " + d.experts.map { "\($0.name)=\(String(format: "%.2f", $0.weight))" }.joined(separator: ",") }
+                    let mixes = e.routing.map { d in
+                        (d.layer.map { "L\($0)" } ?? "all") + " "
+                            + d.experts.map { "\($0.name)=\(String(format: "%.2f", $0.weight))" }.joined(separator: ",")
+                    }
                     printError("[token \(e.index)] \(mixes.joined(separator: "; "))")
                 }
                 if let reason = e.finishReason {
@@ -104,8 +111,12 @@ enum ClientGenerate: Command {
                         try JSONOutput(ids: ids, text: text, finishReason: reason, replica: e.replica ?? "").printJSON()
                     } else {
                         writeOut("\n")
-                        printError(String(format: "[%@: %d prompt + %d generated tokens, first token %.1f ms, total %.1f ms, replica %@]",
-                                          reason, e.promptTokens, e.generatedTokens, e.timeToFirstTokenMilliseconds, e.totalMilliseconds, e.replica ?? "?"))
+                        printError(
+                            String(
+                                format:
+                                    "[%@: %d prompt + %d generated tokens, first token %.1f ms, total %.1f ms, replica %@]",
+                                reason, e.promptTokens, e.generatedTokens, e.timeToFirstTokenMilliseconds,
+                                e.totalMilliseconds, e.replica ?? "?"))
                     }
                 }
             }
@@ -120,7 +131,8 @@ enum ClientExperts: Command {
     struct Options: ParsableArguments {
         @Argument(help: "list, add NAME or remove NAME.")
         var action: [String]
-        @Option(placeholder: "DIR", help: "add: the adapter directory on the server (under one of its --allow-expert-dir).")
+        @Option(
+            placeholder: "DIR", help: "add: the adapter directory on the server (under one of its --allow-expert-dir).")
         var path: String?
         @OptionGroup var output: FormatOption
         @OptionGroup var connection: ClientCommand.Connection
@@ -142,13 +154,21 @@ enum ClientExperts: Command {
             try ClientCommand.blocking {
                 let experts = try await client.listExperts()
                 if json {
-                    try experts.map { Listed(name: $0.string("name"), sha256: $0.string("sha256"), rank: $0.uint("rank")) }.printJSON()
+                    try experts.map {
+                        Listed(name: $0.string("name"), sha256: $0.string("sha256"), rank: $0.uint("rank"))
+                    }.printJSON()
                 } else {
-                    for e in experts { print("\(e.string("name"))\trank \(e.uint("rank"))\t\(e.strings("target_modules").joined(separator: ","))\t\(e.string("sha256").prefix(12))") }
+                    for e in experts {
+                        print(
+                            "\(e.string("name"))\trank \(e.uint("rank"))\t\(e.strings("target_modules").joined(separator: ","))\t\(e.string("sha256").prefix(12))"
+                        )
+                    }
                 }
             }
         case "add":
-            guard words.count == 2, let path = options.path else { throw UsageError("client experts add NAME --path DIR") }
+            guard words.count == 2, let path = options.path else {
+                throw UsageError("client experts add NAME --path DIR")
+            }
             try ClientCommand.blocking {
                 let r = try await client.addExpert(name: words[1], path: path)
                 print("added \(r.message("expert")?.string("name") ?? words[1])")
@@ -187,7 +207,11 @@ enum ClientRouters: Command {
             if json {
                 try routers.map { Listed(name: $0.string("name"), granularity: $0.string("granularity")) }.printJSON()
             } else {
-                for r in routers { print("\(r.string("name"))\t\(r.string("granularity"))\t\(r.strings("experts").joined(separator: ","))") }
+                for r in routers {
+                    print(
+                        "\(r.string("name"))\t\(r.string("granularity"))\t\(r.strings("experts").joined(separator: ","))"
+                    )
+                }
             }
         }
     }
@@ -257,19 +281,35 @@ enum ClientCompose: Command {
     }
 
     static func run(_ options: Options) throws {
-        let examples = Array(try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { (prompt: $0.prompt, completion: $0.completion) })
+        let examples = Array(
+            try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map {
+                (prompt: $0.prompt, completion: $0.completion)
+            })
         let client = options.connection.client()
         let (out, experts, budget) = (options.out, options.experts?.names ?? [], options.budget ?? 0)
-        let (optimizer, seed, l1) = (options.optimizer?.rawValue ?? "", UInt64(truncatingIfNeeded: options.seed), options.l1 ?? 0)
+        let (optimizer, seed, l1) = (
+            options.optimizer?.rawValue ?? "", UInt64(truncatingIfNeeded: options.seed), options.l1 ?? 0
+        )
         try ClientCommand.blocking {
-            for try await e in client.compose(name: out, examples: examples, experts: experts, budget: budget,
-                                              seed: seed, optimizer: optimizer, l1: l1) {
+            for try await e in client.compose(
+                name: out, examples: examples, experts: experts, budget: budget,
+                seed: seed, optimizer: optimizer, l1: l1)
+            {
                 if let expert = e.message("expert") {
-                    print(String(format: "composed objective %.4f after %d evaluations", e.double("best_loss"), e.uint("evaluations")))
-                    print("weights: " + e.messages("weights").map { "\($0.string("name"))=\(String(format: "%.3f", $0.double("weight")))" }.joined(separator: ", "))
+                    print(
+                        String(
+                            format: "composed objective %.4f after %d evaluations", e.double("best_loss"),
+                            e.uint("evaluations")))
+                    print(
+                        "weights: "
+                            + e.messages("weights").map {
+                                "\($0.string("name"))=\(String(format: "%.3f", $0.double("weight")))"
+                            }.joined(separator: ", "))
                     print("registered \(expert.string("name")) (sha256 \(expert.string("sha256").prefix(12)))")
                 } else {
-                    printError(String(format: "compose: %d evaluations, best %.4f", e.uint("evaluations"), e.double("best_loss")))
+                    printError(
+                        String(
+                            format: "compose: %d evaluations, best %.4f", e.uint("evaluations"), e.double("best_loss")))
                 }
             }
         }
@@ -291,7 +331,9 @@ extension ClientCommand {
             case let .list(l): return "[" + l.map(value).joined(separator: ",") + "]"
             }
         }
-        return "{" + m.fields.keys.sorted().map { "\(JSONText.string($0)):\(value(m.fields[$0]!))" }.joined(separator: ",") + "}"
+        return "{"
+            + m.fields.keys.sorted().map { "\(JSONText.string($0)):\(value(m.fields[$0]!))" }.joined(separator: ",")
+            + "}"
     }
 }
 

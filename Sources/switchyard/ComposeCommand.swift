@@ -6,28 +6,39 @@ enum ComposeCommand: Command {
     static let name = "compose"
     static let summary = "LoraHub: compose existing experts for a new task from a few examples"
     static let discussion = """
-    LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free from w = 0, for the
-    composed adapter A = Σ w·√s·A_i, B = Σ w·√s·B_i, minimising LoraHub's objective (upstream
-    lorahub/algorithm.py): the base model's mean cross-entropy on the examples' completions
-    (+ eos) divided by the number of examples, plus l1 · mean|w|. The best is written to the
-    registry as a new expert (a PEFT directory), marked as composed in its safetensors metadata
-    so that later default pools leave it out.
-    """
+        LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free from w = 0, for the
+        composed adapter A = Σ w·√s·A_i, B = Σ w·√s·B_i, minimising LoraHub's objective (upstream
+        lorahub/algorithm.py): the base model's mean cross-entropy on the examples' completions
+        (+ eos) divided by the number of examples, plus l1 · mean|w|. The best is written to the
+        registry as a new expert (a PEFT directory), marked as composed in its safetensors metadata
+        so that later default pools leave it out.
+        """
 
     struct Options: ParsableArguments {
-        @Option(placeholder: "FILE", help: "JSONL {\"prompt\": …, \"completion\": …} (e.g. a held-out task's train.jsonl).")
+        @Option(
+            placeholder: "FILE", help: "JSONL {\"prompt\": …, \"completion\": …} (e.g. a held-out task's train.jsonl).")
         var examples: String
         @Option(placeholder: "NAME", help: "Name of the composed expert.")
         var out: String
         @Option(help: "Use the first N examples.")
         var shots = 5
-        @Option(help: "Experts to compose. Default: every trained expert of the registry's most common rank; composed experts are left out unless named here.")
+        @Option(
+            help:
+                "Experts to compose. Default: every trained expert of the registry's most common rank; composed experts are left out unless named here."
+        )
         var experts: NameList?
-        @Option(placeholder: "K", help: "Pool = the K experts a sentence router scores highest on the examples' prompts (probabilities averaged over the examples).")
+        @Option(
+            placeholder: "K",
+            help:
+                "Pool = the K experts a sentence router scores highest on the examples' prompts (probabilities averaged over the examples)."
+        )
         var preselect: Int?
         @Option(placeholder: "FILE", help: "The sentence router for --preselect. Default: Models/routers/sentence.pb.")
         var router: String?
-        @Option(help: "cobyla: deterministic trust region, what LoraHub's nevergrad NGOpt runs at this size; cmaes: separable CMA-ES, seeded.")
+        @Option(
+            help:
+                "cobyla: deterministic trust region, what LoraHub's nevergrad NGOpt runs at this size; cmaes: separable CMA-ES, seeded."
+        )
         var optimizer: CompositionOptimizer = .cobyla
         @Option(help: "Objective evaluations, all spent.")
         var budget = 40
@@ -40,8 +51,12 @@ enum ComposeCommand: Command {
 
         func validate() throws {
             guard budget >= 1 else { throw UsageError("--budget must be ≥ 1, got \(budget)") }
-            guard preselect == nil || experts == nil else { throw UsageError("--preselect chooses the pool; it cannot be combined with --experts") }
-            guard router == nil || preselect != nil else { throw UsageError("--router is the sentence router of --preselect") }
+            guard preselect == nil || experts == nil else {
+                throw UsageError("--preselect chooses the pool; it cannot be combined with --experts")
+            }
+            guard router == nil || preselect != nil else {
+                throw UsageError("--router is the sentence router of --preselect")
+            }
         }
     }
 
@@ -54,14 +69,17 @@ enum ComposeCommand: Command {
         let optimizer = options.optimizer
         let eos = StopTokens.endOfCompletion(model: model, tokenizer: tokenizer)
         let examples = try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { ex in
-            FewShotExample(prompt: try PromptFormat.encode(ex.prompt, tokenizer),
-                           completion: try tokenizer.encodeChecked(ex.completion) + (eos.map { [$0] } ?? []))
+            FewShotExample(
+                prompt: try PromptFormat.encode(ex.prompt, tokenizer),
+                completion: try tokenizer.encodeChecked(ex.completion) + (eos.map { [$0] } ?? []))
         }
         var names = options.experts?.names ?? []
         if let k = options.preselect {
-            let routerURL = options.router.map { URL(fileURLWithPath: $0) }
+            let routerURL =
+                options.router.map { URL(fileURLWithPath: $0) }
                 ?? ModelLocator.modelsRoot().appendingPathComponent("routers/sentence.pb")
-            let (router, routerLease) = try BoundRouter.bind(try RouterWire.read(routerURL), model: model, registry: registry)
+            let (router, routerLease) = try BoundRouter.bind(
+                try RouterWire.read(routerURL), model: model, registry: registry)
             defer { routerLease.release() }
             names = try LoraHubComposer.preselect(router: router, prompts: examples.map(\.prompt), count: k)
             print("preselected by \(routerURL.lastPathComponent): \(names.joined(separator: ", "))")
@@ -75,14 +93,20 @@ enum ComposeCommand: Command {
         let hub = try LoraHubComposer(model: model, experts: lease.adapters, examples: examples, l1: options.l1)
         let baseLoss = try hub.crossEntropy(nil)
         var bar = ProgressBar(total: budget, label: "compose")
-        let result = try hub.search(optimizer: optimizer, budget: budget, seed: UInt64(truncatingIfNeeded: options.seed)) { evaluations, best in
+        let result = try hub.search(
+            optimizer: optimizer, budget: budget, seed: UInt64(truncatingIfNeeded: options.seed)
+        ) { evaluations, best in
             bar.update(evaluations, suffix: String(format: "best %.4f", best))
         }
         let composed = hub.compose(result.best, name: out)
         let entry = try registry.add(composed, name: out)
-        print(String(format: "base model loss %.4f → composed objective %.4f after %d ", baseLoss, result.bestValue, result.evaluations)
-              + "\(optimizer.rawValue) evaluations on \(examples.count) examples")
-        print("weights: " + zip(names, result.best).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: ", "))
+        print(
+            String(
+                format: "base model loss %.4f → composed objective %.4f after %d ", baseLoss, result.bestValue,
+                result.evaluations)
+                + "\(optimizer.rawValue) evaluations on \(examples.count) examples")
+        print(
+            "weights: " + zip(names, result.best).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: ", "))
         print("wrote \(entry.directory.path)")
     }
 }

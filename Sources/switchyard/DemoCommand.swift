@@ -7,11 +7,11 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Route prompts of different tasks to experts on the embedded models"
     static let discussion = """
-    Loads the embedded base model, expert registry and router (Models/, found next to the package
-    or through $SWITCHYARD_MODELS), routes one test prompt of every task, and shows for each the
-    experts chosen with their weights, the generated answer and whether it is right — then the
-    same prompts on the base model alone, for contrast.
-    """
+        Loads the embedded base model, expert registry and router (Models/, found next to the package
+        or through $SWITCHYARD_MODELS), routes one test prompt of every task, and shows for each the
+        experts chosen with their weights, the generated answer and whether it is right — then the
+        same prompts on the base model alone, for contrast.
+        """
 
     struct Options: ParsableArguments {
         @Option(placeholder: "FILE", help: "Router to use. Default: Models/routers/sentence.pb.")
@@ -27,13 +27,18 @@ enum DemoCommand: Command {
         let fm = FileManager.default
         let baseDir = options.model.model.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("base")
         guard fm.fileExists(atPath: baseDir.appendingPathComponent("config.json").path) else {
-            throw SwitchyardError.io(path: root.path, reason: "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package")
+            throw SwitchyardError.io(
+                path: root.path,
+                reason:
+                    "no embedded models here (expected base/, experts/, tasks/, routers/); set SWITCHYARD_MODELS or run from the package"
+            )
         }
         let started = Date()
         let model = try options.model.load(baseDir)
         let tokenizer = try Tokenizer.load(model: baseDir)
         let registry = try options.registry.open(model: model)
-        let routerURL = options.router.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("routers/sentence.pb")
+        let routerURL =
+            options.router.map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent("routers/sentence.pb")
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }
@@ -45,7 +50,10 @@ enum DemoCommand: Command {
             guard fm.fileExists(atPath: file) else { continue }
             for ex in try EvalCommand.readExamples(file).prefix(perTask) { prompts.append((expert, ex)) }
         }
-        guard !prompts.isEmpty else { throw SwitchyardError.io(path: root.appendingPathComponent("tasks").path, reason: "no test examples for the router's experts") }
+        guard !prompts.isEmpty else {
+            throw SwitchyardError.io(
+                path: root.appendingPathComponent("tasks").path, reason: "no test examples for the router's experts")
+        }
         let ids = try prompts.map { try PromptFormat.encode($0.example.prompt, tokenizer) }
         let stops = StopTokens.of(model: model, tokenizer: tokenizer)
         let maxTokens = (try prompts.map { try tokenizer.encodeChecked($0.example.completion).count }.max() ?? 16) + 8
@@ -56,23 +64,34 @@ enum DemoCommand: Command {
         let base = try generator.generateBatch(requests)
 
         let names = spec.experts.map(\.name)
-        print("Switchyard demo: base model \(model.config.parameterCount / 1000)K parameters, \(registry.list().count) experts, router '\(spec.name)' (\(spec.granularity), \(spec.effectiveSelection.mode) k=\(spec.effectiveSelection.topK))\n")
+        print(
+            "Switchyard demo: base model \(model.config.parameterCount / 1000)K parameters, \(registry.list().count) experts, router '\(spec.name)' (\(spec.granularity), \(spec.effectiveSelection.mode) k=\(spec.effectiveSelection.topK))\n"
+        )
         var routedRight = 0, baseRight = 0
-        func answer(_ out: [Int]) -> String { tokenizer.decode(out, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines) }
+        func answer(_ out: [Int]) -> String {
+            tokenizer.decode(out, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         for (i, p) in prompts.enumerated() {
-            let r = EvalCommand.isCorrect(routed[i], p.example, tokenizer), b = EvalCommand.isCorrect(base[i], p.example, tokenizer)
+            let r = EvalCommand.isCorrect(routed[i], p.example, tokenizer),
+                b = EvalCommand.isCorrect(base[i], p.example, tokenizer)
             if r { routedRight += 1 }
             if b { baseRight += 1 }
             let decisions = traces[i].decisions  // averaged over tokens and layers for token routers
             var weights = [Float](repeating: 0, count: names.count)
-            for d in decisions { for e in d.mix.entries { weights[e.expert] += e.weight / Float(max(1, decisions.count)) } }
+            for d in decisions {
+                for e in d.mix.entries { weights[e.expert] += e.weight / Float(max(1, decisions.count)) }
+            }
             let chosen = weights.indices.filter { weights[$0] > 0 }.sorted { weights[$0] > weights[$1] }
                 .map { "\(names[$0]) \(String(format: "%.2f", weights[$0]))" }.joined(separator: ", ")
             print("[\(p.task)] \(p.example.prompt.replacingOccurrences(of: "\n", with: " ⏎ "))")
             print("    experts: \(chosen.isEmpty ? "none" : chosen)")
-            print("    routed:  \(answer(routed[i]))  \(r ? "✓" : "✗ (expected \(p.example.completion.trimmingCharacters(in: .whitespaces)))")")
+            print(
+                "    routed:  \(answer(routed[i]))  \(r ? "✓" : "✗ (expected \(p.example.completion.trimmingCharacters(in: .whitespaces)))")"
+            )
             print("    base:    \(answer(base[i]))  \(b ? "✓" : "✗")")
         }
-        print("\nrouted: \(routedRight)/\(prompts.count) correct    base model alone: \(baseRight)/\(prompts.count) correct    (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+        print(
+            "\nrouted: \(routedRight)/\(prompts.count) correct    base model alone: \(baseRight)/\(prompts.count) correct    (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)"
+        )
     }
 }

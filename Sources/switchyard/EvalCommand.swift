@@ -6,12 +6,12 @@ enum EvalCommand: Command {
     static let name = "eval"
     static let summary = "Exact-match accuracy on a task (base, experts, or a router)"
     static let discussion = """
-    Generates greedily for every example of the task and counts exact matches: the generated
-    text up to the end-of-sequence token, stripped of surrounding whitespace, must equal the
-    example's completion (also stripped). Examples are JSONL lines {"prompt": …, "completion": …}.
-    Without --expert, --router, --uniform or --oracle, the base model alone.
-    With --format json: {"task":…, "method":…, "examples":N, "correct":N, "accuracy":…}.
-    """
+        Generates greedily for every example of the task and counts exact matches: the generated
+        text up to the end-of-sequence token, stripped of surrounding whitespace, must equal the
+        example's completion (also stripped). Examples are JSONL lines {"prompt": …, "completion": …}.
+        Without --expert, --router, --uniform or --oracle, the base model alone.
+        With --format json: {"task":…, "method":…, "examples":N, "correct":N, "accuracy":…}.
+        """
 
     struct Options: ParsableArguments {
         @Option(placeholder: "NAME|FILE", help: "A task under Models/tasks (uses its --split file) or a JSONL file.")
@@ -67,7 +67,8 @@ enum EvalCommand: Command {
         let tokenizer = try Tokenizer.load(model: dir)
         let taskName = URL(fileURLWithPath: task).deletingPathExtension().lastPathComponent
         let method = try EvalMethod.make(options, model: model, oracleTasks: Set(examples.map { $0.task ?? taskName }))
-        let maxTokens = try options.maxTokens ?? (examples.map { try tokenizer.encodeChecked($0.completion).count }.max() ?? 16) + 8
+        let maxTokens =
+            try options.maxTokens ?? (examples.map { try tokenizer.encodeChecked($0.completion).count }.max() ?? 16) + 8
         let stops = StopTokens.of(model: model, tokenizer: tokenizer)
         var correct = 0
         var bar = ProgressBar(total: examples.count, label: "eval \(taskName)")
@@ -75,7 +76,9 @@ enum EvalCommand: Command {
         for start in stride(from: 0, to: examples.count, by: options.batch) {
             let chunk = Array(examples[start..<min(examples.count, start + options.batch)])
             let prompts = try chunk.map { try PromptFormat.encode($0.prompt, tokenizer) }
-            let requests = prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops) }
+            let requests = prompts.map {
+                GenerationRequest(promptTokens: $0, maxNewTokens: maxTokens, stopTokens: stops)
+            }
             let routing = try zip(prompts, chunk).map { try method.routing(prompt: $0, task: $1.task ?? taskName) }
             let outputs = try generator.generateBatch(requests, routing: routing)
             for (ex, out) in zip(chunk, outputs) where isCorrect(out, ex, tokenizer) { correct += 1 }
@@ -84,10 +87,14 @@ enum EvalCommand: Command {
         }
         let accuracy = examples.isEmpty ? 0 : Double(correct) / Double(examples.count)
         if options.output.json {
-            try JSONOutput(task: task, method: method.label, examples: examples.count, correct: correct,
-                           accuracy: (accuracy * 10000).rounded() / 10000).printJSON()
+            try JSONOutput(
+                task: task, method: method.label, examples: examples.count, correct: correct,
+                accuracy: (accuracy * 10000).rounded() / 10000
+            ).printJSON()
         } else {
-            print("\(task) [\(method.label)]: \(correct)/\(examples.count) exact match (\(String(format: "%.1f", 100 * accuracy))%)")
+            print(
+                "\(task) [\(method.label)]: \(correct)/\(examples.count) exact match (\(String(format: "%.1f", 100 * accuracy))%)"
+            )
         }
     }
 
@@ -116,17 +123,23 @@ struct EvalMethod {
 
     func routing(prompt: [Int], task: String) throws -> Generator.Routing { try routing(prompt, task) }
 
-    static func make(_ options: EvalCommand.Options, model: LlamaModel, oracleTasks: Set<String> = []) throws -> EvalMethod {
+    static func make(_ options: EvalCommand.Options, model: LlamaModel, oracleTasks: Set<String> = []) throws
+        -> EvalMethod
+    {
         let registry = { try options.experts.registry.open(model: model) }
         if options.oracle {
             let names = oracleTasks.sorted()
             let lease = try registry().acquire(names)
-            return EvalMethod(label: "oracle expert", routing: { _, task in .resolved(.fixed(.single(names.firstIndex(of: task)!), experts: lease.adapters)) }, lease: lease)
+            return EvalMethod(
+                label: "oracle expert",
+                routing: { _, task in .resolved(.fixed(.single(names.firstIndex(of: task)!), experts: lease.adapters))
+                }, lease: lease)
         }
         if let routerPath = options.router {
             let spec = try RouterWire.read(URL(fileURLWithPath: routerPath))
             let (router, lease) = try BoundRouter.bind(spec, model: model, registry: try registry())
-            return EvalMethod(label: "router \(spec.name)", routing: { _, _ in .router(router, trace: nil) }, lease: lease)
+            return EvalMethod(
+                label: "router \(spec.name)", routing: { _, _ in .router(router, trace: nil) }, lease: lease)
         }
         if options.uniform {
             let registry = try registry()
@@ -134,11 +147,15 @@ struct EvalMethod {
             guard !names.isEmpty else { throw UsageError("--uniform: the registry has no experts") }
             let lease = try registry.acquire(names)
             let mix = ExpertMix(names.indices.map { .init(expert: $0, weight: 1 / Float(names.count)) })
-            return EvalMethod(label: "uniform over \(names.count) experts", routing: { _, _ in .resolved(.fixed(mix, experts: lease.adapters)) }, lease: lease)
+            return EvalMethod(
+                label: "uniform over \(names.count) experts",
+                routing: { _, _ in .resolved(.fixed(mix, experts: lease.adapters)) }, lease: lease)
         }
         if let experts = try options.experts.resolve(model: model) {
             let label = "experts " + options.experts.specs.map { "\($0.name)=\($0.weight)" }.joined(separator: ",")
-            return EvalMethod(label: label, routing: { _, _ in .resolved(.fixed(experts.mix, experts: experts.lease.adapters)) }, lease: experts.lease)
+            return EvalMethod(
+                label: label, routing: { _, _ in .resolved(.fixed(experts.mix, experts: experts.lease.adapters)) },
+                lease: experts.lease)
         }
         return EvalMethod(label: "base", routing: { _, _ in .resolved(.base) }, lease: nil)
     }

@@ -6,8 +6,11 @@ enum ExpertsCommand: CommandGroup {
     static let name = "experts"
     static let summary = "List, inspect, validate, add, remove and export experts in a registry"
     static var subcommands: [any CommandEntry.Type] {
-        [ListExperts.self, InspectExpert.self, ValidateExperts.self, AddExpert.self, RemoveExpert.self, ExportExpert.self,
-         StampExpert.self]
+        [
+            ListExperts.self, InspectExpert.self, ValidateExperts.self, AddExpert.self, RemoveExpert.self,
+            ExportExpert.self,
+            StampExpert.self
+        ]
     }
 
     /// The options every experts subcommand takes.
@@ -59,15 +62,20 @@ enum ExpertsCommand: CommandGroup {
 
         init(_ e: ExpertRegistry.Entry) {
             let s = e.summary
-            self.init(name: e.name, ranks: s.ranks, targets: s.targetKinds.map(\.rawValue), modules: s.moduleCount,
-                      parameters: s.parameterCount, bytes: s.fileBytes, r: s.config.rank, loraAlpha: s.config.alpha,
-                      useRSLoRA: s.config.useRSLoRA, sha256: e.sha256)
+            self.init(
+                name: e.name, ranks: s.ranks, targets: s.targetKinds.map(\.rawValue), modules: s.moduleCount,
+                parameters: s.parameterCount, bytes: s.fileBytes, r: s.config.rank, loraAlpha: s.config.alpha,
+                useRSLoRA: s.config.useRSLoRA, sha256: e.sha256)
             baseFingerprint = e.baseRecord?.fingerprint.description
         }
 
-        init(name: String, ranks: [Int], targets: [String], modules: Int, parameters: Int, bytes: Int, r: Int,
-             loraAlpha: Float, useRSLoRA: Bool, sha256: String) {
-            (self.name, self.ranks, self.targets, self.modules, self.parameters) = (name, ranks, targets, modules, parameters)
+        init(
+            name: String, ranks: [Int], targets: [String], modules: Int, parameters: Int, bytes: Int, r: Int,
+            loraAlpha: Float, useRSLoRA: Bool, sha256: String
+        ) {
+            (self.name, self.ranks, self.targets, self.modules, self.parameters) = (
+                name, ranks, targets, modules, parameters
+            )
             (self.bytes, self.r, self.loraAlpha, self.useRSLoRA, self.sha256) = (bytes, r, loraAlpha, useRSLoRA, sha256)
         }
     }
@@ -92,9 +100,11 @@ enum ListExperts: Command {
             var table = TextTable(["NAME", "RANKS", "TARGETS", "PARAMS", "BYTES", "SHA256"])
             for e in entries {
                 let s = e.summary
-                table.append([EscapedText.escaped(e.name), s.ranks.map(String.init).joined(separator: ","),
-                              s.targetKinds.map(\.rawValue).joined(separator: ","), String(s.parameterCount),
-                              String(s.fileBytes), String(e.sha256.prefix(16))])
+                table.append([
+                    EscapedText.escaped(e.name), s.ranks.map(String.init).joined(separator: ","),
+                    s.targetKinds.map(\.rawValue).joined(separator: ","), String(s.parameterCount),
+                    String(s.fileBytes), String(e.sha256.prefix(16))
+                ])
             }
             print(table.text)
         }
@@ -127,14 +137,20 @@ enum InspectExpert: Command {
         print("directory:   \(e.directory.path)")
         print("sha256:      \(e.sha256)")
         print("r / alpha:   \(c.rank) / \(c.alpha)\(c.useRSLoRA ? " (rsLoRA: alpha/sqrt(r))" : "")")
-        print("targets:     \(e.summary.targetKinds.map(\.rawValue).joined(separator: ", ")) in \(Set(adapter.modules.keys.map(\.layer)).count) layers")
+        print(
+            "targets:     \(e.summary.targetKinds.map(\.rawValue).joined(separator: ", ")) in \(Set(adapter.modules.keys.map(\.layer)).count) layers"
+        )
         print("parameters:  \(e.summary.parameterCount) (\(e.summary.fileBytes) bytes on disk)")
         if let recorded = e.baseRecord?.fingerprint {
             let base = BaseFingerprint(model: try options.common.model.load(try options.common.model.directory()))
-            let verdict = recorded.matches(base) ? "matches the base model" : "does NOT match the base model \(base): \(recorded.difference(from: base))"
+            let verdict =
+                recorded.matches(base)
+                ? "matches the base model" : "does NOT match the base model \(base): \(recorded.difference(from: base))"
             print("base:        \(recorded) (\(verdict))")
         } else {
-            print("base:        base not recorded (no \(BaseRecord.fileName): written by PEFT; loaded without a base check)")
+            print(
+                "base:        base not recorded (no \(BaseRecord.fileName): written by PEFT; loaded without a base check)"
+            )
         }
         print("modules:")
         for site in adapter.modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
@@ -171,13 +187,19 @@ enum ValidateExperts: Command {
     static func run(_ options: Options) throws {
         let json = options.common.output.json
         if let path = options.path {
-            let s = try LoRAAdapter.inspect(directory: URL(fileURLWithPath: path), base: try options.common.model.config())
-            if json { try PathResult(ok: true, modules: s.moduleCount).printJSON() } else { print("ok: \(path) (\(s.moduleCount) modules, ranks \(s.ranks))") }
+            let s = try LoRAAdapter.inspect(
+                directory: URL(fileURLWithPath: path), base: try options.common.model.config())
+            if json {
+                try PathResult(ok: true, modules: s.moduleCount).printJSON()
+            } else {
+                print("ok: \(path) (\(s.moduleCount) modules, ranks \(s.ranks))")
+            }
             return
         }
         let registry = try options.common.open()
         // Every expert by default (valid and invalid); named ones report their own error.
-        let names = options.names.isEmpty ? (registry.list().map(\.name) + registry.problems.keys).sorted() : options.names
+        let names =
+            options.names.isEmpty ? (registry.list().map(\.name) + registry.problems.keys).sorted() : options.names
         var failed = 0
         for n in names {
             do {
@@ -185,10 +207,16 @@ enum ValidateExperts: Command {
                 if json { try Result(name: n, ok: true).printJSON() } else { print("ok: \(EscapedText.escaped(n))") }
             } catch {
                 failed += 1
-                if json { try Result(name: n, ok: false, error: "\(error)").printJSON() } else { print("invalid: \(EscapedText.escaped(n)): \(error)") }
+                if json {
+                    try Result(name: n, ok: false, error: "\(error)").printJSON()
+                } else {
+                    print("invalid: \(EscapedText.escaped(n)): \(error)")
+                }
             }
         }
-        if failed > 0 { throw SwitchyardError.invalidArgument("\(failed) invalid expert(s) in \(registry.directory.path)") }
+        if failed > 0 {
+            throw SwitchyardError.invalidArgument("\(failed) invalid expert(s) in \(registry.directory.path)")
+        }
     }
 }
 
@@ -230,7 +258,11 @@ enum RemoveExpert: Command {
 
     static func run(_ options: Options) throws {
         try options.common.open().remove(options.name)
-        if options.common.output.json { try Removed(removed: options.name).printJSON() } else { print("removed \(options.name)") }
+        if options.common.output.json {
+            try Removed(removed: options.name).printJSON()
+        } else {
+            print("removed \(options.name)")
+        }
     }
 }
 
@@ -253,7 +285,11 @@ enum ExportExpert: Command {
         let recorded = try registry.entry(options.name).baseRecord
         let lease = try registry.acquire([options.name])
         try lease.adapters[0].write(to: URL(fileURLWithPath: options.out), base: recorded?.fingerprint)
-        if options.common.output.json { try Exported(exported: options.out).printJSON() } else { print("wrote \(options.out)") }
+        if options.common.output.json {
+            try Exported(exported: options.out).printJSON()
+        } else {
+            print("wrote \(options.out)")
+        }
     }
 }
 
@@ -261,11 +297,11 @@ enum StampExpert: Command {
     static let name = "stamp"
     static let summary = "Record that an expert was trained on the base model (switchyard_base.json)"
     static let discussion = """
-    Writes the base model's fingerprint and the expert's weights hash into switchyard_base.json
-    next to the PEFT files (PEFT ignores it; the weights are not touched, so routers' pinned hashes
-    hold). Loading then refuses the expert on any other base. Run it right after training (the
-    demo's training script does) or for an adapter whose training base you know.
-    """
+        Writes the base model's fingerprint and the expert's weights hash into switchyard_base.json
+        next to the PEFT files (PEFT ignores it; the weights are not touched, so routers' pinned hashes
+        hold). Loading then refuses the expert on any other base. Run it right after training (the
+        demo's training script does) or for an adapter whose training base you know.
+        """
 
     struct Options: ParsableArguments {
         @Argument(help: "The expert's name in the registry.")
@@ -285,7 +321,9 @@ enum StampExpert: Command {
     }
 
     static func run(_ options: Options) throws {
-        guard (options.name == nil) != (options.path == nil) else { throw UsageError("give an expert name or --path DIR (one of them)") }
+        guard (options.name == nil) != (options.path == nil) else {
+            throw UsageError("give an expert name or --path DIR (one of them)")
+        }
         let model = try options.common.model.load(try options.common.model.directory())
         // By directory, not through the registry: an expert whose record is stale is refused
         // there, and re-stamping is how it is repaired.
@@ -300,8 +338,10 @@ enum StampExpert: Command {
         _ = try LoRAAdapter.inspect(directory: directory, base: model.config)
         let record = try BaseRecord.stamp(directory: directory, base: BaseFingerprint(model: model))
         if options.common.output.json {
-            try Stamped(directory: directory.path, baseFingerprint: record.fingerprint.description,
-                        adapterModelSHA256: record.weightsSHA256).printJSON()
+            try Stamped(
+                directory: directory.path, baseFingerprint: record.fingerprint.description,
+                adapterModelSHA256: record.weightsSHA256
+            ).printJSON()
         } else {
             print("stamped \(directory.path): base \(record.fingerprint)")
         }

@@ -6,9 +6,9 @@ enum GenerateCommand: Command {
     static let name = "generate"
     static let summary = "Generate text from a prompt"
     static let discussion = """
-    Generates a continuation of the prompt and streams it to standard output.
-    With --format json prints {"prompt_ids":[…],"ids":[…],"text":"…"} at the end instead.
-    """
+        Generates a continuation of the prompt and streams it to standard output.
+        With --format json prints {"prompt_ids":[…],"ids":[…],"text":"…"} at the end instead.
+        """
 
     struct Options: ParsableArguments {
         @Argument(help: "The prompt text.")
@@ -39,8 +39,9 @@ enum GenerateCommand: Command {
         let promptIDs = try options.chat.encode(options.prompt, modelPath: dir, tokenizer: tokenizer)
         guard !promptIDs.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let stops = options.sampling.noStop ? [] : StopTokens.of(model: model, tokenizer: tokenizer)
-        let request = GenerationRequest(promptTokens: promptIDs, maxNewTokens: options.sampling.maxTokens,
-                                        sampling: options.sampling.parameters, stopTokens: stops)
+        let request = GenerationRequest(
+            promptTokens: promptIDs, maxNewTokens: options.sampling.maxTokens,
+            sampling: options.sampling.parameters, stopTokens: stops)
         var stream = StreamingDecoder(tokenizer: tokenizer)
         let experts = try options.experts.resolve(model: model)
         let routing: RequestRouting = experts.map { .fixed($0.mix, experts: $0.lease.adapters) } ?? .base
@@ -49,7 +50,8 @@ enum GenerateCommand: Command {
             return true
         }
         if json {
-            try JSONOutput(promptIDs: promptIDs, ids: ids, text: tokenizer.decode(ids, skipSpecialTokens: true)).printJSON()
+            try JSONOutput(promptIDs: promptIDs, ids: ids, text: tokenizer.decode(ids, skipSpecialTokens: true))
+                .printJSON()
         } else {
             writeOut(stream.flush() + "\n")
         }

@@ -3,8 +3,10 @@ import Switchyard
 
 /// Decode throughput of `n` sequences (prompt lengths differ by 3), each with its routing
 /// (`routing[i]`; base model when nil), measured on the forward passes alone.
-func decodeRate(model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens: Int,
-                routing: [RequestRouting]? = nil, seed: UInt64 = 7) throws -> Double {
+func decodeRate(
+    model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens: Int,
+    routing: [RequestRouting]? = nil, seed: UInt64 = 7
+) throws -> Double {
     let routing = routing ?? Array(repeating: .base, count: n)
     let builder = StepDeltaBuilder()
     var rng = SeededRandom(seed: seed)
@@ -12,10 +14,14 @@ func decodeRate(model: LlamaModel, batch n: Int, promptTokens: Int, decodeTokens
     let ws = ForwardWorkspace()
     let caches = (0..<n).map { _ in model.makeCache(initialCapacity: promptTokens + 3 * n + decodeTokens + 2) }
     var inputs = (0..<n).map { i in
-        SequenceInput(tokens: (0..<(promptTokens + 3 * i)).map { _ in Int(rng.next() % UInt64(vocab)) }, cache: caches[i])
+        SequenceInput(
+            tokens: (0..<(promptTokens + 3 * i)).map { _ in Int(rng.next() % UInt64(vocab)) }, cache: caches[i])
     }
     func run() throws -> [Matrix] {
-        let delta = try builder.build((0..<n).map { .init(routing: routing[$0], firstPosition: caches[$0].length, count: inputs[$0].tokens.count) })
+        let delta = try builder.build(
+            (0..<n).map {
+                .init(routing: routing[$0], firstPosition: caches[$0].length, count: inputs[$0].tokens.count)
+            })
         return try model.forward(inputs, delta: delta, workspace: ws)
     }
     var logits = try run()
@@ -32,16 +38,16 @@ enum LoRABench: Command {
     static let name = "lora"
     static let summary = "Cost of experts: unmerged vs base, mixed-expert batches, the registry"
     static let discussion = """
-    On one model (random SmolLM2-135M shape by default) with 8 random rank-R experts on all seven
-    projections, measures decode tokens/s for:
-      - base vs one expert unmerged (batch 1) vs the same expert merged;
-      - a batch of 8 sequences all on one expert vs each on a different expert;
-    then builds a registry of N small experts on disk (rank 4 on q_proj; the weights file is
-    hard-linked, so loads read the page cache) and reports: opening it, a cold load of one
-    expert, its first sha256 and the cached one (sidecar), acquire latency p50/p99 under a
-    10-expert LRU budget (mostly misses) and for a resident expert (hits), and the resident
-    bytes against the budget.
-    """
+        On one model (random SmolLM2-135M shape by default) with 8 random rank-R experts on all seven
+        projections, measures decode tokens/s for:
+          - base vs one expert unmerged (batch 1) vs the same expert merged;
+          - a batch of 8 sequences all on one expert vs each on a different expert;
+        then builds a registry of N small experts on disk (rank 4 on q_proj; the weights file is
+        hard-linked, so loads read the page cache) and reports: opening it, a cold load of one
+        expert, its first sha256 and the cached one (sidecar), acquire latency p50/p99 under a
+        10-expert LRU budget (mostly misses) and for a resident expert (hits), and the resident
+        bytes against the budget.
+        """
 
     struct Options: ParsableArguments {
         @OptionGroup var bench: BenchModel
@@ -56,7 +62,9 @@ enum LoRABench: Command {
         @OptionGroup var output: FormatOption
 
         func validate() throws {
-            guard rank > 0, decodeTokens > 0, registrySize >= 0 else { throw UsageError("--rank and --decode-tokens must be positive, --registry-size at least 0") }
+            guard rank > 0, decodeTokens > 0, registrySize >= 0 else {
+                throw UsageError("--rank and --decode-tokens must be positive, --registry-size at least 0")
+            }
         }
     }
 
@@ -72,11 +80,14 @@ enum LoRABench: Command {
             if registrySize > 0 { report.registry = try registryBench(config: .smolLM2_135M, count: registrySize) }
         } else {
             let (model, label) = try options.bench.load()
-            let experts = (0..<8).map { LoRAAdapter.random(name: "expert\($0)", base: model.config, rank: rank, seed: UInt64(100 + $0)) }
+            let experts = (0..<8).map {
+                LoRAAdapter.random(name: "expert\($0)", base: model.config, rank: rank, seed: UInt64(100 + $0))
+            }
             let prompt = 32
             func rate(_ n: Int, _ mixes: [ExpertMix]?) throws -> Double {
                 let routing = mixes.map { $0.map { RequestRouting.fixed($0, experts: experts) } }
-                return try decodeRate(model: model, batch: n, promptTokens: prompt, decodeTokens: decodeTokens, routing: routing)
+                return try decodeRate(
+                    model: model, batch: n, promptTokens: prompt, decodeTokens: decodeTokens, routing: routing)
             }
             // Interleave the runs so drift on a noisy machine hits each configuration alike; keep the best.
             var base1 = 0.0, one1 = 0.0, merged1 = 0.0, same8 = 0.0, mixed8 = 0.0, base8 = 0.0
@@ -93,22 +104,31 @@ enum LoRABench: Command {
             report.model = label
             report.decode = DecodeFigures(
                 rank: rank, threads: BLAS.threadCount, baseB1: base1.hundredths, oneExpertB1: one1.hundredths,
-                mergedB1: merged1.hundredths, oneExpertOverhead: (base1 / one1 - 1).hundredths, baseB8: base8.hundredths,
-                sameExpertB8: same8.hundredths, mixedExpertsB8: mixed8.hundredths, mixedVsSame: (mixed8 / same8).hundredths)
+                mergedB1: merged1.hundredths, oneExpertOverhead: (base1 / one1 - 1).hundredths,
+                baseB8: base8.hundredths,
+                sameExpertB8: same8.hundredths, mixedExpertsB8: mixed8.hundredths,
+                mixedVsSame: (mixed8 / same8).hundredths)
             if !json {
                 print("model: \(label), 8 experts of rank \(rank) on all projections, threads \(BLAS.threadCount)")
-                print("batch 1: base \(fmt(base1)) tok/s | one expert unmerged \(fmt(one1)) tok/s (overhead \(fmt(100 * (base1 / one1 - 1)))%) | merged \(fmt(merged1)) tok/s")
-                print("batch 8: base \(fmt(base8)) tok/s | all on one expert \(fmt(same8)) tok/s | each a different expert \(fmt(mixed8)) tok/s (\(fmt(100 * mixed8 / same8))% of one-expert)")
+                print(
+                    "batch 1: base \(fmt(base1)) tok/s | one expert unmerged \(fmt(one1)) tok/s (overhead \(fmt(100 * (base1 / one1 - 1)))%) | merged \(fmt(merged1)) tok/s"
+                )
+                print(
+                    "batch 8: base \(fmt(base8)) tok/s | all on one expert \(fmt(same8)) tok/s | each a different expert \(fmt(mixed8)) tok/s (\(fmt(100 * mixed8 / same8))% of one-expert)"
+                )
             }
             if registrySize > 0 { report.registry = try registryBench(config: model.config, count: registrySize) }
         }
         if json {
             try report.printJSON()
         } else if let r = report.registry {
-            print("registry of \(r.experts) experts: open \(fmt(r.openMs)) ms | cold load of one expert \(fmt(r.coldLoadMs)) ms"
-                  + " | first sha256 \(fmt(r.firstSHA256Ms)) ms, from the sidecar \(fmt(r.cachedSHA256Ms)) ms")
-            print("acquire under a 10-expert LRU budget: p50 \(fmt(r.lruAcquireP50Ms)) ms, p99 \(fmt(r.lruAcquireP99Ms)) ms"
-                  + " (\(r.lruEvictions) evictions); resident hit p50 \(fmt(r.hitAcquireP50Ms)) ms, p99 \(fmt(r.hitAcquireP99Ms)) ms")
+            print(
+                "registry of \(r.experts) experts: open \(fmt(r.openMs)) ms | cold load of one expert \(fmt(r.coldLoadMs)) ms"
+                    + " | first sha256 \(fmt(r.firstSHA256Ms)) ms, from the sidecar \(fmt(r.cachedSHA256Ms)) ms")
+            print(
+                "acquire under a 10-expert LRU budget: p50 \(fmt(r.lruAcquireP50Ms)) ms, p99 \(fmt(r.lruAcquireP99Ms)) ms"
+                    + " (\(r.lruEvictions) evictions); resident hit p50 \(fmt(r.hitAcquireP50Ms)) ms, p99 \(fmt(r.hitAcquireP99Ms)) ms"
+            )
             print("resident: \(r.residentBytes) bytes of a \(r.budgetBytes)-byte budget (\(r.residentExperts) experts)")
         }
     }
@@ -156,7 +176,8 @@ enum LoRABench: Command {
         enum CodingKeys: String, CodingKey {
             case experts = "registry_experts", openMs = "registry_open_ms", coldLoadMs = "cold_load_ms"
             case firstSHA256Ms = "first_sha256_ms", cachedSHA256Ms = "cached_sha256_ms"
-            case lruAcquireP50Ms = "lru_acquire_p50_ms", lruAcquireP99Ms = "lru_acquire_p99_ms", lruEvictions = "lru_evictions"
+            case lruAcquireP50Ms = "lru_acquire_p50_ms", lruAcquireP99Ms = "lru_acquire_p99_ms", lruEvictions =
+                "lru_evictions"
             case hitAcquireP50Ms = "hit_acquire_p50_ms", hitAcquireP99Ms = "hit_acquire_p99_ms"
             case residentBytes = "resident_bytes", budgetBytes = "budget_bytes", residentExperts = "resident_experts"
         }
@@ -178,7 +199,8 @@ enum LoRABench: Command {
             try fm.createDirectory(at: d, withIntermediateDirectories: false)
             try fm.copyItem(at: configSource, to: d.appendingPathComponent("adapter_config.json"))
             guard link(weightsSource.path, d.appendingPathComponent("adapter_model.safetensors").path) == 0 else {
-                throw SwitchyardError.io(path: d.path, reason: "cannot link weights: \(String(cString: strerror(errno)))")
+                throw SwitchyardError.io(
+                    path: d.path, reason: "cannot link weights: \(String(cString: strerror(errno)))")
             }
         }
         try fm.removeItem(at: source)
@@ -204,7 +226,8 @@ enum LoRABench: Command {
         let s = registry.statistics
         let ms = { (x: Double) in (x * 1000).hundredths }
         return RegistryFigures(
-            experts: count, openMs: ms(open), coldLoadMs: ms(cold), firstSHA256Ms: ms(firstHash), cachedSHA256Ms: ms(cachedHash),
+            experts: count, openMs: ms(open), coldLoadMs: ms(cold), firstSHA256Ms: ms(firstHash),
+            cachedSHA256Ms: ms(cachedHash),
             lruAcquireP50Ms: ms(lru50), lruAcquireP99Ms: ms(lru99), lruEvictions: s.evictions,
             hitAcquireP50Ms: ms(hit50), hitAcquireP99Ms: ms(hit99),
             residentBytes: s.residentBytes, budgetBytes: budget, residentExperts: s.residentExperts)

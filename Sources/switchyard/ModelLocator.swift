@@ -5,7 +5,8 @@ import Switchyard
 /// binary was built from, else `./Models`.
 enum ModelLocator {
     static var packageRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     /// The default base model directory when `--model` is not given.
@@ -20,7 +21,9 @@ enum ModelLocator {
         for c in candidates where fm.fileExists(atPath: c.appendingPathComponent("config.json").path) {
             return c
         }
-        throw UsageError("no --model given and no embedded model found (looked in: \(candidates.map(\.path).joined(separator: ", ")))")
+        throw UsageError(
+            "no --model given and no embedded model found (looked in: \(candidates.map(\.path).joined(separator: ", ")))"
+        )
     }
 
     /// The embedded models' root: `$SWITCHYARD_MODELS`, else `Models/` next to the package.

@@ -6,13 +6,13 @@ enum RouteCommand: Command {
     static let name = "route"
     static let summary = "Generate with a router and show which experts it chose"
     static let discussion = """
-    Routes the prompt (and every generated token, for token- and rank-level routers) and prints
-    the decisions as JSON: per token (and per layer, for per-layer gates) the experts with weights.
-    Rank-level (SMoRA) routers: with --trace, per token and projection the active ranks and their
-    gate values, and the expert each rank came from where the router concatenates listed experts
-    (`router concat`); per token the share of gate mass per source expert; the heatmap shows
-    source experts, or ranks (how often each is active) for trained ranks.
-    """
+        Routes the prompt (and every generated token, for token- and rank-level routers) and prints
+        the decisions as JSON: per token (and per layer, for per-layer gates) the experts with weights.
+        Rank-level (SMoRA) routers: with --trace, per token and projection the active ranks and their
+        gate values, and the expert each rank came from where the router concatenates listed experts
+        (`router concat`); per token the share of gate mass per source expert; the heatmap shows
+        source experts, or ranks (how often each is active) for trained ranks.
+        """
 
     struct Options: ParsableArguments {
         @Argument(help: "The prompt text.")
@@ -23,7 +23,9 @@ enum RouteCommand: Command {
         var maxTokens = 32
         @Flag(help: "Every decision (each token, each layer); otherwise one line per token.")
         var trace: Bool
-        @Option(placeholder: "FILE", help: "Write an SVG heatmap: tokens × experts, shaded by weight (averaged over layers).")
+        @Option(
+            placeholder: "FILE",
+            help: "Write an SVG heatmap: tokens × experts, shaded by weight (averaged over layers).")
         var heatmap: String?
         @OptionGroup var model: ModelOptions
         @OptionGroup var registry: RegistryOptions
@@ -95,20 +97,25 @@ enum RouteCommand: Command {
         let prompt = try options.chat.encode(options.prompt, modelPath: dir, tokenizer: tokenizer)
         guard !prompt.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let trace = RoutingTrace()
-        let request = GenerationRequest(promptTokens: prompt, maxNewTokens: options.maxTokens,
-                                        stopTokens: StopTokens.of(model: model, tokenizer: tokenizer))
+        let request = GenerationRequest(
+            promptTokens: prompt, maxNewTokens: options.maxTokens,
+            stopTokens: StopTokens.of(model: model, tokenizer: tokenizer))
         let output = try Generator(model: model).generate(request, router: router, trace: trace)
         let tokens = prompt + output
         let names = spec.experts.map(\.name)
         func weights(_ mix: ExpertMix) -> [Weight] {
-            mix.entries.map { Weight(expert: names.indices.contains($0.expert) ? names[$0.expert] : "#\($0.expert)", weight: $0.weight) }
+            mix.entries.map {
+                Weight(
+                    expert: names.indices.contains($0.expert) ? names[$0.expert] : "#\($0.expert)", weight: $0.weight)
+            }
         }
         let allDecisions = trace.decisions
         func decisions(at p: Int) -> [RoutingTrace.Decision] {
             spec.granularity == .sentence ? allDecisions : allDecisions.filter { $0.position == p }
         }
         // Rank-level routers: which source expert each rank belongs to, where known.
-        let blocks = spec.granularity == .rank
+        let blocks =
+            spec.granularity == .rank
             ? spec.rankBlocks(sourceRanks: names.map { (try? registry.entry($0))?.summary.ranks.max() ?? 0 }) : nil
         func owner(_ rank: Int) -> Int? { blocks?.firstIndex { $0.contains(rank) } }
         let rankDecisions = Dictionary(grouping: trace.rankDecisions, by: \.position)
@@ -118,7 +125,9 @@ enum RouteCommand: Command {
             for d in ds {
                 let total = d.values.reduce(0) { $0 + abs($1) }
                 guard total > 0 else { continue }
-                for (r, v) in zip(d.ranks, d.values) { if let e = owner(r) { row[e] += abs(v) / total / Float(ds.count) } }
+                for (r, v) in zip(d.ranks, d.values) {
+                    if let e = owner(r) { row[e] += abs(v) / total / Float(ds.count) }
+                }
             }
             return row
         }
@@ -128,8 +137,9 @@ enum RouteCommand: Command {
             if let ds = rankDecisions[p] {
                 if options.trace {
                     entry.ranks = ds.map { d in
-                        RankChoice(layer: d.site.layer, module: d.site.kind.rawValue, ranks: d.ranks, values: d.values,
-                                   experts: blocks == nil ? nil : d.ranks.map { owner($0).map { names[$0] } ?? "?" })
+                        RankChoice(
+                            layer: d.site.layer, module: d.site.kind.rawValue, ranks: d.ranks, values: d.values,
+                            experts: blocks == nil ? nil : d.ranks.map { owner($0).map { names[$0] } ?? "?" })
                     }
                 } else if blocks != nil {
                     let shares = blockShares(ds)
@@ -141,14 +151,20 @@ enum RouteCommand: Command {
                 entry.decisions = mine.map { Decision(layer: $0.layer, experts: weights($0.mix)) }
             } else if !mine.isEmpty {
                 var averaged: [Int: Float] = [:]
-                for d in mine { for x in d.mix.entries { averaged[x.expert, default: 0] += x.weight / Float(mine.count) } }
-                entry.experts = weights(ExpertMix(averaged.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-                    .map { ExpertMix.Entry(expert: $0.key, weight: $0.value) }))
+                for d in mine {
+                    for x in d.mix.entries { averaged[x.expert, default: 0] += x.weight / Float(mine.count) }
+                }
+                entry.experts = weights(
+                    ExpertMix(
+                        averaged.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                            .map { ExpertMix.Entry(expert: $0.key, weight: $0.value) }))
             }
             return entry
         }
-        try Output(router: spec.name, granularity: "\(spec.granularity)", experts: names,
-                   output: tokenizer.decode(output, skipSpecialTokens: true), tokens: entries).printJSON()
+        try Output(
+            router: spec.name, granularity: "\(spec.granularity)", experts: names,
+            output: tokenizer.decode(output, skipSpecialTokens: true), tokens: entries
+        ).printJSON()
         if let path = options.heatmap, spec.granularity == .rank {
             // Source experts' share of the gate mass, or for trained ranks how often each rank is active.
             let rank = trace.rankDecisions.map { ($0.ranks.max() ?? 0) + 1 }.max() ?? 0
@@ -160,19 +176,28 @@ enum RouteCommand: Command {
                 for d in ds { for r in d.ranks { row[r] += 1 / Float(ds.count) } }
                 return row
             }
-            let svg = Heatmap.svg(rowLabels: tokens.map { tokenizer.decode([$0]) }, columnLabels: columns, weights: rows, generatedFrom: prompt.count,
-                                  title: blocks == nil ? "\(spec.name): active ranks per token (share of projections)" : "\(spec.name): source experts' share of the rank gates per token")
+            let svg = Heatmap.svg(
+                rowLabels: tokens.map { tokenizer.decode([$0]) }, columnLabels: columns, weights: rows,
+                generatedFrom: prompt.count,
+                title: blocks == nil
+                    ? "\(spec.name): active ranks per token (share of projections)"
+                    : "\(spec.name): source experts' share of the rank gates per token")
             try AtomicFile.write(Data(svg.utf8), to: URL(fileURLWithPath: path))
             printError("wrote \(path)")
         } else if let path = options.heatmap {
             let rows = tokens.indices.map { p -> [Float] in
                 let mine = decisions(at: p)
                 var row = [Float](repeating: 0, count: names.count)
-                for d in mine { for e in d.mix.entries where e.expert < names.count { row[e.expert] += e.weight / Float(max(1, mine.count)) } }
+                for d in mine {
+                    for e in d.mix.entries where e.expert < names.count {
+                        row[e.expert] += e.weight / Float(max(1, mine.count))
+                    }
+                }
                 return row
             }
-            let svg = Heatmap.svg(rowLabels: tokens.map { tokenizer.decode([$0]) }, columnLabels: names, weights: rows,
-                                  generatedFrom: prompt.count, title: "\(spec.name): experts per token")
+            let svg = Heatmap.svg(
+                rowLabels: tokens.map { tokenizer.decode([$0]) }, columnLabels: names, weights: rows,
+                generatedFrom: prompt.count, title: "\(spec.name): experts per token")
             try AtomicFile.write(Data(svg.utf8), to: URL(fileURLWithPath: path))
             printError("wrote \(path)")
         }

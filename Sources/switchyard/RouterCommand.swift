@@ -5,7 +5,9 @@ import Switchyard
 enum RouterCommand: CommandGroup {
     static let name = "router"
     static let summary = "Fit (centroids, sentence gate), build (SMoRA concat) and inspect routers"
-    static var subcommands: [any CommandEntry.Type] { [FitCentroidsRouter.self, TrainRouter.self, ConcatRouter.self, InspectRouter.self] }
+    static var subcommands: [any CommandEntry.Type] {
+        [FitCentroidsRouter.self, TrainRouter.self, ConcatRouter.self, InspectRouter.self]
+    }
 
     /// What fit-centroids and train share: the model, the experts, the examples and the output.
     struct Fitting: ParsableArguments {
@@ -46,16 +48,25 @@ enum RouterCommand: CommandGroup {
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }
         let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
-        let examples = try zip(texts, names).map { RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!) }
-        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) { throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens") }
-        guard o.layer >= 0, o.layer < model.config.numLayers else { throw UsageError("--layer must be in 0..<\(model.config.numLayers), got \(o.layer)") }
+        let examples = try zip(texts, names).map {
+            RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!)
+        }
+        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) {
+            throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens")
+        }
+        guard o.layer >= 0, o.layer < model.config.numLayers else {
+            throw UsageError("--layer must be in 0..<\(model.config.numLayers), got \(o.layer)")
+        }
         var bar = ProgressBar(total: examples.count, label: "features")
-        let features = try RouterFitting.features(model: model, examples: examples, layer: o.layer, pooling: pooling) { bar.update($0) }
+        let features = try RouterFitting.features(model: model, examples: examples, layer: o.layer, pooling: pooling) {
+            bar.update($0)
+        }
         var selection = Selection(mode: .topK, topK: topK, temperature: o.temperature)
         if let p = o.topP { selection.mode = .topP; selection.topP = p }
         let name = o.name ?? URL(fileURLWithPath: o.out).deletingPathExtension().lastPathComponent
-        return Prepared(model: model, registry: registry, expertNames: expertNames, refs: refs, examples: examples,
-                        features: features, selection: selection, name: name)
+        return Prepared(
+            model: model, registry: registry, expertNames: expertNames, refs: refs, examples: examples,
+            features: features, selection: selection, name: name)
     }
 
     /// Checks that the router binds to its experts, writes it and describes it.
@@ -66,15 +77,31 @@ enum RouterCommand: CommandGroup {
     }
 
     static func describe(_ s: RouterSpec) -> String {
-        var lines = ["router \(s.name) v\(s.version), granularity \(s.granularity)", "experts: " + s.experts.map { "\($0.name) (\($0.sha256.prefix(12)))" }.joined(separator: ", ")]
+        var lines = [
+            "router \(s.name) v\(s.version), granularity \(s.granularity)",
+            "experts: " + s.experts.map { "\($0.name) (\($0.sha256.prefix(12)))" }.joined(separator: ", ")
+        ]
         let sel = s.effectiveSelection
-        lines.append("selection: \(sel.mode) k=\(sel.topK) p=\(sel.topP) threshold=\(sel.threshold) T=\(sel.temperature) every_n=\(sel.everyN) prompt=\(sel.promptRouting == .whole ? "whole" : "per-token")")
+        lines.append(
+            "selection: \(sel.mode) k=\(sel.topK) p=\(sel.topP) threshold=\(sel.threshold) T=\(sel.temperature) every_n=\(sel.everyN) prompt=\(sel.promptRouting == .whole ? "whole" : "per-token")"
+        )
         switch s.gate {
         case .none: lines.append("gate: none")
-        case let .sentence(l, pooling, layers): lines.append("gate: sentence MLP \(layers.map { "\($0.weight.shape)" }.joined(separator: " → ")) on layer \(l) (\(pooling))")
-        case let .token(layers, global, source, context): lines.append("gate: token, \(global ? "global from layer \(source)\(context == .mean ? ", context mean of the tokens so far" : "")" : "per layer") " + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
-        case let .centroid(l, c, context): lines.append("gate: centroids \(c.shape) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")")
-        case let .rank(modules, act): lines.append("gate: rank (SMoRA), \(modules.count) modules, rank \(modules.first?.a.shape.first ?? 0), \(act)")
+        case let .sentence(l, pooling, layers):
+            lines.append(
+                "gate: sentence MLP \(layers.map { "\($0.weight.shape)" }.joined(separator: " → ")) on layer \(l) (\(pooling))"
+            )
+        case let .token(layers, global, source, context):
+            lines.append(
+                "gate: token, \(global ? "global from layer \(source)\(context == .mean ? ", context mean of the tokens so far" : "")" : "per layer") "
+                    + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
+        case let .centroid(l, c, context):
+            lines.append(
+                "gate: centroids \(c.shape) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")"
+            )
+        case let .rank(modules, act):
+            lines.append(
+                "gate: rank (SMoRA), \(modules.count) modules, rank \(modules.first?.a.shape.first ?? 0), \(act)")
         }
         return lines.joined(separator: "\n")
     }
@@ -94,7 +121,9 @@ enum RouterCommand: CommandGroup {
         }
 
         /// The string under `key`, else under `alternative`; missing both is reported as `key`.
-        private static func either(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, _ alternative: CodingKeys) throws -> String {
+        private static func either(
+            _ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, _ alternative: CodingKeys
+        ) throws -> String {
             if !c.contains(key), c.contains(alternative) { return try c.decode(String.self, forKey: alternative) }
             return try c.decode(String.self, forKey: key)
         }
@@ -111,9 +140,9 @@ enum FitCentroidsRouter: Command {
     static let name = "fit-centroids"
     static let summary = "Gradient-free token router: one centroid per expert"
     static let discussion = """
-    One centroid per expert: the mean over that expert's examples of their mean hidden state
-    entering --layer.
-    """
+        One centroid per expert: the mean over that expert's examples of their mean hidden state
+        entering --layer.
+        """
 
     struct Options: ParsableArguments {
         @OptionGroup var fitting: RouterCommand.Fitting
@@ -121,9 +150,15 @@ enum FitCentroidsRouter: Command {
         var topK = 2
         @Option(help: "Recompute every N-th token.")
         var everyN = 2
-        @Option(help: "Compare the centroids with the mean hidden state of the tokens so far (like the fitted features) or with each token's own hidden state.")
+        @Option(
+            help:
+                "Compare the centroids with the mean hidden state of the tokens so far (like the fitted features) or with each token's own hidden state."
+        )
         var context: RouterSpec.CentroidContext = .mean
-        @Option(help: "Route the prompt's tokens each from the text before it (per-token) or all at once from the whole prompt (a base pass, like the sentence router); generated tokens per token either way.")
+        @Option(
+            help:
+                "Route the prompt's tokens each from the text before it (per-token) or all at once from the whole prompt (a base pass, like the sentence router); generated tokens per token either way."
+        )
         var prompt: Selection.PromptRouting = .perToken
     }
 
@@ -132,9 +167,11 @@ enum FitCentroidsRouter: Command {
         var selection = p.selection
         selection.everyN = options.everyN
         selection.promptRouting = options.prompt
-        let c = try RouterFitting.centroids(features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count)
-        let spec = RouterSpec(name: p.name, granularity: .token, experts: p.refs, selection: selection,
-                              gate: .centroid(layer: options.fitting.layer, centroids: WireTensor(c), context: options.context))
+        let c = try RouterFitting.centroids(
+            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count)
+        let spec = RouterSpec(
+            name: p.name, granularity: .token, experts: p.refs, selection: selection,
+            gate: .centroid(layer: options.fitting.layer, centroids: WireTensor(c), context: options.context))
         try RouterCommand.finish(spec, p, out: options.fitting.out)
     }
 }
@@ -176,15 +213,21 @@ enum TrainRouter: Command {
         let cut = Int(Float(shuffled.count) * o.heldOut)
         let heldOut = Array(shuffled[..<cut]), train = Array(shuffled[cut...])
         var epochBar = ProgressBar(total: options.epochs, label: "training")
-        let layers = RouterFitting.trainGate(features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
-                                             train: train, heldOut: heldOut, options: options) { epoch, loss, acc in
+        let layers = RouterFitting.trainGate(
+            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
+            train: train, heldOut: heldOut, options: options
+        ) { epoch, loss, acc in
             epochBar.update(epoch, suffix: String(format: "loss %.4f held-out acc %.3f", loss, acc))
             if epoch == options.epochs || epoch % 10 == 0 {
-                printError(String(format: "epoch %d: loss %.4f, held-out accuracy %.3f (%d examples)", epoch, loss, acc, heldOut.count))
+                printError(
+                    String(
+                        format: "epoch %d: loss %.4f, held-out accuracy %.3f (%d examples)", epoch, loss, acc,
+                        heldOut.count))
             }
         }
-        let spec = RouterSpec(name: p.name, granularity: .sentence, experts: p.refs, selection: p.selection,
-                              gate: .sentence(featureLayer: o.fitting.layer, pooling: o.pooling, layers: layers))
+        let spec = RouterSpec(
+            name: p.name, granularity: .sentence, experts: p.refs, selection: p.selection,
+            gate: .sentence(featureLayer: o.fitting.layer, pooling: o.pooling, layers: layers))
         try RouterCommand.finish(spec, p, out: o.fitting.out)
     }
 }
@@ -192,7 +235,8 @@ enum TrainRouter: Command {
 enum ConcatRouter: Command {
     static let name = "concat"
     static let summary = "A rank-as-expert (SMoRA) router from experts concatenated along the rank"
-    static let discussion = "With zero gates every active rank counts fully, so --top-k = total rank reproduces the experts' sum."
+    static let discussion =
+        "With zero gates every active rank counts fully, so --top-k = total rank reproduces the experts' sum."
 
     struct Options: ParsableArguments {
         @Option(help: "The experts to concatenate.")
@@ -212,9 +256,10 @@ enum ConcatRouter: Command {
         let names = options.experts.names
         let lease = try registry.acquire(names)
         let total = lease.adapters.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
-        var spec = try RouterSpec.rankRouter(concatenating: lease.adapters,
-                                             name: options.name ?? URL(fileURLWithPath: options.out).deletingPathExtension().lastPathComponent,
-                                             topK: options.topK ?? total)
+        var spec = try RouterSpec.rankRouter(
+            concatenating: lease.adapters,
+            name: options.name ?? URL(fileURLWithPath: options.out).deletingPathExtension().lastPathComponent,
+            topK: options.topK ?? total)
         spec.experts = try names.map { RouterSpec.ExpertRef(name: $0, sha256: try registry.entry($0).sha256) }
         try RouterWire.write(spec, to: URL(fileURLWithPath: options.out))
         print("wrote \(options.out)\n" + RouterCommand.describe(spec))

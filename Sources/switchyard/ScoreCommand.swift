@@ -6,10 +6,10 @@ enum ScoreCommand: Command {
     static let name = "score"
     static let summary = "Print the logits of every position for given token ids"
     static let discussion = """
-    Runs one forward pass over the tokens and prints the logits after each position.
-    With --format json: {"token_ids":[…],"logits":[[…],…]} (one row of vocabulary logits per
-    position). Text format prints, per position, the top 5 next tokens.
-    """
+        Runs one forward pass over the tokens and prints the logits after each position.
+        With --format json: {"token_ids":[…],"logits":[[…],…]} (one row of vocabulary logits per
+        position). Text format prints, per position, the top 5 next tokens.
+        """
 
     struct Options: ParsableArguments {
         @Option(placeholder: "1,2,3", help: "Comma-separated token ids.")

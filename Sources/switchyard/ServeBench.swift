@@ -10,17 +10,17 @@ enum ServeBench: Command {
     static let name = "serve"
     static let summary = "The gRPC server under closed-loop load; with --server, a running server or balancer"
     static let discussion = """
-    Without --server: starts the gRPC server in this process on the bench model (random
-    SmolLM2-135M shape by default) with E random rank-R experts on all seven projections, then
-    runs closed-loop clients (each sends its next request as soon as the last one finishes) over
-    loopback gRPC:
-      - 1, 8, 32 and 64 concurrent streams, all on one expert: aggregate generated tokens/s,
-        time to first token and inter-token latency (p50/p99);
-      - 32 streams each on a different expert vs all on one expert;
-      - 8 streams with batching disabled (a second server with --max-batch 1).
-    Every figure is the median over --rounds rounds; errors are counted and reported.
-    With --server HOST:PORT: a running server or balancer instead (see REMOTE OPTIONS).
-    """
+        Without --server: starts the gRPC server in this process on the bench model (random
+        SmolLM2-135M shape by default) with E random rank-R experts on all seven projections, then
+        runs closed-loop clients (each sends its next request as soon as the last one finishes) over
+        loopback gRPC:
+          - 1, 8, 32 and 64 concurrent streams, all on one expert: aggregate generated tokens/s,
+            time to first token and inter-token latency (p50/p99);
+          - 32 streams each on a different expert vs all on one expert;
+          - 8 streams with batching disabled (a second server with --max-batch 1).
+        Every figure is the median over --rounds rounds; errors are counted and reported.
+        With --server HOST:PORT: a running server or balancer instead (see REMOTE OPTIONS).
+        """
 
     struct Options: ParsableArguments {
         @OptionGroup var bench: BenchModel
@@ -40,21 +40,25 @@ enum ServeBench: Command {
 
         func validate() throws {
             guard experts >= 1, rank > 0, promptTokens > 0, maxTokens > 0, requests > 0, rounds > 0 else {
-                throw UsageError("--experts, --rank, --prompt-tokens, --max-tokens, --requests and --rounds must be positive")
+                throw UsageError(
+                    "--experts, --rank, --prompt-tokens, --max-tokens, --requests and --rounds must be positive")
             }
         }
     }
 
     /// The in-process bench's help, then the remote one's options.
     static func help(path: [String]) throws -> String {
-        try generatedHelp(path: path) + "\n\nREMOTE OPTIONS (a running server, or nginx in front of replicas: Scripts/cluster):\n"
-            + (try ServeBenchRemote.Options.optionsHelp()).components(separatedBy: "\n").dropFirst().joined(separator: "\n")
+        try generatedHelp(path: path)
+            + "\n\nREMOTE OPTIONS (a running server, or nginx in front of replicas: Scripts/cluster):\n"
+            + (try ServeBenchRemote.Options.optionsHelp()).components(separatedBy: "\n").dropFirst().joined(
+                separator: "\n")
     }
 
     static func dispatch(_ argv: [String], path: [String]) throws {
         if asksForHelp(argv) {
             print(try help(path: path))
-        } else if argv.prefix(while: { $0 != "--" }).contains(where: { $0 == "--server" || $0.hasPrefix("--server=") }) {
+        } else if argv.prefix(while: { $0 != "--" }).contains(where: { $0 == "--server" || $0.hasPrefix("--server=") })
+        {
             try ServeBenchRemote.run(try ServeBenchRemote.parse(argv, path: path))
         } else {
             try run(try parse(argv, path: path))
@@ -75,11 +79,14 @@ enum ServeBench: Command {
         let requests = options.requests, rounds = options.rounds
         BenchModel.warnIfDebug()
         let (model, label) = try options.bench.load()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bench-serve-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-bench-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let registry = try ExpertRegistry(directory: dir, base: model.config, budgetBytes: 4 << 30)
         for i in 0..<expertCount {
-            try registry.add(LoRAAdapter.random(name: "expert\(i)", base: model.config, rank: rank, seed: UInt64(100 + i)), name: "expert\(i)")
+            try registry.add(
+                LoRAAdapter.random(name: "expert\(i)", base: model.config, rank: rank, seed: UInt64(100 + i)),
+                name: "expert\(i)")
         }
         func server(maxBatch: Int) throws -> InferenceServer {
             var o = ServerOptions()
@@ -88,14 +95,19 @@ enum ServeBench: Command {
             o.maxQueue = 1024
             o.logFormat = .off
             o.shutdownGrace = 1
-            return try InferenceServer(model: model, tokenizer: nil, registry: registry, options: o, modelDescription: label)
+            return try InferenceServer(
+                model: model, tokenizer: nil, registry: registry, options: o, modelDescription: label)
         }
         let batched = try server(maxBatch: 64), unbatched = try server(maxBatch: 1)
         defer { batched.shutdown(); unbatched.shutdown() }
         var rng = SeededRandom(seed: 11)
-        let prompts = (0..<64).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabSize)) } }
+        let prompts = (0..<64).map { _ in
+            (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabSize)) }
+        }
 
-        func measure(_ server: InferenceServer, streams: Int, expert: @escaping @Sendable (Int) -> String) -> Measurement {
+        func measure(_ server: InferenceServer, streams: Int, expert: @escaping @Sendable (Int) -> String)
+            -> Measurement
+        {
             let client = SwitchyardClient(target: "127.0.0.1:\(server.port)")
             let done = DispatchSemaphore(value: 0)
             let result = UncheckedMeasurement()
@@ -116,7 +128,11 @@ enum ServeBench: Command {
                                 do {
                                     for try await e in client.generate(r) where e.tokenID != nil {
                                         let now = DispatchTime.now().uptimeNanoseconds
-                                        if last == sent { ttft.append(Double(now - sent) / 1e6) } else { itl.append(Double(now - last) / 1e6) }
+                                        if last == sent {
+                                            ttft.append(Double(now - sent) / 1e6)
+                                        } else {
+                                            itl.append(Double(now - last) / 1e6)
+                                        }
                                         last = now
                                         tokens += 1
                                     }
@@ -130,8 +146,9 @@ enum ServeBench: Command {
                     return all
                 }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                result.value = Measurement(tokensPerSecond: Double(parts.reduce(0) { $0 + $1.0 }) / seconds,
-                                           ttft: parts.flatMap(\.1), itl: parts.flatMap(\.2), errors: parts.reduce(0) { $0 + $1.3 })
+                result.value = Measurement(
+                    tokensPerSecond: Double(parts.reduce(0) { $0 + $1.0 }) / seconds,
+                    ttft: parts.flatMap(\.1), itl: parts.flatMap(\.2), errors: parts.reduce(0) { $0 + $1.3 })
                 done.signal()
             }
             done.wait()
@@ -144,7 +161,9 @@ enum ServeBench: Command {
         _ = measure(batched, streams: 8, expert: { _ in "expert0" })  // warm-up: load experts, touch weights
         for round in 0..<rounds {
             if !json { printError("bench serve: round \(round + 1)/\(rounds)") }
-            for n in concurrency { one[n, default: []].append(measure(batched, streams: n, expert: { _ in "expert0" })) }
+            for n in concurrency {
+                one[n, default: []].append(measure(batched, streams: n, expert: { _ in "expert0" }))
+            }
             distinct.append(measure(batched, streams: 32, expert: { "expert\($0 % expertCount)" }))
             noBatch.append(measure(unbatched, streams: 8, expert: { _ in "expert0" }))
         }
@@ -153,34 +172,59 @@ enum ServeBench: Command {
             let s = xs.sorted()
             return s.isEmpty ? 0 : s[min(s.count - 1, Int((p * Double(s.count)).rounded(.up)) - 1)]
         }
-        func summary(_ ms: [Measurement]) -> (tps: Double, ttft50: Double, ttft99: Double, itl50: Double, itl99: Double, errors: Int) {
-            (median(ms.map(\.tokensPerSecond)), median(ms.map { percentile($0.ttft, 0.5) }), median(ms.map { percentile($0.ttft, 0.99) }),
-             median(ms.map { percentile($0.itl, 0.5) }), median(ms.map { percentile($0.itl, 0.99) }), ms.reduce(0) { $0 + $1.errors })
+        func summary(_ ms: [Measurement]) -> (
+            tps: Double, ttft50: Double, ttft99: Double, itl50: Double, itl99: Double, errors: Int
+        ) {
+            (
+                median(ms.map(\.tokensPerSecond)), median(ms.map { percentile($0.ttft, 0.5) }),
+                median(ms.map { percentile($0.ttft, 0.99) }),
+                median(ms.map { percentile($0.itl, 0.5) }), median(ms.map { percentile($0.itl, 0.99) }),
+                ms.reduce(0) { $0 + $1.errors }
+            )
         }
-        let s1 = summary(one[1]!), sDistinct = summary(distinct), sNoBatch = summary(noBatch), s32 = summary(one[32]!), s8 = summary(one[8]!)
+        let s1 = summary(one[1]!), sDistinct = summary(distinct), sNoBatch = summary(noBatch), s32 = summary(one[32]!),
+            s8 = summary(one[8]!)
         let fmt = DecodeBench.fmt
         if json {
             func figures(_ n: Int) -> StreamFigures {
                 let s = summary(one[n]!)
-                return StreamFigures(tokensPerS: s.tps.hundredths, vs1Stream: (s.tps / s1.tps).hundredths,
-                                     ttftP50Ms: s.ttft50.hundredths, ttftP99Ms: s.ttft99.hundredths,
-                                     itlP50Ms: s.itl50.hundredths, itlP99Ms: s.itl99.hundredths, errors: s.errors)
+                return StreamFigures(
+                    tokensPerS: s.tps.hundredths, vs1Stream: (s.tps / s1.tps).hundredths,
+                    ttftP50Ms: s.ttft50.hundredths, ttftP99Ms: s.ttft99.hundredths,
+                    itlP50Ms: s.itl50.hundredths, itlP99Ms: s.itl99.hundredths, errors: s.errors)
             }
-            try Report(model: label, experts: expertCount, rank: rank, threads: BLAS.threadCount, rounds: rounds,
-                       streams: concurrency.map { ($0, figures($0)) },
-                       distinct: ["tokens_per_s": sDistinct.tps.hundredths, "vs_one_expert": (sDistinct.tps / s32.tps).hundredths,
-                                  "errors": Double(sDistinct.errors)],
-                       noBatch: ["tokens_per_s": sNoBatch.tps.hundredths, "batching_speedup": (s8.tps / sNoBatch.tps).hundredths,
-                                 "errors": Double(sNoBatch.errors)]).printJSON()
+            try Report(
+                model: label, experts: expertCount, rank: rank, threads: BLAS.threadCount, rounds: rounds,
+                streams: concurrency.map { ($0, figures($0)) },
+                distinct: [
+                    "tokens_per_s": sDistinct.tps.hundredths, "vs_one_expert": (sDistinct.tps / s32.tps).hundredths,
+                    "errors": Double(sDistinct.errors)
+                ],
+                noBatch: [
+                    "tokens_per_s": sNoBatch.tps.hundredths, "batching_speedup": (s8.tps / sNoBatch.tps).hundredths,
+                    "errors": Double(sNoBatch.errors)
+                ]
+            ).printJSON()
         } else {
-            print("model: \(label), \(expertCount) experts of rank \(rank), prompt \(promptTokens) + \(maxTokens) generated tokens per request, threads \(BLAS.threadCount), median of \(rounds) rounds")
+            print(
+                "model: \(label), \(expertCount) experts of rank \(rank), prompt \(promptTokens) + \(maxTokens) generated tokens per request, threads \(BLAS.threadCount), median of \(rounds) rounds"
+            )
             print("streams  tokens/s  vs 1 stream  TTFT p50/p99 ms   ITL p50/p99 ms   errors")
             for n in concurrency {
                 let s = summary(one[n]!)
-                print(String(format: "%7d  %8.1f  %10.2fx  %7.1f / %7.1f  %6.1f / %6.1f   %d", n, s.tps, s.tps / s1.tps, s.ttft50, s.ttft99, s.itl50, s.itl99, s.errors))
+                print(
+                    String(
+                        format: "%7d  %8.1f  %10.2fx  %7.1f / %7.1f  %6.1f / %6.1f   %d", n, s.tps, s.tps / s1.tps,
+                        s.ttft50, s.ttft99, s.itl50, s.itl99, s.errors))
             }
-            print(String(format: "32 streams on 32 different experts: %.1f tok/s = %.0f%% of all on one expert (errors %d)", sDistinct.tps, 100 * sDistinct.tps / s32.tps, sDistinct.errors))
-            print(String(format: "8 streams with --max-batch 1: %.1f tok/s; continuous batching is %.2fx that (errors %d)", sNoBatch.tps, s8.tps / sNoBatch.tps, sNoBatch.errors))
+            print(
+                String(
+                    format: "32 streams on 32 different experts: %.1f tok/s = %.0f%% of all on one expert (errors %d)",
+                    sDistinct.tps, 100 * sDistinct.tps / s32.tps, sDistinct.errors))
+            print(
+                String(
+                    format: "8 streams with --max-batch 1: %.1f tok/s; continuous batching is %.2fx that (errors %d)",
+                    sNoBatch.tps, s8.tps / sNoBatch.tps, sNoBatch.errors))
         }
     }
 
@@ -190,7 +234,8 @@ enum ServeBench: Command {
         let errors: Int
 
         enum CodingKeys: String, CodingKey {
-            case tokensPerS = "tokens_per_s", vs1Stream = "vs_1_stream", ttftP50Ms = "ttft_p50_ms", ttftP99Ms = "ttft_p99_ms"
+            case tokensPerS = "tokens_per_s", vs1Stream = "vs_1_stream", ttftP50Ms = "ttft_p50_ms", ttftP99Ms =
+                "ttft_p99_ms"
             case itlP50Ms = "itl_p50_ms", itlP99Ms = "itl_p99_ms", errors
         }
     }
@@ -206,7 +251,9 @@ enum ServeBench: Command {
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: JSONKey.self)
             try c.encode(model, forKey: JSONKey("model"))
-            for (k, v) in [("experts", experts), ("rank", rank), ("threads", threads), ("rounds", rounds)] { try c.encode(v, forKey: JSONKey(k)) }
+            for (k, v) in [("experts", experts), ("rank", rank), ("threads", threads), ("rounds", rounds)] {
+                try c.encode(v, forKey: JSONKey(k))
+            }
             for (n, s) in streams { try c.encode(s, forKey: JSONKey("streams_\(n)")) }
             try c.encode(distinct, forKey: JSONKey("streams_32_distinct_experts"))
             try c.encode(noBatch, forKey: JSONKey("streams_8_max_batch_1"))

@@ -11,7 +11,11 @@ enum ServeBenchRemote: Command {
     static let summary = "Closed-loop load against a running server or balancer"
 
     struct Options: ParsableArguments {
-        @Option(placeholder: "HOST:PORT", help: "Drive this server (or balancer) instead of an in-process one. Experts come from its ListExperts (or --experts a,b,…); prompts are the text prompts of Models/tasks/<expert>/test.jsonl where that file exists, else --prompt-tokens random token ids. Each of --streams closed-loop streams sends its next request when the last one ends, on an expert drawn at random (seeded) from the set; every request asks for --max-tokens tokens with ignore_eos. Reports tokens/s, latency and time-to-first-token p50/p99, errors by status, requests and experts per replica (x-switchyard-replica; max/min load); with --replica-info, each replica's expert cache hits/misses/evictions during the run (its Info counters before and after, the replicas called directly).")
+        @Option(
+            placeholder: "HOST:PORT",
+            help:
+                "Drive this server (or balancer) instead of an in-process one. Experts come from its ListExperts (or --experts a,b,…); prompts are the text prompts of Models/tasks/<expert>/test.jsonl where that file exists, else --prompt-tokens random token ids. Each of --streams closed-loop streams sends its next request when the last one ends, on an expert drawn at random (seeded) from the set; every request asks for --max-tokens tokens with ignore_eos. Reports tokens/s, latency and time-to-first-token p50/p99, errors by status, requests and experts per replica (x-switchyard-replica; max/min load); with --replica-info, each replica's expert cache hits/misses/evictions during the run (its Info counters before and after, the replicas called directly)."
+        )
         var server: String
         @Option(help: "Concurrent closed-loop streams.")
         var streams = 8
@@ -37,7 +41,9 @@ enum ServeBenchRemote: Command {
 
         func validate() throws {
             guard streams > 0, requests > 0, warmup >= 0, maxTokens > 0, promptTokens > 0, timeout > 0 else {
-                throw UsageError("--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0")
+                throw UsageError(
+                    "--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0"
+                )
             }
         }
     }
@@ -78,8 +84,10 @@ enum ServeBenchRemote: Command {
         enum CodingKeys: String, CodingKey {
             case server, streams, requests, warmup, experts, seconds, ok, errors, replicas
             case maxTokens = "max_tokens", errorsByStatus = "errors_by_status", generatedTokens = "generated_tokens"
-            case tokensPerS = "tokens_per_s", requestsPerS = "requests_per_s", latencyMs = "latency_ms", ttftMs = "ttft_ms"
-            case loadMax = "load_max", loadMin = "load_min", expertsOnMoreThanOneReplica = "experts_on_more_than_one_replica"
+            case tokensPerS = "tokens_per_s", requestsPerS = "requests_per_s", latencyMs = "latency_ms", ttftMs =
+                "ttft_ms"
+            case loadMax = "load_max", loadMin = "load_min", expertsOnMoreThanOneReplica =
+                "experts_on_more_than_one_replica"
             case expertCache = "expert_cache"
         }
     }
@@ -124,11 +132,13 @@ enum ServeBenchRemote: Command {
         if let chosen = options.experts {
             experts = chosen.names
             if let missing = experts.first(where: { !available.contains($0) }) {
-                throw UsageError("--experts: '\(missing)' is not on \(server) (it lists: \(available.joined(separator: ", ")))")
+                throw UsageError(
+                    "--experts: '\(missing)' is not on \(server) (it lists: \(available.joined(separator: ", ")))")
             }
         }
         guard !experts.isEmpty else { throw UsageError("\(server) lists no experts (and --experts names none)") }
-        let expertBytes = Dictionary(listed.map { ($0.string("name"), $0.uint("parameter_bytes")) }, uniquingKeysWith: { a, _ in a })
+        let expertBytes = Dictionary(
+            listed.map { ($0.string("name"), $0.uint("parameter_bytes")) }, uniquingKeysWith: { a, _ in a })
         let vocabulary = Int(try blocking { try await client.info() }.uint("vocabulary_size"))
         var rng = SeededRandom(seed: seed)
         var prompts: [String: [GenerateRequest]] = [:]
@@ -137,7 +147,10 @@ enum ServeBenchRemote: Command {
             if !texts.isEmpty {
                 prompts[e] = texts.map { GenerateRequest(prompt: $0) }
             } else {
-                prompts[e] = (0..<8).map { _ in GenerateRequest(tokenIDs: (0..<promptTokens).map { _ in Int(rng.next() % UInt64(max(1, vocabulary))) }) }
+                prompts[e] = (0..<8).map { _ in
+                    GenerateRequest(
+                        tokenIDs: (0..<promptTokens).map { _ in Int(rng.next() % UInt64(max(1, vocabulary))) })
+                }
             }
         }
         func plan(_ n: Int) -> [(String, GenerateRequest)] {
@@ -158,7 +171,9 @@ enum ServeBenchRemote: Command {
             _ = try blocking { await load(client, warm, streams: streams) }
         }
         let before = try blocking { try await counters(replicaClients) }
-        if !json { printError("bench serve: \(requests) requests, \(streams) streams, \(experts.count) experts on \(server)") }
+        if !json {
+            printError("bench serve: \(requests) requests, \(streams) streams, \(experts.count) experts on \(server)")
+        }
         let started = DispatchTime.now().uptimeNanoseconds
         let samples = try blocking { await load(client, measured, streams: streams) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -185,48 +200,76 @@ enum ServeBenchRemote: Command {
         let split = homes.filter { $0.value.count > 1 }.keys.sorted()
         var cache: [(CacheCounters, Double)] = []
         for (b, a) in zip(before, after) {
-            let d = CacheCounters(replica: a.replica, hits: a.hits &- b.hits, misses: a.misses &- b.misses, evictions: a.evictions &- b.evictions)
+            let d = CacheCounters(
+                replica: a.replica, hits: a.hits &- b.hits, misses: a.misses &- b.misses,
+                evictions: a.evictions &- b.evictions)
             let total = d.hits + d.misses
             cache.append((d, total == 0 ? 0 : Double(d.hits) / Double(total)))
         }
-        let allHits = cache.reduce(UInt64(0)) { $0 + $1.0.hits }, allLookups = cache.reduce(UInt64(0)) { $0 + $1.0.hits + $1.0.misses }
+        let allHits = cache.reduce(UInt64(0)) { $0 + $1.0.hits },
+            allLookups = cache.reduce(UInt64(0)) { $0 + $1.0.hits + $1.0.misses }
         let overallHitRate = allLookups == 0 ? 0 : Double(allHits) / Double(allLookups)
         let fmt = DecodeBench.fmt
 
         if json {
             try Report(
-                server: server, streams: streams, requests: requests, warmup: warmup, maxTokens: maxTokens, experts: experts,
+                server: server, streams: streams, requests: requests, warmup: warmup, maxTokens: maxTokens,
+                experts: experts,
                 seconds: seconds.hundredths, ok: ok.count, errors: samples.count - ok.count, errorsByStatus: failures,
                 generatedTokens: tokens, tokensPerS: (Double(tokens) / seconds).hundredths,
                 requestsPerS: (Double(ok.count) / seconds).hundredths,
-                latencyMs: ["p50": percentile(latency, 0.5).hundredths, "p99": percentile(latency, 0.99).hundredths,
-                            "max": (latency.max() ?? 0).hundredths],
+                latencyMs: [
+                    "p50": percentile(latency, 0.5).hundredths, "p99": percentile(latency, 0.99).hundredths,
+                    "max": (latency.max() ?? 0).hundredths
+                ],
                 ttftMs: ["p50": percentile(ttft, 0.5).hundredths, "p99": percentile(ttft, 0.99).hundredths],
-                replicas: perReplica.sorted { $0.key < $1.key }.map { ReplicaLoad(replica: $0.key, requests: $0.value.requests, experts: $0.value.experts.sorted()) },
+                replicas: perReplica.sorted { $0.key < $1.key }.map {
+                    ReplicaLoad(replica: $0.key, requests: $0.value.requests, experts: $0.value.experts.sorted())
+                },
                 loadMax: maxLoad, loadMin: minLoad, expertsOnMoreThanOneReplica: split,
-                expertCache: cache.isEmpty ? nil : CacheFigures(
-                    hitRate: overallHitRate.hundredths,
-                    replicas: cache.map { CacheFigures.Replica(replica: $0.0.replica, hits: $0.0.hits, misses: $0.0.misses,
-                                                               evictions: $0.0.evictions, hitRate: $0.1.hundredths) })
+                expertCache: cache.isEmpty
+                    ? nil
+                    : CacheFigures(
+                        hitRate: overallHitRate.hundredths,
+                        replicas: cache.map {
+                            CacheFigures.Replica(
+                                replica: $0.0.replica, hits: $0.0.hits, misses: $0.0.misses,
+                                evictions: $0.0.evictions, hitRate: $0.1.hundredths)
+                        })
             ).printJSON()
             return
         }
         let sizes = Set(experts.compactMap { expertBytes[$0] })
-        print("server \(server): \(requests) requests over \(experts.count) experts (\(sizes.count == 1 ? "\(sizes.first!) bytes each" : "sizes vary")), \(streams) closed-loop streams, \(maxTokens) tokens each\(warmup > 0 ? ", after \(warmup) warm-up requests" : "")")
-        print(String(format: "%.2f s: %d ok, %d errors; %.1f generated tokens/s, %.1f requests/s", seconds, ok.count, samples.count - ok.count,
-                     Double(tokens) / seconds, Double(ok.count) / seconds))
+        print(
+            "server \(server): \(requests) requests over \(experts.count) experts (\(sizes.count == 1 ? "\(sizes.first!) bytes each" : "sizes vary")), \(streams) closed-loop streams, \(maxTokens) tokens each\(warmup > 0 ? ", after \(warmup) warm-up requests" : "")"
+        )
+        print(
+            String(
+                format: "%.2f s: %d ok, %d errors; %.1f generated tokens/s, %.1f requests/s", seconds, ok.count,
+                samples.count - ok.count,
+                Double(tokens) / seconds, Double(ok.count) / seconds))
         for (status, n) in failures.sorted(by: { $0.value > $1.value }) { print("  error \(status): \(n)") }
-        print(String(format: "latency p50 %.1f ms, p99 %.1f ms (max %.1f); time to first token p50 %.1f ms, p99 %.1f ms",
-                     percentile(latency, 0.5), percentile(latency, 0.99), latency.max() ?? 0, percentile(ttft, 0.5), percentile(ttft, 0.99)))
+        print(
+            String(
+                format: "latency p50 %.1f ms, p99 %.1f ms (max %.1f); time to first token p50 %.1f ms, p99 %.1f ms",
+                percentile(latency, 0.5), percentile(latency, 0.99), latency.max() ?? 0, percentile(ttft, 0.5),
+                percentile(ttft, 0.99)))
         print("replica              requests  experts")
         for (r, v) in perReplica.sorted(by: { $0.key < $1.key }) {
-            print("\(r.padding(toLength: max(20, r.count), withPad: " ", startingAt: 0)) \(String(format: "%8d", v.requests))  \(v.experts.sorted().joined(separator: ","))")
+            print(
+                "\(r.padding(toLength: max(20, r.count), withPad: " ", startingAt: 0)) \(String(format: "%8d", v.requests))  \(v.experts.sorted().joined(separator: ","))"
+            )
         }
-        print("load max/min: \(maxLoad)/\(minLoad)\(minLoad > 0 ? String(format: " = %.2f", Double(maxLoad) / Double(minLoad)) : ""); experts on more than one replica: \(split.isEmpty ? "none" : "\(split.count) (\(split.joined(separator: ",")))")")
+        print(
+            "load max/min: \(maxLoad)/\(minLoad)\(minLoad > 0 ? String(format: " = %.2f", Double(maxLoad) / Double(minLoad)) : ""); experts on more than one replica: \(split.isEmpty ? "none" : "\(split.count) (\(split.joined(separator: ",")))")"
+        )
         if !cache.isEmpty {
             print("expert cache during the run (Info of each replica):")
             for (d, rate) in cache {
-                print(String(format: "  %@: %llu hits, %llu misses, %llu evictions, hit rate %.1f%%", d.replica, d.hits, d.misses, d.evictions, 100 * rate))
+                print(
+                    String(
+                        format: "  %@: %llu hits, %llu misses, %llu evictions, hit rate %.1f%%", d.replica, d.hits,
+                        d.misses, d.evictions, 100 * rate))
             }
             print(String(format: "  all replicas: hit rate %.1f%%", 100 * overallHitRate))
         }
@@ -243,13 +286,15 @@ enum ServeBenchRemote: Command {
                     while let i = next.take(below: work.count) {
                         let (expert, request) = work[i]
                         let sent = DispatchTime.now().uptimeNanoseconds
-                        var sample = Sample(expert: expert, replica: nil, error: nil, milliseconds: 0, ttftMilliseconds: nil, tokens: 0)
+                        var sample = Sample(
+                            expert: expert, replica: nil, error: nil, milliseconds: 0, ttftMilliseconds: nil, tokens: 0)
                         do {
                             for try await e in client.generate(request) {
                                 sample.replica = sample.replica ?? e.replica
                                 if e.tokenID != nil {
                                     if sample.ttftMilliseconds == nil {
-                                        sample.ttftMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e6
+                                        sample.ttftMilliseconds =
+                                            Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e6
                                     }
                                     sample.tokens += 1
                                 }
@@ -275,9 +320,11 @@ enum ServeBenchRemote: Command {
         var out: [CacheCounters] = []
         for c in clients {
             let info = try await c.info()
-            out.append(CacheCounters(replica: info.string("replica_id").isEmpty ? c.channel.target : info.string("replica_id"),
-                                     hits: info.uint("expert_cache_hits"), misses: info.uint("expert_cache_misses"),
-                                     evictions: info.uint("expert_cache_evictions")))
+            out.append(
+                CacheCounters(
+                    replica: info.string("replica_id").isEmpty ? c.channel.target : info.string("replica_id"),
+                    hits: info.uint("expert_cache_hits"), misses: info.uint("expert_cache_misses"),
+                    evictions: info.uint("expert_cache_evictions")))
         }
         return out
     }

@@ -7,26 +7,38 @@ enum ServeCommand: Command {
     static let name = "serve"
     static let summary = "Serve the model, experts and routers over gRPC (continuous batching)"
     static let discussion = """
-    Serves switchyard.v1.Inference (Generate, Score, ListExperts, AddExpert, RemoveExpert,
-    ListRouters, AddRouter, Compose, Info) and grpc.health.v1.Health over gRPC. One engine batches
-    every running request together, each with its own experts, router or the base model.
-    Prints `switchyard serve: listening on HOST:PORT` on standard error when ready; SIGINT or
-    SIGTERM stops it (running generations get --shutdown-grace seconds), exit status 0.
-    """
+        Serves switchyard.v1.Inference (Generate, Score, ListExperts, AddExpert, RemoveExpert,
+        ListRouters, AddRouter, Compose, Info) and grpc.health.v1.Health over gRPC. One engine batches
+        every running request together, each with its own experts, router or the base model.
+        Prints `switchyard serve: listening on HOST:PORT` on standard error when ready; SIGINT or
+        SIGTERM stops it (running generations get --shutdown-grace seconds), exit status 0.
+        """
 
     /// The defaults are `ServerOptions`' own.
     struct Options: ParsableArguments {
         private static let defaults = ServerOptions()
 
-        @Option(placeholder: "HOST:PORT", help: "Address to bind (port 0: any free port). Only loopback by default: bind 0.0.0.0 deliberately, with --token.")
+        @Option(
+            placeholder: "HOST:PORT",
+            help:
+                "Address to bind (port 0: any free port). Only loopback by default: bind 0.0.0.0 deliberately, with --token."
+        )
         var listen = defaults.listen
         @OptionGroup var model: ModelOptions
         @OptionGroup var registry: RegistryOptions
-        @Option(placeholder: "DIR|none", help: "Hold every *.pb router in DIR (none: hold no routers). A held router pins its experts in memory (outside the LRU budget). Default: Models/routers when serving the embedded model.")
+        @Option(
+            placeholder: "DIR|none",
+            help:
+                "Hold every *.pb router in DIR (none: hold no routers). A held router pins its experts in memory (outside the LRU budget). Default: Models/routers when serving the embedded model."
+        )
         var routers: String?
         @Option(placeholder: "FILE", help: "Hold this router too.")
         var router: [String]
-        @Option(placeholder: "T", help: "Require `authorization: Bearer T` on every Inference call (health checks stay open for probes). Visible in the process list: prefer --token-file or $SWITCHYARD_TOKEN.")
+        @Option(
+            placeholder: "T",
+            help:
+                "Require `authorization: Bearer T` on every Inference call (health checks stay open for probes). Visible in the process list: prefer --token-file or $SWITCHYARD_TOKEN."
+        )
         var token: String?
         @Option(placeholder: "FILE", help: "Read the token from FILE (surrounding whitespace trimmed).")
         var tokenFile: String?
@@ -54,9 +66,11 @@ enum ServeCommand: Command {
         var shutdownGrace = Float(defaults.shutdownGrace)
 
         func validate() throws {
-            for (name, v) in [("max-batch", maxBatch), ("max-queue", maxQueue), ("max-tokens-limit", maxTokensLimit),
-                              ("default-max-tokens", defaultMaxTokens), ("prefill-chunk", prefillChunk),
-                              ("max-message-bytes", maxMessageBytes), ("expert-cache-bytes", expertCacheBytes)] where v <= 0 {
+            for (name, v) in [
+                ("max-batch", maxBatch), ("max-queue", maxQueue), ("max-tokens-limit", maxTokensLimit),
+                ("default-max-tokens", defaultMaxTokens), ("prefill-chunk", prefillChunk),
+                ("max-message-bytes", maxMessageBytes), ("expert-cache-bytes", expertCacheBytes)
+            ] where v <= 0 {
                 throw UsageError("--\(name) must be > 0, got \(v)")
             }
             guard shutdownGrace >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
@@ -74,7 +88,9 @@ enum ServeCommand: Command {
         options.prefillChunk = o.prefillChunk
         options.maxMessageBytes = o.maxMessageBytes
         if let file = o.tokenFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageError("--token-file: cannot read \(file)") }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw UsageError("--token-file: cannot read \(file)")
+            }
             options.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
             options.token = o.token ?? ProcessInfo.processInfo.environment["SWITCHYARD_TOKEN"]
@@ -89,7 +105,9 @@ enum ServeCommand: Command {
 
         let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
         if options.token == nil, !["127.0.0.1", "localhost", "[::1]", "::1"].contains(host) && !host.hasPrefix("127.") {
-            printError("switchyard serve: warning: listening on \(options.listen) without --token: anyone who can reach it can generate, add and remove experts")
+            printError(
+                "switchyard serve: warning: listening on \(options.listen) without --token: anyone who can reach it can generate, add and remove experts"
+            )
         }
         let dir = try o.model.directory()
         let model = try o.model.load(dir)
@@ -99,8 +117,11 @@ enum ServeCommand: Command {
             printError("switchyard serve: warning: expert '\(name)' not served: \(problem)")
         }
         var files: [URL] = o.router.map { URL(fileURLWithPath: $0) }
-        let routersDir = o.routers == "none" ? nil : o.routers.map { URL(fileURLWithPath: $0) }
-            ?? (o.model.model == nil ? ModelLocator.modelsRoot().appendingPathComponent("routers") : nil)
+        let routersDir =
+            o.routers == "none"
+            ? nil
+            : o.routers.map { URL(fileURLWithPath: $0) }
+                ?? (o.model.model == nil ? ModelLocator.modelsRoot().appendingPathComponent("routers") : nil)
         if let routersDir {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: routersDir.path)) ?? []
             if o.routers != nil, names.isEmpty, !FileManager.default.fileExists(atPath: routersDir.path) {
@@ -117,11 +138,15 @@ enum ServeCommand: Command {
         }
         var chatTemplate: ChatTemplate? = nil
         do { chatTemplate = try ChatTemplate.load(model: dir) } catch {
-            printError("switchyard serve: warning: chat template not usable, `messages` requests will be refused: \(error)")
+            printError(
+                "switchyard serve: warning: chat template not usable, `messages` requests will be refused: \(error)")
         }
-        let server = try InferenceServer(model: model, tokenizer: tokenizer, registry: registry, routers: routers,
-                                         options: options, modelDescription: dir.path, chatTemplate: chatTemplate)
-        printError("switchyard serve: listening on \(server.boundAddress) (replica \(server.replicaID); \(registry.list().count) experts; routers: \(routers.map { $0.0.spec.name }.joined(separator: ", ")); max batch \(options.maxBatch)\(options.token == nil ? "" : "; token required"))")
+        let server = try InferenceServer(
+            model: model, tokenizer: tokenizer, registry: registry, routers: routers,
+            options: options, modelDescription: dir.path, chatTemplate: chatTemplate)
+        printError(
+            "switchyard serve: listening on \(server.boundAddress) (replica \(server.replicaID); \(registry.list().count) experts; routers: \(routers.map { $0.0.spec.name }.joined(separator: ", ")); max batch \(options.maxBatch)\(options.token == nil ? "" : "; token required"))"
+        )
 
         // SIGINT / SIGTERM: stop accepting, let running calls finish (or cancel them), exit 0.
         signal(SIGINT, SIG_IGN)

@@ -6,9 +6,9 @@ enum TokenizeCommand: Command {
     static let name = "tokenize"
     static let summary = "Encode text to token ids"
     static let discussion = """
-    Encodes the text (or the contents of --file) with the model's tokenizer.json.
-    With --format json prints {"ids":[…]}; text format prints the ids separated by spaces.
-    """
+        Encodes the text (or the contents of --file) with the model's tokenizer.json.
+        With --format json prints {"ids":[…]}; text format prints the ids separated by spaces.
+        """
 
     struct Options: ParsableArguments {
         @Argument(help: "The text to encode (or give --file).")
@@ -21,7 +21,9 @@ enum TokenizeCommand: Command {
         @OptionGroup var output: FormatOption
 
         func validate() throws {
-            guard (text == nil) != (file == nil) else { throw UsageError("give either --file or a text argument (one of them)") }
+            guard (text == nil) != (file == nil) else {
+                throw UsageError("give either --file or a text argument (one of them)")
+            }
         }
     }
 
@@ -35,7 +37,9 @@ enum TokenizeCommand: Command {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw SwitchyardError.io(path: file, reason: "cannot read file")
             }
-            guard let s = String(data: data, encoding: .utf8) else { throw SwitchyardError.io(path: file, reason: "not valid UTF-8") }
+            guard let s = String(data: data, encoding: .utf8) else {
+                throw SwitchyardError.io(path: file, reason: "not valid UTF-8")
+            }
             text = s
         } else {
             text = options.text!

@@ -11,7 +11,7 @@ enum SwitchyardCommand: CommandGroup {
             DemoCommand.self,
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ExpertsCommand.self, MergeCommand.self,
             RouterCommand.self, RouteCommand.self, EvalCommand.self, ComposeCommand.self, BenchCommand.self,
-            ServeCommand.self, ClientCommand.self,
+            ServeCommand.self, ClientCommand.self
         ]
     }
 }

@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test func unknownSubcommandsAreUsageErrors() throws {
-        for (args, named) in [(["nope"], "'nope'"), (["experts", "nope"], "'nope'"), (["bench"], "needs a subcommand")] {
+        for (args, named) in [(["nope"], "'nope'"), (["experts", "nope"], "'nope'"), (["bench"], "needs a subcommand")]
+        {
             let r = try CLI.run(args)
             #expect(r.status == 2, "\(args)")
             #expect(r.stderr.contains(named), "\(args): \(r.stderr)")
@@ -43,7 +44,8 @@ import Testing
             for option in CLI.options(inHelp: help.stdout) {
                 // A value attached (so no option ever takes the next word), then an unknown option
                 // so that nothing runs: the error must be about the value or the unknown option.
-                let r = try CLI.run(path + [option.takesValue ? "--\(option.name)=x" : "--\(option.name)", "--zz-unknown"])
+                let r = try CLI.run(
+                    path + [option.takesValue ? "--\(option.name)=x" : "--\(option.name)", "--zz-unknown"])
                 #expect(r.status == 2, "\(path) --\(option.name): \(r.stderr)")
                 #expect(!r.stderr.contains("unknown option --\(option.name) "), "\(path) --\(option.name): \(r.stderr)")
             }
@@ -56,8 +58,10 @@ import Testing
             let r = try CLI.run(path + ["--no-such-option"])
             #expect(r.status == 2, "\(path)")
             #expect(r.stdout.isEmpty, "\(path)")
-            #expect(r.stderr == "error: unknown option --no-such-option (see `switchyard \(path.joined(separator: " ")) --help`)\n",
-                    "\(path): \(r.stderr)")
+            #expect(
+                r.stderr
+                    == "error: unknown option --no-such-option (see `switchyard \(path.joined(separator: " ")) --help`)\n",
+                "\(path): \(r.stderr)")
         }
     }
 
@@ -69,7 +73,10 @@ import Testing
         (["generate", "--expert", "a=b", "hi"], "--expert expects NAME[=WEIGHT],… with finite weights, got 'a=b'"),
         (["generate", "--weights", "q2", "hi"], "--weights expects one of native, f32, got 'q2'"),
         (["score", "--token-ids", "1,x"], "--token-ids expects comma-separated token ids, got '1,x'"),
-        (["merge", "--experts", "a", "--type", "avg", "--out", "m"], "--type expects one of linear, cat, svd, got 'avg'"),
+        (
+            ["merge", "--experts", "a", "--type", "avg", "--out", "m"],
+            "--type expects one of linear, cat, svd, got 'avg'"
+        ),
         (["serve", "--log-format", "xml"], "--log-format expects one of text, json, off, got 'xml'"),
         (["serve", "--max-batch", "0"], "--max-batch must be > 0, got 0"),
         (["eval", "--task", "reverse", "--batch", "1.5"], "--batch expects an integer, got '1.5'"),
@@ -82,7 +89,7 @@ import Testing
         (["generate", "a", "b"], "unexpected argument 'b'"),
         (["merge", "--type", "cat"], "missing --experts"),
         (["generate", "--system", "s", "hi"], "--system needs --chat"),
-        (["generate", "--max-tokens"], "--max-tokens needs a value"),
+        (["generate", "--max-tokens"], "--max-tokens needs a value")
     ])
     func badValuesAreNamed(args: [String], message: String) throws {
         let r = try CLI.run(args)
@@ -99,7 +106,8 @@ import Testing
     }
 
     @Test func generateJSON() throws {
-        let object = try #require(try CLI.json(["generate", "--format", "json", "--max-tokens", "3", "reverse: abc"]) as? [String: Any])
+        let object = try #require(
+            try CLI.json(["generate", "--format", "json", "--max-tokens", "3", "reverse: abc"]) as? [String: Any])
         #expect(Set(object.keys) == ["prompt_ids", "ids", "text"])
         #expect((object["ids"] as? [Int])?.count ?? 0 <= 3)
         #expect(object["text"] is String)
@@ -116,7 +124,9 @@ import Testing
     @Test func expertsJSON() throws {
         let list = try #require(try CLI.json(["experts", "list", "--format", "json"]) as? [[String: Any]])
         #expect(!list.isEmpty)
-        let keys: Set<String> = ["name", "ranks", "targets", "modules", "parameters", "bytes", "r", "lora_alpha", "use_rslora", "sha256"]
+        let keys: Set<String> = [
+            "name", "ranks", "targets", "modules", "parameters", "bytes", "r", "lora_alpha", "use_rslora", "sha256"
+        ]
         for e in list { #expect(keys.isSubset(of: e.keys), "\(e.keys)") }
         let name = try #require(list.first?["name"] as? String)
         let one = try #require(try CLI.json(["experts", "inspect", name, "--format", "json"]) as? [String: Any])
@@ -125,7 +135,8 @@ import Testing
     }
 
     @Test func evalJSON() throws {
-        let object = try #require(try CLI.json(["eval", "--task", "reverse", "--limit", "2", "--format", "json"]) as? [String: Any])
+        let object = try #require(
+            try CLI.json(["eval", "--task", "reverse", "--limit", "2", "--format", "json"]) as? [String: Any])
         #expect(Set(object.keys) == ["task", "method", "examples", "correct", "accuracy"])
         #expect(object["examples"] as? Int == 2)
         #expect(object["method"] as? String == "base")
@@ -133,7 +144,8 @@ import Testing
 
     @Test func routeJSON() throws {
         let router = CLI.packageRoot.appendingPathComponent("Models/routers/sentence.pb").path
-        let object = try #require(try CLI.json(["route", "--router", router, "--max-tokens", "2", "reverse: ab"]) as? [String: Any])
+        let object = try #require(
+            try CLI.json(["route", "--router", router, "--max-tokens", "2", "reverse: ab"]) as? [String: Any])
         #expect(Set(object.keys) == ["router", "granularity", "experts", "output", "tokens"])
         let tokens = try #require(object["tokens"] as? [[String: Any]])
         #expect(!tokens.isEmpty)
@@ -147,16 +159,21 @@ import Testing
         defer { try? FileManager.default.removeItem(at: registry) }
         try FileManager.default.createDirectory(at: registry, withIntermediateDirectories: true)
         for name in ["reverse", "uppercase"] {
-            try FileManager.default.copyItem(at: CLI.packageRoot.appendingPathComponent("Models/experts/\(name)"),
-                                             to: registry.appendingPathComponent(name))
+            try FileManager.default.copyItem(
+                at: CLI.packageRoot.appendingPathComponent("Models/experts/\(name)"),
+                to: registry.appendingPathComponent(name))
         }
         let examples = CLI.packageRoot.appendingPathComponent("Models/tasks/reverse_upper/train.jsonl").path
-        let r = try CLI.run(["compose", "--registry", registry.path, "--examples", examples, "--shots", "2",
-                             "--budget", "3", "--experts", "reverse,uppercase", "--out", "composed"])
+        let r = try CLI.run([
+            "compose", "--registry", registry.path, "--examples", examples, "--shots", "2",
+            "--budget", "3", "--experts", "reverse,uppercase", "--out", "composed"
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let record = registry.appendingPathComponent("composed/switchyard_base.json")
         #expect(FileManager.default.fileExists(atPath: record.path), "the composed expert records no base")
-        let inspect = try #require(try CLI.json(["experts", "inspect", "composed", "--registry", registry.path, "--format", "json"]) as? [String: Any])
+        let inspect = try #require(
+            try CLI.json(["experts", "inspect", "composed", "--registry", registry.path, "--format", "json"])
+                as? [String: Any])
         #expect(inspect["base_fingerprint"] is String, "\(inspect)")
     }
 
@@ -185,14 +202,17 @@ enum CLI {
         var stderr: String
     }
 
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// The binary next to the test product (SwiftPM builds it: this target depends on it).
     static let binary: URL = {
-        let candidates = [Bundle.main.executableURL, Bundle.main.bundleURL].compactMap { $0?.deletingLastPathComponent() }
+        let candidates =
+            [Bundle.main.executableURL, Bundle.main.bundleURL].compactMap { $0?.deletingLastPathComponent() }
             + [packageRoot.appendingPathComponent(".build/debug")]
         return candidates.map { $0.appendingPathComponent("switchyard") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0].appendingPathComponent("switchyard")
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            ?? candidates[0].appendingPathComponent("switchyard")
     }()
 
     static func run(_ args: [String]) throws -> Result {
@@ -213,8 +233,9 @@ enum CLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         while !errData.isSet { usleep(1000) }
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.value, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.value, as: UTF8.self))
     }
 
     /// The parsed standard output of a command that must succeed.
@@ -228,7 +249,9 @@ enum CLI {
     /// SUBCOMMANDS sections of the help.
     static func leafCommands(_ prefix: [String] = []) throws -> [[String]] {
         let help = try run(prefix + ["--help"])
-        guard let section = help.stdout.components(separatedBy: "SUBCOMMANDS:\n").dropFirst().first else { return [prefix] }
+        guard let section = help.stdout.components(separatedBy: "SUBCOMMANDS:\n").dropFirst().first else {
+            return [prefix]
+        }
         let names = section.split(separator: "\n", omittingEmptySubsequences: false)
             .prefix { !$0.isEmpty }
             .compactMap { $0.split(separator: " ").first.map(String.init) }
@@ -238,7 +261,8 @@ enum CLI {
     /// The options a help text's OPTIONS section lists: `--name PLACEHOLDER` (takes a value) or
     /// `--name` (a flag).
     static func options(inHelp help: String) -> [(name: String, takesValue: Bool)] {
-        let section = help.components(separatedBy: "\nOPTIONS:\n").dropFirst().first?.components(separatedBy: "\n\n").first ?? ""
+        let section =
+            help.components(separatedBy: "\nOPTIONS:\n").dropFirst().first?.components(separatedBy: "\n\n").first ?? ""
         return section.split(separator: "\n").compactMap { line in
             guard line.hasPrefix("  --") else { return nil }
             let words = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)

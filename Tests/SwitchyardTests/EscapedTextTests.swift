@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Untrusted strings (tensor names, expert and router names, JSON keys, CLI values) never split
@@ -44,7 +45,7 @@ import Testing
             RouterError.invalid(field: hostile, reason: "x"),
             RouterError.decode(path: hostile, reason: "x"),
             TokenizerError.unknownToken(source: "t.json", path: "p", token: hostile),
-            TokenizerError.invalidRegex(source: "t.json", path: "p", pattern: hostile, reason: "r\n"),
+            TokenizerError.invalidRegex(source: "t.json", path: "p", pattern: hostile, reason: "r\n")
         ]
         for e in errors {
             let message = "\(e)"
@@ -57,8 +58,11 @@ import Testing
     @Test func aHostileTensorNameIsEscapedInTheLoadError() throws {
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let adapter = try MisreportedInputTests.adapter(in: dir) { $0 } tensors: { entries in
-            entries[0].name = "base_model.model.model.layers.0.self_attn.q_proj\nerror: forged line\u{1B}[0m.lora_A.weight"
+        let adapter = try MisreportedInputTests.adapter(in: dir) {
+            $0
+        } tensors: { entries in
+            entries[0].name =
+                "base_model.model.model.layers.0.self_attn.q_proj\nerror: forged line\u{1B}[0m.lora_A.weight"
         }
         let config = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
         #expect { _ = try LoRAAdapter.load(directory: adapter, base: config) } throws: { error in

@@ -9,7 +9,8 @@ import Testing
         let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Package.swift")
         let code = try String(contentsOf: manifest, encoding: .utf8)
-            .split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }.joined(separator: "\n")
+            .split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }.joined(
+                separator: "\n")
         #expect(code.contains(".target("), "not the package manifest: \(manifest.path)")
         #expect(!code.contains("unsafeFlags"))
         #expect(!code.contains("Ounchecked"))

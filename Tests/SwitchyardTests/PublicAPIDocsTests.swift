@@ -20,10 +20,13 @@ import Testing
         var offenders: [String] = []
         for file in files {
             let text = try String(contentsOf: file, encoding: .utf8)
-            let relative = String(file.standardizedFileURL.path.dropFirst(Self.packageRoot.standardizedFileURL.path.count + 1))
+            let relative = String(
+                file.standardizedFileURL.path.dropFirst(Self.packageRoot.standardizedFileURL.path.count + 1))
             offenders += PublicDocScanner.undocumented(in: text).map { "\(relative):\($0.line): \($0.declaration)" }
         }
-        #expect(offenders.isEmpty, """
+        #expect(
+            offenders.isEmpty,
+            """
             \(offenders.count) public declaration(s) without a /// doc comment (document them, or drop `public` \
             if nothing outside the module needs them):
             \(offenders.joined(separator: "\n"))
@@ -42,13 +45,15 @@ import Testing
         // Attributes, on the declaration's line or above it, single- or multi-line.
         #expect(flagged("@discardableResult public func f() -> Int { 1 }") == [1])
         #expect(flagged("/// Doc.\n@discardableResult\n@inline(__always)\npublic func f() -> Int { 1 }") == [])
-        #expect(flagged("/// Doc.\n@available(*, deprecated,\n           message: \"use g()\")\npublic func f() {}") == [])
+        #expect(
+            flagged("/// Doc.\n@available(*, deprecated,\n           message: \"use g()\")\npublic func f() {}") == [])
         #expect(flagged("@available(*, deprecated,\n           message: \"use g()\")\npublic func f() {}") == [3])
         // `/** … */` blocks count; other block comments do not.
         #expect(flagged("/**\n Doc.\n */\npublic func f() {}") == [])
         #expect(flagged("/* Not doc. */\npublic func f() {}") == [2])
         // Exempt: extensions and imports.
-        #expect(flagged("public extension Foo {}\nextension Bar {}\npublic import Baz\n@_exported public import Qux") == [])
+        #expect(
+            flagged("public extension Foo {}\nextension Bar {}\npublic import Baz\n@_exported public import Qux") == [])
         // Not declarations: comments, block comments, multi-line string literals.
         #expect(flagged("// public func f() {}\n/// public func g() {}") == [])
         #expect(flagged("/*\npublic func f() {}\n*/\nlet x = 1") == [])
@@ -87,7 +92,9 @@ enum PublicDocScanner {
             }
             if line.hasPrefix("//") { continue }
             if line.hasPrefix("/*") {
-                if let open = line.range(of: "/*", options: .backwards), line.range(of: "*/", range: open.upperBound..<line.endIndex) == nil {
+                if let open = line.range(of: "/*", options: .backwards),
+                    line.range(of: "*/", range: open.upperBound..<line.endIndex) == nil
+                {
                     inBlockComment = true
                 }
                 continue

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Regular expressions from files run with a step limit (issue 13: a tokenizer Split pattern
@@ -30,8 +31,10 @@ import Testing
     @Test func ordinaryPatternsAreUnaffectedAndMatchLikeNSRegularExpression() throws {
         let pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
         let text = String(repeating: "Hello world, it's 123 a test!  \n", count: 2000)  // 64K characters
-        let ours = try BoundedRegex(pattern).matches(in: text, stepLimit: BoundedRegex.stepLimit(base: 1000, textLength: text.utf16.count))
-        let ns = try NSRegularExpression(pattern: pattern).matches(in: text, range: NSRange(location: 0, length: text.utf16.count))
+        let ours = try BoundedRegex(pattern).matches(
+            in: text, stepLimit: BoundedRegex.stepLimit(base: 1000, textLength: text.utf16.count))
+        let ns = try NSRegularExpression(pattern: pattern).matches(
+            in: text, range: NSRange(location: 0, length: text.utf16.count))
         #expect(ours == ns.map { $0.range.location..<($0.range.location + $0.range.length) })
         // Empty matches and empty text behave as in NSRegularExpression.
         #expect(try BoundedRegex("x*").matches(in: "ab", stepLimit: 10) == [0..<0, 1..<1, 2..<2])
@@ -47,10 +50,11 @@ import Testing
 
     static func splitTokenizer(_ regex: String) throws -> Tokenizer {
         let json = TokenizerFixtures.makeJSON(preTokenizer: [
-            "type": "Sequence", "pretokenizers": [
+            "type": "Sequence",
+            "pretokenizers": [
                 ["type": "Split", "pattern": ["Regex": regex], "behavior": "Isolated", "invert": false],
-                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false],
-            ],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]
+            ]
         ])
         return try Tokenizer(json: json, source: "hostile/tokenizer.json")
     }
@@ -65,7 +69,9 @@ import Testing
             #expect(throws: TokenizerError.self) { _ = try tokenizer.encodeChecked(text) }
             do { _ = try tokenizer.encodeChecked(text) } catch { message = "\(error)" }
         }
-        #expect(message.contains("hostile/tokenizer.json") && message.contains("pre_tokenizer") && message.contains("(.*a){25}"), "\(message)")
+        #expect(
+            message.contains("hostile/tokenizer.json") && message.contains("pre_tokenizer")
+                && message.contains("(.*a){25}"), "\(message)")
         #expect(message.contains("too long"), "\(message)")
         var ids: [Int] = []
         let lenient = Self.seconds { ids = tokenizer.encode(text) }
@@ -89,7 +95,8 @@ import Testing
         let adapter = try MisreportedInputTests.adapter(in: dir) { text in
             var obj = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
             obj[key] = nil
-            let rest = String(decoding: try! JSONSerialization.data(withJSONObject: obj, options: .sortedKeys), as: UTF8.self)
+            let rest = String(
+                decoding: try! JSONSerialization.data(withJSONObject: obj, options: .sortedKeys), as: UTF8.self)
             return String(rest.dropLast()) + ", \"\(key)\": \(value)}"
         }
         let config = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
@@ -101,7 +108,7 @@ import Testing
     @Test(arguments: [
         ("rank_pattern", #"{"q_proj[": 2}"#, "rank_pattern.q_proj["),
         ("alpha_pattern", #"{"(?<": 2}"#, "alpha_pattern.(?<"),
-        ("target_modules", #""model.*(q_proj""#, "target_modules"),
+        ("target_modules", #""model.*(q_proj""#, "target_modules")
     ])
     func invalidPatternsInAdapterConfigsAreRefused(key: String, value: String, expected: String) throws {
         let message = try Self.adapterError(key, value)

@@ -23,18 +23,24 @@ final class CheckpointDirectory: @unchecked Sendable {
             files = ["model.safetensors": file]
             location = Dictionary(uniqueKeysWithValues: file.tensors.keys.map { ($0, "model.safetensors") })
         } else if fm.fileExists(atPath: index.path) {
-            guard let data = try? Data(contentsOf: index) else { throw SwitchyardError.io(path: index.path, reason: "cannot read") }
+            guard let data = try? Data(contentsOf: index) else {
+                throw SwitchyardError.io(path: index.path, reason: "cannot read")
+            }
             let fields = try JSONFields(data: data, path: index.path)
             guard let weightMap = try fields.object("weight_map") else { throw fields.error("weight_map", "missing") }
             var map: [String: String] = [:]
             for tensor in weightMap.keys {
-                guard let file = try weightMap.string(tensor) else { throw weightMap.error(tensor, "expected a shard file name, found null") }
+                guard let file = try weightMap.string(tensor) else {
+                    throw weightMap.error(tensor, "expected a shard file name, found null")
+                }
                 map[tensor] = file
             }
             var opened: [String: SafeTensorsFile] = [:]
             for name in Set(map.values).sorted() {
                 guard !name.contains("/"), !name.hasPrefix(".") else {
-                    throw SwitchyardError.config(path: index.path, field: "weight_map", reason: "shard name '\(name)' must be a plain file name in the model directory")
+                    throw SwitchyardError.config(
+                        path: index.path, field: "weight_map",
+                        reason: "shard name '\(name)' must be a plain file name in the model directory")
                 }
                 opened[name] = try SafeTensorsFile(url: directory.appendingPathComponent(name))
             }
@@ -44,9 +50,15 @@ final class CheckpointDirectory: @unchecked Sendable {
             files = opened
             location = map
         } else {
-            let bins = ["pytorch_model.bin", "model.bin"].filter { fm.fileExists(atPath: directory.appendingPathComponent($0).path) }
-            let hint = bins.isEmpty ? "" : " (found \(bins.joined(separator: ", ")): pickle checkpoints are not loaded; convert to safetensors)"
-            throw SwitchyardError.io(path: directory.path, reason: "no model.safetensors or model.safetensors.index.json\(hint)")
+            let bins = ["pytorch_model.bin", "model.bin"].filter {
+                fm.fileExists(atPath: directory.appendingPathComponent($0).path)
+            }
+            let hint =
+                bins.isEmpty
+                ? ""
+                : " (found \(bins.joined(separator: ", ")): pickle checkpoints are not loaded; convert to safetensors)"
+            throw SwitchyardError.io(
+                path: directory.path, reason: "no model.safetensors or model.safetensors.index.json\(hint)")
         }
     }
 

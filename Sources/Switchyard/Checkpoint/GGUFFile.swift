@@ -20,9 +20,9 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         switch self {
         case .f32: return 4
         case .f16, .bf16: return 2
-        case .q4_0: return 18   // f16 d, 16 bytes of nibbles
-        case .q4_1: return 20   // f16 d, f16 m, 16 bytes of nibbles
-        case .q8_0: return 34   // f16 d, 32 int8
+        case .q4_0: return 18  // f16 d, 16 bytes of nibbles
+        case .q4_1: return 20  // f16 d, f16 m, 16 bytes of nibbles
+        case .q8_0: return 34  // f16 d, 32 int8
         case .q4_K: return 144  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
         case .q6_K: return 210  // 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d
         }
@@ -44,9 +44,11 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Names of ggml types Switchyard does not read, for error messages.
     static func name(_ raw: UInt32) -> String {
-        let known: [UInt32: String] = [6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K",
-                                       16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
-                                       22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M"]
+        let known: [UInt32: String] = [
+            6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K",
+            16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
+            22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M"
+        ]
         return known[raw] ?? "type \(raw)"
     }
 }
@@ -139,7 +141,9 @@ public final class GGUFFile: @unchecked Sendable {
         var r = Reader(data: data, path: url.path)
         guard try r.u32("magic") == Self.magic else { throw r.fail("not a GGUF file (bad magic)") }
         version = try r.u32("version")
-        guard version == 2 || version == 3 else { throw r.fail("GGUF version \(version) is not supported (2 and 3 are)") }
+        guard version == 2 || version == 3 else {
+            throw r.fail("GGUF version \(version) is not supported (2 and 3 are)")
+        }
         let tensorCount = try r.count("tensor_count")
         let kvCount = try r.count("metadata_kv_count")
         var meta: [String: GGUFValue] = [:]
@@ -156,16 +160,22 @@ public final class GGUFFile: @unchecked Sendable {
             let name = try r.string("tensor name")
             guard seen.insert(name).inserted else { throw r.fail("tensor '\(name)' appears twice") }
             let nDims = Int(try r.u32("n_dims of \(name)"))
-            guard nDims >= 1, nDims <= Self.maxDims else { throw r.fail("tensor '\(name)': \(nDims) dimensions (1–\(Self.maxDims) allowed)") }
+            guard nDims >= 1, nDims <= Self.maxDims else {
+                throw r.fail("tensor '\(name)': \(nDims) dimensions (1–\(Self.maxDims) allowed)")
+            }
             var ne: [Int] = []
             for _ in 0..<nDims {
                 let d = try r.u64("dimension of \(name)")
-                guard d > 0, d < UInt64(Int32.max) else { throw r.fail("tensor '\(name)': dimension \(d) out of range") }
+                guard d > 0, d < UInt64(Int32.max) else {
+                    throw r.fail("tensor '\(name)': dimension \(d) out of range")
+                }
                 ne.append(Int(d))
             }
             let rawType = try r.u32("type of \(name)")
             guard let type = GGMLType(rawValue: rawType) else {
-                throw r.fail("tensor '\(name)' has ggml type \(GGMLType.name(rawType)), which Switchyard does not read (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
+                throw r.fail(
+                    "tensor '\(name)' has ggml type \(GGMLType.name(rawType)), which Switchyard does not read (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)"
+                )
             }
             let offset = try r.u64("offset of \(name)")
             guard offset < UInt64(Int.max / 2) else { throw r.fail("tensor '\(name)': offset \(offset) out of range") }
@@ -180,7 +190,9 @@ public final class GGUFFile: @unchecked Sendable {
         var spans: [(Range<Int>, String)] = []
         for t in infos {
             guard t.ne[0] % t.type.blockElements == 0 else {
-                throw r.fail("tensor '\(t.name)': row length \(t.ne[0]) is not a multiple of the \(t.type) block (\(t.type.blockElements))")
+                throw r.fail(
+                    "tensor '\(t.name)': row length \(t.ne[0]) is not a multiple of the \(t.type) block (\(t.type.blockElements))"
+                )
             }
             var bytes = t.ne[0] / t.type.blockElements * t.type.blockBytes
             for d in t.ne.dropFirst() {
@@ -188,17 +200,22 @@ public final class GGUFFile: @unchecked Sendable {
                 guard !o else { throw r.fail("tensor '\(t.name)': size overflows") }
                 bytes = m
             }
-            guard t.offset % alignment == 0 else { throw r.fail("tensor '\(t.name)': offset \(t.offset) is not aligned to \(alignment)") }
+            guard t.offset % alignment == 0 else {
+                throw r.fail("tensor '\(t.name)': offset \(t.offset) is not aligned to \(alignment)")
+            }
             let start = dataStart + t.offset
             guard start <= data.count, bytes <= data.count - start else {
-                throw r.fail("tensor '\(t.name)': data [\(start), \(start + bytes)) lies outside the file (\(data.count) bytes; truncated?)")
+                throw r.fail(
+                    "tensor '\(t.name)': data [\(start), \(start + bytes)) lies outside the file (\(data.count) bytes; truncated?)"
+                )
             }
             let range = start..<(start + bytes)
             table[t.name] = GGUFTensorInfo(name: t.name, type: t.type, shape: t.ne.reversed(), range: range)
             spans.append((range, t.name))
         }
         spans.sort { $0.0.lowerBound < $1.0.lowerBound }
-        for (a, b) in zip(spans, spans.dropFirst()) where a.0.upperBound > b.0.lowerBound && !a.0.isEmpty && !b.0.isEmpty {
+        for (a, b) in zip(spans, spans.dropFirst())
+        where a.0.upperBound > b.0.lowerBound && !a.0.isEmpty && !b.0.isEmpty {
             throw r.fail("tensors '\(a.1)' and '\(b.1)' overlap")
         }
         tensors = table
@@ -225,7 +242,9 @@ public final class GGUFFile: @unchecked Sendable {
         func fail(_ reason: String) -> SwitchyardError { .unsupported(path: path, what: "GGUF: \(reason)") }
 
         mutating func bytes(_ n: Int, _ what: String) throws -> Data {
-            guard n >= 0, offset <= data.count, n <= data.count - offset else { throw fail("truncated while reading \(what)") }
+            guard n >= 0, offset <= data.count, n <= data.count - offset else {
+                throw fail("truncated while reading \(what)")
+            }
             defer { offset += n }
             return data.subdata(in: (data.startIndex + offset)..<(data.startIndex + offset + n))
         }
@@ -298,7 +317,8 @@ public enum GGMLDequantize {
     }
 
     /// Dequantises `count` values (a whole number of blocks) from `src` into `dst`.
-    public static func row(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    public static func row(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int)
+    {
         let blocks = count / type.blockElements
         switch type {
         case .f32:
@@ -306,7 +326,9 @@ public enum GGMLDequantize {
         case .f16:
             for i in 0..<count { dst[i] = half(src, 2 * i) }
         case .bf16:
-            for i in 0..<count { dst[i] = HalfPrecision.bf16ToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<count {
+                dst[i] = HalfPrecision.bf16ToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            }
         case .q8_0:
             for b in 0..<blocks {
                 let p = src + b * 34, y = dst + b * 32
@@ -341,7 +363,9 @@ public enum GGMLDequantize {
                 func scaleMin(_ j: Int) -> (Float, Float) {
                     let s = { scales.load(fromByteOffset: $0, as: UInt8.self) }
                     if j < 4 { return (Float(s(j) & 63), Float(s(j + 4) & 63)) }
-                    return (Float((s(j + 4) & 0x0F) | ((s(j - 4) >> 6) << 4)), Float((s(j + 4) >> 4) | ((s(j) >> 6) << 4)))
+                    return (
+                        Float((s(j + 4) & 0x0F) | ((s(j - 4) >> 6) << 4)), Float((s(j + 4) >> 4) | ((s(j) >> 6) << 4))
+                    )
                 }
                 for chunk in 0..<4 {
                     let (sc1, m1) = scaleMin(2 * chunk), (sc2, m2) = scaleMin(2 * chunk + 1)
@@ -363,7 +387,8 @@ public enum GGMLDequantize {
                     func s(_ i: Int) -> Float { Float(Int8(bitPattern: sc.load(fromByteOffset: i, as: UInt8.self))) }
                     for l in 0..<32 {
                         let isc = l / 16
-                        let lo0 = ql.load(fromByteOffset: l, as: UInt8.self), lo1 = ql.load(fromByteOffset: l + 32, as: UInt8.self)
+                        let lo0 = ql.load(fromByteOffset: l, as: UInt8.self),
+                            lo1 = ql.load(fromByteOffset: l + 32, as: UInt8.self)
                         let hi = qh.load(fromByteOffset: l, as: UInt8.self)
                         let q1 = Int((lo0 & 0x0F) | ((hi & 3) << 4)) - 32
                         let q2 = Int((lo1 & 0x0F) | (((hi >> 2) & 3) << 4)) - 32

@@ -11,9 +11,15 @@ public enum GGUFModel {
     /// The `llama` architecture's metadata as a config. Refuses other architectures and rope
     /// scaling, naming the key.
     public static func config(_ f: GGUFFile) throws -> ModelConfig {
-        func fail(_ key: String, _ reason: String) -> SwitchyardError { .config(path: f.path, field: key, reason: reason) }
-        guard let arch = f.metadata["general.architecture"]?.string else { throw fail("general.architecture", "missing") }
-        guard arch == "llama" else { throw SwitchyardError.unsupported(path: f.path, what: "GGUF architecture '\(arch)' (llama is supported)") }
+        func fail(_ key: String, _ reason: String) -> SwitchyardError {
+            .config(path: f.path, field: key, reason: reason)
+        }
+        guard let arch = f.metadata["general.architecture"]?.string else {
+            throw fail("general.architecture", "missing")
+        }
+        guard arch == "llama" else {
+            throw SwitchyardError.unsupported(path: f.path, what: "GGUF architecture '\(arch)' (llama is supported)")
+        }
         func int(_ key: String, default value: Int? = nil) throws -> Int {
             guard let v = f.metadata["\(arch).\(key)"] else {
                 if let value { return value }
@@ -24,26 +30,36 @@ public enum GGUFModel {
         }
         func float(_ key: String, default value: Double) throws -> Float {
             guard let v = f.metadata["\(arch).\(key)"] else { return Float(value) }
-            guard let d = v.double, d.isFinite, d > 0 else { throw fail("\(arch).\(key)", "must be a positive number, found \(v)") }
+            guard let d = v.double, d.isFinite, d > 0 else {
+                throw fail("\(arch).\(key)", "must be a positive number, found \(v)")
+            }
             return Float(d)
         }
         if let scaling = f.metadata["\(arch).rope.scaling.type"]?.string, scaling != "none" {
             throw SwitchyardError.unsupported(path: f.path, what: "\(arch).rope.scaling.type '\(scaling)'")
         }
         let tokens = f.metadata["tokenizer.ggml.tokens"]?.array?.count
-        guard let embedding = f.tensors["token_embd.weight"] else { throw SwitchyardError.missingTensor(path: f.path, tensor: "token_embd.weight") }
+        guard let embedding = f.tensors["token_embd.weight"] else {
+            throw SwitchyardError.missingTensor(path: f.path, tensor: "token_embd.weight")
+        }
         let hidden = try int("embedding_length"), heads = try int("attention.head_count")
         let vocab = try int("vocab_size", default: tokens ?? embedding.shape[0])
         let headDim = try int("attention.key_length", default: hidden / heads)
-        guard headDim % 2 == 0 else { throw fail("\(arch).attention.key_length", "head dimension \(headDim) must be even (rotary pairs)") }
+        guard headDim % 2 == 0 else {
+            throw fail("\(arch).attention.key_length", "head dimension \(headDim) must be even (rotary pairs)")
+        }
         var eos: [Int] = []
         if let e = f.metadata["tokenizer.ggml.eos_token_id"]?.int { eos.append(e) }
         let config = ModelConfig(
-            architecture: .llama, vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
-            numLayers: try int("block_count"), numHeads: heads, numKVHeads: try int("attention.head_count_kv", default: heads),
+            architecture: .llama, vocabSize: vocab, hiddenSize: hidden,
+            intermediateSize: try int("feed_forward_length"),
+            numLayers: try int("block_count"), numHeads: heads,
+            numKVHeads: try int("attention.head_count_kv", default: heads),
             headDim: headDim, rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: 1e-5),
-            ropeTheta: try float("rope.freq_base", default: 10000), maxPositionEmbeddings: try int("context_length", default: 2048),
-            tieWordEmbeddings: f.tensors["output.weight"] == nil, bosTokenID: f.metadata["tokenizer.ggml.bos_token_id"]?.int,
+            ropeTheta: try float("rope.freq_base", default: 10000),
+            maxPositionEmbeddings: try int("context_length", default: 2048),
+            tieWordEmbeddings: f.tensors["output.weight"] == nil,
+            bosTokenID: f.metadata["tokenizer.ggml.bos_token_id"]?.int,
             eosTokenIDs: eos)
         // The same invariants as a config.json (head groups, limits, token ids in the vocabulary);
         // the field names are the Hugging Face ones.
@@ -69,27 +85,34 @@ public enum GGUFModel {
         /// The tensor's info, present and of `shape`.
         func tensor(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
             guard let info = f.tensors[name] else { throw SwitchyardError.missingTensor(path: f.path, tensor: name) }
-            guard info.shape == shape else { throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: shape, found: info.shape) }
+            guard info.shape == shape else {
+                throw SwitchyardError.shapeMismatch(path: f.path, tensor: name, expected: shape, found: info.shape)
+            }
             return info
         }
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
             _ = try tensor(name, [rows, cols])
-            return Matrix(rows: rows, cols: cols, data: try FiniteWeights.require(f.floats(name), path: f.path, tensor: name))
+            return Matrix(
+                rows: rows, cols: cols, data: try FiniteWeights.require(f.floats(name), path: f.path, tensor: name))
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             _ = try tensor(name, [n])
             return try FiniteWeights.require(f.floats(name), path: f.path, tensor: name)
         }
         /// The tensor kept in its blocks, when it is in a natively multiplied type.
-        func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix? {
+        func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix?
+        {
             let info = try tensor(name, [rows, cols])
             guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
-            let q = f.withBytes(info) { QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
+            let q = f.withBytes(info) {
+                QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
+            }
             if let bad = q.firstNonFinite() {
                 // Named in the file's layout (before the q/k rows are un-permuted).
                 let row = order?[bad.element / cols] ?? bad.element / cols
-                throw SwitchyardError.nonFinite(path: f.path, tensor: name, element: row * cols + bad.element % cols, value: bad.value)
+                throw SwitchyardError.nonFinite(
+                    path: f.path, tensor: name, element: row * cols + bad.element % cols, value: bad.value)
             }
             return q
         }
@@ -98,7 +121,9 @@ public enum GGUFModel {
             func linear(_ kind: ProjectionKind, _ name: String, unpermuteHeads: Int? = nil) throws -> Linear {
                 let (out, inF) = c.projectionShape(kind)
                 let site = ProjectionSite(layer: l, kind: kind)
-                if weights == .native, let q = try quantized(p + name + ".weight", out, inF, unpermuteHeads: unpermuteHeads) {
+                if weights == .native,
+                    let q = try quantized(p + name + ".weight", out, inF, unpermuteHeads: unpermuteHeads)
+                {
                     return Linear(site: site, quantized: q)
                 }
                 var w = try matrix(p + name + ".weight", out, inF)
@@ -115,11 +140,14 @@ public enum GGUFModel {
         }
         // The embedding table stays in its blocks too (lookups widen one row); a tied head shares it.
         let table = weights == .native ? try quantized("token_embd.weight", c.vocabSize, d) : nil
-        let head = c.tieWordEmbeddings ? table : weights == .native ? try quantized("output.weight", c.vocabSize, d) : nil
-        let model = LlamaModel(config: c, embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),
-                               layers: layers, finalNorm: try vector("output_norm.weight", d),
-                               lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
-                               outputQuantized: head, embeddingTable: table)
+        let head =
+            c.tieWordEmbeddings ? table : weights == .native ? try quantized("output.weight", c.vocabSize, d) : nil
+        let model = LlamaModel(
+            config: c,
+            embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),
+            layers: layers, finalNorm: try vector("output_norm.weight", d),
+            lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
+            outputQuantized: head, embeddingTable: table)
         model.cachePrecision = weights == .native ? .f16 : .f32
         return model
     }
@@ -128,7 +156,9 @@ public enum GGUFModel {
     static func rotaryRowOrder(heads: Int, headDim: Int) -> [Int] {
         var order = [Int](repeating: 0, count: heads * headDim)
         let half = headDim / 2
-        for h in 0..<heads { for i in 0..<2 { for j in 0..<half { order[h * headDim + i * half + j] = h * headDim + 2 * j + i } } }
+        for h in 0..<heads {
+            for i in 0..<2 { for j in 0..<half { order[h * headDim + i * half + j] = h * headDim + 2 * j + i } }
+        }
         return order
     }
 
@@ -156,7 +186,9 @@ extension LlamaModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             guard GGUFFile.isGGUF(path) else {
-                throw SwitchyardError.unsupported(path: path.path, what: "a model file that is not GGUF (give a GGUF file or a Hugging Face directory)")
+                throw SwitchyardError.unsupported(
+                    path: path.path,
+                    what: "a model file that is not GGUF (give a GGUF file or a Hugging Face directory)")
             }
             return try GGUFModel.load(GGUFFile(url: path), weights: weights)
         }

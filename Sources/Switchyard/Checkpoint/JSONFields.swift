@@ -117,7 +117,8 @@ struct JSONFields {
             return String(d)
         case let .string(s): return "\"" + EscapedText.json(s) + "\""
         case let .array(a): return "[" + a.map(render).joined(separator: ", ") + "]"
-        case let .object(o): return "{" + o.map { "\"\(EscapedText.json($0.0))\": \(render($0.1))" }.joined(separator: ", ") + "}"
+        case let .object(o):
+            return "{" + o.map { "\"\(EscapedText.json($0.0))\": \(render($0.1))" }.joined(separator: ", ") + "}"
         }
     }
 }

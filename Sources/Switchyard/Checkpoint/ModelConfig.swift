@@ -54,11 +54,13 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// A config from its sizes (`headDim` nil: `hiddenSize / numHeads`). Not validated: call
     /// `validate(path:)` before building a model from untrusted values.
-    public init(architecture: ModelArchitecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
-                numLayers: Int, numHeads: Int, numKVHeads: Int, headDim: Int? = nil,
-                rmsNormEps: Float = 1e-5, ropeTheta: Float = 10000, maxPositionEmbeddings: Int = 2048,
-                tieWordEmbeddings: Bool = false, qkvBias: Bool = false, outputBias: Bool = false,
-                slidingWindow: Int? = nil, bosTokenID: Int? = nil, eosTokenIDs: [Int] = []) {
+    public init(
+        architecture: ModelArchitecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
+        numLayers: Int, numHeads: Int, numKVHeads: Int, headDim: Int? = nil,
+        rmsNormEps: Float = 1e-5, ropeTheta: Float = 10000, maxPositionEmbeddings: Int = 2048,
+        tieWordEmbeddings: Bool = false, qkvBias: Bool = false, outputBias: Bool = false,
+        slidingWindow: Int? = nil, bosTokenID: Int? = nil, eosTokenIDs: [Int] = []
+    ) {
         self.architecture = architecture
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -123,7 +125,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// epsilon and rope base, a positive sliding window, token ids inside the vocabulary, rope
     /// scaling parameters in their ranges. Errors name `path` and the config field.
     public func validate(path: String) throws {
-        func bad(_ field: String, _ reason: String) -> SwitchyardError { .config(path: path, field: field, reason: reason) }
+        func bad(_ field: String, _ reason: String) -> SwitchyardError {
+            .config(path: path, field: field, reason: reason)
+        }
         func inRange(_ v: Int, _ field: String, max: Int) throws {
             guard v > 0 else { throw bad(field, "must be positive, found \(v)") }
             guard v <= max else { throw bad(field, "\(v) is larger than the supported maximum \(max)") }
@@ -143,9 +147,13 @@ public struct ModelConfig: Sendable, Equatable {
         guard rmsNormEps.isFinite, rmsNormEps > 0, rmsNormEps <= 1 else {
             throw bad("rms_norm_eps", "must be a number in (0, 1], found \(rmsNormEps)")
         }
-        guard ropeTheta.isFinite, ropeTheta > 0 else { throw bad("rope_theta", "must be a positive finite number, found \(ropeTheta)") }
+        guard ropeTheta.isFinite, ropeTheta > 0 else {
+            throw bad("rope_theta", "must be a positive finite number, found \(ropeTheta)")
+        }
         if let window = slidingWindow {
-            guard window > 0 else { throw bad("sliding_window", "must be positive (or null for full attention), found \(window)") }
+            guard window > 0 else {
+                throw bad("sliding_window", "must be positive (or null for full attention), found \(window)")
+            }
         }
         if let bos = bosTokenID, !(0..<vocabSize).contains(bos) {
             throw bad("bos_token_id", "\(bos) is not a token id below vocab_size \(vocabSize)")
@@ -160,7 +168,9 @@ public struct ModelConfig: Sendable, Equatable {
     public static func load(from url: URL) throws -> ModelConfig {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else {
-            throw SwitchyardError.io(path: path, reason: "not found (is \(url.deletingLastPathComponent().path) a Hugging Face model directory?)")
+            throw SwitchyardError.io(
+                path: path,
+                reason: "not found (is \(url.deletingLastPathComponent().path) a Hugging Face model directory?)")
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -187,7 +197,11 @@ public struct ModelConfig: Sendable, Equatable {
         let architecture: ModelArchitecture
         if let archName {
             guard let a = ModelArchitecture(rawValue: archName) else {
-                throw SwitchyardError.unsupported(path: path, what: "architecture \(EscapedText.quoted(archName)) (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw SwitchyardError.unsupported(
+                    path: path,
+                    what:
+                        "architecture \(EscapedText.quoted(archName)) (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
             }
             architecture = a
         } else {
@@ -196,7 +210,11 @@ public struct ModelConfig: Sendable, Equatable {
             case "mistral": architecture = .mistral
             case "qwen2": architecture = .qwen2
             default:
-                throw SwitchyardError.unsupported(path: path, what: "model_type \(modelType.map { EscapedText.quoted($0) } ?? "(missing)") without a supported 'architectures' entry")
+                throw SwitchyardError.unsupported(
+                    path: path,
+                    what:
+                        "model_type \(modelType.map { EscapedText.quoted($0) } ?? "(missing)") without a supported 'architectures' entry"
+                )
             }
         }
         if let act = try obj.string("hidden_act"), act != "silu" {
@@ -234,7 +252,9 @@ public struct ModelConfig: Sendable, Equatable {
             if let list = v.arrayValue {
                 eos = try list.map { item in
                     guard let i = JSONFields.integer(item) else {
-                        throw obj.error("eos_token_id", "expected an integer or a list of integers, found \(JSONFields.describe(v))")
+                        throw obj.error(
+                            "eos_token_id", "expected an integer or a list of integers, found \(JSONFields.describe(v))"
+                        )
                     }
                     return i
                 }
@@ -250,7 +270,8 @@ public struct ModelConfig: Sendable, Equatable {
             // silently dropping columns.
             guard heads > 0 else { throw obj.error("num_attention_heads", "must be positive, found \(heads)") }
             guard hidden % heads == 0 else {
-                throw obj.error("num_attention_heads", "\(heads) does not divide hidden_size \(hidden) (and no head_dim is given)")
+                throw obj.error(
+                    "num_attention_heads", "\(heads) does not divide hidden_size \(hidden) (and no head_dim is given)")
             }
             headDim = hidden / heads
         }
@@ -304,14 +325,18 @@ public enum RopeScaling: Sendable, Equatable {
         case "default": scaling = .none
         case "linear": scaling = .linear(factor: Float(try number("factor")))
         case "llama3":
-            let factor = try number("factor"), low = try number("low_freq_factor"), high = try number("high_freq_factor")
+            let factor = try number("factor"), low = try number("low_freq_factor"),
+                high = try number("high_freq_factor")
             guard let original = try p.int("original_max_position_embeddings") else {
                 throw p.error("original_max_position_embeddings", "missing (needed for rope type 'llama3')")
             }
-            scaling = .llama3(factor: Float(factor), lowFrequencyFactor: Float(low), highFrequencyFactor: Float(high),
-                              originalMaxPositions: original)
+            scaling = .llama3(
+                factor: Float(factor), lowFrequencyFactor: Float(low), highFrequencyFactor: Float(high),
+                originalMaxPositions: original)
         default:
-            throw SwitchyardError.unsupported(path: p.path, what: "\(p.field(typeKey)) \(EscapedText.quoted(type)) (supported: default, linear, llama3)")
+            throw SwitchyardError.unsupported(
+                path: p.path,
+                what: "\(p.field(typeKey)) \(EscapedText.quoted(type)) (supported: default, linear, llama3)")
         }
         try scaling.validate(path: p.path, prefix: p.prefix)
         return scaling
@@ -320,19 +345,27 @@ public enum RopeScaling: Sendable, Equatable {
     /// Checks the parameters' ranges: a factor of at least 1, a high frequency factor above the
     /// low one (their difference divides), a positive original context.
     func validate(path: String, prefix: String = "rope_scaling.") throws {
-        func bad(_ key: String, _ reason: String) -> SwitchyardError { .config(path: path, field: prefix + key, reason: reason) }
+        func bad(_ key: String, _ reason: String) -> SwitchyardError {
+            .config(path: path, field: prefix + key, reason: reason)
+        }
         switch self {
         case .none: break
         case let .linear(factor):
-            guard factor.isFinite, factor >= 1 else { throw bad("factor", "must be a finite number ≥ 1, found \(factor)") }
+            guard factor.isFinite, factor >= 1 else {
+                throw bad("factor", "must be a finite number ≥ 1, found \(factor)")
+            }
         case let .llama3(factor, low, high, original):
-            guard factor.isFinite, factor >= 1 else { throw bad("factor", "must be a finite number ≥ 1, found \(factor)") }
+            guard factor.isFinite, factor >= 1 else {
+                throw bad("factor", "must be a finite number ≥ 1, found \(factor)")
+            }
             guard low.isFinite, low > 0 else { throw bad("low_freq_factor", "must be a positive number, found \(low)") }
             guard high.isFinite, high > low else {
                 throw bad("high_freq_factor", "must be a finite number above low_freq_factor \(low), found \(high)")
             }
             guard original > 0, original <= ModelConfig.Limits.maxPositionEmbeddings else {
-                throw bad("original_max_position_embeddings", "must be in 1...\(ModelConfig.Limits.maxPositionEmbeddings), found \(original)")
+                throw bad(
+                    "original_max_position_embeddings",
+                    "must be in 1...\(ModelConfig.Limits.maxPositionEmbeddings), found \(original)")
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Element types a safetensors file can declare. Switchyard computes in Float32 and converts
@@ -76,8 +77,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         let size = Int(st.st_size)
         guard size >= 8 else {
-            throw SwitchyardError.safetensors(path: url.path, tensor: nil,
-                                              reason: "file is \(size) bytes, too short for a header")
+            throw SwitchyardError.safetensors(
+                path: url.path, tensor: nil,
+                reason: "file is \(size) bytes, too short for a header")
         }
         guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
             throw SwitchyardError.io(path: url.path, reason: "mmap failed: \(String(cString: strerror(errno)))")
@@ -131,8 +133,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
                         dst[i] = HalfPrecision.f16ToFloat(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                     }
                 default:
-                    throw SwitchyardError.safetensors(path: path, tensor: name,
-                                                      reason: "dtype \(info.dtype.rawValue) cannot be read as floats (F32, F16, BF16 are supported)")
+                    throw SwitchyardError.safetensors(
+                        path: path, tensor: name,
+                        reason: "dtype \(info.dtype.rawValue) cannot be read as floats (F32, F16, BF16 are supported)")
                 }
             }
             return out
@@ -146,7 +149,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SwitchyardError.shapeMismatch(path: path, tensor: name, expected: expected, found: info.shape)
         }
         guard info.shape.count == 2 else {
-            throw SwitchyardError.safetensors(path: path, tensor: name, reason: "expected a 2-D tensor, found shape \(info.shape)")
+            throw SwitchyardError.safetensors(
+                path: path, tensor: name, reason: "expected a 2-D tensor, found shape \(info.shape)")
         }
         return Matrix(rows: info.shape[0], cols: info.shape[1], data: try floats(name))
     }
@@ -180,7 +184,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw bad("header length \(headerLength) runs past the end of the file (\(size) bytes): truncated?")
         }
         let hlen = Int(headerLength)
-        let headerBytes = UnsafeBufferPointer(start: base.advanced(by: 8).assumingMemoryBound(to: UInt8.self), count: hlen)
+        let headerBytes = UnsafeBufferPointer(
+            start: base.advanced(by: 8).assumingMemoryBound(to: UInt8.self), count: hlen)
         let json: StrictJSON.Value
         do { json = try StrictJSON.parse(headerBytes) } catch {
             throw bad("header is not valid JSON (\(error))")
@@ -201,7 +206,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard let fields = value.objectEntries else { throw bad("entry is not an object", name) }
             let dict = Dictionary(fields, uniquingKeysWith: { a, _ in a })
             guard let dtypeName = dict["dtype"]?.stringValue else { throw bad("missing 'dtype'", name) }
-            guard let dtype = SafeTensorsDType(rawValue: dtypeName) else { throw bad("unknown dtype '\(dtypeName)'", name) }
+            guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
+                throw bad("unknown dtype '\(dtypeName)'", name)
+            }
             guard let shapeValues = dict["shape"]?.arrayValue else { throw bad("missing 'shape'", name) }
             var shape: [Int] = []
             var count = 1
@@ -215,19 +222,24 @@ public final class SafeTensorsFile: @unchecked Sendable {
                 count = product
             }
             guard let offsets = dict["data_offsets"]?.arrayValue, offsets.count == 2,
-                  let start = offsets[0].intValue, let end = offsets[1].intValue,
-                  start >= 0, end >= start
+                let start = offsets[0].intValue, let end = offsets[1].intValue,
+                start >= 0, end >= start
             else { throw bad("'data_offsets' must be two increasing non-negative integers", name) }
             guard end <= Int64(dataSize) else {
-                throw bad("data_offsets [\(start), \(end)] run past the data section (\(dataSize) bytes): truncated?", name)
+                throw bad(
+                    "data_offsets [\(start), \(end)] run past the data section (\(dataSize) bytes): truncated?", name)
             }
             let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
             guard !overflow, bytes == Int(end - start) else {
-                throw bad("\(dtype.rawValue) × shape \(shape) needs \(overflow ? "too many" : String(bytes)) bytes but data_offsets span \(end - start)", name)
+                throw bad(
+                    "\(dtype.rawValue) × shape \(shape) needs \(overflow ? "too many" : String(bytes)) bytes but data_offsets span \(end - start)",
+                    name)
             }
             tensors[name] = SafeTensorInfo(name: name, dtype: dtype, shape: shape, dataRange: Int(start)..<Int(end))
         }
-        let sorted = tensors.values.filter { !$0.dataRange.isEmpty }.sorted { $0.dataRange.lowerBound < $1.dataRange.lowerBound }
+        let sorted = tensors.values.filter { !$0.dataRange.isEmpty }.sorted {
+            $0.dataRange.lowerBound < $1.dataRange.lowerBound
+        }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.dataRange.upperBound > b.dataRange.lowerBound {
             throw bad("data overlaps tensor '\(a.name)'", b.name)
         }

@@ -30,14 +30,17 @@ struct SafeTensorsWriter {
                 throw SwitchyardError.safetensors(path: url.path, tensor: e.name, reason: "duplicate tensor name")
             }
             guard [.f32, .f16, .bf16].contains(e.dtype) else {
-                throw SwitchyardError.safetensors(path: url.path, tensor: e.name, reason: "cannot write dtype \(e.dtype.rawValue)")
+                throw SwitchyardError.safetensors(
+                    path: url.path, tensor: e.name, reason: "cannot write dtype \(e.dtype.rawValue)")
             }
             guard e.shape.reduce(1, *) == e.values.count else {
-                throw SwitchyardError.safetensors(path: url.path, tensor: e.name,
-                                                  reason: "shape \(e.shape) does not match \(e.values.count) values")
+                throw SwitchyardError.safetensors(
+                    path: url.path, tensor: e.name,
+                    reason: "shape \(e.shape) does not match \(e.values.count) values")
             }
             let bytes = e.values.count * e.dtype.byteSize
-            header[e.name] = ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            header[e.name] =
+                ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
             offset += bytes
         }
         var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])

@@ -26,8 +26,10 @@ public struct Cobyla: Sendable {
     public var bounds: ClosedRange<Float>
 
     /// An optimiser over `dimension` variables; defaults ρ 0.5 → 1e-6 and no bounds.
-    public init(dimension: Int, initialRadius: Float = 0.5, finalRadius: Float = 1e-6,
-                bounds: ClosedRange<Float> = -Float.infinity...Float.infinity) {
+    public init(
+        dimension: Int, initialRadius: Float = 0.5, finalRadius: Float = 1e-6,
+        bounds: ClosedRange<Float> = -Float.infinity...Float.infinity
+    ) {
         self.dimension = dimension
         self.initialRadius = initialRadius
         self.finalRadius = finalRadius
@@ -36,13 +38,18 @@ public struct Cobyla: Sendable {
 
     /// Minimises `objective` from `start` (clipped into the bounds) with exactly `budget` evaluations,
     /// calling `onEvaluation(evaluations, best)` after each.
-    public func minimize(start: [Float], budget: Int, objective: ([Float]) throws -> Float,
-                         onEvaluation: ((Int, Float) -> Void)? = nil) rethrows -> OptimizationResult {
+    public func minimize(
+        start: [Float], budget: Int, objective: ([Float]) throws -> Float,
+        onEvaluation: ((Int, Float) -> Void)? = nil
+    ) rethrows -> OptimizationResult {
         precondition(start.count == dimension, "start has \(start.count) values, dimension is \(dimension)")
-        precondition(initialRadius > 0 && finalRadius > 0 && finalRadius <= initialRadius, "radii must satisfy 0 < final ≤ initial")
+        precondition(
+            initialRadius > 0 && finalRadius > 0 && finalRadius <= initialRadius,
+            "radii must satisfy 0 < final ≤ initial")
         var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
-        var search = Search(n: dimension, lower: Double(bounds.lowerBound), upper: Double(bounds.upperBound),
-                            rhoBegin: Double(initialRadius), rhoEnd: Double(finalRadius))
+        var search = Search(
+            n: dimension, lower: Double(bounds.lowerBound), upper: Double(bounds.upperBound),
+            rhoBegin: Double(initialRadius), rhoEnd: Double(finalRadius))
         var from = start.map { Double(min(max($0, bounds.lowerBound), bounds.upperBound)) }
         while !ledger.exhausted {
             try search.run(from: from, ledger: &ledger, objective: objective)
@@ -68,7 +75,9 @@ public struct Cobyla: Sendable {
 
         func clip(_ x: [Double]) -> [Double] { x.map { min(max($0, lower), upper) } }
 
-        mutating func run(from start: [Double], ledger: inout EvaluationLedger, objective: ([Float]) throws -> Float) rethrows {
+        mutating func run(from start: [Double], ledger: inout EvaluationLedger, objective: ([Float]) throws -> Float)
+            rethrows
+        {
             func f(_ x: [Double]) throws -> Double { Double(try ledger.evaluate(x.map { Float($0) }, objective)) }
             var rho = rhoBegin
             // The initial simplex: the start, then a step of ρ along each axis from the best point
@@ -78,7 +87,11 @@ public struct Cobyla: Sendable {
             sim = []; fSim = []
             for j in 0..<n {
                 if ledger.exhausted { return }
-                let step = pole[j] + rho <= upper ? rho : (pole[j] - rho >= lower ? -rho : (upper - pole[j] >= pole[j] - lower ? upper - pole[j] : lower - pole[j]))
+                let step =
+                    pole[j] + rho <= upper
+                    ? rho
+                    : (pole[j] - rho >= lower
+                        ? -rho : (upper - pole[j] >= pole[j] - lower ? upper - pole[j] : lower - pole[j]))
                 var x = pole
                 x[j] += step
                 let value = try f(x)
@@ -97,14 +110,16 @@ public struct Cobyla: Sendable {
             var branch = true  // Powell's IBRNCH: false only after a failed step from an unacceptable simplex.
             while !ledger.exhausted {
                 // The best vertex becomes the pole.
-                if let (nbest, _) = fSim.enumerated().filter({ $0.element < fPole }).min(by: { $0.element < $1.element }) {
+                if let (nbest, _) = fSim.enumerated().filter({ $0.element < fPole }).min(by: { $0.element < $1.element }
+                ) {
                     let shift = sim[nbest]
                     for k in 0..<n { pole[k] += shift[k] }
                     for j in 0..<n where j != nbest { for k in 0..<n { sim[j][k] -= shift[k] } }
                     sim[nbest] = shift.map { -$0 }
                     swap(&fPole, &fSim[nbest])
                 }
-                guard let simi = Self.inverse(sim, n: n) else { return }  // a degenerate simplex: restart around the best point
+                // A degenerate simplex: restart around the best point.
+                guard let simi = Self.inverse(sim, n: n) else { return }
                 // The model's gradient: g = simiᵀ · (f(vertex) − f(pole)).
                 var g = [Double](repeating: 0, count: n)
                 for j in 0..<n { for i in 0..<n { g[i] += (fSim[j] - fPole) * simi[j][i] } }
@@ -146,7 +161,9 @@ public struct Cobyla: Sendable {
                     }
                     var edgmax = delta * rho
                     for j in 0..<n where sigbar[j] >= parsig || sigbar[j] >= vsig[j] {
-                        let t = actual > 0 ? zip(dx, sim[j]).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() : veta[j]
+                        let t =
+                            actual > 0
+                            ? zip(dx, sim[j]).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() : veta[j]
                         if t > edgmax { jdrop = j; edgmax = t }
                     }
                     if let j = jdrop {
@@ -169,7 +186,9 @@ public struct Cobyla: Sendable {
         func trustRegionStep(_ g: [Double], rho: Double) -> [Double] {
             func step(_ lambda: Double) -> [Double] {
                 (0..<n).map { i in
-                    let d = lambda.isInfinite ? (g[i] > 0 ? -Double.infinity : (g[i] < 0 ? Double.infinity : 0)) : -lambda * g[i]
+                    let d =
+                        lambda.isInfinite
+                        ? (g[i] > 0 ? -Double.infinity : (g[i] < 0 ? Double.infinity : 0)) : -lambda * g[i]
                     return min(max(d, lower - pole[i]), upper - pole[i])
                 }
             }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One few-shot example of a new task: prompt and completion token ids.
 public struct FewShotExample: Sendable, Equatable {
     /// The input's token ids (non-empty); conditions the completion but is not scored.
@@ -40,11 +42,14 @@ public final class LoraHubComposer {
     public init(model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05) throws {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("compose: no experts") }
         guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {
-            throw SwitchyardError.invalidArgument("compose: need at least one example, each with a prompt and a completion")
+            throw SwitchyardError.invalidArgument(
+                "compose: need at least one example, each with a prompt and a completion")
         }
         let ranks = Set(experts.flatMap(\.ranks))
         guard ranks.count == 1, let r = ranks.first else {
-            throw SwitchyardError.invalidArgument("compose: LoraHub composition needs experts of one rank; found \(experts.map { "\($0.name): \($0.ranks)" }.joined(separator: ", "))")
+            throw SwitchyardError.invalidArgument(
+                "compose: LoraHub composition needs experts of one rank; found \(experts.map { "\($0.name): \($0.ranks)" }.joined(separator: ", "))"
+            )
         }
         self.model = model
         self.experts = experts
@@ -60,23 +65,29 @@ public final class LoraHubComposer {
         var modules: [ProjectionSite: LoRAModule] = [:]
         for site in sites {
             let present = zip(experts, w).compactMap { e, wi in e.modules[site].map { ($0, wi) } }
-            modules[site] = LoRAModule.weightedSum(present.map { m, wi in
-                let f = wi * m.scale.squareRoot()
-                return (m, f, f)
-            }, site: site)
+            modules[site] = LoRAModule.weightedSum(
+                present.map { m, wi in
+                    let f = wi * m.scale.squareRoot()
+                    return (m, f, f)
+                }, site: site)
         }
         let kinds = ProjectionKind.allCases.filter { k in sites.contains { $0.kind == k } }
         let layers = Set(sites.map(\.layer)).sorted()
-        let config = AdapterConfig(rank: rank, alpha: Float(rank), targetModules: .names(kinds.map(\.rawValue)),
-                                   layersToTransform: layers == Array(0..<layers.count) ? nil : layers,
-                                   baseModelNameOrPath: experts[0].config.baseModelNameOrPath)
+        let config = AdapterConfig(
+            rank: rank, alpha: Float(rank), targetModules: .names(kinds.map(\.rawValue)),
+            layersToTransform: layers == Array(0..<layers.count) ? nil : layers,
+            baseModelNameOrPath: experts[0].config.baseModelNameOrPath)
         let composition = zip(experts, w).map { "\($0.name)=\($1)" }.joined(separator: ",")
         return LoRAAdapter(name: name, config: config, modules: modules, composition: composition)
     }
 
     /// Mean cross-entropy of the completion tokens under `adapter` (nil: the base model).
     public func crossEntropy(_ adapter: LoRAAdapter?) throws -> Float {
-        let inputs = examples.map { SequenceInput(tokens: $0.prompt + $0.completion, cache: model.makeCache(initialCapacity: $0.prompt.count + $0.completion.count)) }
+        let inputs = examples.map {
+            SequenceInput(
+                tokens: $0.prompt + $0.completion,
+                cache: model.makeCache(initialCapacity: $0.prompt.count + $0.completion.count))
+        }
         var delta: LoRAMixDelta? = nil
         if let adapter {
             delta = LoRAMixDelta(experts: [adapter])
@@ -100,7 +111,8 @@ public final class LoraHubComposer {
     /// of upstream `algorithm.py` (`default_get_loss` divides the batch's mean token loss by the
     /// number of examples; `default_l1_regularization` is `0.05 · Σ|w| / K`).
     public func objective(_ w: [Float]) throws -> Float {
-        try crossEntropy(compose(w, name: "candidate")) / Float(examples.count) + l1 * w.reduce(0) { $0 + abs($1) } / Float(w.count)
+        try crossEntropy(compose(w, name: "candidate")) / Float(examples.count) + l1 * w.reduce(0) { $0 + abs($1) }
+            / Float(w.count)
     }
 
     /// The experts to compose when none are named: the trained experts (composed ones are left
@@ -109,7 +121,9 @@ public final class LoraHubComposer {
     public static func defaultExperts(in registry: ExpertRegistry) -> [String] {
         let single = registry.list().filter { $0.summary.ranks.count == 1 && $0.summary.composition == nil }
         let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
-        guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else { return [] }
+        guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else {
+            return []
+        }
         return single.filter { $0.summary.ranks == [rank] }.map(\.name)
     }
 
@@ -117,7 +131,9 @@ public final class LoraHubComposer {
     /// probabilities averaged over the examples; ties to the router's earlier expert), in that
     /// order: a pool for composition chosen by routing.
     public static func preselect(router: BoundRouter, prompts: [[Int]], count: Int) throws -> [String] {
-        guard count > 0 else { throw SwitchyardError.invalidArgument("preselect: the pool size must be ≥ 1, found \(count)") }
+        guard count > 0 else {
+            throw SwitchyardError.invalidArgument("preselect: the pool size must be ≥ 1, found \(count)")
+        }
         guard !prompts.isEmpty else { throw SwitchyardError.invalidArgument("preselect: no example prompts") }
         var mean = [Float](repeating: 0, count: router.spec.experts.count)
         for prompt in prompts {
@@ -131,8 +147,10 @@ public final class LoraHubComposer {
     /// Searches the weights from zero within ±1.5 (LoraHub's bounds) with exactly `budget`
     /// objective evaluations and returns the best. COBYLA starts with radius 0.5 (nevergrad's
     /// step for these bounds); CMA-ES with step 0.5 and `seed`.
-    public func search(optimizer: CompositionOptimizer = .cobyla, budget: Int = 40, seed: UInt64 = 0,
-                       onEvaluation: ((Int, Float) -> Void)? = nil) throws -> OptimizationResult {
+    public func search(
+        optimizer: CompositionOptimizer = .cobyla, budget: Int = 40, seed: UInt64 = 0,
+        onEvaluation: ((Int, Float) -> Void)? = nil
+    ) throws -> OptimizationResult {
         let start = [Float](repeating: 0, count: experts.count)
         switch optimizer {
         case .cobyla:
@@ -147,5 +165,3 @@ public final class LoraHubComposer {
     /// LoraHub's bounds on every weight.
     public static let bounds: ClosedRange<Float> = -1.5...1.5
 }
-
-import Foundation

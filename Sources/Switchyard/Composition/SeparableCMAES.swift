@@ -20,8 +20,10 @@ public struct SeparableCMAES: Sendable {
     public var seed: UInt64
 
     /// An optimiser over `dimension` variables; `populationSize` nil uses the standard default.
-    public init(dimension: Int, initialStep: Float = 0.5, bounds: ClosedRange<Float> = -1.5...1.5,
-                populationSize: Int? = nil, seed: UInt64 = 0) {
+    public init(
+        dimension: Int, initialStep: Float = 0.5, bounds: ClosedRange<Float> = -1.5...1.5,
+        populationSize: Int? = nil, seed: UInt64 = 0
+    ) {
         self.dimension = dimension
         self.initialStep = initialStep
         self.bounds = bounds
@@ -31,8 +33,10 @@ public struct SeparableCMAES: Sendable {
 
     /// Minimises `objective` from `start` with exactly `budget` evaluations, calling
     /// `onEvaluation(evaluations, best)` after each.
-    public func minimize(start: [Float], budget: Int, objective: ([Float]) throws -> Float,
-                         onEvaluation: ((Int, Float) -> Void)? = nil) rethrows -> OptimizationResult {
+    public func minimize(
+        start: [Float], budget: Int, objective: ([Float]) throws -> Float,
+        onEvaluation: ((Int, Float) -> Void)? = nil
+    ) rethrows -> OptimizationResult {
         precondition(start.count == dimension, "start has \(start.count) values, dimension is \(dimension)")
         let n = Double(dimension), lambda = populationSize, mu = lambda / 2
         var weights = (0..<mu).map { Foundation.log(Double(mu) + 0.5) - Foundation.log(Double($0 + 1)) }
@@ -52,7 +56,9 @@ public struct SeparableCMAES: Sendable {
         var sigma = Double(initialStep)
         var variance = [Double](repeating: 1, count: dimension)
         var pSigma = [Double](repeating: 0, count: dimension), pC = pSigma
-        func clip(_ x: [Double]) -> [Float] { x.map { Float(min(max($0, Double(bounds.lowerBound)), Double(bounds.upperBound))) } }
+        func clip(_ x: [Double]) -> [Float] {
+            x.map { Float(min(max($0, Double(bounds.lowerBound)), Double(bounds.upperBound))) }
+        }
 
         var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
         if budget > 0 { _ = try ledger.evaluate(clip(mean), objective) }
@@ -74,13 +80,17 @@ public struct SeparableCMAES: Sendable {
             let normFactor = (cSigma * (2 - cSigma) * muEff).squareRoot()
             for j in 0..<dimension { pSigma[j] = (1 - cSigma) * pSigma[j] + normFactor * zMean[j] }
             let pSigmaNorm = pSigma.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let hSigma: Double = pSigmaNorm / (1 - Foundation.pow(1 - cSigma, 2 * Double(generation))).squareRoot() < (1.4 + 2 / (n + 1)) * chiN ? 1 : 0
+            let hSigma: Double =
+                pSigmaNorm / (1 - Foundation.pow(1 - cSigma, 2 * Double(generation))).squareRoot() < (1.4 + 2 / (n + 1))
+                    * chiN ? 1 : 0
             let ccFactor = (cc * (2 - cc) * muEff).squareRoot()
             for j in 0..<dimension {
                 let y = variance[j].squareRoot() * zMean[j]
                 pC[j] = (1 - cc) * pC[j] + hSigma * ccFactor * y
                 var rankMu = 0.0
-                for (i, w) in weights.enumerated() { rankMu += w * variance[j] * candidates[i].z[j] * candidates[i].z[j] }
+                for (i, w) in weights.enumerated() {
+                    rankMu += w * variance[j] * candidates[i].z[j] * candidates[i].z[j]
+                }
                 variance[j] = (1 - c1 - cMu) * variance[j] + c1 * pC[j] * pC[j] + cMu * rankMu
                 variance[j] = max(variance[j], 1e-12)
             }

@@ -55,8 +55,10 @@ public final class Engine {
         /// Set by `cancel`/`finish`: leaves at the start of the next step.
         var pendingFinish: FinishReason?
 
-        init(id: Int, request: GenerationRequest, routing: RequestRouting?, router: BoundRouter?, names: [String],
-             trace: RoutingTrace?, keepAlive: AnyObject?) {
+        init(
+            id: Int, request: GenerationRequest, routing: RequestRouting?, router: BoundRouter?, names: [String],
+            trace: RoutingTrace?, keepAlive: AnyObject?
+        ) {
             self.id = id
             self.request = request
             self.routing = routing
@@ -93,8 +95,10 @@ public final class Engine {
     /// `keepAlive` (e.g. an `ExpertLease`) is held until the request leaves the engine.
     /// Throws `SwitchyardError.invalidArgument` naming the bad field; nothing is queued then.
     @discardableResult
-    public func admit(_ request: GenerationRequest, routing: RequestRouting = .base, trace: RoutingTrace? = nil,
-                      keepAlive: AnyObject? = nil) throws -> Int {
+    public func admit(
+        _ request: GenerationRequest, routing: RequestRouting = .base, trace: RoutingTrace? = nil,
+        keepAlive: AnyObject? = nil
+    ) throws -> Int {
         let names: [String]
         switch routing {
         case let .fixed(mix, experts):
@@ -108,18 +112,25 @@ public final class Engine {
     /// Admits a request routed by `router`. A sentence router decides when the request starts
     /// (in the engine's step, not here); token and rank routers route inside every forward.
     @discardableResult
-    public func admit(_ request: GenerationRequest, router: BoundRouter, trace: RoutingTrace? = nil,
-                      keepAlive: AnyObject? = nil) throws -> Int {
-        let names = router.spec.granularity == .rank
+    public func admit(
+        _ request: GenerationRequest, router: BoundRouter, trace: RoutingTrace? = nil,
+        keepAlive: AnyObject? = nil
+    ) throws -> Int {
+        let names =
+            router.spec.granularity == .rank
             ? [] : router.experts.map(\.name)
         return try enqueue(request, routing: nil, router: router, names: names, trace: trace, keepAlive: keepAlive)
     }
 
-    private func enqueue(_ request: GenerationRequest, routing: RequestRouting?, router: BoundRouter?, names: [String],
-                         trace: RoutingTrace?, keepAlive: AnyObject?) throws -> Int {
+    private func enqueue(
+        _ request: GenerationRequest, routing: RequestRouting?, router: BoundRouter?, names: [String],
+        trace: RoutingTrace?, keepAlive: AnyObject?
+    ) throws -> Int {
         var request = request
         try validate(&request)
-        let slot = Slot(id: nextID, request: request, routing: routing, router: router, names: names, trace: trace, keepAlive: keepAlive)
+        let slot = Slot(
+            id: nextID, request: request, routing: routing, router: router, names: names, trace: trace,
+            keepAlive: keepAlive)
         nextID += 1
         waiting.append(slot)
         return slot.id
@@ -130,7 +141,8 @@ public final class Engine {
     public static func checkMix(_ mix: ExpertMix, experts: [LoRAAdapter]) throws {
         for e in mix.entries {
             guard experts.indices.contains(e.expert) else {
-                throw SwitchyardError.invalidArgument("experts: mix entry \(e.expert) is not one of the \(experts.count) experts")
+                throw SwitchyardError.invalidArgument(
+                    "experts: mix entry \(e.expert) is not one of the \(experts.count) experts")
             }
             let adapter = experts[e.expert]
             let name = EscapedText.quoted(adapter.name)
@@ -139,7 +151,8 @@ public final class Engine {
             }
             let largest = adapter.modules.values.map { abs($0.scale) }.max() ?? 0
             guard (e.weight * largest).isFinite else {
-                throw SwitchyardError.invalidArgument("experts: weight \(e.weight) of \(name) times its scale \(largest) is not a finite number")
+                throw SwitchyardError.invalidArgument(
+                    "experts: weight \(e.weight) of \(name) times its scale \(largest) is not a finite number")
             }
         }
     }
@@ -154,7 +167,8 @@ public final class Engine {
             throw SwitchyardError.invalidArgument("token_ids: token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
         guard r.promptTokens.count < limit else {
-            throw SwitchyardError.invalidArgument("prompt: \(r.promptTokens.count) tokens; the model's context (max_position_embeddings) is \(limit)")
+            throw SwitchyardError.invalidArgument(
+                "prompt: \(r.promptTokens.count) tokens; the model's context (max_position_embeddings) is \(limit)")
         }
         // Generation stops at the end of the context rather than failing there.
         r.maxNewTokens = min(r.maxNewTokens, limit - r.promptTokens.count)
@@ -167,7 +181,9 @@ public final class Engine {
     /// Ends a request at the next step with `reason` (e.g. `.stop` when the caller matched a
     /// stop string). The first reason given wins.
     public func finish(_ id: Int, reason: FinishReason) {
-        if let s = running.first(where: { $0.id == id }) ?? waiting.first(where: { $0.id == id }), s.pendingFinish == nil {
+        if let s = running.first(where: { $0.id == id }) ?? waiting.first(where: { $0.id == id }),
+            s.pendingFinish == nil
+        {
             s.pendingFinish = reason
         }
     }
@@ -213,10 +229,14 @@ public final class Engine {
         guard !batch.isEmpty else { return events }
         let logits: [Matrix]
         do {
-            let rows = batch.map { StepDeltaBuilder.Rows(routing: $0.slot.routing ?? .base, firstPosition: $0.slot.cache!.length, count: $0.tokens.count) }
+            let rows = batch.map {
+                StepDeltaBuilder.Rows(
+                    routing: $0.slot.routing ?? .base, firstPosition: $0.slot.cache!.length, count: $0.tokens.count)
+            }
             let delta = try builder.build(rows)
-            logits = try model.forward(batch.map { SequenceInput(tokens: $0.tokens, cache: $0.slot.cache!) }, logits: .last,
-                                       delta: delta, workspace: workspace)
+            logits = try model.forward(
+                batch.map { SequenceInput(tokens: $0.tokens, cache: $0.slot.cache!) }, logits: .last,
+                delta: delta, workspace: workspace)
         } catch {
             // The whole step failed: every request in it fails (their caches are inconsistent).
             let failed = Set(batch.map { ObjectIdentifier($0.slot) })
@@ -234,8 +254,12 @@ public final class Engine {
             // A NaN or infinite logit means something overflowed (an extreme expert weight, a
             // hostile checkpoint): fail the request rather than sample garbage from it.
             if row.contains(where: { !$0.isFinite }) {
-                events.append(EngineEvent(request: s.id, kind: .failed(
-                    "non-finite logits at position \(s.cache!.length - 1): the weights or the expert mix overflow Float32")))
+                events.append(
+                    EngineEvent(
+                        request: s.id,
+                        kind: .failed(
+                            "non-finite logits at position \(s.cache!.length - 1): the weights or the expert mix overflow Float32"
+                        )))
                 s.cache = nil
                 done.insert(ObjectIdentifier(s))
                 continue
@@ -245,8 +269,12 @@ public final class Engine {
             s.generated += 1
             if s.firstToken == nil { s.firstToken = now }
             s.nextInput = token
-            events.append(EngineEvent(request: s.id, kind: .token(id: token, logprob: Self.logSoftmax(row, at: token),
-                                                                   routing: decisions(s, position: s.cache!.length - 1))))
+            events.append(
+                EngineEvent(
+                    request: s.id,
+                    kind: .token(
+                        id: token, logprob: Self.logSoftmax(row, at: token),
+                        routing: decisions(s, position: s.cache!.length - 1))))
             if s.request.stopTokens.contains(token) {
                 events.append(finished(s, .stop))
                 done.insert(ObjectIdentifier(s))
@@ -271,9 +299,10 @@ public final class Engine {
     private func finished(_ s: Slot, _ reason: FinishReason) -> EngineEvent {
         let now = DispatchTime.now().uptimeNanoseconds
         func seconds(_ t: UInt64?) -> Double? { t.map { Double($0 &- s.admitted) / 1e9 } }
-        let summary = RequestSummary(promptTokens: s.request.promptTokens.count, generatedTokens: s.generated,
-                                     queueSeconds: seconds(s.started ?? now)!, timeToFirstTokenSeconds: seconds(s.firstToken),
-                                     totalSeconds: seconds(now)!)
+        let summary = RequestSummary(
+            promptTokens: s.request.promptTokens.count, generatedTokens: s.generated,
+            queueSeconds: seconds(s.started ?? now)!, timeToFirstTokenSeconds: seconds(s.firstToken),
+            totalSeconds: seconds(now)!)
         s.cache = nil
         return EngineEvent(request: s.id, kind: .finished(reason, summary))
     }
@@ -282,7 +311,9 @@ public final class Engine {
     private func decisions(_ s: Slot, position: Int) -> [RoutedExperts] {
         guard let trace = s.trace else { return [] }
         func named(_ mix: ExpertMix) -> [(name: String, weight: Float)] {
-            mix.entries.map { (name: $0.expert < s.names.count ? s.names[$0.expert] : "rank\($0.expert)", weight: $0.weight) }
+            mix.entries.map {
+                (name: $0.expert < s.names.count ? s.names[$0.expert] : "rank\($0.expert)", weight: $0.weight)
+            }
         }
         if case let .fixed(mix, _) = s.routing { return [RoutedExperts(layer: nil, experts: named(mix))] }
         var out: [RoutedExperts] = []

@@ -14,11 +14,14 @@ final class SegmentedDelta: ProjectionDelta {
         for s in segments { s.delta.beginLayer(layer, hidden: hidden + s.firstRow * width, rows: s.rows, width: width) }
     }
 
-    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+    func addDelta(
+        at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int
+    ) {
         for s in segments {
-            s.delta.addDelta(at: site, input: input + s.firstRow * inFeatures, inFeatures: inFeatures,
-                             output: output + s.firstRow * outFeatures, outFeatures: outFeatures, rows: s.rows)
+            s.delta.addDelta(
+                at: site, input: input + s.firstRow * inFeatures, inFeatures: inFeatures,
+                output: output + s.firstRow * outFeatures, outFeatures: outFeatures, rows: s.rows)
         }
     }
 }
@@ -66,7 +69,10 @@ public final class StepDeltaBuilder {
         var storage: UInt
         init(_ adapter: LoRAAdapter) {
             name = adapter.name
-            storage = adapter.modules.values.first.map { m in m.a.data.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } } ?? 0
+            storage =
+                adapter.modules.values.first.map { m in
+                    m.a.data.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+                } ?? 0
         }
     }
 
@@ -88,11 +94,14 @@ public final class StepDeltaBuilder {
                 var mapped = ExpertMix()
                 for e in mix.entries where e.weight != 0 {
                     guard e.expert >= 0, e.expert < experts.count else {
-                        throw SwitchyardError.invalidArgument("expert index \(e.expert) out of range (\(experts.count) experts)")
+                        throw SwitchyardError.invalidArgument(
+                            "expert index \(e.expert) out of range (\(experts.count) experts)")
                     }
                     let id = AdapterIdentity(experts[e.expert])
                     let u: Int
-                    if let known = unionIndex[id] { u = known } else {
+                    if let known = unionIndex[id] {
+                        u = known
+                    } else {
                         u = union.count
                         unionIndex[id] = u
                         union.append(experts[e.expert])
@@ -110,7 +119,9 @@ public final class StepDeltaBuilder {
         if !fixedRows.isEmpty {
             let ids = union.map(AdapterIdentity.init)
             let delta: LoRAMixDelta
-            if let k = kernel, k.experts == ids { delta = k.delta } else {
+            if let k = kernel, k.experts == ids {
+                delta = k.delta
+            } else {
                 delta = LoRAMixDelta(experts: union)
                 kernel = (ids, delta)
             }
@@ -130,7 +141,8 @@ extension RequestRouting {
     public static func experts(_ experts: [LoRAAdapter], weights: [Float]? = nil) -> RequestRouting {
         let w = weights ?? Array(repeating: 1, count: experts.count)
         precondition(w.count == experts.count, "one weight per expert")
-        return .fixed(ExpertMix(w.enumerated().map { ExpertMix.Entry(expert: $0.offset, weight: $0.element) }), experts: experts)
+        return .fixed(
+            ExpertMix(w.enumerated().map { ExpertMix.Entry(expert: $0.offset, weight: $0.element) }), experts: experts)
     }
 }
 
@@ -138,7 +150,9 @@ extension BoundRouter {
     /// How a request with this prompt is routed: sentence routers decide here, once (a forward
     /// over the prompt up to the feature layer); token and rank routers return a fresh
     /// per-request delta (token gates with PROMPT_ROUTING_WHOLE decide the prompt's mix here).
-    public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws -> RequestRouting {
+    public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws
+        -> RequestRouting
+    {
         if spec.granularity == .sentence {
             let (mix, _) = try sentenceMix(prompt: prompt, workspace: workspace)
             trace?.record(position: 0, layer: nil, mix: mix)
@@ -146,8 +160,10 @@ extension BoundRouter {
         }
         if selection.promptRouting == .whole, spec.granularity == .token {
             guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }
-            return .perToken(TokenRoutingDelta(router: self, trace: trace,
-                                               prompt: (prompt.count, try promptMixes(prompt: prompt, workspace: workspace))))
+            return .perToken(
+                TokenRoutingDelta(
+                    router: self, trace: trace,
+                    prompt: (prompt.count, try promptMixes(prompt: prompt, workspace: workspace))))
         }
         return .perToken(makeRequestDelta(trace: trace)!)
     }

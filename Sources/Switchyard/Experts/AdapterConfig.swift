@@ -51,9 +51,11 @@ enum PatternMatch {
 
     static func matches(_ pattern: String, _ s: String, field: String) throws -> Bool {
         do {
-            return try RegexCache.regex(pattern).firstMatch(in: s, stepLimit: BoundedRegex.stepLimit(base: steps, textLength: s.utf16.count)) != nil
+            return try RegexCache.regex(pattern).firstMatch(
+                in: s, stepLimit: BoundedRegex.stepLimit(base: steps, textLength: s.utf16.count)) != nil
         } catch {
-            throw SwitchyardError.invalidArgument("\(field): pattern \(EscapedText.quoted(pattern, limit: 80)) on \(EscapedText.quoted(s)): \(error)")
+            throw SwitchyardError.invalidArgument(
+                "\(field): pattern \(EscapedText.quoted(pattern, limit: 80)) on \(EscapedText.quoted(s)): \(error)")
         }
     }
 
@@ -97,9 +99,11 @@ public struct AdapterConfig: Sendable, Equatable {
     var alphaPatternOrder: [String] = []
 
     /// A config from its values (no validation; loading an adapter checks it against the weights).
-    public init(rank: Int, alpha: Float, useRSLoRA: Bool = false, targetModules: TargetModules,
-                rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:],
-                layersToTransform: [Int]? = nil, baseModelNameOrPath: String? = nil) {
+    public init(
+        rank: Int, alpha: Float, useRSLoRA: Bool = false, targetModules: TargetModules,
+        rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:],
+        layersToTransform: [Int]? = nil, baseModelNameOrPath: String? = nil
+    ) {
         self.rank = rank
         self.alpha = alpha
         self.useRSLoRA = useRSLoRA
@@ -118,19 +122,23 @@ public struct AdapterConfig: Sendable, Equatable {
         "peft_version", "lora_dropout", "init_lora_weights", "runtime_config", "megatron_core",
         "layers_pattern", "fan_in_fan_out", "bias", "r", "lora_alpha", "use_rslora", "target_modules",
         "rank_pattern", "alpha_pattern", "layers_to_transform", "exclude_modules", "ensure_weight_tying",
-        "qalora_group_size",
+        "qalora_group_size"
     ]
 
     /// The module's rank: `rank_pattern` override or `r`. Throws when a pattern exceeds its step
     /// limit on this name.
     public func rank(forModule name: String) throws -> Int {
-        try PatternMatch.patternKey(rankPatternOrder, for: name, field: "rank_pattern").flatMap { rankPattern[$0] } ?? rank
+        try PatternMatch.patternKey(rankPatternOrder, for: name, field: "rank_pattern").flatMap { rankPattern[$0] }
+            ?? rank
     }
 
     /// The module's scale: alpha / r, or alpha / sqrt(r) with rsLoRA (with pattern overrides).
     public func scale(forModule name: String) throws -> Float {
         let r = Float(try rank(forModule: name))
-        let a = try PatternMatch.patternKey(alphaPatternOrder, for: name, field: "alpha_pattern").flatMap { alphaPattern[$0] } ?? alpha
+        let a =
+            try PatternMatch.patternKey(alphaPatternOrder, for: name, field: "alpha_pattern").flatMap {
+                alphaPattern[$0]
+            } ?? alpha
         return useRSLoRA ? a / r.squareRoot() : a / r
     }
 
@@ -160,10 +168,12 @@ public struct AdapterConfig: Sendable, Equatable {
             }
         }
         func unsupported(_ key: String, _ detail: String) -> SwitchyardError {
-            .unsupported(path: path, what: "\(EscapedText.quoted(key)) = \(JSONFields.describe(obj.raw(key) ?? .null))\(detail)")
+            .unsupported(
+                path: path, what: "\(EscapedText.quoted(key)) = \(JSONFields.describe(obj.raw(key) ?? .null))\(detail)")
         }
         if let type = try obj.string("peft_type"), type != "LORA" {
-            throw SwitchyardError.unsupported(path: path, what: "peft_type \(EscapedText.quoted(type)) (only LORA adapters are experts)")
+            throw SwitchyardError.unsupported(
+                path: path, what: "peft_type \(EscapedText.quoted(type)) (only LORA adapters are experts)")
         }
         // Features that change the computation and are not implemented.
         for (key, v) in obj.entries where !inert.contains(key) {
@@ -172,8 +182,11 @@ public struct AdapterConfig: Sendable, Equatable {
             }
         }
         if case let .string(initKind)? = obj.value("init_lora_weights"),
-           ["pissa", "olora", "corda", "loftq", "lora_ga"].contains(where: { initKind.lowercased().hasPrefix($0) }) {
-            throw unsupported("init_lora_weights", " (this initialisation modifies the base weights; convert the adapter to plain LoRA first)")
+            ["pissa", "olora", "corda", "loftq", "lora_ga"].contains(where: { initKind.lowercased().hasPrefix($0) })
+        {
+            throw unsupported(
+                "init_lora_weights",
+                " (this initialisation modifies the base weights; convert the adapter to plain LoRA first)")
         }
         if try obj.bool("ensure_weight_tying") == true {
             throw unsupported("ensure_weight_tying", " (tied embedding targets)")
@@ -183,7 +196,9 @@ public struct AdapterConfig: Sendable, Equatable {
         }
         if let pattern = obj.value("layers_pattern"), !isDefault(pattern) {
             let names = pattern.arrayValue?.map(\.stringValue) ?? [pattern.stringValue]
-            guard names == ["layers"] else { throw unsupported("layers_pattern", " (Llama-family models use \"layers\")") }
+            guard names == ["layers"] else {
+                throw unsupported("layers_pattern", " (Llama-family models use \"layers\")")
+            }
         }
         if let excluded = obj.value("exclude_modules"), !isDefault(excluded) {
             throw unsupported("exclude_modules", "")
@@ -205,9 +220,12 @@ public struct AdapterConfig: Sendable, Equatable {
             guard !names.isEmpty else { throw obj.error("target_modules", "empty list") }
             targets = .names(names)
         case let v?:
-            throw obj.error("target_modules", "expected a list of module names, a regex string or \"all-linear\", found \(JSONFields.describe(v))")
+            throw obj.error(
+                "target_modules",
+                "expected a list of module names, a regex string or \"all-linear\", found \(JSONFields.describe(v))")
         case nil:
-            throw obj.error("target_modules", "missing (expected a list of module names, a regex string or \"all-linear\")")
+            throw obj.error(
+                "target_modules", "missing (expected a list of module names, a regex string or \"all-linear\")")
         }
         var ranks: [String: Int] = [:], rankOrder: [String] = []
         if let rp = try obj.object("rank_pattern") {
@@ -234,7 +252,9 @@ public struct AdapterConfig: Sendable, Equatable {
             let items = v.arrayValue ?? [v]
             layers = try items.map { item in
                 guard let i = JSONFields.integer(item), i >= 0 else {
-                    throw obj.error("layers_to_transform", "expected a non-negative integer or a list of them, found \(JSONFields.describe(v))")
+                    throw obj.error(
+                        "layers_to_transform",
+                        "expected a non-negative integer or a list of them, found \(JSONFields.describe(v))")
                 }
                 return i
             }
@@ -244,8 +264,12 @@ public struct AdapterConfig: Sendable, Equatable {
         if case let .regex(pattern) = targets {
             try PatternMatch.compile(PatternMatch.fullPattern(pattern), field: "target_modules", path: path)
         }
-        for key in rankOrder { try PatternMatch.compile(PatternMatch.keyPattern(key), field: "rank_pattern.\(key)", path: path) }
-        for key in alphaOrder { try PatternMatch.compile(PatternMatch.keyPattern(key), field: "alpha_pattern.\(key)", path: path) }
+        for key in rankOrder {
+            try PatternMatch.compile(PatternMatch.keyPattern(key), field: "rank_pattern.\(key)", path: path)
+        }
+        for key in alphaOrder {
+            try PatternMatch.compile(PatternMatch.keyPattern(key), field: "alpha_pattern.\(key)", path: path)
+        }
         var config = AdapterConfig(
             rank: r, alpha: alphaF, useRSLoRA: try obj.bool("use_rslora") ?? false, targetModules: targets,
             rankPattern: ranks, alphaPattern: alphas, layersToTransform: layers,
@@ -273,7 +297,7 @@ public struct AdapterConfig: Sendable, Equatable {
             "layers_to_transform": layersToTransform as Any? ?? NSNull(), "bias": "none", "lora_dropout": 0.0,
             "fan_in_fan_out": false, "use_dora": false, "modules_to_save": NSNull(), "inference_mode": true,
             "base_model_name_or_path": baseModelNameOrPath ?? NSNull(), "init_lora_weights": true,
-            "layers_pattern": NSNull(),
+            "layers_pattern": NSNull()
         ]
     }
 }

@@ -112,9 +112,9 @@ public struct BaseFingerprint: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "sy1", parts[1].utf8.count == 16, parts[2].utf8.count == 32,
-              (parts[1] + parts[2]).utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
-              let a = UInt64(parts[1], radix: 16), let hi = UInt64(parts[2].prefix(16), radix: 16),
-              let lo = UInt64(parts[2].suffix(16), radix: 16)
+            (parts[1] + parts[2]).utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+            let a = UInt64(parts[1], radix: 16), let hi = UInt64(parts[2].prefix(16), radix: 16),
+            let lo = UInt64(parts[2].suffix(16), radix: 16)
         else { return nil }
         self.init(architecture: a, signature: (hi, lo))
     }

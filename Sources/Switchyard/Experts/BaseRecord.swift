@@ -39,7 +39,8 @@ public struct BaseRecord: Sendable, Equatable {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw SwitchyardError.io(path: path, reason: "cannot read the base record: \(String(cString: strerror(errno)))")
+            throw SwitchyardError.io(
+                path: path, reason: "cannot read the base record: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var st = stat()
@@ -56,13 +57,21 @@ public struct BaseRecord: Sendable, Equatable {
         guard try fields.int("version") == 1 else {
             throw fields.error("version", "expected 1 (the only version of this format)")
         }
-        guard let text = try fields.string("base_fingerprint") else { throw fields.error("base_fingerprint", "missing") }
-        guard let fingerprint = BaseFingerprint(text) else {
-            throw fields.error("base_fingerprint", "\(EscapedText.quoted(text, limit: 80)) is not a fingerprint (sy1-<16 hex>-<32 hex>)")
+        guard let text = try fields.string("base_fingerprint") else {
+            throw fields.error("base_fingerprint", "missing")
         }
-        guard let sha = try fields.string("adapter_model_sha256") else { throw fields.error("adapter_model_sha256", "missing") }
-        guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-            throw fields.error("adapter_model_sha256", "\(EscapedText.quoted(sha, limit: 80)) is not a lowercase hex SHA-256")
+        guard let fingerprint = BaseFingerprint(text) else {
+            throw fields.error(
+                "base_fingerprint",
+                "\(EscapedText.quoted(text, limit: 80)) is not a fingerprint (sy1-<16 hex>-<32 hex>)")
+        }
+        guard let sha = try fields.string("adapter_model_sha256") else {
+            throw fields.error("adapter_model_sha256", "missing")
+        }
+        guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        else {
+            throw fields.error(
+                "adapter_model_sha256", "\(EscapedText.quoted(sha, limit: 80)) is not a lowercase hex SHA-256")
         }
         for key in fields.keys where !["version", "base_fingerprint", "adapter_model_sha256"].contains(key) {
             throw fields.error(key, "unknown field")
@@ -72,7 +81,8 @@ public struct BaseRecord: Sendable, Equatable {
 
     /// Writes the record into `directory` (atomically).
     public func write(to directory: URL) throws {
-        let text = "{\"version\": 1, \"base_fingerprint\": \"\(fingerprint)\", \"adapter_model_sha256\": \"\(weightsSHA256)\"}\n"
+        let text =
+            "{\"version\": 1, \"base_fingerprint\": \"\(fingerprint)\", \"adapter_model_sha256\": \"\(weightsSHA256)\"}\n"
         try AtomicFile.write(Data(text.utf8), to: directory.appendingPathComponent(Self.fileName))
     }
 
@@ -93,18 +103,23 @@ public struct BaseRecord: Sendable, Equatable {
     /// - Parameters:
     ///   - expert: the adapter's name, for the message.
     ///   - directory: the adapter's directory, for the message.
-    public static func check(_ record: BaseRecord?, weightsSHA256: String, base: BaseFingerprint?,
-                             allowMismatch: Bool, expert: String, directory: URL) throws {
+    public static func check(
+        _ record: BaseRecord?, weightsSHA256: String, base: BaseFingerprint?,
+        allowMismatch: Bool, expert: String, directory: URL
+    ) throws {
         guard let record else { return }
         let path = directory.appendingPathComponent(fileName).path
         guard record.weightsSHA256 == weightsSHA256 else {
             throw SwitchyardError.config(
                 path: path, field: "adapter_model_sha256",
-                reason: "describes weights \(record.weightsSHA256.prefix(16))…, but adapter_model.safetensors is \(weightsSHA256.prefix(16))… (rewritten after the record was made): re-stamp it for the base it was trained on (switchyard experts stamp) or delete the record")
+                reason:
+                    "describes weights \(record.weightsSHA256.prefix(16))…, but adapter_model.safetensors is \(weightsSHA256.prefix(16))… (rewritten after the record was made): re-stamp it for the base it was trained on (switchyard experts stamp) or delete the record"
+            )
         }
         guard let base, !allowMismatch, !record.fingerprint.matches(base) else { return }
         throw SwitchyardError.invalidArgument(
-            "expert \(EscapedText.quoted(expert)) was trained for base \(record.fingerprint), but the loaded base is \(base) (\(record.fingerprint.difference(from: base))); it would run but produce garbage. Use the base it was trained on, or --allow-base-mismatch to load it anyway")
+            "expert \(EscapedText.quoted(expert)) was trained for base \(record.fingerprint), but the loaded base is \(base) (\(record.fingerprint.difference(from: base))); it would run but produce garbage. Use the base it was trained on, or --allow-base-mismatch to load it anyway"
+        )
     }
 }
 
@@ -120,7 +135,8 @@ extension LoRAAdapter {
             let record = directory.appendingPathComponent(BaseRecord.fileName)
             if FileManager.default.fileExists(atPath: record.path) {
                 do { try FileManager.default.removeItem(at: record) } catch {
-                    throw SwitchyardError.io(path: record.path, reason: "cannot delete a stale base record: \(error.localizedDescription)")
+                    throw SwitchyardError.io(
+                        path: record.path, reason: "cannot delete a stale base record: \(error.localizedDescription)")
                 }
             }
         }

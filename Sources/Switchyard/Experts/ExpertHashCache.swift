@@ -15,9 +15,9 @@ struct FileStamp: Sendable, Equatable, Hashable {
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
         size = Int64(st.st_size)
         #if canImport(Darwin)
-        let mtime = st.st_mtimespec
+            let mtime = st.st_mtimespec
         #else
-        let mtime = st.st_mtim
+            let mtime = st.st_mtim
         #endif
         modifiedNanoseconds = Int64(mtime.tv_sec) &* 1_000_000_000 &+ Int64(mtime.tv_nsec)
         inode = UInt64(st.st_ino)
@@ -66,15 +66,17 @@ enum ExpertHashCache {
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         let n = bytes.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
         guard n == bytes.count,
-              let value = try? StrictJSON.parse(bytes), let entries = value.objectEntries else { return nil }
+            let value = try? StrictJSON.parse(bytes), let entries = value.objectEntries
+        else { return nil }
         let fields = JSONFields(entries: entries, path: path)
         guard (try? fields.int("version")) == 1,
-              let size = try? fields.int("size"), let mtime = try? fields.int("mtime_ns"),
-              let inode = try? fields.string("inode"), let device = try? fields.string("device"),
-              let hash = try? fields.string("sha256"),
-              FileStamp(size: Int64(size), modifiedNanoseconds: Int64(mtime),
-                        inode: UInt64(inode) ?? 0, device: UInt64(device) ?? 0) == stamp,
-              hash.count == 64, hash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            let size = try? fields.int("size"), let mtime = try? fields.int("mtime_ns"),
+            let inode = try? fields.string("inode"), let device = try? fields.string("device"),
+            let hash = try? fields.string("sha256"),
+            FileStamp(
+                size: Int64(size), modifiedNanoseconds: Int64(mtime),
+                inode: UInt64(inode) ?? 0, device: UInt64(device) ?? 0) == stamp,
+            hash.count == 64, hash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { return nil }
         return hash
     }
@@ -83,7 +85,8 @@ enum ExpertHashCache {
     /// name) are ignored.
     static func write(_ hash: String, stamp: FileStamp, to url: URL) {
         // Inode and device as strings: JSON integers are read as signed 64-bit.
-        let text = "{\"version\": 1, \"size\": \(stamp.size), \"mtime_ns\": \(stamp.modifiedNanoseconds), "
+        let text =
+            "{\"version\": 1, \"size\": \(stamp.size), \"mtime_ns\": \(stamp.modifiedNanoseconds), "
             + "\"inode\": \"\(stamp.inode)\", \"device\": \"\(stamp.device)\", \"sha256\": \"\(hash)\"}\n"
         try? AtomicFile.write(Data(text.utf8), to: url)
     }

@@ -99,8 +99,10 @@ public final class ExpertRegistry: @unchecked Sendable {
     ///   - baseFingerprint: the loaded base's fingerprint, which recorded bases must match (nil:
     ///     not compared; see `init(directory:model:…)`).
     ///   - allowBaseMismatch: accept experts recorded for another base.
-    public init(directory: URL, base: ModelConfig, baseFingerprint: BaseFingerprint? = nil, allowBaseMismatch: Bool = false,
-                budgetBytes: Int = 1 << 30, create: Bool = true) throws {
+    public init(
+        directory: URL, base: ModelConfig, baseFingerprint: BaseFingerprint? = nil, allowBaseMismatch: Bool = false,
+        budgetBytes: Int = 1 << 30, create: Bool = true
+    ) throws {
         self.directory = directory
         self.base = base
         self.baseFingerprint = baseFingerprint
@@ -109,10 +111,13 @@ public final class ExpertRegistry: @unchecked Sendable {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: directory.path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw SwitchyardError.io(path: directory.path, reason: "registry is not a directory") }
+            guard isDir.boolValue else {
+                throw SwitchyardError.io(path: directory.path, reason: "registry is not a directory")
+            }
         } else if create {
             do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-                throw SwitchyardError.io(path: directory.path, reason: "cannot create registry directory: \(error.localizedDescription)")
+                throw SwitchyardError.io(
+                    path: directory.path, reason: "cannot create registry directory: \(error.localizedDescription)")
             }
         } else {
             throw SwitchyardError.io(path: directory.path, reason: "registry directory not found")
@@ -124,10 +129,13 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     /// Opens a registry for experts of a loaded `model`: shapes are checked against its config and
     /// recorded bases against its fingerprint (computed here, a few milliseconds).
-    public convenience init(directory: URL, model: LlamaModel, allowBaseMismatch: Bool = false,
-                            budgetBytes: Int = 1 << 30, create: Bool = true) throws {
-        try self.init(directory: directory, base: model.config, baseFingerprint: BaseFingerprint(model: model),
-                      allowBaseMismatch: allowBaseMismatch, budgetBytes: budgetBytes, create: create)
+    public convenience init(
+        directory: URL, model: LlamaModel, allowBaseMismatch: Bool = false,
+        budgetBytes: Int = 1 << 30, create: Bool = true
+    ) throws {
+        try self.init(
+            directory: directory, base: model.config, baseFingerprint: BaseFingerprint(model: model),
+            allowBaseMismatch: allowBaseMismatch, budgetBytes: budgetBytes, create: create)
     }
 
     /// Records a listed directory: an expert candidate, or a bad name. Called with the lock held
@@ -145,7 +153,8 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// (the entry type it reports saves a `stat` per expert).
     static func listDirectories(_ directory: URL) throws -> (directories: [String], hidden: [String]) {
         guard let dir = opendir(directory.path) else {
-            throw SwitchyardError.io(path: directory.path, reason: "cannot list registry: \(String(cString: strerror(errno)))")
+            throw SwitchyardError.io(
+                path: directory.path, reason: "cannot list registry: \(String(cString: strerror(errno)))")
         }
         defer { closedir(dir) }
         var directories: [String] = [], hidden: [String] = []
@@ -188,7 +197,9 @@ public final class ExpertRegistry: @unchecked Sendable {
                 var newest = (try? fm.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? now
                 for child in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] {
                     let path = url.appendingPathComponent(child).path
-                    if let d = try? fm.attributesOfItem(atPath: path)[.modificationDate] as? Date, d > newest { newest = d }
+                    if let d = try? fm.attributesOfItem(atPath: path)[.modificationDate] as? Date, d > newest {
+                        newest = d
+                    }
                 }
                 guard now.timeIntervalSince(newest) > stagingGracePeriod else { continue }
             }
@@ -199,10 +210,13 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// Expert names must be plain directory names.
     public static func validateName(_ name: String) throws {
         func allowed(_ b: UInt8) -> Bool {
-            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x2E || b == 0x5F || b == 0x2D
+            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x2E
+                || b == 0x5F || b == 0x2D
         }
         guard !name.isEmpty, name.utf8.count <= 128, !name.hasPrefix("."), name.utf8.allSatisfy(allowed) else {
-            throw SwitchyardError.invalidArgument("invalid expert name \(EscapedText.quoted(name)): use letters, digits, '.', '_' and '-', not starting with '.'")
+            throw SwitchyardError.invalidArgument(
+                "invalid expert name \(EscapedText.quoted(name)): use letters, digits, '.', '_' and '-', not starting with '.'"
+            )
         }
     }
 
@@ -212,9 +226,10 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     private func stamps(_ name: String) -> Stamps {
         let dir = expertDirectory(name)
-        return Stamps(config: FileStamp(path: dir.appendingPathComponent("adapter_config.json").path),
-                      weights: FileStamp(path: dir.appendingPathComponent("adapter_model.safetensors").path),
-                      baseRecord: FileStamp(path: dir.appendingPathComponent(BaseRecord.fileName).path))
+        return Stamps(
+            config: FileStamp(path: dir.appendingPathComponent("adapter_config.json").path),
+            weights: FileStamp(path: dir.appendingPathComponent("adapter_model.safetensors").path),
+            baseRecord: FileStamp(path: dir.appendingPathComponent(BaseRecord.fileName).path))
     }
 
     /// The expert's summary and base record, validating it when it never was or its files
@@ -244,8 +259,9 @@ public final class ExpertRegistry: @unchecked Sendable {
     private func checkedBaseRecord(_ name: String) throws -> BaseRecord? {
         let dir = expertDirectory(name)
         guard let record = try BaseRecord.read(directory: dir) else { return nil }
-        try BaseRecord.check(record, weightsSHA256: try sha256(name), base: baseFingerprint,
-                             allowMismatch: allowBaseMismatch, expert: name, directory: dir)
+        try BaseRecord.check(
+            record, weightsSHA256: try sha256(name), base: baseFingerprint,
+            allowMismatch: allowBaseMismatch, expert: name, directory: dir)
         return record
     }
 
@@ -267,7 +283,9 @@ public final class ExpertRegistry: @unchecked Sendable {
 
     private func makeEntry(_ name: String) throws -> Entry {
         let (summary, baseRecord) = try summary(name)
-        return Entry(name: name, directory: expertDirectory(name), summary: summary, sha256: try sha256(name), baseRecord: baseRecord)
+        return Entry(
+            name: name, directory: expertDirectory(name), summary: summary, sha256: try sha256(name),
+            baseRecord: baseRecord)
     }
 
     // MARK: Queries
@@ -309,8 +327,11 @@ public final class ExpertRegistry: @unchecked Sendable {
         if let bad = badNames[name] { return bad }
         if case let .invalid(error)? = records[name]?.validation?.result { return error }
         let known = records.keys.sorted()
-        let list = known.prefix(10).map { EscapedText.escaped($0) }.joined(separator: ", ") + (known.count > 10 ? ", …" : "")
-        return SwitchyardError.invalidArgument("unknown expert \(EscapedText.quoted(name)) in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))")
+        let list =
+            known.prefix(10).map { EscapedText.escaped($0) }.joined(separator: ", ") + (known.count > 10 ? ", …" : "")
+        return SwitchyardError.invalidArgument(
+            "unknown expert \(EscapedText.quoted(name)) in registry \(directory.path) (known: \(known.isEmpty ? "none" : list))"
+        )
     }
 
     /// The cache counters now.
@@ -385,7 +406,9 @@ public final class ExpertRegistry: @unchecked Sendable {
             resident[name] = r
             stats.hits += 1
             return r.adapter
-        }) { return hit }
+        }) {
+            return hit
+        }
         // Miss: read from disk without holding the lock, parsing once for validation and load.
         let adapter = try load(name)
         return lock.withLock {
@@ -427,7 +450,8 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// Evicts least-recently-used unpinned experts until the budget holds. Called with the lock held.
     private func evictIfNeeded() {
         while stats.residentBytes > budgetBytes {
-            guard let victim = resident.filter({ $0.value.pins == 0 }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { return }
+            guard let victim = resident.filter({ $0.value.pins == 0 }).min(by: { $0.value.lastUse < $1.value.lastUse })
+            else { return }
             resident.removeValue(forKey: victim.key)
             stats.residentBytes -= victim.value.adapter.byteCount
             stats.evictions += 1
@@ -465,7 +489,8 @@ public final class ExpertRegistry: @unchecked Sendable {
             }
         } catch {
             try? fm.removeItem(at: staging)
-            throw SwitchyardError.io(path: source.path, reason: "cannot copy into registry: \(error.localizedDescription)")
+            throw SwitchyardError.io(
+                path: source.path, reason: "cannot copy into registry: \(error.localizedDescription)")
         }
         return try install(staging: staging, name: name)
     }
@@ -491,24 +516,33 @@ public final class ExpertRegistry: @unchecked Sendable {
         do {
             let summary = try LoRAAdapter.inspect(directory: staging, base: base)
             let weights = staging.appendingPathComponent("adapter_model.safetensors").path
-            guard let stamp = FileStamp(path: weights) else { throw SwitchyardError.io(path: weights, reason: "cannot read") }
+            guard let stamp = FileStamp(path: weights) else {
+                throw SwitchyardError.io(path: weights, reason: "cannot read")
+            }
             let hash = try ExpertHashCache.sha256(weights: weights, stamp: stamp, directory: staging)
             let baseRecord = try BaseRecord.read(directory: staging)
-            try BaseRecord.check(baseRecord, weightsSHA256: hash, base: baseFingerprint, allowMismatch: allowBaseMismatch,
-                                 expert: name, directory: staging)
+            try BaseRecord.check(
+                baseRecord, weightsSHA256: hash, base: baseFingerprint, allowMismatch: allowBaseMismatch,
+                expert: name, directory: staging)
             let configStamp = FileStamp(path: staging.appendingPathComponent("adapter_config.json").path)
             let recordStamp = FileStamp(path: staging.appendingPathComponent(BaseRecord.fileName).path)
             try lock.withLock {
                 guard !fm.fileExists(atPath: final.path) else {
-                    throw SwitchyardError.invalidArgument("expert \(EscapedText.quoted(name)) already exists in \(directory.path); remove it first or pick another name")
+                    throw SwitchyardError.invalidArgument(
+                        "expert \(EscapedText.quoted(name)) already exists in \(directory.path); remove it first or pick another name"
+                    )
                 }
                 do { try fm.moveItem(at: staging, to: final) } catch {
-                    throw SwitchyardError.io(path: final.path, reason: "cannot install expert: \(error.localizedDescription)")
+                    throw SwitchyardError.io(
+                        path: final.path, reason: "cannot install expert: \(error.localizedDescription)")
                 }
                 badNames[name] = nil
-                records[name] = Record(validation: (.valid(summary, baseRecord),
-                                                    Stamps(config: configStamp, weights: stamp, baseRecord: recordStamp)),
-                                       sha256: (hash, stamp))
+                records[name] = Record(
+                    validation: (
+                        .valid(summary, baseRecord),
+                        Stamps(config: configStamp, weights: stamp, baseRecord: recordStamp)
+                    ),
+                    sha256: (hash, stamp))
             }
             return Entry(name: name, directory: final, summary: summary, sha256: hash, baseRecord: baseRecord)
         } catch {

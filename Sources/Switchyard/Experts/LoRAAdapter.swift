@@ -27,7 +27,9 @@ public struct LoRAModule: Sendable, Equatable {
 
     /// `A = Σ aFactor_i·A_i`, `B = Σ bFactor_i·B_i` over modules of one rank and shape, at scale 1
     /// (PEFT's linear combination and LoraHub's composition).
-    static func weightedSum(_ parts: [(module: LoRAModule, aFactor: Float, bFactor: Float)], site: ProjectionSite) -> LoRAModule {
+    static func weightedSum(_ parts: [(module: LoRAModule, aFactor: Float, bFactor: Float)], site: ProjectionSite)
+        -> LoRAModule
+    {
         let first = parts[0].module
         var a = Matrix(rows: first.rank, cols: first.a.cols), b = Matrix(rows: first.b.rows, cols: first.rank)
         for (m, fa, fb) in parts {
@@ -43,8 +45,9 @@ public struct LoRAModule: Sendable, Equatable {
         b.data.withUnsafeBufferPointer { bp in
             a.data.withUnsafeBufferPointer { ap in
                 out.data.withUnsafeMutableBufferPointer { o in
-                    BLAS.gemm(m: b.rows, n: a.cols, k: rank, alpha: scale, a: bp.baseAddress!, lda: rank,
-                              b: ap.baseAddress!, ldb: a.cols, c: o.baseAddress!, ldc: a.cols)
+                    BLAS.gemm(
+                        m: b.rows, n: a.cols, k: rank, alpha: scale, a: bp.baseAddress!, lda: rank,
+                        b: ap.baseAddress!, ldb: a.cols, c: o.baseAddress!, ldc: a.cols)
                 }
             }
         }
@@ -71,7 +74,8 @@ public struct LoRAAdapter: Sendable {
     public static let compositionMetadataKey = "switchyard.composed_from"
 
     /// An adapter from parts already validated against each other (`load` validates files).
-    public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule], composition: String? = nil) {
+    public init(name: String, config: AdapterConfig, modules: [ProjectionSite: LoRAModule], composition: String? = nil)
+    {
         self.name = name
         self.config = config
         self.modules = modules
@@ -85,7 +89,9 @@ public struct LoRAAdapter: Sendable {
     /// Distinct ranks over modules, ascending.
     public var ranks: [Int] { Array(Set(modules.values.map(\.rank))).sorted() }
     /// Projection kinds adapted in at least one layer.
-    public var targetKinds: [ProjectionKind] { ProjectionKind.allCases.filter { k in modules.keys.contains { $0.kind == k } } }
+    public var targetKinds: [ProjectionKind] {
+        ProjectionKind.allCases.filter { k in modules.keys.contains { $0.kind == k } }
+    }
 
     static let keyPrefix = "base_model.model."
 
@@ -103,7 +109,9 @@ public struct LoRAAdapter: Sendable {
     }
 
     /// Reads the weights a validated plan names, refusing NaN and infinite values.
-    static func load(config: AdapterConfig, file: SafeTensorsFile, plan: [ModulePlan], name: String) throws -> LoRAAdapter {
+    static func load(config: AdapterConfig, file: SafeTensorsFile, plan: [ModulePlan], name: String) throws
+        -> LoRAAdapter
+    {
         var modules: [ProjectionSite: LoRAModule] = [:]
         for p in plan {
             let a = try file.matrix(p.aKey), b = try file.matrix(p.bKey)
@@ -111,13 +119,16 @@ public struct LoRAAdapter: Sendable {
             try checkFinite(b.data, tensor: p.bKey, path: file.path)
             modules[p.site] = LoRAModule(site: p.site, a: a, b: b, scale: p.scale)
         }
-        return LoRAAdapter(name: name, config: config, modules: modules, composition: file.metadata[compositionMetadataKey])
+        return LoRAAdapter(
+            name: name, config: config, modules: modules, composition: file.metadata[compositionMetadataKey])
     }
 
     /// Throws, naming the tensor and the first bad index, when `values` holds a NaN or an infinity.
     static func checkFinite(_ values: [Float], tensor: String, path: String) throws {
         guard let i = values.firstIndex(where: { !$0.isFinite }) else { return }
-        throw SwitchyardError.safetensors(path: path, tensor: tensor, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
+        throw SwitchyardError.safetensors(
+            path: path, tensor: tensor,
+            reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
     }
 
     /// Throws when an adapter holds a NaN or infinite weight or scale (naming the tensor).
@@ -179,12 +190,19 @@ public struct LoRAAdapter: Sendable {
         let configURL = directory.appendingPathComponent("adapter_config.json")
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
         guard let configData = fm.contents(atPath: configURL.path) else {
-            throw SwitchyardError.io(path: configURL.path, reason: "cannot read adapter_config.json (is \(directory.path) a PEFT adapter directory?)")
+            throw SwitchyardError.io(
+                path: configURL.path,
+                reason: "cannot read adapter_config.json (is \(directory.path) a PEFT adapter directory?)")
         }
         let config = try AdapterConfig.parse(configData, path: configURL.path)
         guard fm.fileExists(atPath: weightsURL.path) else {
-            let others = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") }
-            let hint = others.isEmpty ? "" : " (found \(others.sorted().joined(separator: ", ")): pickle weights are not loaded; save with safe_serialization)"
+            let others = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).filter {
+                $0.hasSuffix(".bin") || $0.hasSuffix(".pt")
+            }
+            let hint =
+                others.isEmpty
+                ? ""
+                : " (found \(others.sorted().joined(separator: ", ")): pickle weights are not loaded; save with safe_serialization)"
             throw SwitchyardError.io(path: weightsURL.path, reason: "missing adapter_model.safetensors\(hint)")
         }
         let file = try SafeTensorsFile(url: weightsURL)
@@ -193,9 +211,17 @@ public struct LoRAAdapter: Sendable {
         var found: [ProjectionSite: (a: String?, b: String?)] = [:]
         for key in file.names {
             guard let (site, which) = parseKey(key, numLayers: base.numLayers) else {
-                throw SwitchyardError.unsupported(path: path, what: "tensor \(EscapedText.quoted(key)) is not a LoRA A/B weight of a Llama decoder projection with a layer index below \(base.numLayers) (found keys: \(file.names.prefix(6).map { EscapedText.quoted($0, limit: 80) }.joined(separator: ", "))\(file.names.count > 6 ? ", …" : ""))")
+                throw SwitchyardError.unsupported(
+                    path: path,
+                    what:
+                        "tensor \(EscapedText.quoted(key)) is not a LoRA A/B weight of a Llama decoder projection with a layer index below \(base.numLayers) (found keys: \(file.names.prefix(6).map { EscapedText.quoted($0, limit: 80) }.joined(separator: ", "))\(file.names.count > 6 ? ", …" : ""))"
+                )
             }
-            if which == "A" { found[site, default: (nil, nil)].a = key } else { found[site, default: (nil, nil)].b = key }
+            if which == "A" {
+                found[site, default: (nil, nil)].a = key
+            } else {
+                found[site, default: (nil, nil)].b = key
+            }
         }
         var plan: [ModulePlan] = []
         for layer in 0..<base.numLayers {
@@ -204,33 +230,46 @@ public struct LoRAAdapter: Sendable {
                 let targeted = try config.targets(layer: layer, moduleName: site.description)
                 guard let keys = found[site] else {
                     if targeted {
-                        throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A") + " (the config targets \(site))")
+                        throw SwitchyardError.missingTensor(
+                            path: path, tensor: tensorName(site, "A") + " (the config targets \(site))")
                     }
                     continue
                 }
                 guard targeted else {
-                    throw SwitchyardError.config(path: configURL.path, field: "target_modules",
-                                                 reason: "the weights adapt \(site) but the config does not target it")
+                    throw SwitchyardError.config(
+                        path: configURL.path, field: "target_modules",
+                        reason: "the weights adapt \(site) but the config does not target it")
                 }
-                guard let aKey = keys.a else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A")) }
-                guard let bKey = keys.b else { throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "B")) }
+                guard let aKey = keys.a else {
+                    throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "A"))
+                }
+                guard let bKey = keys.b else {
+                    throw SwitchyardError.missingTensor(path: path, tensor: tensorName(site, "B"))
+                }
                 let (out, inF) = base.projectionShape(kind)
                 let r = try config.rank(forModule: site.description)
                 for (key, expected) in [(aKey, [r, inF]), (bKey, [out, r])] {
                     let info = file.tensors[key]!
                     guard info.shape == expected else {
-                        throw SwitchyardError.shapeMismatch(path: path, tensor: key, expected: expected, found: info.shape)
+                        throw SwitchyardError.shapeMismatch(
+                            path: path, tensor: key, expected: expected, found: info.shape)
                     }
                     guard [.f32, .f16, .bf16].contains(info.dtype) else {
-                        throw SwitchyardError.safetensors(path: path, tensor: key, reason: "dtype \(info.dtype.rawValue) (F32, F16, BF16 are supported)")
+                        throw SwitchyardError.safetensors(
+                            path: path, tensor: key,
+                            reason: "dtype \(info.dtype.rawValue) (F32, F16, BF16 are supported)")
                     }
                 }
-                plan.append(ModulePlan(site: site, aKey: aKey, bKey: bKey, rank: r,
-                                       scale: try config.scale(forModule: site.description), parameters: r * (inF + out)))
+                plan.append(
+                    ModulePlan(
+                        site: site, aKey: aKey, bKey: bKey, rank: r,
+                        scale: try config.scale(forModule: site.description), parameters: r * (inF + out)))
             }
         }
         guard !plan.isEmpty else {
-            throw SwitchyardError.config(path: configURL.path, field: "target_modules", reason: "the adapter adapts no projection of the base model")
+            throw SwitchyardError.config(
+                path: configURL.path, field: "target_modules",
+                reason: "the adapter adapts no projection of the base model")
         }
         return (config, file, plan)
     }
@@ -244,8 +283,9 @@ public struct LoRAAdapter: Sendable {
         guard let dot = rest.firstIndex(of: ".") else { return nil }
         let digits = rest[..<dot]
         guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-              digits == "0" || digits.first != "0",
-              let layer = Int(digits), layer < numLayers else { return nil }
+            digits == "0" || digits.first != "0",
+            let layer = Int(digits), layer < numLayers
+        else { return nil }
         rest = rest[rest.index(after: dot)...]
         for which in ["A", "B"] {
             let suffix = ".lora_\(which).weight"
@@ -266,7 +306,8 @@ public struct LoRAAdapter: Sendable {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw SwitchyardError.io(path: directory.path, reason: "cannot create directory: \(error.localizedDescription)")
+            throw SwitchyardError.io(
+                path: directory.path, reason: "cannot create directory: \(error.localizedDescription)")
         }
         var entries: [SafeTensorsWriter.Entry] = []
         for site in modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
@@ -276,7 +317,8 @@ public struct LoRAAdapter: Sendable {
         }
         var metadata = ["format": "pt"]
         if let composition { metadata[Self.compositionMetadataKey] = composition }
-        try SafeTensorsWriter.write(entries, metadata: metadata, to: directory.appendingPathComponent("adapter_model.safetensors"))
+        try SafeTensorsWriter.write(
+            entries, metadata: metadata, to: directory.appendingPathComponent("adapter_model.safetensors"))
         let json = try JSONSerialization.data(withJSONObject: config.peftJSON(), options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: directory.appendingPathComponent("adapter_config.json"))
     }

@@ -29,7 +29,8 @@ public final class LoRAMixDelta: ProjectionDelta {
     public func setRowMixes(_ mixes: [ExpertMix]) throws {
         for (row, mix) in mixes.enumerated() {
             for e in mix.entries where e.expert < 0 || e.expert >= experts.count {
-                throw SwitchyardError.invalidArgument("row \(row): expert index \(e.expert) out of range (\(experts.count) experts)")
+                throw SwitchyardError.invalidArgument(
+                    "row \(row): expert index \(e.expert) out of range (\(experts.count) experts)")
             }
         }
         rowCount = mixes.count
@@ -57,13 +58,17 @@ public final class LoRAMixDelta: ProjectionDelta {
 
     /// Adds Σₑ wₑ · scaleₑ · (x · Aₑᵀ) · Bₑᵀ for each row's mix into `output`; experts without a
     /// module at `site` add nothing. `rows` must equal the rows the mixes were set for (traps otherwise).
-    public func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                         output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+    public func addDelta(
+        at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int
+    ) {
         precondition(rows == rowCount, "LoRAMixDelta: mixes were set for \(rowCount) rows, forward has \(rows)")
         if let uniform {
             let active = uniform.compactMap { e, w in w == 0 ? nil : experts[e].modules[site].map { ($0, w) } }
             if active.count == 1 {
-                apply(active[0].0, weight: active[0].1, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+                apply(
+                    active[0].0, weight: active[0].1, input: input, inFeatures: inFeatures, output: output,
+                    outFeatures: outFeatures, rows: rows)
             } else if active.count > 1 {
                 // Several experts on every row: each expert on its own thread into its own buffer
                 // (each reads its own weights, the dominant cost), then summed in order.
@@ -76,8 +81,10 @@ public final class LoRAMixDelta: ProjectionDelta {
                     let (m, w) = active[i]
                     let y = ys + i * rows * outFeatures
                     y.update(repeating: 0, count: rows * outFeatures)
-                    apply(m, weight: w, input: input, inFeatures: inFeatures, output: y, outFeatures: outFeatures, rows: rows,
-                          scratch: ts + tOffsets[i])
+                    apply(
+                        m, weight: w, input: input, inFeatures: inFeatures, output: y, outFeatures: outFeatures,
+                        rows: rows,
+                        scratch: ts + tOffsets[i])
                 }
                 for i in active.indices { Ops.add(output, ys + i * rows * outFeatures, count: rows * outFeatures) }
             }
@@ -103,18 +110,22 @@ public final class LoRAMixDelta: ProjectionDelta {
             let (g, m) = active[i]
             let n = g.rows.count
             let x = xs + xOffsets[i], t = ts + tOffsets[i], y = ys + yOffsets[i]
-            for (j, r) in g.rows.enumerated() { (x + j * inFeatures).update(from: input + r * inFeatures, count: inFeatures) }
+            for (j, r) in g.rows.enumerated() {
+                (x + j * inFeatures).update(from: input + r * inFeatures, count: inFeatures)
+            }
             m.a.data.withUnsafeBufferPointer { a in
-                BLAS.gemmTransB(m: n, n: m.rank, k: inFeatures, a: x, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
-                                c: t, ldc: m.rank)
+                BLAS.gemmTransB(
+                    m: n, n: m.rank, k: inFeatures, a: x, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
+                    c: t, ldc: m.rank)
             }
             for (j, w) in g.weights.enumerated() {
                 let row = t + j * m.rank, s = w * m.scale
                 for c in 0..<m.rank { row[c] *= s }
             }
             m.b.data.withUnsafeBufferPointer { b in
-                BLAS.gemmTransB(m: n, n: outFeatures, k: m.rank, a: t, lda: m.rank, b: b.baseAddress!, ldb: m.rank,
-                                c: y, ldc: outFeatures)
+                BLAS.gemmTransB(
+                    m: n, n: outFeatures, k: m.rank, a: t, lda: m.rank, b: b.baseAddress!, ldb: m.rank,
+                    c: y, ldc: outFeatures)
             }
         }
         for (i, (g, _)) in active.enumerated() {
@@ -125,17 +136,21 @@ public final class LoRAMixDelta: ProjectionDelta {
     }
 
     /// All rows, one expert module, one weight: two GEMMs straight into the output.
-    private func apply(_ m: LoRAModule, weight: Float, input: UnsafePointer<Float>, inFeatures: Int,
-                       output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int,
-                       scratch: UnsafeMutablePointer<Float>? = nil) {
+    private func apply(
+        _ m: LoRAModule, weight: Float, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int,
+        scratch: UnsafeMutablePointer<Float>? = nil
+    ) {
         let t = scratch ?? rankSpace.get(rows * m.rank)
         m.a.data.withUnsafeBufferPointer { a in
-            BLAS.gemmTransB(m: rows, n: m.rank, k: inFeatures, a: input, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
-                            c: t, ldc: m.rank)
+            BLAS.gemmTransB(
+                m: rows, n: m.rank, k: inFeatures, a: input, lda: inFeatures, b: a.baseAddress!, ldb: inFeatures,
+                c: t, ldc: m.rank)
         }
         m.b.data.withUnsafeBufferPointer { b in
-            BLAS.gemmTransB(m: rows, n: outFeatures, k: m.rank, alpha: weight * m.scale, a: t, lda: m.rank,
-                            b: b.baseAddress!, ldb: m.rank, beta: 1, c: output, ldc: outFeatures)
+            BLAS.gemmTransB(
+                m: rows, n: outFeatures, k: m.rank, alpha: weight * m.scale, a: t, lda: m.rank,
+                b: b.baseAddress!, ldb: m.rank, beta: 1, c: output, ldc: outFeatures)
         }
     }
 }

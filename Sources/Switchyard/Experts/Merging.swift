@@ -25,8 +25,10 @@ extension LlamaModel {
             module.b.data.withUnsafeBufferPointer { b in
                 module.a.data.withUnsafeBufferPointer { a in
                     linear.weight.data.withUnsafeMutableBufferPointer { w in
-                        BLAS.gemm(m: out, n: inF, k: module.rank, alpha: weight * module.scale, a: b.baseAddress!, lda: module.rank,
-                                  b: a.baseAddress!, ldb: inF, beta: 1, c: w.baseAddress!, ldc: inF)
+                        BLAS.gemm(
+                            m: out, n: inF, k: module.rank, alpha: weight * module.scale, a: b.baseAddress!,
+                            lda: module.rank,
+                            b: a.baseAddress!, ldb: inF, beta: 1, c: w.baseAddress!, ldc: inF)
                     }
                 }
             }
@@ -59,10 +61,13 @@ extension LoRAAdapter {
     /// its tensors; it covers the union of the inputs' modules. (PEFT copies `use_rslora` from the
     /// first input, which would rescale the result by √r when that input used rsLoRA; Switchyard
     /// always writes `use_rslora: false`, so the written adapter means what was computed.)
-    public static func combine(_ adapters: [LoRAAdapter], weights: [Float], type: CombinationType,
-                               svdRank: Int? = nil, name: String) throws -> LoRAAdapter {
+    public static func combine(
+        _ adapters: [LoRAAdapter], weights: [Float], type: CombinationType,
+        svdRank: Int? = nil, name: String
+    ) throws -> LoRAAdapter {
         guard !adapters.isEmpty, adapters.count == weights.count else {
-            throw SwitchyardError.invalidArgument("combine: need as many weights (\(weights.count)) as adapters (\(adapters.count)), at least one")
+            throw SwitchyardError.invalidArgument(
+                "combine: need as many weights (\(weights.count)) as adapters (\(adapters.count)), at least one")
         }
         let sites = Set(adapters.flatMap { $0.modules.keys })
         var modules: [ProjectionSite: LoRAModule] = [:]
@@ -71,16 +76,21 @@ extension LoRAAdapter {
         case .linear:
             let ranks = Set(adapters.flatMap(\.ranks))
             guard ranks.count == 1, let r = ranks.first else {
-                throw SwitchyardError.invalidArgument("combine linear: all adapters must have one and the same rank; found \(adapters.map { "\($0.name): \($0.ranks)" }.joined(separator: ", ")) (use cat or svd)")
+                throw SwitchyardError.invalidArgument(
+                    "combine linear: all adapters must have one and the same rank; found \(adapters.map { "\($0.name): \($0.ranks)" }.joined(separator: ", ")) (use cat or svd)"
+                )
             }
             newRank = r
         case .cat:
             newRank = adapters.map { $0.ranks.max() ?? 0 }.reduce(0, +)
             guard adapters.allSatisfy({ $0.ranks.count == 1 }) else {
-                throw SwitchyardError.invalidArgument("combine cat: adapters with per-module ranks (rank_pattern) are not supported")
+                throw SwitchyardError.invalidArgument(
+                    "combine cat: adapters with per-module ranks (rank_pattern) are not supported")
             }
         case .svd:
-            guard let k = svdRank, k > 0 else { throw SwitchyardError.invalidArgument("combine svd: a positive svd rank is required") }
+            guard let k = svdRank, k > 0 else {
+                throw SwitchyardError.invalidArgument("combine svd: a positive svd rank is required")
+            }
             newRank = k
         }
         for site in sites {
@@ -89,10 +99,11 @@ extension LoRAAdapter {
             switch type {
             case .linear:
                 // PEFT's task arithmetic: ws = w·s; A gets sign(ws)·√|ws|, B gets √|ws|.
-                modules[site] = LoRAModule.weightedSum(present.map { m, w in
-                    let ws = w * m.scale, root = abs(ws).squareRoot()
-                    return (m, ws < 0 ? -root : root, root)
-                }, site: site)
+                modules[site] = LoRAModule.weightedSum(
+                    present.map { m, w in
+                        let ws = w * m.scale, root = abs(ws).squareRoot()
+                        return (m, ws < 0 ? -root : root, root)
+                    }, site: site)
             case .cat:
                 var a = Matrix(rows: newRank, cols: inF), b = Matrix(rows: out, cols: newRank)
                 // Rows are packed in adapter order, skipping adapters this module lacks (as PEFT
@@ -125,11 +136,14 @@ extension LoRAAdapter {
         let config = AdapterConfig(
             rank: newRank, alpha: Float(newRank), targetModules: .names(kinds.map(\.rawValue)),
             rankPattern: rankPattern, alphaPattern: alphaPattern,
-            layersToTransform: contiguousFromZero ? nil : layers, baseModelNameOrPath: adapters[0].config.baseModelNameOrPath)
+            layersToTransform: contiguousFromZero ? nil : layers,
+            baseModelNameOrPath: adapters[0].config.baseModelNameOrPath)
         // Modules of a targeted kind that no input adapts must not be claimed by the config.
         let missing = kinds.flatMap { k in layersOf(sites, k) }
         guard missing.isEmpty else {
-            throw SwitchyardError.invalidArgument("combine: the inputs adapt \(kinds.map(\.rawValue)) in only some layers (\(missing.prefix(4).map(\.description).joined(separator: ", ")) missing); PEFT's add_weighted_adapter cannot express that either")
+            throw SwitchyardError.invalidArgument(
+                "combine: the inputs adapt \(kinds.map(\.rawValue)) in only some layers (\(missing.prefix(4).map(\.description).joined(separator: ", ")) missing); PEFT's add_weighted_adapter cannot express that either"
+            )
         }
         return LoRAAdapter(name: name, config: config, modules: modules)
     }

@@ -58,18 +58,21 @@ enum CausalAttention {
     /// - `q`: `[n × numHeads·headDim]` (rope applied), rows `qStride` apart.
     /// - the cache already holds keys/values for positions `0 ..< start + n` of this layer.
     /// - `out`: `[n × numHeads·headDim]`, rows `qStride` apart.
-    static func run(q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, cache: KVCache, layer: Int,
-                    numHeads: Int, slidingWindow: Int?, out: UnsafeMutablePointer<Float>) {
+    static func run(
+        q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, cache: KVCache, layer: Int,
+        numHeads: Int, slidingWindow: Int?, out: UnsafeMutablePointer<Float>
+    ) {
         // ModelConfig.validate guarantees both; a window ≤ 0 would mean no keys at all.
         precondition(slidingWindow.map { $0 > 0 } ?? true, "sliding window must be positive")
         precondition(numHeads % cache.numKVHeads == 0, "heads must divide into KV groups")
         precondition(start + n <= cache.capacity, "the cache must hold the new rows")
         let hd = cache.headDim
-        AttentionKernel.causal(q: q, n: n, start: start, qStride: qStride, numHeads: numHeads,
-                               numKVHeads: cache.numKVHeads, headDim: hd,
-                               keys: cache.keyStorage(layer: layer), values: cache.valueStorage(layer: layer),
-                               half: cache.precision == .f16,
-                               headStride: cache.capacity * hd, window: slidingWindow ?? 0,
-                               scale: 1 / Float(hd).squareRoot(), out: out, outStride: qStride)
+        AttentionKernel.causal(
+            q: q, n: n, start: start, qStride: qStride, numHeads: numHeads,
+            numKVHeads: cache.numKVHeads, headDim: hd,
+            keys: cache.keyStorage(layer: layer), values: cache.valueStorage(layer: layer),
+            half: cache.precision == .f16,
+            headStride: cache.capacity * hd, window: slidingWindow ?? 0,
+            scale: 1 / Float(hd).squareRoot(), out: out, outStride: qStride)
     }
 }

@@ -10,7 +10,9 @@ public struct GenerationRequest: Sendable {
     public var stopTokens: Set<Int>
 
     /// A request; generation stops at `maxNewTokens` or at a token of `stopTokens`.
-    public init(promptTokens: [Int], maxNewTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int> = []) {
+    public init(
+        promptTokens: [Int], maxNewTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int> = []
+    ) {
         self.promptTokens = promptTokens
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
@@ -39,21 +41,27 @@ public struct Generator {
     }
 
     /// Generates for one request. `onToken` is called with each new token; return false to stop.
-    public func generate(_ request: GenerationRequest, routing: RequestRouting = .base,
-                         onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+    public func generate(
+        _ request: GenerationRequest, routing: RequestRouting = .base,
+        onToken: (Int) -> Bool = { _ in true }
+    ) throws -> [Int] {
         try generateBatch([request], routing: [.resolved(routing)]) { _, t in onToken(t) }[0]
     }
 
     /// Generates for one request routed by `router`.
-    public func generate(_ request: GenerationRequest, router: BoundRouter, trace: RoutingTrace? = nil,
-                         onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+    public func generate(
+        _ request: GenerationRequest, router: BoundRouter, trace: RoutingTrace? = nil,
+        onToken: (Int) -> Bool = { _ in true }
+    ) throws -> [Int] {
         try generateBatch([request], routing: [.router(router, trace: trace)]) { _, t in onToken(t) }[0]
     }
 
     /// Generates for several requests together (continuous batching on one engine; each with its
     /// own routing, base model by default). `onToken(i, token)` returns false to stop request i.
-    public func generateBatch(_ requests: [GenerationRequest], routing: [Routing]? = nil,
-                              onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+    public func generateBatch(
+        _ requests: [GenerationRequest], routing: [Routing]? = nil,
+        onToken: (Int, Int) -> Bool = { _, _ in true }
+    ) throws -> [[Int]] {
         let routing = routing ?? Array(repeating: .resolved(.base), count: requests.count)
         precondition(routing.count == requests.count, "one routing per request")
         let engine = Engine(model: model, options: options)

@@ -62,7 +62,8 @@ public final class KVCache {
     /// Makes room for `newLength` tokens, preserving the stored ones.
     func reserve(_ newLength: Int) throws {
         guard newLength <= maxLength else {
-            throw SwitchyardError.invalidArgument("sequence of \(newLength) tokens exceeds the model's max_position_embeddings (\(maxLength))")
+            throw SwitchyardError.invalidArgument(
+                "sequence of \(newLength) tokens exceeds the model's max_position_embeddings (\(maxLength))")
         }
         guard newLength > capacity else { return }
         let newCapacity = min(maxLength, max(newLength, capacity * 2))
@@ -70,7 +71,8 @@ public final class KVCache {
         func grow(_ old: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
             let fresh = UnsafeMutableRawPointer.allocate(byteCount: numKVHeads * newCapacity * rowBytes, alignment: 64)
             for h in 0..<numKVHeads {
-                (fresh + h * newCapacity * rowBytes).copyMemory(from: old + h * capacity * rowBytes, byteCount: length * rowBytes)
+                (fresh + h * newCapacity * rowBytes).copyMemory(
+                    from: old + h * capacity * rowBytes, byteCount: length * rowBytes)
             }
             old.deallocate()
             return fresh
@@ -85,10 +87,12 @@ public final class KVCache {
     /// to half when `precision` is `.f16`. The caller has reserved the room.
     func store(layer: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, rows n: Int, stride: Int) {
         precondition(length + n <= capacity, "reserve before storing")
-        KVStorage.store(k, rows: n, stride: stride, heads: numKVHeads, headDim: headDim, into: keys[layer],
-                        half: precision == .f16, headStride: capacity * headDim, at: length)
-        KVStorage.store(v, rows: n, stride: stride, heads: numKVHeads, headDim: headDim, into: values[layer],
-                        half: precision == .f16, headStride: capacity * headDim, at: length)
+        KVStorage.store(
+            k, rows: n, stride: stride, heads: numKVHeads, headDim: headDim, into: keys[layer],
+            half: precision == .f16, headStride: capacity * headDim, at: length)
+        KVStorage.store(
+            v, rows: n, stride: stride, heads: numKVHeads, headDim: headDim, into: values[layer],
+            half: precision == .f16, headStride: capacity * headDim, at: length)
     }
 
     /// Keys of one layer (all heads, `capacity · headDim` elements apart), for the attention kernel.

@@ -54,13 +54,17 @@ public final class LlamaModel: @unchecked Sendable {
     /// A model from loaded weights (the loaders in `Checkpoint/` call this). The embedding (or
     /// `embeddingTable`) must be `[vocab × hidden]` and a tied head over a kept table must come as
     /// `outputQuantized`; violations trap (they are programming errors, not user input).
-    public init(config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?,
-                outputQuantized: QuantizedMatrix? = nil, embeddingTable: QuantizedMatrix? = nil) {
-        precondition(embeddingTable.map { $0.rows == config.vocabSize && $0.cols == config.hiddenSize }
-                     ?? (embedding.rows == config.vocabSize && embedding.cols == config.hiddenSize),
-                     "the embedding table must be [vocab × hidden]")
-        precondition(lmHead != nil || outputQuantized != nil || embeddingTable == nil,
-                     "a tied head over a kept embedding table must be given as outputQuantized")
+    public init(
+        config: ModelConfig, embedding: Matrix, layers: [DecoderLayer], finalNorm: [Float], lmHead: Matrix?,
+        outputQuantized: QuantizedMatrix? = nil, embeddingTable: QuantizedMatrix? = nil
+    ) {
+        precondition(
+            embeddingTable.map { $0.rows == config.vocabSize && $0.cols == config.hiddenSize }
+                ?? (embedding.rows == config.vocabSize && embedding.cols == config.hiddenSize),
+            "the embedding table must be [vocab × hidden]")
+        precondition(
+            lmHead != nil || outputQuantized != nil || embeddingTable == nil,
+            "a tied head over a kept embedding table must be given as outputQuantized")
         self.outputQuantized = outputQuantized
         self.embeddingTable = embeddingTable
         self.config = config
@@ -100,9 +104,11 @@ public final class LlamaModel: @unchecked Sendable {
     ///
     /// - Returns: per sequence, a `[1 × vocab]` (`.last`) or `[tokens × vocab]` (`.all`) matrix;
     ///   empty for `.none`.
-    public func forward(_ batch: [SequenceInput], logits request: LogitsRequest = .last,
-                        delta: (any ProjectionDelta)? = nil,
-                        workspace: ForwardWorkspace? = nil) throws -> [Matrix] {
+    public func forward(
+        _ batch: [SequenceInput], logits request: LogitsRequest = .last,
+        delta: (any ProjectionDelta)? = nil,
+        workspace: ForwardWorkspace? = nil
+    ) throws -> [Matrix] {
         let ws = workspace ?? ForwardWorkspace()
         let rowStarts = try runLayers(batch, delta: delta, workspace: ws, stopBefore: config.numLayers)
         let c = config, d = c.hiddenSize
@@ -132,21 +138,27 @@ public final class LlamaModel: @unchecked Sendable {
     /// The residual stream entering decoder layer `layer` (0: the embeddings; `numLayers`: after
     /// the last layer, before the final norm) for every token of
     /// `tokens`, `[tokens × hidden]`, with no experts and no cache (features for sentence routers).
-    public func residualStream(_ tokens: [Int], enteringLayer layer: Int, workspace: ForwardWorkspace? = nil) throws -> Matrix {
+    public func residualStream(_ tokens: [Int], enteringLayer layer: Int, workspace: ForwardWorkspace? = nil) throws
+        -> Matrix
+    {
         guard layer >= 0, layer <= config.numLayers else {
-            throw SwitchyardError.invalidArgument("feature layer \(layer) is outside 0...\(config.numLayers) (\(config.numLayers): after the last layer)")
+            throw SwitchyardError.invalidArgument(
+                "feature layer \(layer) is outside 0...\(config.numLayers) (\(config.numLayers): after the last layer)")
         }
         let ws = workspace ?? ForwardWorkspace()
         let cache = makeCache(initialCapacity: tokens.count)
         _ = try runLayers([SequenceInput(tokens: tokens, cache: cache)], delta: nil, workspace: ws, stopBefore: layer)
-        return Matrix(rows: tokens.count, cols: config.hiddenSize,
-                      data: Array(UnsafeBufferPointer(start: ws.hidden.pointer, count: tokens.count * config.hiddenSize)))
+        return Matrix(
+            rows: tokens.count, cols: config.hiddenSize,
+            data: Array(UnsafeBufferPointer(start: ws.hidden.pointer, count: tokens.count * config.hiddenSize)))
     }
 
     /// Embeds the batch and runs decoder layers `0..<stopBefore`, leaving the residual stream in
     /// `ws.hidden`. Advances the caches only when every layer ran. Returns each sequence's first row.
-    private func runLayers(_ batch: [SequenceInput], delta: (any ProjectionDelta)?, workspace ws: ForwardWorkspace,
-                           stopBefore: Int) throws -> [Int] {
+    private func runLayers(
+        _ batch: [SequenceInput], delta: (any ProjectionDelta)?, workspace ws: ForwardWorkspace,
+        stopBefore: Int
+    ) throws -> [Int] {
         try validate(batch)
         let c = config
         let d = c.hiddenSize, hd = c.headDim
@@ -203,9 +215,10 @@ public final class LlamaModel: @unchecked Sendable {
             for (i, item) in batch.enumerated() {
                 let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i], start = cache.length
                 cache.store(layer: l, keys: kb + r0 * kvWidth, values: vb + r0 * kvWidth, rows: n, stride: kvWidth)
-                CausalAttention.run(q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
-                                    layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
-                                    out: attn + r0 * qWidth)
+                CausalAttention.run(
+                    q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
+                    layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
+                    out: attn + r0 * qWidth)
             }
             layer.o.forward(attn, rows: rows, into: proj, delta: delta)
             Ops.add(h, proj, count: rows * d)
@@ -226,7 +239,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Final norm and LM head over `rows` hidden states.
-    private func outputLogits(_ hidden: UnsafePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>) -> Matrix {
+    private func outputLogits(_ hidden: UnsafePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>) -> Matrix
+    {
         let d = config.hiddenSize
         finalNorm.withUnsafeBufferPointer {
             Ops.rmsNorm(hidden, rows: rows, width: d, weight: $0.baseAddress!, eps: config.rmsNormEps, into: scratch)
@@ -239,8 +253,9 @@ public final class LlamaModel: @unchecked Sendable {
         let w = outputWeight
         w.data.withUnsafeBufferPointer { wp in
             out.data.withUnsafeMutableBufferPointer { o in
-                BLAS.gemmTransB(m: rows, n: config.vocabSize, k: d, a: scratch, lda: d,
-                                b: wp.baseAddress!, ldb: d, c: o.baseAddress!, ldc: config.vocabSize)
+                BLAS.gemmTransB(
+                    m: rows, n: config.vocabSize, k: d, a: scratch, lda: d,
+                    b: wp.baseAddress!, ldb: d, c: o.baseAddress!, ldc: config.vocabSize)
             }
         }
         return out
@@ -250,16 +265,23 @@ public final class LlamaModel: @unchecked Sendable {
         guard !batch.isEmpty else { throw SwitchyardError.invalidArgument("forward: empty batch") }
         var seen = Set<ObjectIdentifier>()
         for (i, item) in batch.enumerated() {
-            guard !item.tokens.isEmpty else { throw SwitchyardError.invalidArgument("forward: sequence \(i) has no new tokens") }
+            guard !item.tokens.isEmpty else {
+                throw SwitchyardError.invalidArgument("forward: sequence \(i) has no new tokens")
+            }
             guard seen.insert(ObjectIdentifier(item.cache)).inserted else {
-                throw SwitchyardError.invalidArgument("forward: sequence \(i) shares its KV cache with another sequence of the batch")
+                throw SwitchyardError.invalidArgument(
+                    "forward: sequence \(i) shares its KV cache with another sequence of the batch")
             }
             let cache = item.cache
-            guard cache.numLayers == config.numLayers, cache.numKVHeads == config.numKVHeads, cache.headDim == config.headDim else {
-                throw SwitchyardError.invalidArgument("forward: sequence \(i)'s KV cache was made for a different model")
+            guard cache.numLayers == config.numLayers, cache.numKVHeads == config.numKVHeads,
+                cache.headDim == config.headDim
+            else {
+                throw SwitchyardError.invalidArgument(
+                    "forward: sequence \(i)'s KV cache was made for a different model")
             }
             if let bad = item.tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
-                throw SwitchyardError.invalidArgument("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+                throw SwitchyardError.invalidArgument(
+                    "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
             }
         }
     }

@@ -8,7 +8,8 @@ extension LlamaModel {
     /// tensors are Float32 either way. A NaN or infinite weight is refused, naming its tensor.
     public static func load(directory: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
             throw SwitchyardError.io(path: directory.path, reason: "model directory not found")
         }
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
@@ -18,20 +19,28 @@ extension LlamaModel {
         func kept(_ name: String, _ shape: [Int]) throws -> QuantizedMatrix? {
             guard weights == .native else { return nil }
             let file = try ckpt.file(for: name)
-            guard let info = file.tensors[name] else { throw SwitchyardError.missingTensor(path: file.path, tensor: name) }
+            guard let info = file.tensors[name] else {
+                throw SwitchyardError.missingTensor(path: file.path, tensor: name)
+            }
             let type: GGMLType
             switch info.dtype {
             case .f16: type = .f16
             case .bf16: type = .bf16
             default: return nil
             }
-            guard info.shape == shape else { throw SwitchyardError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: info.shape) }
+            guard info.shape == shape else {
+                throw SwitchyardError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: info.shape)
+            }
             guard QuantizedMatrix.canKeep(type, cols: shape[1]) else { return nil }
-            let q = try file.withRawBytes(name) { QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0) }
+            let q = try file.withRawBytes(name) {
+                QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0)
+            }
             return try FiniteWeights.require(q, path: file.path, tensor: name)
         }
         let table = try kept("model.embed_tokens.weight", [c.vocabSize, d])
-        let embedding = table == nil ? try ckpt.matrix("model.embed_tokens.weight", expected: [c.vocabSize, d]) : Matrix(rows: 0, cols: 0)
+        let embedding =
+            table == nil
+            ? try ckpt.matrix("model.embed_tokens.weight", expected: [c.vocabSize, d]) : Matrix(rows: 0, cols: 0)
         var layers: [DecoderLayer] = []
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
@@ -44,17 +53,18 @@ extension LlamaModel {
                 let w = try ckpt.matrix(name + ".weight", expected: [out, inF])
                 return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w, bias: b)
             }
-            layers.append(DecoderLayer(
-                index: l,
-                inputNorm: try ckpt.vector(p + "input_layernorm.weight", expected: d),
-                q: try linear(.q, out: c.numHeads * hd, in: d, bias: c.qkvBias),
-                k: try linear(.k, out: c.numKVHeads * hd, in: d, bias: c.qkvBias),
-                v: try linear(.v, out: c.numKVHeads * hd, in: d, bias: c.qkvBias),
-                o: try linear(.o, out: d, in: c.numHeads * hd, bias: c.outputBias),
-                postAttentionNorm: try ckpt.vector(p + "post_attention_layernorm.weight", expected: d),
-                gate: try linear(.gate, out: c.intermediateSize, in: d, bias: false),
-                up: try linear(.up, out: c.intermediateSize, in: d, bias: false),
-                down: try linear(.down, out: d, in: c.intermediateSize, bias: false)))
+            layers.append(
+                DecoderLayer(
+                    index: l,
+                    inputNorm: try ckpt.vector(p + "input_layernorm.weight", expected: d),
+                    q: try linear(.q, out: c.numHeads * hd, in: d, bias: c.qkvBias),
+                    k: try linear(.k, out: c.numKVHeads * hd, in: d, bias: c.qkvBias),
+                    v: try linear(.v, out: c.numKVHeads * hd, in: d, bias: c.qkvBias),
+                    o: try linear(.o, out: d, in: c.numHeads * hd, bias: c.outputBias),
+                    postAttentionNorm: try ckpt.vector(p + "post_attention_layernorm.weight", expected: d),
+                    gate: try linear(.gate, out: c.intermediateSize, in: d, bias: false),
+                    up: try linear(.up, out: c.intermediateSize, in: d, bias: false),
+                    down: try linear(.down, out: d, in: c.intermediateSize, bias: false)))
         }
         let norm = try ckpt.vector("model.norm.weight", expected: d)
         var head: Matrix? = nil
@@ -63,8 +73,9 @@ extension LlamaModel {
             keptHead = try kept("lm_head.weight", [c.vocabSize, d])
             if keptHead == nil { head = try ckpt.matrix("lm_head.weight", expected: [c.vocabSize, d]) }
         }
-        return LlamaModel(config: config, embedding: embedding, layers: layers, finalNorm: norm, lmHead: head,
-                          outputQuantized: keptHead, embeddingTable: table)
+        return LlamaModel(
+            config: config, embedding: embedding, layers: layers, finalNorm: norm, lmHead: head,
+            outputQuantized: keptHead, embeddingTable: table)
     }
 
     /// A model with random weights (normal, std `std`; norms 1), e.g. for `switchyard bench`.
@@ -81,8 +92,9 @@ extension LlamaModel {
         let c = config, d = c.hiddenSize, hd = c.headDim
         let layers = (0..<c.numLayers).map { l -> DecoderLayer in
             func linear(_ kind: ProjectionKind, _ out: Int, _ inF: Int, bias: Bool) -> Linear {
-                Linear(site: ProjectionSite(layer: l, kind: kind), weight: matrix(out, inF),
-                       bias: bias ? [Float](repeating: 0, count: out) : nil)
+                Linear(
+                    site: ProjectionSite(layer: l, kind: kind), weight: matrix(out, inF),
+                    bias: bias ? [Float](repeating: 0, count: out) : nil)
             }
             return DecoderLayer(
                 index: l, inputNorm: [Float](repeating: 1, count: d),
@@ -95,8 +107,9 @@ extension LlamaModel {
                 up: linear(.up, c.intermediateSize, d, bias: false),
                 down: linear(.down, d, c.intermediateSize, bias: false))
         }
-        return LlamaModel(config: config, embedding: matrix(c.vocabSize, d), layers: layers,
-                          finalNorm: [Float](repeating: 1, count: d),
-                          lmHead: c.tieWordEmbeddings ? nil : matrix(c.vocabSize, d))
+        return LlamaModel(
+            config: config, embedding: matrix(c.vocabSize, d), layers: layers,
+            finalNorm: [Float](repeating: 1, count: d),
+            lmHead: c.tieWordEmbeddings ? nil : matrix(c.vocabSize, d))
     }
 }

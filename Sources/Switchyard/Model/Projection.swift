@@ -42,8 +42,9 @@ public protocol ProjectionDelta {
     /// Called after `output = input · Wᵀ + bias` for one projection. `input` is
     /// `[rows × inFeatures]`, `output` is `[rows × outFeatures]`, both row-major and contiguous.
     /// Add the correction into `output`.
-    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int)
+    func addDelta(
+        at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int)
 }
 
 extension ProjectionDelta {
@@ -93,8 +94,10 @@ public struct Linear: Sendable {
 
     /// `output[rows × out] = input[rows × in] · Wᵀ + b (+ delta)`.
     @inline(__always)
-    public func forward(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
-                        delta: (any ProjectionDelta)?) {
+    public func forward(
+        _ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
+        delta: (any ProjectionDelta)?
+    ) {
         let n = outFeatures, k = inFeatures
         if let quantized {
             quantized.multiply(input, rows: rows, into: output)

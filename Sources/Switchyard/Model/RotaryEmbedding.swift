@@ -14,9 +14,10 @@ public struct RotaryEmbedding: Sendable {
     /// Frequencies `1 / theta^(2i/headDim)` for i in `0..<headDim/2`, then adjusted by `scaling`.
     public init(headDim: Int, theta: Float, scaling: RopeScaling = .none) {
         self.headDim = headDim
-        inverseFrequencies = scaling.apply((0..<(headDim / 2)).map { i in
-            1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
-        })
+        inverseFrequencies = scaling.apply(
+            (0..<(headDim / 2)).map { i in
+                1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
+            })
     }
 
     /// Fills `cos`/`sin` `[positions.count × headDim/2]`.
@@ -35,8 +36,10 @@ public struct RotaryEmbedding: Sendable {
 
     /// Rotates `heads` consecutive heads of each row in place; rows are `stride` floats apart.
     @inline(__always)
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int,
-               cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    func apply(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int,
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    ) {
         let half = headDim / 2
         for r in 0..<rows {
             let c = cos + r * half, s = sin + r * half

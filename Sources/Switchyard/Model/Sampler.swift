@@ -19,7 +19,8 @@ public struct SamplingParameters: Sendable, Equatable {
     public var seed: UInt64
 
     /// Sampling settings; the defaults are greedy decoding.
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0)
+    {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -32,9 +33,13 @@ public struct SamplingParameters: Sendable, Equatable {
 
     /// Rejects values that have no meaning (negative temperature, p outside (0, 1], …).
     public func validate() throws {
-        guard temperature >= 0, temperature.isFinite else { throw SwitchyardError.invalidArgument("temperature must be ≥ 0, found \(temperature)") }
+        guard temperature >= 0, temperature.isFinite else {
+            throw SwitchyardError.invalidArgument("temperature must be ≥ 0, found \(temperature)")
+        }
         guard topK >= 0 else { throw SwitchyardError.invalidArgument("top-k must be ≥ 0, found \(topK)") }
-        guard topP > 0, topP <= 1 else { throw SwitchyardError.invalidArgument("top-p must be in (0, 1], found \(topP)") }
+        guard topP > 0, topP <= 1 else {
+            throw SwitchyardError.invalidArgument("top-p must be in (0, 1], found \(topP)")
+        }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
             throw SwitchyardError.invalidArgument("repetition penalty must be > 0, found \(repetitionPenalty)")
         }

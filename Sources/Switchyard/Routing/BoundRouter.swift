@@ -14,8 +14,12 @@ public final class BoundRouter: @unchecked Sendable {
 
     /// Compiled gate parameters.
     enum Compiled {
-        case sentence(featureLayer: Int, pooling: RouterSpec.Pooling, layers: [(w: Matrix, b: [Float]?, act: DenseLayer.Activation)])
-        case token(gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int, context: RouterSpec.CentroidContext)
+        case sentence(
+            featureLayer: Int, pooling: RouterSpec.Pooling,
+            layers: [(w: Matrix, b: [Float]?, act: DenseLayer.Activation)])
+        case token(
+            gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int,
+            context: RouterSpec.CentroidContext)
         case centroid(layer: Int, centroids: Matrix, norms: [Float], context: RouterSpec.CentroidContext)
         case rank(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation)
     }
@@ -35,7 +39,9 @@ public final class BoundRouter: @unchecked Sendable {
     /// have the sha256 the router was built for. The lease pins them while the router is in use.
     /// Rank-level (SMoRA) routers carry their own LoRA; their expert list is informational (where
     /// the ranks came from) and is not loaded.
-    public static func bind(_ spec: RouterSpec, model: LlamaModel, registry: ExpertRegistry) throws -> (BoundRouter, ExpertLease) {
+    public static func bind(_ spec: RouterSpec, model: LlamaModel, registry: ExpertRegistry) throws -> (
+        BoundRouter, ExpertLease
+    ) {
         if spec.granularity == .rank {
             return (try BoundRouter(spec: spec, model: model, experts: []), try registry.acquire([]))
         }
@@ -45,7 +51,11 @@ public final class BoundRouter: @unchecked Sendable {
                 throw RouterError.expertMismatch(expert: ref.name, reason: "not in registry \(registry.directory.path)")
             }
             if !ref.sha256.isEmpty, ref.sha256.lowercased() != entry.sha256 {
-                throw RouterError.expertMismatch(expert: ref.name, reason: "weights have sha256 \(entry.sha256), the router was built for \(EscapedText.quoted(ref.sha256, limit: 80))")
+                throw RouterError.expertMismatch(
+                    expert: ref.name,
+                    reason:
+                        "weights have sha256 \(entry.sha256), the router was built for \(EscapedText.quoted(ref.sha256, limit: 80))"
+                )
             }
         }
         let lease = try registry.acquire(spec.experts.map(\.name))
@@ -53,36 +63,60 @@ public final class BoundRouter: @unchecked Sendable {
     }
 
     static func checkSelection(_ s: Selection, spec: RouterSpec) throws {
-        guard s.temperature > 0, s.temperature.isFinite else { throw RouterError.invalid(field: "selection.temperature", reason: "must be > 0") }
-        if s.mode == .topP { guard s.topP > 0, s.topP <= 1 else { throw RouterError.invalid(field: "selection.top_p", reason: "must be in (0, 1], found \(s.topP)") } }
-        if s.mode == .threshold { guard s.threshold >= 0, s.threshold <= 1 else { throw RouterError.invalid(field: "selection.threshold", reason: "must be in [0, 1]") } }
+        guard s.temperature > 0, s.temperature.isFinite else {
+            throw RouterError.invalid(field: "selection.temperature", reason: "must be > 0")
+        }
+        if s.mode == .topP {
+            guard s.topP > 0, s.topP <= 1 else {
+                throw RouterError.invalid(field: "selection.top_p", reason: "must be in (0, 1], found \(s.topP)")
+            }
+        }
+        if s.mode == .threshold {
+            guard s.threshold >= 0, s.threshold <= 1 else {
+                throw RouterError.invalid(field: "selection.threshold", reason: "must be in [0, 1]")
+            }
+        }
         guard s.everyN >= 0 else { throw RouterError.invalid(field: "selection.every_n", reason: "must be ≥ 0") }
         if spec.granularity == .rank, s.mode == .topP || s.mode == .threshold {
-            throw RouterError.invalid(field: "selection.mode", reason: "a rank-level (SMoRA) router keeps the top_k ranks (TOP_K) or all of them (DENSE); \(s.mode == .topP ? "TOP_P" : "THRESHOLD") is not defined for ranks")
+            throw RouterError.invalid(
+                field: "selection.mode",
+                reason:
+                    "a rank-level (SMoRA) router keeps the top_k ranks (TOP_K) or all of them (DENSE); \(s.mode == .topP ? "TOP_P" : "THRESHOLD") is not defined for ranks"
+            )
         }
         if s.promptRouting == .whole {
             switch spec.gate {
             case .token, .centroid: break
-            default: throw RouterError.invalid(field: "selection.prompt_routing", reason: "PROMPT_ROUTING_WHOLE applies to token and centroid gates only")
+            default:
+                throw RouterError.invalid(
+                    field: "selection.prompt_routing",
+                    reason: "PROMPT_ROUTING_WHOLE applies to token and centroid gates only")
             }
         }
     }
 
     static func compile(_ spec: RouterSpec, config c: ModelConfig, expertCount: Int) throws -> Compiled {
         guard spec.experts.count == expertCount || spec.granularity == .rank else {
-            throw RouterError.invalid(field: "experts", reason: "router lists \(spec.experts.count) experts, \(expertCount) were bound")
+            throw RouterError.invalid(
+                field: "experts", reason: "router lists \(spec.experts.count) experts, \(expertCount) were bound")
         }
         func layerOK(_ l: Int, _ field: String) throws {
-            guard l >= 0, l < c.numLayers else { throw RouterError.invalid(field: field, reason: "layer \(l) outside 0..<\(c.numLayers)") }
+            guard l >= 0, l < c.numLayers else {
+                throw RouterError.invalid(field: field, reason: "layer \(l) outside 0..<\(c.numLayers)")
+            }
         }
         switch spec.gate {
         case .none:
             throw RouterError.invalid(field: "gate", reason: "no gate set")
         case let .sentence(featureLayer, pooling, layers):
-            guard spec.granularity == .sentence else { throw RouterError.invalid(field: "granularity", reason: "a sentence gate needs GRANULARITY_SENTENCE") }
+            guard spec.granularity == .sentence else {
+                throw RouterError.invalid(field: "granularity", reason: "a sentence gate needs GRANULARITY_SENTENCE")
+            }
             // feature_layer == num_layers reads the state after the last layer (before the final norm).
             guard featureLayer >= 0, featureLayer <= c.numLayers else {
-                throw RouterError.invalid(field: "sentence.feature_layer", reason: "layer \(featureLayer) outside 0...\(c.numLayers) (\(c.numLayers): after the last layer)")
+                throw RouterError.invalid(
+                    field: "sentence.feature_layer",
+                    reason: "layer \(featureLayer) outside 0...\(c.numLayers) (\(c.numLayers): after the last layer)")
             }
             guard !layers.isEmpty else { throw RouterError.invalid(field: "sentence.layers", reason: "empty MLP") }
             var width = c.hiddenSize
@@ -94,26 +128,41 @@ public final class BoundRouter: @unchecked Sendable {
                 width = w.rows
             }
             guard width == expertCount else {
-                throw RouterError.invalid(field: "sentence.layers[\(layers.count - 1)].weight", reason: "outputs \(width) scores for \(expertCount) experts")
+                throw RouterError.invalid(
+                    field: "sentence.layers[\(layers.count - 1)].weight",
+                    reason: "outputs \(width) scores for \(expertCount) experts")
             }
-            return .sentence(featureLayer: featureLayer, pooling: pooling, layers: compiled.map { (w: $0.0, b: $0.1, act: $0.2) })
+            return .sentence(
+                featureLayer: featureLayer, pooling: pooling, layers: compiled.map { (w: $0.0, b: $0.1, act: $0.2) })
         case let .token(layers, global, sourceLayer, context):
-            guard spec.granularity == .token else { throw RouterError.invalid(field: "granularity", reason: "a token gate needs GRANULARITY_TOKEN") }
+            guard spec.granularity == .token else {
+                throw RouterError.invalid(field: "granularity", reason: "a token gate needs GRANULARITY_TOKEN")
+            }
             guard !layers.isEmpty else { throw RouterError.invalid(field: "token.layers", reason: "no layer gates") }
             var gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)] = [:]
             for (i, g) in layers.enumerated() {
                 try layerOK(g.layer, "token.layers[\(i)].layer")
-                guard gates[g.layer] == nil else { throw RouterError.invalid(field: "token.layers[\(i)].layer", reason: "layer \(g.layer) has two gates") }
-                guard !g.experts.isEmpty, g.experts.allSatisfy({ $0 >= 0 && $0 < expertCount }), Set(g.experts).count == g.experts.count else {
-                    throw RouterError.invalid(field: "token.layers[\(i)].experts", reason: "must be distinct indices into the \(expertCount) experts, found \(g.experts)")
+                guard gates[g.layer] == nil else {
+                    throw RouterError.invalid(
+                        field: "token.layers[\(i)].layer", reason: "layer \(g.layer) has two gates")
                 }
-                let w = try g.weight.matrix(rows: g.experts.count, cols: c.hiddenSize, field: "token.layers[\(i)].weight")
+                guard !g.experts.isEmpty, g.experts.allSatisfy({ $0 >= 0 && $0 < expertCount }),
+                    Set(g.experts).count == g.experts.count
+                else {
+                    throw RouterError.invalid(
+                        field: "token.layers[\(i)].experts",
+                        reason: "must be distinct indices into the \(expertCount) experts, found \(g.experts)")
+                }
+                let w = try g.weight.matrix(
+                    rows: g.experts.count, cols: c.hiddenSize, field: "token.layers[\(i)].weight")
                 let b = try g.bias.map { try $0.vector(count: g.experts.count, field: "token.layers[\(i)].bias") }
                 gates[g.layer] = (g.experts, w, b)
             }
             if global {
                 guard layers.count == 1, layers[0].layer == sourceLayer else {
-                    throw RouterError.invalid(field: "token.layers", reason: "a global gate has exactly one layer gate, at source_layer \(sourceLayer)")
+                    throw RouterError.invalid(
+                        field: "token.layers",
+                        reason: "a global gate has exactly one layer gate, at source_layer \(sourceLayer)")
                 }
             }
             guard context == .token || global else {
@@ -121,20 +170,28 @@ public final class BoundRouter: @unchecked Sendable {
             }
             return .token(gates: gates, global: global, sourceLayer: sourceLayer, context: context)
         case let .centroid(layer, centroids, context):
-            guard spec.granularity == .token else { throw RouterError.invalid(field: "granularity", reason: "a centroid gate needs GRANULARITY_TOKEN") }
+            guard spec.granularity == .token else {
+                throw RouterError.invalid(field: "granularity", reason: "a centroid gate needs GRANULARITY_TOKEN")
+            }
             try layerOK(layer, "centroid.layer")
             let m = try centroids.matrix(rows: expertCount, cols: c.hiddenSize, field: "centroid.centroids")
             let norms = (0..<m.rows).map { r in m.row(r).reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() }
             return .centroid(layer: layer, centroids: m, norms: norms, context: context)
         case let .rank(modules, activation):
-            guard spec.granularity == .rank else { throw RouterError.invalid(field: "granularity", reason: "a rank gate needs GRANULARITY_RANK") }
+            guard spec.granularity == .rank else {
+                throw RouterError.invalid(field: "granularity", reason: "a rank gate needs GRANULARITY_RANK")
+            }
             guard !modules.isEmpty else { throw RouterError.invalid(field: "rank.modules", reason: "empty") }
             var out: [ProjectionSite: RankModule] = [:]
             for (i, m) in modules.enumerated() {
                 let f = "rank.modules[\(i)]"
                 try layerOK(m.layer, f + ".layer")
                 guard let kind = ProjectionKind(rawValue: m.module) else {
-                    throw RouterError.invalid(field: f + ".module", reason: "unknown projection \(EscapedText.quoted(m.module)) (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
+                    throw RouterError.invalid(
+                        field: f + ".module",
+                        reason:
+                            "unknown projection \(EscapedText.quoted(m.module)) (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"
+                    )
                 }
                 let site = ProjectionSite(layer: m.layer, kind: kind)
                 guard out[site] == nil else { throw RouterError.invalid(field: f, reason: "\(site) appears twice") }
@@ -150,9 +207,12 @@ public final class BoundRouter: @unchecked Sendable {
     }
 
     /// Sentence-level routing: the mix for a whole request, from its prompt.
-    public func sentenceMix(prompt: [Int], workspace: ForwardWorkspace? = nil) throws -> (mix: ExpertMix, scores: [Float]) {
+    public func sentenceMix(prompt: [Int], workspace: ForwardWorkspace? = nil) throws -> (
+        mix: ExpertMix, scores: [Float]
+    ) {
         guard case let .sentence(featureLayer, pooling, layers) = compiled else {
-            throw RouterError.invalid(field: "granularity", reason: "router \(EscapedText.quoted(spec.name)) is not sentence-level")
+            throw RouterError.invalid(
+                field: "granularity", reason: "router \(EscapedText.quoted(spec.name)) is not sentence-level")
         }
         guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }
         let hidden = try model.residualStream(prompt, enteringLayer: featureLayer, workspace: workspace)
@@ -203,7 +263,9 @@ public final class BoundRouter: @unchecked Sendable {
         }
         switch compiled {
         case let .token(gates, global, sourceLayer, context):
-            if global, let g = gates[sourceLayer] { return [nil: linear(try feature(sourceLayer, mean: context == .mean), g)] }
+            if global, let g = gates[sourceLayer] {
+                return [nil: linear(try feature(sourceLayer, mean: context == .mean), g)]
+            }
             var out: [Int?: ExpertMix] = [:]
             for (layer, g) in gates { out[layer] = linear(try feature(layer, mean: false), g) }
             return out

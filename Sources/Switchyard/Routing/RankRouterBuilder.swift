@@ -6,10 +6,14 @@ extension RouterSpec {
     /// With `gates` nil every gate is zero, the activation is sigmoid and the scale 2, so each rank's
     /// gate value is exactly 1: with `topK` = R this router equals all K experts at weight 1 (the
     /// `cat` combination). Train or supply gates (`[R × in]` per site) to make ranks compete.
-    public static func rankRouter(concatenating experts: [LoRAAdapter], name: String, topK: Int,
-                                  gates: [ProjectionSite: Matrix]? = nil) throws -> RouterSpec {
+    public static func rankRouter(
+        concatenating experts: [LoRAAdapter], name: String, topK: Int,
+        gates: [ProjectionSite: Matrix]? = nil
+    ) throws -> RouterSpec {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("rankRouter: no experts") }
-        let sites = Set(experts.flatMap { $0.modules.keys }).sorted { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }
+        let sites = Set(experts.flatMap { $0.modules.keys }).sorted {
+            ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue)
+        }
         var modules: [RankModuleSpec] = []
         for site in sites {
             let present = experts.compactMap { $0.modules[site] }
@@ -27,14 +31,18 @@ extension RouterSpec {
             }
             let gate = gates?[site] ?? Matrix(rows: total, cols: inF)
             guard gate.shape == [total, inF] else {
-                throw SwitchyardError.shapeMismatch(path: name, tensor: "gate of \(site)", expected: [total, inF], found: gate.shape)
+                throw SwitchyardError.shapeMismatch(
+                    path: name, tensor: "gate of \(site)", expected: [total, inF], found: gate.shape)
             }
-            modules.append(RankModuleSpec(layer: site.layer, module: site.kind.rawValue, a: WireTensor(a), b: WireTensor(b),
-                                          gate: WireTensor(gate), scale: gates == nil ? 2 : 1))
+            modules.append(
+                RankModuleSpec(
+                    layer: site.layer, module: site.kind.rawValue, a: WireTensor(a), b: WireTensor(b),
+                    gate: WireTensor(gate), scale: gates == nil ? 2 : 1))
         }
-        return RouterSpec(name: name, granularity: .rank, experts: experts.map { ExpertRef(name: $0.name, sha256: "") },
-                          selection: Selection(mode: .topK, topK: topK, temperature: 1),
-                          gate: .rank(modules: modules, activation: gates == nil ? .sigmoid : .softmax))
+        return RouterSpec(
+            name: name, granularity: .rank, experts: experts.map { ExpertRef(name: $0.name, sha256: "") },
+            selection: Selection(mode: .topK, topK: topK, temperature: 1),
+            gate: .rank(modules: modules, activation: gates == nil ? .sigmoid : .softmax))
     }
 }
 
@@ -45,10 +53,13 @@ extension RouterSpec {
     /// lists no experts, or the blocks do not add up to every module's rank (trained ranks).
     public func rankBlocks(sourceRanks: [Int]) -> [Range<Int>]? {
         guard case let .rank(modules, _) = gate, !experts.isEmpty, sourceRanks.count == experts.count,
-              sourceRanks.allSatisfy({ $0 > 0 }) else { return nil }
+            sourceRanks.allSatisfy({ $0 > 0 })
+        else { return nil }
         let total = sourceRanks.reduce(0, +)
         guard modules.allSatisfy({ $0.a.shape.first == total }) else { return nil }
         var start = 0
-        return sourceRanks.map { r in defer { start += r }; return start..<(start + r) }
+        return sourceRanks.map { r in
+            defer { start += r }; return start..<(start + r)
+        }
     }
 }

@@ -14,7 +14,10 @@ final class RankRoutingDelta: RequestRoutingDelta {
     private let chosenValues = ScratchBuffer()
     private var chosenRanks: [Int] = []
 
-    init(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation, selection: Selection, trace: RoutingTrace?) {
+    init(
+        modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation, selection: Selection,
+        trace: RoutingTrace?
+    ) {
         self.modules = modules
         self.activation = activation
         self.selection = selection
@@ -27,8 +30,10 @@ final class RankRoutingDelta: RequestRoutingDelta {
     /// `ranks[0..<k]` and `values[0..<k]` (k = min(topK, rank), at least 1; every rank with DENSE); returns k. Ranks are
     /// ordered by score, highest first, ties broken by lower index (as a stable descending sort).
     /// Allocation-free: it runs once per token per adapted projection.
-    func choose(_ g: UnsafePointer<Float>, rank: Int, ranks: UnsafeMutablePointer<Int>,
-                values: UnsafeMutablePointer<Float>) -> Int {
+    func choose(
+        _ g: UnsafePointer<Float>, rank: Int, ranks: UnsafeMutablePointer<Int>,
+        values: UnsafeMutablePointer<Float>
+    ) -> Int {
         let k = selection.mode == .dense ? rank : min(max(1, selection.topK), rank)
         var count = 0
         for i in 0..<rank {
@@ -61,13 +66,17 @@ final class RankRoutingDelta: RequestRoutingDelta {
         return k
     }
 
-    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
+    func addDelta(
+        at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int
+    ) {
         guard let m = modules[site] else { return }
         let r = m.rank
         let g = gateScores.get(rows * r)
         m.gate.data.withUnsafeBufferPointer { gp in
-            BLAS.gemmTransB(m: rows, n: r, k: inFeatures, a: input, lda: inFeatures, b: gp.baseAddress!, ldb: inFeatures, c: g, ldc: r)
+            BLAS.gemmTransB(
+                m: rows, n: r, k: inFeatures, a: input, lda: inFeatures, b: gp.baseAddress!, ldb: inFeatures, c: g,
+                ldc: r)
         }
         if chosenRanks.count < r { chosenRanks = [Int](repeating: 0, count: r) }
         let values = chosenValues.get(r)
@@ -77,8 +86,9 @@ final class RankRoutingDelta: RequestRoutingDelta {
                     for row in 0..<rows {
                         let x = input + row * inFeatures, y = output + row * outFeatures
                         let k = choose(g + row * r, rank: r, ranks: ranks.baseAddress!, values: values)
-                        trace?.record(position: positions[row], site: site, ranks: Array(ranks[0..<k]),
-                                      values: Array(UnsafeBufferPointer(start: values, count: k)))
+                        trace?.record(
+                            position: positions[row], site: site, ranks: Array(ranks[0..<k]),
+                            values: Array(UnsafeBufferPointer(start: values, count: k)))
                         for j in 0..<k {
                             let i = ranks[j]
                             let t = BLAS.dot(a.baseAddress! + i * inFeatures, x, count: inFeatures)

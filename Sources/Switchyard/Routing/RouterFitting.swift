@@ -17,8 +17,10 @@ public struct RoutingExample: Sendable, Equatable {
 /// sentence-level MLP gate (cross-entropy, Adam).
 public enum RouterFitting {
     /// Pooled residual stream entering `layer` for each example (the features both fitters use).
-    public static func features(model: LlamaModel, examples: [RoutingExample], layer: Int, pooling: RouterSpec.Pooling,
-                                progress: ((Int) -> Void)? = nil) throws -> Matrix {
+    public static func features(
+        model: LlamaModel, examples: [RoutingExample], layer: Int, pooling: RouterSpec.Pooling,
+        progress: ((Int) -> Void)? = nil
+    ) throws -> Matrix {
         let ws = ForwardWorkspace()
         var out = Matrix(rows: examples.count, cols: model.config.hiddenSize)
         for (i, ex) in examples.enumerated() {
@@ -46,7 +48,8 @@ public enum RouterFitting {
             for j in 0..<features.cols { sums[e, j] += features[i, j] }
         }
         if let missing = counts.firstIndex(of: 0) {
-            throw SwitchyardError.invalidArgument("expert #\(missing) has no examples: every expert needs at least one to fit a centroid")
+            throw SwitchyardError.invalidArgument(
+                "expert #\(missing) has no examples: every expert needs at least one to fit a centroid")
         }
         for e in 0..<expertCount { for j in 0..<features.cols { sums[e, j] /= Float(counts[e]) } }
         return sums
@@ -71,8 +74,10 @@ public enum RouterFitting {
     /// Trains `features → hidden (ReLU) → experts` with softmax cross-entropy and Adam.
     /// Features are standardised into the first layer (the saved weights take raw features).
     /// Returns the layers and the accuracy on `heldOut` rows (indices into features) after each epoch.
-    public static func trainGate(features: Matrix, labels: [Int], expertCount: Int, train: [Int], heldOut: [Int],
-                                 options: TrainingOptions, onEpoch: ((Int, Float, Float) -> Void)? = nil) -> [DenseLayer] {
+    public static func trainGate(
+        features: Matrix, labels: [Int], expertCount: Int, train: [Int], heldOut: [Int],
+        options: TrainingOptions, onEpoch: ((Int, Float, Float) -> Void)? = nil
+    ) -> [DenseLayer] {
         let d = features.cols, h = options.hidden, e = expertCount
         // Standardise features (folded into layer 1 at the end).
         var mean = [Float](repeating: 0, count: d), std = [Float](repeating: 0, count: d)
@@ -87,7 +92,9 @@ public enum RouterFitting {
             let bound = (6 / Float(r + c)).squareRoot()
             return (0..<(r * c)).map { _ in (rng.nextUnitFloat() * 2 - 1) * bound }
         }
-        var params: [[Float]] = [initMatrix(h, d), [Float](repeating: 0, count: h), initMatrix(e, h), [Float](repeating: 0, count: e)]
+        var params: [[Float]] = [
+            initMatrix(h, d), [Float](repeating: 0, count: h), initMatrix(e, h), [Float](repeating: 0, count: e)
+        ]
         var m = params.map { [Float](repeating: 0, count: $0.count) }, v = m
         var step = 0
         let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
@@ -110,7 +117,9 @@ public enum RouterFitting {
         }
         func accuracy(_ rows: [Int]) -> Float {
             guard !rows.isEmpty else { return .nan }
-            let right = rows.filter { i in let p = forward(i).probs; return Sampler.argmax(p) == labels[i] }.count
+            let right = rows.filter { i in
+                let p = forward(i).probs; return Sampler.argmax(p) == labels[i]
+            }.count
             return Float(right) / Float(rows.count)
         }
 
@@ -164,8 +173,12 @@ public enum RouterFitting {
             b1v[a] -= shift
         }
         return [
-            DenseLayer(weight: WireTensor(shape: [h, d], values: w1), bias: WireTensor(shape: [h], values: b1v), activation: .relu),
-            DenseLayer(weight: WireTensor(shape: [e, h], values: params[2]), bias: WireTensor(shape: [e], values: params[3]), activation: .none),
+            DenseLayer(
+                weight: WireTensor(shape: [h, d], values: w1), bias: WireTensor(shape: [h], values: b1v),
+                activation: .relu),
+            DenseLayer(
+                weight: WireTensor(shape: [e, h], values: params[2]), bias: WireTensor(shape: [e], values: params[3]),
+                activation: .none)
         ]
     }
 }

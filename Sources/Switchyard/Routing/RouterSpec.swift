@@ -41,9 +41,15 @@ public struct WireTensor: Sendable, Equatable {
         bytes.withUnsafeBytes { raw in
             (0..<elementCount).map { i in
                 switch dtype {
-                case .f32: return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                case .bf16: return HalfPrecision.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                case .f16: return HalfPrecision.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                case .f32:
+                    return Float(
+                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                case .bf16:
+                    return HalfPrecision.bf16ToFloat(
+                        UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                case .f16:
+                    return HalfPrecision.f16ToFloat(
+                        UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
                 }
             }
         }
@@ -52,13 +58,18 @@ public struct WireTensor: Sendable, Equatable {
     /// As a matrix, requiring `[rows, cols]` (either may be checked by passing it).
     func matrix(rows: Int? = nil, cols: Int? = nil, field: String) throws -> Matrix {
         guard shape.count == 2, rows.map({ $0 == shape[0] }) ?? true, cols.map({ $0 == shape[1] }) ?? true else {
-            throw RouterError.invalid(field: field, reason: "expected shape [\(rows.map(String.init) ?? "*"), \(cols.map(String.init) ?? "*")], found \(shape)")
+            throw RouterError.invalid(
+                field: field,
+                reason:
+                    "expected shape [\(rows.map(String.init) ?? "*"), \(cols.map(String.init) ?? "*")], found \(shape)")
         }
         return Matrix(rows: shape[0], cols: shape[1], data: try finiteFloats(field: field))
     }
 
     func vector(count: Int, field: String) throws -> [Float] {
-        guard shape == [count] else { throw RouterError.invalid(field: field, reason: "expected shape [\(count)], found \(shape)") }
+        guard shape == [count] else {
+            throw RouterError.invalid(field: field, reason: "expected shape [\(count)], found \(shape)")
+        }
         return try finiteFloats(field: field)
     }
 
@@ -66,7 +77,8 @@ public struct WireTensor: Sendable, Equatable {
     func finiteFloats(field: String) throws -> [Float] {
         let values = floats()
         if let i = values.firstIndex(where: { !$0.isFinite }) {
-            throw RouterError.invalid(field: field, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
+            throw RouterError.invalid(
+                field: field, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
         }
         return values
     }
@@ -117,8 +129,11 @@ public struct Selection: Sendable, Equatable {
     public var contextWindow: Int
 
     /// A selection; the defaults are top-1 at temperature 1, every token, prompt routed per token.
-    public init(mode: Mode = .topK, topK: Int = 1, topP: Float = 0, threshold: Float = 0, temperature: Float = 1, everyN: Int = 0,
-                promptRouting: PromptRouting = .perToken, contextWindow: Int = 0) {
+    public init(
+        mode: Mode = .topK, topK: Int = 1, topP: Float = 0, threshold: Float = 0, temperature: Float = 1,
+        everyN: Int = 0,
+        promptRouting: PromptRouting = .perToken, contextWindow: Int = 0
+    ) {
         self.mode = mode
         self.topK = topK
         self.topP = topP
@@ -253,8 +268,10 @@ public struct RouterSpec: Sendable, Equatable {
     public var gate: Gate
 
     /// A router spec; nothing is validated until it is bound to a model and registry.
-    public init(name: String, version: Int = 1, granularity: Granularity, experts: [ExpertRef], selection: Selection?,
-                baseModel: String = "", metadata: [(key: String, value: String)] = [], gate: Gate) {
+    public init(
+        name: String, version: Int = 1, granularity: Granularity, experts: [ExpertRef], selection: Selection?,
+        baseModel: String = "", metadata: [(key: String, value: String)] = [], gate: Gate
+    ) {
         self.name = name
         self.version = version
         self.granularity = granularity

@@ -56,12 +56,18 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             if global {
                 if layer == sourceLayer, let g = gates[layer] {
                     let features = context == .mean ? runningMeans(hidden, rows: rows, width: width) : hidden
-                    current = everyN(promptOverride(score(features, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: nil))
+                    current = everyN(
+                        promptOverride(
+                            score(features, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: nil))
                     record(layer: nil)
                 }
-                try? kernel.setRowMixes(layer >= sourceLayer && !current.isEmpty ? current : promptOverride(base, layer: nil))
+                try? kernel.setRowMixes(
+                    layer >= sourceLayer && !current.isEmpty ? current : promptOverride(base, layer: nil))
             } else if let g = gates[layer] {
-                current = everyN(promptOverride(score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: layer), gate: layer)
+                current = everyN(
+                    promptOverride(
+                        score(hidden, rows: rows, width: width, w: g.w, b: g.b, experts: g.experts), layer: layer),
+                    gate: layer)
                 record(layer: layer)
                 try? kernel.setRowMixes(current)
             } else {
@@ -70,7 +76,9 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         case let .centroid(source, centroids, norms, context):
             if layer == source {
                 let features = context == .mean ? runningSums(hidden, rows: rows, width: width) : hidden
-                current = everyN(promptOverride(cosine(features, rows: rows, width: width, centroids: centroids, norms: norms), layer: nil))
+                current = everyN(
+                    promptOverride(
+                        cosine(features, rows: rows, width: width, centroids: centroids, norms: norms), layer: nil))
                 record(layer: nil)
             }
             try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : promptOverride(base, layer: nil))
@@ -79,9 +87,12 @@ final class TokenRoutingDelta: RequestRoutingDelta {
         }
     }
 
-    func addDelta(at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
-                  output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int) {
-        kernel.addDelta(at: site, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
+    func addDelta(
+        at site: ProjectionSite, input: UnsafePointer<Float>, inFeatures: Int,
+        output: UnsafeMutablePointer<Float>, outFeatures: Int, rows: Int
+    ) {
+        kernel.addDelta(
+            at: site, input: input, inFeatures: inFeatures, output: output, outFeatures: outFeatures, rows: rows)
     }
 
     private func record(layer: Int?) {
@@ -90,11 +101,14 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     }
 
     /// Learned gate: `scores = hidden · Wᵀ + b` per row, then selection over `experts`.
-    private func score(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, w: Matrix, b: [Float]?, experts: [Int]) -> [ExpertMix] {
+    private func score(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, w: Matrix, b: [Float]?, experts: [Int])
+        -> [ExpertMix]
+    {
         let e = w.rows
         let s = scores.get(rows * e)
         w.data.withUnsafeBufferPointer { wp in
-            BLAS.gemmTransB(m: rows, n: e, k: width, a: hidden, lda: width, b: wp.baseAddress!, ldb: width, c: s, ldc: e)
+            BLAS.gemmTransB(
+                m: rows, n: e, k: width, a: hidden, lda: width, b: wp.baseAddress!, ldb: width, c: s, ldc: e)
         }
         return (0..<rows).map { r in
             var row = Array(UnsafeBufferPointer(start: s + r * e, count: e))
@@ -156,11 +170,14 @@ final class TokenRoutingDelta: RequestRoutingDelta {
     }
 
     /// Centroid gate: cosine similarity of each row with each expert's centroid.
-    private func cosine(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, centroids: Matrix, norms: [Float]) -> [ExpertMix] {
+    private func cosine(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, centroids: Matrix, norms: [Float])
+        -> [ExpertMix]
+    {
         let e = centroids.rows
         let s = scores.get(rows * e)
         centroids.data.withUnsafeBufferPointer { cp in
-            BLAS.gemmTransB(m: rows, n: e, k: width, a: hidden, lda: width, b: cp.baseAddress!, ldb: width, c: s, ldc: e)
+            BLAS.gemmTransB(
+                m: rows, n: e, k: width, a: hidden, lda: width, b: cp.baseAddress!, ldb: width, c: s, ldc: e)
         }
         return (0..<rows).map { r in
             let h = hidden + r * width

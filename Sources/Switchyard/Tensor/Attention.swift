@@ -19,9 +19,10 @@ enum AttentionKernel {
         keys: UnsafeRawPointer, values: UnsafeRawPointer, half: Bool, headStride: Int, window: Int, scale: Float,
         out: UnsafeMutablePointer<Float>, outStride: Int, portable: Bool = false
     ) {
-        sy_causal_attention(q, Int32(n), Int32(start), Int32(qStride), Int32(numHeads), Int32(numKVHeads),
-                            Int32(headDim), keys, values, half ? 1 : 0, headStride, Int32(window), scale,
-                            out, Int32(outStride), portable ? 1 : 0)
+        sy_causal_attention(
+            q, Int32(n), Int32(start), Int32(qStride), Int32(numHeads), Int32(numKVHeads),
+            Int32(headDim), keys, values, half ? 1 : 0, headStride, Int32(window), scale,
+            out, Int32(outStride), portable ? 1 : 0)
     }
 }
 
@@ -30,9 +31,12 @@ enum KVStorage {
     /// Row `j` of `source` (`stride` floats apart, `heads` heads of `headDim` side by side) goes to
     /// position `at + j` of every head of `destination` (heads `headStride` elements apart),
     /// rounded to IEEE half (nearest, ties to even) when `half`.
-    static func store(_ source: UnsafePointer<Float>, rows: Int, stride: Int, heads: Int, headDim: Int,
-                      into destination: UnsafeMutableRawPointer, half: Bool, headStride: Int, at: Int) {
-        sy_kv_store(source, Int32(rows), Int32(stride), Int32(heads), Int32(headDim), destination, half ? 1 : 0,
-                    headStride, Int32(at))
+    static func store(
+        _ source: UnsafePointer<Float>, rows: Int, stride: Int, heads: Int, headDim: Int,
+        into destination: UnsafeMutableRawPointer, half: Bool, headStride: Int, at: Int
+    ) {
+        sy_kv_store(
+            source, Int32(rows), Int32(stride), Int32(heads), Int32(headDim), destination, half ? 1 : 0,
+            headStride, Int32(at))
     }
 }

@@ -59,12 +59,14 @@ public enum BLAS {
         if m == 0 || n == 0 { return }
         configureOnce
         if m == 1 {
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb),
-                        a, 1, beta, c, 1)
+            cblas_sgemv(
+                CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb),
+                a, 1, beta, c, 1)
             return
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+            alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
@@ -76,8 +78,9 @@ extension Matrix {
         data.withUnsafeBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
                 out.data.withUnsafeMutableBufferPointer { c in
-                    BLAS.gemmTransB(m: rows, n: other.rows, k: cols, a: a.baseAddress!, lda: cols,
-                                    b: b.baseAddress!, ldb: other.cols, c: c.baseAddress!, ldc: other.rows)
+                    BLAS.gemmTransB(
+                        m: rows, n: other.rows, k: cols, a: a.baseAddress!, lda: cols,
+                        b: b.baseAddress!, ldb: other.cols, c: c.baseAddress!, ldc: other.rows)
                 }
             }
         }

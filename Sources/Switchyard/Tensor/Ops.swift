@@ -5,8 +5,10 @@ import Foundation
 public enum Ops {
     /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight` (Llama's `LlamaRMSNorm`).
     @inline(__always)
-    public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>,
-                               eps: Float, into out: UnsafeMutablePointer<Float>) {
+    public static func rmsNorm(
+        _ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>,
+        eps: Float, into out: UnsafeMutablePointer<Float>
+    ) {
         for r in 0..<rows {
             let src = x + r * width, dst = out + r * width
             var sum: Float = 0

@@ -28,9 +28,11 @@ public enum Parallel {
         withoutActuallyEscaping(body) { escapable in
             var closure = escapable
             withUnsafeMutablePointer(to: &closure) { pointer in
-                sy_parallel_for(Int32(count), { context, index in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(index))
-                }, pointer)
+                sy_parallel_for(
+                    Int32(count),
+                    { context, index in
+                        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(index))
+                    }, pointer)
             }
         }
     }

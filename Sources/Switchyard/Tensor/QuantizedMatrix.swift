@@ -65,7 +65,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// The matrix widened to Float32 (the parity path, merging).
     public func dequantized() -> Matrix {
         var m = Matrix(rows: rows, cols: cols)
-        m.data.withUnsafeMutableBufferPointer { sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), 0, Int32(rows), $0.baseAddress!) }
+        m.data.withUnsafeMutableBufferPointer {
+            sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), 0, Int32(rows), $0.baseAddress!)
+        }
         return m
     }
 
@@ -78,8 +80,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public func multiply(_ input: UnsafePointer<Float>, rows m: Int, into output: UnsafeMutablePointer<Float>) {
         let blocks = cols / 32  // activation blocks, used for one row
         withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, blocks)) { scratch in
-            let rc = sy_qgemm_nt(Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
-                                 output, Int32(rows), scratch.baseAddress!)
+            let rc = sy_qgemm_nt(
+                Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
+                output, Int32(rows), scratch.baseAddress!)
             precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small, fast, seedable generator (xoshiro256**), seeded through SplitMix64. The same seed gives
 /// the same stream on every platform, so sampling and random bench models are reproducible.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
@@ -47,6 +49,5 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 }
 
-import Foundation
 @inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

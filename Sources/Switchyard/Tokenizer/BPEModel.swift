@@ -186,7 +186,8 @@ struct BPEModel: Sendable {
             guard right < count else { continue }
             // Skip entries made stale by earlier merges.
             guard let merge = merges[Self.pairKey(symbols[position], symbols[right])],
-                  Int32(truncatingIfNeeded: merge) == top.newID else { continue }
+                Int32(truncatingIfNeeded: merge) == top.newID
+            else { continue }
             symbols[position] = top.newID
             alive[right] = false
             let afterRight = next[right]

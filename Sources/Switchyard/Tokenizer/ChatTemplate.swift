@@ -38,11 +38,13 @@ public struct ChatTemplate: Sendable {
     }
 
     /// Renders `messages`; `bos_token`/`eos_token` are available to the template.
-    public func render(messages: [Message], addGenerationPrompt: Bool, bosToken: String = "", eosToken: String = "") throws -> String {
+    public func render(messages: [Message], addGenerationPrompt: Bool, bosToken: String = "", eosToken: String = "")
+        throws -> String
+    {
         var scope: [String: Value] = [
             "messages": .array(messages.map { .dict(["role": .string($0.role), "content": .string($0.content)]) }),
             "add_generation_prompt": .bool(addGenerationPrompt),
-            "bos_token": .string(bosToken), "eos_token": .string(eosToken),
+            "bos_token": .string(bosToken), "eos_token": .string(eosToken)
         ]
         var out = ""
         try Self.run(nodes, &scope, &out)
@@ -51,15 +53,17 @@ public struct ChatTemplate: Sendable {
 
     /// Renders with the tokenizer's BOS and EOS token strings, the variables templates use.
     public func render(messages: [Message], addGenerationPrompt: Bool, tokenizer: Tokenizer) throws -> String {
-        try render(messages: messages, addGenerationPrompt: addGenerationPrompt,
-                   bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
-                   eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
+        try render(
+            messages: messages, addGenerationPrompt: addGenerationPrompt,
+            bosToken: tokenizer.bosTokenID.flatMap(tokenizer.token(forID:)) ?? "",
+            eosToken: tokenizer.eosTokenID.flatMap(tokenizer.token(forID:)) ?? "")
     }
 
     // MARK: - Values
 
     enum Value: Equatable, Sendable {
-        case undefined, none, bool(Bool), int(Int), double(Double), string(String), array([Value]), dict([String: Value])
+        case undefined, none, bool(Bool), int(Int), double(Double), string(String), array([Value]), dict(
+            [String: Value])
 
         var truthy: Bool {
             switch self {
@@ -95,7 +99,9 @@ public struct ChatTemplate: Sendable {
                 // transformers' `tojson` is json.dumps(…, ensure_ascii=False): non-ASCII stays.
                 return "\"" + EscapedText.json(s) + "\""
             case let .array(a): return "[" + a.map(\.json).joined(separator: ", ") + "]"
-            case let .dict(d): return "{" + d.keys.sorted().map { Value.string($0).json + ": " + d[$0]!.json }.joined(separator: ", ") + "}"
+            case let .dict(d):
+                return "{" + d.keys.sorted().map { Value.string($0).json + ": " + d[$0]!.json }.joined(separator: ", ")
+                    + "}"
             }
         }
     }
@@ -136,7 +142,7 @@ public struct ChatTemplate: Sendable {
             var out: [Token] = []
             var i = 0
             var text = ""
-            var trimNextLeading = false   // `-%}`/`-}}` or trim_blocks after `%}`
+            var trimNextLeading = false  // `-%}`/`-}}` or trim_blocks after `%}`
             var afterBlock = false
             func flushText() {
                 if !text.isEmpty { out.append(.text(text)) }
@@ -159,7 +165,11 @@ public struct ChatTemplate: Sendable {
                             text = String(String.UnicodeScalarView(u[0..<j]))
                         }
                     }
-                    if strip { text = String(text.unicodeScalars.reversed().drop(while: { $0.properties.isWhitespace }).reversed().map(Character.init)) }
+                    if strip {
+                        text = String(
+                            text.unicodeScalars.reversed().drop(while: { $0.properties.isWhitespace }).reversed().map(
+                                Character.init))
+                    }
                     flushText()
                     i += strip ? 3 : 2
                     if kind == "#" {
@@ -222,7 +232,9 @@ public struct ChatTemplate: Sendable {
                         case "r": v += "\r"
                         default: v.unicodeScalars.append(s[i])
                         }
-                    } else { v.unicodeScalars.append(s[i]) }
+                    } else {
+                        v.unicodeScalars.append(s[i])
+                    }
                     i += 1
                 }
                 guard i < s.count else { throw fail("unterminated string literal") }
@@ -231,18 +243,24 @@ public struct ChatTemplate: Sendable {
             }
             if c.properties.numericType != nil, c.isASCII {
                 var v = ""
-                while i < s.count && (s[i].isASCII && (s[i].properties.numericType != nil || s[i] == ".")) { v.unicodeScalars.append(s[i]); i += 1 }
+                while i < s.count && (s[i].isASCII && (s[i].properties.numericType != nil || s[i] == ".")) {
+                    v.unicodeScalars.append(s[i]); i += 1
+                }
                 guard let d = Double(v) else { throw fail("bad number '\(v)'") }
                 return .number(d, isInt: !v.contains("."))
             }
             if c.properties.isAlphabetic || c == "_" {
                 var v = ""
-                while i < s.count && (s[i].properties.isAlphabetic || s[i] == "_" || (s[i].isASCII && s[i].properties.numericType != nil)) {
+                while i < s.count
+                    && (s[i].properties.isAlphabetic || s[i] == "_"
+                        || (s[i].isASCII && s[i].properties.numericType != nil))
+                {
                     v.unicodeScalars.append(s[i]); i += 1
                 }
                 return .name(v)
             }
-            for op in ["==", "!=", "<=", ">=", "//", "**"] where i + 1 < s.count && String(String.UnicodeScalarView([s[i], s[i + 1]])) == op {
+            for op in ["==", "!=", "<=", ">=", "//", "**"]
+            where i + 1 < s.count && String(String.UnicodeScalarView([s[i], s[i + 1]])) == op {
                 i += 2
                 return .op(op)
             }
@@ -281,7 +299,9 @@ public struct ChatTemplate: Sendable {
                     nodes.append(.output(try expression()))
                     try expect(.exprEnd)
                 case .stmtStart:
-                    guard case let .name(keyword)? = (p + 1 < tokens.count ? tokens[p + 1] : nil) else { throw fail("empty {% %}") }
+                    guard case let .name(keyword)? = (p + 1 < tokens.count ? tokens[p + 1] : nil) else {
+                        throw fail("empty {% %}")
+                    }
                     if until.contains(keyword) { return nodes }
                     p += 2
                     nodes.append(try statement(keyword))
@@ -325,7 +345,9 @@ public struct ChatTemplate: Sendable {
                 guard isName("in") else { throw fail("for: only 'for NAME in EXPR' is supported") }
                 p += 1
                 let seq = try expression(noConditional: true)
-                guard peek == .stmtEnd else { throw fail("for: unsupported construct after the sequence (loop filters, recursive)") }
+                guard peek == .stmtEnd else {
+                    throw fail("for: unsupported construct after the sequence (loop filters, recursive)")
+                }
                 p += 1
                 let body = try parseBody(until: ["endfor", "else"])
                 if isNextStmt("else") { throw fail("for … else is not supported") }
@@ -334,7 +356,9 @@ public struct ChatTemplate: Sendable {
                 return .forBlock(v, seq, body)
             case "set":
                 guard case let .name(v)? = next() else { throw fail("set: expected a name") }
-                guard isOp("=") else { throw fail("set: only 'set NAME = EXPR' is supported (no block set, no namespace attributes)") }
+                guard isOp("=") else {
+                    throw fail("set: only 'set NAME = EXPR' is supported (no block set, no namespace attributes)")
+                }
                 p += 1
                 let e = try expression()
                 try expect(.stmtEnd)
@@ -380,9 +404,13 @@ public struct ChatTemplate: Sendable {
         mutating func comparison() throws -> Expr {
             var e = try concat()
             while true {
-                if case let .op(o)? = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) { p += 1; e = .binary(o, e, try concat()); continue }
+                if case let .op(o)? = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) {
+                    p += 1; e = .binary(o, e, try concat()); continue
+                }
                 if isName("in") { p += 1; e = .binary("in", e, try concat()); continue }
-                if isName("not"), p + 1 < tokens.count, tokens[p + 1] == .name("in") { p += 2; e = .unary("not", .binary("in", e, try concat())); continue }
+                if isName("not"), p + 1 < tokens.count, tokens[p + 1] == .name("in") {
+                    p += 2; e = .unary("not", .binary("in", e, try concat())); continue
+                }
                 if isName("is") {
                     p += 1
                     var negated = false
@@ -434,7 +462,9 @@ public struct ChatTemplate: Sendable {
             try expect(.op("("))
             var args: [Expr] = []
             while !isOp(")") {
-                if case .name? = peek, p + 1 < tokens.count, tokens[p + 1] == .op("=") { throw fail("keyword arguments are not supported") }
+                if case .name? = peek, p + 1 < tokens.count, tokens[p + 1] == .op("=") {
+                    throw fail("keyword arguments are not supported")
+                }
                 args.append(try expression())
                 if isOp(",") { p += 1 }
             }
@@ -503,7 +533,11 @@ public struct ChatTemplate: Sendable {
             case let .output(e): out += try eval(e, scope).text
             case let .set(name, e): scope[name] = try eval(e, scope)
             case let .ifBlock(branches, other):
-                if let hit = try branches.first(where: { try eval($0.0, scope).truthy }) { try run(hit.1, &scope, &out) } else { try run(other, &scope, &out) }
+                if let hit = try branches.first(where: { try eval($0.0, scope).truthy }) {
+                    try run(hit.1, &scope, &out)
+                } else {
+                    try run(other, &scope, &out)
+                }
             case let .forBlock(name, seqExpr, body):
                 let seq: [Value]
                 switch try eval(seqExpr, scope) {
@@ -516,8 +550,11 @@ public struct ChatTemplate: Sendable {
                 let saved = scope
                 for (i, item) in seq.enumerated() {
                     scope[name] = item
-                    scope["loop"] = .dict(["index": .int(i + 1), "index0": .int(i), "first": .bool(i == 0), "last": .bool(i == seq.count - 1),
-                                           "length": .int(seq.count), "revindex": .int(seq.count - i), "revindex0": .int(seq.count - i - 1)])
+                    scope["loop"] = .dict([
+                        "index": .int(i + 1), "index0": .int(i), "first": .bool(i == 0),
+                        "last": .bool(i == seq.count - 1),
+                        "length": .int(seq.count), "revindex": .int(seq.count - i), "revindex0": .int(seq.count - i - 1)
+                    ])
                     try run(body, &scope, &out)
                 }
                 // Jinja scoping: assignments inside a loop do not leak out of it.
@@ -556,7 +593,8 @@ public struct ChatTemplate: Sendable {
             default: throw fail("cannot negate \(v.json)")
             }
         case let .conditional(a, cond, other):
-            return try eval(cond, scope).truthy ? try eval(a, scope) : try other.map { try eval($0, scope) } ?? .undefined
+            return try eval(cond, scope).truthy
+                ? try eval(a, scope) : try other.map { try eval($0, scope) } ?? .undefined
         case let .test(x, name, negated):
             let v = try eval(x, scope)
             let r: Bool
@@ -565,9 +603,17 @@ public struct ChatTemplate: Sendable {
             case "undefined": r = v == .undefined
             case "none": r = v == .none
             case "string": if case .string = v { r = true } else { r = false }
-            case "number": switch v { case .int, .double: r = true; default: r = false }
+            case "number":
+                switch v {
+                case .int, .double: r = true;
+                default: r = false
+                }
             case "mapping": if case .dict = v { r = true } else { r = false }
-            case "sequence", "iterable": switch v { case .array, .string, .dict: r = true; default: r = false }
+            case "sequence", "iterable":
+                switch v {
+                case .array, .string, .dict: r = true;
+                default: r = false
+                }
             case "true": r = v == .bool(true)
             case "false": r = v == .bool(false)
             default: throw fail("unsupported test 'is \(name)'")
@@ -627,14 +673,17 @@ public struct ChatTemplate: Sendable {
             switch (v, method) {
             case let (.string(s), "strip"): return .string(s.trimmingCharacters(in: .whitespacesAndNewlines))
             case let (.string(s), "lstrip"): return .string(String(s.drop(while: { $0.isWhitespace })))
-            case let (.string(s), "rstrip"): return .string(String(s.reversed().drop(while: { $0.isWhitespace }).reversed()))
+            case let (.string(s), "rstrip"):
+                return .string(String(s.reversed().drop(while: { $0.isWhitespace }).reversed()))
             case let (.string(s), "upper"): return .string(s.uppercased())
             case let (.string(s), "lower"): return .string(s.lowercased())
             case let (.string(s), "startswith"): return .bool(s.hasPrefix(argv.first?.text ?? ""))
             case let (.string(s), "endswith"): return .bool(s.hasSuffix(argv.first?.text ?? ""))
             case let (.string(s), "split"):
                 let sep = argv.first?.text
-                let parts = sep.map { s.components(separatedBy: $0) } ?? s.split(whereSeparator: \.isWhitespace).map(String.init)
+                let parts =
+                    sep.map { s.components(separatedBy: $0) }
+                    ?? s.split(whereSeparator: \.isWhitespace).map(String.init)
                 return .array(parts.map { .string($0) })
             case let (.dict(d), "items"): return .array(d.keys.sorted().map { .array([.string($0), d[$0]!]) })
             case let (.dict(d), "get"): return d[argv.first?.text ?? ""] ?? (argv.count > 1 ? argv[1] : .none)
@@ -667,7 +716,9 @@ public struct ChatTemplate: Sendable {
             case "-": return .int(x - y)
             case "*": return .int(x * y)
             case "%": guard y != 0 else { throw fail("modulo by zero") }; return .int(((x % y) + y) % y)
-            case "//": guard y != 0 else { throw fail("division by zero") }; return .int(Int((Double(x) / Double(y)).rounded(.down)))
+            case "//":
+                guard y != 0 else { throw fail("division by zero") };
+                return .int(Int((Double(x) / Double(y)).rounded(.down)))
             default: break
             }
         }

@@ -25,7 +25,8 @@ func makePostProcessor(_ json: TokenizerJSON) throws -> PostProcessor {
         func token(_ key: String) throws -> Int {
             // Serialized as ["<s>", 0]: the token string and its id.
             guard let pair = json.fields[key] as? [Any], pair.count == 2,
-                  let id = TokenizerJSON.integer(pair[1]) else {
+                let id = TokenizerJSON.integer(pair[1])
+            else {
                 throw json.invalid(key, #"a [token, id] pair such as ["<s>", 0]"#)
             }
             return id
@@ -48,7 +49,8 @@ private func templateProcessor(_ json: TokenizerJSON) throws -> PostProcessor {
     let specialTokens = try json.optionalObject("special_tokens")
     func ids(ofSpecial name: String, path: String) throws -> [Int] {
         guard let entry = try specialTokens?.optionalObject(name),
-              let rawIDs = entry.fields["ids"] as? [Any] else {
+            let rawIDs = entry.fields["ids"] as? [Any]
+        else {
             throw TokenizerError.unknownToken(source: json.source, path: path, token: name)
         }
         return try rawIDs.map { raw in

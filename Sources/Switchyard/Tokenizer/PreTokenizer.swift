@@ -9,7 +9,9 @@ protocol PreTokenizer: Sendable {
 
 extension PreTokenizer {
     /// Pre-tokenizes, throwing when a split regex exceeds its step limit.
-    func preTokenize(_ pieces: [[Unicode.Scalar]]) throws -> [[Unicode.Scalar]] { try preTokenize(pieces, policy: .fail) }
+    func preTokenize(_ pieces: [[Unicode.Scalar]]) throws -> [[Unicode.Scalar]] {
+        try preTokenize(pieces, policy: .fail)
+    }
 }
 
 /// Builds the pre-tokenizer described by a `pre_tokenizer` JSON object.

@@ -25,7 +25,9 @@ extension SplitPattern {
 
     /// HF's `Pattern::find_matches`: the whole of `text` cut into consecutive segments, each
     /// flagged as a match or not. An empty text gives one empty non-match.
-    func segments(of text: [Unicode.Scalar], policy: RegexLimitPolicy = .fail) throws -> [(range: Range<Int>, isMatch: Bool)] {
+    func segments(of text: [Unicode.Scalar], policy: RegexLimitPolicy = .fail) throws -> [(
+        range: Range<Int>, isMatch: Bool
+    )] {
         if text.isEmpty { return [(0..<0, false)] }
         var out: [(range: Range<Int>, isMatch: Bool)] = []
         var previous = 0
@@ -91,7 +93,8 @@ struct ICURegexPattern: SplitPattern {
         let limit = BoundedRegex.stepLimit(base: Self.baseSteps, textLength: units.count)
         let (found, failure) = units.withUnsafeBufferPointer { regex.scan(utf16: $0, stepLimit: limit) }
         if let failure, policy == .fail {
-            throw TokenizerError.regexLimitExceeded(source: source, path: path, pattern: regex.pattern, reason: "\(failure)")
+            throw TokenizerError.regexLimitExceeded(
+                source: source, path: path, pattern: regex.pattern, reason: "\(failure)")
         }
         var out: [Range<Int>] = []
         for range in found {

@@ -51,7 +51,8 @@ public final class Tokenizer: Sendable {
         let url = modelDirectory.appendingPathComponent("tokenizer.json")
         let data = try read(url)
         let config = try TokenizerConfig.load(directory: modelDirectory)
-        return try Tokenizer(json: data, source: url.path, configuredBOS: config?.bosToken, configuredEOS: config?.eosToken)
+        return try Tokenizer(
+            json: data, source: url.path, configuredBOS: config?.bosToken, configuredEOS: config?.eosToken)
     }
 
     private static func read(_ url: URL) throws -> Data {
@@ -97,10 +98,12 @@ public final class Tokenizer: Sendable {
 
         // Best-effort BOS/EOS.
         func lookup(_ name: String) -> Int? { added.idByContent[TokenKey(name)] ?? model.vocab[TokenKey(name)] }
-        bosTokenID = configuredBOS.flatMap(lookup)
+        bosTokenID =
+            configuredBOS.flatMap(lookup)
             ?? postProcessor?.prefixIDs.first
             ?? ["<|begin_of_text|>", "<s>", "<|startoftext|>", "<bos>", "<|bos|>"].lazy.compactMap(lookup).first
-        eosTokenID = configuredEOS.flatMap(lookup)
+        eosTokenID =
+            configuredEOS.flatMap(lookup)
             ?? postProcessor?.suffixIDs.last
             ?? ["<|end_of_text|>", "</s>", "<|endoftext|>", "<eos>", "<|eos|>"].lazy.compactMap(lookup).first
     }

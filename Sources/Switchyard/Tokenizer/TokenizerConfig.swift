@@ -30,7 +30,8 @@ struct TokenizerConfig {
                 guard let entries = item.objectEntries else {
                     throw fields.error("chat_template[\(i)]", "expected an object, found \(JSONFields.describe(item))")
                 }
-                let named = JSONFields(entries: entries, path: fields.path, prefix: fields.field("chat_template[\(i)]") + ".")
+                let named = JSONFields(
+                    entries: entries, path: fields.path, prefix: fields.field("chat_template[\(i)]") + ".")
                 if try named.string("name") == "default" {
                     chatTemplate = try named.string("template")
                     break

@@ -1,5 +1,5 @@
-import Foundation
 import CProtobufC
+import Foundation
 import SwitchyardProtos
 
 /// Encodes and decodes `RouterSpec` in the protobuf wire format (`Protos/switchyard/v1/router.proto`)
@@ -36,15 +36,24 @@ public enum RouterWire {
     /// Decodes a serialised `switchyard.v1.RouterSpec` from untrusted bytes; throws
     /// `RouterError.decode` naming `path` (used only in messages) on malformed input.
     public static func decode(_ bytes: [UInt8], path: String = "<bytes>") throws -> RouterSpec {
-        guard bytes.count <= maxBytes else { throw RouterError.decode(path: path, reason: "\(bytes.count) bytes is over the limit") }
-        guard let msg = bytes.withUnsafeBufferPointer({ switchyard__v1__router_spec__unpack(nil, $0.count, $0.baseAddress) }) else {
-            throw RouterError.decode(path: path, reason: "not a valid switchyard.v1.RouterSpec message (truncated or corrupt)")
+        guard bytes.count <= maxBytes else {
+            throw RouterError.decode(path: path, reason: "\(bytes.count) bytes is over the limit")
+        }
+        guard
+            let msg = bytes.withUnsafeBufferPointer({
+                switchyard__v1__router_spec__unpack(nil, $0.count, $0.baseAddress)
+            })
+        else {
+            throw RouterError.decode(
+                path: path, reason: "not a valid switchyard.v1.RouterSpec message (truncated or corrupt)")
         }
         defer { switchyard__v1__router_spec__free_unpacked(msg, nil) }
         do {
             return try convert(msg.pointee)
         } catch let e as RouterError {
-            if case let .invalid(field, reason) = e { throw RouterError.decode(path: path, reason: "field \(EscapedText.quoted(field)): \(reason)") }
+            if case let .invalid(field, reason) = e {
+                throw RouterError.decode(path: path, reason: "field \(EscapedText.quoted(field)): \(reason)")
+            }
             throw e
         }
     }
@@ -65,12 +74,15 @@ public enum RouterWire {
         var count = 1
         for d in shape {
             let (c, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow, c <= maxBytes else { throw RouterError.invalid(field: field, reason: "shape \(shape) is too large") }
+            guard !overflow, c <= maxBytes else {
+                throw RouterError.invalid(field: field, reason: "shape \(shape) is too large")
+            }
             count = c
         }
         let expected = count * (dtype == .f32 ? 4 : 2)
         guard expected == t.data.len else {
-            throw RouterError.invalid(field: field, reason: "shape \(shape) of \(dtype) needs \(expected) bytes, data has \(t.data.len)")
+            throw RouterError.invalid(
+                field: field, reason: "shape \(shape) of \(dtype) needs \(expected) bytes, data has \(t.data.len)")
         }
         let bytes = t.data.len > 0 ? Array(UnsafeBufferPointer(start: t.data.data, count: t.data.len)) : []
         return WireTensor(shape: shape, dtype: dtype, bytes: bytes)
@@ -85,18 +97,22 @@ public enum RouterWire {
         guard let granularity = RouterSpec.Granularity(rawValue: Int(m.granularity.rawValue)) else {
             throw RouterError.invalid(field: "granularity", reason: "unknown value \(m.granularity.rawValue)")
         }
-        let experts = array(m.n_experts, m.experts).map { RouterSpec.ExpertRef(name: string($0.name), sha256: string($0.sha256)) }
+        let experts = array(m.n_experts, m.experts).map {
+            RouterSpec.ExpertRef(name: string($0.name), sha256: string($0.sha256))
+        }
         var selection: Selection? = nil
         if let s = m.selection?.pointee {
             guard let mode = Selection.Mode(rawValue: Int(s.mode.rawValue)) else {
                 throw RouterError.invalid(field: "selection.mode", reason: "unknown value \(s.mode.rawValue)")
             }
             guard let prompt = Selection.PromptRouting(rawValue: Int(s.prompt_routing.rawValue)) else {
-                throw RouterError.invalid(field: "selection.prompt_routing", reason: "unknown value \(s.prompt_routing.rawValue)")
+                throw RouterError.invalid(
+                    field: "selection.prompt_routing", reason: "unknown value \(s.prompt_routing.rawValue)")
             }
-            selection = Selection(mode: mode, topK: Int(s.top_k), topP: s.top_p, threshold: s.threshold,
-                                  temperature: s.temperature, everyN: Int(s.every_n), promptRouting: prompt,
-                                  contextWindow: Int(s.context_window))
+            selection = Selection(
+                mode: mode, topK: Int(s.top_k), topP: s.top_p, threshold: s.threshold,
+                temperature: s.temperature, everyN: Int(s.every_n), promptRouting: prompt,
+                contextWindow: Int(s.context_window))
         }
         let metadata = array(m.n_metadata, m.metadata).map { (key: string($0.key), value: string($0.value)) }
         var gate = RouterSpec.Gate.none
@@ -108,18 +124,21 @@ public enum RouterWire {
             }
             let layers = try array(g.n_layers, g.layers).enumerated().map { i, d -> DenseLayer in
                 guard let act = DenseLayer.Activation(rawValue: Int(d.activation.rawValue)) else {
-                    throw RouterError.invalid(field: "sentence.layers[\(i)].activation", reason: "unknown value \(d.activation.rawValue)")
+                    throw RouterError.invalid(
+                        field: "sentence.layers[\(i)].activation", reason: "unknown value \(d.activation.rawValue)")
                 }
-                return DenseLayer(weight: try requiredTensor(d.weight, field: "sentence.layers[\(i)].weight"),
-                                  bias: try tensor(d.bias, field: "sentence.layers[\(i)].bias"), activation: act)
+                return DenseLayer(
+                    weight: try requiredTensor(d.weight, field: "sentence.layers[\(i)].weight"),
+                    bias: try tensor(d.bias, field: "sentence.layers[\(i)].bias"), activation: act)
             }
             gate = .sentence(featureLayer: Int(g.feature_layer), pooling: pooling, layers: layers)
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_TOKEN:
             let g = m.token.pointee
             let layers = try array(g.n_layers, g.layers).enumerated().map { i, l in
-                LayerGateSpec(layer: Int(l.layer), experts: l.n_experts > 0 ? (0..<l.n_experts).map { Int(l.experts[$0]) } : [],
-                              weight: try requiredTensor(l.weight, field: "token.layers[\(i)].weight"),
-                              bias: try tensor(l.bias, field: "token.layers[\(i)].bias"))
+                LayerGateSpec(
+                    layer: Int(l.layer), experts: l.n_experts > 0 ? (0..<l.n_experts).map { Int(l.experts[$0]) } : [],
+                    weight: try requiredTensor(l.weight, field: "token.layers[\(i)].weight"),
+                    bias: try tensor(l.bias, field: "token.layers[\(i)].bias"))
             }
             guard let context = RouterSpec.CentroidContext(rawValue: Int(g.context.rawValue)) else {
                 throw RouterError.invalid(field: "token.context", reason: "unknown value \(g.context.rawValue)")
@@ -130,24 +149,28 @@ public enum RouterWire {
             guard let context = RouterSpec.CentroidContext(rawValue: Int(g.context.rawValue)) else {
                 throw RouterError.invalid(field: "centroid.context", reason: "unknown value \(g.context.rawValue)")
             }
-            gate = .centroid(layer: Int(g.layer), centroids: try requiredTensor(g.centroids, field: "centroid.centroids"), context: context)
+            gate = .centroid(
+                layer: Int(g.layer), centroids: try requiredTensor(g.centroids, field: "centroid.centroids"),
+                context: context)
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK:
             let g = m.rank.pointee
             guard let act = RouterSpec.RankActivation(rawValue: Int(g.activation.rawValue)) else {
                 throw RouterError.invalid(field: "rank.activation", reason: "unknown value \(g.activation.rawValue)")
             }
             let modules = try array(g.n_modules, g.modules).enumerated().map { i, r in
-                RankModuleSpec(layer: Int(r.layer), module: string(r.module),
-                               a: try requiredTensor(r.a, field: "rank.modules[\(i)].a"),
-                               b: try requiredTensor(r.b, field: "rank.modules[\(i)].b"),
-                               gate: try requiredTensor(r.gate, field: "rank.modules[\(i)].gate"), scale: r.scale)
+                RankModuleSpec(
+                    layer: Int(r.layer), module: string(r.module),
+                    a: try requiredTensor(r.a, field: "rank.modules[\(i)].a"),
+                    b: try requiredTensor(r.b, field: "rank.modules[\(i)].b"),
+                    gate: try requiredTensor(r.gate, field: "rank.modules[\(i)].gate"), scale: r.scale)
             }
             gate = .rank(modules: modules, activation: act)
         default:
             gate = .none
         }
-        return RouterSpec(name: string(m.name), version: Int(m.version), granularity: granularity, experts: experts,
-                          selection: selection, baseModel: string(m.base_model), metadata: metadata, gate: gate)
+        return RouterSpec(
+            name: string(m.name), version: Int(m.version), granularity: granularity, experts: experts,
+            selection: selection, baseModel: string(m.base_model), metadata: metadata, gate: gate)
     }
 
     // MARK: - Encoding
@@ -207,11 +230,12 @@ public enum RouterWire {
         msg.pointee.version = UInt32(spec.version)
         msg.pointee.granularity = Switchyard__V1__Granularity(rawValue: UInt32(spec.granularity.rawValue))
         let experts = spec.experts.map { e in
-            Optional(arena.make(Switchyard__V1__ExpertRef.self) { p in
-                switchyard__v1__expert_ref__init(p)
-                p.pointee.name = arena.string(e.name)
-                p.pointee.sha256 = arena.string(e.sha256)
-            })
+            Optional(
+                arena.make(Switchyard__V1__ExpertRef.self) { p in
+                    switchyard__v1__expert_ref__init(p)
+                    p.pointee.name = arena.string(e.name)
+                    p.pointee.sha256 = arena.string(e.sha256)
+                })
         }
         msg.pointee.n_experts = experts.count
         msg.pointee.experts = arena.array(experts)
@@ -230,11 +254,12 @@ public enum RouterWire {
         }
         msg.pointee.base_model = arena.string(spec.baseModel)
         let metadata = spec.metadata.map { kv in
-            Optional(arena.make(Switchyard__V1__Metadata.self) { p in
-                switchyard__v1__metadata__init(p)
-                p.pointee.key = arena.string(kv.key)
-                p.pointee.value = arena.string(kv.value)
-            })
+            Optional(
+                arena.make(Switchyard__V1__Metadata.self) { p in
+                    switchyard__v1__metadata__init(p)
+                    p.pointee.key = arena.string(kv.key)
+                    p.pointee.value = arena.string(kv.value)
+                })
         }
         msg.pointee.n_metadata = metadata.count
         msg.pointee.metadata = arena.array(metadata)
@@ -244,12 +269,13 @@ public enum RouterWire {
         case let .sentence(featureLayer, pooling, layers):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_SENTENCE
             let dense = layers.map { l in
-                Optional(arena.make(Switchyard__V1__Dense.self) { p in
-                    switchyard__v1__dense__init(p)
-                    p.pointee.weight = tensor(l.weight)
-                    p.pointee.bias = tensor(l.bias)
-                    p.pointee.activation = Switchyard__V1__Activation(rawValue: UInt32(l.activation.rawValue))
-                })
+                Optional(
+                    arena.make(Switchyard__V1__Dense.self) { p in
+                        switchyard__v1__dense__init(p)
+                        p.pointee.weight = tensor(l.weight)
+                        p.pointee.bias = tensor(l.bias)
+                        p.pointee.activation = Switchyard__V1__Activation(rawValue: UInt32(l.activation.rawValue))
+                    })
             }
             msg.pointee.sentence = arena.make(Switchyard__V1__SentenceGate.self) { p in
                 switchyard__v1__sentence_gate__init(p)
@@ -261,14 +287,15 @@ public enum RouterWire {
         case let .token(layers, global, sourceLayer, context):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_TOKEN
             let gates = layers.map { l in
-                Optional(arena.make(Switchyard__V1__LayerGate.self) { p in
-                    switchyard__v1__layer_gate__init(p)
-                    p.pointee.layer = UInt32(l.layer)
-                    p.pointee.n_experts = l.experts.count
-                    p.pointee.experts = arena.array(l.experts.map { UInt32($0) })
-                    p.pointee.weight = tensor(l.weight)
-                    p.pointee.bias = tensor(l.bias)
-                })
+                Optional(
+                    arena.make(Switchyard__V1__LayerGate.self) { p in
+                        switchyard__v1__layer_gate__init(p)
+                        p.pointee.layer = UInt32(l.layer)
+                        p.pointee.n_experts = l.experts.count
+                        p.pointee.experts = arena.array(l.experts.map { UInt32($0) })
+                        p.pointee.weight = tensor(l.weight)
+                        p.pointee.bias = tensor(l.bias)
+                    })
             }
             msg.pointee.token = arena.make(Switchyard__V1__TokenGate.self) { p in
                 switchyard__v1__token_gate__init(p)
@@ -289,15 +316,16 @@ public enum RouterWire {
         case let .rank(modules, activation):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK
             let ms = modules.map { r in
-                Optional(arena.make(Switchyard__V1__RankModule.self) { p in
-                    switchyard__v1__rank_module__init(p)
-                    p.pointee.layer = UInt32(r.layer)
-                    p.pointee.module = arena.string(r.module)
-                    p.pointee.a = tensor(r.a)
-                    p.pointee.b = tensor(r.b)
-                    p.pointee.gate = tensor(r.gate)
-                    p.pointee.scale = r.scale
-                })
+                Optional(
+                    arena.make(Switchyard__V1__RankModule.self) { p in
+                        switchyard__v1__rank_module__init(p)
+                        p.pointee.layer = UInt32(r.layer)
+                        p.pointee.module = arena.string(r.module)
+                        p.pointee.a = tensor(r.a)
+                        p.pointee.b = tensor(r.b)
+                        p.pointee.gate = tensor(r.gate)
+                        p.pointee.scale = r.scale
+                    })
             }
             msg.pointee.rank = arena.make(Switchyard__V1__RankGate.self) { p in
                 switchyard__v1__rank_gate__init(p)

@@ -37,26 +37,52 @@ public struct WireMessage: Sendable, Equatable {
     public func bool(_ name: String) -> Bool { if case let .bool(b)? = fields[name] { return b }; return false }
     /// The unsigned integer field `name` (a signed value is reinterpreted bit for bit); 0 when absent.
     public func uint(_ name: String) -> UInt64 {
-        switch fields[name] { case let .uint(v)?: return v; case let .int(v)?: return UInt64(bitPattern: v); default: return 0 }
+        switch fields[name] {
+        case let .uint(v)?: return v;
+        case let .int(v)?: return UInt64(bitPattern: v);
+        default: return 0
+        }
     }
     /// The signed integer field `name` (an unsigned value is reinterpreted bit for bit); 0 when absent.
     public func int(_ name: String) -> Int64 {
-        switch fields[name] { case let .int(v)?: return v; case let .uint(v)?: return Int64(bitPattern: v); default: return 0 }
+        switch fields[name] {
+        case let .int(v)?: return v;
+        case let .uint(v)?: return Int64(bitPattern: v);
+        default: return 0
+        }
     }
     /// The float or double field `name`; 0 when absent or of another kind.
     public func double(_ name: String) -> Double { if case let .double(v)? = fields[name] { return v }; return 0 }
     /// The sub-message field `name`; nil when absent (proto3 message fields have presence).
-    public func message(_ name: String) -> WireMessage? { if case let .message(m)? = fields[name] { return m }; return nil }
+    public func message(_ name: String) -> WireMessage? {
+        if case let .message(m)? = fields[name] { return m }; return nil
+    }
     /// The repeated field `name`; empty when absent.
     public func list(_ name: String) -> [Value] { if case let .list(l)? = fields[name] { return l }; return [] }
     /// The repeated message field `name` (elements of other kinds skipped).
-    public func messages(_ name: String) -> [WireMessage] { list(name).compactMap { if case let .message(m) = $0 { return m }; return nil } }
+    public func messages(_ name: String) -> [WireMessage] {
+        list(name).compactMap {
+            if case let .message(m) = $0 { return m }; return nil
+        }
+    }
     /// The repeated string field `name` (elements of other kinds skipped).
-    public func strings(_ name: String) -> [String] { list(name).compactMap { if case let .string(s) = $0 { return s }; return nil } }
+    public func strings(_ name: String) -> [String] {
+        list(name).compactMap {
+            if case let .string(s) = $0 { return s }; return nil
+        }
+    }
     /// The repeated unsigned field `name` (elements of other kinds skipped).
-    public func uints(_ name: String) -> [UInt64] { list(name).compactMap { if case let .uint(v) = $0 { return v }; return nil } }
+    public func uints(_ name: String) -> [UInt64] {
+        list(name).compactMap {
+            if case let .uint(v) = $0 { return v }; return nil
+        }
+    }
     /// The repeated float/double field `name` (elements of other kinds skipped).
-    public func doubles(_ name: String) -> [Double] { list(name).compactMap { if case let .double(v) = $0 { return v }; return nil } }
+    public func doubles(_ name: String) -> [Double] {
+        list(name).compactMap {
+            if case let .double(v) = $0 { return v }; return nil
+        }
+    }
 
     /// The raw value of field `name` (nil: absent); setting nil removes the field.
     public subscript(name: String) -> Value? {
@@ -101,10 +127,13 @@ public struct WireMessage: Sendable, Equatable {
         return msg
     }
 
-    private func store(_ v: Value, at p: UnsafeMutableRawPointer, field f: UnsafePointer<ProtobufCFieldDescriptor>, arena: WireArena) {
+    private func store(
+        _ v: Value, at p: UnsafeMutableRawPointer, field f: UnsafePointer<ProtobufCFieldDescriptor>, arena: WireArena
+    ) {
         let name = "\(type.name).\(String(cString: f.pointee.name))"
         switch (f.pointee.type, v) {
-        case (PROTOBUF_C_TYPE_INT32, _), (PROTOBUF_C_TYPE_SINT32, _), (PROTOBUF_C_TYPE_SFIXED32, _), (PROTOBUF_C_TYPE_ENUM, _):
+        case (PROTOBUF_C_TYPE_INT32, _), (PROTOBUF_C_TYPE_SINT32, _), (PROTOBUF_C_TYPE_SFIXED32, _),
+            (PROTOBUF_C_TYPE_ENUM, _):
             p.storeBytes(of: Int32(truncatingIfNeeded: Self.integer(v, name)), as: Int32.self)
         case (PROTOBUF_C_TYPE_UINT32, _), (PROTOBUF_C_TYPE_FIXED32, _):
             p.storeBytes(of: UInt32(truncatingIfNeeded: Self.integer(v, name)), as: UInt32.self)
@@ -124,7 +153,9 @@ public struct WireMessage: Sendable, Equatable {
             p.storeBytes(of: arena.binary(b), as: ProtobufCBinaryData.self)
         case (PROTOBUF_C_TYPE_MESSAGE, .message(let m)):
             let nested = f.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            precondition(nested == m.type.descriptor, "\(name) expects \(String(cString: nested.pointee.name)), got \(m.type.name)")
+            precondition(
+                nested == m.type.descriptor,
+                "\(name) expects \(String(cString: nested.pointee.name)), got \(m.type.name)")
             p.storeBytes(of: m.build(arena), as: UnsafeMutablePointer<ProtobufCMessage>.self)
         default:
             preconditionFailure("\(name): value \(v) does not fit the field's type")
@@ -143,7 +174,7 @@ public struct WireMessage: Sendable, Equatable {
     static func elementSize(_ t: ProtobufCType) -> Int {
         switch t {
         case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64, PROTOBUF_C_TYPE_UINT64,
-             PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_DOUBLE:
+            PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_DOUBLE:
             return 8
         case PROTOBUF_C_TYPE_STRING, PROTOBUF_C_TYPE_MESSAGE: return MemoryLayout<UnsafeRawPointer>.stride
         case PROTOBUF_C_TYPE_BYTES: return MemoryLayout<ProtobufCBinaryData>.stride
@@ -155,7 +186,11 @@ public struct WireMessage: Sendable, Equatable {
 
     /// Decodes untrusted bytes as a message of `type`; throws `WireError.malformed` naming the type.
     public static func decode(_ type: WireType, _ bytes: [UInt8]) throws -> WireMessage {
-        guard let msg = bytes.withUnsafeBufferPointer({ protobuf_c_message_unpack(type.descriptor, nil, $0.count, $0.baseAddress) }) else {
+        guard
+            let msg = bytes.withUnsafeBufferPointer({
+                protobuf_c_message_unpack(type.descriptor, nil, $0.count, $0.baseAddress)
+            })
+        else {
             throw WireError.malformed(type: type.name)
         }
         defer { protobuf_c_message_free_unpacked(msg, nil) }
@@ -170,7 +205,9 @@ public struct WireMessage: Sendable, Equatable {
             let name = String(cString: f.pointee.name)
             if f.pointee.label == PROTOBUF_C_LABEL_REPEATED {
                 let n = (raw + Int(f.pointee.quantifier_offset)).load(as: Int.self)
-                guard n > 0, let array = (raw + Int(f.pointee.offset)).load(as: UnsafeRawPointer?.self) else { continue }
+                guard n > 0, let array = (raw + Int(f.pointee.offset)).load(as: UnsafeRawPointer?.self) else {
+                    continue
+                }
                 let size = elementSize(f.pointee.type)
                 out.fields[name] = .list((0..<n).compactMap { load(array + $0 * size, field: f) })
             } else if let v = load(raw + Int(f.pointee.offset), field: f) {
@@ -185,7 +222,8 @@ public struct WireMessage: Sendable, Equatable {
         case PROTOBUF_C_TYPE_INT32, PROTOBUF_C_TYPE_SINT32, PROTOBUF_C_TYPE_SFIXED32, PROTOBUF_C_TYPE_ENUM:
             return .int(Int64(p.load(as: Int32.self)))
         case PROTOBUF_C_TYPE_UINT32, PROTOBUF_C_TYPE_FIXED32: return .uint(UInt64(p.load(as: UInt32.self)))
-        case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64: return .int(p.load(as: Int64.self))
+        case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64:
+            return .int(p.load(as: Int64.self))
         case PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64: return .uint(p.load(as: UInt64.self))
         case PROTOBUF_C_TYPE_FLOAT: return .double(Double(p.load(as: Float.self)))
         case PROTOBUF_C_TYPE_DOUBLE: return .double(p.load(as: Double.self))

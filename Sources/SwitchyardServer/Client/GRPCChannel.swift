@@ -42,8 +42,10 @@ public final class GRPCChannel: @unchecked Sendable {
     }
 
     /// One request, one response. Throws `GRPCStatus` for any non-OK status.
-    public func unary(_ method: String, _ request: [UInt8], metadata: [(String, String)] = [], timeout: Double? = nil) async throws
-        -> (response: [UInt8], initialMetadata: [(String, String)]) {
+    public func unary(_ method: String, _ request: [UInt8], metadata: [(String, String)] = [], timeout: Double? = nil)
+        async throws
+        -> (response: [UInt8], initialMetadata: [(String, String)])
+    {
         let call = try makeCall(method, timeout: timeout)
         let batch = Batch()
         batch.sendInitialMetadata(metadata)
@@ -61,7 +63,8 @@ public final class GRPCChannel: @unchecked Sendable {
                     return
                 }
                 guard let message = b.message else {
-                    continuation.resume(throwing: GRPCStatus(.internal, "\(method): OK status without a response message"))
+                    continuation.resume(
+                        throwing: GRPCStatus(.internal, "\(method): OK status without a response message"))
                     return
                 }
                 continuation.resume(returning: (message, b.initialMetadata))
@@ -73,8 +76,10 @@ public final class GRPCChannel: @unchecked Sendable {
     /// One request, a stream of responses. The stream ends normally on OK and throws the
     /// `GRPCStatus` otherwise; cancelling the consuming task (or dropping the stream) cancels the
     /// call. `onMetadata` receives the server's initial metadata before the first message.
-    public func serverStream(_ method: String, _ request: [UInt8], metadata: [(String, String)] = [], timeout: Double? = nil,
-                             onMetadata: (@Sendable ([(String, String)]) -> Void)? = nil) -> AsyncThrowingStream<[UInt8], Error> {
+    public func serverStream(
+        _ method: String, _ request: [UInt8], metadata: [(String, String)] = [], timeout: Double? = nil,
+        onMetadata: (@Sendable ([(String, String)]) -> Void)? = nil
+    ) -> AsyncThrowingStream<[UInt8], Error> {
         AsyncThrowingStream { continuation in
             let call: Call
             do { call = try makeCall(method, timeout: timeout) } catch {
@@ -90,33 +95,48 @@ public final class GRPCChannel: @unchecked Sendable {
             func receiveStatus() {
                 let b = Batch()
                 b.receiveStatus()
-                if !b.start(on: call.raw, { b, _ in
-                    finished.value = true
-                    let status = b.status
-                    if status.code == .ok { continuation.finish() } else { continuation.finish(throwing: status) }
-                }) { fail("cannot receive the status") }
+                if !b.start(
+                    on: call.raw,
+                    { b, _ in
+                        finished.value = true
+                        let status = b.status
+                        if status.code == .ok { continuation.finish() } else { continuation.finish(throwing: status) }
+                    })
+                {
+                    fail("cannot receive the status")
+                }
             }
             func receiveNext() {
                 let b = Batch()
                 b.receiveMessage()
-                if !b.start(on: call.raw, { b, ok in
-                    if ok, let m = b.message {
-                        continuation.yield(m)
-                        receiveNext()
-                    } else {
-                        receiveStatus()
-                    }
-                }) { fail("cannot receive a message") }
+                if !b.start(
+                    on: call.raw,
+                    { b, ok in
+                        if ok, let m = b.message {
+                            continuation.yield(m)
+                            receiveNext()
+                        } else {
+                            receiveStatus()
+                        }
+                    })
+                {
+                    fail("cannot receive a message")
+                }
             }
             let first = Batch()
             first.sendInitialMetadata(metadata)
             first.sendMessage(request)
             first.sendClose()
             first.receiveInitialMetadata()
-            if !first.start(on: call.raw, { b, ok in
-                if ok { onMetadata?(b.initialMetadata) }
-                receiveNext()
-            }) { fail("cannot start the call") }
+            if !first.start(
+                on: call.raw,
+                { b, ok in
+                    if ok { onMetadata?(b.initialMetadata) }
+                    receiveNext()
+                })
+            {
+                fail("cannot start the call")
+            }
         }
     }
 }

@@ -37,16 +37,31 @@ public struct GenerateRequest: Sendable {
     }
 
     var wire: WireMessage {
-        WireMessage(InferenceWire.generateRequest, [
-            "prompt": .string(prompt), "token_ids": .list(tokenIDs.map { .uint(UInt64(max(0, $0))) }),
-            "experts": .list(experts.map { .message(WireMessage(InferenceWire.expertWeight, ["name": .string($0.name), "weight": .double(Double($0.weight))])) }),
-            "router": .string(router), "router_spec": .bytes(routerSpec), "max_tokens": .uint(UInt64(max(0, maxTokens))),
-            "temperature": .double(Double(sampling.temperature)), "top_k": .uint(UInt64(max(0, sampling.topK))),
-            "top_p": .double(Double(sampling.topP)), "repetition_penalty": .double(Double(sampling.repetitionPenalty)),
-            "seed": .uint(sampling.seed), "stop": .list(stop.map { .string($0) }), "trace": .bool(trace),
-            "ignore_eos": .bool(ignoreEOS), "request_id": .string(requestID),
-            "messages": .list(messages.map { .message(WireMessage(InferenceWire.chatMessage, ["role": .string($0.role), "content": .string($0.content)])) }),
-        ])
+        WireMessage(
+            InferenceWire.generateRequest,
+            [
+                "prompt": .string(prompt), "token_ids": .list(tokenIDs.map { .uint(UInt64(max(0, $0))) }),
+                "experts": .list(
+                    experts.map {
+                        .message(
+                            WireMessage(
+                                InferenceWire.expertWeight,
+                                ["name": .string($0.name), "weight": .double(Double($0.weight))]))
+                    }),
+                "router": .string(router), "router_spec": .bytes(routerSpec),
+                "max_tokens": .uint(UInt64(max(0, maxTokens))),
+                "temperature": .double(Double(sampling.temperature)), "top_k": .uint(UInt64(max(0, sampling.topK))),
+                "top_p": .double(Double(sampling.topP)),
+                "repetition_penalty": .double(Double(sampling.repetitionPenalty)),
+                "seed": .uint(sampling.seed), "stop": .list(stop.map { .string($0) }), "trace": .bool(trace),
+                "ignore_eos": .bool(ignoreEOS), "request_id": .string(requestID),
+                "messages": .list(
+                    messages.map {
+                        .message(
+                            WireMessage(
+                                InferenceWire.chatMessage, ["role": .string($0.role), "content": .string($0.content)]))
+                    })
+            ])
     }
 
     /// The balancer's affinity key (`x-switchyard-expert`): the single expert, the largest-weight
@@ -95,8 +110,9 @@ public struct GenerateEvent: Sendable {
         index = Int(m.uint("index"))
         routing = m.messages("routing").map { d in
             let layer = Int(d.int("layer"))
-            return RoutedExperts(layer: layer < 0 ? nil : layer,
-                                 experts: d.messages("experts").map { (name: $0.string("name"), weight: Float($0.double("weight"))) })
+            return RoutedExperts(
+                layer: layer < 0 ? nil : layer,
+                experts: d.messages("experts").map { (name: $0.string("name"), weight: Float($0.double("weight"))) })
         }
         promptTokens = Int(m.uint("prompt_tokens"))
         generatedTokens = Int(m.uint("generated_tokens"))
@@ -136,14 +152,20 @@ public final class SwitchyardClient: @unchecked Sendable {
     /// Streams a generation: one event per token, then the summary event.
     public func generate(_ request: GenerateRequest) -> AsyncThrowingStream<GenerateEvent, Error> {
         let replica = UncheckedBox<String?>(nil)
-        let raw = channel.serverStream(InferenceWire.method("Generate"), request.wire.encode(), metadata: metadata(affinity: request.affinityKey),
-                                       timeout: timeout) { md in replica.value = md.first { $0.0 == "x-switchyard-replica" }?.1 }
-        return Self.decoded(raw) { GenerateEvent(try WireMessage.decode(InferenceWire.generateEvent, $0), replica: replica.value) }
+        let raw = channel.serverStream(
+            InferenceWire.method("Generate"), request.wire.encode(), metadata: metadata(affinity: request.affinityKey),
+            timeout: timeout
+        ) { md in replica.value = md.first { $0.0 == "x-switchyard-replica" }?.1 }
+        return Self.decoded(raw) {
+            GenerateEvent(try WireMessage.decode(InferenceWire.generateEvent, $0), replica: replica.value)
+        }
     }
 
     /// A stream of raw response messages, each decoded by `decode`; dropping the result cancels the call.
-    private static func decoded<T: Sendable>(_ raw: AsyncThrowingStream<[UInt8], Error>,
-                                             _ decode: @escaping @Sendable ([UInt8]) throws -> T) -> AsyncThrowingStream<T, Error> {
+    private static func decoded<T: Sendable>(
+        _ raw: AsyncThrowingStream<[UInt8], Error>,
+        _ decode: @escaping @Sendable ([UInt8]) throws -> T
+    ) -> AsyncThrowingStream<T, Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
@@ -158,8 +180,11 @@ public final class SwitchyardClient: @unchecked Sendable {
     }
 
     /// A unary Inference call: `name` is the method, the response decoded as `response`.
-    public func call(_ name: String, _ request: WireMessage, response: WireType, affinity: String? = nil) async throws -> WireMessage {
-        let (bytes, _) = try await channel.unary(InferenceWire.method(name), request.encode(), metadata: metadata(affinity: affinity), timeout: timeout)
+    public func call(_ name: String, _ request: WireMessage, response: WireType, affinity: String? = nil) async throws
+        -> WireMessage
+    {
+        let (bytes, _) = try await channel.unary(
+            InferenceWire.method(name), request.encode(), metadata: metadata(affinity: affinity), timeout: timeout)
         return try WireMessage.decode(response, bytes)
     }
 
@@ -169,37 +194,47 @@ public final class SwitchyardClient: @unchecked Sendable {
         var m = WireMessage(InferenceWire.scoreRequest)
         let g = request.wire
         for k in ["prompt", "token_ids", "experts", "router", "router_spec"] { m[k] = g[k] }
-        return try await call("Score", m, response: InferenceWire.scoreResponse, affinity: request.affinityKey).doubles("logprobs").map { Float($0) }
+        return try await call("Score", m, response: InferenceWire.scoreResponse, affinity: request.affinityKey).doubles(
+            "logprobs"
+        ).map { Float($0) }
     }
 
     /// `ListExperts`: every registered expert as an `InferenceWire.expertInfo` message.
     public func listExperts() async throws -> [WireMessage] {
-        try await call("ListExperts", WireMessage(InferenceWire.listExpertsRequest), response: InferenceWire.listExpertsResponse).messages("experts")
+        try await call(
+            "ListExperts", WireMessage(InferenceWire.listExpertsRequest), response: InferenceWire.listExpertsResponse
+        ).messages("experts")
     }
 
     /// Registers a PEFT adapter directory on the server's disk (under an allowed root).
     @discardableResult
     public func addExpert(name: String, path: String) async throws -> WireMessage {
-        try await call("AddExpert", WireMessage(InferenceWire.addExpertRequest, ["name": .string(name), "path": .string(path)]),
-                       response: InferenceWire.addExpertResponse, affinity: name)
+        try await call(
+            "AddExpert", WireMessage(InferenceWire.addExpertRequest, ["name": .string(name), "path": .string(path)]),
+            response: InferenceWire.addExpertResponse, affinity: name)
     }
 
     /// `RemoveExpert`: unregisters `name` (requests already holding it finish with it).
     public func removeExpert(name: String) async throws {
-        _ = try await call("RemoveExpert", WireMessage(InferenceWire.removeExpertRequest, ["name": .string(name)]),
-                           response: InferenceWire.removeExpertResponse, affinity: name)
+        _ = try await call(
+            "RemoveExpert", WireMessage(InferenceWire.removeExpertRequest, ["name": .string(name)]),
+            response: InferenceWire.removeExpertResponse, affinity: name)
     }
 
     /// `ListRouters`: every router the server holds as an `InferenceWire.routerInfo` message.
     public func listRouters() async throws -> [WireMessage] {
-        try await call("ListRouters", WireMessage(InferenceWire.listRoutersRequest), response: InferenceWire.listRoutersResponse).messages("routers")
+        try await call(
+            "ListRouters", WireMessage(InferenceWire.listRoutersRequest), response: InferenceWire.listRoutersResponse
+        ).messages("routers")
     }
 
     /// `AddRouter`: a serialised `RouterSpec` (see `RouterWire.encode`), held under its name;
     /// returns the `AddRouterResponse` (its `router` field describes it).
     @discardableResult
     public func addRouter(_ spec: [UInt8]) async throws -> WireMessage {
-        try await call("AddRouter", WireMessage(InferenceWire.addRouterRequest, ["router_spec": .bytes(spec)]), response: InferenceWire.addRouterResponse)
+        try await call(
+            "AddRouter", WireMessage(InferenceWire.addRouterRequest, ["router_spec": .bytes(spec)]),
+            response: InferenceWire.addRouterResponse)
     }
 
     /// `Info`: the server's `InferenceWire.infoResponse` (model, experts, routers, limits, counters).
@@ -210,22 +245,35 @@ public final class SwitchyardClient: @unchecked Sendable {
     /// `Compose`: progress events, the last one with `expert` set (the registered result).
     /// Zero/empty `experts`, `budget`, `optimizer` and `l1` take the server's defaults
     /// (`ComposeRequest` in inference.proto: its trained experts, 40, cobyla, 0.05).
-    public func compose(name: String, examples: [(prompt: String, completion: String)], experts: [String] = [],
-                        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "", l1: Float = 0) -> AsyncThrowingStream<WireMessage, Error> {
-        let request = WireMessage(InferenceWire.composeRequest, [
-            "name": .string(name), "experts": .list(experts.map { .string($0) }), "budget": .uint(UInt64(max(0, budget))),
-            "seed": .uint(seed), "optimizer": .string(optimizer), "l1": .double(Double(l1)),
-            "examples": .list(examples.map { .message(WireMessage(InferenceWire.composeExample, ["prompt": .string($0.prompt), "completion": .string($0.completion)])) }),
-        ])
-        let raw = channel.serverStream(InferenceWire.method("Compose"), request.encode(), metadata: metadata(affinity: name), timeout: timeout)
+    public func compose(
+        name: String, examples: [(prompt: String, completion: String)], experts: [String] = [],
+        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "", l1: Float = 0
+    ) -> AsyncThrowingStream<WireMessage, Error> {
+        let request = WireMessage(
+            InferenceWire.composeRequest,
+            [
+                "name": .string(name), "experts": .list(experts.map { .string($0) }),
+                "budget": .uint(UInt64(max(0, budget))),
+                "seed": .uint(seed), "optimizer": .string(optimizer), "l1": .double(Double(l1)),
+                "examples": .list(
+                    examples.map {
+                        .message(
+                            WireMessage(
+                                InferenceWire.composeExample,
+                                ["prompt": .string($0.prompt), "completion": .string($0.completion)]))
+                    })
+            ])
+        let raw = channel.serverStream(
+            InferenceWire.method("Compose"), request.encode(), metadata: metadata(affinity: name), timeout: timeout)
         return Self.decoded(raw) { try WireMessage.decode(InferenceWire.composeEvent, $0) }
     }
 
     /// `grpc.health.v1.Health/Check`: 1 SERVING, 2 NOT_SERVING.
     public func health(service: String = "") async throws -> Int {
-        let (bytes, _) = try await channel.unary(InferenceWire.healthCheck,
-                                                 WireMessage(InferenceWire.healthCheckRequest, ["service": .string(service)]).encode(),
-                                                 metadata: metadata(), timeout: timeout)
+        let (bytes, _) = try await channel.unary(
+            InferenceWire.healthCheck,
+            WireMessage(InferenceWire.healthCheckRequest, ["service": .string(service)]).encode(),
+            metadata: metadata(), timeout: timeout)
         return Int(try WireMessage.decode(InferenceWire.healthCheckResponse, bytes).int("status"))
     }
 }

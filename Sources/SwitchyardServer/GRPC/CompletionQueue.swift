@@ -68,7 +68,9 @@ final class Batch {
         sy_op_send_initial_metadata(raw)
         for (k, v) in metadata { sy_op_add_initial_metadata(raw, k, v) }
     }
-    func sendMessage(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { sy_op_send_message(raw, $0.baseAddress, $0.count) } }
+    func sendMessage(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { sy_op_send_message(raw, $0.baseAddress, $0.count) }
+    }
     func sendClose() { sy_op_send_close(raw) }
     func sendStatus(_ code: GRPCStatusCode, _ message: String) { sy_op_send_status(raw, code.rawValue, message) }
     func receiveInitialMetadata() { sy_op_recv_initial_metadata(raw) }
@@ -115,7 +117,9 @@ final class Batch {
 
     static func text(_ p: UnsafePointer<CChar>?, _ n: Int) -> String {
         guard let p, n > 0 else { return "" }
-        return p.withMemoryRebound(to: UInt8.self, capacity: n) { String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self) }
+        return p.withMemoryRebound(to: UInt8.self, capacity: n) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+        }
     }
 }
 

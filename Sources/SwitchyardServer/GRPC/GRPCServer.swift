@@ -26,8 +26,11 @@ final class GRPCServer: @unchecked Sendable {
 
     /// Binds `address` (`host:port`, port 0 picks one). `maxMessageBytes` caps requests and
     /// responses (the core answers RESOURCE_EXHAUSTED over it). Throws when it cannot bind.
-    init(address: String, maxMessageBytes: Int, responseMetadata: @escaping @Sendable () -> [(String, String)], handlers: [String: Handler],
-         gate: @escaping Gate = { _ in nil }) throws {
+    init(
+        address: String, maxMessageBytes: Int, responseMetadata: @escaping @Sendable () -> [(String, String)],
+        handlers: [String: Handler],
+        gate: @escaping Gate = { _ in nil }
+    ) throws {
         cq = CompletionQueue(name: "switchyard.grpc.server")
         server = sy_server_create(cq.raw, Int32(clamping: maxMessageBytes), Int32(clamping: maxMessageBytes))
         let bound = sy_server_add_port(server, address)
@@ -35,7 +38,8 @@ final class GRPCServer: @unchecked Sendable {
             sy_server_shutdown(server, CompletionQueue.tag { _ in })
             sy_server_destroy(server)
             cq.shutdownAndWait()
-            throw GRPCStatus(.unavailable, "cannot listen on \(address) (address in use, or not a HOST:PORT this machine has)")
+            throw GRPCStatus(
+                .unavailable, "cannot listen on \(address) (address in use, or not a HOST:PORT this machine has)")
         }
         port = Int(bound)
         self.handlers = handlers

@@ -78,7 +78,11 @@ final class ServerCall: @unchecked Sendable {
             let cancelled = isCancelled
             handlers.forEach { $0(cancelled) }
         }
-        if !started { lock.withLock { dead = true; closed = true; cancelledFlag = true } }
+        if !started {
+            lock.withLock {
+                dead = true; closed = true; cancelledFlag = true
+            }
+        }
     }
 
     /// Runs `handler(cancelled)` when the call ends (at once if it already has).
@@ -160,6 +164,10 @@ final class ServerCall: @unchecked Sendable {
             }
             pump()
         }
-        if !started { lock.withLock { inFlight = false; dead = true; queue.removeAll() } }
+        if !started {
+            lock.withLock {
+                inFlight = false; dead = true; queue.removeAll()
+            }
+        }
     }
 }

@@ -20,7 +20,10 @@ class ArgumentSlot {
     fileprivate(set) var name = ""
     fileprivate(set) var wasSet = false
 
-    init(kind: Kind, name: String?, help: String, placeholder: String, defaultText: String?, isRequired: Bool, isRepeatable: Bool) {
+    init(
+        kind: Kind, name: String?, help: String, placeholder: String, defaultText: String?, isRequired: Bool,
+        isRepeatable: Bool
+    ) {
         self.kind = kind
         explicitName = name
         self.help = help
@@ -86,13 +89,16 @@ final class Option<Value>: ArgumentSlot {
     /// The parsed value (only read after a successful parse, which fills every required one).
     var wrappedValue: Value { storage! }
 
-    private init(storage: Value?, name: String?, help: String, placeholder: String, expectation: String,
-                 defaultText: String?, required: Bool, repeatable: Bool, parse: @escaping (String, Value?) -> Value?) {
+    private init(
+        storage: Value?, name: String?, help: String, placeholder: String, expectation: String,
+        defaultText: String?, required: Bool, repeatable: Bool, parse: @escaping (String, Value?) -> Value?
+    ) {
         self.storage = storage
         self.parse = parse
         self.expectation = expectation
-        super.init(kind: .option, name: name, help: help, placeholder: placeholder, defaultText: defaultText,
-                   isRequired: required, isRepeatable: repeatable)
+        super.init(
+            kind: .option, name: name, help: help, placeholder: placeholder, defaultText: defaultText,
+            isRequired: required, isRepeatable: repeatable)
     }
 
     override func store(_ raw: String) throws {
@@ -103,33 +109,42 @@ final class Option<Value>: ArgumentSlot {
 
 extension Option where Value: ArgumentValue {
     /// An option with a default (shown in help unless `showDefault` is false).
-    convenience init(wrappedValue: Value, name: String? = nil, placeholder: String? = nil, help: String, showDefault: Bool = true) {
-        self.init(storage: wrappedValue, name: name, help: help, placeholder: placeholder ?? Value.placeholder,
-                  expectation: Value.expectation, defaultText: showDefault ? wrappedValue.argumentDescription : nil,
-                  required: false, repeatable: false, parse: { raw, _ in Value(argument: raw) })
+    convenience init(
+        wrappedValue: Value, name: String? = nil, placeholder: String? = nil, help: String, showDefault: Bool = true
+    ) {
+        self.init(
+            storage: wrappedValue, name: name, help: help, placeholder: placeholder ?? Value.placeholder,
+            expectation: Value.expectation, defaultText: showDefault ? wrappedValue.argumentDescription : nil,
+            required: false, repeatable: false, parse: { raw, _ in Value(argument: raw) })
     }
 
     /// A required option: parsing fails, naming it, when it is missing.
     convenience init(name: String? = nil, placeholder: String? = nil, help: String) {
-        self.init(storage: nil, name: name, help: help, placeholder: placeholder ?? Value.placeholder,
-                  expectation: Value.expectation, defaultText: nil, required: true, repeatable: false,
-                  parse: { raw, _ in Value(argument: raw) })
+        self.init(
+            storage: nil, name: name, help: help, placeholder: placeholder ?? Value.placeholder,
+            expectation: Value.expectation, defaultText: nil, required: true, repeatable: false,
+            parse: { raw, _ in Value(argument: raw) })
     }
 }
 
 extension Option {
     /// An optional option: nil when not given (the default, if any, is the command's to describe).
-    convenience init<T: ArgumentValue>(name: String? = nil, placeholder: String? = nil, help: String) where Value == T? {
-        self.init(storage: .some(nil), name: name, help: help, placeholder: placeholder ?? T.placeholder,
-                  expectation: T.expectation, defaultText: nil, required: false, repeatable: false,
-                  parse: { raw, _ in T(argument: raw).map { .some($0) } })
+    convenience init<T: ArgumentValue>(name: String? = nil, placeholder: String? = nil, help: String)
+    where Value == T? {
+        self.init(
+            storage: .some(nil), name: name, help: help, placeholder: placeholder ?? T.placeholder,
+            expectation: T.expectation, defaultText: nil, required: false, repeatable: false,
+            parse: { raw, _ in T(argument: raw).map { .some($0) } })
     }
 
     /// A repeatable option: every value given, in order.
-    convenience init<T: ArgumentValue>(wrappedValue: [T] = [], name: String? = nil, placeholder: String? = nil, help: String) where Value == [T] {
-        self.init(storage: wrappedValue, name: name, help: help, placeholder: placeholder ?? T.placeholder,
-                  expectation: T.expectation, defaultText: nil, required: false, repeatable: true,
-                  parse: { raw, previous in T(argument: raw).map { (previous ?? []) + [$0] } })
+    convenience init<T: ArgumentValue>(
+        wrappedValue: [T] = [], name: String? = nil, placeholder: String? = nil, help: String
+    ) where Value == [T] {
+        self.init(
+            storage: wrappedValue, name: name, help: help, placeholder: placeholder ?? T.placeholder,
+            expectation: T.expectation, defaultText: nil, required: false, repeatable: true,
+            parse: { raw, previous in T(argument: raw).map { (previous ?? []) + [$0] } })
     }
 }
 
@@ -139,7 +154,9 @@ final class Flag: ArgumentSlot {
     var wrappedValue: Bool { wasSet }
 
     init(name: String? = nil, help: String) {
-        super.init(kind: .flag, name: name, help: help, placeholder: "", defaultText: nil, isRequired: false, isRepeatable: false)
+        super.init(
+            kind: .flag, name: name, help: help, placeholder: "", defaultText: nil, isRequired: false,
+            isRepeatable: false)
     }
 }
 
@@ -153,13 +170,16 @@ final class Argument<Value>: ArgumentSlot {
 
     var wrappedValue: Value { storage! }
 
-    private init(storage: Value?, name: String?, help: String, expectation: String, required: Bool, repeatable: Bool,
-                 parse: @escaping (String, Value?) -> Value?) {
+    private init(
+        storage: Value?, name: String?, help: String, expectation: String, required: Bool, repeatable: Bool,
+        parse: @escaping (String, Value?) -> Value?
+    ) {
         self.storage = storage
         self.parse = parse
         self.expectation = expectation
-        super.init(kind: .positional, name: name, help: help, placeholder: "", defaultText: nil,
-                   isRequired: required, isRepeatable: repeatable)
+        super.init(
+            kind: .positional, name: name, help: help, placeholder: "", defaultText: nil,
+            isRequired: required, isRepeatable: repeatable)
     }
 
     override func store(_ raw: String) throws {
@@ -170,20 +190,23 @@ final class Argument<Value>: ArgumentSlot {
 
 extension Argument where Value: ArgumentValue {
     convenience init(name: String? = nil, help: String) {
-        self.init(storage: nil, name: name, help: help, expectation: Value.expectation, required: true, repeatable: false,
-                  parse: { raw, _ in Value(argument: raw) })
+        self.init(
+            storage: nil, name: name, help: help, expectation: Value.expectation, required: true, repeatable: false,
+            parse: { raw, _ in Value(argument: raw) })
     }
 }
 
 extension Argument {
     convenience init<T: ArgumentValue>(name: String? = nil, help: String) where Value == T? {
-        self.init(storage: .some(nil), name: name, help: help, expectation: T.expectation, required: false, repeatable: false,
-                  parse: { raw, _ in T(argument: raw).map { .some($0) } })
+        self.init(
+            storage: .some(nil), name: name, help: help, expectation: T.expectation, required: false, repeatable: false,
+            parse: { raw, _ in T(argument: raw).map { .some($0) } })
     }
 
     convenience init<T: ArgumentValue>(name: String? = nil, help: String) where Value == [T] {
-        self.init(storage: [], name: name, help: help, expectation: T.expectation, required: false, repeatable: true,
-                  parse: { raw, previous in T(argument: raw).map { (previous ?? []) + [$0] } })
+        self.init(
+            storage: [], name: name, help: help, expectation: T.expectation, required: false, repeatable: true,
+            parse: { raw, previous in T(argument: raw).map { (previous ?? []) + [$0] } })
     }
 }
 
@@ -200,7 +223,8 @@ protocol AnyOptionGroup { var members: any ParsableArguments { get } }
 extension OptionGroup: AnyOptionGroup { var members: any ParsableArguments { wrappedValue } }
 
 /// The slots and groups of `arguments`, in declaration order (groups expanded in place).
-func reflectDeclarations(_ arguments: any ParsableArguments) -> (slots: [ArgumentSlot], groups: [any ParsableArguments]) {
+func reflectDeclarations(_ arguments: any ParsableArguments) -> (slots: [ArgumentSlot], groups: [any ParsableArguments])
+{
     var slots: [ArgumentSlot] = []
     var groups: [any ParsableArguments] = [arguments]
     for child in Mirror(reflecting: arguments).children {

@@ -78,9 +78,11 @@ extension CommandGroup {
         let full = (path + [name]).joined(separator: " ")
         let width = max(12, (subcommands.map { $0.name.count }.max() ?? 0) + 2)
         let list = subcommands.map { "  " + $0.name.padding(toLength: width, withPad: " ", startingAt: 0) + $0.summary }
-        return ["USAGE: \(full) <subcommand> [options]", discussion, "SUBCOMMANDS:\n" + list.joined(separator: "\n"),
-                "Run `\(full) <subcommand> --help` for a subcommand's options."]
-            .filter { !$0.isEmpty }.joined(separator: "\n\n")
+        return [
+            "USAGE: \(full) <subcommand> [options]", discussion, "SUBCOMMANDS:\n" + list.joined(separator: "\n"),
+            "Run `\(full) <subcommand> --help` for a subcommand's options."
+        ]
+        .filter { !$0.isEmpty }.joined(separator: "\n\n")
     }
 
     static func dispatch(_ argv: [String], path: [String]) throws {

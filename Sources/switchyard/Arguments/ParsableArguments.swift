@@ -62,7 +62,9 @@ extension ParsableArguments {
             }
         }
         if let extra = queue.first { throw UsageError("unexpected argument \(EscapedText.quoted(extra))") }
-        if let missing = slots.first(where: { $0.isRequired && !$0.wasSet }) { throw UsageError("missing \(missing.synopsis)") }
+        if let missing = slots.first(where: { $0.isRequired && !$0.wasSet }) {
+            throw UsageError("missing \(missing.synopsis)")
+        }
         for g in groups { try g.validate() }
         return parsed
     }
@@ -73,7 +75,9 @@ extension ParsableArguments {
         let found = reflectDeclarations(arguments)
         var seen = Set<String>(["help"])
         for s in found.slots where s.kind != .positional {
-            guard seen.insert(s.name).inserted else { throw DeclarationError("--\(s.name) is declared twice in \(Self.self)") }
+            guard seen.insert(s.name).inserted else {
+                throw DeclarationError("--\(s.name) is declared twice in \(Self.self)")
+            }
         }
         return found
     }
@@ -93,7 +97,9 @@ extension ParsableArguments {
     static func usageTail() throws -> String {
         let slots = try declarations(Self()).slots
         let required = slots.filter { $0.kind == .option && $0.isRequired }.map(\.synopsis)
-        let positionals = slots.filter { $0.kind == .positional }.map { $0.isRequired ? $0.synopsis : "[\($0.synopsis)]" }
+        let positionals = slots.filter { $0.kind == .positional }.map {
+            $0.isRequired ? $0.synopsis : "[\($0.synopsis)]"
+        }
         return (required + ["[options]"] + positionals).joined(separator: " ")
     }
 }

@@ -4,7 +4,10 @@ import Switchyard
 /// `--registry DIR --expert NAME[=WEIGHT] …`, shared by generate, score and eval.
 struct ExpertOptions: ParsableArguments {
     @OptionGroup var registry: RegistryOptions
-    @Option(help: "Apply this expert (weight 1 by default; comma-separated lists work too). Several experts are mixed: Σ weight · scale · B·A at every projection.")
+    @Option(
+        help:
+            "Apply this expert (weight 1 by default; comma-separated lists work too). Several experts are mixed: Σ weight · scale · B·A at every projection."
+    )
     var expert: [WeightedExperts]
 
     /// Every expert named, with its weight, in order.

@@ -3,9 +3,15 @@ import Switchyard
 
 /// `--weights native|f32` and `--kv-cache f32|f16`: how the model's weights and its KV cache are held.
 struct WeightsOption: ParsableArguments {
-    @Option(help: "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it; f32: widen everything to Float32 at load (the parity path).")
+    @Option(
+        help:
+            "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it; f32: widen everything to Float32 at load (the parity path)."
+    )
     var weights: GGUFModel.WeightFormat = .native
-    @Option(help: "Keys and values of the KV cache: f16 halves the bytes decode reads at depth (llama.cpp's default); f32 keeps them exact. Default: f16 for a GGUF file with native weights, else f32.")
+    @Option(
+        help:
+            "Keys and values of the KV cache: f16 halves the bytes decode reads at depth (llama.cpp's default); f32 keeps them exact. Default: f16 for a GGUF file with native weights, else f32."
+    )
     var kvCache: KVCache.Precision?
 
     /// The model at `path` (a directory or a GGUF file), held as these options say.
@@ -18,7 +24,11 @@ struct WeightsOption: ParsableArguments {
 
 /// `--model DIR|FILE` and `--weights`: the base model, shared by every command that loads one.
 struct ModelOptions: ParsableArguments {
-    @Option(placeholder: "DIR|FILE", help: "Base model: a Hugging Face directory (config.json, safetensors, tokenizer.json) or a GGUF file. Default: the embedded model.")
+    @Option(
+        placeholder: "DIR|FILE",
+        help:
+            "Base model: a Hugging Face directory (config.json, safetensors, tokenizer.json) or a GGUF file. Default: the embedded model."
+    )
     var model: String?
     @OptionGroup var format: WeightsOption
 
@@ -43,7 +53,10 @@ struct RegistryOptions: ParsableArguments {
     @Option(placeholder: "DIR", help: "Expert registry. Default: Models/experts of the embedded models.")
     var registry: String?
 
-    @Flag(help: "Load experts recorded (switchyard_base.json) as trained for another base model; by default they are refused, naming both fingerprints.")
+    @Flag(
+        help:
+            "Load experts recorded (switchyard_base.json) as trained for another base model; by default they are refused, naming both fingerprints."
+    )
     var allowBaseMismatch: Bool
 
     var directory: URL { registry.map { URL(fileURLWithPath: $0) } ?? ModelLocator.defaultRegistryDirectory() }
@@ -52,15 +65,17 @@ struct RegistryOptions: ParsableArguments {
     /// bases against its fingerprint (`--allow-base-mismatch` overrides); adapters written into it
     /// record its fingerprint. `create` makes a missing directory (commands that add).
     func open(model: LlamaModel, create: Bool = false, budgetBytes: Int = 1 << 30) throws -> ExpertRegistry {
-        try ExpertRegistry(directory: directory, model: model, allowBaseMismatch: allowBaseMismatch,
-                           budgetBytes: budgetBytes, create: create)
+        try ExpertRegistry(
+            directory: directory, model: model, allowBaseMismatch: allowBaseMismatch,
+            budgetBytes: budgetBytes, create: create)
     }
 
     /// The registry checked against the base's config alone (commands that do not load the
     /// weights): recorded bases are shown and checked for staleness, not compared.
     func open(base: ModelConfig, create: Bool = false, budgetBytes: Int = 1 << 30) throws -> ExpertRegistry {
-        try ExpertRegistry(directory: directory, base: base, allowBaseMismatch: allowBaseMismatch,
-                           budgetBytes: budgetBytes, create: create)
+        try ExpertRegistry(
+            directory: directory, base: base, allowBaseMismatch: allowBaseMismatch,
+            budgetBytes: budgetBytes, create: create)
     }
 }
 

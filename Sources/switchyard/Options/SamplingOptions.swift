@@ -24,7 +24,8 @@ struct SamplingOptions: ParsableArguments {
     }
 
     var parameters: SamplingParameters {
-        SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty,
-                           seed: UInt64(truncatingIfNeeded: seed))
+        SamplingParameters(
+            temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty,
+            seed: UInt64(truncatingIfNeeded: seed))
     }
 }

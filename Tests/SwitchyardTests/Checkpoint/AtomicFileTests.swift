@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct AtomicFileTests {
@@ -54,7 +55,8 @@ import Testing
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["real", "link"])
         // A dangling link is refused too.
         let dangling = dir.appendingPathComponent("dangling")
-        try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: dir.appendingPathComponent("nowhere").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: dangling.path, withDestinationPath: dir.appendingPathComponent("nowhere").path)
         #expect(throws: SwitchyardError.self) { try AtomicFile.write(Data([1]), to: dangling) }
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("nowhere").path))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// GGUF: header validation on hostile files, block dequantisation against gguf-py (llama.cpp's
@@ -41,7 +42,7 @@ import Testing
     static func llamaFile(_ overrides: [String: UInt32]) -> [UInt8] {
         var meta: [String: UInt32] = [
             "llama.embedding_length": 8, "llama.attention.head_count": 2, "llama.attention.head_count_kv": 2,
-            "llama.feed_forward_length": 16, "llama.block_count": 1, "llama.vocab_size": 10,
+            "llama.feed_forward_length": 16, "llama.block_count": 1, "llama.vocab_size": 10
         ]
         meta.merge(overrides) { $1 }
         var w = Writer()
@@ -57,10 +58,14 @@ import Testing
     /// GGUF metadata goes through the same validation as config.json.
     @Test func hostileMetadataIsValidatedLikeAConfig() throws {
         #expect(try GGUFModel.config(try Self.open(Self.llamaFile([:]))).numKVHeads == 2)
-        for (overrides, field) in [(["llama.attention.head_count_kv": 3], "num_key_value_heads"),
-                                   (["llama.block_count": 1 << 30], "num_hidden_layers"),
-                                   (["tokenizer.ggml.eos_token_id": 10], "eos_token_id")] as [([String: UInt32], String)] {
-            #expect { _ = try GGUFModel.config(try Self.open(Self.llamaFile(overrides))) } throws: { "\($0)".contains(field) }
+        for (overrides, field) in [
+            (["llama.attention.head_count_kv": 3], "num_key_value_heads"),
+            (["llama.block_count": 1 << 30], "num_hidden_layers"),
+            (["tokenizer.ggml.eos_token_id": 10], "eos_token_id")
+        ] as [([String: UInt32], String)] {
+            #expect { _ = try GGUFModel.config(try Self.open(Self.llamaFile(overrides))) } throws: {
+                "\($0)".contains(field)
+            }
         }
     }
 
@@ -79,7 +84,9 @@ import Testing
         var version = valid; version[4] = 9
         #expect(Self.failure(version).contains("version 9"))
         // Every truncation point fails cleanly.
-        for cut in stride(from: 0, to: valid.count, by: 3) { #expect(!Self.failure(Array(valid.prefix(cut))).isEmpty, "cut at \(cut)") }
+        for cut in stride(from: 0, to: valid.count, by: 3) {
+            #expect(!Self.failure(Array(valid.prefix(cut))).isEmpty, "cut at \(cut)")
+        }
         // A huge string length, an unknown tensor type, a tensor past the end.
         var w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(0); w.u64(1); w.u64(UInt64.max)
         #expect(Self.failure(w.bytes).contains("string of"))
@@ -98,7 +105,9 @@ import Testing
 
     @Test func dequantisationMatchesLlamaCppReference() throws {
         let json = try FixturePaths.json("reference/ggml-blocks.json")
-        let types: [String: GGMLType] = ["Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16]
+        let types: [String: GGMLType] = [
+            "Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16
+        ]
         for (name, type) in types {
             let entry = json[name] as! [String: Any]
             let hex = entry["hex"] as! String
@@ -121,10 +130,14 @@ import Testing
         // Apply llama.cpp's permutation (reshape(h, 2, D/2, in).swapaxes(1, 2)) to rows 0..<n, undo it.
         let heads = 3, d = 8, cols = 2
         var permuted = Matrix(rows: heads * d, cols: cols)
-        for h in 0..<heads { for i in 0..<2 { for j in 0..<(d / 2) {
-            let hfRow = h * d + i * (d / 2) + j, ggufRow = h * d + 2 * j + i
-            for c in 0..<cols { permuted[ggufRow, c] = Float(hfRow * cols + c) }
-        } } }
+        for h in 0..<heads {
+            for i in 0..<2 {
+                for j in 0..<(d / 2) {
+                    let hfRow = h * d + i * (d / 2) + j, ggufRow = h * d + 2 * j + i
+                    for c in 0..<cols { permuted[ggufRow, c] = Float(hfRow * cols + c) }
+                }
+            }
+        }
         let restored = GGUFModel.unpermuteRotaryRows(permuted, heads: heads, headDim: d)
         #expect(restored.data == (0..<(heads * d * cols)).map(Float.init))
     }
@@ -133,9 +146,13 @@ import Testing
 
     static var realModel: URL? {
         let env = ProcessInfo.processInfo.environment
-        let candidates = [env["SWITCHYARD_SMOLLM2_GGUF"],
-                          (env["SWITCHYARD_CACHE"] ?? (NSHomeDirectory() + "/.cache/switchyard")) + "/SmolLM2-135M-Instruct.Q4_1.gguf"]
-        return candidates.compactMap { $0 }.map(URL.init(fileURLWithPath:)).first { FileManager.default.fileExists(atPath: $0.path) }
+        let candidates = [
+            env["SWITCHYARD_SMOLLM2_GGUF"],
+            (env["SWITCHYARD_CACHE"] ?? (NSHomeDirectory() + "/.cache/switchyard")) + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+        ]
+        return candidates.compactMap { $0 }.map(URL.init(fileURLWithPath:)).first {
+            FileManager.default.fileExists(atPath: $0.path)
+        }
     }
     static let absent = "the SmolLM2-135M-Instruct GGUF is absent: run Scripts/models/fetch-smollm2-gguf"
 
@@ -172,7 +189,8 @@ import Testing
             }
         }
         let greedy = ref["greedy"] as! [Int]
-        let out = try Generator(model: model).generate(GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
+        let out = try Generator(model: model).generate(
+            GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
         #expect(out == greedy)
     }
 
@@ -196,7 +214,9 @@ import Testing
                     let d = try builder.build([.init(routing: routing, firstPosition: p, count: 1)])
                     let a = try native.forward([SequenceInput(tokens: [t], cache: cacheA)], delta: d)[0].data
                     let b = try wide.forward([SequenceInput(tokens: [t], cache: cacheB)], delta: d)[0].data
-                    for j in a.indices { se += Double(a[j] - b[j]) * Double(a[j] - b[j]); ss += Double(b[j]) * Double(b[j]) }
+                    for j in a.indices {
+                        se += Double(a[j] - b[j]) * Double(a[j] - b[j]); ss += Double(b[j]) * Double(b[j])
+                    }
                 }
                 let nmse = se / ss
                 let label: String = { if case .base = routing { return "base" } else { return "expert" } }()
@@ -205,7 +225,8 @@ import Testing
             }
         }
         let greedy = ref["greedy"] as! [Int]
-        let out = try Generator(model: native).generate(GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
+        let out = try Generator(model: native).generate(
+            GenerationRequest(promptTokens: prompts[ref["greedy_prompt"] as! Int], maxNewTokens: greedy.count))
         #expect(out == greedy, "first divergence at \(Array(zip(out, greedy)).firstIndex { $0.0 != $0.1 } ?? -1)")
     }
 }

@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct ModelConfigTests {
-    static var base: [String: Any] { [
-        "architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
-    ] }
+    static var base: [String: Any] {
+        [
+            "architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5
+        ]
+    }
 
     static func parse(_ changes: [String: Any]) throws -> ModelConfig {
         let data = try JSONSerialization.data(withJSONObject: base.merging(changes) { $1 })
@@ -19,7 +22,8 @@ import Testing
 
     @Test func readsTheFixtureConfigs() throws {
         let llama = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
-        #expect(llama.architecture == .llama && llama.numKVHeads == 2 && llama.headDim == 16 && !llama.tieWordEmbeddings)
+        #expect(
+            llama.architecture == .llama && llama.numKVHeads == 2 && llama.headDim == 16 && !llama.tieWordEmbeddings)
         let qwen = try ModelConfig.load(from: FixturePaths.url("models/qwen2-tied/config.json"))
         #expect(qwen.architecture == .qwen2 && qwen.qkvBias && !qwen.outputBias && qwen.tieWordEmbeddings)
         #expect(qwen.ropeTheta == 1_000_000)
@@ -39,7 +43,9 @@ import Testing
         #expect(Self.failure(["rope_scaling": ["type": "yarn", "factor": 4]]).contains("yarn"))
         #expect(Self.failure(["rope_parameters": ["rope_type": "llama3", "rope_theta": 5e5]]).contains("factor"))
         #expect(Self.failure(["rope_parameters": ["rope_type": "dynamic", "factor": 2]]).contains("dynamic"))
-        #expect(Self.failure(["rope_parameters": ["rope_type": "default", "partial_rotary_factor": 0.5]]).contains("partial_rotary_factor"))
+        #expect(
+            Self.failure(["rope_parameters": ["rope_type": "default", "partial_rotary_factor": 0.5]]).contains(
+                "partial_rotary_factor"))
         #expect(Self.failure(["hidden_act": "gelu"]).contains("gelu"))
         #expect(Self.failure(["mlp_bias": true]).contains("mlp_bias"))
         #expect(Self.failure(["hidden_size": NSNull()]).contains("'hidden_size': missing"))
@@ -55,7 +61,8 @@ import Testing
     @Test func missingCheckpointIsAClearError() throws {
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: FixturePaths.url("models/llama-gqa/config.json"), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("models/llama-gqa/config.json"), to: dir.appendingPathComponent("config.json"))
         try Data([0]).write(to: dir.appendingPathComponent("pytorch_model.bin"))
         do {
             _ = try LlamaModel.load(directory: dir)
@@ -71,8 +78,9 @@ import Testing
         var cfg = try FixturePaths.json("models/llama-gqa/config.json")
         cfg["intermediate_size"] = 96
         try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
-        try FileManager.default.copyItem(at: FixturePaths.url("models/llama-gqa/model.safetensors"),
-                                         to: dir.appendingPathComponent("model.safetensors"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("models/llama-gqa/model.safetensors"),
+            to: dir.appendingPathComponent("model.safetensors"))
         do {
             _ = try LlamaModel.load(directory: dir)
             Issue.record("loading with a wrong intermediate_size must fail")
@@ -101,10 +109,11 @@ import Testing
         var members: [String: String] = [
             "architectures": #"["MistralForCausalLM"]"#, "vocab_size": "100", "hidden_size": "32",
             "intermediate_size": "64", "num_hidden_layers": "2", "num_attention_heads": "4",
-            "num_key_value_heads": "2", "rms_norm_eps": "1e-5", "sliding_window": "8",
+            "num_key_value_heads": "2", "rms_norm_eps": "1e-5", "sliding_window": "8"
         ]
         members.merge(fields) { $1 }
-        return "{" + members.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+        return "{" + members.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ")
+            + "}"
     }
 
     @Test func validConfigFileLoads() throws {
@@ -154,10 +163,22 @@ import Testing
         ("rope_scaling", #"{"rope_type": "magic"}"#, "magic"),
         ("rope_scaling", #"{"rope_type": "linear", "factor": 0}"#, "rope_scaling.factor"),
         ("rope_scaling", #"{"rope_type": "linear", "factor": "2"}"#, "rope_scaling.factor"),
-        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 4, "original_max_position_embeddings": 32}"#, "high_freq_factor"),
-        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 1e300}"#, "original_max_position_embeddings"),
-        ("rope_parameters", #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": -3}"#, "original_max_position_embeddings"),
-        ("rope_parameters", #"{"rope_type": "default", "rope_theta": -1}"#, "rope_theta"),
+        (
+            "rope_parameters",
+            #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 4, "original_max_position_embeddings": 32}"#,
+            "high_freq_factor"
+        ),
+        (
+            "rope_parameters",
+            #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 1e300}"#,
+            "original_max_position_embeddings"
+        ),
+        (
+            "rope_parameters",
+            #"{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": -3}"#,
+            "original_max_position_embeddings"
+        ),
+        ("rope_parameters", #"{"rope_type": "default", "rope_theta": -1}"#, "rope_theta")
     ])
     func badValuesAreRefusedNamingTheField(field: String, value: String, expected: String) throws {
         let message = try Self.loadFailure(Self.json([field: value]))
@@ -176,8 +197,9 @@ import Testing
     /// The attention kernel itself refuses a non-positive window rather than indexing before
     /// its buffer (defence in depth behind validation).
     @Test func validatedConfigsNeverReachAttentionWithABadWindow() {
-        var config = ModelConfig(architecture: .mistral, vocabSize: 10, hiddenSize: 8, intermediateSize: 8,
-                                 numLayers: 1, numHeads: 2, numKVHeads: 1, slidingWindow: -3)
+        var config = ModelConfig(
+            architecture: .mistral, vocabSize: 10, hiddenSize: 8, intermediateSize: 8,
+            numLayers: 1, numHeads: 2, numKVHeads: 1, slidingWindow: -3)
         #expect(throws: SwitchyardError.self) { try config.validate(path: "p") }
         config.slidingWindow = 3
         #expect(throws: Never.self) { try config.validate(path: "p") }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct SafeTensorsTests {
@@ -33,11 +34,12 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let values: [Float] = [0, 1, -2.5, 3.140625, 1e-3, -65504, 0.333333]
         let url = dir.appendingPathComponent("t.safetensors")
-        try SafeTensorsWriter.write([
-            .init(name: "a.f32", shape: [7], values: values, dtype: .f32),
-            .init(name: "b.f16", shape: [7, 1], values: values, dtype: .f16),
-            .init(name: "c.bf16", shape: [1, 7], values: values, dtype: .bf16),
-        ], metadata: ["format": "pt"], to: url)
+        try SafeTensorsWriter.write(
+            [
+                .init(name: "a.f32", shape: [7], values: values, dtype: .f32),
+                .init(name: "b.f16", shape: [7, 1], values: values, dtype: .f16),
+                .init(name: "c.bf16", shape: [1, 7], values: values, dtype: .bf16)
+            ], metadata: ["format": "pt"], to: url)
         let file = try SafeTensorsFile(url: url)
         #expect(file.metadata["format"] == "pt")
         #expect(try file.floats("a.f32") == values)
@@ -66,7 +68,10 @@ import Testing
             (Self.raw(header: "{}", data: [], declaredLength: UInt64.max), "limit"),
             (Self.raw(header: "{not json", data: []), "not valid JSON"),
             (Self.raw(header: "[1,2]", data: []), "not a JSON object"),
-            (Self.raw(header: "{\(t("x", "F32", "[1]", 0, 4)),\(t("x", "F32", "[1]", 0, 4))}", data: four), "duplicate"),
+            (
+                Self.raw(header: "{\(t("x", "F32", "[1]", 0, 4)),\(t("x", "F32", "[1]", 0, 4))}", data: four),
+                "duplicate"
+            ),
             (Self.raw(header: "{\(t("x", "Q4", "[1]", 0, 4))}", data: four), "unknown dtype"),
             (Self.raw(header: "{\(t("x", "F32", "[2]", 0, 4))}", data: four), "needs 8 bytes"),
             (Self.raw(header: "{\(t("x", "F32", "[1]", 4, 8))}", data: four), "run past the data section"),
@@ -74,7 +79,7 @@ import Testing
             (Self.raw(header: "{\(t("x", "F32", "[1]", 4, 0))}", data: four), "increasing"),
             (Self.raw(header: "{\(t("x", "F16", "[2]", 0, 4)),\(t("y", "F16", "[1]", 2, 4))}", data: four), "overlaps"),
             (Self.raw(header: "{\(t("x", "F32", "[4294967295,4294967295,4294967295]", 0, 4))}", data: four), "shape"),
-            (Self.raw(header: "{\"x\":{\"dtype\":\"F32\",\"shape\":[1]}}", data: four), "data_offsets"),
+            (Self.raw(header: "{\"x\":{\"dtype\":\"F32\",\"shape\":[1]}}", data: four), "data_offsets")
         ]
         for (data, expected) in cases {
             let message = try Self.openError(data)
@@ -83,7 +88,9 @@ import Testing
     }
 
     @Test func errorsNameTheTensor() throws {
-        let message = try Self.openError(Self.raw(header: "{\"layer.7.w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,4]}}", data: [0, 0, 0, 0]))
+        let message = try Self.openError(
+            Self.raw(
+                header: "{\"layer.7.w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,4]}}", data: [0, 0, 0, 0]))
         #expect(message?.contains("layer.7.w") == true)
     }
 
@@ -91,8 +98,11 @@ import Testing
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("full.safetensors")
-        try SafeTensorsWriter.write([.init(name: "w", shape: [2, 3], values: [1, 2, 3, 4, 5, 6]),
-                                     .init(name: "b", shape: [3], values: [7, 8, 9], dtype: .bf16)], to: url)
+        try SafeTensorsWriter.write(
+            [
+                .init(name: "w", shape: [2, 3], values: [1, 2, 3, 4, 5, 6]),
+                .init(name: "b", shape: [3], values: [7, 8, 9], dtype: .bf16)
+            ], to: url)
         let full = try Data(contentsOf: url)
         for n in 0..<full.count {
             #expect(try Self.openError(full.prefix(n)) != nil, "truncated to \(n) bytes must fail")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct CobylaTests {
@@ -10,7 +11,9 @@ import Testing
     @Test func minimisesAShiftedQuadraticWithExactlyTheBudget() {
         let target: [Float] = [0.7, -1.1, 0.3, 1.2, -0.4]
         var calls = 0
-        let result = Cobyla(dimension: 5, initialRadius: 0.5).minimize(start: [Float](repeating: 0, count: 5), budget: 300) { x in
+        let result = Cobyla(dimension: 5, initialRadius: 0.5).minimize(
+            start: [Float](repeating: 0, count: 5), budget: 300
+        ) { x in
             calls += 1
             return Self.quadratic(target)(x)
         }
@@ -22,9 +25,12 @@ import Testing
 
     @Test func followsRosenbrocksValley() {
         // 2-D Rosenbrock from (−1.2, 1): a curved valley a linear model must follow step by step.
-        func rosenbrock(_ x: [Float]) -> Float { 100 * (x[1] - x[0] * x[0]) * (x[1] - x[0] * x[0]) + (1 - x[0]) * (1 - x[0]) }
+        func rosenbrock(_ x: [Float]) -> Float {
+            100 * (x[1] - x[0] * x[0]) * (x[1] - x[0] * x[0]) + (1 - x[0]) * (1 - x[0])
+        }
         // (A linear-model method is slow here: scipy's COBYLA reaches 2e-5 after 5000 evaluations.)
-        let result = Cobyla(dimension: 2, initialRadius: 0.5, bounds: -1.5...1.5).minimize(start: [-1.2, 1], budget: 5000, objective: rosenbrock)
+        let result = Cobyla(dimension: 2, initialRadius: 0.5, bounds: -1.5...1.5).minimize(
+            start: [-1.2, 1], budget: 5000, objective: rosenbrock)
         #expect(result.bestValue < 1e-2, "best \(result.bestValue) at \(result.best)")
         #expect(abs(result.best[0] - 1) < 0.1 && abs(result.best[1] - 1) < 0.2)
     }
@@ -48,10 +54,13 @@ import Testing
         let a = Cobyla(dimension: 2, finalRadius: 1e-2).minimize(start: [0, 0], budget: 200, objective: f)
         let b = Cobyla(dimension: 2, finalRadius: 1e-2).minimize(start: [0, 0], budget: 200, objective: f)
         #expect(a == b)
-        #expect(a.evaluations == 200, "a coarse final radius converges early; the search restarts until the budget is spent")
+        #expect(
+            a.evaluations == 200, "a coarse final radius converges early; the search restarts until the budget is spent"
+        )
         #expect(a.bestValue < 1e-4)
         // A budget smaller than the initial simplex still returns the best point evaluated.
-        let tiny = Cobyla(dimension: 4).minimize(start: [0, 0, 0, 0], budget: 3, objective: Self.quadratic([1, 1, 1, 1]))
+        let tiny = Cobyla(dimension: 4).minimize(
+            start: [0, 0, 0, 0], budget: 3, objective: Self.quadratic([1, 1, 1, 1]))
         #expect(tiny.evaluations == 3 && tiny.best == [0.5, 0.5, 0, 0])
     }
 }

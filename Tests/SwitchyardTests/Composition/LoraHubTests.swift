@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct LoraHubTests {
@@ -14,10 +15,14 @@ import Testing
         #expect(result.history == result.history.sorted(by: >), "best-so-far never increases")
         // A budget that ends mid-generation is still spent (40 = 1 + 3 generations of 11 + 6).
         var calls = 0
-        let partial = cma.minimize(start: [Float](repeating: 0, count: 5), budget: 40) { x in calls += 1; return x.reduce(0) { $0 + $1 * $1 } }
+        let partial = cma.minimize(start: [Float](repeating: 0, count: 5), budget: 40) { x in
+            calls += 1; return x.reduce(0) { $0 + $1 * $1 }
+        }
         #expect(partial.evaluations == 40 && calls == 40)
         // Bounds are respected.
-        let bounded = SeparableCMAES(dimension: 1, bounds: -1...1, seed: 1).minimize(start: [0], budget: 200) { x in abs(x[0] - 3) }
+        let bounded = SeparableCMAES(dimension: 1, bounds: -1...1, seed: 1).minimize(start: [0], budget: 200) { x in
+            abs(x[0] - 3)
+        }
         #expect(bounded.best == [1])
     }
 
@@ -30,8 +35,9 @@ import Testing
         var rng = SeededRandom(seed: 9)
         let examples = try (0..<4).map { _ -> FewShotExample in
             let prompt = (0..<6).map { _ in 3 + Int(rng.next() % 590) }
-            let completion = try Generator(model: model).generate(GenerationRequest(promptTokens: prompt, maxNewTokens: 4),
-                                                                  routing: .experts([experts[0]]))
+            let completion = try Generator(model: model).generate(
+                GenerationRequest(promptTokens: prompt, maxNewTokens: 4),
+                routing: .experts([experts[0]]))
             return FewShotExample(prompt: prompt, completion: completion)
         }
         return (model, experts, examples)
@@ -51,7 +57,10 @@ import Testing
         #expect(maxAbsDifference(la.data, lb.data) <= 1e-5)
         // LoraHub's scaling: cross-entropy / examples + l1 · mean|w|.
         let ce = try hub.crossEntropy(composed)
-        #expect(abs(try hub.objective([1, 0, -0.5]) - (try hub.crossEntropy(hub.compose([1, 0, -0.5], name: "d")) / 4 + 0.1 * 1.5 / 3)) < 1e-5)
+        #expect(
+            abs(
+                try hub.objective([1, 0, -0.5])
+                    - (try hub.crossEntropy(hub.compose([1, 0, -0.5], name: "d")) / 4 + 0.1 * 1.5 / 3)) < 1e-5)
         #expect(abs(try hub.objective([1, 0, 0]) - (ce / 4 + 0.1 / 3)) < 1e-5)
         #expect(try hub.crossEntropy(composed) < hub.crossEntropy(nil))
     }
@@ -66,7 +75,9 @@ import Testing
         #expect(result.bestValue < start - 0.05 / 4, "search \(result.bestValue) vs start \(start)")
         // A = Σ w·√s·A and B = Σ w·√s·B, so w and −w give the same update for one expert: compare |w|.
         let magnitude = result.best.map(abs)
-        #expect(magnitude[0] > magnitude[1] && magnitude[0] > magnitude[2], "the generating expert should dominate: \(result.best)")
+        #expect(
+            magnitude[0] > magnitude[1] && magnitude[0] > magnitude[2],
+            "the generating expert should dominate: \(result.best)")
         // The winner writes out as an ordinary PEFT adapter.
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -75,7 +86,9 @@ import Testing
         #expect(reloaded.modules.count == hub.compose(result.best, name: "hub").modules.count)
         // It is marked as composed (safetensors metadata), with the experts and weights it came from.
         #expect(reloaded.composition == zip(experts, result.best).map { "\($0.name)=\($1)" }.joined(separator: ","))
-        #expect(try LoRAAdapter.inspect(directory: dir.appendingPathComponent("hub"), base: model.config).composition == reloaded.composition)
+        #expect(
+            try LoRAAdapter.inspect(directory: dir.appendingPathComponent("hub"), base: model.config).composition
+                == reloaded.composition)
     }
 
     @Test func defaultPoolsLeaveComposedExpertsOut() throws {
@@ -88,7 +101,9 @@ import Testing
         let hub = try LoraHubComposer(model: model, experts: Array(experts.prefix(2)), examples: examples)
         let entry = try registry.add(hub.compose([0.5, -0.25], name: "composed"), name: "composed")
         #expect(entry.summary.composition == "attn-r4=0.5,attn-r4b=-0.25")
-        #expect(LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"], "a composed expert is no default pool member")
+        #expect(
+            LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"],
+            "a composed expert is no default pool member")
         // Named explicitly, it composes like any other.
         let lease = try registry.acquire(["attn-r4", "composed"])
         defer { lease.release() }
@@ -98,7 +113,8 @@ import Testing
     @Test func preselectTakesTheSentenceRoutersTopExperts() throws {
         let s = try RouterParityTests.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
-        let (router, lease) = try BoundRouter.bind(try RouterWire.decode(try RouterParityTests.bytes("sentence-topk")), model: s.model, registry: s.registry)
+        let (router, lease) = try BoundRouter.bind(
+            try RouterWire.decode(try RouterParityTests.bytes("sentence-topk")), model: s.model, registry: s.registry)
         defer { lease.release() }
         let names = router.spec.experts.map(\.name)
         for prompt in s.prompts {
@@ -112,12 +128,16 @@ import Testing
         // Over several prompts the pool follows the averaged probabilities.
         let all = try LoraHubComposer.preselect(router: router, prompts: s.prompts, count: names.count)
         #expect(Set(all) == Set(names))
-        #expect(throws: SwitchyardError.self) { try LoraHubComposer.preselect(router: router, prompts: s.prompts, count: 0) }
+        #expect(throws: SwitchyardError.self) {
+            try LoraHubComposer.preselect(router: router, prompts: s.prompts, count: 0)
+        }
     }
 
     @Test func refusesMixedRanks() throws {
         let (model, experts, examples) = try Self.setup()
         let mlp = try LoRAAdapter.load(directory: FixturePaths.url("adapters/mlp-r8-rslora"), base: model.config)
-        #expect(throws: SwitchyardError.self) { try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples) }
+        #expect(throws: SwitchyardError.self) {
+            try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples)
+        }
     }
 }

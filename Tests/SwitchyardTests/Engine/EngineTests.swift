@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// The step-level engine: continuous batching must not change what any request generates.
 @Suite(.serialized) struct EngineTests {
     /// Runs the engine until idle, collecting tokens and finish reasons per request id.
-    static func drain(_ engine: Engine, tokens: inout [Int: [Int]], reasons: inout [Int: FinishReason],
-                      onStep: (Int) -> Void = { _ in }) {
+    static func drain(
+        _ engine: Engine, tokens: inout [Int: [Int]], reasons: inout [Int: FinishReason],
+        onStep: (Int) -> Void = { _ in }
+    ) {
         var step = 0
         while engine.hasWork {
             onStep(step)
@@ -25,15 +28,20 @@ import Testing
         let s = try RouterParityTests.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
         let lease = try s.registry.acquire(["attn-r4", "mlp-r8-rslora"])
-        let (router, routerLease) = try BoundRouter.bind(try RouterWire.decode(try RouterParityTests.bytes("token-layers")),
-                                                         model: s.model, registry: s.registry)
+        let (router, routerLease) = try BoundRouter.bind(
+            try RouterWire.decode(try RouterParityTests.bytes("token-layers")),
+            model: s.model, registry: s.registry)
         defer { lease.release(); routerLease.release() }
         let routings: [Generator.Routing] = [
             .resolved(.base), .resolved(.experts([lease.adapters[0]])),
-            .resolved(.experts(lease.adapters, weights: [0.7, 0.4])), .router(router, trace: nil),
+            .resolved(.experts(lease.adapters, weights: [0.7, 0.4])), .router(router, trace: nil)
         ]
-        let requests = (0..<4).map { GenerationRequest(promptTokens: s.prompts[$0 % s.prompts.count], maxNewTokens: 10) }
-        let alone = try requests.indices.map { try Generator(model: s.model).generateBatch([requests[$0]], routing: [routings[$0]])[0] }
+        let requests = (0..<4).map {
+            GenerationRequest(promptTokens: s.prompts[$0 % s.prompts.count], maxNewTokens: 10)
+        }
+        let alone = try requests.indices.map {
+            try Generator(model: s.model).generateBatch([requests[$0]], routing: [routings[$0]])[0]
+        }
         // Small prefill chunks and a batch of 3: requests wait, join at different steps, and their
         // prompts are fed in pieces while others decode.
         let engine = Engine(model: s.model, options: .init(maxBatch: 3, prefillChunk: 3))
@@ -92,7 +100,9 @@ import Testing
                 if case let .token(t, lp, _) = e.kind, e.request == stopping { got.append(t); logprobs.append(lp) }
                 if case let .finished(r, summary) = e.kind {
                     reasons[e.request] = r
-                    if e.request == stopping { #expect(summary.generatedTokens == got.count && summary.promptTokens == prompt.count) }
+                    if e.request == stopping {
+                        #expect(summary.generatedTokens == got.count && summary.promptTokens == prompt.count)
+                    }
                 }
             }
         }
@@ -110,9 +120,16 @@ import Testing
             do { try engine.admit(r); return "" } catch { return "\(error)" }
         }
         #expect(message(GenerationRequest(promptTokens: [], maxNewTokens: 1)).contains("prompt"))
-        #expect(message(GenerationRequest(promptTokens: [model.config.vocabSize], maxNewTokens: 1)).contains("token_ids"))
-        #expect(message(GenerationRequest(promptTokens: [1], maxNewTokens: 1, sampling: .init(temperature: -1))).contains("temperature"))
-        #expect(message(GenerationRequest(promptTokens: Array(repeating: 1, count: model.config.maxPositionEmbeddings), maxNewTokens: 1)).contains("context"))
+        #expect(
+            message(GenerationRequest(promptTokens: [model.config.vocabSize], maxNewTokens: 1)).contains("token_ids"))
+        #expect(
+            message(GenerationRequest(promptTokens: [1], maxNewTokens: 1, sampling: .init(temperature: -1))).contains(
+                "temperature"))
+        #expect(
+            message(
+                GenerationRequest(
+                    promptTokens: Array(repeating: 1, count: model.config.maxPositionEmbeddings), maxNewTokens: 1)
+            ).contains("context"))
         #expect(!engine.hasWork)
     }
 }

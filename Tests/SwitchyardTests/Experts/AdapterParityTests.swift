@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// LoRA experts against PEFT (references from Scripts/fixtures/make_fixtures.py, `make_adapters`).
@@ -15,8 +16,9 @@ import Testing
 
     static func reference() throws -> Reference {
         let json = try FixturePaths.json("reference/adapters.json")
-        return Reference(prompts: json["prompts"] as! [[Int]], json: json,
-                         file: try SafeTensorsFile(url: FixturePaths.url("reference/adapters.safetensors")))
+        return Reference(
+            prompts: json["prompts"] as! [[Int]], json: json,
+            file: try SafeTensorsFile(url: FixturePaths.url("reference/adapters.safetensors")))
     }
 
     static func model(_ name: String) throws -> LlamaModel {
@@ -28,10 +30,13 @@ import Testing
     }
 
     /// Logits of every position of each prompt, each prompt its own sequence, with `mixes[i]` on prompt i.
-    static func logits(_ model: LlamaModel, _ prompts: [[Int]], experts: [LoRAAdapter], mixes: [ExpertMix]) throws -> [Matrix] {
+    static func logits(_ model: LlamaModel, _ prompts: [[Int]], experts: [LoRAAdapter], mixes: [ExpertMix]) throws
+        -> [Matrix]
+    {
         let delta = LoRAMixDelta(experts: experts)
         try delta.setSequenceMixes(mixes, tokenCounts: prompts.map(\.count))
-        return try model.forward(prompts.map { SequenceInput(tokens: $0, cache: model.makeCache()) }, logits: .all, delta: delta)
+        return try model.forward(
+            prompts.map { SequenceInput(tokens: $0, cache: model.makeCache()) }, logits: .all, delta: delta)
     }
 
     @Test(arguments: llamaAdapters + ["qwen-r4"])
@@ -74,8 +79,9 @@ import Testing
         let spec = (ref.json["weighted"] as! [String: Any])[type.rawValue] as! [String: Any]
         let inputs = try (spec["adapters"] as! [String]).map { try Self.adapter($0, model) }
         let weights = (spec["weights"] as! [Double]).map(Float.init)
-        let combined = try LoRAAdapter.combine(inputs, weights: weights, type: type,
-                                               svdRank: spec["svd_rank"] as? Int, name: "combined")
+        let combined = try LoRAAdapter.combine(
+            inputs, weights: weights, type: type,
+            svdRank: spec["svd_rank"] as? Int, name: "combined")
         let out = try Self.logits(model, ref.prompts, experts: [combined], mixes: ref.prompts.map { _ in .single(0) })
         for p in ref.prompts.indices {
             let diff = maxAbsDifference(out[p].data, try ref.logits("weighted.\(type.rawValue).\(p)").data)

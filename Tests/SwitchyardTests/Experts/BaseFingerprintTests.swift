@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// The base-model guard: fingerprints identify one base across storage types and tell unrelated
@@ -8,7 +9,8 @@ import Testing
 /// describes other weights.
 @Suite struct BaseFingerprintTests {
     static var demoBase: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Models/base")
     }
 
@@ -50,13 +52,15 @@ import Testing
         for l in layers.indices {
             for kind in ProjectionKind.allCases {
                 let linear = layers[l][kind]
-                layers[l][kind] = Linear(site: linear.site, quantized: quantized(linear.floatWeight, type), bias: linear.bias)
+                layers[l][kind] = Linear(
+                    site: linear.site, quantized: quantized(linear.floatWeight, type), bias: linear.bias)
             }
         }
         let table = quantized(model.embeddingTable?.dequantized() ?? model.embedding, type)
         precondition(model.config.tieWordEmbeddings, "the demo base ties its head")
-        return LlamaModel(config: model.config, embedding: Matrix(rows: 0, cols: 0), layers: layers, finalNorm: model.finalNorm,
-                          lmHead: nil, outputQuantized: table, embeddingTable: table)
+        return LlamaModel(
+            config: model.config, embedding: Matrix(rows: 0, cols: 0), layers: layers, finalNorm: model.finalNorm,
+            lmHead: nil, outputQuantized: table, embeddingTable: table)
     }
 
     @Test func oneBaseAcrossStorageTypesAndUnrelatedWeightsApart() throws {
@@ -89,9 +93,13 @@ import Testing
         let f = BaseFingerprint(architecture: 0x0123_4567_89ab_cdef, signature: (1, 0xffff_ffff_ffff_ffff))
         #expect(f.description == "sy1-0123456789abcdef-0000000000000001ffffffffffffffff")
         #expect(BaseFingerprint(f.description) == f)
-        for bad in ["", "sy1", "sy2-0123456789abcdef-0000000000000001ffffffffffffffff",
-                    "sy1-0123456789ABCDEF-0000000000000001ffffffffffffffff", "sy1-+123456789abcdef-0000000000000001ffffffffffffffff",
-                    "sy1-0123456789abcdef-0000000000000001ffffffffffffffff-", "sy1-0123456789abcdef-0000000000000001fffffffffffffff"] {
+        for bad in [
+            "", "sy1", "sy2-0123456789abcdef-0000000000000001ffffffffffffffff",
+            "sy1-0123456789ABCDEF-0000000000000001ffffffffffffffff",
+            "sy1-+123456789abcdef-0000000000000001ffffffffffffffff",
+            "sy1-0123456789abcdef-0000000000000001ffffffffffffffff-",
+            "sy1-0123456789abcdef-0000000000000001fffffffffffffff"
+        ] {
             #expect(BaseFingerprint(bad) == nil, "\(bad)")
         }
     }
@@ -107,7 +115,8 @@ import Testing
         let dir = try FixturePaths.temporaryDirectory()
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("a"), withIntermediateDirectories: true)
         for f in ["adapter_config.json", "adapter_model.safetensors"] {
-            try FileManager.default.copyItem(at: FixturePaths.url("adapters/attn-r4/\(f)"), to: dir.appendingPathComponent("a/\(f)"))
+            try FileManager.default.copyItem(
+                at: FixturePaths.url("adapters/attn-r4/\(f)"), to: dir.appendingPathComponent("a/\(f)"))
         }
         return (try ExpertRegistry(directory: dir, model: model, allowBaseMismatch: allow, create: false), dir)
     }
@@ -118,7 +127,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(try reg.entry("a").baseRecord == nil)
         _ = try reg.acquire(["a"])
-        let record = try BaseRecord.stamp(directory: dir.appendingPathComponent("a"), base: BaseFingerprint(model: model))
+        let record = try BaseRecord.stamp(
+            directory: dir.appendingPathComponent("a"), base: BaseFingerprint(model: model))
         #expect(try reg.entry("a").baseRecord == record)
         #expect(try reg.acquire(["a"]).adapters.count == 1)
     }
@@ -132,7 +142,8 @@ import Testing
         let mine = BaseFingerprint(model: model)
         #expect { _ = try reg.entry("a") } throws: { error in
             let text = "\(error)"
-            return text.contains(other.description) && text.contains(mine.description) && text.contains("--allow-base-mismatch")
+            return text.contains(other.description) && text.contains(mine.description)
+                && text.contains("--allow-base-mismatch")
         }
         #expect(throws: SwitchyardError.self) { _ = try reg.acquire(["a"]) }
         #expect(reg.problems["a"]?.contains(other.description) == true)
@@ -151,13 +162,22 @@ import Testing
         // Weights replaced after stamping (a retrain into the same directory).
         let weights = expert.appendingPathComponent("adapter_model.safetensors")
         try FileManager.default.removeItem(at: weights)
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/attn-r4b/adapter_model.safetensors"), to: weights)
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/attn-r4b/adapter_model.safetensors"), to: weights)
         #expect { _ = try reg.entry("a") } throws: { "\($0)".contains("adapter_model_sha256") }
         // Malformed records name the field.
         let record = expert.appendingPathComponent(BaseRecord.fileName)
-        for (text, field) in [("{\"version\": 1, \"base_fingerprint\": \"x\", \"adapter_model_sha256\": \"\(String(repeating: "0", count: 64))\"}", "base_fingerprint"),
-                              ("{\"version\": 2}", "version"), ("[1]", "(root)"),
-                              ("{\"version\": 1, \"base_fingerprint\": \"\(BaseFingerprint(model: model))\", \"adapter_model_sha256\": \"zz\"}", "adapter_model_sha256")] {
+        for (text, field) in [
+            (
+                "{\"version\": 1, \"base_fingerprint\": \"x\", \"adapter_model_sha256\": \"\(String(repeating: "0", count: 64))\"}",
+                "base_fingerprint"
+            ),
+            ("{\"version\": 2}", "version"), ("[1]", "(root)"),
+            (
+                "{\"version\": 1, \"base_fingerprint\": \"\(BaseFingerprint(model: model))\", \"adapter_model_sha256\": \"zz\"}",
+                "adapter_model_sha256"
+            )
+        ] {
             try Data(text.utf8).write(to: record)
             #expect { _ = try reg.entry("a") } throws: { "\($0)".contains("field '\(field)'") }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct ExpertRegistryTests {
@@ -38,14 +39,19 @@ import Testing
     @Test func refusesInvalidExpertsAndLeavesNothingBehind() throws {
         let (reg, dir) = try Self.registry()
         defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(throws: SwitchyardError.self) { try reg.add(from: FixturePaths.url("adapters/invalid/dora"), name: "dora") }
-        #expect(throws: SwitchyardError.self) { try reg.add(from: FixturePaths.url("adapters/attn-r4"), name: "../escape") }
+        #expect(throws: SwitchyardError.self) {
+            try reg.add(from: FixturePaths.url("adapters/invalid/dora"), name: "dora")
+        }
+        #expect(throws: SwitchyardError.self) {
+            try reg.add(from: FixturePaths.url("adapters/attn-r4"), name: "../escape")
+        }
         try reg.add(from: FixturePaths.url("adapters/attn-r4"), name: "a")
         #expect(throws: SwitchyardError.self) { try reg.add(from: FixturePaths.url("adapters/attn-r4b"), name: "a") }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         #expect(leftovers == ["a"])
         // An invalid directory placed by hand is reported, not loaded.
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/invalid/wrong-rank"), to: dir.appendingPathComponent("broken"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/invalid/wrong-rank"), to: dir.appendingPathComponent("broken"))
         let reopened = try ExpertRegistry(directory: dir, base: try Self.config())
         #expect(reopened.list().map(\.name) == ["a"])
         #expect(reopened.problems["broken"]?.contains("shape") == true)
@@ -53,7 +59,8 @@ import Testing
 
     @Test func lruEvictsUnpinnedExpertsWithinBudget() throws {
         // Budget for about two attn-r4-sized experts.
-        let one = try LoRAAdapter.load(directory: FixturePaths.url("adapters/attn-r4"), base: try Self.config()).byteCount
+        let one = try LoRAAdapter.load(directory: FixturePaths.url("adapters/attn-r4"), base: try Self.config())
+            .byteCount
         let (reg, dir) = try Self.registry(budget: 2 * one + one / 2)
         defer { try? FileManager.default.removeItem(at: dir) }
         for n in ["a", "b", "c"] { try reg.add(from: FixturePaths.url("adapters/attn-r4"), name: n) }
@@ -94,7 +101,9 @@ import Testing
                             #expect(lease.adapters[0].modules.count == 12)
                             lease.release()
                         }
-                        if t == 0, i % 5 == 0 { try? reg.add(from: FixturePaths.url("adapters/attn-r4b"), name: "x\(i)") }
+                        if t == 0, i % 5 == 0 {
+                            try? reg.add(from: FixturePaths.url("adapters/attn-r4b"), name: "x\(i)")
+                        }
                         if t == 1, i % 5 == 0 { try? reg.remove("x\(i)") }
                     }
                 }
@@ -131,6 +140,8 @@ import Testing
     @Test func sha256MatchesKnownVectors() {
         #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex(Array(String(repeating: "a", count: 1000).utf8)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        #expect(
+            SHA256.hex(Array(String(repeating: "a", count: 1000).utf8))
+                == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Bad input that used to be accepted or reported as something else (issue 13, "misreported or
@@ -11,8 +12,10 @@ import Testing
 
     /// A copy of the attn-r4 fixture adapter in a fresh directory, with `edit` applied to its
     /// config JSON text and `tensors` to its weights before writing.
-    static func adapter(in dir: URL, name: String = "x", configEdit: (String) -> String = { $0 },
-                        tensors: (inout [SafeTensorsWriter.Entry]) -> Void = { _ in }) throws -> URL {
+    static func adapter(
+        in dir: URL, name: String = "x", configEdit: (String) -> String = { $0 },
+        tensors: (inout [SafeTensorsWriter.Entry]) -> Void = { _ in }
+    ) throws -> URL {
         let source = FixturePaths.url("adapters/attn-r4")
         let target = dir.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
@@ -29,7 +32,9 @@ import Testing
     }
 
     static func loadError(_ dir: URL) throws -> String {
-        do { _ = try LoRAAdapter.load(directory: dir, base: try config()); return "no error" } catch { return "\(error)" }
+        do { _ = try LoRAAdapter.load(directory: dir, base: try config()); return "no error" } catch {
+            return "\(error)"
+        }
     }
 
     @Test func theFixtureCopyLoads() throws {
@@ -50,7 +55,7 @@ import Testing
         ("layers_to_transform", "[0, 1.5]", "layers_to_transform"),
         ("layers_to_transform", "-1", "layers_to_transform"),
         ("use_rslora", "1", "use_rslora"),
-        ("target_modules", "[1, 2]", "target_modules"),
+        ("target_modules", "[1, 2]", "target_modules")
     ])
     func adapterConfigTypesAreStrict(key: String, value: String, expected: String) throws {
         let dir = try FixturePaths.temporaryDirectory()
@@ -59,7 +64,8 @@ import Testing
             // Drop the member from PEFT's config, then append it as raw JSON text.
             var obj = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
             obj[key] = nil
-            let rest = String(decoding: try! JSONSerialization.data(withJSONObject: obj, options: .sortedKeys), as: UTF8.self)
+            let rest = String(
+                decoding: try! JSONSerialization.data(withJSONObject: obj, options: .sortedKeys), as: UTF8.self)
             return String(rest.dropLast()) + ", \"\(key)\": \(value)}"
         }
         let message = try Self.loadError(adapter)
@@ -74,7 +80,9 @@ import Testing
         #expect(LoRAAdapter.parseKey(key, numLayers: 2) == nil, "\(index)")
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let adapter = try Self.adapter(in: dir) { $0 } tensors: { entries in
+        let adapter = try Self.adapter(in: dir) {
+            $0
+        } tensors: { entries in
             let i = entries.firstIndex { $0.name.contains("layers.0.self_attn.q_proj.lora_A") }!
             entries[i].name = key
         }
@@ -96,7 +104,9 @@ import Testing
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         var poisoned = ""
-        let adapter = try Self.adapter(in: dir) { $0 } tensors: { entries in
+        let adapter = try Self.adapter(in: dir) {
+            $0
+        } tensors: { entries in
             let i = entries.firstIndex { $0.name.contains("lora_B") }!
             entries[i].values[3] = bad
             poisoned = entries[i].name
@@ -115,8 +125,10 @@ import Testing
     @Test func anInvalidExpertIsReportedWithItsRealReason() throws {
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/invalid/wrong-rank"), to: dir.appendingPathComponent("bad"))
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/attn-r4"), to: dir.appendingPathComponent("good"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/invalid/wrong-rank"), to: dir.appendingPathComponent("bad"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/attn-r4"), to: dir.appendingPathComponent("good"))
         let registry = try ExpertRegistry(directory: dir, base: try Self.config(), create: false)
         for attempt in [{ _ = try registry.entry("bad") }, { _ = try registry.acquire(["good", "bad"]) }] {
             do {
@@ -130,7 +142,8 @@ import Testing
         }
         #expect { try registry.entry("absent") } throws: { "\($0)".contains("unknown expert 'absent'") }
         // A directory whose name is not a valid expert name is a problem, never an expert.
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/attn-r4"), to: dir.appendingPathComponent("sp ace"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/attn-r4"), to: dir.appendingPathComponent("sp ace"))
         let again = try ExpertRegistry(directory: dir, base: try Self.config(), create: false)
         #expect(again.list().map(\.name) == ["good"])
         #expect(again.problems["sp ace"]?.contains("invalid expert name") == true)
@@ -141,7 +154,8 @@ import Testing
         let parent = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: parent) }
         let missing = parent.appendingPathComponent("no-such-registry")
-        #expect { _ = try ExpertRegistry(directory: missing, base: try Self.config(), create: false) } throws: { error in
+        #expect { _ = try ExpertRegistry(directory: missing, base: try Self.config(), create: false) } throws: {
+            error in
             "\(error)".contains(missing.path) && "\(error)".contains("not found")
         }
         #expect(!FileManager.default.fileExists(atPath: missing.path))

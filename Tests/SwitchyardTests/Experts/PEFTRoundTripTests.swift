@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Adapters written by Switchyard load in PEFT with the same logits: recorded by
@@ -23,11 +24,13 @@ import Testing
             try LoRAAdapter.load(directory: FixturePaths.url("adapters/\(n)"), base: config)
         }
         let rebuilt: [String: LoRAAdapter] = [
-            "merge-linear": try .combine([load("attn-r4"), load("attn-r4b")], weights: [0.7, -0.5], type: .linear, name: "merge-linear"),
-            "merge-cat": try .combine([load("attn-r4"), load("mlp-r8-rslora")], weights: [0.6, 1.2], type: .cat, name: "merge-cat"),
+            "merge-linear": try .combine(
+                [load("attn-r4"), load("attn-r4b")], weights: [0.7, -0.5], type: .linear, name: "merge-linear"),
+            "merge-cat": try .combine(
+                [load("attn-r4"), load("mlp-r8-rslora")], weights: [0.6, 1.2], type: .cat, name: "merge-cat"),
             "export-all-pattern": try load("all-pattern"),
             "export-regex-layers": try load("regex-layers"),
-            "export-layers-list": try load("layers-list"),
+            "export-layers-list": try load("layers-list")
         ]
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -36,8 +39,12 @@ import Testing
             try adapter.write(to: out)
             let weights = try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors"))
             let cfg = try Data(contentsOf: out.appendingPathComponent("adapter_config.json"))
-            #expect(SHA256.hex(weights) == adapters[name]?["sha256"] as? String, "\(name): weights differ from the recorded round trip; re-run Scripts/fixtures/roundtrip.py")
-            #expect(SHA256.hex(cfg) == adapters[name]?["config_sha256"] as? String, "\(name): config differs from the recorded round trip")
+            #expect(
+                SHA256.hex(weights) == adapters[name]?["sha256"] as? String,
+                "\(name): weights differ from the recorded round trip; re-run Scripts/fixtures/roundtrip.py")
+            #expect(
+                SHA256.hex(cfg) == adapters[name]?["config_sha256"] as? String,
+                "\(name): config differs from the recorded round trip")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// The registry at S-LoRA scale (issue 13, section 1): opening reads nothing, validation and
@@ -30,8 +31,9 @@ import Testing
         let lease = try reg.acquire(["a"])
         #expect(reg.validatedNames == ["a"])
         lease.release()
-        #expect(!Self.fm.fileExists(atPath: dir.appendingPathComponent("a/\(ExpertHashCache.sidecarName)").path),
-                "acquiring needs no hash")
+        #expect(
+            !Self.fm.fileExists(atPath: dir.appendingPathComponent("a/\(ExpertHashCache.sidecarName)").path),
+            "acquiring needs no hash")
         #expect { try reg.entry("b") } throws: { "\($0)".contains("adapter_config.json") }
         #expect(reg.list().map(\.name) == ["a", "c"])
         #expect(reg.problems.keys.sorted() == ["b"])
@@ -60,12 +62,17 @@ import Testing
         // A sidecar copied from another expert (another inode) is foreign: ignored.
         _ = try ExpertRegistry(directory: dir, base: try Self.config()).entry("b")
         let foreign = dir.appendingPathComponent("b/\(ExpertHashCache.sidecarName)")
-        ExpertHashCache.write(planted, stamp: try #require(FileStamp(path: dir.appendingPathComponent("a/adapter_model.safetensors").path)), to: foreign)
+        ExpertHashCache.write(
+            planted,
+            stamp: try #require(FileStamp(path: dir.appendingPathComponent("a/adapter_model.safetensors").path)),
+            to: foreign)
         #expect(try ExpertRegistry(directory: dir, base: try Self.config()).entry("b").sha256 == expected)
 
         // Corrupt sidecars are ignored, never trusted, and never an error.
-        for garbage in ["", "{", "[1]", "{\"version\": 1}", String(repeating: "x", count: 10_000),
-                        "{\"version\": 1, \"size\": \(stamp.size), \"mtime_ns\": 0, \"inode\": \"1\", \"device\": \"1\", \"sha256\": \"zz\"}"] {
+        for garbage in [
+            "", "{", "[1]", "{\"version\": 1}", String(repeating: "x", count: 10_000),
+            "{\"version\": 1, \"size\": \(stamp.size), \"mtime_ns\": 0, \"inode\": \"1\", \"device\": \"1\", \"sha256\": \"zz\"}"
+        ] {
             try Data(garbage.utf8).write(to: foreign)
             #expect(try ExpertRegistry(directory: dir, base: try Self.config()).entry("b").sha256 == expected)
         }
@@ -82,8 +89,9 @@ import Testing
         #expect(try reg.entry("a").summary.ranks == [4])
         // Another process replaces the expert's files with an invalid version.
         try Self.fm.removeItem(at: dir.appendingPathComponent("a/adapter_model.safetensors"))
-        try Self.fm.copyItem(at: FixturePaths.url("adapters/invalid/wrong-rank/adapter_model.safetensors"),
-                             to: dir.appendingPathComponent("a/adapter_model.safetensors"))
+        try Self.fm.copyItem(
+            at: FixturePaths.url("adapters/invalid/wrong-rank/adapter_model.safetensors"),
+            to: dir.appendingPathComponent("a/adapter_model.safetensors"))
         #expect { try reg.entry("a") } throws: { "\($0)".contains("a/adapter_model.safetensors") }
         #expect(!reg.rescan("zz"))
     }
@@ -99,7 +107,8 @@ import Testing
         #expect(reg.list().map(\.name) == ["a"])
         #expect(reg.rescan("late"))
         #expect(try reg.entry("late").sha256 == other.entry("late").sha256)
-        try Self.fm.copyItem(at: FixturePaths.url("adapters/invalid/bad-shape"), to: dir.appendingPathComponent("broken"))
+        try Self.fm.copyItem(
+            at: FixturePaths.url("adapters/invalid/bad-shape"), to: dir.appendingPathComponent("broken"))
         #expect(!reg.rescan("broken"))
         #expect(reg.problems["broken"] != nil)
         #expect { try reg.acquire(["broken"]) } throws: { "\($0)".contains("lora_A.weight") }

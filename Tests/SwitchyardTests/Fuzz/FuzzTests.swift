@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 @testable import SwitchyardServer
 
@@ -24,7 +25,9 @@ import Testing
     /// One input may take this long (a regex or a loop bounded by input sizes runs far below it).
     static let timeLimit: TimeInterval = 10
 
-    static func fixture(_ relative: String) throws -> [UInt8] { Array(try Data(contentsOf: FixturePaths.url(relative))) }
+    static func fixture(_ relative: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: FixturePaths.url(relative)))
+    }
 
     static func gqaConfig() throws -> ModelConfig {
         try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
@@ -33,8 +36,10 @@ import Testing
     /// Runs `body` on `iterations` mutations of `seeds` (round robin). Errors must be one line;
     /// each input must finish within `timeLimit`. Returns how many inputs were accepted.
     @discardableResult
-    static func fuzz(_ format: String, seeds: [[UInt8]], text: Bool, focus: (([UInt8]) -> Int)? = nil,
-                     salt: UInt64, _ body: ([UInt8]) throws -> Void) -> Int {
+    static func fuzz(
+        _ format: String, seeds: [[UInt8]], text: Bool, focus: (([UInt8]) -> Int)? = nil,
+        salt: UInt64, _ body: ([UInt8]) throws -> Void
+    ) -> Int {
         var mutator = Mutator(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ salt)
         var accepted = 0
         for i in 0..<iterations {
@@ -47,7 +52,8 @@ import Testing
             } catch {
                 let message = "\(error)"
                 if message.contains("\n") || message.contains("\r") || message.isEmpty {
-                    Issue.record("\(format) input \(i) (seed \(seed)): the error is not one line: \(message.debugDescription)")
+                    Issue.record(
+                        "\(format) input \(i) (seed \(seed)): the error is not one line: \(message.debugDescription)")
                 }
             }
             let elapsed = Date().timeIntervalSince(start)
@@ -55,7 +61,9 @@ import Testing
                 Issue.record("\(format) input \(i) (seed \(seed)) took \(elapsed) s")
             }
         }
-        print("fuzz: \(format): \(iterations) inputs (seed \(seed)), \(accepted) accepted, \(iterations - accepted) refused")
+        print(
+            "fuzz: \(format): \(iterations) inputs (seed \(seed)), \(accepted) accepted, \(iterations - accepted) refused"
+        )
         return accepted
     }
 
@@ -69,11 +77,15 @@ import Testing
     @Test func safetensorsHeadersAndAdapterWeights() throws {
         let dir = try FixturePaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: FixturePaths.url("adapters/attn-r4/adapter_config.json"), to: dir.appendingPathComponent("adapter_config.json"))
+        try FileManager.default.copyItem(
+            at: FixturePaths.url("adapters/attn-r4/adapter_config.json"),
+            to: dir.appendingPathComponent("adapter_config.json"))
         let weights = dir.appendingPathComponent("adapter_model.safetensors")
         let base = try Self.gqaConfig()
-        let seeds = [try Self.fixture("adapters/attn-r4/adapter_model.safetensors"),
-                     try Self.fixture("adapters/attn-r4b/adapter_model.safetensors")]
+        let seeds = [
+            try Self.fixture("adapters/attn-r4/adapter_model.safetensors"),
+            try Self.fixture("adapters/attn-r4b/adapter_model.safetensors")
+        ]
         Self.fuzz("safetensors", seeds: seeds, text: false, focus: Self.safetensorsHeaderEnd, salt: 1) { input in
             try Data(input).write(to: weights)
             let file = try SafeTensorsFile(url: weights)
@@ -83,7 +95,9 @@ import Testing
     }
 
     @Test func modelConfigsAndTheModelsTheyDescribe() throws {
-        let seeds = try ["llama-gqa", "mistral-swa", "qwen2-tied", "llama3-rope", "linear-rope"].map { try Self.fixture("models/\($0)/config.json") }
+        let seeds = try ["llama-gqa", "mistral-swa", "qwen2-tied", "llama3-rope", "linear-rope"].map {
+            try Self.fixture("models/\($0)/config.json")
+        }
         Self.fuzz("config.json", seeds: seeds, text: true, salt: 2) { input in
             let config = try ModelConfig.parse(Data(input), path: "fuzz/config.json")
             // A config that validates must run: a small one runs a few steps of a random model
@@ -96,10 +110,14 @@ import Testing
     }
 
     @Test func tokenizerFiles() throws {
-        let seeds = [try Self.fixture("tokenizers/gpt2style/tokenizer.json"), try Self.fixture("tokenizers/llama3style/tokenizer.json")]
+        let seeds = [
+            try Self.fixture("tokenizers/gpt2style/tokenizer.json"),
+            try Self.fixture("tokenizers/llama3style/tokenizer.json")
+        ]
         Self.fuzz("tokenizer.json", seeds: seeds, text: true, salt: 3) { input in
             let tokenizer = try Tokenizer(json: Data(input), source: "fuzz/tokenizer.json")
-            let ids = try tokenizer.encodeChecked("Hello wörld 123 <|im_start|>user\n\t🚀 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", addSpecialTokens: true)
+            let ids = try tokenizer.encodeChecked(
+                "Hello wörld 123 <|im_start|>user\n\t🚀 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", addSpecialTokens: true)
             _ = tokenizer.decode(ids)
         }
     }
@@ -110,9 +128,11 @@ import Testing
         let base = try Self.gqaConfig()
         let names = ["attn-r4", "all-pattern", "regex-layers", "layers-list", "mlp-r8-rslora"]
         for n in names {
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent(n), withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: FixturePaths.url("adapters/\(n)/adapter_model.safetensors"),
-                                             to: dir.appendingPathComponent("\(n)/adapter_model.safetensors"))
+            try FileManager.default.createDirectory(
+                at: dir.appendingPathComponent(n), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(
+                at: FixturePaths.url("adapters/\(n)/adapter_model.safetensors"),
+                to: dir.appendingPathComponent("\(n)/adapter_model.safetensors"))
         }
         let seeds = try names.map { try Self.fixture("adapters/\($0)/adapter_config.json") }
         var i = 0
@@ -126,7 +146,9 @@ import Testing
 
     @Test func routerFiles() throws {
         let config = try Self.gqaConfig()
-        let names = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.url("routers").path).filter { $0.hasSuffix(".pb") }.sorted()
+        let names = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.url("routers").path).filter {
+            $0.hasSuffix(".pb")
+        }.sorted()
         let seeds = try names.map { try Self.fixture("routers/\($0)") }
         #expect(!seeds.isEmpty)
         Self.fuzz("router .pb", seeds: seeds, text: false, salt: 5) { input in
@@ -155,7 +177,7 @@ import Testing
         let types: [WireType] = [
             w.generateRequest, w.scoreRequest, w.listExpertsRequest, w.addExpertRequest, w.removeExpertRequest,
             w.listRoutersRequest, w.addRouterRequest, w.composeRequest, w.infoRequest, w.healthCheckRequest,
-            w.generateEvent, w.scoreResponse, w.infoResponse, w.composeEvent,
+            w.generateEvent, w.scoreResponse, w.infoResponse, w.composeEvent
         ]
         var generator = Mutator(seed: Self.seed &+ 7)
         let seeds = (0..<32).map { _ in generator.protobuf() }
@@ -166,7 +188,9 @@ import Testing
             let message = try WireMessage.decode(type, input)
             // Compared as bytes: a NaN double decodes to a value that is not equal to itself.
             let bytes = message.encode()
-            #expect(try WireMessage.decode(type, bytes).encode() == bytes, "\(type.name) input \(i) (seed \(Self.seed)) does not round-trip")
+            #expect(
+                try WireMessage.decode(type, bytes).encode() == bytes,
+                "\(type.name) input \(i) (seed \(Self.seed)) does not round-trip")
         }
     }
 }

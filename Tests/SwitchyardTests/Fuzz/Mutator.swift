@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Switchyard
 
 /// Deterministic input mutations for the fuzz harness (`FuzzTests`): the same seed gives the same
@@ -19,13 +20,15 @@ struct Mutator {
         "-1", "0", "1", "-1000", "true", "false", "null", "1e999", "-1e999", "1e-999", "4.5", "2.0e0",
         "99999999999999999999", "9223372036854775807", "-9223372036854775808", "2147483648", "\"\"",
         "\"x\"", "[]", "{}", "[[[[[[[[[[[[[[[[[[[[", "\"\\u0000\"", "\"\\ud800\"", "NaN", "\"(.*a){25}\"",
-        "\"a{1000000}\"", "\"[\"", ",", ":", "\"", "\\",
+        "\"a{1000000}\"", "\"[\"", ",", ":", "\"", "\\"
     ]
 
     /// Integers at the edges of every width, little-endian.
-    static let edgeIntegers: [UInt64] = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000,
-                                         0xFFFF_FFFF, 0x1_0000_0000, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000,
-                                         0xFFFF_FFFF_FFFF_FFFF]
+    static let edgeIntegers: [UInt64] = [
+        0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000,
+        0xFFFF_FFFF, 0x1_0000_0000, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000,
+        0xFFFF_FFFF_FFFF_FFFF
+    ]
 
     mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(rng.next() % UInt64(n)) }
 
@@ -48,7 +51,9 @@ struct Mutator {
             case 3: b.removeSubrange(p..<min(b.count, p + 1 + below(16)))
             case 4:
                 let end = min(b.count, p + 1 + below(64))
-                if b.count + (end - p) <= maxCount { b.insert(contentsOf: b[p..<end], at: position(b.count, focus: focus)) }
+                if b.count + (end - p) <= maxCount {
+                    b.insert(contentsOf: b[p..<end], at: position(b.count, focus: focus))
+                }
             case 5: b.removeSubrange(p...)
             case 6, 7:
                 let v = Self.edgeIntegers[below(Self.edgeIntegers.count)], width = [1, 2, 4, 8][below(4)]
@@ -61,7 +66,9 @@ struct Mutator {
                 guard let start = (p..<b.count).first(where: { (0x30...0x39).contains(b[$0]) }) else { continue }
                 var end = start
                 while end < b.count, (0x30...0x39).contains(b[end]) || b[end] == 0x2E || b[end] == 0x2D { end += 1 }
-                let number = ["-1", "0", "-1000", "1e999", "4.5", "true", "99999999999999999999", "65536", "2147483647"][below(9)]
+                let number = [
+                    "-1", "0", "-1000", "1e999", "4.5", "true", "99999999999999999999", "65536", "2147483647"
+                ][below(9)]
                 b.replaceSubrange(start..<end, with: Array(number.utf8))
             }
         }
@@ -84,7 +91,8 @@ struct Mutator {
             case 1: out += (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             case 5: out += (0..<4).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             default:
-                let payload: [UInt8] = depth < 3 && below(2) == 0
+                let payload: [UInt8] =
+                    depth < 3 && below(2) == 0
                     ? protobuf(depth: depth + 1) : Array("héllo\u{0}\n\(below(100))".utf8)
                 varint(below(10) == 0 ? Self.edgeIntegers[below(Self.edgeIntegers.count)] : UInt64(payload.count))
                 out += payload

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// A half-precision KV cache (`KVCache.Precision.f16`, the default for GGUF files with native

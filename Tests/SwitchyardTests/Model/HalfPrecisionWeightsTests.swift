@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Half-precision safetensors weights kept half (`.native`, the default) against the same
@@ -26,8 +27,12 @@ import Testing
         let request = GenerationRequest(promptTokens: prompt, maxNewTokens: 16)
         #expect(try Generator(model: native).generate(request) == Generator(model: wide).generate(request))
         // A batch of 3 (the small-batch kernel) gives what each alone gives.
-        let requests = [prompt, Array(prompt.prefix(7)), Array(prompt.suffix(11))].map { GenerationRequest(promptTokens: $0, maxNewTokens: 8) }
+        let requests = [prompt, Array(prompt.prefix(7)), Array(prompt.suffix(11))].map {
+            GenerationRequest(promptTokens: $0, maxNewTokens: 8)
+        }
         let batched = try Generator(model: native).generateBatch(requests)
-        for (i, r) in requests.enumerated() { #expect(batched[i] == (try Generator(model: wide).generate(r)), "sequence \(i)") }
+        for (i, r) in requests.enumerated() {
+            #expect(batched[i] == (try Generator(model: wide).generate(r)), "sequence \(i)")
+        }
     }
 }

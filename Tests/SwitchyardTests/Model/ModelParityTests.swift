@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Parity with transformers on the fixture models (references from Scripts/fixtures/make_fixtures.py).
@@ -84,17 +85,21 @@ import Testing
     @Test func generationStopsAtTheEndOfTheContext() throws {
         let model = try Self.model("llama-gqa")
         let limit = model.config.maxPositionEmbeddings
-        let out = try Generator(model: model).generate(GenerationRequest(promptTokens: Array(repeating: 5, count: limit - 3), maxNewTokens: 50))
+        let out = try Generator(model: model).generate(
+            GenerationRequest(promptTokens: Array(repeating: 5, count: limit - 3), maxNewTokens: 50))
         #expect(out.count == 3)
         #expect(throws: SwitchyardError.self) {
-            try Generator(model: model).generate(GenerationRequest(promptTokens: Array(repeating: 5, count: limit), maxNewTokens: 1))
+            try Generator(model: model).generate(
+                GenerationRequest(promptTokens: Array(repeating: 5, count: limit), maxNewTokens: 1))
         }
     }
 
     @Test func rejectsBadInputs() throws {
         let model = try Self.model("llama-gqa")
         #expect(throws: SwitchyardError.self) { try model.forward([]) }
-        #expect(throws: SwitchyardError.self) { try model.forward([SequenceInput(tokens: [], cache: model.makeCache())]) }
+        #expect(throws: SwitchyardError.self) {
+            try model.forward([SequenceInput(tokens: [], cache: model.makeCache())])
+        }
         #expect(throws: SwitchyardError.self) {
             try model.forward([SequenceInput(tokens: [model.config.vocabSize], cache: model.makeCache())])
         }
@@ -103,6 +108,8 @@ import Testing
             try model.forward([SequenceInput(tokens: [3], cache: shared), SequenceInput(tokens: [4], cache: shared)])
         }
         let long = [Int](repeating: 3, count: model.config.maxPositionEmbeddings + 1)
-        #expect(throws: SwitchyardError.self) { try model.forward([SequenceInput(tokens: long, cache: model.makeCache())]) }
+        #expect(throws: SwitchyardError.self) {
+            try model.forward([SequenceInput(tokens: long, cache: model.makeCache())])
+        }
     }
 }

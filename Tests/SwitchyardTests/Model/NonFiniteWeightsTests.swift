@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Issue 13: a base checkpoint with a NaN or infinite weight loaded silently and turned every
@@ -22,10 +23,12 @@ import Testing
         return dir
     }
 
-    @Test(arguments: [("model.layers.1.self_attn.k_proj.weight", 77, UInt16(0x7FC0)),   // NaN
-                      ("model.layers.0.mlp.down_proj.weight", 0, UInt16(0xFF80)),         // -infinity
-                      ("model.norm.weight", 5, UInt16(0x7F80)),                            // +infinity, a norm
-                      ("model.embed_tokens.weight", 1000, UInt16(0x7FC0))])
+    @Test(arguments: [
+        ("model.layers.1.self_attn.k_proj.weight", 77, UInt16(0x7FC0)),  // NaN
+        ("model.layers.0.mlp.down_proj.weight", 0, UInt16(0xFF80)),  // -infinity
+        ("model.norm.weight", 5, UInt16(0x7F80)),  // +infinity, a norm
+        ("model.embed_tokens.weight", 1000, UInt16(0x7FC0))
+    ])
     func checkpointWithANonFiniteWeightIsRefused(tensor: String, element: Int, bits: UInt16) throws {
         let dir = try Self.corruptedBase(tensor: tensor, element: element, bits: bits)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -89,9 +92,12 @@ import Testing
             case .bf16: put(0x7FC0, at: p + 10)
             default: put(halfInf, at: p)
             }
-            let bad = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: $0) }.firstNonFinite()
+            let bad = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: $0) }
+                .firstNonFinite()
             let expected = 2 * cols + 32 + (type == .f16 || type == .bf16 ? 5 : 0)
-            #expect(bad?.element == expected && bad.map { !$0.value.isFinite } == true, "\(type): \(String(describing: bad))")
+            #expect(
+                bad?.element == expected && bad.map { !$0.value.isFinite } == true,
+                "\(type): \(String(describing: bad))")
         }
     }
 }

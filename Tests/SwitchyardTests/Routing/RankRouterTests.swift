@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct RankRouterTests {
@@ -18,8 +19,11 @@ import Testing
         let prompt = [130, 15, 432, 135, 437, 437, 146]
         let (routed, _) = try RouterParityTests.run(router, model, prompt)
         let sum = LoRAMixDelta(experts: experts)
-        try sum.setRowMixes(Array(repeating: ExpertMix([.init(expert: 0, weight: 1), .init(expert: 1, weight: 1)]), count: prompt.count))
-        let expected = try model.forward([SequenceInput(tokens: prompt, cache: model.makeCache())], logits: .all, delta: sum)[0]
+        try sum.setRowMixes(
+            Array(repeating: ExpertMix([.init(expert: 0, weight: 1), .init(expert: 1, weight: 1)]), count: prompt.count)
+        )
+        let expected = try model.forward(
+            [SequenceInput(tokens: prompt, cache: model.makeCache())], logits: .all, delta: sum)[0]
         #expect(maxAbsDifference(routed.data, expected.data) <= 1e-4)
         // The ranks' blocks name the experts they came from.
         #expect(decoded.rankBlocks(sourceRanks: [4, 8]) == [0..<4, 4..<12])
@@ -27,7 +31,8 @@ import Testing
         // With fewer active ranks the output differs (the gate really selects).
         var partial = decoded
         partial.selection?.topK = 3
-        let (fewer, _) = try RouterParityTests.run(try BoundRouter(spec: partial, model: model, experts: []), model, prompt)
+        let (fewer, _) = try RouterParityTests.run(
+            try BoundRouter(spec: partial, model: model, experts: []), model, prompt)
         #expect(maxAbsDifference(fewer.data, expected.data) > 1e-3)
         // DENSE keeps every rank, whatever top_k says.
         var dense = partial
@@ -40,7 +45,9 @@ import Testing
             other.selection?.mode = mode
             other.selection?.topP = 0.5
             other.selection?.threshold = 0.1
-            do { _ = try BoundRouter(spec: other, model: model, experts: []); Issue.record("\(mode) accepted for ranks") } catch {
+            do {
+                _ = try BoundRouter(spec: other, model: model, experts: []); Issue.record("\(mode) accepted for ranks")
+            } catch {
                 #expect("\(error)".contains("selection.mode"), "\(error)")
             }
         }
@@ -52,8 +59,9 @@ import Testing
         var rng = SeededRandom(seed: 7)
         for activation in [RouterSpec.RankActivation.none, .sigmoid, .softmax] {
             for (rank, topK) in [(64, 8), (5, 5), (3, 7), (16, 1)] {
-                let delta = RankRoutingDelta(modules: [:], activation: activation,
-                                             selection: Selection(mode: .topK, topK: topK, temperature: 0.5), trace: nil)
+                let delta = RankRoutingDelta(
+                    modules: [:], activation: activation,
+                    selection: Selection(mode: .topK, topK: topK, temperature: 0.5), trace: nil)
                 for _ in 0..<50 {
                     // Scores from a small set of values so that ties are common.
                     let g = (0..<rank).map { _ in Float(Int(rng.nextUnitFloat() * 6)) - 2.5 }

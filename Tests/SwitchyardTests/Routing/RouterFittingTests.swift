@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Switchyard
 
 @Suite struct RouterFittingTests {
@@ -19,7 +20,9 @@ import Testing
         let f = Matrix(rows: 3, cols: 2, data: [1, 2, 3, 4, 10, 10])
         let c = try RouterFitting.centroids(features: f, labels: [0, 0, 1], expertCount: 2)
         #expect(c.data == [2, 3, 10, 10])
-        #expect(throws: SwitchyardError.self) { try RouterFitting.centroids(features: f, labels: [0, 0, 0], expertCount: 2) }
+        #expect(throws: SwitchyardError.self) {
+            try RouterFitting.centroids(features: f, labels: [0, 0, 0], expertCount: 2)
+        }
     }
 
     @Test func trainedGateSeparatesClustersAndFoldsStandardisation() throws {
@@ -31,8 +34,10 @@ import Testing
         options.hidden = 8
         options.epochs = 150
         var lastAccuracy: Float = 0
-        let layers = RouterFitting.trainGate(features: features, labels: labels, expertCount: 3, train: train, heldOut: heldOut,
-                                             options: options) { _, _, acc in lastAccuracy = acc }
+        let layers = RouterFitting.trainGate(
+            features: features, labels: labels, expertCount: 3, train: train, heldOut: heldOut,
+            options: options
+        ) { _, _, acc in lastAccuracy = acc }
         #expect(lastAccuracy >= 0.95)
         // The exported layers take raw features (standardisation folded in) and agree with training.
         let w1 = try layers[0].weight.matrix(field: "w1"), w2 = try layers[1].weight.matrix(field: "w2")

@@ -1,12 +1,16 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Every router kind against the PyTorch reference in Scripts/fixtures (make_fixtures.py, routers).
 @Suite(.serialized) struct RouterParityTests {
-    static let routers = ["sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2", "token-global",
-                          "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
-                          "centroid-window", "smora", "smora-sigmoid"]
+    static let routers = [
+        "sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2",
+        "token-global",
+        "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
+        "centroid-window", "smora", "smora-sigmoid"
+    ]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
     struct Setup {
@@ -23,8 +27,9 @@ import Testing
         let dir = try FixturePaths.temporaryDirectory()
         let registry = try ExpertRegistry(directory: dir, base: model.config)
         for n in expertNames { try registry.add(from: FixturePaths.url("adapters/\(n)"), name: n) }
-        return Setup(model: model, registry: registry, directory: dir, json: try FixturePaths.json("reference/routers.json"),
-                     logits: try SafeTensorsFile(url: FixturePaths.url("reference/routers.safetensors")))
+        return Setup(
+            model: model, registry: registry, directory: dir, json: try FixturePaths.json("reference/routers.json"),
+            logits: try SafeTensorsFile(url: FixturePaths.url("reference/routers.safetensors")))
     }
 
     static func bytes(_ name: String) throws -> [UInt8] {
@@ -41,7 +46,9 @@ import Testing
     /// Logits of `ids` where only `ids[..<promptLength]` is the prompt: the prompt in one
     /// forward, then each remaining token alone (as decoding feeds them), with the request's
     /// routing state carried across the calls.
-    static func runAsGenerated(_ router: BoundRouter, _ model: LlamaModel, _ ids: [Int], promptLength: Int) throws -> (Matrix, RoutingTrace) {
+    static func runAsGenerated(_ router: BoundRouter, _ model: LlamaModel, _ ids: [Int], promptLength: Int) throws -> (
+        Matrix, RoutingTrace
+    ) {
         let trace = RoutingTrace()
         let routing = try router.routing(prompt: Array(ids[..<promptLength]), trace: trace)
         let builder = StepDeltaBuilder()
@@ -50,8 +57,9 @@ import Testing
         var start = 0
         for n in [promptLength] + Array(repeating: 1, count: ids.count - promptLength) {
             let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
-            data += try model.forward([SequenceInput(tokens: Array(ids[start..<(start + n)]), cache: cache)],
-                                      logits: .all, delta: delta)[0].data
+            data += try model.forward(
+                [SequenceInput(tokens: Array(ids[start..<(start + n)]), cache: cache)],
+                logits: .all, delta: delta)[0].data
             start += n
         }
         return (Matrix(rows: ids.count, cols: data.count / ids.count, data: data), trace)
@@ -69,13 +77,15 @@ import Testing
     func logitsAndChoicesMatchPyTorch(name: String) throws {
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
-        let (router, lease) = try BoundRouter.bind(try RouterWire.decode(try Self.bytes(name)), model: s.model, registry: s.registry)
+        let (router, lease) = try BoundRouter.bind(
+            try RouterWire.decode(try Self.bytes(name)), model: s.model, registry: s.registry)
         defer { lease.release() }
         let reference = ((s.json["routers"] as! [String: Any])[name] as! [String: Any])
         let perPrompt = reference["per_prompt"] as! [Any]
         let promptLengths = reference["prompt_lengths"] as? [Int]
         for (p, prompt) in s.prompts.enumerated() {
-            let (logits, trace) = try promptLengths.map { try Self.runAsGenerated(router, s.model, prompt, promptLength: $0[p]) }
+            let (logits, trace) =
+                try promptLengths.map { try Self.runAsGenerated(router, s.model, prompt, promptLength: $0[p]) }
                 ?? Self.run(router, s.model, prompt)
             let expected = try s.logits.matrix("logits.\(name).\(p)")
             let diff = maxAbsDifference(logits.data, expected.data)
@@ -96,7 +106,9 @@ import Testing
                         let decision = trace.decisions.first { d in
                             d.position == t && (d.layer == layer || d.layer == nil)
                         }
-                        #expect(decision?.mix.entries.map(\.expert) == choice["experts"] as? [Int], "\(name) prompt \(p) token \(t) layer \(layer)")
+                        #expect(
+                            decision?.mix.entries.map(\.expert) == choice["experts"] as? [Int],
+                            "\(name) prompt \(p) token \(t) layer \(layer)")
                         if let d = decision {
                             let weights = (choice["weights"] as! [Double]).map(Float.init)
                             #expect(maxAbsDifference(d.mix.entries.map(\.weight), weights) <= 1e-5)
@@ -130,10 +142,12 @@ import Testing
         let reference = (s.json["routers"] as! [String: Any])["token-layers"] as! [String: Any]
         guard let greedy = reference["greedy"] as? [Int] else { Issue.record("no greedy reference"); return }
         let prompt = s.prompts[(reference["greedy_prompt"] as? Int) ?? 0]
-        let (router, lease) = try BoundRouter.bind(try RouterWire.decode(try Self.bytes("token-layers")), model: s.model, registry: s.registry)
+        let (router, lease) = try BoundRouter.bind(
+            try RouterWire.decode(try Self.bytes("token-layers")), model: s.model, registry: s.registry)
         defer { lease.release() }
-        let out = try Generator(model: s.model).generate(GenerationRequest(promptTokens: prompt, maxNewTokens: greedy.count),
-                                                         router: router)
+        let out = try Generator(model: s.model).generate(
+            GenerationRequest(promptTokens: prompt, maxNewTokens: greedy.count),
+            router: router)
         #expect(out == greedy)
     }
 
@@ -150,8 +164,11 @@ import Testing
         let (whole, _) = try Self.run(router, s.model, prompt)
         #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
         var tokenOnly = spec
-        if case let .centroid(layer, centroids, _) = spec.gate { tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token) }
-        let (alone, _) = try Self.run(try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)
+        if case let .centroid(layer, centroids, _) = spec.gate {
+            tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token)
+        }
+        let (alone, _) = try Self.run(
+            try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)
         #expect(maxAbsDifference(alone.data, whole.data) > 1e-3)
     }
 
@@ -164,8 +181,9 @@ import Testing
         var start = 0
         for n in [3] + Array(repeating: 1, count: prompt.count - 3) {
             let delta = try builder.build([.init(routing: routing, firstPosition: start, count: n)])
-            pieced += try model.forward([SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
-                                        logits: .all, delta: delta)[0].data
+            pieced += try model.forward(
+                [SequenceInput(tokens: Array(prompt[start..<(start + n)]), cache: cache)],
+                logits: .all, delta: delta)[0].data
             start += n
         }
         return pieced
@@ -184,7 +202,8 @@ import Testing
             #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
             var everyToken = spec
             everyToken.selection?.everyN = 1
-            let (fresh, _) = try Self.run(try BoundRouter(spec: everyToken, model: s.model, experts: router.experts), s.model, prompt)
+            let (fresh, _) = try Self.run(
+                try BoundRouter(spec: everyToken, model: s.model, experts: router.experts), s.model, prompt)
             #expect(maxAbsDifference(fresh.data, whole.data) > 1e-3, "every_n 2 must change some layer's mix")
         }
     }
@@ -195,10 +214,15 @@ import Testing
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
         var spec = try RouterWire.decode(try Self.bytes("sentence-final"))
-        guard case let .sentence(layer, pooling, layers) = spec.gate else { Issue.record("not a sentence gate"); return }
+        guard case let .sentence(layer, pooling, layers) = spec.gate else {
+            Issue.record("not a sentence gate"); return
+        }
         #expect(layer == s.model.config.numLayers)
         spec.gate = .sentence(featureLayer: layer + 1, pooling: pooling, layers: layers)
-        do { _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry); Issue.record("feature_layer \(layer + 1) accepted") } catch {
+        do {
+            _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry);
+            Issue.record("feature_layer \(layer + 1) accepted")
+        } catch {
             #expect("\(error)".contains("sentence.feature_layer"))
         }
     }
@@ -209,10 +233,14 @@ import Testing
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
         func failure(_ spec: RouterSpec) -> String {
-            do { _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry); return "no error" } catch { return "\(error)" }
+            do { _ = try BoundRouter.bind(spec, model: s.model, registry: s.registry); return "no error" } catch {
+                return "\(error)"
+            }
         }
         var perLayerMean = try RouterWire.decode(try Self.bytes("token-layers"))
-        if case let .token(layers, global, source, _) = perLayerMean.gate { perLayerMean.gate = .token(layers: layers, global: global, sourceLayer: source, context: .mean) }
+        if case let .token(layers, global, source, _) = perLayerMean.gate {
+            perLayerMean.gate = .token(layers: layers, global: global, sourceLayer: source, context: .mean)
+        }
         #expect(failure(perLayerMean).contains("token.context"))
         var wholeRank = try RouterWire.decode(try Self.bytes("smora"))
         wholeRank.selection?.promptRouting = .whole

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import Switchyard
+import Testing
+
 @testable import SwitchyardServer
 
 /// Continuous batching must not change what any request generates, and a long mixed load must
@@ -15,18 +16,27 @@ import Switchyard
     }
 
     static func cases(_ s: TestServer) throws -> [Case] {
-        let tasks = try String(contentsOf: TestServer.modelsRoot.appendingPathComponent("tasks/mixed/test.jsonl"), encoding: .utf8)
-            .split(separator: "\n").prefix(32).map { line -> String in
-                let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                return obj["prompt"] as! String
-            }
+        let tasks = try String(
+            contentsOf: TestServer.modelsRoot.appendingPathComponent("tasks/mixed/test.jsonl"), encoding: .utf8
+        )
+        .split(separator: "\n").prefix(32).map { line -> String in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return obj["prompt"] as! String
+        }
         var out: [Case] = []
         for (i, prompt) in tasks.enumerated() {
             switch i % 8 {
             case 0: out.append(Case(prompt: prompt, label: "base"))
-            case 1, 2: let e = TestServer.taskExperts[i % TestServer.taskExperts.count]; out.append(Case(prompt: prompt, experts: [(e, 1)], label: "expert \(e)"))
-            case 3: out.append(Case(prompt: prompt, experts: [("reverse", 0.6), ("uppercase", 0.5)], label: "mix reverse+uppercase"))
-            default: let r = TestServer.routerNames[i % 4]; out.append(Case(prompt: prompt, router: r, label: "router \(r)"))
+            case 1, 2:
+                let e = TestServer.taskExperts[i % TestServer.taskExperts.count];
+                out.append(Case(prompt: prompt, experts: [(e, 1)], label: "expert \(e)"))
+            case 3:
+                out.append(
+                    Case(
+                        prompt: prompt, experts: [("reverse", 0.6), ("uppercase", 0.5)], label: "mix reverse+uppercase")
+                )
+            default:
+                let r = TestServer.routerNames[i % 4]; out.append(Case(prompt: prompt, router: r, label: "router \(r)"))
             }
         }
         return out
@@ -42,9 +52,13 @@ import Switchyard
         let byName = Dictionary(uniqueKeysWithValues: lease.adapters.map { ($0.name, $0) })
         let alone = try cases.map { c -> [Int] in
             let routing: Generator.Routing
-            if !c.router.isEmpty { routing = .router(s.routers[c.router]!, trace: nil) }
-            else if !c.experts.isEmpty { routing = .resolved(.experts(c.experts.map { byName[$0.0]! }, weights: c.experts.map(\.1))) }
-            else { routing = .resolved(.base) }
+            if !c.router.isEmpty {
+                routing = .router(s.routers[c.router]!, trace: nil)
+            } else if !c.experts.isEmpty {
+                routing = .resolved(.experts(c.experts.map { byName[$0.0]! }, weights: c.experts.map(\.1)))
+            } else {
+                routing = .resolved(.base)
+            }
             return try s.alone(c.prompt, routing: routing, maxTokens: maxTokens)
         }
         let client = s.client()
@@ -106,10 +120,13 @@ import Switchyard
                             if roll == 0 {
                                 r.sampling.temperature = -1  // malformed: INVALID_ARGUMENT
                                 let code = await statusCode { _ = try await collect(client, r) }
-                                if code != .invalidArgument { unexpected.append("bad request gave \(String(describing: code))") }
+                                if code != .invalidArgument {
+                                    unexpected.append("bad request gave \(String(describing: code))")
+                                }
                             } else if roll <= 2 {
                                 var seen = 0
-                                do { for try await _ in client.generate(r) { seen += 1; if seen == 2 { break } } } catch {
+                                do { for try await _ in client.generate(r) { seen += 1; if seen == 2 { break } } } catch
+                                {
                                     unexpected.append("cancelled request: \(error)")
                                 }
                             } else {
@@ -128,11 +145,15 @@ import Switchyard
             }
         }
         #expect(await run(96, seed: 1).isEmpty)  // warm-up
-        try await waitUntil { let i = try await client.info(); return i.uint("active_requests") == 0 && i.uint("queue_depth") == 0 }
+        try await waitUntil {
+            let i = try await client.info(); return i.uint("active_requests") == 0 && i.uint("queue_depth") == 0
+        }
         let warm = Self.residentBytes()
         let unexpected = await run(600, seed: 2)
         #expect(unexpected.isEmpty, "\(unexpected.prefix(5))")
-        try await waitUntil { let i = try await client.info(); return i.uint("active_requests") == 0 && i.uint("queue_depth") == 0 }
+        try await waitUntil {
+            let i = try await client.info(); return i.uint("active_requests") == 0 && i.uint("queue_depth") == 0
+        }
         let info = try await client.info()
         #expect(info.uint("failed_total") == 0)
         #expect(info.uint("requests_total") >= 600)

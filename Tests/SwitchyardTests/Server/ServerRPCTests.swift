@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import Switchyard
+import Testing
+
 @testable import SwitchyardServer
 
 /// Every RPC of switchyard.v1.Inference and grpc.health.v1.Health against an in-process server on
@@ -44,7 +45,9 @@ import Switchyard
         scoring.experts = [("reverse", 1)]
         let scored = try await client.score(scoring)
         let promptCount = summary.promptTokens
-        for (i, e) in out.events.dropLast().enumerated() { #expect(abs(e.logprob - scored[promptCount - 1 + i]) <= 1e-3) }
+        for (i, e) in out.events.dropLast().enumerated() {
+            #expect(abs(e.logprob - scored[promptCount - 1 + i]) <= 1e-3)
+        }
 
         // Traced routing decisions: the demo's token router (one global gate) reports one choice
         // for every layer (no layer), by name.
@@ -81,13 +84,18 @@ import Switchyard
         #expect(r.message("router")?.string("granularity") == "sentence")
         var routed = GenerateRequest(prompt: Self.prompt)
         routed.router = "sentence-copy"
-        #expect(try await collect(client, routed).ids == (try s.alone(Self.prompt, routing: .router(s.routers["sentence"]!, trace: nil), maxTokens: 64)))
+        #expect(
+            try await collect(client, routed).ids
+                == (try s.alone(Self.prompt, routing: .router(s.routers["sentence"]!, trace: nil), maxTokens: 64)))
         #expect(await statusCode { try await client.addRouter(RouterWire.encode(spec)) } == .alreadyExists)
 
         // Compose: progress events, then the new expert, registered and servable without restart.
         var events: [WireMessage] = []
-        for try await e in client.compose(name: "composed", examples: [("Write dog backwards.\nAnswer:", "god"), ("Write sun backwards.\nAnswer:", "nus")],
-                                          experts: ["reverse", "uppercase"], budget: 16) { events.append(e) }
+        for try await e in client.compose(
+            name: "composed",
+            examples: [("Write dog backwards.\nAnswer:", "god"), ("Write sun backwards.\nAnswer:", "nus")],
+            experts: ["reverse", "uppercase"], budget: 16)
+        { events.append(e) }
         #expect(events.count == 17, "a progress event per evaluation (16), then the result")
         #expect(events.last?.uint("evaluations") == 16)
         #expect(events.last?.message("expert")?.string("name") == "composed")
@@ -97,24 +105,35 @@ import Switchyard
         #expect(try await collect(client, composed).finish != nil)
         // The optimiser is named in the request; an unknown one is INVALID_ARGUMENT.
         var cmaes: [WireMessage] = []
-        for try await e in client.compose(name: "composed-cmaes", examples: [("Write dog backwards.\nAnswer:", "god")],
-                                          experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes") { cmaes.append(e) }
+        for try await e in client.compose(
+            name: "composed-cmaes", examples: [("Write dog backwards.\nAnswer:", "god")],
+            experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes")
+        { cmaes.append(e) }
         #expect(cmaes.last?.uint("evaluations") == 12)
-        #expect(await statusCode {
-            for try await _ in client.compose(name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], optimizer: "newuoa") {}
-        } == .invalidArgument)
+        #expect(
+            await statusCode {
+                for try await _ in client.compose(
+                    name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], optimizer: "newuoa")
+                {}
+            } == .invalidArgument)
         // l1 reaches the server (a negative weight is refused there, naming the field).
-        #expect(await statusCode {
-            for try await _ in client.compose(name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], l1: -1) {}
-        } == .invalidArgument)
+        #expect(
+            await statusCode {
+                for try await _ in client.compose(
+                    name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], l1: -1)
+                {}
+            } == .invalidArgument)
 
         let after = try await client.info()
         #expect(after.uint("requests_total") >= 6)
-        #expect(after.messages("expert_counters").contains { $0.string("name") == "reverse" && $0.uint("requests") >= 1 })
+        #expect(
+            after.messages("expert_counters").contains { $0.string("name") == "reverse" && $0.uint("requests") >= 1 })
     }
 
     @Test func errorsAreStatusCodesNamingTheField() async throws {
-        let s = try TestServer { $0.maxTokensLimit = 100; $0.maxMessageBytes = 64 << 10 }
+        let s = try TestServer {
+            $0.maxTokensLimit = 100; $0.maxMessageBytes = 64 << 10
+        }
         defer { s.stop() }
         let client = s.client()
         func generate(_ edit: (inout GenerateRequest) -> Void) async -> GRPCStatus? {
@@ -126,16 +145,35 @@ import Switchyard
             ("negative temperature", .invalidArgument, "temperature", { $0.sampling.temperature = -1 }),
             ("top_p over 1", .invalidArgument, "top-p", { $0.sampling.topP = 1.5 }),
             ("max_tokens over the limit", .invalidArgument, "max_tokens", { $0.maxTokens = 101 }),
-            ("prompt over the context", .invalidArgument, "context", { $0.prompt = String(repeating: "a", count: 400) }),
+            (
+                "prompt over the context", .invalidArgument, "context",
+                { $0.prompt = String(repeating: "a", count: 400) }
+            ),
             ("prompt and token_ids", .invalidArgument, "token_ids", { $0.tokenIDs = [1, 2] }),
-            ("token id outside the vocabulary", .invalidArgument, "token_ids", { $0.prompt = ""; $0.tokenIDs = [999_999] }),
+            (
+                "token id outside the vocabulary", .invalidArgument, "token_ids",
+                {
+                    $0.prompt = ""; $0.tokenIDs = [999_999]
+                }
+            ),
             ("empty prompt", .invalidArgument, "prompt", { $0.prompt = "" }),
-            ("two routing choices", .invalidArgument, "experts, router", { $0.experts = [("reverse", 1)]; $0.router = "token" }),
+            (
+                "two routing choices", .invalidArgument, "experts, router",
+                {
+                    $0.experts = [("reverse", 1)]; $0.router = "token"
+                }
+            ),
             ("malformed router_spec", .invalidArgument, "router_spec", { $0.routerSpec = [0xff, 0xff, 0xff] }),
-            ("path separator in an expert name", .invalidArgument, "experts[0].name", { $0.experts = [("../reverse", 1)] }),
+            (
+                "path separator in an expert name", .invalidArgument, "experts[0].name",
+                { $0.experts = [("../reverse", 1)] }
+            ),
             ("unknown expert", .notFound, "experts[0]: unknown expert 'nope'", { $0.experts = [("nope", 1)] }),
             ("unknown router", .notFound, "router: unknown router 'nope'", { $0.router = "nope" }),
-            ("message over the size cap", .resourceExhausted, "larger than max", { $0.prompt = String(repeating: "x", count: 100_000) }),
+            (
+                "message over the size cap", .resourceExhausted, "larger than max",
+                { $0.prompt = String(repeating: "x", count: 100_000) }
+            )
         ]
         for (label, code, field, edit) in cases {
             let status = await generate(edit)
@@ -160,9 +198,13 @@ import Switchyard
         // A method nobody serves.
         let raw = try? await client.channel.unary("/switchyard.v1.Inference/Nope", [])
         #expect(raw == nil)
-        #expect(await statusCode { _ = try await client.channel.unary("/switchyard.v1.Inference/Nope", []) } == .unimplemented)
+        #expect(
+            await statusCode { _ = try await client.channel.unary("/switchyard.v1.Inference/Nope", []) }
+                == .unimplemented)
         // Malformed request bytes.
-        #expect(await statusCode { _ = try await client.channel.unary(InferenceWire.method("Info"), [0xff, 0xff]) } == .invalidArgument)
+        #expect(
+            await statusCode { _ = try await client.channel.unary(InferenceWire.method("Info"), [0xff, 0xff]) }
+                == .invalidArgument)
         // The server still works after all of that.
         #expect(try await collect(client, GenerateRequest(prompt: Self.prompt)).finish != nil)
     }
@@ -180,15 +222,19 @@ import Switchyard
         try FileManager.default.removeItem(at: s.registry.directory.appendingPathComponent("reverse"))
         #expect(await statusCode { _ = try await collect(client, r) } == .notFound)
         #expect(try await client.listExperts().allSatisfy { $0.string("name") != "reverse" })
-        try FileManager.default.copyItem(at: TestServer.modelsRoot.appendingPathComponent("experts/uppercase"),
-                                         to: s.registry.directory.appendingPathComponent("written-elsewhere"))
+        try FileManager.default.copyItem(
+            at: TestServer.modelsRoot.appendingPathComponent("experts/uppercase"),
+            to: s.registry.directory.appendingPathComponent("written-elsewhere"))
         r.experts = [("written-elsewhere", 1)]
         #expect(try await collect(client, r).finish != nil)
     }
 
     /// `messages` go through the chat template; without one they are refused.
     @Test func chatMessagesUseTheTemplate() async throws {
-        let s = try TestServer(chatTemplate: try ChatTemplate("{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}{{ '\\nAnswer:' }}{% endif %}"))
+        let s = try TestServer(
+            chatTemplate: try ChatTemplate(
+                "{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}{{ '\\nAnswer:' }}{% endif %}"
+            ))
         defer { s.stop() }
         var chat = GenerateRequest()
         chat.messages = [("user", "Write cat backwards.")]
@@ -211,7 +257,8 @@ import Switchyard
         defer { s.stop() }
         #expect(await statusCode { _ = try await s.client().info() } == .unauthenticated)
         #expect(await statusCode { _ = try await s.client(token: "wrong").listExperts() } == .unauthenticated)
-        #expect(await statusCode { _ = try await collect(s.client(), GenerateRequest(prompt: "hi")) } == .unauthenticated)
+        #expect(
+            await statusCode { _ = try await collect(s.client(), GenerateRequest(prompt: "hi")) } == .unauthenticated)
         #expect(try await s.client(token: "s3cret").info().string("version") == InferenceServer.version)
         // Health stays open for probes.
         #expect(try await s.client().health() == 1)
@@ -257,13 +304,17 @@ import Switchyard
             }
         } catch let e as GRPCStatus { failure = e.code }
         // Either the summary says cancelled (with CANCELLED status) or the call was cut off.
-        #expect(finish == "cancelled" || failure != nil, "finish \(String(describing: finish)), status \(String(describing: failure))")
+        #expect(
+            finish == "cancelled" || failure != nil,
+            "finish \(String(describing: finish)), status \(String(describing: failure))")
         #expect(seen < 250)
         try await waitUntil { await statusCode { _ = try await s.client(timeout: 2).info() } != nil }
     }
 
     @Test func admissionControlRefusesWhenTheQueueIsFull() async throws {
-        let s = try TestServer { $0.maxBatch = 1; $0.maxQueue = 1 }
+        let s = try TestServer {
+            $0.maxBatch = 1; $0.maxQueue = 1
+        }
         defer { s.stop() }
         let client = s.client()
         var long = GenerateRequest(prompt: Self.prompt)

@@ -1,16 +1,20 @@
 import Foundation
 import Switchyard
+
 @testable import SwitchyardServer
 
 /// A server on the embedded demo models (`Models/`), on an ephemeral loopback port, with a
 /// private copy of the expert registry (tests add and remove experts) and the four demo routers.
 final class TestServer: @unchecked Sendable {
     static var modelsRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Models")
     }
     static let routerNames = ["sentence", "token", "centroid", "smora"]
-    static let taskExperts = ["reverse", "uppercase", "sort_letters", "double_letters", "hyphenate", "caesar", "remove_vowels", "repeat"]
+    static let taskExperts = [
+        "reverse", "uppercase", "sort_letters", "double_letters", "hyphenate", "caesar", "remove_vowels", "repeat"
+    ]
 
     let directory: URL
     let model: LlamaModel
@@ -23,11 +27,13 @@ final class TestServer: @unchecked Sendable {
 
     /// `configure` adjusts the options (listen and log format are set here).
     init(chatTemplate: ChatTemplate? = nil, configure: (inout ServerOptions) -> Void = { _ in }) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-server-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-server-\(UUID().uuidString)")
         let experts = directory.appendingPathComponent("experts")
         try FileManager.default.createDirectory(at: experts, withIntermediateDirectories: true)
         for name in Self.taskExperts {
-            try FileManager.default.copyItem(at: Self.modelsRoot.appendingPathComponent("experts/\(name)"), to: experts.appendingPathComponent(name))
+            try FileManager.default.copyItem(
+                at: Self.modelsRoot.appendingPathComponent("experts/\(name)"), to: experts.appendingPathComponent(name))
         }
         model = try LlamaModel.load(directory: Self.modelsRoot.appendingPathComponent("base"))
         tokenizer = try Tokenizer.load(modelDirectory: Self.modelsRoot.appendingPathComponent("base"))
@@ -44,8 +50,9 @@ final class TestServer: @unchecked Sendable {
         options.shutdownGrace = 1
         options.allowedExpertRoots = [directory.appendingPathComponent("incoming")]
         configure(&options)
-        server = try InferenceServer(model: model, tokenizer: tokenizer, registry: registry, routers: bound, options: options,
-                                     modelDescription: "Models/base", chatTemplate: chatTemplate)
+        server = try InferenceServer(
+            model: model, tokenizer: tokenizer, registry: registry, routers: bound, options: options,
+            modelDescription: "Models/base", chatTemplate: chatTemplate)
     }
 
     func client(token: String? = nil, timeout: Double? = 60) -> SwitchyardClient {
@@ -65,7 +72,8 @@ final class TestServer: @unchecked Sendable {
     func alone(_ prompt: String, routing: Generator.Routing, maxTokens: Int) throws -> [Int] {
         var stops = Set(model.config.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
-        let request = GenerationRequest(promptTokens: tokenizer.encode(prompt, addSpecialTokens: true), maxNewTokens: maxTokens, stopTokens: stops)
+        let request = GenerationRequest(
+            promptTokens: tokenizer.encode(prompt, addSpecialTokens: true), maxNewTokens: maxTokens, stopTokens: stops)
         return try Generator(model: model).generateBatch([request], routing: [routing])[0]
     }
 
@@ -102,5 +110,7 @@ func statusCode(_ body: () async throws -> Void) async -> GRPCStatusCode? {
 }
 
 func statusOf(_ body: () async throws -> Void) async -> GRPCStatus? {
-    do { try await body(); return nil } catch let s as GRPCStatus { return s } catch { return GRPCStatus(.unknown, "\(error)") }
+    do { try await body(); return nil } catch let s as GRPCStatus { return s } catch {
+        return GRPCStatus(.unknown, "\(error)")
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// `sy_causal_attention` (SIMD and portable) against a naive Double reference: grouped KV heads,
@@ -11,54 +12,68 @@ import Testing
     func matchesTheReference(hd: Int, heads: Int, kvHeads: Int) {
         var rng = SeededRandom(seed: UInt64(hd * 100 + heads))
         for half in [false, true] {
-        for (start, n, window) in [(0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1)] {
-            let total = start + n, capacity = total + 3
-            let q = (0..<(n * heads * hd)).map { _ in rng.nextUnitFloat() * 4 - 2 }
-            var keys = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
-            var values = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
-            // The cache as the kernel reads it: the floats, or their halves (stored per head,
-            // position by position, as the model stores them).
-            let elementBytes = half ? 2 : 4
-            let keyStore = UnsafeMutableRawPointer.allocate(byteCount: keys.count * elementBytes, alignment: 64)
-            let valueStore = UnsafeMutableRawPointer.allocate(byteCount: values.count * elementBytes, alignment: 64)
-            defer { keyStore.deallocate(); valueStore.deallocate() }
-            for (source, store) in [(keys, keyStore), (values, valueStore)] {
-                // Rows of all KV heads side by side, as the projections produce them.
-                var rows: [Float] = []
-                for p in 0..<capacity {
-                    for h in 0..<kvHeads { rows += source[(h * capacity + p) * hd ..< (h * capacity + p + 1) * hd] }
-                }
-                KVStorage.store(rows, rows: capacity, stride: kvHeads * hd, heads: kvHeads, headDim: hd, into: store,
-                                half: half, headStride: capacity * hd, at: 0)
-            }
-            if half {
-                keys = (0..<keys.count).map { Float(Float16(bitPattern: keyStore.load(fromByteOffset: 2 * $0, as: UInt16.self))) }
-                values = (0..<values.count).map { Float(Float16(bitPattern: valueStore.load(fromByteOffset: 2 * $0, as: UInt16.self))) }
-            }
-            let scale = 1 / Float(hd).squareRoot()
-            var expected = [Double](repeating: 0, count: n * heads * hd)
-            for r in 0..<n {
-                let pos = start + r, first = window > 0 ? max(0, pos - window + 1) : 0
-                for h in 0..<heads {
-                    let kv = h / (heads / kvHeads)
-                    let s = (first...pos).map { t in
-                        (0..<hd).reduce(0.0) { $0 + Double(q[r * heads * hd + h * hd + $1]) * Double(keys[kv * capacity * hd + t * hd + $1]) } * Double(scale)
+            for (start, n, window) in [(0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1)] {
+                let total = start + n, capacity = total + 3
+                let q = (0..<(n * heads * hd)).map { _ in rng.nextUnitFloat() * 4 - 2 }
+                var keys = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+                var values = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+                // The cache as the kernel reads it: the floats, or their halves (stored per head,
+                // position by position, as the model stores them).
+                let elementBytes = half ? 2 : 4
+                let keyStore = UnsafeMutableRawPointer.allocate(byteCount: keys.count * elementBytes, alignment: 64)
+                let valueStore = UnsafeMutableRawPointer.allocate(byteCount: values.count * elementBytes, alignment: 64)
+                defer { keyStore.deallocate(); valueStore.deallocate() }
+                for (source, store) in [(keys, keyStore), (values, valueStore)] {
+                    // Rows of all KV heads side by side, as the projections produce them.
+                    var rows: [Float] = []
+                    for p in 0..<capacity {
+                        for h in 0..<kvHeads { rows += source[(h * capacity + p) * hd..<(h * capacity + p + 1) * hd] }
                     }
-                    let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
-                    for i in 0..<hd {
-                        expected[r * heads * hd + h * hd + i] = zip(first...pos, e).reduce(0.0) { $0 + $1.1 / z * Double(values[kv * capacity * hd + $1.0 * hd + i]) }
+                    KVStorage.store(
+                        rows, rows: capacity, stride: kvHeads * hd, heads: kvHeads, headDim: hd, into: store,
+                        half: half, headStride: capacity * hd, at: 0)
+                }
+                if half {
+                    keys = (0..<keys.count).map {
+                        Float(Float16(bitPattern: keyStore.load(fromByteOffset: 2 * $0, as: UInt16.self)))
+                    }
+                    values = (0..<values.count).map {
+                        Float(Float16(bitPattern: valueStore.load(fromByteOffset: 2 * $0, as: UInt16.self)))
                     }
                 }
+                let scale = 1 / Float(hd).squareRoot()
+                var expected = [Double](repeating: 0, count: n * heads * hd)
+                for r in 0..<n {
+                    let pos = start + r, first = window > 0 ? max(0, pos - window + 1) : 0
+                    for h in 0..<heads {
+                        let kv = h / (heads / kvHeads)
+                        let s = (first...pos).map { t in
+                            (0..<hd).reduce(0.0) {
+                                $0 + Double(q[r * heads * hd + h * hd + $1])
+                                    * Double(keys[kv * capacity * hd + t * hd + $1])
+                            } * Double(scale)
+                        }
+                        let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
+                        for i in 0..<hd {
+                            expected[r * heads * hd + h * hd + i] = zip(first...pos, e).reduce(0.0) {
+                                $0 + $1.1 / z * Double(values[kv * capacity * hd + $1.0 * hd + i])
+                            }
+                        }
+                    }
+                }
+                for portable in [0, 1] {
+                    var out = [Float](repeating: .nan, count: n * heads * hd)
+                    AttentionKernel.causal(
+                        q: q, n: n, start: start, qStride: heads * hd, numHeads: heads, numKVHeads: kvHeads,
+                        headDim: hd, keys: keyStore, values: valueStore, half: half, headStride: capacity * hd,
+                        window: window, scale: scale, out: &out, outStride: heads * hd, portable: portable == 1)
+                    let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
+                    #expect(
+                        worst <= 1e-5,
+                        "hd \(hd) heads \(heads)/\(kvHeads) start \(start) n \(n) window \(window) portable \(portable) half \(half): \(worst)"
+                    )
+                }
             }
-            for portable in [0, 1] {
-                var out = [Float](repeating: .nan, count: n * heads * hd)
-                AttentionKernel.causal(q: q, n: n, start: start, qStride: heads * hd, numHeads: heads, numKVHeads: kvHeads,
-                                       headDim: hd, keys: keyStore, values: valueStore, half: half, headStride: capacity * hd,
-                                       window: window, scale: scale, out: &out, outStride: heads * hd, portable: portable == 1)
-                let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
-                #expect(worst <= 1e-5, "hd \(hd) heads \(heads)/\(kvHeads) start \(start) n \(n) window \(window) portable \(portable) half \(half): \(worst)")
-            }
-        }
         }
     }
 
@@ -66,9 +81,11 @@ import Testing
     /// rest) are Swift's `Float16(x)`: nearest, ties to even, overflow to infinity, subnormals,
     /// signed zeros and NaN.
     @Test func halfRoundingMatchesFloat16() {
-        var specials: [Float] = [0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e9, .infinity, -.infinity,
-                                 6.1035156e-05, 6.1e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, 4.4703484e-08,
-                                 1e-10, -3e-7, 1.00048828125, 1.000732421875, 1.0009765625, 2049, 2051, 0.1, -0.3333]
+        var specials: [Float] = [
+            0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e9, .infinity, -.infinity,
+            6.1035156e-05, 6.1e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, 4.4703484e-08,
+            1e-10, -3e-7, 1.00048828125, 1.000732421875, 1.0009765625, 2049, 2051, 0.1, -0.3333
+        ]
         var rng = SeededRandom(seed: 7)
         for _ in 0..<4000 {
             let exponent = Float(Int(rng.next() % 50) - 30)
@@ -78,10 +95,14 @@ import Testing
         let source = specials + [Float](repeating: 0, count: rows * hd - specials.count)
         let store = UnsafeMutableRawPointer.allocate(byteCount: rows * hd * 2, alignment: 64)
         defer { store.deallocate() }
-        KVStorage.store(source, rows: rows, stride: hd, heads: 1, headDim: hd, into: store, half: true, headStride: rows * hd, at: 0)
+        KVStorage.store(
+            source, rows: rows, stride: hd, heads: 1, headDim: hd, into: store, half: true, headStride: rows * hd, at: 0
+        )
         for (i, x) in source.enumerated() {
             let bits = store.load(fromByteOffset: 2 * i, as: UInt16.self)
-            #expect(bits == Float16(x).bitPattern, "\(x): \(String(bits, radix: 16)) vs \(String(Float16(x).bitPattern, radix: 16))")
+            #expect(
+                bits == Float16(x).bitPattern,
+                "\(x): \(String(bits, radix: 16)) vs \(String(Float16(x).bitPattern, radix: 16))")
         }
         let nan: [Float] = [.nan] + [Float](repeating: 0, count: 7)
         KVStorage.store(nan, rows: 1, stride: 8, heads: 1, headDim: 8, into: store, half: true, headStride: 8, at: 0)

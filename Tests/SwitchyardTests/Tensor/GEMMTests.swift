@@ -1,11 +1,14 @@
 import Testing
+
 @testable import Switchyard
 
 /// The hand-written kernels behind `BLAS.gemmTransB` (GEMV, small-batch, OpenBLAS split by
 /// column) against a naive double-precision reference, over shapes that hit every remainder path.
 @Suite struct GEMMTests {
-    static func naive(m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int, b: [Float], ldb: Int,
-                      beta: Float, c: [Float], ldc: Int) -> [Float] {
+    static func naive(
+        m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int, b: [Float], ldb: Int,
+        beta: Float, c: [Float], ldc: Int
+    ) -> [Float] {
         var out = c
         for i in 0..<m {
             for j in 0..<n {
@@ -26,12 +29,14 @@ import Testing
                 let a = (0..<(m * lda)).map { _ in rng.nextUnitFloat() - 0.5 }
                 let b = (0..<(n * ldb)).map { _ in rng.nextUnitFloat() - 0.5 }
                 var c = (0..<(m * ldc)).map { _ in rng.nextUnitFloat() - 0.5 }
-                let expected = Self.naive(m: m, n: n, k: k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                let expected = Self.naive(
+                    m: m, n: n, k: k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
                 a.withUnsafeBufferPointer { ap in
                     b.withUnsafeBufferPointer { bp in
                         c.withUnsafeMutableBufferPointer { cp in
-                            BLAS.gemmTransB(m: m, n: n, k: k, alpha: 0.75, a: ap.baseAddress!, lda: lda,
-                                            b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc)
+                            BLAS.gemmTransB(
+                                m: m, n: n, k: k, alpha: 0.75, a: ap.baseAddress!, lda: lda,
+                                b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc)
                         }
                     }
                 }
@@ -49,8 +54,9 @@ import Testing
         var rng = SeededRandom(seed: 77)
         let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() - 0.5 }
         let b = (0..<(n * k)).map { _ in rng.nextUnitFloat() - 0.5 }
-        let expected = Self.naive(m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: k, beta: 0,
-                                  c: [Float](repeating: 0, count: m * n), ldc: n)
+        let expected = Self.naive(
+            m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: k, beta: 0,
+            c: [Float](repeating: 0, count: m * n), ldc: n)
         await withTaskGroup(of: Float.self) { group in
             for _ in 0..<8 {
                 group.addTask {
@@ -60,8 +66,9 @@ import Testing
                         a.withUnsafeBufferPointer { ap in
                             b.withUnsafeBufferPointer { bp in
                                 c.withUnsafeMutableBufferPointer { cp in
-                                    BLAS.gemmTransB(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
-                                                    c: cp.baseAddress!, ldc: n)
+                                    BLAS.gemmTransB(
+                                        m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
+                                        c: cp.baseAddress!, ldc: n)
                                 }
                             }
                         }

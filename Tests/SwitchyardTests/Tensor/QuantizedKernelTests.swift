@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// The kernels for weights kept in their storage type (Q8_0, Q4_0, Q4_1, F16, BF16) against naive
@@ -72,7 +73,9 @@ import Testing
             for m in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 40] {
                 let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var y = [Float](repeating: 0, count: m * n)
-                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                }
                 let expected = Self.reference(w, x, m: m, quantised: integer && m == 1)
                 let scale = max(1, expected.map(abs).max()!)
                 let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
@@ -81,8 +84,12 @@ import Testing
                 if m <= 16 {
                     var simd = [Float](repeating: 0, count: m * n), portable = simd
                     bytes.withUnsafeBytes { wp in
-                        sy_wgemm_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0, Int32(n), &simd, Int32(n), 0)
-                        sy_wgemm_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0, Int32(n), &portable, Int32(n), 1)
+                        sy_wgemm_rows(
+                            Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
+                            Int32(n), &simd, Int32(n), 0)
+                        sy_wgemm_rows(
+                            Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
+                            Int32(n), &portable, Int32(n), 1)
                     }
                     let diff = zip(simd, portable).map { abs($0 - $1) }.max()!
                     #expect(diff <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) m \(m): SIMD vs portable \(diff)")
@@ -93,15 +100,23 @@ import Testing
             for rowsOfX in [1, 3, 6] {
                 let x = (0..<(rowsOfX * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var blocks = [sy_block_q16](repeating: sy_block_q16(), count: rowsOfX * k / 32)
-                x.withUnsafeBufferPointer { sy_quantize_rows_q16($0.baseAddress!, Int32(rowsOfX), Int32(k), Int32(k), &blocks) }
+                x.withUnsafeBufferPointer {
+                    sy_quantize_rows_q16($0.baseAddress!, Int32(rowsOfX), Int32(k), Int32(k), &blocks)
+                }
                 var simd = [Float](repeating: 0, count: rowsOfX * n)
                 bytes.withUnsafeBytes { wp in
-                    sy_qgemv_rows(Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(rowsOfX), 0, Int32(n), &simd, Int32(n))
+                    sy_qgemv_rows(
+                        Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(rowsOfX), 0,
+                        Int32(n), &simd, Int32(n))
                     blocks.withUnsafeBufferPointer { bp in
                         for m in 0..<rowsOfX {
                             for r in 0..<n {
-                                let portable = sy_qdot_portable(Int32(type.rawValue), wp.baseAddress! + r * q.rowBytes, bp.baseAddress! + m * (k / 32), Int32(k / 32))
-                                #expect(abs(portable - simd[m * n + r]) <= 1e-4 * max(1, abs(portable)), "\(type) x row \(m) weight row \(r)")
+                                let portable = sy_qdot_portable(
+                                    Int32(type.rawValue), wp.baseAddress! + r * q.rowBytes,
+                                    bp.baseAddress! + m * (k / 32), Int32(k / 32))
+                                #expect(
+                                    abs(portable - simd[m * n + r]) <= 1e-4 * max(1, abs(portable)),
+                                    "\(type) x row \(m) weight row \(r)")
                             }
                         }
                     }
@@ -115,7 +130,9 @@ import Testing
     @Test func extremeBlocksDoNotOverflow() {
         let k = 64
         var bytes = [UInt8](repeating: 0x80, count: 2 * 34)  // q = −128 everywhere
-        for b in 0..<2 { let h = HalfPrecision.floatToF16(1); bytes[34 * b] = UInt8(h & 0xFF); bytes[34 * b + 1] = UInt8(h >> 8) }
+        for b in 0..<2 {
+            let h = HalfPrecision.floatToF16(1); bytes[34 * b] = UInt8(h & 0xFF); bytes[34 * b + 1] = UInt8(h >> 8)
+        }
         let q = bytes.withUnsafeBytes { QuantizedMatrix(type: .q8_0, rows: 1, cols: k, bytes: $0) }
         let x = [Float](repeating: 1000, count: k)
         var y: Float = 0

@@ -31,12 +31,14 @@ import Testing
             record[0] = Int32(job % 1_000_000)
             record[1] = Int32(count)
             for i in 0..<count { record[2 + i] = 0 }
-            sy_parallel_for(Int32(count), { context, index in
-                let r = context!.assumingMemoryBound(to: Int32.self)
-                guard index >= 0, index < r[1] else { r[0] = -1; return }
-                for _ in 0..<(Int(index) % 3) * 20 { _ = sy_threads() }
-                r[2 + Int(index)] &+= 1
-            }, record)
+            sy_parallel_for(
+                Int32(count),
+                { context, index in
+                    let r = context!.assumingMemoryBound(to: Int32.self)
+                    guard index >= 0, index < r[1] else { r[0] = -1; return }
+                    for _ in 0..<(Int(index) % 3) * 20 { _ = sy_threads() }
+                    r[2 + Int(index)] &+= 1
+                }, record)
             let hits = (0..<count).map { record[2 + $0] }
             if record[0] != Int32(job % 1_000_000) || hits.contains(where: { $0 != 1 }) {
                 failures.append("job \(job) (\(count) tasks): tag \(record[0]), hits \(hits)")

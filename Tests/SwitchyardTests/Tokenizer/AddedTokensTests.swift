@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct AddedTokensTests {
@@ -24,10 +25,9 @@ import Testing
         let tok = try tokenizer([
             F.addedToken("<mask>", id: 300, normalized: false, lstrip: true, rstrip: true, singleWord: true),
             F.addedToken("ony", id: 301, normalized: false, singleWord: true),
-            F.addedToken("[CLS]", id: 302, special: true),
+            F.addedToken("[CLS]", id: 302, special: true)
         ])
-        #expect(segments(tok, "Hi <mask> there\t<mask>\t<mask>\u{2000}") ==
-            ["Hi", "#256", "there", "#256", "#256"])
+        #expect(segments(tok, "Hi <mask> there\t<mask>\t<mask>\u{2000}") == ["Hi", "#256", "there", "#256", "#256"])
         #expect(segments(tok, "[CLS] Anthony ony") == ["#258", " Anthony ", "#257"])
         // `<mask>` glued to a word character is not a single word; marks count as word characters.
         #expect(segments(tok, "A<mask> <mask>B x\u{330}<mask>") == ["A<mask> <mask>B x\u{330}<mask>"])
@@ -40,7 +40,7 @@ import Testing
             F.addedToken("<a>", id: 256, special: true),
             F.addedToken("ß", id: 257, normalized: false),  // "ß" is a byte-alphabet vocabulary entry
             F.addedToken("<b>", id: 258),
-            F.addedToken("<a>", id: 256, special: true),  // a duplicate changes nothing
+            F.addedToken("<a>", id: 256, special: true)  // a duplicate changes nothing
         ])
         #expect(tok.id(forToken: "<a>") == 256)
         #expect(tok.id(forToken: "ß") == 0xDF)
@@ -67,7 +67,7 @@ import Testing
     @Test func longestMatchWins() throws {
         let tok = try tokenizer([
             F.addedToken("<t>", id: 256, normalized: false), F.addedToken("<t>x", id: 257, normalized: false),
-            F.addedToken("t>x<", id: 258, normalized: false),
+            F.addedToken("t>x<", id: 258, normalized: false)
         ])
         #expect(segments(tok, "a<t>x<t>") == ["a", "#257", "#256"])
     }

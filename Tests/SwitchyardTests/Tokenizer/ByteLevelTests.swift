@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Switchyard
 
 @Suite struct ByteLevelTests {
@@ -41,8 +42,10 @@ import Testing
 
     /// Invalid UTF-8 becomes one U+FFFD per maximal invalid subsequence (Rust's from_utf8_lossy).
     @Test func invalidBytesDecodeLossily() {
-        let tokens = ["a", String(ByteLevelAlphabet.scalarForByte[0xE2]), String(ByteLevelAlphabet.scalarForByte[0x82]), "b",
-                      String(ByteLevelAlphabet.scalarForByte[0xFF])]
+        let tokens = [
+            "a", String(ByteLevelAlphabet.scalarForByte[0xE2]), String(ByteLevelAlphabet.scalarForByte[0x82]), "b",
+            String(ByteLevelAlphabet.scalarForByte[0xFF])
+        ]
         #expect(ByteLevelDecoder().decode(tokens) == "a\u{FFFD}b\u{FFFD}")
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Switchyard
 
 @Suite struct NormalizerTests {

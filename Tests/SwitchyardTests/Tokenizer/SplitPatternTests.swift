@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Switchyard
 
 @Suite struct SplitPatternTests {
@@ -9,15 +10,19 @@ import Testing
 
     @Test func gpt2Regex() throws {
         let gpt2 = ScannedPattern(flavor: .gpt2)
-        #expect(try pieces(gpt2, "I don't   know, 'LL 123abc!!\n\n x  ") ==
-            ["I", " don", "'t", "  ", " know", ",", " '", "LL", " 123", "abc", "!!", "\n\n", " x", "  "])
+        #expect(
+            try pieces(gpt2, "I don't   know, 'LL 123abc!!\n\n x  ") == [
+                "I", " don", "'t", "  ", " know", ",", " '", "LL", " 123", "abc", "!!", "\n\n", " x", "  "
+            ])
         #expect(try pieces(gpt2, "e\u{301}t\u{e9}") == ["e", "\u{301}", "t\u{e9}"])  // scalars, not graphemes
     }
 
     @Test func llama3Regex() throws {
         let llama3 = ScannedPattern(pattern: ScannedPattern.llama3Pattern)!
-        #expect(try pieces(llama3, "I DON'T know 1234567 ...\n\n  x\r\n\ty") ==
-            ["I", " DON", "'T", " know", " ", "123", "456", "7", " ...\n\n", " ", " x", "\r\n", "\ty"])
+        #expect(
+            try pieces(llama3, "I DON'T know 1234567 ...\n\n  x\r\n\ty") == [
+                "I", " DON", "'T", " know", " ", "123", "456", "7", " ...\n\n", " ", " x", "\r\n", "\ty"
+            ])
         let qwen2 = ScannedPattern(pattern: ScannedPattern.qwen2Pattern)!
         #expect(try pieces(qwen2, "x 123") == ["x", " ", "1", "2", "3"])
         #expect(ScannedPattern(pattern: "\\s+") == nil)
@@ -31,13 +36,15 @@ import Testing
         let scanner = try #require(ScannedPattern(pattern: pattern))
         let icu = try ICURegexPattern(pattern: pattern, path: "test", source: "test")
         let alphabet: [Unicode.Scalar] = Array(
-            "aZé'sStTrReEvVlLmMdDſ0９²Ⅻ \t\n\r\u{0B}\u{0C}\u{85}\u{A0}\u{2028}\u{3000}\u{1C}.,!?-_\u{301}\u{200D}日本😀👍🏽Ωж".unicodeScalars)
+            "aZé'sStTrReEvVlLmMdDſ0９²Ⅻ \t\n\r\u{0B}\u{0C}\u{85}\u{A0}\u{2028}\u{3000}\u{1C}.,!?-_\u{301}\u{200D}日本😀👍🏽Ωж"
+                .unicodeScalars)
         var generator = SplitMix64(seed: 42)
         for _ in 0..<2000 {
             let length = Int(generator.next() % 24)
             let text = (0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }
             let expected = try icu.matches(in: text)
-            #expect(try scanner.matches(in: text) == expected, "\(String(String.UnicodeScalarView(text)).debugDescription)")
+            #expect(
+                try scanner.matches(in: text) == expected, "\(String(String.UnicodeScalarView(text)).debugDescription)")
         }
     }
 

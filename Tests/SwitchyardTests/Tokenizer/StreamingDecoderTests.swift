@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 @Suite struct StreamingDecoderTests {
@@ -37,7 +38,9 @@ import Testing
     /// released by `flush`.
     @Test func invalidBytesMatchDecode() throws {
         let tokenizer = try TokenizerFixtures.tokenizer("gpt2style")
-        func byteID(_ byte: UInt8) -> Int { tokenizer.id(forToken: String(ByteLevelAlphabet.scalarForByte[Int(byte)]))! }
+        func byteID(_ byte: UInt8) -> Int {
+            tokenizer.id(forToken: String(ByteLevelAlphabet.scalarForByte[Int(byte)]))!
+        }
         let ids = [byteID(0x41), byteID(0xF0), byteID(0x9F), byteID(0x41), byteID(0xE2), byteID(0x82)]
         let pieces = stream(tokenizer, ids)
         #expect(pieces.joined() == tokenizer.decode(ids))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Every load error names the file and says what is wrong.
@@ -17,7 +18,9 @@ import Testing
         #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]\#(fields)}}"#
     }
 
-    private func expectError(_ json: String, mentions words: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectError(
+        _ json: String, mentions words: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard let error = loadError(json) else {
             Issue.record("expected a TokenizerError", sourceLocation: sourceLocation)
             return
@@ -32,12 +35,15 @@ import Testing
     /// A post-processor id outside the vocabulary (issue 13: `-1` reached the embedding lookup).
     @Test func postProcessorIDsMustBeTokens() {
         for id in ["-1", "3", "99999"] {
-            let json = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [\#(id)], "tokens": ["<s>"]}}}}"#
+            let json =
+                #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [\#(id)], "tokens": ["<s>"]}}}}"#
             expectError(json, mentions: ["post_processor", "found id \(id)"])
         }
-        let roberta = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["<s>", -1], "sep": ["</s>", 2]}}"#
+        let roberta =
+            #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["<s>", -1], "sep": ["</s>", 2]}}"#
         expectError(roberta, mentions: ["post_processor", "found id -1"])
-        let fine = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["a", 0], "sep": ["ab", 2]}}"#
+        let fine =
+            #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "post_processor": {"type": "RobertaProcessing", "cls": ["a", 0], "sep": ["ab", 2]}}"#
         #expect(loadError(fine) == nil)
     }
 
@@ -54,31 +60,46 @@ import Testing
     }
 
     @Test func mergesWithUnknownTokens() {
-        expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}"#,
-                    mentions: ["merges[0]", "\"ab\""])
-        expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0, "ab": 1}, "merges": [["a", "z"]]}}"#,
-                    mentions: ["merges[0]", "\"z\""])
-        expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["nospace"]}}"#,
-                    mentions: ["merges[0]", "nospace"])
+        expectError(
+            #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}"#,
+            mentions: ["merges[0]", "\"ab\""])
+        expectError(
+            #"{"model": {"type": "BPE", "vocab": {"a": 0, "ab": 1}, "merges": [["a", "z"]]}}"#,
+            mentions: ["merges[0]", "\"z\""])
+        expectError(
+            #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["nospace"]}}"#,
+            mentions: ["merges[0]", "nospace"])
     }
 
     @Test func unsupportedComponents() {
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"normalizer": {"type": "BertNormalizer"}, "model""#),
-                    mentions: ["normalizer", "BertNormalizer"])
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Metaspace"}]}, "model""#),
-                    mentions: ["pre_tokenizer.pretokenizers[0]", "Metaspace"])
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"decoder": {"type": "WordPiece"}, "model""#),
-                    mentions: ["decoder", "WordPiece"])
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"post_processor": {"type": "Mystery"}, "model""#),
-                    mentions: ["post_processor", "Mystery"])
+        expectError(
+            model("").replacingOccurrences(
+                of: "{\"model\"", with: #"{"normalizer": {"type": "BertNormalizer"}, "model""#),
+            mentions: ["normalizer", "BertNormalizer"])
+        expectError(
+            model("").replacingOccurrences(
+                of: "{\"model\"",
+                with: #"{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Metaspace"}]}, "model""#),
+            mentions: ["pre_tokenizer.pretokenizers[0]", "Metaspace"])
+        expectError(
+            model("").replacingOccurrences(of: "{\"model\"", with: #"{"decoder": {"type": "WordPiece"}, "model""#),
+            mentions: ["decoder", "WordPiece"])
+        expectError(
+            model("").replacingOccurrences(of: "{\"model\"", with: #"{"post_processor": {"type": "Mystery"}, "model""#),
+            mentions: ["post_processor", "Mystery"])
     }
 
     @Test func unsupportedOptions() {
         expectError(model(#", "byte_fallback": true"#), mentions: ["byte_fallback"])
         expectError(model(###", "continuing_subword_prefix": "##""###), mentions: ["continuing_subword_prefix"])
         expectError(model(#", "unk_token": "<unk>""#), mentions: ["unk_token", "<unk>"])
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}, "model""#),
-                    mentions: ["pre_tokenizer.pattern", "(unclosed"])
+        expectError(
+            model("").replacingOccurrences(
+                of: "{\"model\"",
+                with:
+                    #"{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}, "model""#
+            ),
+            mentions: ["pre_tokenizer.pattern", "(unclosed"])
         expectError(#"{"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}}"#, mentions: ["model.vocab"])
         expectError(#"{"nomodel": 1}"#, mentions: ["`model`"])
     }
@@ -98,7 +119,12 @@ import Testing
         let ok = try Tokenizer(json: Data(model("").utf8), source: "ok.json")
         #expect(ok.encode("ab") == [2])
         #expect(ok.bosTokenID == nil && ok.eosTokenID == nil)
-        expectError(model("").replacingOccurrences(of: "{\"model\"", with: #"{"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {}}, "model""#),
-                    mentions: ["<s>", "post_processor.single[0]"])
+        expectError(
+            model("").replacingOccurrences(
+                of: "{\"model\"",
+                with:
+                    #"{"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {}}, "model""#
+            ),
+            mentions: ["<s>", "post_processor.single[0]"])
     }
 }

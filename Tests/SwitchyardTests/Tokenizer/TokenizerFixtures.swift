@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Switchyard
 
 /// Tokenizer fixtures made by `Scripts/fixtures/make_fixtures.py` with HF `tokenizers`:
@@ -52,7 +53,7 @@ enum TokenizerFixtures {
             "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(),
             "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(),
             "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-            "vocab": vocab, "merges": merges,
+            "vocab": vocab, "merges": merges
         ]
         for (key, value) in model { modelJSON[key] = value }
         let root: [String: Any] = [
@@ -62,7 +63,7 @@ enum TokenizerFixtures {
             "pre_tokenizer": preTokenizer ?? NSNull(),
             "post_processor": postProcessor ?? NSNull(),
             "decoder": decoder ?? NSNull(),
-            "model": modelJSON,
+            "model": modelJSON
         ]
         return try! JSONSerialization.data(withJSONObject: root)
     }
@@ -74,7 +75,7 @@ enum TokenizerFixtures {
     ) -> [String: Any] {
         [
             "id": id, "content": content, "special": special, "normalized": normalized ?? !special,
-            "lstrip": lstrip, "rstrip": rstrip, "single_word": singleWord,
+            "lstrip": lstrip, "rstrip": rstrip, "single_word": singleWord
         ]
     }
 

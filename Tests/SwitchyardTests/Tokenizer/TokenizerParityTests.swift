@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Switchyard
 
 /// Ids must be identical to HF `tokenizers` on the fixture corpus (multilingual text, emoji
@@ -8,7 +9,7 @@ import Testing
     @Test(arguments: [
         ("gpt2style", "gpt2style", false),
         ("llama3style", "llama3style", false),
-        ("llama3style", "llama3style_with_special", true),
+        ("llama3style", "llama3style_with_special", true)
     ])
     func idsMatchHuggingFace(tokenizerName: String, listName: String, addSpecialTokens: Bool) throws {
         let tokenizer = try TokenizerFixtures.tokenizer(tokenizerName)
@@ -41,9 +42,9 @@ import Testing
     @Test func specialTokensAreRecognisedAndSkippable() throws {
         let tokenizer = try TokenizerFixtures.tokenizer("llama3style")
         let ids = tokenizer.encode("before<|eos|>after<tool>", addSpecialTokens: true)
-        #expect(ids.first == 0)           // <|bos|> from the template
-        #expect(ids.contains(1))          // <|eos|> written in the text
-        #expect(ids.last == 600)          // <tool>, an added non-special token
+        #expect(ids.first == 0)  // <|bos|> from the template
+        #expect(ids.contains(1))  // <|eos|> written in the text
+        #expect(ids.last == 600)  // <tool>, an added non-special token
         #expect(tokenizer.decode(ids) == "<|bos|>before<|eos|>after<tool>")
         #expect(tokenizer.decode(ids, skipSpecialTokens: true) == "beforeafter<tool>")
         #expect(tokenizer.specialTokenIDs == [0, 1, 2])
@@ -63,7 +64,8 @@ import Testing
     }
 
     @Test func loadFromModelDirectory() throws {
-        let tokenizer = try Tokenizer.load(modelDirectory: TokenizerFixtures.directory.appendingPathComponent("gpt2style"))
+        let tokenizer = try Tokenizer.load(
+            modelDirectory: TokenizerFixtures.directory.appendingPathComponent("gpt2style"))
         #expect(tokenizer.encode("Hello, world!") == (try TokenizerFixtures.corpus().ids["gpt2style"]![0]))
         #expect(tokenizer.source.hasSuffix("gpt2style/tokenizer.json"))
     }
@@ -92,9 +94,12 @@ import Testing
         json["pre_tokenizer"] = [
             "type": "Sequence",
             "pretokenizers": [
-                ["type": "Split", "pattern": ["Regex": "(?:\(ScannedPattern.llama3Pattern))"], "behavior": "Isolated", "invert": false],
-                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false],
-            ],
+                [
+                    "type": "Split", "pattern": ["Regex": "(?:\(ScannedPattern.llama3Pattern))"],
+                    "behavior": "Isolated", "invert": false
+                ],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]
+            ]
         ]
         let icu = try Tokenizer(json: JSONSerialization.data(withJSONObject: json), source: "icu.json")
         let corpus = try TokenizerFixtures.corpus()

@@ -11,8 +11,9 @@ let tokenizer = try Tokenizer.load(model: models.appendingPathComponent("base"))
 let registry = try ExpertRegistry(directory: models.appendingPathComponent("experts"), model: model, create: false)
 
 let prompt = "Write cat backwards.\nAnswer:"
-let request = GenerationRequest(promptTokens: tokenizer.encode(prompt, addSpecialTokens: true), maxNewTokens: 16,
-                                stopTokens: Set([tokenizer.eosTokenID].compactMap { $0 }))
+let request = GenerationRequest(
+    promptTokens: tokenizer.encode(prompt, addSpecialTokens: true), maxNewTokens: 16,
+    stopTokens: Set([tokenizer.eosTokenID].compactMap { $0 }))
 
 // A router from its wire format, bound to the registry's experts (names and sha256 checked).
 let spec = try RouterWire.read(models.appendingPathComponent("routers/sentence.pb"))
