@@ -92,6 +92,24 @@ static void widen_block(int type, const uint8_t *p, float *y) {
     }
 }
 
+/* ---- float rows to Q8_0 (ggml's quantize_row_q8_0_ref) ------------------------------------- */
+
+void sy_quantize_rows_q8_0(const float *x, int M, int K, void *out) {
+    const int nb = K / 32;
+    uint8_t *o = (uint8_t *)out;
+    for (int m = 0; m < M; m++) {
+        for (int b = 0; b < nb; b++, o += 34) {
+            const float *v = x + (size_t)m * K + 32 * b;
+            float amax = 0.f;
+            for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
+            const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+            const uint16_t dh = sy_float_to_half(d);
+            memcpy(o, &dh, 2);
+            for (int j = 0; j < 32; j++) o[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
+        }
+    }
+}
+
 /* ---- non-finite weights --------------------------------------------------------------------- */
 
 static int half_is_nonfinite(uint16_t h) { return (h & 0x7C00) == 0x7C00; }

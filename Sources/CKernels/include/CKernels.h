@@ -117,6 +117,11 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb);
 void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
                    int n_begin, int n_end, float *Y, int ldy, int portable);
 
+/// Quantises M rows of K floats (K a multiple of 32) to Q8_0 blocks, as ggml's
+/// quantize_row_q8_0_ref: per block d = max|x| / 127 (stored as half), q = round(x / d).
+/// `out` holds M · K/32 · 34 bytes.
+void sy_quantize_rows_q8_0(const float *x, int M, int K, void *out);
+
 /// Index (row·K + column) of the first NaN or infinite value of N rows of `type` blocks, or -1
 /// when all are finite (-2 for an unknown type). Integer blocks are only widened when one of their
 /// scales is non-finite; F16/BF16 values are checked bit by bit.

@@ -69,8 +69,9 @@ public enum GGUFModel {
 
     /// How weights are held after load.
     public enum WeightFormat: String, Sendable, CaseIterable {
-        /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); other
-        /// types (F32, and the K-quants, which are dequantised) are Float32.
+        /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); the
+        /// K-quants (Q4_K, Q6_K) are requantised to Q8_0, the nearest type with a native kernel
+        /// (dequantised, then rounded per block of 32: ~0.4% error per value); F32 stays F32.
         case native
         /// Everything widened to Float32: the parity path (exactly the dequantised model).
         case f32
@@ -116,6 +117,13 @@ public enum GGUFModel {
             }
             return q
         }
+        /// A K-quant matrix (no native kernel) requantised to Q8_0, when weights are native.
+        func requantized(_ name: String, _ w: Matrix) -> QuantizedMatrix? {
+            guard weights == .native, let type = f.tensors[name]?.type, type == .q4_K || type == .q6_K,
+                w.cols % 32 == 0
+            else { return nil }
+            return QuantizedMatrix.q8_0(w)
+        }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."
             func linear(_ kind: ProjectionKind, _ name: String, unpermuteHeads: Int? = nil) throws -> Linear {
@@ -128,6 +136,7 @@ public enum GGUFModel {
                 }
                 var w = try matrix(p + name + ".weight", out, inF)
                 if let heads = unpermuteHeads { w = unpermuteRotaryRows(w, heads: heads, headDim: hd) }
+                if let q = requantized(p + name + ".weight", w) { return Linear(site: site, quantized: q) }
                 return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w)
             }
             return DecoderLayer(
@@ -139,9 +148,14 @@ public enum GGUFModel {
                 gate: try linear(.gate, "ffn_gate"), up: try linear(.up, "ffn_up"), down: try linear(.down, "ffn_down"))
         }
         // The embedding table stays in its blocks too (lookups widen one row); a tied head shares it.
-        let table = weights == .native ? try quantized("token_embd.weight", c.vocabSize, d) : nil
-        let head =
-            c.tieWordEmbeddings ? table : weights == .native ? try quantized("output.weight", c.vocabSize, d) : nil
+        func kept(_ name: String) throws -> QuantizedMatrix? {
+            guard weights == .native else { return nil }
+            if let q = try quantized(name, c.vocabSize, d) { return q }
+            return f.tensors[name].map { [.q4_K, .q6_K].contains($0.type) } == true
+                ? requantized(name, try matrix(name, c.vocabSize, d)) : nil
+        }
+        let table = try kept("token_embd.weight")
+        let head = c.tieWordEmbeddings ? table : try kept("output.weight")
         let model = LlamaModel(
             config: c,
             embedding: table == nil ? try matrix("token_embd.weight", c.vocabSize, d) : Matrix(rows: 0, cols: 0),

@@ -103,6 +103,119 @@ import Testing
         #expect(Self.failure(w.bytes).contains("unknown value type"))
     }
 
+    /// The fixture's blocks of `name` (gguf-py's bytes) and its dequantised values.
+    static func blocks(_ name: String) throws -> (bytes: [UInt8], values: [Float]) {
+        let entry = try FixturePaths.json("reference/ggml-blocks.json")[name] as! [String: Any]
+        let hex = Array((entry["hex"] as! String).utf8)
+        let bytes = stride(from: 0, to: hex.count, by: 2).map {
+            UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16)!
+        }
+        return (bytes, (entry["values"] as! [Double]).map { Float($0) })
+    }
+
+    /// K-quants have no native kernel: with native weights they are requantised to Q8_0. The
+    /// quantiser gives gguf-py's Q8_0 bytes (reference/ggml-q8_0-quantize.json, from
+    /// Scripts/fixtures/ggml_quantize_fixtures.py: zero, tiny, large and negative-maximum blocks,
+    /// rounding ties), and the K-quant blocks survive it with NMSE ≤ 1e-4.
+    @Test func kQuantsRequantiseToQ8_0() throws {
+        let reference = try FixturePaths.json("reference/ggml-q8_0-quantize.json")
+        let values = (reference["values"] as! [Double]).map { Float($0) }, cols = reference["cols"] as! Int
+        let hex = Array((reference["hex"] as! String).utf8)
+        let expected = stride(from: 0, to: hex.count, by: 2).map {
+            UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16)!
+        }
+        let quantised = QuantizedMatrix.q8_0(Matrix(rows: values.count / cols, cols: cols, data: values))
+        let bytes = quantised.withBytes { Array($0) }
+        #expect(bytes.count == expected.count)
+        for (i, (a, b)) in zip(bytes, expected).enumerated() where a != b {
+            Issue.record("byte \(i) (block \(i / 34), offset \(i % 34)): \(a), gguf-py \(b)")
+            break
+        }
+        for name in ["Q4_K", "Q6_K"] {
+            let (_, values) = try Self.blocks(name)
+            let q = QuantizedMatrix.q8_0(Matrix(rows: values.count / 256, cols: 256, data: values))
+            #expect(q.type == .q8_0)
+            let back = q.dequantized().data
+            let err = zip(back, values).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let nmse = err / values.reduce(0.0) { $0 + Double($1) * Double($1) }
+            #expect(nmse <= 1e-4, "\(name) → Q8_0: NMSE \(nmse)")
+        }
+    }
+
+    /// A one-layer llama GGUF (hidden 256, 2 heads, FFN 256, vocab 16) whose projections are
+    /// random Q4_K blocks, `ffn_down` and the tied embedding random Q6_K (finite half scales), the
+    /// norms F32 ones.
+    static func kQuantModel() -> [UInt8] {
+        var rng = SeededRandom(seed: 31)
+        let meta: [(String, UInt32)] = [
+            ("llama.embedding_length", 256), ("llama.attention.head_count", 2), ("llama.attention.head_count_kv", 2),
+            ("llama.feed_forward_length", 256), ("llama.block_count", 1), ("llama.vocab_size", 16)
+        ]
+        let tensors: [(String, GGMLType, [Int])] = [
+            ("token_embd.weight", .q6_K, [16, 256]), ("output_norm.weight", .f32, [256]),
+            ("blk.0.attn_norm.weight", .f32, [256]), ("blk.0.ffn_norm.weight", .f32, [256]),
+            ("blk.0.attn_q.weight", .q4_K, [256, 256]), ("blk.0.attn_k.weight", .q4_K, [256, 256]),
+            ("blk.0.attn_v.weight", .q4_K, [256, 256]), ("blk.0.attn_output.weight", .q4_K, [256, 256]),
+            ("blk.0.ffn_gate.weight", .q4_K, [256, 256]), ("blk.0.ffn_up.weight", .q4_K, [256, 256]),
+            ("blk.0.ffn_down.weight", .q6_K, [256, 256])
+        ]
+        func half(_ x: Float) -> [UInt8] { withUnsafeBytes(of: Float16(x).bitPattern.littleEndian) { Array($0) } }
+        var data: [[UInt8]] = []
+        for (_, type, shape) in tensors {
+            var bytes: [UInt8] = []
+            if type == .f32 {
+                for _ in 0..<shape[0] { withUnsafeBytes(of: Float(1).bitPattern.littleEndian) { bytes += $0 } }
+            } else {
+                for _ in 0..<(shape[0] * shape[1] / 256) {
+                    var block = (0..<type.blockBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                    // Finite scales: Q4_K's d and dmin lead the block, Q6_K's d ends it.
+                    let d = half(0.002 + rng.nextUnitFloat() * 0.002)
+                    if type == .q4_K {
+                        block.replaceSubrange(0..<2, with: d)
+                        block.replaceSubrange(2..<4, with: half(0.001))
+                    } else {
+                        block.replaceSubrange(208..<210, with: d)
+                    }
+                    bytes += block
+                }
+            }
+            data.append(bytes)
+        }
+        var w = Writer()
+        w.u32(GGUFFile.magic); w.u32(3); w.u64(UInt64(tensors.count)); w.u64(UInt64(meta.count + 1))
+        w.string("general.architecture"); w.u32(8); w.string("llama")
+        for (key, value) in meta { w.string(key); w.u32(4); w.u32(value) }
+        var offset = 0
+        for (i, (name, type, shape)) in tensors.enumerated() {
+            w.string(name); w.u32(UInt32(shape.count))
+            for n in shape.reversed() { w.u64(UInt64(n)) }
+            w.u32(type.rawValue); w.u64(UInt64(offset))
+            offset += (data[i].count + 31) / 32 * 32
+        }
+        while w.bytes.count % 32 != 0 { w.bytes.append(0) }
+        for bytes in data { w.bytes += bytes; while w.bytes.count % 32 != 0 { w.bytes.append(0) } }
+        return w.bytes
+    }
+
+    /// A K-quant file loads with native weights as Q8_0 projections and embedding, and tracks the
+    /// dequantised (f32) model: logits NMSE ≤ 5e-4.
+    @Test func kQuantModelRunsOnQ8_0() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-kquant-\(UUID().uuidString).gguf")
+        try Data(Self.kQuantModel()).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let native = try LlamaModel.load(path: url), wide = try LlamaModel.load(path: url, weights: .f32)
+        #expect(ProjectionKind.allCases.allSatisfy { native.layers[0][$0].quantized?.type == .q8_0 })
+        #expect(native.embeddingTable?.type == .q8_0 && native.outputQuantized === native.embeddingTable)
+        #expect(wide.layers[0].q.quantized == nil)
+        let tokens = [1, 5, 9, 2, 14, 3]
+        let a = try native.forward([SequenceInput(tokens: tokens, cache: native.makeCache())], logits: .all)[0].data
+        let b = try wide.forward([SequenceInput(tokens: tokens, cache: wide.makeCache())], logits: .all)[0].data
+        let err = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        let nmse = err / b.reduce(0.0) { $0 + Double($1) * Double($1) }
+        #expect(nmse <= 5e-4 && nmse > 0, "NMSE \(nmse)")
+    }
+
     @Test func dequantisationMatchesLlamaCppReference() throws {
         let json = try FixturePaths.json("reference/ggml-blocks.json")
         let types: [String: GGMLType] = [
