@@ -194,7 +194,7 @@ import Testing
         #expect(await statusCode { try await client.addExpert(name: "reverse", path: staged.path) } == .alreadyExists)
         #expect(await statusCode { try await client.removeExpert(name: "nope") } == .notFound)
         #expect(await statusCode { try await client.removeExpert(name: "..") } == .invalidArgument)
-        #expect(await statusCode { try await client.health(service: "nope") } == .notFound)
+        #expect(await statusCode { _ = try await client.health(service: "nope") } == .notFound)
         // A method nobody serves.
         let raw = try? await client.channel.unary("/switchyard.v1.Inference/Nope", [])
         #expect(raw == nil)
