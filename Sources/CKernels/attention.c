@@ -12,6 +12,8 @@
 #include <string.h>
 
 #define SY_ATTN_CHUNK 16
+/* Query heads of one GQA group computed together by a task (they share every key/value load). */
+#define SY_ATTN_HEADS 4
 
 typedef struct {
     const float *q;
@@ -21,6 +23,7 @@ typedef struct {
     float scale;
     float *out;
     int out_stride, chunks, avx2, kv_half;
+    int slice, slices;  /* heads per task (≤ SY_ATTN_HEADS), tasks per KV group */
 } attn_job;
 
 /* First key position row `pos` may see. */
@@ -83,79 +86,116 @@ static inline __m256 kv8(const void *base, size_t i, const int half) {
                 : _mm256_loadu_ps((const float *)base + i);
 }
 
-/* One query row (hd a multiple of 8) against keys [first, last]; `half` is a constant in each
-   instantiation below, so the loads compile to plain or widening loads with no branch. */
+/* One query row of `nh` (1..SY_ATTN_HEADS) heads of one GQA group, side by side `hd` apart in q
+   and out, against keys [first, last] (hd a multiple of 8). Every key and value is loaded (and
+   widened, for a half cache) once for all the group's heads. `half` and `nh` are constants in each
+   instantiation below, so the head loops unroll into registers and the loads compile without a
+   branch. `scores` holds nh · count floats. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
-static inline void row_avx2_typed(const float *q, const void *K, const void *V, const int half, int first, int last,
-                                  int hd, float scale, float *scores, float *out) {
-    int count = last - first + 1;
+static inline void group_row_avx2_typed(const float *q, const void *K, const void *V, const int half, const int nh,
+                                        int first, int last, int hd, float scale, float *scores, float *out) {
+    const int count = last - first + 1;
     const size_t k0 = (size_t)first * hd;
     int t = 0;
-    /* Four keys at a time: the query chunk is loaded once for four products. */
-    for (; t + 4 <= count; t += 4) {
+    /* Two keys at a time for every head: the two keys' vectors are loaded once per step. */
+    for (; t + 2 <= count; t += 2) {
         const size_t k = k0 + (size_t)t * hd;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 a[SY_ATTN_HEADS], b[SY_ATTN_HEADS];
+        for (int g = 0; g < nh; g++) { a[g] = _mm256_setzero_ps(); b[g] = a[g]; }
         for (int i = 0; i < hd; i += 8) {
-            __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(qv, kv8(K, k + i, half), a0);
-            a1 = _mm256_fmadd_ps(qv, kv8(K, k + hd + i, half), a1);
-            a2 = _mm256_fmadd_ps(qv, kv8(K, k + 2 * hd + i, half), a2);
-            a3 = _mm256_fmadd_ps(qv, kv8(K, k + 3 * hd + i, half), a3);
+            const __m256 ka = kv8(K, k + i, half), kb = kv8(K, k + hd + i, half);
+            for (int g = 0; g < nh; g++) {
+                const __m256 qv = _mm256_loadu_ps(q + (size_t)g * hd + i);
+                a[g] = _mm256_fmadd_ps(qv, ka, a[g]);
+                b[g] = _mm256_fmadd_ps(qv, kb, b[g]);
+            }
         }
-        /* Reduce the four accumulators together: lanes 0..3 of the result are the four sums. */
-        __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h = _mm256_hadd_ps(h01, h23);
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        _mm_storeu_ps(scores + t, _mm_mul_ps(s, _mm_set1_ps(scale)));
+        for (int g = 0; g < nh; g++) {
+            /* Both sums at once: lane 0 the first key's, lane 1 the second's. */
+            __m256 h = _mm256_hadd_ps(a[g], b[g]);
+            __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            s = _mm_mul_ps(_mm_hadd_ps(s, s), _mm_set1_ps(scale));
+            scores[(size_t)g * count + t] = _mm_cvtss_f32(s);
+            scores[(size_t)g * count + t + 1] = _mm_cvtss_f32(_mm_shuffle_ps(s, s, 1));
+        }
     }
     for (; t < count; t++) {
         const size_t k = k0 + (size_t)t * hd;
-        __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv8(K, k + i, half), a);
-        scores[t] = sy_hsum256(a) * scale;
+        for (int g = 0; g < nh; g++) {
+            __m256 a = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)g * hd + i), kv8(K, k + i, half), a);
+            scores[(size_t)g * count + t] = sy_hsum256(a) * scale;
+        }
     }
-    /* Softmax. */
-    float m = -INFINITY;
-    for (int i = 0; i < count; i++) if (scores[i] > m) m = scores[i];
-    __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= count; i += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + i), mv));
-        _mm256_storeu_ps(scores + i, e);
-        sv = _mm256_add_ps(sv, e);
+    /* Softmax per head; the normalisation is applied once to the outputs. */
+    float inv[SY_ATTN_HEADS];
+    for (int g = 0; g < nh; g++) {
+        float *sc = scores + (size_t)g * count, m = -INFINITY;
+        for (int i = 0; i < count; i++) if (sc[i] > m) m = sc[i];
+        __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= count; i += 8) {
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sc + i), mv));
+            _mm256_storeu_ps(sc + i, e);
+            sv = _mm256_add_ps(sv, e);
+        }
+        float sum = sy_hsum256(sv);
+        for (; i < count; i++) { sc[i] = expf(sc[i] - m); sum += sc[i]; }
+        inv[g] = 1.f / sum;
     }
-    float sum = sy_hsum256(sv);
-    for (; i < count; i++) { scores[i] = expf(scores[i] - m); sum += scores[i]; }
-    /* Weighted sum of the values, normalised once at the end. */
+    /* Weighted sums of the values, 16 columns at a time (8 for a last odd chunk). */
     const size_t v0 = (size_t)first * hd;
-    for (int c = 0; c < hd; c += 32) {
-        int width = hd - c >= 32 ? 32 : hd - c;  /* 8, 16, 24 or 32 */
-        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+    for (int c = 0; c < hd; c += 16) {
+        const int two = hd - c >= 16;
+        __m256 o0[SY_ATTN_HEADS], o1[SY_ATTN_HEADS];
+        for (int g = 0; g < nh; g++) { o0[g] = _mm256_setzero_ps(); o1[g] = o0[g]; }
         for (int u = 0; u < count; u++) {
             const size_t v = v0 + (size_t)u * hd + c;
-            __m256 p = _mm256_set1_ps(scores[u]);
-            o0 = _mm256_fmadd_ps(p, kv8(V, v, half), o0);
-            if (width > 8) o1 = _mm256_fmadd_ps(p, kv8(V, v + 8, half), o1);
-            if (width > 16) o2 = _mm256_fmadd_ps(p, kv8(V, v + 16, half), o2);
-            if (width > 24) o3 = _mm256_fmadd_ps(p, kv8(V, v + 24, half), o3);
+            const __m256 va = kv8(V, v, half);
+            if (two) {
+                const __m256 vb = kv8(V, v + 8, half);
+                for (int g = 0; g < nh; g++) {
+                    const __m256 p = _mm256_broadcast_ss(scores + (size_t)g * count + u);
+                    o0[g] = _mm256_fmadd_ps(p, va, o0[g]);
+                    o1[g] = _mm256_fmadd_ps(p, vb, o1[g]);
+                }
+            } else {
+                for (int g = 0; g < nh; g++)
+                    o0[g] = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * count + u), va, o0[g]);
+            }
         }
-        __m256 inv = _mm256_set1_ps(1.f / sum);
-        _mm256_storeu_ps(out + c, _mm256_mul_ps(o0, inv));
-        if (width > 8) _mm256_storeu_ps(out + c + 8, _mm256_mul_ps(o1, inv));
-        if (width > 16) _mm256_storeu_ps(out + c + 16, _mm256_mul_ps(o2, inv));
-        if (width > 24) _mm256_storeu_ps(out + c + 24, _mm256_mul_ps(o3, inv));
+        for (int g = 0; g < nh; g++) {
+            const __m256 s = _mm256_set1_ps(inv[g]);
+            _mm256_storeu_ps(out + (size_t)g * hd + c, _mm256_mul_ps(o0[g], s));
+            if (two) _mm256_storeu_ps(out + (size_t)g * hd + c + 8, _mm256_mul_ps(o1[g], s));
+        }
     }
 }
 
-__attribute__((target("avx2,fma,f16c")))
-static void row_avx2_f32(const float *q, const void *K, const void *V, int first, int last, int hd, float scale,
-                         float *scores, float *out) {
-    row_avx2_typed(q, K, V, 0, first, last, hd, scale, scores, out);
-}
+#define SY_GROUP_ROW(NAME, HALF, NH)                                                                          \
+    __attribute__((target("avx2,fma,f16c"))) static void NAME(const float *q, const void *K, const void *V,   \
+                                                               int first, int last, int hd, float scale,      \
+                                                               float *scores, float *out) {                   \
+        group_row_avx2_typed(q, K, V, HALF, NH, first, last, hd, scale, scores, out);                         \
+    }
+SY_GROUP_ROW(group_row_f32_1, 0, 1)
+SY_GROUP_ROW(group_row_f32_2, 0, 2)
+SY_GROUP_ROW(group_row_f32_3, 0, 3)
+SY_GROUP_ROW(group_row_f32_4, 0, 4)
+SY_GROUP_ROW(group_row_f16_1, 1, 1)
+SY_GROUP_ROW(group_row_f16_2, 1, 2)
+SY_GROUP_ROW(group_row_f16_3, 1, 3)
+SY_GROUP_ROW(group_row_f16_4, 1, 4)
 
-__attribute__((target("avx2,fma,f16c")))
-static void row_avx2_f16(const float *q, const void *K, const void *V, int first, int last, int hd, float scale,
-                         float *scores, float *out) {
-    row_avx2_typed(q, K, V, 1, first, last, hd, scale, scores, out);
+typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *);
+
+/* The instantiation for a cache type and a number of heads (1..SY_ATTN_HEADS). */
+static group_row_fn group_row_avx2(int half, int nh) {
+    static const group_row_fn table[2][SY_ATTN_HEADS] = {
+        { group_row_f32_1, group_row_f32_2, group_row_f32_3, group_row_f32_4 },
+        { group_row_f16_1, group_row_f16_2, group_row_f16_3, group_row_f16_4 },
+    };
+    return table[half != 0][nh - 1];
 }
 
 /* Eight floats rounded to halves (nearest, ties to even). */
@@ -172,25 +212,30 @@ static inline const void *kv_head(const void *base, int kv, size_t head_stride, 
                 : (const void *)((const float *)base + (size_t)kv * head_stride);
 }
 
+/* Task `index`: KV head `kv`, its `part`-th slice of up to `slice` query heads, one chunk of rows. */
 static void attn_task(void *ctx, int index) {
     const attn_job *j = (const attn_job *)ctx;
-    int h = index / j->chunks, chunk = index % j->chunks;
-    int r0 = chunk * SY_ATTN_CHUNK, r1 = r0 + SY_ATTN_CHUNK < j->n ? r0 + SY_ATTN_CHUNK : j->n;
-    int kv = h / j->group;
+    const int chunk = index % j->chunks, unit = index / j->chunks;
+    const int kv = unit / j->slices, part = unit % j->slices;
+    const int h0 = kv * j->group + part * j->slice;
+    const int nh = j->group - part * j->slice < j->slice ? j->group - part * j->slice : j->slice;
+    const int r0 = chunk * SY_ATTN_CHUNK, r1 = r0 + SY_ATTN_CHUNK < j->n ? r0 + SY_ATTN_CHUNK : j->n;
     const void *K = kv_head(j->keys, kv, j->head_stride, j->kv_half), *V = kv_head(j->values, kv, j->head_stride, j->kv_half);
-    float *scores = (float *)malloc(sizeof(float) * (size_t)(j->start + r1));
+    float *scores = (float *)malloc(sizeof(float) * (size_t)nh * (size_t)(j->start + r1));
     if (!scores) abort();  /* a few KB to a few MB; nothing sensible to return mid-forward */
     for (int r = r0; r < r1; r++) {
-        int pos = j->start + r;
-        const float *q = j->q + (size_t)r * j->q_stride + (size_t)h * j->hd;
-        float *out = j->out + (size_t)r * j->out_stride + (size_t)h * j->hd;
+        const int pos = j->start + r;
+        const float *q = j->q + (size_t)r * j->q_stride + (size_t)h0 * j->hd;
+        float *out = j->out + (size_t)r * j->out_stride + (size_t)h0 * j->hd;
 #if SY_X86_SIMD
         if (j->avx2) {
-            (j->kv_half ? row_avx2_f16 : row_avx2_f32)(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+            group_row_avx2(j->kv_half, nh)(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
             continue;
         }
 #endif
-        row_portable(q, K, V, j->kv_half, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+        for (int g = 0; g < nh; g++)
+            row_portable(q + (size_t)g * j->hd, K, V, j->kv_half, first_key(pos, j->window), pos, j->hd, j->scale,
+                         scores, out + (size_t)g * j->hd);
     }
     free(scores);
 }
@@ -199,10 +244,13 @@ void sy_causal_attention(const float *q, int n, int start, int q_stride, int num
                          const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
                          float *out, int out_stride, int portable) {
     if (n <= 0 || num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) return;
-    attn_job job = { q, n, start, q_stride, num_heads, num_heads / num_kv_heads, hd, window, keys, values, head_stride,
+    const int group = num_heads / num_kv_heads;
+    /* Slices of the group as even as possible: 3 → 3, 6 → 3+3, 8 → 4+4, 5 → 3+2. */
+    const int slices = (group + SY_ATTN_HEADS - 1) / SY_ATTN_HEADS, slice = (group + slices - 1) / slices;
+    attn_job job = { q, n, start, q_stride, num_heads, group, hd, window, keys, values, head_stride,
                      scale, out, out_stride, (n + SY_ATTN_CHUNK - 1) / SY_ATTN_CHUNK,
-                     !portable && hd % 8 == 0 && sy_kernels_have_avx2(), kv_half != 0 };
-    sy_parallel_for(num_heads * job.chunks, attn_task, &job);
+                     !portable && hd % 8 == 0 && sy_kernels_have_avx2(), kv_half != 0, slice, slices };
+    sy_parallel_for(num_kv_heads * slices * job.chunks, attn_task, &job);
 }
 
 void sy_kv_store(const float *src, int n, int src_stride, int num_kv_heads, int hd, void *dst, int kv_half,

@@ -70,7 +70,8 @@ int sy_kernels_have_avx2(void);
 /// (heads of `hd` floats side by side), out rows `out_stride`. keys/values hold one KV head after
 /// another, `head_stride` elements apart, each [positions × hd], already including the new rows;
 /// elements are float, or IEEE half when `kv_half` != 0 (widened as they are read).
-/// Split over the thread pool by (head, chunk of 16 rows); AVX2 when hd is a multiple of 8,
+/// Split over the thread pool by (KV head with up to 4 of its query heads, which share every
+/// key/value load; chunk of 16 rows); AVX2 when hd is a multiple of 8,
 /// portable otherwise or when `portable` != 0 (tests compare the two).
 void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
                          const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,

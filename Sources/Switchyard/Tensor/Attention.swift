@@ -13,7 +13,7 @@ enum AttentionKernel {
     ///   (grouped-query attention).
     /// - `out`: `[n × numHeads·headDim]`, rows `outStride` apart.
     /// - `portable`: force the portable C path (tests compare it against the SIMD one).
-    /// Split over the thread pool by (head, chunk of 16 rows).
+    /// Split over the thread pool by (KV head with up to 4 of its query heads, chunk of 16 rows).
     static func causal(
         q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, numHeads: Int, numKVHeads: Int, headDim: Int,
         keys: UnsafeRawPointer, values: UnsafeRawPointer, half: Bool, headStride: Int, window: Int, scale: Float,
