@@ -87,6 +87,10 @@ int sy_hardware_threads(void) {
 }
 
 void sy_set_threads(int n) {
+    /* OpenBLAS runs inside this pool's tasks (prefill tiles, larger products), so its own threads
+       must be off before the first job: two pools on the same cores slowed a GGUF prefill 3.7x
+       when nothing else had made OpenBLAS single-threaded first (no F32 product ran before). */
+    sy_blas_single_threaded();
     pthread_mutex_lock(&pool_lock);
     if (n < 1) n = 1;
     if (n > SY_MAX_THREADS) n = SY_MAX_THREADS;

@@ -1,3 +1,4 @@
+import CBLAS
 import CKernels
 import Foundation
 import Synchronization
@@ -10,6 +11,17 @@ import Testing
 @Suite(.serialized) struct ThreadPoolTests {
     /// One job's record: slot 0 is the job number, slot 1 the task count, then a hit counter per task.
     private static let slots = 2 + 40
+
+    /// OpenBLAS runs inside the pool's tasks (prefill tiles): setting up the pool turns OpenBLAS's
+    /// own threads off, whatever ran before. A GGUF model whose products never took the Float32
+    /// path left OpenBLAS multi-threaded, and its prefill ran 3.7× slower from the two pools
+    /// fighting over the cores.
+    @Test func settingUpThePoolMakesOpenBLASSingleThreaded() {
+        let saved = sy_threads()
+        openblas_set_num_threads(2)
+        sy_set_threads(saved)
+        #expect(openblas_get_num_threads() == 1)
+    }
 
     @Test func everyTaskRunsOnceAndNoneOutlivesItsJob() {
         let jobs = Int(ProcessInfo.processInfo.environment["SWITCHYARD_POOL_JOBS"] ?? "") ?? 600_000
