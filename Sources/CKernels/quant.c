@@ -278,7 +278,7 @@ static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb
 }
 
 /* One weight block widened to 32 floats in four registers. */
-__attribute__((target("avx2,fma,f16c")))
+__attribute__((target("avx2,fma,f16c"), always_inline))
 static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
     switch (type) {
     case SY_Q8_0: {
@@ -331,9 +331,11 @@ static inline void wrow_avx2(int type, const uint8_t *w, size_t bb, int nb, cons
     for (int m = 0; m < R; m++) Y[(size_t)m * ldy] = sy_hsum256(acc[m]);
 }
 
-__attribute__((target("avx2,fma,f16c")))
-static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
-                       int n_begin, int n_end, float *Y, int ldy) {
+/* `type` is a constant in each instantiation below (wgemm_avx2 dispatches once per call), so the
+   block widening compiles without a switch per block. */
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void wgemm_avx2_typed(const int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M,
+                                    int ldx, int n_begin, int n_end, float *Y, int ldy) {
     size_t bb = sy_weight_block_bytes(type);
     int nb = K / 32;
     for (int m0 = 0; m0 < M;) {
@@ -350,6 +352,29 @@ static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, cons
             }
         }
         m0 += r;
+    }
+}
+
+#define SY_WGEMM_TYPED(NAME, TYPE)                                                                         \
+    __attribute__((target("avx2,fma,f16c"))) static void NAME(const uint8_t *W, size_t row_bytes, int K,    \
+                                                               const float *X, int M, int ldx, int n_begin, \
+                                                               int n_end, float *Y, int ldy) {              \
+        wgemm_avx2_typed(TYPE, W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);                         \
+    }
+SY_WGEMM_TYPED(wgemm_avx2_q8_0, SY_Q8_0)
+SY_WGEMM_TYPED(wgemm_avx2_q4_0, SY_Q4_0)
+SY_WGEMM_TYPED(wgemm_avx2_q4_1, SY_Q4_1)
+SY_WGEMM_TYPED(wgemm_avx2_f16, SY_F16)
+SY_WGEMM_TYPED(wgemm_avx2_bf16, SY_BF16)
+
+static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                       int n_begin, int n_end, float *Y, int ldy) {
+    switch (type) {
+    case SY_Q8_0: wgemm_avx2_q8_0(W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy); break;
+    case SY_Q4_0: wgemm_avx2_q4_0(W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy); break;
+    case SY_Q4_1: wgemm_avx2_q4_1(W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy); break;
+    case SY_F16: wgemm_avx2_f16(W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy); break;
+    case SY_BF16: wgemm_avx2_bf16(W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy); break;
     }
 }
 
