@@ -42,8 +42,43 @@ size_t sy_weight_block_bytes(int type) {
 
 static int is_integer_type(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1; }
 
+#if SY_X86_SIMD
+/* One block of 32 floats to int16, exactly as the portable loop: the same float product x · id,
+   rounded to nearest-even by vcvtps2dq (lrintf's default mode) instead of a libm call per value. */
+__attribute__((target("avx2,fma")))
+static void quantize_block_q16_avx2(const float *v, sy_block_q16 *o) {
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    __m256 x[4], a = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h), d = amax / 32767.f, id = d != 0.f ? 1.f / d : 0.f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4], sum = _mm256_setzero_si256();
+    for (int i = 0; i < 4; i++) { q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], idv)); sum = _mm256_add_epi32(sum, q[i]); }
+    /* packs works per 128-bit lane: put the halves back in order. */
+    __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+    __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xD8);
+    _mm256_storeu_si256((__m256i *)o->qs, p01);
+    _mm256_storeu_si256((__m256i *)(o->qs + 16), p23);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    o->d = d;
+    o->s = d * (float)_mm_cvtsi128_si32(s);
+}
+#endif
+
 void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *out) {
     int nb = K / 32;
+#if SY_X86_SIMD
+    if (sy_kernels_have_avx2()) {
+        for (int m = 0; m < M; m++)
+            for (int b = 0; b < nb; b++) quantize_block_q16_avx2(x + (size_t)m * ldx + 32 * b, out + (size_t)m * nb + b);
+        return;
+    }
+#endif
     for (int m = 0; m < M; m++) {
         const float *row = x + (size_t)m * ldx;
         for (int b = 0; b < nb; b++) {

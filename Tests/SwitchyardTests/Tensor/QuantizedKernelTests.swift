@@ -125,6 +125,27 @@ import Testing
         }
     }
 
+    /// Activation quantisation (AVX2 where available) is exactly its documented rule: per block
+    /// d = max|x| / 32767, q = x · (1/d) rounded to nearest even, s = d · Σq; zero blocks, ties
+    /// and the block maximum included.
+    @Test func activationQuantisationFollowsItsRule() {
+        var rng = SeededRandom(seed: 5)
+        let k = 128, rows = 3
+        var x = (0..<(rows * k)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 3 }
+        for j in 32..<64 { x[j] = 0 }  // a zero block
+        for j in 64..<96 { x[j] = Float(j - 80) * 0.5 }  // halves: ties after scaling by 1/d
+        var blocks = [sy_block_q16](repeating: sy_block_q16(), count: rows * k / 32)
+        x.withUnsafeBufferPointer { sy_quantize_rows_q16($0.baseAddress!, Int32(rows), Int32(k), Int32(k), &blocks) }
+        for (b, block) in blocks.enumerated() {
+            let v = x[(32 * b)..<(32 * b + 32)]
+            let amax = v.map { abs($0) }.max()!, d = amax / 32767, id: Float = d != 0 ? 1 / d : 0
+            let q = v.map { Int16(($0 * id).rounded(.toNearestOrEven)) }
+            let qs = withUnsafeBytes(of: block.qs) { Array($0.bindMemory(to: Int16.self)) }
+            #expect(block.d == d && qs == q, "block \(b)")
+            #expect(block.s == d * Float(q.reduce(0) { $0 + Int($1) }), "block \(b): s")
+        }
+    }
+
     /// Extreme activations and weights: int16 quantisation must not overflow (Q8_0 weights of −128
     /// from a hostile file, activations at the block maximum).
     @Test func extremeBlocksDoNotOverflow() {
