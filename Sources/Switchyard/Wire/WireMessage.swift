@@ -61,28 +61,21 @@ public struct WireMessage: Sendable, Equatable {
     public func list(_ name: String) -> [Value] { if case let .list(l)? = fields[name] { return l }; return [] }
     /// The repeated message field `name` (elements of other kinds skipped).
     public func messages(_ name: String) -> [WireMessage] {
-        list(name).compactMap {
-            if case let .message(m) = $0 { return m }; return nil
-        }
+        list(name, as: { if case let .message(m) = $0 { m } else { nil } })
     }
     /// The repeated string field `name` (elements of other kinds skipped).
     public func strings(_ name: String) -> [String] {
-        list(name).compactMap {
-            if case let .string(s) = $0 { return s }; return nil
-        }
+        list(name, as: { if case let .string(s) = $0 { s } else { nil } })
     }
     /// The repeated unsigned field `name` (elements of other kinds skipped).
-    public func uints(_ name: String) -> [UInt64] {
-        list(name).compactMap {
-            if case let .uint(v) = $0 { return v }; return nil
-        }
-    }
+    public func uints(_ name: String) -> [UInt64] { list(name, as: { if case let .uint(v) = $0 { v } else { nil } }) }
     /// The repeated float/double field `name` (elements of other kinds skipped).
     public func doubles(_ name: String) -> [Double] {
-        list(name).compactMap {
-            if case let .double(v) = $0 { return v }; return nil
-        }
+        list(name, as: { if case let .double(v) = $0 { v } else { nil } })
     }
+
+    /// The elements of repeated field `name` that `extract` reads (the others skipped).
+    private func list<T>(_ name: String, as extract: (Value) -> T?) -> [T] { list(name).compactMap(extract) }
 
     /// The raw value of field `name` (nil: absent); setting nil removes the field.
     public subscript(name: String) -> Value? {
