@@ -1,5 +1,5 @@
-/// The load-time rule for base-model weights: NaN and infinity are refused, naming the file, the
-/// tensor and the first bad element (adapters follow the same rule in `LoRAAdapter`).
+/// The load-time rule for base-model and adapter weights: NaN and infinity are refused, naming the
+/// file, the tensor and the first bad element.
 enum FiniteWeights {
     /// `values`, or an error when one of them is NaN or infinite.
     static func require(_ values: [Float], path: String, tensor: String) throws -> [Float] {
@@ -16,10 +16,15 @@ enum FiniteWeights {
     }
 
     /// `weights`, or an error when one of them (a block scale, offset or half value) is NaN or
-    /// infinite.
-    static func require(_ weights: QuantizedMatrix, path: String, tensor: String) throws -> QuantizedMatrix {
+    /// infinite. `rowOrder[i]`, when given, is the file's row of row i (the q/k un-permutation), so
+    /// that the element is named in the file's layout.
+    static func require(_ weights: QuantizedMatrix, path: String, tensor: String, rowOrder: [Int]? = nil) throws
+        -> QuantizedMatrix
+    {
         if let bad = weights.firstNonFinite() {
-            throw SwitchyardError.nonFinite(path: path, tensor: tensor, element: bad.element, value: bad.value)
+            let cols = weights.cols, row = rowOrder?[bad.element / cols] ?? bad.element / cols
+            throw SwitchyardError.nonFinite(
+                path: path, tensor: tensor, element: row * cols + bad.element % cols, value: bad.value)
         }
         return weights
     }

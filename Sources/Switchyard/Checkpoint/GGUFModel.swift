@@ -109,20 +109,11 @@ public enum GGUFModel {
             let q = f.withBytes(info) {
                 QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
             }
-            if let bad = q.firstNonFinite() {
-                // Named in the file's layout (before the q/k rows are un-permuted).
-                let row = order?[bad.element / cols] ?? bad.element / cols
-                throw SwitchyardError.nonFinite(
-                    path: f.path, tensor: name, element: row * cols + bad.element % cols, value: bad.value)
-            }
-            return q
+            return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }
-        /// A K-quant matrix (no native kernel) requantised to Q8_0, when weights are native.
-        func requantized(_ name: String, _ w: Matrix) -> QuantizedMatrix? {
-            guard weights == .native, let type = f.tensors[name]?.type, type == .q4_K || type == .q6_K,
-                w.cols % 32 == 0
-            else { return nil }
-            return QuantizedMatrix.q8_0(w)
+        /// Whether `name` is a K-quant (no native kernel) that native weights requantise to Q8_0.
+        func requantises(_ name: String, cols: Int) -> Bool {
+            weights == .native && cols % 32 == 0 && [.q4_K, .q6_K].contains(f.tensors[name]?.type)
         }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."
@@ -136,7 +127,7 @@ public enum GGUFModel {
                 }
                 var w = try matrix(p + name + ".weight", out, inF)
                 if let heads = unpermuteHeads { w = unpermuteRotaryRows(w, heads: heads, headDim: hd) }
-                if let q = requantized(p + name + ".weight", w) { return Linear(site: site, quantized: q) }
+                if requantises(p + name + ".weight", cols: inF) { return Linear(site: site, quantized: .q8_0(w)) }
                 return Linear(site: ProjectionSite(layer: l, kind: kind), weight: w)
             }
             return DecoderLayer(
@@ -151,8 +142,7 @@ public enum GGUFModel {
         func kept(_ name: String) throws -> QuantizedMatrix? {
             guard weights == .native else { return nil }
             if let q = try quantized(name, c.vocabSize, d) { return q }
-            return f.tensors[name].map { [.q4_K, .q6_K].contains($0.type) } == true
-                ? requantized(name, try matrix(name, c.vocabSize, d)) : nil
+            return requantises(name, cols: d) ? .q8_0(try matrix(name, c.vocabSize, d)) : nil
         }
         let table = try kept("token_embd.weight")
         let head = c.tieWordEmbeddings ? table : try kept("output.weight")

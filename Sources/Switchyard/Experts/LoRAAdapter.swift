@@ -115,28 +115,20 @@ public struct LoRAAdapter: Sendable {
         var modules: [ProjectionSite: LoRAModule] = [:]
         for p in plan {
             let a = try file.matrix(p.aKey), b = try file.matrix(p.bKey)
-            try checkFinite(a.data, tensor: p.aKey, path: file.path)
-            try checkFinite(b.data, tensor: p.bKey, path: file.path)
+            _ = try FiniteWeights.require(a, path: file.path, tensor: p.aKey)
+            _ = try FiniteWeights.require(b, path: file.path, tensor: p.bKey)
             modules[p.site] = LoRAModule(site: p.site, a: a, b: b, scale: p.scale)
         }
         return LoRAAdapter(
             name: name, config: config, modules: modules, composition: file.metadata[compositionMetadataKey])
     }
 
-    /// Throws, naming the tensor and the first bad index, when `values` holds a NaN or an infinity.
-    static func checkFinite(_ values: [Float], tensor: String, path: String) throws {
-        guard let i = values.firstIndex(where: { !$0.isFinite }) else { return }
-        throw SwitchyardError.safetensors(
-            path: path, tensor: tensor,
-            reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
-    }
-
     /// Throws when an adapter holds a NaN or infinite weight or scale (naming the tensor).
     public func checkFinite(path: String) throws {
         for site in modules.keys.sorted(by: { ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue) }) {
             let m = modules[site]!
-            try Self.checkFinite(m.a.data, tensor: Self.tensorName(site, "A"), path: path)
-            try Self.checkFinite(m.b.data, tensor: Self.tensorName(site, "B"), path: path)
+            _ = try FiniteWeights.require(m.a, path: path, tensor: Self.tensorName(site, "A"))
+            _ = try FiniteWeights.require(m.b, path: path, tensor: Self.tensorName(site, "B"))
             guard m.scale.isFinite else {
                 throw SwitchyardError.invalidArgument("\(path): module \(site): scale \(m.scale) is not finite")
             }

@@ -76,7 +76,7 @@ public struct WireTensor: Sendable, Equatable {
     /// The values, refusing NaN and infinities (they would poison every routing decision).
     func finiteFloats(field: String) throws -> [Float] {
         let values = floats()
-        if let i = values.firstIndex(where: { !$0.isFinite }) {
+        if let i = FiniteValues.firstNonFinite(values) {
             throw RouterError.invalid(
                 field: field, reason: "non-finite value \(values[i]) at element \(i) (NaN and infinity are refused)")
         }
