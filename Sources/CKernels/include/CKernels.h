@@ -25,7 +25,8 @@ typedef void (*sy_task_fn)(void *ctx, int index);
 /// thread or from inside a task) runs serially in its caller.
 void sy_parallel_for(int count, sy_task_fn fn, void *ctx);
 
-/// Sets how many threads (caller included) parallel jobs use; default: all online CPUs.
+/// Sets how many threads (caller included) parallel jobs use; default: all online CPUs (set on
+/// the first sy_threads()). Also makes OpenBLAS single-threaded: it runs inside the pool's tasks.
 void sy_set_threads(int n);
 /// Threads parallel jobs use.
 int sy_threads(void);

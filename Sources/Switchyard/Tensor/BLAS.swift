@@ -6,17 +6,17 @@ public enum BLAS {
     /// Sets how many threads (caller included) matrix products use. OpenBLAS itself is kept
     /// single-threaded; Switchyard splits products over its own pool (see CKernels).
     public static func setThreadCount(_ n: Int) {
-        sy_blas_single_threaded()
         sy_set_threads(Int32(max(1, n)))
     }
 
     /// Threads (caller included) matrix products use: the last `setThreadCount`, else the hardware thread count.
     public static var threadCount: Int {
-        configureOnce
-        return Int(sy_threads())
+        Int(sy_threads())
     }
 
-    private static let configureOnce: Void = { sy_blas_single_threaded() }()
+    /// Sets up the pool once, which turns OpenBLAS's own threads off (`sy_set_threads`), before a
+    /// product that calls OpenBLAS directly.
+    private static let configureOnce: Void = { _ = sy_threads() }()
 
     /// `C[m×n] = alpha · A[m×k] · B[n×k]ᵀ + beta · C` (row-major; B is stored like a PyTorch
     /// `Linear` weight `[out, in]`). `lda`, `ldb`, `ldc` are row strides in elements.
