@@ -14,7 +14,7 @@
 #                                (`switchyard router fit-centroids`). Why layer 0 and the whole
 #                                prompt: Models/routers/README.md, "Diagnosis".
 #
-#   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--centroid-layer L] [--per-task N]
+#   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--centroid-layer L] [--per-task N] [--centroids-per-expert K]
 #
 # Examples: the first N lines of each expert's Models/tasks/<expert>/train.jsonl (never dev/test).
 set -euo pipefail

@@ -95,9 +95,10 @@ enum RouterCommand: CommandGroup {
             lines.append(
                 "gate: token, \(global ? "global from layer \(source)\(context == .mean ? ", context mean of the tokens so far" : "")" : "per layer") "
                     + layers.map { "L\($0.layer):\($0.experts.count)" }.joined(separator: " "))
-        case let .centroid(l, c, context):
+        case let .centroid(l, c, context, owners):
+            let perExpert = owners.isEmpty ? "one per expert" : "\(owners.count) for \(Set(owners).count) experts"
             lines.append(
-                "gate: centroids \(c.shape) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")"
+                "gate: centroids \(c.shape) (\(perExpert)) at layer \(l), context \(context == .mean ? "mean of the tokens so far" : "the token alone")"
             )
         case let .rank(modules, act):
             lines.append(
@@ -138,10 +139,12 @@ enum RouterCommand: CommandGroup {
 
 enum FitCentroidsRouter: Command {
     static let name = "fit-centroids"
-    static let summary = "Gradient-free token router: one centroid per expert"
+    static let summary = "Gradient-free token router: centroids of each expert's examples"
     static let discussion = """
         One centroid per expert: the mean over that expert's examples of their mean hidden state
-        entering --layer.
+        entering --layer (the paper's rule). With --centroids-per-expert K, each expert's examples
+        are split into up to K clusters (spherical k-means, seeded by --seed) and an expert scores
+        its nearest centroid: experts asked for in many phrasings keep one centroid per family.
         """
 
     struct Options: ParsableArguments {
@@ -160,6 +163,10 @@ enum FitCentroidsRouter: Command {
                 "Route the prompt's tokens each from the text before it (per-token) or all at once from the whole prompt (a base pass, like the sentence router); generated tokens per token either way."
         )
         var prompt: Selection.PromptRouting = .perToken
+        @Option(placeholder: "K", help: "Centroids per expert (spherical k-means of its examples; 1: their mean).")
+        var centroidsPerExpert = 1
+        @Option(help: "Seeds the k-means of --centroids-per-expert (same seed, same router).")
+        var seed = 0
     }
 
     static func run(_ options: Options) throws {
@@ -167,11 +174,14 @@ enum FitCentroidsRouter: Command {
         var selection = p.selection
         selection.everyN = options.everyN
         selection.promptRouting = options.prompt
-        let c = try RouterFitting.centroids(
-            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count)
+        let (c, owners) = try RouterFitting.clusteredCentroids(
+            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
+            perExpert: options.centroidsPerExpert, seed: UInt64(truncatingIfNeeded: options.seed))
         let spec = RouterSpec(
             name: p.name, granularity: .token, experts: p.refs, selection: selection,
-            gate: .centroid(layer: options.fitting.layer, centroids: WireTensor(c), context: options.context))
+            gate: .centroid(
+                layer: options.fitting.layer, centroids: WireTensor(c), context: options.context,
+                centroidExperts: options.centroidsPerExpert == 1 ? [] : owners))
         try RouterCommand.finish(spec, p, out: options.fitting.out)
     }
 }

@@ -20,7 +20,7 @@ public final class BoundRouter: @unchecked Sendable {
         case token(
             gates: [Int: (experts: [Int], w: Matrix, b: [Float]?)], global: Bool, sourceLayer: Int,
             context: RouterSpec.CentroidContext)
-        case centroid(layer: Int, centroids: Matrix, norms: [Float], context: RouterSpec.CentroidContext)
+        case centroid(layer: Int, centroids: CentroidTable, context: RouterSpec.CentroidContext)
         case rank(modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation)
     }
     let compiled: Compiled
@@ -169,14 +169,14 @@ public final class BoundRouter: @unchecked Sendable {
                 throw RouterError.invalid(field: "token.context", reason: "context MEAN needs a global gate")
             }
             return .token(gates: gates, global: global, sourceLayer: sourceLayer, context: context)
-        case let .centroid(layer, centroids, context):
+        case let .centroid(layer, centroids, context, centroidExperts):
             guard spec.granularity == .token else {
                 throw RouterError.invalid(field: "granularity", reason: "a centroid gate needs GRANULARITY_TOKEN")
             }
             try layerOK(layer, "centroid.layer")
-            let m = try centroids.matrix(rows: expertCount, cols: c.hiddenSize, field: "centroid.centroids")
-            let norms = (0..<m.rows).map { r in m.row(r).reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() }
-            return .centroid(layer: layer, centroids: m, norms: norms, context: context)
+            let table = try CentroidTable(
+                centroids: centroids, owners: centroidExperts, expertCount: expertCount, hidden: c.hiddenSize)
+            return .centroid(layer: layer, centroids: table, context: context)
         case let .rank(modules, activation):
             guard spec.granularity == .rank else {
                 throw RouterError.invalid(field: "granularity", reason: "a rank gate needs GRANULARITY_RANK")
@@ -269,11 +269,9 @@ public final class BoundRouter: @unchecked Sendable {
             var out: [Int?: ExpertMix] = [:]
             for (layer, g) in gates { out[layer] = linear(try feature(layer, mean: false), g) }
             return out
-        case let .centroid(layer, centroids, norms, context):
+        case let .centroid(layer, centroids, context):
             let x = try feature(layer, mean: context == .mean)
-            let norm = x.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-            let dots = Matrix(rows: 1, cols: x.count, data: x).matmulTransposed(centroids).data
-            return [nil: selection.select(dots.indices.map { dots[$0] / max(norm * norms[$0], 1e-8) })]
+            return [nil: selection.select(x.withUnsafeBufferPointer { centroids.scores($0.baseAddress!, rows: 1)[0] })]
         default:
             return [:]
         }

@@ -55,6 +55,76 @@ public enum RouterFitting {
         return sums
     }
 
+    /// Several centroids per expert: each expert's features split into up to `perExpert` clusters
+    /// by spherical k-means (cosine assignment, the centroid router's own rule; each centroid the
+    /// mean of its members; k-means++ seeding from `seed`; until no assignment changes, at most 100
+    /// rounds). Returns the centroids `[C, cols]` and the expert of each row, grouped by expert
+    /// (an expert with fewer distinct examples than `perExpert` gets fewer centroids). `perExpert`
+    /// 1 gives exactly `centroids(features:labels:expertCount:)`.
+    public static func clusteredCentroids(
+        features: Matrix, labels: [Int], expertCount: Int, perExpert: Int, seed: UInt64 = 0
+    ) throws -> (centroids: Matrix, experts: [Int]) {
+        guard perExpert >= 1 else {
+            throw SwitchyardError.invalidArgument("centroids per expert must be at least 1, got \(perExpert)")
+        }
+        let means = try centroids(features: features, labels: labels, expertCount: expertCount)
+        if perExpert == 1 { return (means, Array(0..<expertCount)) }
+        var rng = SeededRandom(seed: seed)
+        var rows: [[Float]] = []
+        var owners: [Int] = []
+        for e in 0..<expertCount {
+            let members = labels.indices.filter { labels[$0] == e }.map { features.row($0) }
+            for c in sphericalKMeans(members, k: perExpert, rng: &rng) {
+                rows.append(c)
+                owners.append(e)
+            }
+        }
+        return (Matrix(rows: rows.count, cols: features.cols, data: rows.flatMap { $0 }), owners)
+    }
+
+    /// Spherical k-means of `points` into at most `k` clusters (fewer when there are fewer distinct
+    /// points); clusters that empty keep their last centroid.
+    static func sphericalKMeans(_ points: [[Float]], k: Int, rng: inout SeededRandom) -> [[Float]] {
+        func unit(_ v: [Float]) -> [Float] {
+            let n = max(v.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            return v.map { $0 / n }
+        }
+        func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 } }
+        let units = points.map(unit)
+        // k-means++ on the cosine distance 1 - cos.
+        var centres: [[Float]] = [points[Int.random(in: 0..<points.count, using: &rng)]]
+        while centres.count < k {
+            let distance = units.map { u in max(0, 1 - centres.map { dot(u, unit($0)) }.max()!) }
+            let total = distance.reduce(0, +)
+            if total <= 1e-9 { break }  // every point sits on a centre already
+            var pick = Float.random(in: 0..<total, using: &rng)
+            var chosen = distance.count - 1
+            for (i, d) in distance.enumerated() {
+                pick -= d
+                if pick < 0 {
+                    chosen = i
+                    break
+                }
+            }
+            centres.append(points[chosen])
+        }
+        var assignment = [Int](repeating: -1, count: points.count)
+        for _ in 0..<100 {
+            let directions = centres.map(unit)
+            let next = units.map { u in directions.indices.max { dot(u, directions[$0]) < dot(u, directions[$1]) }! }
+            if next == assignment { break }
+            assignment = next
+            for c in centres.indices {
+                let members = points.indices.filter { assignment[$0] == c }
+                guard !members.isEmpty else { continue }
+                var sum = [Float](repeating: 0, count: points[0].count)
+                for i in members { for j in sum.indices { sum[j] += points[i][j] } }
+                centres[c] = sum.map { $0 / Float(members.count) }
+            }
+        }
+        return centres
+    }
+
     /// Training options for the sentence-level MLP gate.
     public struct TrainingOptions: Sendable {
         /// Width of the hidden ReLU layer (default 64).

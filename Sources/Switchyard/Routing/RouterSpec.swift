@@ -227,12 +227,14 @@ public struct RouterSpec: Sendable, Equatable {
     /// The gate's parameters (the proto's `oneof gate`). `sentence`: an MLP over the base model's
     /// pooled hidden state after `featureLayer` layers; `token`: learned per-layer gates (or one
     /// `global` gate at `sourceLayer`); `centroid`: cosine similarity to `[experts, hidden]`
-    /// centroids at `layer`; `rank`: SMoRA rank gates. `none`: no gate (refused when bound).
+    /// centroids at `layer` — or, with `centroidExperts` (the expert of each centroid row), to
+    /// several centroids per expert, an expert scoring its best centroid; `rank`: SMoRA rank gates.
+    /// `none`: no gate (refused when bound).
     public enum Gate: Sendable, Equatable {
         case none
         case sentence(featureLayer: Int, pooling: Pooling, layers: [DenseLayer])
         case token(layers: [LayerGateSpec], global: Bool, sourceLayer: Int, context: CentroidContext = .token)
-        case centroid(layer: Int, centroids: WireTensor, context: CentroidContext = .token)
+        case centroid(layer: Int, centroids: WireTensor, context: CentroidContext = .token, centroidExperts: [Int] = [])
         case rank(modules: [RankModuleSpec], activation: RankActivation)
     }
 

@@ -73,12 +73,11 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             } else {
                 try? kernel.setRowMixes(base)
             }
-        case let .centroid(source, centroids, norms, context):
+        case let .centroid(source, centroids, context):
             if layer == source {
                 let features = context == .mean ? runningSums(hidden, rows: rows, width: width) : hidden
-                current = everyN(
-                    promptOverride(
-                        cosine(features, rows: rows, width: width, centroids: centroids, norms: norms), layer: nil))
+                let mixes = centroids.scores(features, rows: rows).map { router.selection.select($0) }
+                current = everyN(promptOverride(mixes, layer: nil))
                 record(layer: nil)
             }
             try? kernel.setRowMixes(layer >= source && !current.isEmpty ? current : promptOverride(base, layer: nil))
@@ -167,26 +166,6 @@ final class TokenRoutingDelta: RequestRoutingDelta {
             nextPosition = positions[r] + 1
         }
         return UnsafePointer(out)
-    }
-
-    /// Centroid gate: cosine similarity of each row with each expert's centroid.
-    private func cosine(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, centroids: Matrix, norms: [Float])
-        -> [ExpertMix]
-    {
-        let e = centroids.rows
-        let s = scores.get(rows * e)
-        centroids.data.withUnsafeBufferPointer { cp in
-            BLAS.gemmTransB(
-                m: rows, n: e, k: width, a: hidden, lda: width, b: cp.baseAddress!, ldb: width, c: s, ldc: e)
-        }
-        return (0..<rows).map { r in
-            let h = hidden + r * width
-            var norm: Float = 0
-            for j in 0..<width { norm += h[j] * h[j] }
-            norm = norm.squareRoot()
-            let row = (0..<e).map { j in s[r * e + j] / max(norm * norms[j], 1e-8) }
-            return router.selection.select(row)
-        }
     }
 
     /// Applies every-N reuse: rows whose position is not a multiple of N take the mix of the

@@ -151,7 +151,7 @@ public enum RouterWire {
             }
             gate = .centroid(
                 layer: Int(g.layer), centroids: try requiredTensor(g.centroids, field: "centroid.centroids"),
-                context: context)
+                context: context, centroidExperts: (0..<g.n_centroid_experts).map { Int(g.centroid_experts[$0]) })
         case SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK:
             let g = m.rank.pointee
             guard let act = RouterSpec.RankActivation(rawValue: Int(g.activation.rawValue)) else {
@@ -305,13 +305,15 @@ public enum RouterWire {
                 p.pointee.source_layer = UInt32(sourceLayer)
                 p.pointee.context = Switchyard__V1__CentroidContext(rawValue: UInt32(context.rawValue))
             }
-        case let .centroid(layer, centroids, context):
+        case let .centroid(layer, centroids, context, centroidExperts):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_CENTROID
             msg.pointee.centroid = arena.make(Switchyard__V1__CentroidGate.self) { p in
                 switchyard__v1__centroid_gate__init(p)
                 p.pointee.layer = UInt32(layer)
                 p.pointee.centroids = tensor(centroids)
                 p.pointee.context = Switchyard__V1__CentroidContext(rawValue: UInt32(context.rawValue))
+                p.pointee.n_centroid_experts = centroidExperts.count
+                p.pointee.centroid_experts = arena.array(centroidExperts.map { UInt32($0) })
             }
         case let .rank(modules, activation):
             msg.pointee.gate_case = SWITCHYARD__V1__ROUTER_SPEC__GATE_RANK

@@ -25,6 +25,61 @@ import Testing
         }
     }
 
+    /// Expert 0's examples form two directions, expert 1's one: one mean per expert blurs
+    /// expert 0 towards expert 1 (a point of expert 0 is nearer expert 1's mean), two centroids
+    /// per expert keep both of expert 0's families and route every example right.
+    @Test func clusteredCentroidsKeepEachFamily() throws {
+        var rows: [Float] = [], labels: [Int] = []
+        var rng = SeededRandom(seed: 3)
+        for (direction, expert) in [([1, 0, 0], 0), ([0, 1, 0], 0), ([0.9, 0.3, 0.3], 1)] as [([Float], Int)] {
+            for _ in 0..<20 {
+                rows += direction.map { $0 + 0.05 * rng.nextNormal() }
+                labels.append(expert)
+            }
+        }
+        let f = Matrix(rows: labels.count, cols: 3, data: rows)
+        let (one, oneOwners) = try RouterFitting.clusteredCentroids(
+            features: f, labels: labels, expertCount: 2, perExpert: 1)
+        #expect(one.data == (try RouterFitting.centroids(features: f, labels: labels, expertCount: 2)).data)
+        #expect(oneOwners == [0, 1])
+        let (two, owners) = try RouterFitting.clusteredCentroids(
+            features: f, labels: labels, expertCount: 2, perExpert: 2, seed: 7)
+        #expect(owners == [0, 0, 1, 1])  // grouped by expert...
+        let again = try RouterFitting.clusteredCentroids(
+            features: f, labels: labels, expertCount: 2, perExpert: 2, seed: 7)
+        #expect(again.centroids.data == two.data && again.experts == owners)  // ...and the fit is reproducible
+
+        func accuracy(_ centroids: Matrix, _ owners: [Int]) throws -> Int {
+            let table = try CentroidTable(
+                centroids: WireTensor(centroids), owners: owners == [0, 1] ? [] : owners, expertCount: 2, hidden: 3)
+            let scores = f.data.withUnsafeBufferPointer { table.scores($0.baseAddress!, rows: f.rows) }
+            return scores.indices.filter { Sampler.argmax(scores[$0]) == labels[$0] }.count
+        }
+        #expect(try accuracy(two, owners) == labels.count)
+        #expect(try accuracy(one, oneOwners) < labels.count)
+        #expect(throws: SwitchyardError.self) {
+            try RouterFitting.clusteredCentroids(features: f, labels: labels, expertCount: 2, perExpert: 0)
+        }
+    }
+
+    /// A centroid table names what is wrong: an owner out of range, an expert without a centroid,
+    /// a row count that disagrees with the owners.
+    @Test func centroidTableRefusesBadOwners() throws {
+        let t = WireTensor(shape: [3, 2], values: [1, 0, 0, 1, 1, 1])
+        #expect(throws: Never.self) { try CentroidTable(centroids: t, owners: [0, 1, 0], expertCount: 2, hidden: 2) }
+        for (owners, field) in [
+            ([0, 2, 1], "centroid.centroid_experts[1]"), ([0, 0, 0], "centroid.centroid_experts"),
+            ([0, 1], "centroid.centroids"), ([], "centroid.centroids")
+        ] {
+            do {
+                _ = try CentroidTable(centroids: t, owners: owners, expertCount: 2, hidden: 2)
+                Issue.record("\(owners) accepted")
+            } catch {
+                #expect("\(error)".contains(field), "\(owners): \(error)")
+            }
+        }
+    }
+
     @Test func trainedGateSeparatesClustersAndFoldsStandardisation() throws {
         let (features, labels) = Self.clusters()
         var rng = SeededRandom(seed: 2)

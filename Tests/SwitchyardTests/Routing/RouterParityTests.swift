@@ -9,7 +9,7 @@ import Testing
         "sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2",
         "token-global",
         "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
-        "centroid-window", "smora", "smora-sigmoid"
+        "centroid-window", "centroid-multi", "centroid-multi-whole", "smora", "smora-sigmoid"
     ]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
@@ -164,8 +164,8 @@ import Testing
         let (whole, _) = try Self.run(router, s.model, prompt)
         #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
         var tokenOnly = spec
-        if case let .centroid(layer, centroids, _) = spec.gate {
-            tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token)
+        if case let .centroid(layer, centroids, _, owners) = spec.gate {
+            tokenOnly.gate = .centroid(layer: layer, centroids: centroids, context: .token, centroidExperts: owners)
         }
         let (alone, _) = try Self.run(
             try BoundRouter(spec: tokenOnly, model: s.model, experts: router.experts), s.model, prompt)

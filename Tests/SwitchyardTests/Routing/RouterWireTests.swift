@@ -59,6 +59,7 @@ import Testing
             ),
             (.token, .centroid(layer: 2, centroids: t)),
             (.token, .centroid(layer: 1, centroids: t, context: .mean)),
+            (.token, .centroid(layer: 1, centroids: t, context: .mean, centroidExperts: [1, 0])),
             (
                 .rank,
                 .rank(

@@ -1073,7 +1073,7 @@ const ProtobufCMessageDescriptor switchyard__v1__token_gate__descriptor =
   (ProtobufCMessageInit) switchyard__v1__token_gate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descriptors[4] =
 {
   {
     "layer",
@@ -1111,8 +1111,21 @@ static const ProtobufCFieldDescriptor switchyard__v1__centroid_gate__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "centroid_experts",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Switchyard__V1__CentroidGate, n_centroid_experts),
+    offsetof(Switchyard__V1__CentroidGate, centroid_experts),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__centroid_gate__field_indices_by_name[] = {
+  3,   /* field[3] = centroid_experts */
   1,   /* field[1] = centroids */
   2,   /* field[2] = context */
   0,   /* field[0] = layer */
@@ -1120,7 +1133,7 @@ static const unsigned switchyard__v1__centroid_gate__field_indices_by_name[] = {
 static const ProtobufCIntRange switchyard__v1__centroid_gate__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__centroid_gate__descriptor =
 {
@@ -1130,7 +1143,7 @@ const ProtobufCMessageDescriptor switchyard__v1__centroid_gate__descriptor =
   "Switchyard__V1__CentroidGate",
   "switchyard.v1",
   sizeof(Switchyard__V1__CentroidGate),
-  3,
+  4,
   switchyard__v1__centroid_gate__field_descriptors,
   switchyard__v1__centroid_gate__field_indices_by_name,
   1,  switchyard__v1__centroid_gate__number_ranges,

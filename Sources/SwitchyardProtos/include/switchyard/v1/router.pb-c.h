@@ -308,20 +308,26 @@ struct  Switchyard__V1__TokenGate
  * cosine(feature at `layer`, centroid_e), the feature as `context` says, from hidden states
  * entering `layer`; the choice applies to layers >= `layer`; layers before run without experts
  * (prompt tokens under PROMPT_ROUTING_WHOLE excepted).
+ * Several centroids per expert (an expert whose examples form several clusters, e.g. one per
+ * phrasing): `centroid_experts[c]` is the expert (index into RouterSpec.experts) of centroid row
+ * c, and an expert's score is the largest cosine over its centroids; every expert has at least
+ * one. Empty: one centroid per expert, row e for expert e (the paper's rule).
  */
 struct  Switchyard__V1__CentroidGate
 {
   ProtobufCMessage base;
   uint32_t layer;
   /*
-   * [experts, hidden]
+   * [experts, hidden], or [centroid_experts.size, hidden]
    */
   Switchyard__V1__Tensor *centroids;
   Switchyard__V1__CentroidContext context;
+  size_t n_centroid_experts;
+  uint32_t *centroid_experts;
 };
 #define SWITCHYARD__V1__CENTROID_GATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__centroid_gate__descriptor) \
-    , 0, NULL, SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN }
+    , 0, NULL, SWITCHYARD__V1__CENTROID_CONTEXT__CENTROID_CONTEXT_TOKEN, 0,NULL }
 
 
 /*
