@@ -5,8 +5,10 @@
 #                                base-model hidden state of the prompt entering --layer; cross-entropy
 #                                on expert labels, Adam (`switchyard router train`); top-1.
 #   Models/routers/centroid.pb   gradient-free token-level router ("Token-Level Adaptation of LoRA
-#                                Adapters"): one centroid per expert = mean hidden state of its
-#                                prompts' tokens entering --centroid-layer (default 0: the token
+#                                Adapters"): centroids = mean hidden states of an expert's prompts'
+#                                tokens entering --centroid-layer, --centroids-per-expert of them
+#                                (default 15, one per phrasing family: spherical k-means of the
+#                                expert's prompts; 1 = the paper's single mean) (default layer 0: the token
 #                                embeddings, so that the experts run on every layer); the prompt is
 #                                routed whole by its mean state (--prompt whole), then each
 #                                generated token by the mean state of the text so far (--context
@@ -24,11 +26,13 @@ models=${SWITCHYARD_MODELS:-Models}
 layer=2
 centroid_layer=0
 per_task=300
+centroids_per_expert=15
 while [ $# -gt 0 ]; do
   case "$1" in
     --layer) layer=$2; shift 2 ;;
     --centroid-layer) centroid_layer=$2; shift 2 ;;
     --per-task) per_task=$2; shift 2 ;;
+    --centroids-per-expert) centroids_per_expert=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -45,4 +49,5 @@ mkdir -p "$models/routers"
   --layer "$layer" --pooling mean --hidden 64 --epochs 40 --top-k 1 --out "$models/routers/sentence.pb" --name sentence
 "$sy" router fit-centroids --model "$models/base" --registry "$models/experts" --examples "$examples" \
   --layer "$centroid_layer" --top-k 1 --temperature 0.05 --every-n 2 --context mean --prompt whole \
+  --centroids-per-expert "$centroids_per_expert" \
   --out "$models/routers/centroid.pb" --name centroid

@@ -257,6 +257,17 @@ TASKS: dict[str, dict] = {
             "{w} reversed is what?",
             "Please reverse this string: {w}",
         ],
+        more_templates=[
+            "Reverse {w}.",
+            "Give me {w} in reverse.",
+            "Turn {w} around, letter by letter.",
+            "How is {w} written backwards?",
+            "Write the letters of {w} in the opposite order.",
+            "What do you get if you reverse {w}?",
+            "Backwards, {w} is what?",
+            "Reverse the letters in {w}, please.",
+            "Spell {w} in reverse.",
+        ],
         sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: x["w"][::-1],
     ),
@@ -269,6 +280,22 @@ TASKS: dict[str, dict] = {
             "{w} in all caps is what?",
             "Please capitalize the whole word {w}.",
         ],
+        more_templates=[
+            "Uppercase {w}.",
+            "Write {w} using only capital letters.",
+            "Turn {w} into upper case.",
+            "Capitalize every letter in {w}.",
+            "How is {w} written in uppercase?",
+            "Give me {w} in block capitals.",
+            "Change {w} to all uppercase letters.",
+            "Put {w} in capitals.",
+            "What does {w} look like in upper case letters?",
+        ],
+        unseen_templates=[
+            "Shout {w} with every letter big.",
+            "Render {w} entirely in majuscules.",
+            "Make {w} loud: all letters large.",
+        ],
         sample=lambda rng: {"w": any_word(rng, 3, 7)},
         answer=lambda x: x["w"].upper(),
     ),
@@ -279,6 +306,18 @@ TASKS: dict[str, dict] = {
             "What do you get when you sort the letters of {w}?",
             "Arrange the characters of {w} from a to z.",
             "{w} with its letters sorted is what?",
+        ],
+        more_templates=[
+            "Alphabetize the letters of {w}.",
+            "Write the letters of {w} in order from a to z.",
+            "Sort {w}.",
+            "Order the characters in {w} alphabetically.",
+            "Give me the letters of {w} sorted.",
+            "How are the letters of {w} ordered alphabetically?",
+            "Rearrange {w} so its letters are in alphabetical order.",
+            "Sort the characters of the word {w}.",
+            "Place the letters of {w} in dictionary order.",
+            "Put {w} in alphabetical order, letter by letter.",
         ],
         sample=lambda rng: {"w": any_word(rng, 3, 5)},
         answer=lambda x: "".join(sorted(x["w"])),
@@ -291,6 +330,23 @@ TASKS: dict[str, dict] = {
             "Repeat each character in {w} two times.",
             "{w} with doubled letters is what?",
         ],
+        more_templates=[
+            "Double each letter in {w}.",
+            "Write {w} with every character twice.",
+            "Give me {w} with each letter written two times.",
+            "How does {w} look with all letters doubled?",
+            "Duplicate every letter of {w}.",
+            "Say each letter of {w} twice in a row.",
+            "Double the letters of the word {w}.",
+            "Make every letter in {w} appear twice.",
+            "Type {w} doubling each of its letters.",
+            "Repeat every letter of {w} once more.",
+        ],
+        unseen_templates=[
+            "Stutter each letter of {w}.",
+            "Let every letter of {w} appear as a pair.",
+            "Twin up each letter in {w}.",
+        ],
         sample=lambda rng: {"w": any_word(rng, 3, 6)},
         answer=lambda x: "".join(c + c for c in x["w"]),
     ),
@@ -301,6 +357,18 @@ TASKS: dict[str, dict] = {
             "Write the letters of {w} separated by dashes.",
             "What is {w} spelled out with a hyphen after each letter but the last?",
             "Insert hyphens between all letters of {w}.",
+        ],
+        more_templates=[
+            "Hyphenate {w} letter by letter.",
+            "Separate the letters of {w} with hyphens.",
+            "Write {w} with a dash after each letter except the last.",
+            "Give me {w} with hyphens between its letters.",
+            "Join the letters of {w} with dashes.",
+            "How is {w} written with dashes between the letters?",
+            "Put hyphens between the letters of the word {w}.",
+            "Split {w} into letters joined by hyphens.",
+            "Add a hyphen between each pair of letters in {w}.",
+            "Spell out {w} using dashes.",
         ],
         sample=lambda rng: {"w": any_word(rng, 3, 7)},
         answer=lambda x: "-".join(x["w"]),
@@ -313,6 +381,23 @@ TASKS: dict[str, dict] = {
             "Replace every letter in {w} with the next letter of the alphabet.",
             "Caesar cipher with shift one: {w}",
         ],
+        more_templates=[
+            "Caesar shift {w} by one.",
+            "Move each letter of {w} one step forward in the alphabet.",
+            "Encrypt {w} with a shift of one.",
+            "Advance every letter of {w} by one place.",
+            "What is {w} after a Caesar shift of one?",
+            "Replace each letter of {w} with the letter after it.",
+            "Shift the letters in {w} up by one.",
+            "Apply a shift of 1 to every letter of {w}.",
+            "Give the next letter for each letter of {w}.",
+            "Rotate each letter of {w} by one.",
+        ],
+        unseen_templates=[
+            "Bump every letter of {w} to its successor.",
+            "Each letter of {w} becomes the one that follows it; what is the result?",
+            "Nudge the letters of {w} one notch along the alphabet.",
+        ],
         sample=lambda rng: {"w": any_word(rng, 3, 6), "n": 1},
         answer=lambda x: caesar(x["w"], x["n"]),
     ),
@@ -324,6 +409,18 @@ TASKS: dict[str, dict] = {
             "Drop all the a, e, i, o and u letters from {w}.",
             "{w} with no vowels is what?",
         ],
+        more_templates=[
+            "Strip the vowels out of {w}.",
+            "Write {w} without any vowels.",
+            "Take out every vowel from {w}.",
+            "Give me {w} with the vowels removed.",
+            "Keep only the consonants of {w}.",
+            "Erase the vowels in {w}.",
+            "What is left of {w} once its vowels are gone?",
+            "Remove a, e, i, o and u from the word {w}.",
+            "Cut every vowel out of {w}.",
+            "Delete the vowels of {w}.",
+        ],
         sample=lambda rng: _sample_remove_vowels(rng),
         answer=lambda x: "".join(c for c in x["w"] if c not in VOWELS),
     ),
@@ -334,6 +431,18 @@ TASKS: dict[str, dict] = {
             "Write {w} {t}, separated by spaces.",
             "Give me the word {w}, repeated {t}.",
             "{t}, write the word {w}.",
+        ],
+        more_templates=[
+            "Write the word {w} {t}.",
+            "Repeat {w} {t}.",
+            "Print {w} {t}.",
+            "Type {w} {t} with spaces between.",
+            "Give me {w} {t}.",
+            "Echo the word {w} {t}.",
+            "Output {w} {t}.",
+            "Please say the word {w} {t}.",
+            "Copy {w} {t}, separated by spaces.",
+            "Can you write {w} {t}?",
         ],
         sample=lambda rng: {"w": any_word(rng, 3, 6), "n": rng.randint(2, 3)},
         answer=lambda x: " ".join([x["w"]] * x["n"]),
@@ -380,6 +489,22 @@ HELDOUT: dict[str, dict] = {
 }
 
 
+# Held-out tasks of kind (a): a known skill asked for in phrasings no expert saw (the skill's
+# `unseen_templates`, on the skill's own inputs).  HELDOUT's tasks are kind (b), new tasks near two
+# skills, and `spell_backwards` (a new phrasing family of reverse, kind (a) as well).
+REPHRASED: dict[str, str] = {f"{skill}_rephrased": skill for skill in ("uppercase", "caesar", "double_letters")}
+HELDOUT_NAMES = list(HELDOUT) + list(REPHRASED)
+
+
+def task_phrasings(name: str) -> list[str]:
+    """The phrasings of a task as `Models/tasks` holds it."""
+    if name in REPHRASED:
+        return phrasings(TASKS[REPHRASED[name]], "unseen")
+    if name in TASKS:
+        return phrasings(TASKS[name], "extended")
+    return HELDOUT[name]["templates"]
+
+
 TASK_INDEX.update({n: i for i, n in enumerate(TASKS)})
 
 
@@ -390,24 +515,52 @@ def _sample_remove_vowels(rng: random.Random) -> dict:
             return {"w": w}
 
 
-def render(spec: dict, rng: random.Random) -> tuple[dict, str, str, int]:
+def phrasings(spec: dict, which: str) -> list[str]:
+    """The instruction phrasings a task's rows are drawn from.
+
+    `original`: the first phrasings (`templates`), the only ones before the experts learned skills; the
+    tokenizer and the base model are built from this version of the data, so they regenerate bit for bit.
+    `extended`: `templates` + `more_templates` (15 per training task), what the experts are trained and
+    tested on.  `unseen_templates` (3 per skill that has them) are in neither: the `<skill>_rephrased`
+    held-out tasks ask for a known skill in words no expert has seen."""
+    if which == "original":
+        return spec["templates"]
+    if which == "extended":
+        return spec["templates"] + spec.get("more_templates", [])
+    if which == "unseen":
+        return spec["unseen_templates"]
+    raise ValueError(which)
+
+
+def render(spec: dict, rng: random.Random, which: str = "original",
+           phrasing_rng: random.Random | None = None) -> tuple[dict, str, str]:
+    """One row.  The input (and the `{t}` wording) comes from `rng` exactly as in the original
+    data, whatever `which` is, so every version of the data has the same inputs in the same order
+    (and the same dev/test inputs, which the base model's skill listings avoid); other versions pick
+    the phrasing with their own generator."""
     x = spec["sample"](rng)
     ti = rng.randrange(len(spec["templates"]))
     slots = dict(x)
     if "n" in x and "{t}" in "".join(spec["templates"]):
         slots["t"] = ordinal_times(x["n"], rng)
-    prompt = spec["templates"][ti].format(**slots) + ANSWER_SUFFIX
+    if which != "original":
+        pool = phrasings(spec, which)
+        template = pool[phrasing_rng.randrange(len(pool))]
+    else:
+        template = spec["templates"][ti]
+    prompt = template.format(**slots) + ANSWER_SUFFIX
     # Sentence-initial lowercase input words stay lowercase (they are data, not prose).
-    return x, prompt, " " + spec["answer"](x), ti
+    return x, prompt, " " + spec["answer"](x)
 
 
 def input_key(x: dict) -> str:
     return json.dumps(x, sort_keys=True)
 
 
-def make_splits(spec: dict, seed: int, sizes: dict[str, int]) -> dict[str, list[dict]]:
+def make_splits(spec: dict, seed: int, sizes: dict[str, int], which: str = "original") -> dict[str, list[dict]]:
     """test, then dev, then train, with pairwise disjoint inputs."""
     rng = random.Random(seed)
+    phrasing_rng = random.Random(seed + 500_000)
     seen: set[str] = set()
     out: dict[str, list[dict]] = {}
     for split in ("test", "dev", "train"):
@@ -416,7 +569,7 @@ def make_splits(spec: dict, seed: int, sizes: dict[str, int]) -> dict[str, list[
         while len(rows) < sizes[split]:
             tries += 1
             assert tries < 200 * sizes[split] + 1000, f"cannot find enough unique inputs ({split})"
-            x, prompt, completion, _ = render(spec, rng)
+            x, prompt, completion = render(spec, rng, which, phrasing_rng)
             k = input_key(x)
             if k in seen:
                 continue
@@ -426,15 +579,28 @@ def make_splits(spec: dict, seed: int, sizes: dict[str, int]) -> dict[str, list[
     return out
 
 
-def build_tasks(cfg: dict) -> dict[str, dict[str, list[dict]]]:
+def build_tasks(cfg: dict, version: str = "extended") -> dict[str, dict[str, list[dict]]]:
+    """Every task's splits.  `version` `original` rebuilds the data the tokenizer and the base model
+    were made from (the first phrasings, no `_rephrased` tasks); `extended` is what `Models/tasks`
+    holds (see `phrasings`)."""
     tasks = {}
     for i, (name, spec) in enumerate(TASKS.items()):
         sizes = {"train": cfg.get("task_n_train", {}).get(name, cfg["n_train"]),
                  "dev": cfg["n_dev"], "test": cfg["n_test"]}
-        tasks[name] = make_splits(spec, 1000 + i, sizes)
+        tasks[name] = make_splits(spec, 1000 + i, sizes, "original" if version == "original" else "extended")
     for i, (name, spec) in enumerate(HELDOUT.items()):
         sizes = {"train": cfg["heldout_train"], "dev": cfg["heldout_dev"], "test": cfg["heldout_test"]}
         tasks[name] = make_splits(spec, 2000 + i, sizes)
+    if version == "extended":
+        for name, skill in REPHRASED.items():
+            # The skill's own inputs (its test inputs are its test inputs here too, so the base model's
+            # listings avoid them), in phrasings no expert saw.
+            i = list(TASKS).index(skill)
+            sizes = {"train": cfg.get("task_n_train", {}).get(skill, cfg["n_train"]),
+                     "dev": cfg["n_dev"], "test": cfg["n_test"]}
+            splits = make_splits(TASKS[skill], 1000 + i, sizes, "unseen")
+            tasks[name] = {"train": splits["train"][:cfg["heldout_train"]], "dev": splits["dev"][:cfg["heldout_dev"]],
+                           "test": splits["test"][:cfg["heldout_test"]]}
     return tasks
 
 
@@ -463,7 +629,7 @@ def stage_data(out: Path, cfg: dict) -> None:
 def load_tasks(out: Path) -> dict[str, dict[str, list[dict]]]:
     root = out / "tasks"
     return {name: {s: read_jsonl(root / name / f"{s}.jsonl") for s in ("train", "dev", "test")}
-            for name in list(TASKS) + list(HELDOUT)}
+            for name in list(TASKS) + HELDOUT_NAMES}
 
 
 # --------------------------------------------------------------------------
@@ -731,7 +897,7 @@ SPLIT_PATTERN = r" ?\p{L}| ?\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)
 
 
 def stage_tokenizer(out: Path, cfg: dict) -> None:
-    tasks = load_tasks(out)
+    tasks = build_tasks(cfg, "original")  # the data version the committed tokenizer was built from
     corpus = generic_corpus(seed=77, n_docs=20000)
     for splits in tasks.values():
         for r in splits["train"]:
@@ -821,7 +987,7 @@ def stage_base(out: Path, cfg: dict) -> None:
     # every task needs.
     t0 = time.perf_counter()
 
-    reserve_eval_inputs(load_tasks(out))
+    reserve_eval_inputs(build_tasks(cfg, "original"))  # the same inputs as Models/tasks, the first phrasings
 
     def blocks(n_blocks: int, seed: int, echo_frac: float, skill_frac: float) -> torch.Tensor:
         stream: list[int] = []
@@ -1171,7 +1337,7 @@ def stage_eval(out: Path, cfg: dict, timer: Timer | None = None) -> dict:
     from peft import PeftModel
     tok = load_tokenizer(out)
     tasks = load_tasks(out)
-    all_names = list(TASKS) + list(HELDOUT)
+    all_names = list(TASKS) + HELDOUT_NAMES
     max_new = {n: max(len(tok.encode(r["completion"], add_special_tokens=False).ids)
                       for r in tasks[n]["test"]) + 2 for n in all_names}
     results: dict[str, dict] = {n: {"n": len(tasks[n]["test"])} for n in all_names}
@@ -1193,15 +1359,15 @@ def stage_eval(out: Path, cfg: dict, timer: Timer | None = None) -> dict:
     for e in experts[1:]:
         pm.load_adapter(str(out / "experts" / e), adapter_name=e)
     pm.eval()
-    single: dict[str, dict[str, float]] = {n: {} for n in HELDOUT}
+    single: dict[str, dict[str, float]] = {n: {} for n in HELDOUT_NAMES}
     for e in experts:
         pm.set_adapter(e)
         acc, ans = score(pm, tok, tasks[e]["test"], max_new[e])
         record(e, "oracle", acc, ans)
-        for h in HELDOUT:  # every single expert on the held-out tasks
+        for h in HELDOUT_NAMES:  # every single expert on the held-out tasks
             single[h][e] = round(score(pm, tok, tasks[h]["test"], max_new[h])[0], 1)
         print(f"[eval] expert {e}: oracle {acc:.1f}% ({time.perf_counter() - t0:.0f}s)", flush=True)
-    for h in HELDOUT:
+    for h in HELDOUT_NAMES:
         best = max(single[h], key=lambda e: single[h][e])
         results[h]["best_single_expert"] = {"expert": best, "accuracy": single[h][best]}
         results[h]["single_experts"] = single[h]
@@ -1232,7 +1398,7 @@ def stage_eval(out: Path, cfg: dict, timer: Timer | None = None) -> dict:
             "best_single_expert": "held-out tasks: the best of the 8 experts used alone",
         },
         "training_tasks": experts,
-        "heldout_tasks": list(HELDOUT),
+        "heldout_tasks": HELDOUT_NAMES,
         "results": results,
         "examples": examples,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -1253,18 +1419,18 @@ def table_markdown(results: dict) -> str:
 
     def f(v):
         return "—" if v is None else f"{v:.1f}"
-    for n in list(TASKS) + ["mixed"] + list(HELDOUT):
+    for n in list(TASKS) + ["mixed"] + HELDOUT_NAMES:
         r = results[n]
         best = r.get("best_single_expert")
         best_s = f"{best['accuracy']:.1f} ({best['expert']})" if best else "—"
-        name = n + (" (held-out)" if n in HELDOUT else "")
+        name = n + (" (held-out)" if n in HELDOUT_NAMES else "")
         lines.append(f"| {name} | {f(r.get('base'))} | {f(r.get('oracle'))} | {f(r.get('uniform_merge'))} | {best_s} |")
     return "\n".join(lines)
 
 
 def print_table(results: dict) -> None:
     print(f"{'task':24s} {'base':>6s} {'oracle':>7s} {'merge':>6s}")
-    for n in list(TASKS) + ["mixed"] + list(HELDOUT):
+    for n in list(TASKS) + ["mixed"] + HELDOUT_NAMES:
         r = results[n]
         o = r.get("oracle")
         print(f"{n:24s} {r['base']:6.1f} {('%7.1f' % o) if o is not None else '      —'} {r['uniform_merge']:6.1f}")
@@ -1299,19 +1465,20 @@ def tasks_readme(tasks: dict) -> str:
         "",
         "## Tasks",
         "",
-        "Dev and test inputs never occur in train (nor in each other); test uses the same phrasings as train.",
+        "Dev and test inputs never occur in train (nor in each other); a training task's test uses the same phrasings as its train "
+        "split (15 per task; the tokenizer and the base model were built from the first 5 or 6 of them, see `train_demo.py`).",
         "",
         "| task | kind | train | dev | test | phrasings | example |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
-    for name in list(TASKS) + list(HELDOUT):
-        spec = (TASKS | HELDOUT)[name]
+    for name in list(TASKS) + HELDOUT_NAMES:
+        templates = task_phrasings(name)
         s = tasks[name]
         ex = s["test"][0]
         kind = "expert" if name in TASKS else "held-out"
         shown = (ex["prompt"] + ex["completion"]).replace("\n", "\\n")
         lines.append(f"| `{name}` | {kind} | {len(s['train'])} | {len(s['dev'])} | {len(s['test'])} | "
-                     f"{len(spec['templates'])} | `{shown}` |")
+                     f"{len(templates)} | `{shown}` |")
     lines += [
         f"| `mixed` | the 8 expert tasks' test sets, shuffled | — | — | "
         f"{sum(len(tasks[n]['test']) for n in TASKS)} | | |",
@@ -1322,12 +1489,18 @@ def tasks_readme(tasks: dict) -> str:
         "- `reverse_upper`: reverse, then upper-case (a composition of `reverse` and `uppercase`).",
         "- `spell_backwards`: the `reverse` skill with a new phrasing family (no \"reverse\"/\"backwards\").",
         "- `upper_no_vowels`: remove the vowels, then upper-case (a composition of `remove_vowels` and `uppercase`).",
+        *[f"- `{name}`: the `{skill}` skill in 3 phrasings no expert was trained on, on `{skill}`'s own inputs "
+          f"(its test inputs are `{skill}`'s test inputs)." for name, skill in REPHRASED.items()],
+        "",
+        "Kinds: `spell_backwards` and the `_rephrased` tasks ask for one known skill in new words (a new phrasing of a "
+        "skill: an expert that learned the skill, not its phrasings, should answer them); `reverse_upper` and "
+        "`upper_no_vowels` are new tasks near two skills.",
         "",
         "## Phrasings",
         "",
     ]
-    for name in list(TASKS) + list(HELDOUT):
-        lines.append(f"- `{name}`: " + "; ".join(f"`{t}`" for t in (TASKS | HELDOUT)[name]["templates"]))
+    for name in list(TASKS) + HELDOUT_NAMES:
+        lines.append(f"- `{name}`: " + "; ".join(f"`{t}`" for t in task_phrasings(name)))
     lines += [
         "",
         "Inputs: words of lowercase letters (about 30% real English words, 40% pronounceable",

@@ -72,7 +72,7 @@ REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
     token_layer=0, token_per_task=600, token_steps=300, token_l2=1e-4, token_window=40,
-    smora_batch=32, smora_steps=400, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
+    smora_batch=32, smora_steps=900, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=0, ref_examples=1,
 )
@@ -845,7 +845,7 @@ def main() -> int:
     tok = td.load_tokenizer(models)
     names = [t for t in td.TASKS if (models / "experts" / t / "adapter_model.safetensors").is_file()]
     assert names == list(td.TASKS), f"experts missing: {sorted(set(td.TASKS) - set(names))}"
-    heldout = [t for t in td.HELDOUT if (models / "tasks" / t / "test.jsonl").is_file()]
+    heldout = [t for t in td.HELDOUT_NAMES if (models / "tasks" / t / "test.jsonl").is_file()]
     experts = load_experts(models, names)
     engine = Routed(td.load_base(models), experts)
     print(f"[routers] {len(names)} experts, base hidden {engine.model.config.hidden_size}, {engine.num_layers} layers; "
