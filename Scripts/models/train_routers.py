@@ -71,7 +71,7 @@ SMORA_SCALE = float(SMORA_TOP_K)
 REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
-    token_layer=0, token_per_task=600, token_steps=300, token_l2=1e-4, token_window=40,
+    token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40,
     smora_batch=32, smora_steps=900, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=0, ref_examples=1,
