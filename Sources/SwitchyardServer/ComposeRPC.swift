@@ -5,8 +5,8 @@ extension InferenceServer {
     /// Most objective evaluations one Compose call may ask for.
     static let maxComposeBudget = 2000
 
-    /// `Compose`: LoraHub from the request's examples — COBYLA (or CMA-ES) over weights of existing experts,
-    /// one progress event per objective evaluation — then the result is written into the registry and is
+    /// `Compose`: LoraHub from the request's examples — each expert alone first, then COBYLA (or
+    /// CMA-ES) from the best, over weights of existing experts, one progress event per objective evaluation — then the result is written into the registry and is
     /// servable at once. Runs on the RPC work queue, beside the engine.
     func compose(_ m: WireMessage, call: ServerCall) throws {
         let name = m.string("name")

@@ -6,12 +6,13 @@ enum ComposeCommand: Command {
     static let name = "compose"
     static let summary = "LoraHub: compose existing experts for a new task from a few examples"
     static let discussion = """
-        LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free from w = 0, for the
+        LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free, for the
         composed adapter A = Σ w·√s·A_i, B = Σ w·√s·B_i, minimising LoraHub's objective (upstream
         lorahub/algorithm.py): the base model's mean cross-entropy on the examples' completions
         (+ eos) divided by the number of examples, plus l1 · mean|w|. The best is written to the
         registry as a new expert (a PEFT directory), marked as composed in its safetensors metadata
-        so that later default pools leave it out.
+        so that later default pools leave it out. By default the search starts from the best expert
+        alone (each is tried at weight 1 first, within the budget); --start zero is LoraHub's start.
         """
 
     struct Options: ParsableArguments {
@@ -40,8 +41,18 @@ enum ComposeCommand: Command {
                 "cobyla: deterministic trust region, what LoraHub's nevergrad NGOpt runs at this size; cmaes: separable CMA-ES, seeded."
         )
         var optimizer: CompositionOptimizer = .cobyla
+        @Option(
+            help:
+                "best-single: each expert alone at weight 1 first (n of the evaluations), then the search from the best of them; zero: from w = 0, as LoraHub."
+        )
+        var start: CompositionStart = .bestSingle
         @Option(help: "Objective evaluations, all spent.")
         var budget = 40
+        @Option(
+            help:
+                "COBYLA's initial trust-region radius. Default 0.5, nevergrad's step for these bounds."
+        )
+        var radius: Float?
         @Option(help: "Weight of mean|w| in the objective (LoraHub's).")
         var l1: Float = 0.05
         @Option(placeholder: "S", help: "CMA-ES seed (COBYLA is deterministic).")
@@ -50,6 +61,12 @@ enum ComposeCommand: Command {
         @OptionGroup var registry: RegistryOptions
 
         func validate() throws {
+            if let radius {
+                guard optimizer == .cobyla else { throw UsageError("--radius is COBYLA's; CMA-ES steps 0.5") }
+                guard radius > 0, radius <= 3 else {
+                    throw UsageError("--radius must be in (0, 3] (the bounds are ±1.5), got \(radius)")
+                }
+            }
             guard budget >= 1 else { throw UsageError("--budget must be ≥ 1, got \(budget)") }
             guard preselect == nil || experts == nil else {
                 throw UsageError("--preselect chooses the pool; it cannot be combined with --experts")
@@ -94,7 +111,8 @@ enum ComposeCommand: Command {
         let baseLoss = try hub.crossEntropy(nil)
         var bar = ProgressBar(total: budget, label: "compose")
         let result = try hub.search(
-            optimizer: optimizer, budget: budget, seed: UInt64(truncatingIfNeeded: options.seed)
+            optimizer: optimizer, budget: budget, seed: UInt64(truncatingIfNeeded: options.seed),
+            initialRadius: options.radius ?? LoraHubComposer.defaultInitialRadius, start: options.start
         ) { evaluations, best in
             bar.update(evaluations, suffix: String(format: "best %.4f", best))
         }

@@ -21,6 +21,15 @@ public enum CompositionOptimizer: String, CaseIterable, Sendable {
     case cmaes
 }
 
+/// Where composition's search starts.
+public enum CompositionStart: String, CaseIterable, Sendable {
+    /// w = 0, the base model (LoraHub's start).
+    case zero
+    /// Each expert alone at weight 1 first (one evaluation each, within the budget), then the
+    /// search from the best of them: the default.
+    case bestSingle = "best-single"
+}
+
 /// LoraHub-style gradient-free composition: find weights w over K experts (same rank) such that
 /// the composed adapter `A = Σ w_i·√s_i·A_i`, `B = Σ w_i·√s_i·B_i` (scale 1; equal to LoraHub's
 /// `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale) minimises LoraHub's objective
@@ -144,23 +153,69 @@ public final class LoraHubComposer {
         return order.prefix(count).map { router.spec.experts[$0].name }
     }
 
-    /// Searches the weights from zero within ±1.5 (LoraHub's bounds) with exactly `budget`
-    /// objective evaluations and returns the best. COBYLA starts with radius 0.5 (nevergrad's
-    /// step for these bounds); CMA-ES with step 0.5 and `seed`.
+    /// Searches the weights within ±1.5 (LoraHub's bounds) with exactly `budget` objective
+    /// evaluations and returns the best. `start` `.bestSingle` (the default) first evaluates each
+    /// expert alone at weight 1 (n of the evaluations), then searches from the best of them, so the
+    /// result is never worse on the examples than the best single expert; `.zero` searches from
+    /// w = 0 as LoraHub does. COBYLA starts with radius `initialRadius` (0.5, nevergrad's step for
+    /// these bounds); CMA-ES with step 0.5 and `seed`.
     public func search(
         optimizer: CompositionOptimizer = .cobyla, budget: Int = 40, seed: UInt64 = 0,
+        initialRadius: Float = defaultInitialRadius, start: CompositionStart = .bestSingle,
         onEvaluation: ((Int, Float) -> Void)? = nil
     ) throws -> OptimizationResult {
-        let start = [Float](repeating: 0, count: experts.count)
+        guard budget >= 1 else {
+            throw SwitchyardError.invalidArgument("compose: the budget must be at least 1 evaluation, got \(budget)")
+        }
+        let n = experts.count
+        var origin = [Float](repeating: 0, count: n)
+        var screened: OptimizationResult? = nil
+        if start == .bestSingle {
+            var ledger = EvaluationLedger(budget: min(n, budget), onEvaluation: onEvaluation)
+            for i in 0..<n where !ledger.exhausted {
+                _ = try ledger.evaluate((0..<n).map { $0 == i ? 1 : 0 }, objective)
+            }
+            screened = ledger.result
+            origin = ledger.best
+        }
+        let offset = screened?.evaluations ?? 0
+        guard budget > offset else { return screened! }
+        // The search's first evaluation is `origin`; when screened its value is known, so it is
+        // answered from that record and not counted (the search gets one more to spend).
+        let known = screened.map { ($0.best, $0.bestValue) }
+        let free = known == nil ? 0 : 1
+        var first = true
+        let objective: ([Float]) throws -> Float = { w in
+            defer { first = false }
+            if first, let known, known.0 == w { return known.1 }
+            return try self.objective(w)
+        }
+        let floor = screened?.bestValue ?? .infinity
+        let report = onEvaluation.map { report in
+            { (evaluations: Int, best: Float) in
+                if evaluations > free { report(offset + evaluations - free, min(best, floor)) }
+            }
+        }
+        let rest = budget - offset + free
+        let result: OptimizationResult
         switch optimizer {
         case .cobyla:
-            return try Cobyla(dimension: experts.count, initialRadius: 0.5, bounds: Self.bounds)
-                .minimize(start: start, budget: budget, objective: objective, onEvaluation: onEvaluation)
+            result = try Cobyla(dimension: n, initialRadius: initialRadius, bounds: Self.bounds)
+                .minimize(start: origin, budget: rest, objective: objective, onEvaluation: report)
         case .cmaes:
-            return try SeparableCMAES(dimension: experts.count, initialStep: 0.5, bounds: Self.bounds, seed: seed)
-                .minimize(start: start, budget: budget, objective: objective, onEvaluation: onEvaluation)
+            result = try SeparableCMAES(dimension: n, initialStep: 0.5, bounds: Self.bounds, seed: seed)
+                .minimize(start: origin, budget: rest, objective: objective, onEvaluation: report)
         }
+        guard let screened else { return result }
+        let tail = result.history.dropFirst(free)
+        return OptimizationResult(
+            best: result.bestValue < screened.bestValue ? result.best : screened.best,
+            bestValue: min(result.bestValue, screened.bestValue), evaluations: screened.evaluations + tail.count,
+            history: screened.history + tail.map { min($0, floor) })
     }
+
+    /// COBYLA's default initial radius: 0.5, nevergrad's step for LoraHub's bounds.
+    public static let defaultInitialRadius: Float = 0.5
 
     /// LoraHub's bounds on every weight.
     public static let bounds: ClosedRange<Float> = -1.5...1.5

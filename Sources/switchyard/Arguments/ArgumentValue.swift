@@ -129,3 +129,4 @@ extension Selection.PromptRouting: ChoiceArgument {
     var argumentName: String { self == .perToken ? "per-token" : "whole" }
 }
 extension CompositionOptimizer: ChoiceArgument {}
+extension CompositionStart: ChoiceArgument {}

@@ -91,6 +91,29 @@ import Testing
                 == reloaded.composition)
     }
 
+    @Test(arguments: CompositionOptimizer.allCases)
+    func searchStartsFromTheBestSingleExpert(optimizer: CompositionOptimizer) throws {
+        let (model, experts, examples) = try Self.setup()
+        let hub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        let singles = try experts.indices.map { i in try hub.objective(experts.indices.map { $0 == i ? 1 : 0 }) }
+        let bestSingle = singles.min()!
+        // A budget of n is the screen alone: the best expert at weight 1, exactly.
+        let screen = try hub.search(optimizer: optimizer, budget: experts.count)
+        #expect(screen.evaluations == experts.count && screen.bestValue == bestSingle)
+        #expect(screen.best == experts.indices.map { $0 == singles.firstIndex(of: bestSingle)! ? 1 : 0 })
+        // A larger budget is spent exactly (the search's known first point is not counted again),
+        // its history never increases, and it ends no worse than the best single expert.
+        var reported: [Int] = []
+        let result = try hub.search(optimizer: optimizer, budget: 12) { evaluations, _ in reported.append(evaluations) }
+        #expect(result.evaluations == 12 && result.history.count == 12 && reported == Array(1...12))
+        #expect(result.history == result.history.sorted(by: >) && result.history[experts.count - 1] == bestSingle)
+        let recomputed = try hub.objective(result.best)
+        #expect(result.bestValue <= bestSingle && abs(recomputed - result.bestValue) < 1e-6)
+        // From zero (LoraHub's start) the first point is w = 0.
+        let zero = try hub.search(optimizer: optimizer, budget: 1, start: .zero)
+        #expect(zero.best == [0, 0, 0])
+    }
+
     @Test func defaultPoolsLeaveComposedExpertsOut() throws {
         let (model, experts, examples) = try Self.setup()
         let dir = try FixturePaths.temporaryDirectory()
