@@ -71,13 +71,13 @@ SMORA_SCALE = float(SMORA_TOP_K)
 REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
-    token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40,
+    token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40, token_every_n=8,
     smora_batch=32, smora_steps=900, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
-    token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0,
+    token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0, token_every_n=2,
     smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
     smora_calib_per_task=8, classifier_steps=20, calib_mix="own", classifier_l2=1e-4, smora_resume="",
     eval_limit=8, ref_examples=1,
@@ -260,18 +260,27 @@ def engine_from_spec(engine: Routed, spec) -> None:
         state: dict = {}
 
         window = spec.selection.context_window
+        every_n = spec.selection.every_n or 1
 
         def gate(l: int, h: torch.Tensor):
             if l == 0:
                 # The rows so far (the last `window` of them when set); the prompt: one decision
-                # from its mean, then one generated token per row.
+                # from its mean, then one generated token per row.  every_n: the token at absolute
+                # position p keeps the mix decided at p - p % every_n (the prompt's mix when that
+                # anchor lies inside the prompt), so only anchors past the prompt decide anew.
                 assert "rows" not in state or h.shape[1] == 1
                 rows = h if "rows" not in state else torch.cat([state["rows"], h], 1)
                 state["rows"] = rows[:, -window:] if window else rows
+                position = state.get("next", 0)
+                state["next"] = position + h.shape[1]
+                if "row_mix" in state and position % every_n != 0:
+                    state["mix"] = state["row_mix"][:, None, :].expand(h.shape[0], h.shape[1], E)
+                    return state["mix"]
                 probs = torch.softmax((state["rows"].mean(1) @ w.T + b) / temp, dim=-1)
                 local = select_topk(probs, min(k, len(experts)))
                 mix = torch.zeros(h.shape[0], E)
                 mix[:, experts] = local
+                state["row_mix"] = mix
                 state["mix"] = mix[:, None, :].expand(h.shape[0], h.shape[1], E)
             return state["mix"]
         engine.configure(gate=gate)
@@ -503,7 +512,7 @@ def train_token(engine: Routed, by_task: list[list], cfg: dict, names: list[str]
     pb = rp.load_router_pb2()
     spec = new_spec("token", "TOKEN", dict(mode=pb.SELECTION_TOP_K, top_k=TOKEN_TOP_K, temperature=1.0,
                                            prompt_routing=pb.PROMPT_ROUTING_WHOLE,
-                                           context_window=cfg["token_window"]),
+                                           context_window=cfg["token_window"], every_n=cfg["token_every_n"]),
                     [(n, sha256_file(models / "experts" / n / "adapter_model.safetensors")) for n in names],
                     {"generator": GENERATOR, "seed": SEEDS["token"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
                      "fit": f"logistic regression, {cfg['token_steps']} steps, {cfg['token_per_task']} examples per task"})
@@ -728,8 +737,9 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"`source_layer` {cfg.get('token_layer', 0)} (the token embeddings), F32 weight [8, hidden] + bias [8], `context` MEAN "
         f"with `context_window` {cfg.get('token_window', 0)}: scores = mean(h_t-{cfg.get('token_window', 0) - 1}..h_t) · Wᵀ + b, "
         "the mean state of the recent text; `prompt_routing` WHOLE: the prompt is routed once by the mean over "
-        "its last tokens, then every generated token by the mean of the text before it; selection "
-        f"`TOP_K` k {TOKEN_TOP_K}, temperature 1; the mix applies to every layer's 7 projections |",
+        "its last tokens, then the generated tokens by the mean of the text up to them, re-decided at every "
+        f"position p with p % {cfg.get('token_every_n', 1)} == 0 (`every_n` {cfg.get('token_every_n', 1)}; the tokens between keep the "
+        f"last decision); selection `TOP_K` k {TOKEN_TOP_K}, temperature 1; the mix applies to every layer's 7 projections |",
         f"| `smora.pb` ({files.get('smora.pb', 0) / 1e6:.1f} MB) | RANK | SMoRA, rank-as-expert: one `RankModule` per (layer, "
         f"projection) for q, k, v, o, gate, up, down of every layer, total rank R {SMORA_RANK}, F32 A [R, in], "
         f"B [out, R], gate G [R, in], scale {SMORA_SCALE:g}; per token the top {SMORA_TOP_K} ranks by G·x are active, "
