@@ -273,15 +273,12 @@ def engine_from_spec(engine: Routed, spec) -> None:
                 state["rows"] = rows[:, -window:] if window else rows
                 position = state.get("next", 0)
                 state["next"] = position + h.shape[1]
-                if "row_mix" in state and position % every_n != 0:
-                    state["mix"] = state["row_mix"][:, None, :].expand(h.shape[0], h.shape[1], E)
-                    return state["mix"]
-                probs = torch.softmax((state["rows"].mean(1) @ w.T + b) / temp, dim=-1)
-                local = select_topk(probs, min(k, len(experts)))
-                mix = torch.zeros(h.shape[0], E)
-                mix[:, experts] = local
-                state["row_mix"] = mix
-                state["mix"] = mix[:, None, :].expand(h.shape[0], h.shape[1], E)
+                if "row_mix" not in state or position % every_n == 0:
+                    probs = torch.softmax((state["rows"].mean(1) @ w.T + b) / temp, dim=-1)
+                    local = select_topk(probs, min(k, len(experts)))
+                    state["row_mix"] = torch.zeros(h.shape[0], E)
+                    state["row_mix"][:, experts] = local
+                state["mix"] = state["row_mix"][:, None, :].expand(h.shape[0], h.shape[1], E)
             return state["mix"]
         engine.configure(gate=gate)
     elif kind == "token":

@@ -6,8 +6,9 @@ extension InferenceServer {
     static let maxComposeBudget = 2000
 
     /// `Compose`: LoraHub from the request's examples — each expert alone first, then COBYLA (or
-    /// CMA-ES) from the best, over weights of existing experts, one progress event per objective evaluation — then the result is written into the registry and is
-    /// servable at once. Runs on the RPC work queue, beside the engine.
+    /// CMA-ES) from the best, over weights of existing experts, one progress event per objective
+    /// evaluation — then the result is written into the registry and is servable at once. Runs on
+    /// the RPC work queue, beside the engine.
     func compose(_ m: WireMessage, call: ServerCall) throws {
         let name = m.string("name")
         do { try ExpertRegistry.validateName(name) } catch { throw GRPCStatus(.invalidArgument, "name: \(error)") }
