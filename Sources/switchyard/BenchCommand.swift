@@ -77,9 +77,14 @@ enum DecodeBench: Command {
         (N sequences of different prompt lengths decoded together; skipped when N is 1) and the
         ratio batch-N / batch-1; with --expert, batch-1 decode with that PEFT adapter unmerged and
         its ratio to the base. The weight types that ran are printed with the model.
+        Then the roofline: the machine's Float32 multiply-add peak, measured in the same run on the
+        same threads (independent 8-lane FMAs), and the fraction of it each decode figure reaches
+        (multiply-adds of the projections, attention and head per token); peak / batch-1 rate is the
+        most any batch can speed decode up on this machine.
         JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
         decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
-        expert_vs_base.
+        expert_vs_base, multiply_add_peak_per_s, decode_b1_of_peak, decode_b8_of_peak (batch N),
+        batch_speedup_ceiling.
         """
 
     struct Options: ParsableArguments {
@@ -134,13 +139,18 @@ enum DecodeBench: Command {
                 routing: [.experts([$0])])
         }
         let prefillRate = Double(promptTokens) / prefill
+        let roofline = Roofline(
+            peak: BLAS.multiplyAddPeak(),
+            macsPerToken: Double(model.config.multiplyAddsPerToken(depth: promptTokens + decodeTokens / 2)))
         if json {
             try DecodeReport(
                 model: label, weights: BenchModel.weightTypes(model), parameters: model.config.parameterCount,
                 threads: BLAS.threadCount, residentBytesAfterLoad: resident, promptTokens: promptTokens,
                 decodeTokens: decodeTokens, batch: batch, prefillTokensPerS: prefillRate, decodeTokensPerSB1: b1,
                 decodeTokensPerSB8: bn, batchSpeedup: bn.map { $0 / b1 }, decodeTokensPerSB1Expert: withExpert,
-                expertVsBase: withExpert.map { $0 / b1 }
+                expertVsBase: withExpert.map { $0 / b1 }, multiplyAddPeakPerS: roofline.peak,
+                decodeB1OfPeak: roofline.fraction(b1), decodeB8OfPeak: bn.map(roofline.fraction),
+                batchSpeedupCeiling: roofline.speedupCeiling(b1)
             ).printJSON()
         } else {
             print("model: \(label) (\(model.config.parameterCount) parameters), threads: \(BLAS.threadCount)")
@@ -153,10 +163,33 @@ enum DecodeBench: Command {
                     "decode batch 1, expert \(EscapedText.quoted(adapter.name)) unmerged: \(fmt(withExpert)) tokens/s  (\(fmt(withExpert / b1))× base)"
                 )
             }
+            let peak = String(format: "%.1f", roofline.peak / 1e9)
+            let macs = String(format: "%.1f", roofline.macsPerToken / 1e6)
+            print(
+                "multiply-add peak:        \(peak) G/s  (measured now, \(BLAS.threadCount) threads; \(macs) M per token)"
+            )
+            var shares = "decode batch 1 \(percent(roofline.fraction(b1)))"
+            if let bn { shares += ", batch \(batch) \(percent(roofline.fraction(bn)))" }
+            print(
+                "share of peak:            \(shares); no batch can exceed \(fmt(roofline.speedupCeiling(b1)))× batch 1 here"
+            )
         }
     }
 
     static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
+    static func percent(_ x: Double) -> String { String(format: "%.0f%%", 100 * x) }
+
+    /// A decode rate against the machine's multiply-add peak: tokens/s × multiply-adds per token is
+    /// the work rate, and the peak over batch 1's work rate bounds what batching can add (a batch
+    /// reads the weights once, but every row still costs its own multiply-adds).
+    struct Roofline {
+        /// Multiply-adds per second, measured (`BLAS.multiplyAddPeak`).
+        let peak: Double
+        /// Multiply-adds of one decoded token (`ModelConfig.multiplyAddsPerToken`).
+        let macsPerToken: Double
+        func fraction(_ tokensPerSecond: Double) -> Double { tokensPerSecond * macsPerToken / peak }
+        func speedupCeiling(_ batchOneTokensPerSecond: Double) -> Double { 1 / fraction(batchOneTokensPerSecond) }
+    }
 }
 
 extension Double {
@@ -174,6 +207,9 @@ extension DecodeBench {
         let promptTokens, decodeTokens, batch: Int
         let prefillTokensPerS, decodeTokensPerSB1: Double
         let decodeTokensPerSB8, batchSpeedup, decodeTokensPerSB1Expert, expertVsBase: Double?
+        let multiplyAddPeakPerS, decodeB1OfPeak: Double
+        let decodeB8OfPeak: Double?
+        let batchSpeedupCeiling: Double
 
         enum CodingKeys: String, CodingKey {
             case model, weights, parameters, threads, batch
@@ -181,7 +217,9 @@ extension DecodeBench {
             case decodeTokens = "decode_tokens", prefillTokensPerS = "prefill_tokens_per_s"
             case decodeTokensPerSB1 = "decode_tokens_per_s_b1", decodeTokensPerSB8 = "decode_tokens_per_s_b8"
             case batchSpeedup = "batch_speedup", decodeTokensPerSB1Expert = "decode_tokens_per_s_b1_expert"
-            case expertVsBase = "expert_vs_base"
+            case expertVsBase = "expert_vs_base", multiplyAddPeakPerS = "multiply_add_peak_per_s"
+            case decodeB1OfPeak = "decode_b1_of_peak", decodeB8OfPeak = "decode_b8_of_peak"
+            case batchSpeedupCeiling = "batch_speedup_ceiling"
         }
     }
 }

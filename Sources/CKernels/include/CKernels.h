@@ -60,6 +60,11 @@ int sy_svd(int m, int n, double *a, double *s, double *u, double *vt);
 /// 1 when the AVX2+FMA path is in use.
 int sy_kernels_have_avx2(void);
 
+/// The machine's Float32 multiply-add peak in multiply-adds per second, measured for about
+/// `seconds` on every pool thread at once (independent 8-lane FMAs with AVX2+FMA, scalar otherwise):
+/// the roofline a compute-bound kernel approaches. Not thread-safe against other pool jobs' timing.
+double sy_multiply_add_peak(double seconds);
+
 // ---- Quantised weights (llama.cpp block formats) ------------------------------------------
 
 #include <stddef.h>

@@ -107,6 +107,17 @@ public struct ModelConfig: Sendable, Equatable {
         return numLayers * perLayer + embed * (tieWordEmbeddings ? 1 : 2) + hiddenSize
     }
 
+    /// Multiply-adds of one token's forward pass at KV depth `depth` (the token attends to `depth`
+    /// earlier positions and itself): every projection, the attention scores and weighted values,
+    /// and the output head. Norms, activations and RoPE are left out (a few per value, not per
+    /// weight). The count a decode step's time is compared with against the machine's peak.
+    public func multiplyAddsPerToken(depth: Int) -> Int {
+        let attn = hiddenSize * headDim * (2 * numHeads + 2 * numKVHeads)
+        let mlp = 3 * hiddenSize * intermediateSize
+        let scores = 2 * numHeads * headDim * (depth + 1)
+        return numLayers * (attn + mlp + scores) + vocabSize * hiddenSize
+    }
+
     /// Largest values accepted for each size. Far above any released model, low enough that every
     /// size product the model computes (weights per layer, parameter counts, KV cache offsets) fits
     /// in an `Int` — a hostile config must not turn into an overflow or a giant allocation.

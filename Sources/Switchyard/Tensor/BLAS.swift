@@ -14,6 +14,13 @@ public enum BLAS {
         Int(sy_threads())
     }
 
+    /// The machine's Float32 multiply-add peak (multiply-adds per second), measured for about
+    /// `seconds` on every pool thread (`sy_multiply_add_peak`): the roofline of compute-bound work.
+    /// Call it when nothing else runs on the pool.
+    public static func multiplyAddPeak(seconds: Double = 1) -> Double {
+        sy_multiply_add_peak(seconds)
+    }
+
     /// Sets up the pool once, which turns OpenBLAS's own threads off (`sy_set_threads`), before a
     /// product that calls OpenBLAS directly.
     private static let configureOnce: Void = { _ = sy_threads() }()

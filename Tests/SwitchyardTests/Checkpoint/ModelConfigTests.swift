@@ -20,6 +20,22 @@ import Testing
         do { _ = try parse(changes); return "no error" } catch { return "\(error)" }
     }
 
+    /// The bench's roofline divides by this count: every projection's out × in (from
+    /// `projectionShape`), scores and weighted values over depth + 1 positions per query head, and
+    /// the head, for SmolLM2-135M's shape (9 query heads over 3 KV heads: the KV grouping must not
+    /// shrink the attention term).
+    @Test func multiplyAddsPerTokenCountsProjectionsAttentionAndHead() {
+        let c = ModelConfig.smolLM2_135M
+        let projections = ProjectionKind.allCases.reduce(0) {
+            $0 + c.projectionShape($1).out * c.projectionShape($1).in
+        }
+        #expect(projections == 576 * 576 * 2 + 576 * 192 * 2 + 3 * 576 * 1536)
+        for depth in [0, 63, 2048] {
+            let attention = 2 * 9 * 64 * (depth + 1)
+            #expect(c.multiplyAddsPerToken(depth: depth) == 30 * (projections + attention) + 49152 * 576)
+        }
+    }
+
     @Test func readsTheFixtureConfigs() throws {
         let llama = try ModelConfig.load(from: FixturePaths.url("models/llama-gqa/config.json"))
         #expect(

@@ -23,6 +23,15 @@ import Testing
         #expect(openblas_get_num_threads() == 1)
     }
 
+    /// The bench's roofline: a positive, finite rate from a short measurement on every pool thread,
+    /// and a job that returns (the loop is sized from the time asked for, not fixed).
+    @Test func multiplyAddPeakIsMeasured() {
+        let start = Date()
+        let peak = sy_multiply_add_peak(0.05)
+        #expect(peak.isFinite && peak > 1e6)
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
     @Test func everyTaskRunsOnceAndNoneOutlivesItsJob() {
         let jobs = Int(ProcessInfo.processInfo.environment["SWITCHYARD_POOL_JOBS"] ?? "") ?? 600_000
         let saved = sy_threads()
