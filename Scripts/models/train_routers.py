@@ -8,10 +8,13 @@
 Needs what `train_demo.py` wrote (`Models/base`, `Models/experts/<task>`, `Models/tasks`).
 Writes (router.proto wire format, checked by Scripts/fixtures/check_router_bytes.py):
 
-    Models/routers/token.pb     TokenGate: one LayerGate per decoder layer over the 8 experts,
-                                TOP_K k 2 (MoLE / MeteoRA style), experts frozen
+    Models/routers/token.pb     TokenGate: a global gate at layer 0 over the 8 experts on the mean
+                                embedding of the recent text (prompt routed whole, every_n 8),
+                                fitted as a task classifier, experts frozen
     Models/routers/smora.pb     RankGate: rank-as-expert LoRA (SMoRA), R 64 per projection,
-                                8 active ranks per token, softmax over the selected gate scores
+                                8 active ranks per token, softmax over the selected gate scores;
+                                trained from scratch on the mixture (`--set smora_init='"experts"'`:
+                                the former initialisation from the experts' SVD blocks)
     Models/routers/README.md    how they were trained, accuracy measured here in Python
     Models/routers/eval_python.json
 
@@ -25,8 +28,7 @@ Routing semantics (Scripts/fixtures/README.md, "Routers") are applied with forwa
 float32 base model: a pre-hook on each decoder layer sees the hidden state entering it (before its
 RMSNorm) and computes that layer's expert mix for every token; a hook on each projection adds
 sum_e w[t, e] * s_e * B_e A_e x (experts) or the SMoRA rank update.  Training uses exactly the
-inference forward (top-k, renormalised; gradients flow through the selected weights); the token
-router gets a dense-softmax warm-up first.  After export, the routers are re-read from their
+inference forward (top-k, renormalised; gradients flow through the selected weights).  After export, the routers are re-read from their
 bytes and checked against the batch-1 PyTorch reference of router_fixtures.py (logits within
 1e-4), then evaluated by greedy decoding (KV cache, stop at <|eos|>) on every test set.
 """
@@ -72,15 +74,15 @@ REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
     token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40, token_every_n=8,
-    smora_batch=32, smora_steps=900, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=20,
+    smora_batch=32, smora_steps=1500, smora_lr_ab=3e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
-    eval_limit=0, ref_examples=1,
+    smora_init="scratch", eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
     token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0, token_every_n=2,
     smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
     smora_calib_per_task=8, classifier_steps=20, calib_mix="own", classifier_l2=1e-4, smora_resume="",
-    eval_limit=8, ref_examples=1,
+    smora_init="scratch", eval_limit=8, ref_examples=1,
 )
 SEEDS = dict(token=8100, token_batches=8101, smora=8200, smora_batches=8201)
 
@@ -612,6 +614,23 @@ def smora_init(engine: Routed, experts: list[dict], examples_by_task: list[list]
     return params
 
 
+def smora_scratch(engine: Routed) -> dict:
+    """SMoRA as its paper trains it: one rank-R LoRA per module learned from the task mixture, not
+    derived from the experts. A as PEFT initialises lora_A (Kaiming-uniform, a = sqrt(5): bound
+    1/sqrt(in)), B zero (so training starts at the base model), G Gaussian with std 1/sqrt(in)."""
+    gen = torch.Generator().manual_seed(SEEDS["smora"])
+    params = {}
+    for l in range(engine.num_layers):
+        for parent, proj in PROJECTIONS:
+            lin = getattr(getattr(engine.model.model.layers[l], parent), proj)
+            bound = 1.0 / math.sqrt(lin.in_features)
+            a = (torch.rand(SMORA_RANK, lin.in_features, generator=gen) * 2 - 1) * bound
+            b = torch.zeros(lin.out_features, SMORA_RANK)
+            g = torch.randn(SMORA_RANK, lin.in_features, generator=gen) * bound
+            params[(l, proj)] = [a, b, g]
+    return params
+
+
 def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task, cfg: dict, names: list[str]):
     seed_all(SEEDS["smora"])
     t0 = time.perf_counter()
@@ -620,11 +639,12 @@ def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task,
         spec = parse(Path(cfg["smora_resume"]).read_bytes())
         init = {(m.layer, m.module): [T(m.a), T(m.b), T(m.gate)] for m in spec.rank.modules}
         print(f"[smora] resumed from {cfg['smora_resume']}", flush=True)
+    elif cfg["smora_init"] == "scratch":
+        init = smora_scratch(engine)
     else:
         init = smora_init(engine, experts, examples_by_task, cfg)
     init_s = time.perf_counter() - t0
-    print(f"[smora] init from the experts (SVD, rank {SMORA_RANK // len(experts)} each) and task means: "
-          f"{init_s:.1f}s", flush=True)
+    print(f"[smora] init ({cfg['smora_init']}): {init_s:.1f}s", flush=True)
     params = {k: [torch.nn.Parameter(t.clone()) for t in v] for k, v in init.items()}
     engine.configure(rank={k: rank_delta_fn(a, b, g, SMORA_SCALE, SMORA_TOP_K, 1.0) for k, (a, b, g) in params.items()})
     ab = [p for v in params.values() for p in v[:2]]
@@ -639,8 +659,9 @@ def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task,
     pb = rp.load_router_pb2()
     spec = new_spec("smora", "RANK", dict(mode=pb.SELECTION_TOP_K, top_k=SMORA_TOP_K, temperature=1.0), [],
                     {"generator": GENERATOR, "seed": SEEDS["smora"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
-                     "steps": str(steps), "init": f"experts {','.join(names)} (rank {SMORA_RANK // len(names)} SVD "
-                                                 f"truncation each, concatenated in this order)"})
+                     "steps": str(steps), "init": "scratch (PEFT's LoRA init, B = 0)" if cfg["smora_init"] == "scratch" else
+                     f"experts {','.join(names)} (rank {SMORA_RANK // len(names)} SVD truncation each, concatenated in "
+                     f"this order)"})
     spec.rank.activation = pb.RANK_ACTIVATION_SOFTMAX
     for l in range(engine.num_layers):
         for _, proj in PROJECTIONS:
@@ -763,24 +784,31 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"{tok_info.get('train_accuracy', '—')} (prompts {tok_info.get('prompt_accuracy', '—')}, completion positions "
         f"{tok_info.get('completion_accuracy', '—')}); {report.get('train_seconds_by_router', {}).get('token', '—')} s "
         "(most of it reading the embeddings).",
-        f"- **smora**: initialised from the {len(names)} experts: each expert's update s·B·A (rank "
-        f"{'/'.join(map(str, report['expert_ranks']))}) truncated by SVD to its top {per} singular directions, "
-        f"concatenated along the rank (expert i owns ranks {per}i…{per}i+{per - 1}, order {', '.join(names)}); with "
-        f"scale {SMORA_SCALE:g} = k, uniform activations over one expert's {per} ranks give exactly its truncated "
-        "update. Gate rows of expert i's block = class i's weight vector of a linear task classifier "
-        "(multinomial logistic regression without bias, "
-        f"{cfg['classifier_steps']} steps, L2 {cfg['classifier_l2']:g}) fitted per projection on its inputs at "
-        f"{cfg['smora_calib_per_task']} calibration prompts of every task (run with the task's own expert "
-        f"active), plus noise of 1% of the row norm (seed {SEEDS['smora']}, no exact ties), so a token classified "
-        f"as task i activates i's ranks almost uniformly. Then A, B and G trained together for "
-        f"{(sm_info.get('resumed_after') or sm_info).get('steps', cfg['smora_steps'])} steps with the "
-        f"exact top-{SMORA_TOP_K} forward, batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / "
-        f"{cfg['smora_lr_gate']:g} (G)"
-        + (f", then continued from that file for {sm_info.get('steps')} more steps with a fresh schedule "
-           f"(`--set smora_resume=Models/routers/smora.pb --set smora_steps={sm_info.get('steps')} --set smora_warmup=10`; "
-           f"LM loss {sm_info['resumed_after'].get('final_loss')} after the first "
-           f"{sm_info['resumed_after'].get('steps')} steps, {sm_info['resumed_after'].get('seconds')} s)"
-           if sm_info.get("resumed_after") else "")
+        (f"- **smora**: trained from scratch on the task mixture, as the SMoRA paper trains it (the experts are "
+         f"not used): per module A [{SMORA_RANK}, in] initialised as PEFT initialises lora_A (Kaiming-uniform, bound "
+         f"1/√in), B [out, {SMORA_RANK}] zero (training starts at the base model), G [{SMORA_RANK}, in] Gaussian with std "
+         f"1/√in (seed {SEEDS['smora']}); A, B and G trained together for "
+         f"{sm_info.get('steps', cfg['smora_steps'])} steps with the exact top-{SMORA_TOP_K} forward, batch "
+         f"{cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / {cfg['smora_lr_gate']:g} (G)"
+         if cfg.get("smora_init") == "scratch" else
+         f"- **smora**: initialised from the {len(names)} experts: each expert's update s·B·A (rank "
+         f"{'/'.join(map(str, report['expert_ranks']))}) truncated by SVD to its top {per} singular directions, "
+         f"concatenated along the rank (expert i owns ranks {per}i…{per}i+{per - 1}, order {', '.join(names)}); with "
+         f"scale {SMORA_SCALE:g} = k, uniform activations over one expert's {per} ranks give exactly its truncated "
+         "update. Gate rows of expert i's block = class i's weight vector of a linear task classifier "
+         "(multinomial logistic regression without bias, "
+         f"{cfg['classifier_steps']} steps, L2 {cfg['classifier_l2']:g}) fitted per projection on its inputs at "
+         f"{cfg['smora_calib_per_task']} calibration prompts of every task (run with the task's own expert "
+         f"active), plus noise of 1% of the row norm (seed {SEEDS['smora']}, no exact ties), so a token classified "
+         f"as task i activates i's ranks almost uniformly. Then A, B and G trained together for "
+         f"{(sm_info.get('resumed_after') or sm_info).get('steps', cfg['smora_steps'])} steps with the "
+         f"exact top-{SMORA_TOP_K} forward, batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / "
+         f"{cfg['smora_lr_gate']:g} (G)"
+         + (f", then continued from that file for {sm_info.get('steps')} more steps with a fresh schedule "
+            f"(`--set smora_resume=Models/routers/smora.pb --set smora_steps={sm_info.get('steps')} --set smora_warmup=10`; "
+            f"LM loss {sm_info['resumed_after'].get('final_loss')} after the first "
+            f"{sm_info['resumed_after'].get('steps')} steps, {sm_info['resumed_after'].get('seconds')} s)"
+            if sm_info.get("resumed_after") else ""))
         + f". Final LM loss {sm_info.get('final_loss', '—')}, "
         f"{round(sm_info.get('seconds', 0) + sm_info.get('init_seconds', 0), 1) if sm_info else '—'} s.",
         "",
