@@ -6,9 +6,11 @@
    multiply-adds (10 accumulators: more than the FMA latency × throughput of any x86 core, so no
    chain waits on itself) and the wall time of the whole job gives multiply-adds per second. This is
    the ceiling a compute-bound kernel (batched decode, prefill) can approach; the bench reports its
-   figures as fractions of it. The AVX2 int8/int16 multiply-add instructions (llama.cpp's block
-   dots) do not raise it on AVX2-only cores: a 32-value integer block dot (vpmaddubsw + vpmaddwd)
-   takes as long as four 8-lane FMAs. */
+   figures as fractions of it. It is a Float32 roofline: where the integer multiply-add units are
+   faster per multiply-add than the FMAs (two 256-bit integer multipliers, or VNNI), kernels built on
+   llama.cpp's int8 block dots could go above it. On the Zen 1 cores this project measures on they
+   are not (Scripts/bench/int8_vs_fma.c: a 32-value vpmaddubsw + vpmaddwd block dot takes as long as
+   four 8-lane FMAs). */
 
 #define SY_PEAK_ACCUMULATORS 10
 
