@@ -100,9 +100,7 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Parameters in the model (embeddings counted once when tied).
     public var parameterCount: Int {
-        let attn = hiddenSize * headDim * (2 * numHeads + 2 * numKVHeads)
-        let mlp = 3 * hiddenSize * intermediateSize
-        let perLayer = attn + mlp + 2 * hiddenSize
+        let perLayer = projectionWeightsPerLayer + 2 * hiddenSize
         let embed = vocabSize * hiddenSize
         return numLayers * perLayer + embed * (tieWordEmbeddings ? 1 : 2) + hiddenSize
     }
@@ -112,10 +110,13 @@ public struct ModelConfig: Sendable, Equatable {
     /// and the output head. Norms, activations and RoPE are left out (a few per value, not per
     /// weight). The count a decode step's time is compared with against the machine's peak.
     public func multiplyAddsPerToken(depth: Int) -> Int {
-        let attn = hiddenSize * headDim * (2 * numHeads + 2 * numKVHeads)
-        let mlp = 3 * hiddenSize * intermediateSize
         let scores = 2 * numHeads * headDim * (depth + 1)
-        return numLayers * (attn + mlp + scores) + vocabSize * hiddenSize
+        return numLayers * (projectionWeightsPerLayer + scores) + vocabSize * hiddenSize
+    }
+
+    /// Weights of one layer's seven projections (q, k, v, o, gate, up, down).
+    private var projectionWeightsPerLayer: Int {
+        hiddenSize * headDim * (2 * numHeads + 2 * numKVHeads) + 3 * hiddenSize * intermediateSize
     }
 
     /// Largest values accepted for each size. Far above any released model, low enough that every
