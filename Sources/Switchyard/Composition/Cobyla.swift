@@ -42,11 +42,18 @@ public struct Cobyla: Sendable {
         start: [Float], budget: Int, objective: ([Float]) throws -> Float,
         onEvaluation: ((Int, Float) -> Void)? = nil
     ) rethrows -> OptimizationResult {
+        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
+        try minimize(start: start, ledger: &ledger, objective: objective)
+        return ledger.result
+    }
+
+    /// Minimises from `start` until `ledger`'s budget is spent, recording into it (a ledger that
+    /// already holds evaluations is continued: its best is a restart point, its count the budget spent).
+    func minimize(start: [Float], ledger: inout EvaluationLedger, objective: ([Float]) throws -> Float) rethrows {
         precondition(start.count == dimension, "start has \(start.count) values, dimension is \(dimension)")
         precondition(
             initialRadius > 0 && finalRadius > 0 && finalRadius <= initialRadius,
             "radii must satisfy 0 < final ≤ initial")
-        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
         var search = Search(
             n: dimension, lower: Double(bounds.lowerBound), upper: Double(bounds.upperBound),
             rhoBegin: Double(initialRadius), rhoEnd: Double(finalRadius))
@@ -55,7 +62,6 @@ public struct Cobyla: Sendable {
             try search.run(from: from, ledger: &ledger, objective: objective)
             from = ledger.best.map(Double.init)
         }
-        return ledger.result
     }
 
     /// One COBYLA run from a point until ρ reaches its end or the budget is spent.

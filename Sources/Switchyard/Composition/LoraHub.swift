@@ -168,50 +168,25 @@ public final class LoraHubComposer {
             throw SwitchyardError.invalidArgument("compose: the budget must be at least 1 evaluation, got \(budget)")
         }
         let n = experts.count
+        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
         var origin = [Float](repeating: 0, count: n)
-        var screened: OptimizationResult? = nil
         if start == .bestSingle {
-            var ledger = EvaluationLedger(budget: min(n, budget), onEvaluation: onEvaluation)
             for i in 0..<n where !ledger.exhausted {
                 _ = try ledger.evaluate((0..<n).map { $0 == i ? 1 : 0 }, objective)
             }
-            screened = ledger.result
             origin = ledger.best
+            // The search evaluates its start first: that value is known, so it costs nothing.
+            ledger.answerNextFromBest()
         }
-        let offset = screened?.evaluations ?? 0
-        guard budget > offset else { return screened! }
-        // The search's first evaluation is `origin`; when screened its value is known, so it is
-        // answered from that record and not counted (the search gets one more to spend).
-        let known = screened.map { ($0.best, $0.bestValue) }
-        let free = known == nil ? 0 : 1
-        var first = true
-        let objective: ([Float]) throws -> Float = { w in
-            defer { first = false }
-            if first, let known, known.0 == w { return known.1 }
-            return try self.objective(w)
-        }
-        let floor = screened?.bestValue ?? .infinity
-        let report = onEvaluation.map { report in
-            { (evaluations: Int, best: Float) in
-                if evaluations > free { report(offset + evaluations - free, min(best, floor)) }
-            }
-        }
-        let rest = budget - offset + free
-        let result: OptimizationResult
         switch optimizer {
         case .cobyla:
-            result = try Cobyla(dimension: n, initialRadius: initialRadius, bounds: Self.bounds)
-                .minimize(start: origin, budget: rest, objective: objective, onEvaluation: report)
+            try Cobyla(dimension: n, initialRadius: initialRadius, bounds: Self.bounds)
+                .minimize(start: origin, ledger: &ledger, objective: objective)
         case .cmaes:
-            result = try SeparableCMAES(dimension: n, initialStep: 0.5, bounds: Self.bounds, seed: seed)
-                .minimize(start: origin, budget: rest, objective: objective, onEvaluation: report)
+            try SeparableCMAES(dimension: n, initialStep: 0.5, bounds: Self.bounds, seed: seed)
+                .minimize(start: origin, ledger: &ledger, objective: objective)
         }
-        guard let screened else { return result }
-        let tail = result.history.dropFirst(free)
-        return OptimizationResult(
-            best: result.bestValue < screened.bestValue ? result.best : screened.best,
-            bestValue: min(result.bestValue, screened.bestValue), evaluations: screened.evaluations + tail.count,
-            history: screened.history + tail.map { min($0, floor) })
+        return ledger.result
     }
 
     /// COBYLA's default initial radius: 0.5, nevergrad's step for LoraHub's bounds.

@@ -18,6 +18,9 @@ struct EvaluationLedger {
     private(set) var best: [Float] = []
     private(set) var bestValue = Float.infinity
     private(set) var history: [Float] = []
+    /// Set by `answerNextFromBest()`: the next evaluation, when it is at `best`, is answered from
+    /// the record.
+    private var nextFromBest = false
 
     init(budget: Int, onEvaluation: ((Int, Float) -> Void)?) {
         self.budget = budget
@@ -27,8 +30,17 @@ struct EvaluationLedger {
     var evaluations: Int { history.count }
     var exhausted: Bool { history.count >= budget }
 
+    /// For a search that continues this ledger from `best`: its next evaluation, if it is at
+    /// `best` (minimisers evaluate their start first), returns `bestValue` without calling the
+    /// objective, spending budget or reporting. Any other next point is evaluated as usual.
+    mutating func answerNextFromBest() { nextFromBest = true }
+
     /// Evaluates `objective` at `x` and records it. A NaN counts as worse than every number.
     mutating func evaluate(_ x: [Float], _ objective: ([Float]) throws -> Float) rethrows -> Float {
+        if nextFromBest {
+            nextFromBest = false
+            if x == best { return bestValue }
+        }
         let value = try objective(x)
         if value < bestValue || best.isEmpty { best = x; bestValue = value.isNaN ? .infinity : value }
         history.append(bestValue)

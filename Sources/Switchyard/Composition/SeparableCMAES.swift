@@ -37,6 +37,14 @@ public struct SeparableCMAES: Sendable {
         start: [Float], budget: Int, objective: ([Float]) throws -> Float,
         onEvaluation: ((Int, Float) -> Void)? = nil
     ) rethrows -> OptimizationResult {
+        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
+        try minimize(start: start, ledger: &ledger, objective: objective)
+        return ledger.result
+    }
+
+    /// Minimises from `start` until `ledger`'s budget is spent, recording into it (a ledger that
+    /// already holds evaluations is continued: its count is the budget spent).
+    func minimize(start: [Float], ledger: inout EvaluationLedger, objective: ([Float]) throws -> Float) rethrows {
         precondition(start.count == dimension, "start has \(start.count) values, dimension is \(dimension)")
         let n = Double(dimension), lambda = populationSize, mu = lambda / 2
         var weights = (0..<mu).map { Foundation.log(Double(mu) + 0.5) - Foundation.log(Double($0 + 1)) }
@@ -60,13 +68,12 @@ public struct SeparableCMAES: Sendable {
             x.map { Float(min(max($0, Double(bounds.lowerBound)), Double(bounds.upperBound))) }
         }
 
-        var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)
-        if budget > 0 { _ = try ledger.evaluate(clip(mean), objective) }
+        if !ledger.exhausted { _ = try ledger.evaluate(clip(mean), objective) }
         var generation = 0
         while !ledger.exhausted {
             generation += 1
             var candidates: [(z: [Double], value: Float)] = []
-            for _ in 0..<min(lambda, budget - ledger.evaluations) {
+            for _ in 0..<min(lambda, ledger.budget - ledger.evaluations) {
                 let z = (0..<dimension).map { _ in Double(rng.nextNormal()) }
                 let x = clip((0..<dimension).map { mean[$0] + sigma * variance[$0].squareRoot() * z[$0] })
                 candidates.append((z, try ledger.evaluate(x, objective)))
@@ -96,6 +103,5 @@ public struct SeparableCMAES: Sendable {
             }
             sigma *= Foundation.exp((cSigma / dSigma) * (pSigmaNorm / chiN - 1))
         }
-        return ledger.result
     }
 }
