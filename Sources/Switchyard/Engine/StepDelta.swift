@@ -149,7 +149,8 @@ extension RequestRouting {
 extension BoundRouter {
     /// How a request with this prompt is routed: sentence routers decide here, once (a forward
     /// over the prompt up to the feature layer); token and rank routers return a fresh
-    /// per-request delta (token gates with PROMPT_ROUTING_WHOLE decide the prompt's mix here).
+    /// per-request delta (token and rank gates with PROMPT_ROUTING_WHOLE decide the prompt's mix
+    /// or ranks here, from a base pass over it).
     public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws
         -> RequestRouting
     {
@@ -157,6 +158,15 @@ extension BoundRouter {
             let (mix, _) = try sentenceMix(prompt: prompt, workspace: workspace)
             trace?.record(position: 0, layer: nil, mix: mix)
             return .fixed(mix, experts: experts)
+        }
+        if selection.promptRouting == .whole, case let .rank(modules, activation) = compiled {
+            guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }
+            let choices = try promptRanks(
+                prompt: prompt, modules: modules, activation: activation, workspace: workspace)
+            return .perToken(
+                RankRoutingDelta(
+                    modules: modules, activation: activation, selection: selection, trace: trace,
+                    prompt: (prompt.count, choices)))
         }
         if selection.promptRouting == .whole, spec.granularity == .token {
             guard !prompt.isEmpty else { throw SwitchyardError.invalidArgument("routing an empty prompt") }

@@ -4,11 +4,22 @@ import Foundation
 /// gate scores every rank (`g = G·x`), the top-k ranks are kept, and only those are computed:
 /// `Δy = scale · Σ_{i ∈ topk} act(g)_i · B[:, i] · (A[i, :] · x)`. With a trace, every token's
 /// active ranks and values are recorded per projection.
+///
+/// With PROMPT_ROUTING_WHOLE the rows at positions `0..<prompt.length` take, per projection, the
+/// ranks and values chosen once for the whole prompt (`prompt.choices`, from the gate applied to
+/// the mean of the projection's input over the prompt in a base pass: `BoundRouter.promptRanks`);
+/// later rows choose their own.
 final class RankRoutingDelta: RequestRoutingDelta {
+    /// The ranks and activation values chosen at one projection (highest gate score first).
+    struct Choice {
+        var ranks: [Int]
+        var values: [Float]
+    }
     let modules: [ProjectionSite: RankModule]
     let activation: RouterSpec.RankActivation
     let selection: Selection
     let trace: RoutingTrace?
+    let prompt: (length: Int, choices: [ProjectionSite: Choice])?
     private var positions: [Int] = []
     private let gateScores = ScratchBuffer()
     private let chosenValues = ScratchBuffer()
@@ -16,12 +27,13 @@ final class RankRoutingDelta: RequestRoutingDelta {
 
     init(
         modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation, selection: Selection,
-        trace: RoutingTrace?
+        trace: RoutingTrace?, prompt: (length: Int, choices: [ProjectionSite: Choice])? = nil
     ) {
         self.modules = modules
         self.activation = activation
         self.selection = selection
         self.trace = trace
+        self.prompt = prompt
     }
 
     func prepare(positions: [Int]) throws { self.positions = positions }
@@ -72,6 +84,7 @@ final class RankRoutingDelta: RequestRoutingDelta {
     ) {
         guard let m = modules[site] else { return }
         let r = m.rank
+        let fixed = prompt.flatMap { p in p.choices[site].map { (length: p.length, choice: $0) } }
         let g = gateScores.get(rows * r)
         m.gate.data.withUnsafeBufferPointer { gp in
             BLAS.gemmTransB(
@@ -85,7 +98,16 @@ final class RankRoutingDelta: RequestRoutingDelta {
                 chosenRanks.withUnsafeMutableBufferPointer { ranks in
                     for row in 0..<rows {
                         let x = input + row * inFeatures, y = output + row * outFeatures
-                        let k = choose(g + row * r, rank: r, ranks: ranks.baseAddress!, values: values)
+                        let k: Int
+                        if let fixed, positions[row] < fixed.length {
+                            k = fixed.choice.ranks.count
+                            for j in 0..<k {
+                                ranks[j] = fixed.choice.ranks[j]
+                                values[j] = fixed.choice.values[j]
+                            }
+                        } else {
+                            k = choose(g + row * r, rank: r, ranks: ranks.baseAddress!, values: values)
+                        }
                         trace?.record(
                             position: positions[row], site: site, ranks: Array(ranks[0..<k]),
                             values: Array(UnsafeBufferPointer(start: values, count: k)))

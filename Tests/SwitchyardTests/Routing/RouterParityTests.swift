@@ -9,7 +9,7 @@ import Testing
         "sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2",
         "token-global",
         "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
-        "centroid-window", "centroid-multi", "centroid-multi-whole", "smora", "smora-sigmoid"
+        "centroid-window", "centroid-multi", "centroid-multi-whole", "smora", "smora-sigmoid", "smora-whole"
     ]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 
@@ -189,6 +189,31 @@ import Testing
         return pieced
     }
 
+    /// A rank gate with PROMPT_ROUTING_WHOLE chooses the prompt's ranks once, before the prompt
+    /// is fed: fed in pieces (as chunked prefill feeds it) it gives the one-shot logits, every
+    /// prompt token runs the same ranks per projection, and the same file routed per token gives
+    /// other logits.
+    @Test func wholePromptRanksAreChosenOncePerProjection() throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(at: s.directory) }
+        let spec = try RouterWire.decode(try Self.bytes("smora-whole"))
+        let (router, lease) = try BoundRouter.bind(spec, model: s.model, registry: s.registry)
+        defer { lease.release() }
+        let prompt = s.prompts.max { $0.count < $1.count }!
+        let (whole, trace) = try Self.run(router, s.model, prompt)
+        #expect(maxAbsDifference(try Self.runPieced(router, s.model, prompt), whole.data) <= 1e-4)
+        for site in Set(trace.rankDecisions.map(\.site)) {
+            let chosen = trace.rankDecisions.filter { $0.site == site }
+            #expect(chosen.count == prompt.count)
+            #expect(Set(chosen.map(\.ranks)).count == 1, "\(site): one choice for the whole prompt")
+        }
+        var perToken = spec
+        perToken.selection?.promptRouting = .perToken
+        let (alone, _) = try Self.run(
+            try BoundRouter(spec: perToken, model: s.model, experts: router.experts), s.model, prompt)
+        #expect(maxAbsDifference(alone.data, whole.data) > 1e-3)
+    }
+
     /// Per-layer token gates honour every_n (each layer anchors its own mixes), also when the
     /// anchor was computed in an earlier step; with every_n 1 the same gates give other logits.
     @Test func perLayerGatesHonourEveryN() throws {
@@ -227,8 +252,8 @@ import Testing
         }
     }
 
-    /// PROMPT_ROUTING_WHOLE is defined for token and centroid gates, context MEAN for global token
-    /// gates; elsewhere they are refused, naming the field.
+    /// PROMPT_ROUTING_WHOLE is defined for token, centroid and rank gates, context MEAN for global
+    /// token gates; elsewhere they are refused, naming the field.
     @Test func promptRoutingAndTokenContextAreRefusedWhereUndefined() throws {
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
@@ -242,13 +267,11 @@ import Testing
             perLayerMean.gate = .token(layers: layers, global: global, sourceLayer: source, context: .mean)
         }
         #expect(failure(perLayerMean).contains("token.context"))
-        var wholeRank = try RouterWire.decode(try Self.bytes("smora"))
-        wholeRank.selection?.promptRouting = .whole
-        #expect(failure(wholeRank).contains("selection.prompt_routing"))
         var wholeSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
         wholeSentence.selection?.promptRouting = .whole
         #expect(failure(wholeSentence).contains("selection.prompt_routing"))
         #expect(failure(try RouterWire.decode(try Self.bytes("token-global-whole"))) == "no error")
+        #expect(failure(try RouterWire.decode(try Self.bytes("smora-whole"))) == "no error")
     }
 
     @Test func invalidRouterFilesAreClearErrors() throws {

@@ -84,7 +84,8 @@ typedef enum _Switchyard__V1__SelectionMode {
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__SELECTION_MODE)
 } Switchyard__V1__SelectionMode;
 /*
- * How token-level gates (TokenGate, CentroidGate) route the tokens of the prompt.
+ * How token-level gates (TokenGate, CentroidGate) and rank gates (RankGate) route the tokens of
+ * the prompt.
  */
 typedef enum _Switchyard__V1__PromptRouting {
   /*
@@ -99,6 +100,9 @@ typedef enum _Switchyard__V1__PromptRouting {
    * at every layer (X-LoRA's dual pass; "Token-Level Adaptation of LoRA Adapters" embeds the
    * whole input). Generated tokens are routed per token as with PER_TOKEN; an every_n anchor
    * inside the prompt carries the prompt's mix.
+   * RankGate: the base pass gives every RankModule the mean of its projection's input over the
+   * prompt's tokens; the ranks and activations chosen from gate · mean (as for one token) apply to
+   * every prompt token at that module; generated tokens choose their own.
    */
   SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_WHOLE = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__PROMPT_ROUTING)
@@ -209,7 +213,7 @@ struct  Switchyard__V1__Selection
    */
   uint32_t every_n;
   /*
-   * token and centroid gates: how the prompt's tokens are routed
+   * token, centroid and rank gates: how the prompt's tokens are routed
    */
   Switchyard__V1__PromptRouting prompt_routing;
   /*
@@ -364,7 +368,8 @@ struct  Switchyard__V1__RankModule
 /*
  * SMoRA: every rank of one LoRA is an expert. Per token and module, Selection TOP_K keeps the
  * top_k highest gate scores (ties: lower index), DENSE keeps every rank; TOP_P and THRESHOLD are
- * not defined for ranks and are refused. every_n does not apply (ranks are chosen per token).
+ * not defined for ranks and are refused. every_n does not apply (ranks are chosen per token;
+ * Selection.prompt_routing WHOLE chooses the prompt's once per module).
  */
 struct  Switchyard__V1__RankGate
 {
