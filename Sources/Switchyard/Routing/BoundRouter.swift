@@ -277,37 +277,22 @@ public final class BoundRouter: @unchecked Sendable {
         }
     }
 
-    /// PROMPT_ROUTING_WHOLE for a rank gate: a base pass (no ranks) over the prompt records the
-    /// mean of every adapted projection's input over the prompt's tokens; each projection's ranks
-    /// and activation values are chosen once from its gate applied to that mean (as `choose` does
-    /// for one token). Every prompt token then runs them.
+    /// PROMPT_ROUTING_WHOLE for a rank gate: one pass over the prompt (its own cache, dropped)
+    /// chooses each projection's ranks and activation values for the whole prompt from the gate
+    /// applied to the mean of that projection's input over the prompt's tokens, the prompt's ranks
+    /// at earlier projections applied; every prompt token then runs them, however the prompt is
+    /// later fed (one forward or chunks).
     func promptRanks(
         prompt: [Int], modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation,
         workspace: ForwardWorkspace?
     ) throws -> [ProjectionSite: RankRoutingDelta.Choice] {
-        let recorder = ProjectionInputMeans(sites: Set(modules.keys))
+        let chooser = RankRoutingDelta(
+            modules: modules, activation: activation, selection: selection, trace: nil, choosingPrompt: true)
+        try chooser.prepare(positions: Array(prompt.indices))
         let cache = model.makeCache(initialCapacity: prompt.count)
         _ = try model.forward(
-            [SequenceInput(tokens: prompt, cache: cache)], logits: .none, delta: recorder, workspace: workspace)
-        let chooser = RankRoutingDelta(modules: modules, activation: activation, selection: selection, trace: nil)
-        var out: [ProjectionSite: RankRoutingDelta.Choice] = [:]
-        for (site, m) in modules {
-            guard let mean = recorder.means[site] else {
-                throw SwitchyardError.invalidArgument("the base pass did not reach projection \(site)")
-            }
-            let scores = Matrix(rows: 1, cols: mean.count, data: mean).matmulTransposed(m.gate).data
-            var ranks = [Int](repeating: 0, count: m.rank)
-            var values = [Float](repeating: 0, count: m.rank)
-            let k = scores.withUnsafeBufferPointer { g in
-                ranks.withUnsafeMutableBufferPointer { r in
-                    values.withUnsafeMutableBufferPointer { v in
-                        chooser.choose(g.baseAddress!, rank: m.rank, ranks: r.baseAddress!, values: v.baseAddress!)
-                    }
-                }
-            }
-            out[site] = .init(ranks: Array(ranks[0..<k]), values: Array(values[0..<k]))
-        }
-        return out
+            [SequenceInput(tokens: prompt, cache: cache)], logits: .none, delta: chooser, workspace: workspace)
+        return chooser.promptChoices
     }
 
     /// A fresh per-request delta for token- and rank-level routers (nil for sentence routers).

@@ -6,9 +6,11 @@ import Foundation
 /// active ranks and values are recorded per projection.
 ///
 /// With PROMPT_ROUTING_WHOLE the rows at positions `0..<prompt.length` take, per projection, the
-/// ranks and values chosen once for the whole prompt (`prompt.choices`, from the gate applied to
-/// the mean of the projection's input over the prompt in a base pass: `BoundRouter.promptRanks`);
-/// later rows choose their own.
+/// ranks and values chosen once for the whole prompt (`prompt.choices`); later rows choose their
+/// own. The choices come from a pass over the prompt with a delta made `choosingPrompt`: at each
+/// projection it scores the mean of the input over all its rows (the prompt's ranks at earlier
+/// projections already applied), keeps that choice in `promptChoices` and runs it on every row
+/// (`BoundRouter.promptRanks`).
 final class RankRoutingDelta: RequestRoutingDelta {
     /// The ranks and activation values chosen at one projection (highest gate score first).
     struct Choice {
@@ -20,6 +22,10 @@ final class RankRoutingDelta: RequestRoutingDelta {
     let selection: Selection
     let trace: RoutingTrace?
     let prompt: (length: Int, choices: [ProjectionSite: Choice])?
+    /// True for the pass that chooses a whole prompt's ranks (every row is the prompt).
+    let choosingPrompt: Bool
+    /// The choices that pass made, per projection.
+    private(set) var promptChoices: [ProjectionSite: Choice] = [:]
     private var positions: [Int] = []
     private let gateScores = ScratchBuffer()
     private let chosenValues = ScratchBuffer()
@@ -27,13 +33,36 @@ final class RankRoutingDelta: RequestRoutingDelta {
 
     init(
         modules: [ProjectionSite: RankModule], activation: RouterSpec.RankActivation, selection: Selection,
-        trace: RoutingTrace?, prompt: (length: Int, choices: [ProjectionSite: Choice])? = nil
+        trace: RoutingTrace?, prompt: (length: Int, choices: [ProjectionSite: Choice])? = nil,
+        choosingPrompt: Bool = false
     ) {
         self.modules = modules
         self.activation = activation
         self.selection = selection
         self.trace = trace
         self.prompt = prompt
+        self.choosingPrompt = choosingPrompt
+    }
+
+    /// The choice for all `rows` of `input` together: the gate applied to their mean input.
+    private func chooseForAll(_ m: RankModule, input: UnsafePointer<Float>, inFeatures: Int, rows: Int) -> Choice {
+        var mean = [Float](repeating: 0, count: inFeatures)
+        for row in 0..<rows {
+            let x = input + row * inFeatures
+            for j in 0..<inFeatures { mean[j] += x[j] }
+        }
+        for j in 0..<inFeatures { mean[j] /= Float(rows) }
+        let scores = Matrix(rows: 1, cols: inFeatures, data: mean).matmulTransposed(m.gate).data
+        var ranks = [Int](repeating: 0, count: m.rank)
+        var values = [Float](repeating: 0, count: m.rank)
+        let k = scores.withUnsafeBufferPointer { g in
+            ranks.withUnsafeMutableBufferPointer { r in
+                values.withUnsafeMutableBufferPointer { v in
+                    choose(g.baseAddress!, rank: m.rank, ranks: r.baseAddress!, values: v.baseAddress!)
+                }
+            }
+        }
+        return Choice(ranks: Array(ranks[0..<k]), values: Array(values[0..<k]))
     }
 
     func prepare(positions: [Int]) throws { self.positions = positions }
@@ -84,7 +113,12 @@ final class RankRoutingDelta: RequestRoutingDelta {
     ) {
         guard let m = modules[site] else { return }
         let r = m.rank
-        let fixed = prompt.flatMap { p in p.choices[site].map { (length: p.length, choice: $0) } }
+        var fixed = prompt.flatMap { p in p.choices[site].map { (length: p.length, choice: $0) } }
+        if choosingPrompt, rows > 0 {
+            let choice = chooseForAll(m, input: input, inFeatures: inFeatures, rows: rows)
+            promptChoices[site] = choice
+            fixed = (Int.max, choice)
+        }
         let g = gateScores.get(rows * r)
         m.gate.data.withUnsafeBufferPointer { gp in
             BLAS.gemmTransB(

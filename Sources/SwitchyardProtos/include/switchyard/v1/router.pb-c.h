@@ -100,9 +100,10 @@ typedef enum _Switchyard__V1__PromptRouting {
    * at every layer (X-LoRA's dual pass; "Token-Level Adaptation of LoRA Adapters" embeds the
    * whole input). Generated tokens are routed per token as with PER_TOKEN; an every_n anchor
    * inside the prompt carries the prompt's mix.
-   * RankGate: the base pass gives every RankModule the mean of its projection's input over the
-   * prompt's tokens; the ranks and activations chosen from gate · mean (as for one token) apply to
-   * every prompt token at that module; generated tokens choose their own.
+   * RankGate (no base pass): at every RankModule the ranks and activations for the whole prompt
+   * are chosen once, from gate · (the mean of the projection's input over the prompt's tokens,
+   * the prompt's ranks at earlier modules applied), and apply to every prompt token there;
+   * generated tokens choose their own.
    */
   SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_WHOLE = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__PROMPT_ROUTING)
