@@ -12,7 +12,10 @@ Writes (router.proto wire format, checked by Scripts/fixtures/check_router_bytes
                                 embedding of the recent text (prompt routed whole, every_n 8),
                                 fitted as a task classifier, experts frozen
     Models/routers/smora.pb     RankGate: rank-as-expert LoRA (SMoRA), R 64 per projection,
-                                8 active ranks per token, softmax over the selected gate scores;
+                                8 active ranks per token, softmax over the selected gate scores,
+                                the prompt routed whole (its ranks chosen once per module from the
+                                mean of the module's input over the prompt; `--set
+                                smora_prompt='"per_token"'`: every prompt token chooses its own);
                                 trained from scratch on the mixture (`--set smora_init='"experts"'`:
                                 the former initialisation from the experts' SVD blocks)
     Models/routers/README.md    how they were trained, accuracy measured here in Python
@@ -74,15 +77,15 @@ REF_TOL = 1e-4  # max |logits(fast path) - logits(router_fixtures reference)|
 
 FULL = dict(
     token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40, token_every_n=8,
-    smora_batch=32, smora_steps=1500, smora_lr_ab=3e-3, smora_lr_gate=5e-3, smora_warmup=20,
+    smora_batch=32, smora_steps=3000, smora_lr_ab=3e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
-    smora_init="scratch", eval_limit=0, ref_examples=1,
+    smora_init="scratch", smora_prompt="whole", smora_window=0, eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
     token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0, token_every_n=2,
     smora_batch=8, smora_steps=6, smora_lr_ab=1e-3, smora_lr_gate=5e-3, smora_warmup=2,
     smora_calib_per_task=8, classifier_steps=20, calib_mix="own", classifier_l2=1e-4, smora_resume="",
-    smora_init="scratch", eval_limit=8, ref_examples=1,
+    smora_init="scratch", smora_prompt="whole", smora_window=0, eval_limit=8, ref_examples=1,
 )
 SEEDS = dict(token=8100, token_batches=8101, smora=8200, smora_batches=8201)
 
@@ -161,6 +164,14 @@ class Routed:
         self.gate = None        # callable(l, h [B, T, H]) -> mix [B, T, E]
         self.rank = None        # {(l, proj): callable(x) -> delta}
         self.mix: dict = {}
+        # Rank gates with PROMPT_ROUTING_WHOLE: `prompt` = (the mask [B, T] of the forward's prompt
+        # rows, the mask of the rows averaged: the prompt's last `whole_window`, 0: all of it);
+        # every projection scores the mean of its input over the latter for the former. None:
+        # every row per token.
+        self.whole_rank = False
+        self.whole_window = 0
+        self.prompt = None
+        model.register_forward_pre_hook(self._whole_pre_hook, with_kwargs=True)
         for l, layer in enumerate(model.model.layers):
             layer.register_forward_pre_hook(self._pre_hook(l), with_kwargs=True)
             for parent, proj in PROJECTIONS:
@@ -172,6 +183,26 @@ class Routed:
                 h = args[0] if args else kwargs["hidden_states"]
                 self.mix[l] = self.gate(l, h)
         return hook
+
+    def _whole_pre_hook(self, module, args, kwargs):
+        """PROMPT_ROUTING_WHOLE for rank gates: a forward without a cache holds whole prompts
+        (training: the rows whose label is -100 inside the attention mask; inference: every row),
+        so each projection sees all of a prompt's inputs at once; a forward with a cache holds
+        generated tokens, routed per token."""
+        self.prompt = None
+        if self.whole_rank and kwargs.get("past_key_values") is None:
+            ids = kwargs["input_ids"]
+            mask = kwargs.get("attention_mask")
+            mask = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+            labels = kwargs.get("labels")
+            rows = mask if labels is None else mask & (labels == -100)
+            averaged = rows
+            if self.whole_window:
+                # Prompt rows are each sequence's first ones (right padding).
+                pos = torch.arange(rows.shape[1])[None, :]
+                averaged = rows & (pos >= rows.sum(1, keepdim=True) - self.whole_window)
+            self.prompt = (rows, averaged)
+        return None
 
     def _post_hook(self, l: int, proj: str):
         def hook(module, inputs, output):
@@ -187,8 +218,9 @@ class Routed:
             return output if delta is None else output + delta
         return hook
 
-    def configure(self, gate=None, rank=None) -> None:
+    def configure(self, gate=None, rank=None, whole_rank: bool = False, whole_window: int = 0) -> None:
         self.gate, self.rank, self.mix = gate, rank, {}
+        self.whole_rank, self.whole_window, self.prompt = whole_rank, whole_window, None
 
     def fixed(self, mix: torch.Tensor) -> None:
         """The same mix [B or 1, 1, E] at every layer and token (oracle / sentence-like)."""
@@ -196,11 +228,20 @@ class Routed:
 
 
 def rank_delta_fn(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor, scale: float, k: int, temperature: float,
-                  dense: bool = False):
+                  dense: bool = False, engine: Routed | None = None):
     """SMoRA (RankGate, SOFTMAX): scores = G x; the k highest (ties: lower index); activations =
-    softmax(selected / T); delta = scale * sum_sel act_i B[:, i] (A[i, :] x)."""
+    softmax(selected / T); delta = scale * sum_sel act_i B[:, i] (A[i, :] x).  With `engine` (a
+    rank gate with PROMPT_ROUTING_WHOLE), the prompt rows (`engine.prompt[0]`, [B, T]) all score
+    G·m instead, m the mean of this projection's input over the sequence's prompt rows (its last
+    `context_window`: `engine.prompt[1]`), in this same pass: the ranks chosen at earlier
+    projections already applied."""
     def delta(x: torch.Tensor) -> torch.Tensor:
         scores = x @ g.T
+        if engine is not None and engine.prompt is not None:
+            rows, averaged = engine.prompt
+            w = averaged[..., None].to(x.dtype)
+            mean = (x * w).sum(1) / w.sum(1).clamp(min=1)
+            scores = torch.where(rows[..., None], (mean @ g.T)[:, None, :], scores)
         u = x @ a.T
         if dense:
             coef = torch.softmax(scores / temperature, dim=-1)
@@ -303,8 +344,11 @@ def engine_from_spec(engine: Routed, spec) -> None:
         engine.configure(gate=gate)
     elif kind == "rank":
         assert spec.rank.activation == pb.RANK_ACTIVATION_SOFTMAX
-        engine.configure(rank={(m.layer, m.module): rank_delta_fn(T(m.a), T(m.b), T(m.gate), m.scale, k, temp)
-                               for m in spec.rank.modules})
+        whole = spec.selection.prompt_routing == pb.PROMPT_ROUTING_WHOLE
+        engine.configure(rank={(m.layer, m.module): rank_delta_fn(T(m.a), T(m.b), T(m.gate), m.scale, k, temp,
+                                                                  engine=engine if whole else None)
+                               for m in spec.rank.modules}, whole_rank=whole,
+                         whole_window=spec.selection.context_window)
     else:
         raise ValueError(kind)
 
@@ -646,7 +690,11 @@ def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task,
     init_s = time.perf_counter() - t0
     print(f"[smora] init ({cfg['smora_init']}): {init_s:.1f}s", flush=True)
     params = {k: [torch.nn.Parameter(t.clone()) for t in v] for k, v in init.items()}
-    engine.configure(rank={k: rank_delta_fn(a, b, g, SMORA_SCALE, SMORA_TOP_K, 1.0) for k, (a, b, g) in params.items()})
+    assert cfg["smora_prompt"] in ("whole", "per_token"), f"smora_prompt: whole or per_token, not {cfg['smora_prompt']!r}"
+    whole = cfg["smora_prompt"] == "whole"
+    engine.configure(rank={k: rank_delta_fn(a, b, g, SMORA_SCALE, SMORA_TOP_K, 1.0, engine=engine if whole else None)
+                           for k, (a, b, g) in params.items()}, whole_rank=whole,
+                     whole_window=cfg["smora_window"])
     ab = [p for v in params.values() for p in v[:2]]
     gates = [v[2] for v in params.values()]
     steps = cfg["smora_steps"]
@@ -657,7 +705,10 @@ def train_smora(engine: Routed, experts: list[dict], examples, examples_by_task,
     engine.configure()
     info.update(init_seconds=round(init_s, 1), batch=cfg["smora_batch"])
     pb = rp.load_router_pb2()
-    spec = new_spec("smora", "RANK", dict(mode=pb.SELECTION_TOP_K, top_k=SMORA_TOP_K, temperature=1.0), [],
+    spec = new_spec("smora", "RANK", dict(mode=pb.SELECTION_TOP_K, top_k=SMORA_TOP_K, temperature=1.0,
+                                          prompt_routing=pb.PROMPT_ROUTING_WHOLE if whole else
+                                          pb.PROMPT_ROUTING_PER_TOKEN,
+                                          context_window=cfg["smora_window"] if whole else 0), [],
                     {"generator": GENERATOR, "seed": SEEDS["smora"], "trained_on": "tasks/<8 training tasks>/train.jsonl",
                      "steps": str(steps), "init": "scratch (PEFT's LoRA init, B = 0)" if cfg["smora_init"] == "scratch" else
                      f"experts {','.join(names)} (rank {SMORA_RANK // len(names)} SVD truncation each, concatenated in "
@@ -760,8 +811,14 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"last decision); selection `TOP_K` k {TOKEN_TOP_K}, temperature 1; the mix applies to every layer's 7 projections |",
         f"| `smora.pb` ({files.get('smora.pb', 0) / 1e6:.1f} MB) | RANK | SMoRA, rank-as-expert: one `RankModule` per (layer, "
         f"projection) for q, k, v, o, gate, up, down of every layer, total rank R {SMORA_RANK}, F32 A [R, in], "
-        f"B [out, R], gate G [R, in], scale {SMORA_SCALE:g}; per token the top {SMORA_TOP_K} ranks by G·x are active, "
-        "activation `SOFTMAX` over the selected scores (temperature 1); `experts` empty |",
+        f"B [out, R], gate G [R, in], scale {SMORA_SCALE:g}; "
+        + (f"`prompt_routing` WHOLE: the prompt's top {SMORA_TOP_K} ranks are chosen once per module by G·m, m the "
+           "mean of the module's input over the prompt (the ranks chosen at earlier modules applied), and every "
+           "prompt token runs them; "
+           f"each generated token runs its own top {SMORA_TOP_K} by G·x; "
+           if cfg.get("smora_prompt", "per_token") == "whole" else
+           f"per token the top {SMORA_TOP_K} ranks by G·x are active; ")
+        + "activation `SOFTMAX` over the selected scores (temperature 1); `experts` empty |",
         "| `sentence.pb` | SENTENCE | written by `switchyard router train` (not by this script) |",
         "",
         "## How they were trained",
@@ -788,8 +845,11 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
          f"not used): per module A [{SMORA_RANK}, in] initialised as PEFT initialises lora_A (Kaiming-uniform, bound "
          f"1/√in), B [out, {SMORA_RANK}] zero (training starts at the base model), G [{SMORA_RANK}, in] Gaussian with std "
          f"1/√in (seed {SEEDS['smora']}); A, B and G trained together for "
-         f"{sm_info.get('steps', cfg['smora_steps'])} steps with the exact top-{SMORA_TOP_K} forward, batch "
-         f"{cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / {cfg['smora_lr_gate']:g} (G)"
+         f"{sm_info.get('steps', cfg['smora_steps'])} steps with the exact top-{SMORA_TOP_K} forward"
+         + (" (the prompt routed whole: every module scores the mean of its input over each example's prompt rows, "
+            "in the same pass, and the prompt rows run the ranks chosen from it; the gate learns from both kinds "
+            "of rows)" if cfg.get("smora_prompt", "per_token") == "whole" else "")
+         + f", batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / {cfg['smora_lr_gate']:g} (G)"
          if cfg.get("smora_init") == "scratch" else
          f"- **smora**: initialised from the {len(names)} experts: each expert's update s·B·A (rank "
          f"{'/'.join(map(str, report['expert_ranks']))}) truncated by SVD to its top {per} singular directions, "

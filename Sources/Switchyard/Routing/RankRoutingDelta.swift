@@ -8,9 +8,9 @@ import Foundation
 /// With PROMPT_ROUTING_WHOLE the rows at positions `0..<prompt.length` take, per projection, the
 /// ranks and values chosen once for the whole prompt (`prompt.choices`); later rows choose their
 /// own. The choices come from a pass over the prompt with a delta made `choosingPrompt`: at each
-/// projection it scores the mean of the input over all its rows (the prompt's ranks at earlier
-/// projections already applied), keeps that choice in `promptChoices` and runs it on every row
-/// (`BoundRouter.promptRanks`).
+/// projection it scores the mean of the input over the prompt's rows (its last
+/// `Selection.contextWindow` when set; the prompt's ranks at earlier projections already applied),
+/// keeps that choice in `promptChoices` and runs it on every row (`BoundRouter.promptRanks`).
 final class RankRoutingDelta: RequestRoutingDelta {
     /// The ranks and activation values chosen at one projection (highest gate score first).
     struct Choice {
@@ -44,14 +44,16 @@ final class RankRoutingDelta: RequestRoutingDelta {
         self.choosingPrompt = choosingPrompt
     }
 
-    /// The choice for all `rows` of `input` together: the gate applied to their mean input.
+    /// The choice for all `rows` of `input` together: the gate applied to their mean input (over
+    /// the last `Selection.contextWindow` rows when it is set).
     private func chooseForAll(_ m: RankModule, input: UnsafePointer<Float>, inFeatures: Int, rows: Int) -> Choice {
+        let first = selection.contextWindow > 0 ? max(0, rows - selection.contextWindow) : 0
         var mean = [Float](repeating: 0, count: inFeatures)
-        for row in 0..<rows {
+        for row in first..<rows {
             let x = input + row * inFeatures
             for j in 0..<inFeatures { mean[j] += x[j] }
         }
-        for j in 0..<inFeatures { mean[j] /= Float(rows) }
+        for j in 0..<inFeatures { mean[j] /= Float(rows - first) }
         let scores = Matrix(rows: 1, cols: inFeatures, data: mean).matmulTransposed(m.gate).data
         var ranks = [Int](repeating: 0, count: m.rank)
         var values = [Float](repeating: 0, count: m.rank)

@@ -9,7 +9,8 @@ import Testing
         "sentence-topk", "sentence-topp", "sentence-threshold", "sentence-final", "token-layers", "token-layers-every2",
         "token-global",
         "centroid-every2", "centroid-context", "token-layers-whole", "token-global-whole", "centroid-whole",
-        "centroid-window", "centroid-multi", "centroid-multi-whole", "smora", "smora-sigmoid", "smora-whole"
+        "centroid-window", "centroid-multi", "centroid-multi-whole", "smora", "smora-sigmoid", "smora-whole",
+        "smora-whole-window"
     ]
     static let expertNames = ["attn-r4", "attn-r4b", "mlp-r8-rslora", "all-pattern", "regex-layers", "layers-list"]
 

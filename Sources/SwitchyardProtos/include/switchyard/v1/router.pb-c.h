@@ -101,9 +101,9 @@ typedef enum _Switchyard__V1__PromptRouting {
    * whole input). Generated tokens are routed per token as with PER_TOKEN; an every_n anchor
    * inside the prompt carries the prompt's mix.
    * RankGate (no base pass): at every RankModule the ranks and activations for the whole prompt
-   * are chosen once, from gate · (the mean of the projection's input over the prompt's tokens,
-   * the prompt's ranks at earlier modules applied), and apply to every prompt token there;
-   * generated tokens choose their own.
+   * are chosen once, from gate · (the mean of the projection's input over the prompt's tokens, its
+   * last `context_window` when set, the prompt's ranks at earlier modules applied), and apply to
+   * every prompt token there; generated tokens choose their own.
    */
   SWITCHYARD__V1__PROMPT_ROUTING__PROMPT_ROUTING_WHOLE = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHYARD__V1__PROMPT_ROUTING)
@@ -220,6 +220,7 @@ struct  Switchyard__V1__Selection
   /*
    * Gates with context MEAN: the mean over the last `context_window` positions up to p (the recent
    * text: a request whose task changes is routed on its latest part); 0: every position 0...p.
+   * Rank gates with PROMPT_ROUTING_WHOLE: the prompt's mean over its last `context_window` tokens.
    */
   uint32_t context_window;
 };
