@@ -79,7 +79,7 @@ FULL = dict(
     token_layer=0, token_per_task=600, token_steps=3000, token_l2=0.0, token_window=40, token_every_n=8,
     smora_batch=32, smora_steps=3000, smora_lr_ab=3e-3, smora_lr_gate=5e-3, smora_warmup=20,
     smora_calib_per_task=32, classifier_steps=200, calib_mix="own", classifier_l2=1e-4, smora_resume="",
-    smora_init="scratch", smora_prompt="whole", smora_window=0, eval_limit=0, ref_examples=1,
+    smora_init="scratch", smora_prompt="whole", smora_window=40, eval_limit=0, ref_examples=1,
 )
 QUICK = dict(
     token_layer=0, token_per_task=16, token_steps=20, token_l2=1e-4, token_window=0, token_every_n=2,
@@ -813,8 +813,10 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         f"projection) for q, k, v, o, gate, up, down of every layer, total rank R {SMORA_RANK}, F32 A [R, in], "
         f"B [out, R], gate G [R, in], scale {SMORA_SCALE:g}; "
         + (f"`prompt_routing` WHOLE: the prompt's top {SMORA_TOP_K} ranks are chosen once per module by G·m, m the "
-           "mean of the module's input over the prompt (the ranks chosen at earlier modules applied), and every "
-           "prompt token runs them; "
+           "mean of the module's input over the prompt"
+           + (f"'s last {cfg['smora_window']} tokens (`context_window` {cfg['smora_window']})"
+              if cfg.get("smora_window") else "")
+           + " (the ranks chosen at earlier modules applied), and every prompt token runs them; "
            f"each generated token runs its own top {SMORA_TOP_K} by G·x; "
            if cfg.get("smora_prompt", "per_token") == "whole" else
            f"per token the top {SMORA_TOP_K} ranks by G·x are active; ")
@@ -846,8 +848,9 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
          f"1/√in), B [out, {SMORA_RANK}] zero (training starts at the base model), G [{SMORA_RANK}, in] Gaussian with std "
          f"1/√in (seed {SEEDS['smora']}); A, B and G trained together for "
          f"{sm_info.get('steps', cfg['smora_steps'])} steps with the exact top-{SMORA_TOP_K} forward"
-         + (" (the prompt routed whole: every module scores the mean of its input over each example's prompt rows, "
-            "in the same pass, and the prompt rows run the ranks chosen from it; the gate learns from both kinds "
+         + (" (the prompt routed whole: every module scores the mean of its input over each example's prompt rows"
+            + (f" (their last {cfg['smora_window']})" if cfg.get("smora_window") else "")
+            + ", in the same pass, and the prompt rows run the ranks chosen from it; the gate learns from both kinds "
             "of rows)" if cfg.get("smora_prompt", "per_token") == "whole" else "")
          + f", batch {cfg['smora_batch']}, lr {cfg['smora_lr_ab']:g} (A, B) / {cfg['smora_lr_gate']:g} (G)"
          if cfg.get("smora_init") == "scratch" else

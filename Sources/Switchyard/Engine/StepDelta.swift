@@ -149,8 +149,8 @@ extension RequestRouting {
 extension BoundRouter {
     /// How a request with this prompt is routed: sentence routers decide here, once (a forward
     /// over the prompt up to the feature layer); token and rank routers return a fresh
-    /// per-request delta (token and rank gates with PROMPT_ROUTING_WHOLE decide the prompt's mix
-    /// or ranks here, from a base pass over it).
+    /// per-request delta (with PROMPT_ROUTING_WHOLE, token gates decide the prompt's mix here from
+    /// a base pass over it, rank gates the prompt's ranks from a routed pass: `promptRanks`).
     public func routing(prompt: [Int], trace: RoutingTrace? = nil, workspace: ForwardWorkspace? = nil) throws
         -> RequestRouting
     {
