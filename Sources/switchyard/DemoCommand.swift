@@ -44,8 +44,10 @@ enum DemoCommand: Command {
         defer { lease.release() }
         let perTask = max(1, options.perTask)
 
+        // A rank-level (SMoRA) router names no experts: its prompts are those of every expert's task.
+        let tasks = spec.experts.isEmpty ? registry.list().map(\.name) : spec.experts.map(\.name)
         var prompts: [(task: String, example: EvalCommand.Example)] = []
-        for expert in spec.experts.map(\.name) {
+        for expert in tasks {
             let file = root.appendingPathComponent("tasks/\(expert)/test.jsonl").path
             guard fm.fileExists(atPath: file) else { continue }
             for ex in try EvalCommand.readExamples(file).prefix(perTask) { prompts.append((expert, ex)) }
@@ -84,7 +86,16 @@ enum DemoCommand: Command {
             let chosen = weights.indices.filter { weights[$0] > 0 }.sorted { weights[$0] > weights[$1] }
                 .map { "\(names[$0]) \(String(format: "%.2f", weights[$0]))" }.joined(separator: ", ")
             print("[\(p.task)] \(p.example.prompt.replacingOccurrences(of: "\n", with: " ⏎ "))")
-            print("    experts: \(chosen.isEmpty ? "none" : chosen)")
+            if spec.granularity == .rank {
+                let ranks = traces[i].rankDecisions
+                let sites = Set(ranks.map(\.site)).count
+                let used = Set(ranks.flatMap { d in d.ranks.map { "\(d.site)#\($0)" } }).count
+                print(
+                    "    ranks:   \(used) distinct (projection, rank) pairs active; top \(spec.effectiveSelection.topK) per token at each of \(sites) projections"
+                )
+            } else {
+                print("    experts: \(chosen.isEmpty ? "none" : chosen)")
+            }
             print(
                 "    routed:  \(answer(routed[i]))  \(r ? "✓" : "✗ (expected \(p.example.completion.trimmingCharacters(in: .whitespaces)))")"
             )

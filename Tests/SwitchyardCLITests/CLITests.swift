@@ -152,6 +152,20 @@ import Testing
         for t in tokens { #expect(Set(["position", "token", "text", "generated"]).isSubset(of: t.keys)) }
     }
 
+    /// A rank-level router names no experts; the demo then takes a prompt of every expert's task
+    /// and reports the ranks it ran.
+    @Test func demoRunsARankRouter() throws {
+        let router = CLI.packageRoot.appendingPathComponent("Models/routers/smora.pb").path
+        let r = try CLI.run(["demo", "--router", router])
+        #expect(r.status == 0, "\(r.stderr)")
+        let registry = CLI.packageRoot.appendingPathComponent("Models/experts").path
+        let experts = try FileManager.default.contentsOfDirectory(atPath: registry).filter {
+            FileManager.default.fileExists(atPath: "\(registry)/\($0)/adapter_config.json")
+        }
+        #expect(r.stdout.components(separatedBy: "    ranks:").count - 1 == experts.count)
+        #expect(r.stdout.contains("routed: "))
+    }
+
     /// `compose` opens the registry with the loaded base, so the expert it writes records that
     /// base (switchyard_base.json) and is guarded like any other.
     @Test func composedExpertRecordsItsBase() throws {
