@@ -14,7 +14,7 @@ Writes (router.proto wire format, checked by Scripts/fixtures/check_router_bytes
     Models/routers/smora.pb     RankGate: rank-as-expert LoRA (SMoRA), R 64 per projection,
                                 8 active ranks per token, softmax over the selected gate scores,
                                 the prompt routed whole (its ranks chosen once per module from the
-                                mean of the module's input over the prompt; `--set
+                                mean of the module's input over the prompt's last 40 tokens; `--set
                                 smora_prompt='"per_token"'`: every prompt token chooses its own);
                                 trained from scratch on the mixture (`--set smora_init='"experts"'`:
                                 the former initialisation from the experts' SVD blocks)
