@@ -84,6 +84,23 @@ public final class BoundRouter: @unchecked Sendable {
                     "a rank-level (SMoRA) router keeps the top_k ranks (TOP_K) or all of them (DENSE); \(s.mode == .topP ? "TOP_P" : "THRESHOLD") is not defined for ranks"
             )
         }
+        if s.contextWindow > 0 {
+            // Defined for means only: a gate with context MEAN, or a rank gate's whole prompt.
+            let defined: Bool
+            switch spec.gate {
+            case let .token(_, global, _, context): defined = global && context == .mean
+            case let .centroid(_, _, context, _): defined = context == .mean
+            case .rank: defined = s.promptRouting == .whole
+            default: defined = false
+            }
+            guard defined else {
+                throw RouterError.invalid(
+                    field: "selection.context_window",
+                    reason:
+                        "\(s.contextWindow) is set, but only gates with context MEAN and rank gates with PROMPT_ROUTING_WHOLE read a window"
+                )
+            }
+        }
         if s.promptRouting == .whole {
             switch spec.gate {
             case .token, .centroid, .rank: break

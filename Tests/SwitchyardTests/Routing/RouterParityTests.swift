@@ -254,7 +254,8 @@ import Testing
     }
 
     /// PROMPT_ROUTING_WHOLE is defined for token, centroid and rank gates, context MEAN for global
-    /// token gates; elsewhere they are refused, naming the field.
+    /// token gates, context_window for means (context MEAN, a rank gate's whole prompt); elsewhere
+    /// they are refused, naming the field.
     @Test func promptRoutingAndTokenContextAreRefusedWhereUndefined() throws {
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(at: s.directory) }
@@ -273,6 +274,17 @@ import Testing
         #expect(failure(wholeSentence).contains("selection.prompt_routing"))
         #expect(failure(try RouterWire.decode(try Self.bytes("token-global-whole"))) == "no error")
         #expect(failure(try RouterWire.decode(try Self.bytes("smora-whole"))) == "no error")
+        #expect(failure(try RouterWire.decode(try Self.bytes("smora-whole-window"))) == "no error")
+        // A window where nothing reads one is refused, not ignored.
+        var windowedRank = try RouterWire.decode(try Self.bytes("smora-whole-window"))
+        windowedRank.selection?.promptRouting = .perToken
+        #expect(failure(windowedRank).contains("selection.context_window"))
+        var windowedSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
+        windowedSentence.selection?.contextWindow = 8
+        #expect(failure(windowedSentence).contains("selection.context_window"))
+        var windowedLayers = try RouterWire.decode(try Self.bytes("token-layers"))
+        windowedLayers.selection?.contextWindow = 8
+        #expect(failure(windowedLayers).contains("selection.context_window"))
     }
 
     @Test func invalidRouterFilesAreClearErrors() throws {

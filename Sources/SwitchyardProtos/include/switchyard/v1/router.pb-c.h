@@ -221,6 +221,7 @@ struct  Switchyard__V1__Selection
    * Gates with context MEAN: the mean over the last `context_window` positions up to p (the recent
    * text: a request whose task changes is routed on its latest part); 0: every position 0...p.
    * Rank gates with PROMPT_ROUTING_WHOLE: the prompt's mean over its last `context_window` tokens.
+   * Set on any other gate (which reads no mean) it is refused, naming this field.
    */
   uint32_t context_window;
 };
