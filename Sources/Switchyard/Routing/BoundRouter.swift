@@ -77,6 +77,11 @@ public final class BoundRouter: @unchecked Sendable {
             }
         }
         guard s.everyN >= 0 else { throw RouterError.invalid(field: "selection.every_n", reason: "must be ≥ 0") }
+        if s.everyN > 1, spec.granularity != .token {
+            throw RouterError.invalid(
+                field: "selection.every_n",
+                reason: "\(s.everyN) is set, but only token-level gates keep a decision for N positions")
+        }
         if spec.granularity == .rank, s.mode == .topP || s.mode == .threshold {
             throw RouterError.invalid(
                 field: "selection.mode",

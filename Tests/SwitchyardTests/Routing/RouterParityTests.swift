@@ -282,6 +282,12 @@ import Testing
         var windowedSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
         windowedSentence.selection?.contextWindow = 8
         #expect(failure(windowedSentence).contains("selection.context_window"))
+        var everyOtherRank = try RouterWire.decode(try Self.bytes("smora"))
+        everyOtherRank.selection?.everyN = 2
+        #expect(failure(everyOtherRank).contains("selection.every_n"))
+        var everyOtherSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
+        everyOtherSentence.selection?.everyN = 2
+        #expect(failure(everyOtherSentence).contains("selection.every_n"))
         var windowedLayers = try RouterWire.decode(try Self.bytes("token-layers"))
         windowedLayers.selection?.contextWindow = 8
         #expect(failure(windowedLayers).contains("selection.context_window"))

@@ -210,7 +210,8 @@ struct  Switchyard__V1__Selection
   float temperature;
   /*
    * Token routers (per-layer, global and centroid gates): the token at position p uses the
-   * mix computed at p - p % N (per layer for per-layer gates); 0 or 1: every token.
+   * mix computed at p - p % N (per layer for per-layer gates); 0 or 1: every token. Above 1 on
+   * a sentence or rank gate it is refused.
    */
   uint32_t every_n;
   /*
@@ -371,7 +372,7 @@ struct  Switchyard__V1__RankModule
 /*
  * SMoRA: every rank of one LoRA is an expert. Per token and module, Selection TOP_K keeps the
  * top_k highest gate scores (ties: lower index), DENSE keeps every rank; TOP_P and THRESHOLD are
- * not defined for ranks and are refused. every_n does not apply (ranks are chosen per token;
+ * not defined for ranks and are refused, and so is every_n above 1 (ranks are chosen per token;
  * Selection.prompt_routing WHOLE chooses the prompt's once per module).
  */
 struct  Switchyard__V1__RankGate
