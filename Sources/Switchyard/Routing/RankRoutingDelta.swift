@@ -122,10 +122,14 @@ final class RankRoutingDelta: RequestRoutingDelta {
             fixed = (Int.max, choice)
         }
         let g = gateScores.get(rows * r)
-        m.gate.data.withUnsafeBufferPointer { gp in
-            BLAS.gemmTransB(
-                m: rows, n: r, k: inFeatures, a: input, lda: inFeatures, b: gp.baseAddress!, ldb: inFeatures, c: g,
-                ldc: r)
+        // Per-token gate scores only when some row chooses its own (not for a prompt's rows,
+        // which all run the prompt's choice).
+        if fixed.map({ f in positions.prefix(rows).contains { $0 >= f.length } }) ?? true {
+            m.gate.data.withUnsafeBufferPointer { gp in
+                BLAS.gemmTransB(
+                    m: rows, n: r, k: inFeatures, a: input, lda: inFeatures, b: gp.baseAddress!, ldb: inFeatures,
+                    c: g, ldc: r)
+            }
         }
         if chosenRanks.count < r { chosenRanks = [Int](repeating: 0, count: r) }
         let values = chosenValues.get(r)
