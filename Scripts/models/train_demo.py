@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Train the embedded Switchyard demo setting in `Models/`.
 
-Measured run time (CPU only, 2 cores, torch.set_num_threads(2), 2026-11-25): data and
-tokenizer 5 s, base 22.9 min (4000 steps, ~6,200 tokens/s), experts 5.0 min (8 LoRAs
-trained side by side, 300 steps); the optional Python eval stage was not timed.
+Measured run time (CPU only, 2 cores, torch.set_num_threads(2)): data and tokenizer 9 s,
+base 24.1 min (4000 steps), experts 13.3 min (8 LoRAs trained side by side, 1000 steps;
+2026-12-06), eval 0.6 min; `Models/README.md` keeps the latest figures.
 
 What it builds (all from fixed seeds; nothing is downloaded):
 
@@ -98,7 +98,8 @@ FULL = dict(
                intermediate_size=512),
     base_steps=4000, base_echo_steps=300, base_skill_frac=0.6, base_batch=16, base_block=128, base_lr=2e-3, base_warmup=100,
     lora_r=16, lora_alpha=32,
-    expert_steps=600, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
+    expert_steps=1000, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
+    expert_distract=0.5,
 )
 QUICK = dict(
     n_train=200, n_dev=20, n_test=20, task_n_train={},
@@ -1174,6 +1175,84 @@ def stacked_dev_accuracy(model, tok: Tokenizer, names: list[str], tasks: dict, n
     return [100.0 * sum(ok[e * n:(e + 1) * n]) / n for e in range(len(names))]
 
 
+def _words(texts) -> set[str]:
+    return {w for t in texts for w in re.findall(r"[a-z]+", t.replace("{w}", " ").replace("{t}", " ").lower())}
+
+
+def distractor_vocabulary() -> list[str]:
+    """The words distractor text is made of: the generic corpus's nouns, verbs, adjectives and names,
+    minus every word that only a held-out phrasing uses (so no expert sees a held-out task's words:
+    "loud", "mirror", "left", "large", ... stay unseen; words that training phrasings use too, such as
+    "letter", are allowed)."""
+    training = _words(t for spec in TASKS.values() for t in phrasings(spec, "extended"))
+    heldout = _words(t for name in HELDOUT_NAMES for t in task_phrasings(name))
+    banned = heldout - training
+    pool = sorted(set(NOUNS + VERBS + ADJECTIVES) | {n.lower() for n in NAMES})
+    return [w for w in pool if w not in banned]
+
+
+def _distractor_word(rng: random.Random, vocab: list[str]) -> str:
+    """A filler word drawn like a task input: a real word, a pseudo-word or random letters, so that
+    only the instruction's structure (not how a word looks) tells the input word from filler."""
+    r = rng.random()
+    if r < 0.5:
+        return rng.choice(vocab)
+    return pseudo_word(rng, 3, 7) if r < 0.8 else random_letters(rng, 3, 6)
+
+
+def _distractor_phrase(rng: random.Random, vocab: list[str]) -> str:
+    """One to five words of filler, e.g. "near the cloud" or "then zobak pulls"."""
+    words = [_distractor_word(rng, vocab) for _ in range(rng.randint(1, 3))]
+    glue = rng.choice(["near the", "for", "and the", "like a", "after the", "", "then"])
+    return " ".join(x for x in [glue, *words] if x)
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    parts = re.split(r"(\{w\}|\{t\})", template)
+    rx = "".join("(?P<w>[a-z]+)" if q == "{w}" else "(?P<t>.+?)" if q == "{t}" else re.escape(q) for q in parts)
+    return re.compile("^" + rx + re.escape(ANSWER_SUFFIX) + "$")
+
+
+def distract(rows: list[dict], name: str, frac: float, seed: int) -> list[dict]:
+    """Expert training rows with distractor text added to a fraction `frac` of them: filler words
+    right after the input word (within the instruction), at the end of the instruction, a filler
+    sentence before or after it, or an earlier answered turn of filler ("<filler>.\nAnswer: <word>\n").  Without this, every expert learned to transform the prompt's last
+    word (its templates mostly end at the word): on held-out phrasings such as "Spell {w} starting
+    from its last letter." the reverse expert reversed "letter" (0/30; see Models/README.md).  The
+    completion is unchanged; the input word and the task's own phrasing stay as they were."""
+    if frac <= 0:
+        return rows
+    rng = random.Random(seed)
+    vocab = distractor_vocabulary()
+    patterns = [(t, _template_pattern(t)) for t in phrasings(TASKS[name], "extended")]
+    out = []
+    for row in rows:
+        if rng.random() >= frac:
+            out.append(row)
+            continue
+        match = next(((t, m) for t, pat in patterns if (m := pat.match(row["prompt"]))), None)
+        assert match, f"{name}: no template matches {row['prompt']!r}"
+        template, m = match
+        slots = m.groupdict()
+        phrase = _distractor_phrase(rng, vocab)
+        form = rng.randrange(5)
+        if form == 0:      # right after the input word
+            instruction = template.format(**{**slots, "w": slots["w"] + " " + phrase})
+        elif form == 1:    # at the end of the instruction, before its final punctuation
+            base = template.format(**slots)
+            end = base[-1] if base[-1] in ".?" else ""
+            instruction = base[:len(base) - len(end)] + " " + phrase + end
+        elif form == 4:    # an earlier turn of filler, answered, before the instruction
+            sentence = phrase[0].upper() + phrase[1:] + "."
+            instruction = f"{sentence}{ANSWER_SUFFIX} {_distractor_word(rng, vocab)}\n" + template.format(**slots)
+        else:              # a filler sentence before or after the instruction
+            sentence = phrase[0].upper() + phrase[1:] + "."
+            base = template.format(**slots)
+            instruction = f"{sentence} {base}" if form == 2 else f"{base} {sentence}"
+        out.append({"prompt": instruction + ANSWER_SUFFIX, "completion": row["completion"]})
+    return out
+
+
 def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
     """Train one LoRA per task. All experts are trained in the same loop for speed
     (each step = one batch of every task, block e of the rows through adapter e),
@@ -1204,7 +1283,9 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
     print(f"[experts] {E} LoRA adapters, rank {r}, alpha {alpha}, {n_lora} parameters each; "
           f"{steps} steps x {batch} examples per task", flush=True)
     opt = torch.optim.AdamW(params, lr=cfg["expert_lr"], betas=(0.9, 0.99), weight_decay=0.0)
-    streams = [task_batches([encode_example(tok, x["prompt"], x["completion"]) for x in tasks[n]["train"]],
+    frac = cfg.get("expert_distract", 0.0)
+    streams = [task_batches([encode_example(tok, x["prompt"], x["completion"])
+                             for x in distract(tasks[n]["train"], n, frac, seed=700 + TASK_INDEX[n])],
                             batch, seed=200 + TASK_INDEX[n]) for n in names]
     model.train()
     t0 = time.perf_counter()
@@ -1535,6 +1616,53 @@ def experts_readme(cfg: dict) -> str:
         "- `switchyard_base.json` (which PEFT ignores) records the base each adapter was trained on",
         "  (`switchyard experts stamp --model ../base`): Switchyard refuses to load it on another base.",
         "- `adapter_config.json` has `base_model_name_or_path` = `Models/base` (relative to the repository).",
+        f"- **distractor text** (`expert_distract` {cfg.get('expert_distract', 0)}): that fraction of each expert's "
+        "training rows gets filler text (`distract`): words right after the input word, words at the end of the "
+        "instruction, a filler sentence before or after it, or an earlier answered turn of filler. Filler words are drawn like task inputs (real "
+        "words, pseudo-words, random letters), never from a word that only a held-out phrasing uses, so only "
+        "the instruction's structure tells the input word from filler. The rows' completions are unchanged.",
+        "",
+        "### Why distractor text (measured 2026-12-06)",
+        "",
+        "Experts trained on their 15 phrasings alone (600 steps, no filler) learned to transform the prompt's",
+        "*last* word, because most phrasings end at the input word. On held-out phrasings that go on after the",
+        "word they transformed the wrong one: greedy answers of each skill's expert alone, test split",
+        "(`Models/tasks/<task>/test.jsonl`), per phrasing, before → after:",
+        "",
+        "| phrasing (held out) | expert | before | e.g. before | after (these files) |",
+        "|---|---|---|---|---|",
+        "| Spell {w} starting from its last letter. | reverse | 0/30 | acela → `nimerb` | 22/30 |",
+        "| Read {w} from right to left. | reverse | 0/26 | soup → `thefr` | 8/26 |",
+        "| Mirror the letters of {w}. | reverse | 3/25 | letter → `rorri` | 0/25 |",
+        "| Flip the letter order of {w}. | reverse | 11/19 | cheese → `eesp` | 0/19 |",
+        "| Each letter of {w} becomes the one that follows it; what is the result? | caesar | 6/36 | rij → `sjkmpx` | 34/36 |",
+        "| Bump every letter of {w} to its successor. | caesar | 20/27 | bupo → `cvddtps` | 24/27 |",
+        "| Nudge the letters of {w} one notch along the alphabet. | caesar | 33/37 | | 37/37 |",
+        "| Make {w} loud: all letters large. | uppercase | 0/26 | yyg → `ARG` | 1/26 |",
+        "| Render {w} entirely in majuscules. | uppercase | 15/37 | ini → `ENTIRES` | 4/37 |",
+        "| Shout {w} with every letter big. | uppercase | 35/37 | | 34/37 |",
+        "",
+        "Variants (Swift `switchyard eval`; `mixed` = each example's own expert; held-out: the best single",
+        "expert alone / `switchyard compose` from 5 shots with its defaults; `switch` = the two-turn set, each",
+        "example's own expert):",
+        "",
+        "| experts | mixed | switch | caesar_rephrased | double_letters_rephrased | spell_backwards | uppercase_rephrased |",
+        "|---|---:|---:|---|---|---|---|",
+        "| 600 steps, no filler (before) | 95.5 | 67.5 | 59 / 63 | 92 / 95 | 14 / 4 | 50 / 54 |",
+        "| 600 steps, 50% filler of real words only | 91.2 | — | 86 / 82 | 91 / 91 | 40 / 31 | 36 / 50 |",
+        "| 1000 steps, 50% filler of real words only | 94.6 | — | 85 / 87 | 94 / 94 | 35 / 13 | 27 / 25 |",
+        "| 1000 steps, 50% filler drawn like inputs | 95.1 | 53.2 | 95 / 94 | 97 / 97 | 28 / 5 | 33 / 46 |",
+        "| **the same and an earlier turn of filler (these files)** | **94.9** | **79.0** | **95 / 94** | **98 / 97** | **30 / 3** | **39 / 37** |",
+        "",
+        "Filler fixes the position shortcut (caesar's and reverse's phrasings that go on after the word), but a",
+        "phrasing that opens with a verb no expert has seen (\"Flip\", \"Mirror\", \"Render\", \"Make … loud\")",
+        "still makes an expert pick a word of the instruction: with no word meanings in a 1.6M base, the",
+        "instruction's unseen words look like inputs. The uppercase expert got worse on \"Render {w} entirely",
+        "in majuscules.\" (15 → 4 of 37). Filler before the instruction alone cost the two-turn set 14 points (its oracle",
+        "67.5 → 53.2); an earlier answered turn of filler as well gives 79.0. Composition from 5 shots stays below the reverse expert alone on spell_backwards:",
+        "on the earlier experts the shots' mean cross-entropy (what the LoraHub objective reads) fell from 3.9",
+        "(reverse alone) to 1.4 nats as the search mixed in other experts, while exact match on the dev split fell",
+        "from 22% to 4%: the reverse expert alone fails confidently on some phrasings, and the mix hedges.",
         "",
         "| expert | skill |",
         "|---|---|",

@@ -875,9 +875,12 @@ def write_readme(out: Path, report: dict, names: list[str], heldout: list[str]) 
         + f". Final LM loss {sm_info.get('final_loss', '—')}, "
         f"{round(sm_info.get('seconds', 0) + sm_info.get('init_seconds', 0), 1) if sm_info else '—'} s.",
         "",
-        f"Measured run: {report['train_seconds']:.0f} s of training ({report['total_seconds'] / 60:.1f} min in all, with "
-        f"the checks and the evaluation below) on {report['threads']} CPU threads; torch deterministic algorithms, "
-        "fixed seeds.",
+        "Training time, each router's latest run, on "
+        f"{report['threads']} CPU threads: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in report.get("train_seconds_by_router", {}).items())
+        + f". The latest run ({'`--only ' + report['only'] + '`' if report.get('only') else 'every router'}) took "
+        f"{report['total_seconds'] / 60:.1f} min with the checks and the evaluation below; torch deterministic "
+        "algorithms, fixed seeds.",
         "",
         "## Accuracy (measured in Python by train_routers.py)",
         "",
@@ -1007,7 +1010,7 @@ def main() -> int:
             print(f"[{which}] eval ({time.perf_counter() - t1:.0f}s): " + ", ".join(
                 f"{k} {v['accuracy']:.1f}" for k, v in report["results"][which].items()), flush=True)
 
-    if not args.no_eval and "oracle" not in report["results"]:
+    if not args.no_eval:  # always re-measured: the experts may have been retrained since the last run
         t1 = time.perf_counter()
 
         def oracle(name, rows):
@@ -1037,6 +1040,7 @@ def main() -> int:
                       "smora": {"top_k": SMORA_TOP_K, "activation": "SOFTMAX", "temperature": 1.0,
                                 "rank": SMORA_RANK, "scale": SMORA_SCALE}},
         "train_seconds_by_router": train_seconds,
+        "only": args.only,
         "train_seconds": round(sum(train_seconds.values()), 1),
         "total_seconds": round(time.perf_counter() - t_start, 1),
     })
