@@ -109,7 +109,7 @@ QUICK = dict(
                intermediate_size=160),
     base_steps=30, base_echo_steps=10, base_skill_frac=0.5, base_batch=16, base_block=128, base_lr=3e-3, base_warmup=5,
     lora_r=8, lora_alpha=16,
-    expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3,
+    expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3, expert_distract=0.5,
 )
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
