@@ -264,33 +264,31 @@ import Testing
                 return "\(error)"
             }
         }
+        /// The fixture `name`, edited, bound: the error it gives, or "no error".
+        func failure(_ name: String, editing edit: (inout RouterSpec) -> Void) throws -> String {
+            var spec = try RouterWire.decode(try Self.bytes(name))
+            edit(&spec)
+            return failure(spec)
+        }
         var perLayerMean = try RouterWire.decode(try Self.bytes("token-layers"))
         if case let .token(layers, global, source, _) = perLayerMean.gate {
             perLayerMean.gate = .token(layers: layers, global: global, sourceLayer: source, context: .mean)
         }
         #expect(failure(perLayerMean).contains("token.context"))
-        var wholeSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
-        wholeSentence.selection?.promptRouting = .whole
-        #expect(failure(wholeSentence).contains("selection.prompt_routing"))
-        #expect(failure(try RouterWire.decode(try Self.bytes("token-global-whole"))) == "no error")
-        #expect(failure(try RouterWire.decode(try Self.bytes("smora-whole"))) == "no error")
-        #expect(failure(try RouterWire.decode(try Self.bytes("smora-whole-window"))) == "no error")
+        #expect(
+            try failure("sentence-topk") { $0.selection?.promptRouting = .whole }.contains("selection.prompt_routing"))
+        #expect(try failure("token-global-whole") { _ in } == "no error")
+        #expect(try failure("smora-whole") { _ in } == "no error")
+        #expect(try failure("smora-whole-window") { _ in } == "no error")
         // A window where nothing reads one is refused, not ignored.
-        var windowedRank = try RouterWire.decode(try Self.bytes("smora-whole-window"))
-        windowedRank.selection?.promptRouting = .perToken
-        #expect(failure(windowedRank).contains("selection.context_window"))
-        var windowedSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
-        windowedSentence.selection?.contextWindow = 8
-        #expect(failure(windowedSentence).contains("selection.context_window"))
-        var everyOtherRank = try RouterWire.decode(try Self.bytes("smora"))
-        everyOtherRank.selection?.everyN = 2
-        #expect(failure(everyOtherRank).contains("selection.every_n"))
-        var everyOtherSentence = try RouterWire.decode(try Self.bytes("sentence-topk"))
-        everyOtherSentence.selection?.everyN = 2
-        #expect(failure(everyOtherSentence).contains("selection.every_n"))
-        var windowedLayers = try RouterWire.decode(try Self.bytes("token-layers"))
-        windowedLayers.selection?.contextWindow = 8
-        #expect(failure(windowedLayers).contains("selection.context_window"))
+        #expect(
+            try failure("smora-whole-window") { $0.selection?.promptRouting = .perToken }
+                .contains("selection.context_window"))
+        #expect(try failure("sentence-topk") { $0.selection?.contextWindow = 8 }.contains("selection.context_window"))
+        #expect(try failure("token-layers") { $0.selection?.contextWindow = 8 }.contains("selection.context_window"))
+        // every_n above 1 where no decision is kept for N positions is refused, not ignored.
+        #expect(try failure("smora") { $0.selection?.everyN = 2 }.contains("selection.every_n"))
+        #expect(try failure("sentence-topk") { $0.selection?.everyN = 2 }.contains("selection.every_n"))
     }
 
     @Test func invalidRouterFilesAreClearErrors() throws {
