@@ -1235,19 +1235,17 @@ def distract(rows: list[dict], name: str, frac: float, seed: int) -> list[dict]:
         template, m = match
         slots = m.groupdict()
         phrase = _distractor_phrase(rng, vocab)
+        sentence = phrase[0].upper() + phrase[1:] + "."
+        base = template.format(**slots)
         form = rng.randrange(5)
         if form == 0:      # right after the input word
             instruction = template.format(**{**slots, "w": slots["w"] + " " + phrase})
         elif form == 1:    # at the end of the instruction, before its final punctuation
-            base = template.format(**slots)
             end = base[-1] if base[-1] in ".?" else ""
             instruction = base[:len(base) - len(end)] + " " + phrase + end
         elif form == 4:    # an earlier turn of filler, answered, before the instruction
-            sentence = phrase[0].upper() + phrase[1:] + "."
-            instruction = f"{sentence}{ANSWER_SUFFIX} {_distractor_word(rng, vocab)}\n" + template.format(**slots)
+            instruction = f"{sentence}{ANSWER_SUFFIX} {_distractor_word(rng, vocab)}\n{base}"
         else:              # a filler sentence before or after the instruction
-            sentence = phrase[0].upper() + phrase[1:] + "."
-            base = template.format(**slots)
             instruction = f"{sentence} {base}" if form == 2 else f"{base} {sentence}"
         out.append({"prompt": instruction + ANSWER_SUFFIX, "completion": row["completion"]})
     return out
