@@ -67,7 +67,7 @@ extension InferenceServer {
         }
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
         let entry: ExpertRegistry.Entry
-        do { entry = try registry.add(hub.compose(result.best, name: name), name: name) } catch {
+        do { entry = try registry.add(try hub.compose(result.best, name: name), name: name) } catch {
             throw GRPCStatus(.alreadyExists, "name: \(error)")
         }
         call.send(

@@ -46,6 +46,11 @@ enum ComposeCommand: Command {
                 "best-single: each expert alone at weight 1 first (n of the evaluations), then the search from the best of them; zero: from w = 0, as LoraHub."
         )
         var start: CompositionStart = .bestSingle
+        @Option(
+            help:
+                "lorahub: A = Σ w·√s·A_i, B = Σ w·√s·B_i (LoraHub's; one rank); cat: ranks concatenated, the delta exactly Σ w·s·B_i·A_i (PEFT's cat; what --expert a=w,b=v applies)."
+        )
+        var combination: CompositionCombination = .lorahub
         @Option(help: "Objective evaluations, all spent.")
         var budget = 40
         @Option(
@@ -107,7 +112,9 @@ enum ComposeCommand: Command {
         }
         let lease = try registry.acquire(names)
         defer { lease.release() }
-        let hub = try LoraHubComposer(model: model, experts: lease.adapters, examples: examples, l1: options.l1)
+        let hub = try LoraHubComposer(
+            model: model, experts: lease.adapters, examples: examples, l1: options.l1,
+            combination: options.combination)
         let baseLoss = try hub.crossEntropy(nil)
         var bar = ProgressBar(total: budget, label: "compose")
         let result = try hub.search(
@@ -116,7 +123,7 @@ enum ComposeCommand: Command {
         ) { evaluations, best in
             bar.update(evaluations, suffix: String(format: "best %.4f", best))
         }
-        let composed = hub.compose(result.best, name: out)
+        let composed = try hub.compose(result.best, name: out)
         let entry = try registry.add(composed, name: out)
         print(
             String(

@@ -30,11 +30,23 @@ public enum CompositionStart: String, CaseIterable, Sendable {
     case bestSingle = "best-single"
 }
 
-/// LoraHub-style gradient-free composition: find weights w over K experts (same rank) such that
-/// the composed adapter `A = Σ w_i·√s_i·A_i`, `B = Σ w_i·√s_i·B_i` (scale 1; equal to LoraHub's
-/// `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale) minimises LoraHub's objective
-/// (`lorahub/algorithm.py`): the base model's mean cross-entropy over the completion tokens of a
-/// few examples divided by the number of examples, plus `l1 · mean|w_i|`.
+/// How composition turns weights w over experts into one adapter.
+public enum CompositionCombination: String, CaseIterable, Sendable {
+    /// LoraHub's: the factors are mixed, `A = Σ w_i·√s_i·A_i`, `B = Σ w_i·√s_i·B_i` (scale 1; equal
+    /// to LoraHub's `s·(Σ w_i A_i)(Σ w_i B_i)` when the experts share a scale). Ranks must agree.
+    /// The delta is `Σ_i Σ_j w_i·w_j·√(s_i·s_j)·B_i·A_j`: each expert enters as w², and the cross
+    /// terms `B_i·A_j` of independently trained experts are not any expert's update.
+    case lorahub
+    /// PEFT's `cat` (`LoRAAdapter.combine(type: .cat)`): ranks concatenated, the delta exactly
+    /// `Σ w_i·s_i·B_i·A_i` — what mixing the experts at inference (`--expert a=w …`) applies.
+    case cat
+}
+
+/// LoraHub-style gradient-free composition: find weights w over K experts such that the adapter
+/// they combine into (`CompositionCombination`: LoraHub's factor mix, or the sum of the deltas)
+/// minimises LoraHub's objective (`lorahub/algorithm.py`): the base model's mean cross-entropy
+/// over the completion tokens of a few examples divided by the number of examples, plus
+/// `l1 · mean|w_i|`.
 public final class LoraHubComposer {
     /// The base model the loss is measured with (read only; never merged into).
     public let model: LlamaModel
@@ -44,32 +56,55 @@ public final class LoraHubComposer {
     public let examples: [FewShotExample]
     /// Weight of the `mean|w_i|` regulariser added to the loss (default 0.05, as LoraHub).
     public let l1: Float
+    /// How the weights combine the experts into one adapter.
+    public let combination: CompositionCombination
     private let workspace = ForwardWorkspace()
     private let rank: Int
 
-    /// An objective over `experts` on `examples`; `l1` weights mean|w|.
-    public init(model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05) throws {
+    /// An objective over `experts` on `examples`; `l1` weights mean|w|. `.lorahub` needs experts of
+    /// one rank; `.cat` takes any single-rank experts.
+    public init(
+        model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05,
+        combination: CompositionCombination = .lorahub
+    ) throws {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("compose: no experts") }
         guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {
             throw SwitchyardError.invalidArgument(
                 "compose: need at least one example, each with a prompt and a completion")
         }
         let ranks = Set(experts.flatMap(\.ranks))
-        guard ranks.count == 1, let r = ranks.first else {
-            throw SwitchyardError.invalidArgument(
-                "compose: LoraHub composition needs experts of one rank; found \(experts.map { "\($0.name): \($0.ranks)" }.joined(separator: ", "))"
-            )
+        switch combination {
+        case .lorahub:
+            guard ranks.count == 1 else {
+                throw SwitchyardError.invalidArgument(
+                    "compose: LoraHub's combination needs experts of one rank; found \(experts.map { "\($0.name): \($0.ranks)" }.joined(separator: ", ")) (cat takes mixed ranks)"
+                )
+            }
+        case .cat:
+            if let mixed = experts.first(where: { $0.ranks.count != 1 }) {
+                throw SwitchyardError.invalidArgument(
+                    "compose: cat needs one rank per expert; \(mixed.name) has \(mixed.ranks) (rank_pattern)")
+            }
         }
         self.model = model
         self.experts = experts
         self.examples = examples
         self.l1 = l1
-        rank = r
+        self.combination = combination
+        rank = ranks.max() ?? 0
     }
 
     /// The composed adapter for weights `w`, marked as composed (`LoRAAdapter.composition`).
-    public func compose(_ w: [Float], name: String) -> LoRAAdapter {
-        precondition(w.count == experts.count)
+    public func compose(_ w: [Float], name: String) throws -> LoRAAdapter {
+        guard w.count == experts.count else {
+            throw SwitchyardError.invalidArgument("compose: \(w.count) weights for \(experts.count) experts")
+        }
+        let composition = zip(experts, w).map { "\($0.name)=\($1)" }.joined(separator: ",")
+        if combination == .cat {
+            var adapter = try LoRAAdapter.combine(experts, weights: w, type: .cat, name: name)
+            adapter.composition = composition
+            return adapter
+        }
         let sites = Set(experts.flatMap { $0.modules.keys })
         var modules: [ProjectionSite: LoRAModule] = [:]
         for site in sites {
@@ -86,7 +121,6 @@ public final class LoraHubComposer {
             rank: rank, alpha: Float(rank), targetModules: .names(kinds.map(\.rawValue)),
             layersToTransform: layers == Array(0..<layers.count) ? nil : layers,
             baseModelNameOrPath: experts[0].config.baseModelNameOrPath)
-        let composition = zip(experts, w).map { "\($0.name)=\($1)" }.joined(separator: ",")
         return LoRAAdapter(name: name, config: config, modules: modules, composition: composition)
     }
 
@@ -120,7 +154,7 @@ public final class LoraHubComposer {
     /// of upstream `algorithm.py` (`default_get_loss` divides the batch's mean token loss by the
     /// number of examples; `default_l1_regularization` is `0.05 · Σ|w| / K`).
     public func objective(_ w: [Float]) throws -> Float {
-        try crossEntropy(compose(w, name: "candidate")) / Float(examples.count) + l1 * w.reduce(0) { $0 + abs($1) }
+        try crossEntropy(try compose(w, name: "candidate")) / Float(examples.count) + l1 * w.reduce(0) { $0 + abs($1) }
             / Float(w.count)
     }
 

@@ -130,3 +130,4 @@ extension Selection.PromptRouting: ChoiceArgument {
 }
 extension CompositionOptimizer: ChoiceArgument {}
 extension CompositionStart: ChoiceArgument {}
+extension CompositionCombination: ChoiceArgument {}

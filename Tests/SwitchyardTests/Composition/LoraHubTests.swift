@@ -47,7 +47,7 @@ import Testing
         let (model, experts, examples) = try Self.setup()
         let hub = try LoraHubComposer(model: model, experts: experts, examples: examples, l1: 0.1)
         // Weight 1 on one expert reproduces that expert exactly.
-        let composed = hub.compose([1, 0, 0], name: "c")
+        let composed = try hub.compose([1, 0, 0], name: "c")
         let x = [130, 15, 432, 135]
         let a = LoRAMixDelta(experts: [composed]), b = LoRAMixDelta(experts: [experts[0]])
         try a.setRowMixes(Array(repeating: .single(0), count: x.count))
@@ -60,9 +60,38 @@ import Testing
         #expect(
             abs(
                 try hub.objective([1, 0, -0.5])
-                    - (try hub.crossEntropy(hub.compose([1, 0, -0.5], name: "d")) / 4 + 0.1 * 1.5 / 3)) < 1e-5)
+                    - (try hub.crossEntropy(try hub.compose([1, 0, -0.5], name: "d")) / 4 + 0.1 * 1.5 / 3)) < 1e-5)
         #expect(abs(try hub.objective([1, 0, 0]) - (ce / 4 + 0.1 / 3)) < 1e-5)
         #expect(try hub.crossEntropy(composed) < hub.crossEntropy(nil))
+    }
+
+    /// The logits of `tokens` through `delta` (one row mix for every position).
+    static func logits(_ model: LlamaModel, _ tokens: [Int], _ delta: LoRAMixDelta, _ mix: ExpertMix) throws -> [Float] {
+        try delta.setRowMixes(Array(repeating: mix, count: tokens.count))
+        return try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())], logits: .all, delta: delta)[0]
+            .data
+    }
+
+    @Test func catCombinationIsTheWeightedSumOfTheExperts() throws {
+        let (model, experts, examples) = try Self.setup()
+        let w: [Float] = [0.8, -0.6, 1.3]
+        let x = [130, 15, 432, 135, 7]
+        let mixed = try Self.logits(
+            model, x, LoRAMixDelta(experts: experts),
+            ExpertMix(w.indices.map { ExpertMix.Entry(expert: $0, weight: w[$0]) }))
+        let cat = try LoraHubComposer(model: model, experts: experts, examples: examples, combination: .cat)
+        let composed = try cat.compose(w, name: "cat")
+        #expect(composed.ranks == [experts.map { $0.ranks[0] }.reduce(0, +)])
+        let viaCat = try Self.logits(model, x, LoRAMixDelta(experts: [composed]), .single(0))
+        #expect(maxAbsDifference(viaCat, mixed) <= 1e-5, "cat applies Σ w·s·B·A, as mixing at inference does")
+        // LoraHub's factor mix is another update (w² per expert and cross terms) at the same weights.
+        let lorahub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        let viaFactors = try Self.logits(
+            model, x, LoRAMixDelta(experts: [try lorahub.compose(w, name: "lh")]), .single(0))
+        #expect(maxAbsDifference(viaFactors, mixed) > 1e-3)
+        // The objective reads the combination; the composition metadata records the weights.
+        #expect(composed.composition == "attn-r4=0.8,attn-r4b=-0.6,layers-list=1.3")
+        #expect(abs(try cat.objective(w) - (try cat.crossEntropy(composed) / 4 + 0.05 * 2.7 / 3)) < 1e-5)
     }
 
     @Test(arguments: CompositionOptimizer.allCases)
@@ -83,7 +112,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         try hub.compose(result.best, name: "hub").write(to: dir.appendingPathComponent("hub"))
         let reloaded = try LoRAAdapter.load(directory: dir.appendingPathComponent("hub"), base: model.config)
-        #expect(reloaded.modules.count == hub.compose(result.best, name: "hub").modules.count)
+        #expect(try reloaded.modules.count == hub.compose(result.best, name: "hub").modules.count)
         // It is marked as composed (safetensors metadata), with the experts and weights it came from.
         #expect(reloaded.composition == zip(experts, result.best).map { "\($0.name)=\($1)" }.joined(separator: ","))
         #expect(
@@ -122,7 +151,7 @@ import Testing
         for name in ["attn-r4", "attn-r4b"] { try registry.add(from: FixturePaths.url("adapters/\(name)"), name: name) }
         #expect(LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"])
         let hub = try LoraHubComposer(model: model, experts: Array(experts.prefix(2)), examples: examples)
-        let entry = try registry.add(hub.compose([0.5, -0.25], name: "composed"), name: "composed")
+        let entry = try registry.add(try hub.compose([0.5, -0.25], name: "composed"), name: "composed")
         #expect(entry.summary.composition == "attn-r4=0.5,attn-r4b=-0.25")
         #expect(
             LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"],
@@ -162,5 +191,8 @@ import Testing
         #expect(throws: SwitchyardError.self) {
             try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples)
         }
+        // cat concatenates ranks, so it takes them mixed.
+        let cat = try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples, combination: .cat)
+        #expect(try cat.compose([1, 1], name: "c").ranks == [12])
     }
 }
