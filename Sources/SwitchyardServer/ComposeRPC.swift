@@ -51,10 +51,24 @@ extension InferenceServer {
                 "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
+        let combination: CompositionCombination
+        if m.string("combination").isEmpty {
+            combination = .default
+        } else if let named = CompositionCombination(rawValue: m.string("combination")) {
+            combination = named
+        } else {
+            throw GRPCStatus(
+                .invalidArgument,
+                "combination: \(EscapedText.quoted(m.string("combination"))) is not one of \(CompositionCombination.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
         let lease = try acquire(names, field: "experts")
         defer { lease.release() }
         let hub: LoraHubComposer
-        do { hub = try LoraHubComposer(model: model, experts: lease.adapters, examples: examples, l1: l1) } catch {
+        do { 
+            hub = try LoraHubComposer(
+                model: model, experts: lease.adapters, examples: examples, l1: l1, combination: combination)
+        } catch {
             throw GRPCStatus(.invalidArgument, "experts: \(error)")
         }
         let started = Date()

@@ -269,6 +269,8 @@ enum ClientCompose: Command {
         var shots = 5
         @Option(help: "cobyla or cmaes (see `switchyard compose --help`). Default: the server's (cobyla).")
         var optimizer: CompositionOptimizer?
+        @Option(help: "lorahub or cat (see `switchyard compose --help`). Default: the server's.")
+        var combination: CompositionCombination?
         @Option(help: "CMA-ES seed.")
         var seed = 0
         @Option(help: "Weight of mean|w| in the objective. Default: the server's (0.05).")
@@ -290,10 +292,11 @@ enum ClientCompose: Command {
         let (optimizer, seed, l1) = (
             options.optimizer?.rawValue ?? "", UInt64(truncatingIfNeeded: options.seed), options.l1 ?? 0
         )
+        let combination = options.combination?.rawValue ?? ""
         try ClientCommand.blocking {
             for try await e in client.compose(
                 name: out, examples: examples, experts: experts, budget: budget,
-                seed: seed, optimizer: optimizer, l1: l1)
+                seed: seed, optimizer: optimizer, l1: l1, combination: combination)
             {
                 if let expert = e.message("expert") {
                     print(

@@ -50,7 +50,7 @@ enum ComposeCommand: Command {
             help:
                 "lorahub: A = Σ w·√s·A_i, B = Σ w·√s·B_i (LoraHub's; one rank); cat: ranks concatenated, the delta exactly Σ w·s·B_i·A_i (PEFT's cat; what --expert a=w,b=v applies)."
         )
-        var combination: CompositionCombination = .lorahub
+        var combination: CompositionCombination = .default
         @Option(help: "Objective evaluations, all spent.")
         var budget = 40
         @Option(

@@ -40,6 +40,9 @@ public enum CompositionCombination: String, CaseIterable, Sendable {
     /// PEFT's `cat` (`LoRAAdapter.combine(type: .cat)`): ranks concatenated, the delta exactly
     /// `Σ w_i·s_i·B_i·A_i` — what mixing the experts at inference (`--expert a=w …`) applies.
     case cat
+
+    /// The combination `switchyard compose` and the server's `Compose` use when none is named.
+    public static let `default`: CompositionCombination = .lorahub
 }
 
 /// LoraHub-style gradient-free composition: find weights w over K experts such that the adapter
@@ -65,7 +68,7 @@ public final class LoraHubComposer {
     /// one rank; `.cat` takes any single-rank experts.
     public init(
         model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05,
-        combination: CompositionCombination = .lorahub
+        combination: CompositionCombination = .default
     ) throws {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("compose: no experts") }
         guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {

@@ -110,6 +110,20 @@ import Testing
             experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes")
         { cmaes.append(e) }
         #expect(cmaes.last?.uint("evaluations") == 12)
+        // So is the combination: cat concatenates the two experts' ranks.
+        var cat: [WireMessage] = []
+        for try await e in client.compose(
+            name: "composed-cat", examples: [("Write dog backwards.\nAnswer:", "god")],
+            experts: ["reverse", "uppercase"], budget: 4, combination: "cat")
+        { cat.append(e) }
+        let lorahubRank = try #require(events.last?.message("expert")?.uint("rank"))
+        #expect(cat.last?.message("expert")?.uint("rank") == 2 * lorahubRank)
+        #expect(
+            await statusCode {
+                for try await _ in client.compose(
+                    name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], combination: "svd")
+                {}
+            } == .invalidArgument)
         #expect(
             await statusCode {
                 for try await _ in client.compose(

@@ -2532,7 +2532,7 @@ const ProtobufCMessageDescriptor switchyard__v1__compose_example__descriptor =
   (ProtobufCMessageInit) switchyard__v1__compose_example__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_descriptors[8] =
 {
   {
     "name",
@@ -2618,9 +2618,22 @@ static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "combination",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ComposeRequest, combination),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__compose_request__field_indices_by_name[] = {
   3,   /* field[3] = budget */
+  7,   /* field[7] = combination */
   1,   /* field[1] = examples */
   2,   /* field[2] = experts */
   5,   /* field[5] = l1 */
@@ -2631,7 +2644,7 @@ static const unsigned switchyard__v1__compose_request__field_indices_by_name[] =
 static const ProtobufCIntRange switchyard__v1__compose_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__compose_request__descriptor =
 {
@@ -2641,7 +2654,7 @@ const ProtobufCMessageDescriptor switchyard__v1__compose_request__descriptor =
   "Switchyard__V1__ComposeRequest",
   "switchyard.v1",
   sizeof(Switchyard__V1__ComposeRequest),
-  7,
+  8,
   switchyard__v1__compose_request__field_descriptors,
   switchyard__v1__compose_request__field_indices_by_name,
   1,  switchyard__v1__compose_request__number_ranges,

@@ -466,17 +466,23 @@ struct  Switchyard__V1__ComposeRequest
   uint64_t seed;
   /*
    * Objective (LoraHub's algorithm.py): mean completion cross-entropy / examples + l1 * mean|w|,
-   * w searched in [-1.5, 1.5] from 0. 0: 0.05.
+   * w searched in [-1.5, 1.5] from the best single expert. 0: 0.05.
    */
   float l1;
   /*
    * "cobyla" (also when empty) or "cmaes"
    */
   char *optimizer;
+  /*
+   * How the weights combine the experts (`switchyard compose --combination`): "lorahub"
+   * (A = Σ w·√s·A_i, B = Σ w·√s·B_i) or "cat" (ranks concatenated: exactly Σ w·s·B_i·A_i).
+   * Empty: the server's default, the same as the command line's.
+   */
+  char *combination;
 };
 #define SWITCHYARD__V1__COMPOSE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__compose_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
