@@ -99,7 +99,7 @@ FULL = dict(
     base_steps=4000, base_echo_steps=300, base_skill_frac=0.6, base_batch=16, base_block=128, base_lr=2e-3, base_warmup=100,
     lora_r=16, lora_alpha=32,
     expert_steps=1000, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
-    expert_distract=0.5,
+    expert_distract=0.5, expert_substitute=0.0,
 )
 QUICK = dict(
     n_train=200, n_dev=20, n_test=20, task_n_train={},
@@ -1213,27 +1213,60 @@ def _template_pattern(template: str) -> re.Pattern:
     return re.compile("^" + rx + re.escape(ANSWER_SUFFIX) + "$")
 
 
-def distract(rows: list[dict], name: str, frac: float, seed: int) -> list[dict]:
+# Words a substituted instruction keeps (see `substitute_words`): the grammar that says where the
+# input word sits, not what to do with it.
+FUNCTION_WORDS = frozenset("a an the of in to by with and then is it its what me this from on for at as "
+                           "if you do get be each every all word letter letters".split())
+
+
+def substitute_words(template: str, rng: random.Random, vocab: list[str]) -> str:
+    """`template` with each of its content words ("Reverse", "backwards", "capital", ...) swapped,
+    with probability 1/2 and at least one, for a filler word drawn like a task input; the slots and
+    FUNCTION_WORDS stay.  Trained on such rows an expert finds its input word by the instruction's
+    grammar rather than as the one word it does not know: held-out phrasings open with verbs no
+    expert saw ("Mirror the letters of {w}.", "Render {w} entirely in majuscules."), and filler alone
+    left the experts transforming those verbs (see Models/experts/README.md)."""
+    parts = re.split(r"(\{w\}|\{t\}|[A-Za-z]+)", template)
+    content = [i for i, q in enumerate(parts) if q.isalpha() and q.lower() not in FUNCTION_WORDS]
+    if not content:
+        return template
+    chosen = [i for i in content if rng.random() < 0.5] or [rng.choice(content)]
+    for i in chosen:
+        word = _distractor_word(rng, vocab)
+        parts[i] = word.capitalize() if parts[i][0].isupper() else word
+    return "".join(parts)
+
+
+def distract(rows: list[dict], name: str, frac: float, seed: int, substitute: float = 0.0) -> list[dict]:
     """Expert training rows with distractor text added to a fraction `frac` of them: filler words
     right after the input word (within the instruction), at the end of the instruction, a filler
     sentence before or after it, or an earlier answered turn of filler ("<filler>.\nAnswer: <word>\n").  Without this, every expert learned to transform the prompt's last
     word (its templates mostly end at the word): on held-out phrasings such as "Spell {w} starting
     from its last letter." the reverse expert reversed "letter" (0/30; see Models/README.md).  The
-    completion is unchanged; the input word and the task's own phrasing stay as they were."""
-    if frac <= 0:
+    completion is unchanged; the input word stays as it was.  Independently, a fraction `substitute`
+    of the rows has content words of its phrasing swapped for filler (`substitute_words`; its own
+    random stream, so the filler rows are the same with or without it)."""
+    if frac <= 0 and substitute <= 0:
         return rows
-    rng = random.Random(seed)
+    rng, sub_rng = random.Random(seed), random.Random(seed + 1)
     vocab = distractor_vocabulary()
     patterns = [(t, _template_pattern(t)) for t in phrasings(TASKS[name], "extended")]
     out = []
     for row in rows:
-        if rng.random() >= frac:
+        fill = rng.random() < frac
+        swap = sub_rng.random() < substitute
+        if not fill and not swap:
             out.append(row)
             continue
         match = next(((t, m) for t, pat in patterns if (m := pat.match(row["prompt"]))), None)
         assert match, f"{name}: no template matches {row['prompt']!r}"
         template, m = match
         slots = m.groupdict()
+        if swap:
+            template = substitute_words(template, sub_rng, vocab)
+        if not fill:
+            out.append({"prompt": template.format(**slots) + ANSWER_SUFFIX, "completion": row["completion"]})
+            continue
         phrase = _distractor_phrase(rng, vocab)
         sentence = phrase[0].upper() + phrase[1:] + "."
         base = template.format(**slots)
@@ -1283,7 +1316,8 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
     opt = torch.optim.AdamW(params, lr=cfg["expert_lr"], betas=(0.9, 0.99), weight_decay=0.0)
     frac = cfg.get("expert_distract", 0.0)
     streams = [task_batches([encode_example(tok, x["prompt"], x["completion"])
-                             for x in distract(tasks[n]["train"], n, frac, seed=700 + TASK_INDEX[n])],
+                             for x in distract(tasks[n]["train"], n, frac, seed=700 + TASK_INDEX[n],
+                                                   substitute=cfg.get("expert_substitute", 0.0))],
                             batch, seed=200 + TASK_INDEX[n]) for n in names]
     model.train()
     t0 = time.perf_counter()

@@ -65,7 +65,7 @@ extension InferenceServer {
         let lease = try acquire(names, field: "experts")
         defer { lease.release() }
         let hub: LoraHubComposer
-        do { 
+        do {
             hub = try LoraHubComposer(
                 model: model, experts: lease.adapters, examples: examples, l1: l1, combination: combination)
         } catch {

@@ -66,10 +66,13 @@ import Testing
     }
 
     /// The logits of `tokens` through `delta` (one row mix for every position).
-    static func logits(_ model: LlamaModel, _ tokens: [Int], _ delta: LoRAMixDelta, _ mix: ExpertMix) throws -> [Float] {
+    static func logits(_ model: LlamaModel, _ tokens: [Int], _ delta: LoRAMixDelta, _ mix: ExpertMix) throws -> [Float]
+    {
         try delta.setRowMixes(Array(repeating: mix, count: tokens.count))
-        return try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())], logits: .all, delta: delta)[0]
-            .data
+        return try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())], logits: .all, delta: delta)[
+            0
+        ]
+        .data
     }
 
     @Test func catCombinationIsTheWeightedSumOfTheExperts() throws {
