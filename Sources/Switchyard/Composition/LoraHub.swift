@@ -41,8 +41,9 @@ public enum CompositionCombination: String, CaseIterable, Sendable {
     /// `Σ w_i·s_i·B_i·A_i` — what mixing the experts at inference (`--expert a=w …`) applies.
     case cat
 
-    /// The combination `switchyard compose` and the server's `Compose` use when none is named.
-    public static let `default`: CompositionCombination = .lorahub
+    /// The combination `switchyard compose` and the server's `Compose` use when none is named:
+    /// `cat`, measured better on the demo's held-out tasks (`Models/experts/README.md`).
+    public static let `default`: CompositionCombination = .cat
 }
 
 /// LoraHub-style gradient-free composition: find weights w over K experts such that the adapter

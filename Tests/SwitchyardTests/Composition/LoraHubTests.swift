@@ -88,7 +88,7 @@ import Testing
         let viaCat = try Self.logits(model, x, LoRAMixDelta(experts: [composed]), .single(0))
         #expect(maxAbsDifference(viaCat, mixed) <= 1e-5, "cat applies Σ w·s·B·A, as mixing at inference does")
         // LoraHub's factor mix is another update (w² per expert and cross terms) at the same weights.
-        let lorahub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        let lorahub = try LoraHubComposer(model: model, experts: experts, examples: examples, combination: .lorahub)
         let viaFactors = try Self.logits(
             model, x, LoRAMixDelta(experts: [try lorahub.compose(w, name: "lh")]), .single(0))
         #expect(maxAbsDifference(viaFactors, mixed) > 1e-3)
@@ -105,7 +105,7 @@ import Testing
         let result = try hub.search(optimizer: optimizer, budget: 60, seed: 1)
         #expect(result.evaluations == 60)
         #expect(result.bestValue < start - 0.05 / 4, "search \(result.bestValue) vs start \(start)")
-        // A = Σ w·√s·A and B = Σ w·√s·B, so w and −w give the same update for one expert: compare |w|.
+        // (With LoraHub's combination w and −w give the same update for one expert: compare |w|.)
         let magnitude = result.best.map(abs)
         #expect(
             magnitude[0] > magnitude[1] && magnitude[0] > magnitude[2],
@@ -192,7 +192,7 @@ import Testing
         let (model, experts, examples) = try Self.setup()
         let mlp = try LoRAAdapter.load(directory: FixturePaths.url("adapters/mlp-r8-rslora"), base: model.config)
         #expect(throws: SwitchyardError.self) {
-            try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples)
+            try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples, combination: .lorahub)
         }
         // cat concatenates ranks, so it takes them mixed.
         let cat = try LoraHubComposer(model: model, experts: [experts[0], mlp], examples: examples, combination: .cat)

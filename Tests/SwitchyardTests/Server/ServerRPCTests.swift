@@ -110,14 +110,15 @@ import Testing
             experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes")
         { cmaes.append(e) }
         #expect(cmaes.last?.uint("evaluations") == 12)
-        // So is the combination: cat concatenates the two experts' ranks.
-        var cat: [WireMessage] = []
-        for try await e in client.compose(
-            name: "composed-cat", examples: [("Write dog backwards.\nAnswer:", "god")],
-            experts: ["reverse", "uppercase"], budget: 4, combination: "cat")
-        { cat.append(e) }
-        let lorahubRank = try #require(events.last?.message("expert")?.uint("rank"))
-        #expect(cat.last?.message("expert")?.uint("rank") == 2 * lorahubRank)
+        // So is the combination: cat concatenates the two experts' ranks, LoraHub's keeps one.
+        var ranks: [String: UInt64] = [:]
+        for combination in ["lorahub", "cat"] {
+            for try await e in client.compose(
+                name: "composed-\(combination)", examples: [("Write dog backwards.\nAnswer:", "god")],
+                experts: ["reverse", "uppercase"], budget: 4, combination: combination)
+            { if let expert = e.message("expert") { ranks[combination] = expert.uint("rank") } }
+        }
+        #expect(ranks["cat"] != nil && ranks["cat"] == ranks["lorahub"].map { 2 * $0 }, "\(ranks)")
         #expect(
             await statusCode {
                 for try await _ in client.compose(
