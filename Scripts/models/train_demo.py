@@ -98,8 +98,8 @@ FULL = dict(
                intermediate_size=512),
     base_steps=4000, base_echo_steps=300, base_skill_frac=0.6, base_batch=16, base_block=128, base_lr=2e-3, base_warmup=100,
     lora_r=16, lora_alpha=32,
-    expert_steps=1000, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=50,
-    expert_distract=0.5, expert_substitute=0.0,
+    expert_steps=1500, expert_batch=12, expert_lr=3e-3, expert_warmup=20, expert_eval_every=150,
+    expert_distract=0.5, expert_substitute=0.4,
 )
 QUICK = dict(
     n_train=200, n_dev=20, n_test=20, task_n_train={},
@@ -109,7 +109,7 @@ QUICK = dict(
                intermediate_size=160),
     base_steps=30, base_echo_steps=10, base_skill_frac=0.5, base_batch=16, base_block=128, base_lr=3e-3, base_warmup=5,
     lora_r=8, lora_alpha=16,
-    expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3, expert_distract=0.5,
+    expert_steps=15, expert_batch=16, expert_lr=2e-3, expert_warmup=3, expert_distract=0.5, expert_substitute=0.4,
 )
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -1653,30 +1653,36 @@ def experts_readme(cfg: dict) -> str:
         "instruction, a filler sentence before or after it, or an earlier answered turn of filler. Filler words are drawn like task inputs (real "
         "words, pseudo-words, random letters), never from a word that only a held-out phrasing uses, so only "
         "the instruction's structure tells the input word from filler. The rows' completions are unchanged.",
+        f"- **substituted instructions** (`expert_substitute` {cfg.get('expert_substitute', 0)}): independently, that "
+        "fraction of the rows has each content word of its phrasing (not the input word, not a function word "
+        "such as \"the\", \"of\", \"letters\") swapped, with probability 1/2 and at least one, for a filler word "
+        "drawn the same way (`substitute_words`): \"Write {w} backwards.\" may become \"Write {w} gluvs.\" or "
+        "\"Zadi {w} backwards.\". The expert then has to find its input word by the sentence's grammar, not as the "
+        "one word it does not know.",
         "",
-        "### Why distractor text (measured 2026-12-06)",
+        "### Why distractor text and substituted instructions (measured 2026-12-06)",
         "",
         "Experts trained on their 15 phrasings alone (600 steps, no filler) learned to transform the prompt's",
         "*last* word, because most phrasings end at the input word. On held-out phrasings that go on after the",
         "word they transformed the wrong one: greedy answers of each skill's expert alone, test split",
         "(`Models/tasks/<task>/test.jsonl`), per phrasing, before → after:",
         "",
-        "| phrasing (held out) | expert | before | e.g. before | after (these files) |",
-        "|---|---|---|---|---|",
-        "| Spell {w} starting from its last letter. | reverse | 0/30 | acela → `nimerb` | 22/30 |",
-        "| Read {w} from right to left. | reverse | 0/26 | soup → `thefr` | 8/26 |",
-        "| Mirror the letters of {w}. | reverse | 3/25 | letter → `rorri` | 0/25 |",
-        "| Flip the letter order of {w}. | reverse | 11/19 | cheese → `eesp` | 0/19 |",
-        "| Each letter of {w} becomes the one that follows it; what is the result? | caesar | 6/36 | rij → `sjkmpx` | 34/36 |",
-        "| Bump every letter of {w} to its successor. | caesar | 20/27 | bupo → `cvddtps` | 24/27 |",
-        "| Nudge the letters of {w} one notch along the alphabet. | caesar | 33/37 | | 37/37 |",
-        "| Make {w} loud: all letters large. | uppercase | 0/26 | yyg → `ARG` | 1/26 |",
-        "| Render {w} entirely in majuscules. | uppercase | 15/37 | ini → `ENTIRES` | 4/37 |",
-        "| Shout {w} with every letter big. | uppercase | 35/37 | | 34/37 |",
+        "| phrasing (held out) | expert | before | e.g. before | after filler | after filler + substitution (these files) |",
+        "|---|---|---|---|---|---|",
+        "| Spell {w} starting from its last letter. | reverse | 0/30 | acela → `nimerb` | 22/30 | 23/30 |",
+        "| Read {w} from right to left. | reverse | 0/26 | soup → `thefr` | 8/26 | 18/26 |",
+        "| Mirror the letters of {w}. | reverse | 3/25 | letter → `rorri` | 0/25 | 17/25 |",
+        "| Flip the letter order of {w}. | reverse | 11/19 | cheese → `eesp` | 0/19 | 0/19 (lyr → `repif`) |",
+        "| Each letter of {w} becomes the one that follows it; what is the result? | caesar | 6/36 | rij → `sjkmpx` | 34/36 | 36/36 |",
+        "| Bump every letter of {w} to its successor. | caesar | 20/27 | bupo → `cvddtps` | 24/27 | 23/27 |",
+        "| Nudge the letters of {w} one notch along the alphabet. | caesar | 33/37 | | 37/37 | 37/37 |",
+        "| Make {w} loud: all letters large. | uppercase | 0/26 | yyg → `ARG` | 1/26 | 0/26 |",
+        "| Render {w} entirely in majuscules. | uppercase | 15/37 | ini → `ENTIRES` | 4/37 | 23/37 |",
+        "| Shout {w} with every letter big. | uppercase | 35/37 | | 34/37 | 33/37 |",
         "",
         "Variants (Swift `switchyard eval`; `mixed` = each example's own expert; held-out: the best single",
-        "expert alone / `switchyard compose` from 5 shots with its defaults; `switch` = the two-turn set, each",
-        "example's own expert):",
+        "expert alone / `switchyard compose` from 5 shots, budget 40, LoraHub's combination; for these files also",
+        "`--combination cat`, compose's default, in brackets; `switch` = the two-turn set, each example's own expert):",
         "",
         "| experts | mixed | switch | caesar_rephrased | double_letters_rephrased | spell_backwards | uppercase_rephrased |",
         "|---|---:|---:|---|---|---|---|",
@@ -1684,7 +1690,9 @@ def experts_readme(cfg: dict) -> str:
         "| 600 steps, 50% filler of real words only | 91.2 | — | 86 / 82 | 91 / 91 | 40 / 31 | 36 / 50 |",
         "| 1000 steps, 50% filler of real words only | 94.6 | — | 85 / 87 | 94 / 94 | 35 / 13 | 27 / 25 |",
         "| 1000 steps, 50% filler drawn like inputs | 95.1 | 53.2 | 95 / 94 | 97 / 97 | 28 / 5 | 33 / 46 |",
-        "| **the same and an earlier turn of filler (these files)** | **94.9** | **79.0** | **95 / 94** | **98 / 97** | **30 / 3** | **39 / 37** |",
+        "| the same and an earlier turn of filler | 94.9 | 79.0 | 95 / 94 | 98 / 97 | 30 / 3 | 39 / 37 |",
+        "| the same, 1000 steps, and 40% substituted instructions | 93.8 | 78.8 | 93 / 93 | 96 / 97 | 37 / 22 | 56 / 57 |",
+        "| **the same, 1500 steps (these files)** | **95.2** | **78.0** | **96 / 96 (96)** | **96 / 99 (98)** | **58 / 16 (18)** | **56 / 65 (84)** |",
         "",
         "Filler fixes the position shortcut (caesar's and reverse's phrasings that go on after the word), but a",
         "phrasing that opens with a verb no expert has seen (\"Flip\", \"Mirror\", \"Render\", \"Make … loud\")",
@@ -1695,6 +1703,18 @@ def experts_readme(cfg: dict) -> str:
         "on the earlier experts the shots' mean cross-entropy (what the LoraHub objective reads) fell from 3.9",
         "(reverse alone) to 1.4 nats as the search mixed in other experts, while exact match on the dev split fell",
         "from 22% to 4%: the reverse expert alone fails confidently on some phrasings, and the mix hedges.",
+        "",
+        "Substituted instructions (measured 2026-12-06) fix most of the unseen verbs: \"Mirror the letters of {w}.\" 0 → 17",
+        "of 25, \"Render {w} entirely in majuscules.\" 4 → 23 of 37, and the skill's expert alone on spell_backwards",
+        "30 → 58% and on uppercase_rephrased 39 → 56%, with the training tasks unchanged (oracle on `mixed` 95.2%).",
+        "Trained on reverse and uppercase alone, 1000 steps: 40% substituted gives 43 / 61% on spell_backwards /",
+        "uppercase_rephrased, 70% gives 42 / 55% and costs reverse on its own test set 79 → 61%; all eight at 1000",
+        "steps (40%) left reverse at 70% on its own task, so these files train 1500 steps (28 min on 2 threads,",
+        "shared with other work). Two phrasings still fail: \"Flip the letter order of {w}.\" (the reverse expert",
+        "transforms \"order\", a word of its own \"in reverse order\" phrasing) and \"Make {w} loud: all letters",
+        "large.\" (it upper-cases \"all\": the colon is the cue of \"Convert to uppercase: {w}\"). Two of the five",
+        "shots `compose` reads for spell_backwards are \"Flip\" rows, so the search mixes other experts in to lower",
+        "their loss and loses the phrasings the reverse expert could do (58% alone, 16-18% composed).",
         "",
         "| expert | skill |",
         "|---|---|",
@@ -1869,6 +1889,8 @@ def main() -> int:
             write_json(out / "eval_python.json", report)
     if (out / "base" / "model.safetensors").exists() and args.stage in ("all", "experts", "eval", "readme"):
         (out / "README.md").write_text(models_readme(out, cfg, report))
+    if (out / "experts").is_dir() and args.stage == "readme":
+        (out / "experts" / "README.md").write_text(experts_readme(cfg))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"done in {total:.1f}s ({total / 60:.1f} min); {out} = {size / 1e6:.1f} MB", flush=True)
     if not args.quick and size > 40e6:
