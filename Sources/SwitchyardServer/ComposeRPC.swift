@@ -33,8 +33,19 @@ extension InferenceServer {
             }
             return FewShotExample(prompt: prompt, completion: completion + (eos.map { [$0] } ?? []))
         }
+        let combination: CompositionCombination
+        if m.string("combination").isEmpty {
+            combination = .default
+        } else if let named = CompositionCombination(rawValue: m.string("combination")) {
+            combination = named
+        } else {
+            throw GRPCStatus(
+                .invalidArgument,
+                "combination: \(EscapedText.quoted(m.string("combination"))) is not one of \(CompositionCombination.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
         var names = m.strings("experts")
-        if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry) }
+        if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry, combination: combination) }
         guard !names.isEmpty else {
             throw GRPCStatus(.failedPrecondition, "experts: the registry has no single-rank experts to compose")
         }
@@ -49,17 +60,6 @@ extension InferenceServer {
             throw GRPCStatus(
                 .invalidArgument,
                 "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        let combination: CompositionCombination
-        if m.string("combination").isEmpty {
-            combination = .default
-        } else if let named = CompositionCombination(rawValue: m.string("combination")) {
-            combination = named
-        } else {
-            throw GRPCStatus(
-                .invalidArgument,
-                "combination: \(EscapedText.quoted(m.string("combination"))) is not one of \(CompositionCombination.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
         let lease = try acquire(names, field: "experts")

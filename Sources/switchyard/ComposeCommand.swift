@@ -7,9 +7,11 @@ enum ComposeCommand: Command {
     static let summary = "LoraHub: compose existing experts for a new task from a few examples"
     static let discussion = """
         LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free, for the
-        composed adapter A = Σ w·√s·A_i, B = Σ w·√s·B_i, minimising LoraHub's objective (upstream
-        lorahub/algorithm.py): the base model's mean cross-entropy on the examples' completions
-        (+ eos) divided by the number of examples, plus l1 · mean|w|. The best is written to the
+        composed adapter (by default the experts' updates summed, Σ w·s·B_i·A_i, their ranks
+        concatenated; --combination lorahub: LoraHub's A = Σ w·√s·A_i, B = Σ w·√s·B_i),
+        minimising LoraHub's objective (upstream lorahub/algorithm.py): the base model's mean
+        cross-entropy on the examples' completions (+ eos) divided by the number of examples,
+        plus l1 · mean|w|. The best is written to the
         registry as a new expert (a PEFT directory), marked as composed in its safetensors metadata
         so that later default pools leave it out. By default the search starts from the best expert
         alone (each is tried at weight 1 first, within the budget); --start zero is LoraHub's start.
@@ -25,7 +27,7 @@ enum ComposeCommand: Command {
         var shots = 5
         @Option(
             help:
-                "Experts to compose. Default: every trained expert of the registry's most common rank; composed experts are left out unless named here."
+                "Experts to compose. Default: every trained expert (with lorahub: of the registry's most common rank); composed experts are left out unless named here."
         )
         var experts: NameList?
         @Option(
@@ -107,7 +109,7 @@ enum ComposeCommand: Command {
             print("preselected by \(routerURL.lastPathComponent): \(names.joined(separator: ", "))")
         }
         if names.isEmpty {
-            names = LoraHubComposer.defaultExperts(in: registry)
+            names = LoraHubComposer.defaultExperts(in: registry, combination: options.combination)
             guard !names.isEmpty else { throw UsageError("the registry has no single-rank trained experts to compose") }
         }
         let lease = try registry.acquire(names)

@@ -163,10 +163,13 @@ public final class LoraHubComposer {
     }
 
     /// The experts to compose when none are named: the trained experts (composed ones are left
-    /// out) of the registry's most common single rank (composition sums A and B matrices, so
-    /// ranks must agree). Empty when there are none.
-    public static func defaultExperts(in registry: ExpertRegistry) -> [String] {
+    /// out) with one rank each; for `.lorahub`, which sums A and B matrices, only those of the
+    /// registry's most common rank. Empty when there are none.
+    public static func defaultExperts(
+        in registry: ExpertRegistry, combination: CompositionCombination = .default
+    ) -> [String] {
         let single = registry.list().filter { $0.summary.ranks.count == 1 && $0.summary.composition == nil }
+        if combination == .cat { return single.map(\.name) }
         let counts = Dictionary(grouping: single, by: { $0.summary.ranks[0] }).mapValues(\.count)
         guard let rank = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else {
             return []

@@ -153,6 +153,12 @@ import Testing
         let registry = try ExpertRegistry(directory: dir, base: model.config)
         for name in ["attn-r4", "attn-r4b"] { try registry.add(from: FixturePaths.url("adapters/\(name)"), name: name) }
         #expect(LoraHubComposer.defaultExperts(in: registry) == ["attn-r4", "attn-r4b"])
+        // cat takes every rank; LoraHub's factor mix only the most common one.
+        try registry.add(from: FixturePaths.url("adapters/mlp-r8-rslora"), name: "mlp-r8-rslora")
+        #expect(
+            LoraHubComposer.defaultExperts(in: registry, combination: .cat) == ["attn-r4", "attn-r4b", "mlp-r8-rslora"])
+        #expect(LoraHubComposer.defaultExperts(in: registry, combination: .lorahub) == ["attn-r4", "attn-r4b"])
+        try registry.remove("mlp-r8-rslora")
         let hub = try LoraHubComposer(model: model, experts: Array(experts.prefix(2)), examples: examples)
         let entry = try registry.add(try hub.compose([0.5, -0.25], name: "composed"), name: "composed")
         #expect(entry.summary.composition == "attn-r4=0.5,attn-r4b=-0.25")

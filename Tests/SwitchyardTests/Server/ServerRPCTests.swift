@@ -61,7 +61,7 @@ import Testing
         #expect(firstRouting.allSatisfy { $0.experts.allSatisfy { TestServer.taskExperts.contains($0.name) } })
 
         // Stop strings end the stream before the stop string.
-        var stopping = GenerateRequest(prompt: "Spell cat with hyphens.\nAnswer:")
+        var stopping = GenerateRequest(prompt: "Spell cat with hyphens between its letters.\nAnswer:")
         stopping.experts = [("hyphenate", 1)]
         stopping.stop = ["-a"]
         let st = try await collect(client, stopping)

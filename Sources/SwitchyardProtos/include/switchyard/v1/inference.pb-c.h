@@ -451,8 +451,9 @@ struct  Switchyard__V1__ComposeRequest
   size_t n_examples;
   Switchyard__V1__ComposeExample **examples;
   /*
-   * Experts to combine; empty: the registry's trained experts of its most common rank
-   * (adapters written by Compose are marked as composed and left out unless named).
+   * Experts to combine; empty: the registry's trained experts (with combination "lorahub": of
+   * its most common rank; adapters written by Compose are marked as composed and left out unless
+   * named).
    */
   size_t n_experts;
   char **experts;
