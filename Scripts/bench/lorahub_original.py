@@ -6,8 +6,9 @@ the first expert, the composed state dict `Σ w_i · state_dict_i` loaded with
 `set_peft_model_state_dict`, objective = the batch's mean completion-token loss / number of
 examples + 0.05 · mean|w| (`default_get_loss`, `default_l1_regularization`), nevergrad `NGOpt` over
 `ng.p.Array(init=0, lower=-1.5, upper=1.5)` with budget 40. Switchyard: `switchyard compose` with
-its defaults (the 8 experts alone, then COBYLA from the best; the same objective, budget 40), or
-the optimiser/pool options given.
+its defaults (the 8 experts alone, then COBYLA from the best; the same objective, budget 40, on the
+experts' summed updates, `--combination cat`), or the options given (`--compose-args
+'--combination lorahub'`: the original's factor mix, so that only the search differs).
 
 Tasks: `caesar` and `uppercase` as new tasks (their own expert left out of the pool), the same two
 with every expert in the pool (`caesar:all`, the measurement of issue 14), and every held-out task
