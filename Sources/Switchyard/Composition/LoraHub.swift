@@ -42,7 +42,7 @@ public enum CompositionCombination: String, CaseIterable, Sendable {
     case cat
 
     /// The combination `switchyard compose` and the server's `Compose` use when none is named:
-    /// `cat`, measured better on the demo's held-out tasks (`Models/experts/README.md`).
+    /// `cat`, measured better on the demo's held-out tasks (README.md, "Composition").
     public static let `default`: CompositionCombination = .cat
 }
 
