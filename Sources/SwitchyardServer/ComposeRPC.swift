@@ -5,6 +5,22 @@ extension InferenceServer {
     /// Most objective evaluations one Compose call may ask for.
     static let maxComposeBudget = 2000
 
+    /// The string field `field` of `m` as one of `T`'s cases: `fallback` when empty, otherwise
+    /// INVALID_ARGUMENT naming the field and the accepted values.
+    static func choice<T: RawRepresentable & CaseIterable>(_ m: WireMessage, _ field: String, default fallback: T)
+        throws -> T where T.RawValue == String
+    {
+        let raw = m.string(field)
+        if raw.isEmpty { return fallback }
+        guard let value = T(rawValue: raw) else {
+            throw GRPCStatus(
+                .invalidArgument,
+                "\(field): \(EscapedText.quoted(raw)) is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        return value
+    }
+
     /// `Compose`: LoraHub from the request's examples — each expert alone first, then COBYLA (or
     /// CMA-ES) from the best, over weights of existing experts, one progress event per objective
     /// evaluation — then the result is written into the registry and is servable at once. Runs on
@@ -33,17 +49,7 @@ extension InferenceServer {
             }
             return FewShotExample(prompt: prompt, completion: completion + (eos.map { [$0] } ?? []))
         }
-        let combination: CompositionCombination
-        if m.string("combination").isEmpty {
-            combination = .default
-        } else if let named = CompositionCombination(rawValue: m.string("combination")) {
-            combination = named
-        } else {
-            throw GRPCStatus(
-                .invalidArgument,
-                "combination: \(EscapedText.quoted(m.string("combination"))) is not one of \(CompositionCombination.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
+        let combination = try Self.choice(m, "combination", default: CompositionCombination.default)
         var names = m.strings("experts")
         if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry, combination: combination) }
         guard !names.isEmpty else {
@@ -55,13 +61,7 @@ extension InferenceServer {
         }
         let l1 = m.double("l1") == 0 ? 0.05 : Float(m.double("l1"))
         guard l1.isFinite, l1 >= 0 else { throw GRPCStatus(.invalidArgument, "l1: must be a finite number ≥ 0") }
-        let optimizerName = m.string("optimizer").isEmpty ? CompositionOptimizer.cobyla.rawValue : m.string("optimizer")
-        guard let optimizer = CompositionOptimizer(rawValue: optimizerName) else {
-            throw GRPCStatus(
-                .invalidArgument,
-                "optimizer: \(EscapedText.quoted(optimizerName)) is not one of \(CompositionOptimizer.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
+        let optimizer = try Self.choice(m, "optimizer", default: CompositionOptimizer.cobyla)
         let lease = try acquire(names, field: "experts")
         defer { lease.release() }
         let hub: LoraHubComposer
