@@ -1314,10 +1314,10 @@ def stage_experts(out: Path, cfg: dict, only: list[str] | None = None) -> None:
     print(f"[experts] {E} LoRA adapters, rank {r}, alpha {alpha}, {n_lora} parameters each; "
           f"{steps} steps x {batch} examples per task", flush=True)
     opt = torch.optim.AdamW(params, lr=cfg["expert_lr"], betas=(0.9, 0.99), weight_decay=0.0)
-    frac = cfg.get("expert_distract", 0.0)
+    frac, substitute = cfg.get("expert_distract", 0.0), cfg.get("expert_substitute", 0.0)
     streams = [task_batches([encode_example(tok, x["prompt"], x["completion"])
                              for x in distract(tasks[n]["train"], n, frac, seed=700 + TASK_INDEX[n],
-                                                   substitute=cfg.get("expert_substitute", 0.0))],
+                                               substitute=substitute)],
                             batch, seed=200 + TASK_INDEX[n]) for n in names]
     model.train()
     t0 = time.perf_counter()
