@@ -257,16 +257,13 @@ enum ClientCompose: Command {
     static let summary = "LoraHub composition on the server"
 
     struct Options: ParsableArguments {
-        @Option(placeholder: "FILE", help: "JSONL {\"prompt\": …, \"completion\": …}.")
-        var examples: String
+        @OptionGroup var fewShot: FewShotOptions
         @Option(placeholder: "NAME", help: "Name of the composed expert.")
         var out: String
         @Option(help: "Experts to compose. Default: the server's choice.")
         var experts: NameList?
         @Option(help: "Objective evaluations. Default: the server's (40).")
         var budget: Int?
-        @Option(help: "Use the first N examples.")
-        var shots = 5
         @Option(help: "cobyla or cmaes (see `switchyard compose --help`). Default: the server's (cobyla).")
         var optimizer: CompositionOptimizer?
         @Option(help: "lorahub or cat (see `switchyard compose --help`). Default: the server's.")
@@ -284,7 +281,7 @@ enum ClientCompose: Command {
 
     static func run(_ options: Options) throws {
         let examples = Array(
-            try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map {
+            try options.fewShot.read().map {
                 (prompt: $0.prompt, completion: $0.completion)
             })
         let client = options.connection.client()

@@ -18,13 +18,9 @@ enum ComposeCommand: Command {
         """
 
     struct Options: ParsableArguments {
-        @Option(
-            placeholder: "FILE", help: "JSONL {\"prompt\": …, \"completion\": …} (e.g. a held-out task's train.jsonl).")
-        var examples: String
+        @OptionGroup var fewShot: FewShotOptions
         @Option(placeholder: "NAME", help: "Name of the composed expert.")
         var out: String
-        @Option(help: "Use the first N examples.")
-        var shots = 5
         @Option(
             help:
                 "Experts to compose. Default: every trained expert (with lorahub: of the registry's most common rank); composed experts are left out unless named here."
@@ -92,7 +88,7 @@ enum ComposeCommand: Command {
         let registry = try options.registry.open(model: model, create: true)
         let optimizer = options.optimizer
         let eos = StopTokens.endOfCompletion(model: model, tokenizer: tokenizer)
-        let examples = try EvalCommand.readExamples(options.examples).prefix(max(1, options.shots)).map { ex in
+        let examples = try options.fewShot.read().map { ex in
             FewShotExample(
                 prompt: try PromptFormat.encode(ex.prompt, tokenizer),
                 completion: try tokenizer.encodeChecked(ex.completion) + (eos.map { [$0] } ?? []))

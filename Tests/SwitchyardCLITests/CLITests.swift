@@ -89,7 +89,9 @@ import Testing
         (["generate", "a", "b"], "unexpected argument 'b'"),
         (["merge", "--type", "cat"], "missing --experts"),
         (["generate", "--system", "s", "hi"], "--system needs --chat"),
-        (["generate", "--max-tokens"], "--max-tokens needs a value")
+        (["generate", "--max-tokens"], "--max-tokens needs a value"),
+        (["compose", "--examples", "x.jsonl", "--out", "z", "--shots", "0"], "--shots must be ≥ 1, got 0"),
+        (["client", "compose", "--examples", "x.jsonl", "--out", "z", "--shots", "-2"], "--shots must be ≥ 1, got -2")
     ])
     func badValuesAreNamed(args: [String], message: String) throws {
         let r = try CLI.run(args)
@@ -189,6 +191,28 @@ import Testing
             try CLI.json(["experts", "inspect", "composed", "--registry", registry.path, "--format", "json"])
                 as? [String: Any])
         #expect(inspect["base_fingerprint"] is String, "\(inspect)")
+    }
+
+    /// A few-shot row without a completion (or prompt) has no loss to learn from: refused naming the
+    /// file and the example, before anything is written.
+    @Test func composeRefusesAnEmptyCompletion() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-shots-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let examples = dir.appendingPathComponent("shots.jsonl")
+        try """
+        {"prompt": "Reverse abc.\\nAnswer:", "completion": " cba"}
+
+        {"prompt": "Reverse xyz.\\nAnswer:", "completion": ""}
+
+        """.write(to: examples, atomically: true, encoding: .utf8)
+        let r = try CLI.run([
+            "compose", "--registry", dir.appendingPathComponent("registry").path, "--examples", examples.path,
+            "--budget", "2", "--experts", "reverse", "--out", "composed"
+        ])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("\(examples.path): example 2 has an empty \"completion\""), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("registry/composed").path))
     }
 
     @Test func expertsListIsAnAlignedTable() throws {

@@ -65,8 +65,8 @@ public final class LoraHubComposer {
     private let workspace = ForwardWorkspace()
     private let rank: Int
 
-    /// An objective over `experts` on `examples`; `l1` weights mean|w|. `.lorahub` needs experts of
-    /// one rank; `.cat` takes any single-rank experts.
+    /// An objective over `experts` (each once) on `examples`; `l1` (finite, ≥ 0) weights mean|w|.
+    /// `.lorahub` needs experts of one rank; `.cat` takes any single-rank experts.
     public init(
         model: LlamaModel, experts: [LoRAAdapter], examples: [FewShotExample], l1: Float = 0.05,
         combination: CompositionCombination = .default
@@ -75,6 +75,13 @@ public final class LoraHubComposer {
         guard !examples.isEmpty, examples.allSatisfy({ !$0.prompt.isEmpty && !$0.completion.isEmpty }) else {
             throw SwitchyardError.invalidArgument(
                 "compose: need at least one example, each with a prompt and a completion")
+        }
+        var seen = Set<String>()
+        if let twice = experts.first(where: { !seen.insert($0.name).inserted }) {
+            throw SwitchyardError.invalidArgument("compose: expert '\(twice.name)' is in the pool twice")
+        }
+        guard l1.isFinite, l1 >= 0 else {
+            throw SwitchyardError.invalidArgument("compose: l1 must be a finite number ≥ 0, got \(l1)")
         }
         let ranks = Set(experts.flatMap(\.ranks))
         switch combination {

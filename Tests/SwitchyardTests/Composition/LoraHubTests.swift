@@ -194,6 +194,19 @@ import Testing
         }
     }
 
+    @Test func refusesAnExpertTwiceAndANegativeL1() throws {
+        let (model, experts, examples) = try Self.setup()
+        #expect(throws: SwitchyardError.invalidArgument("compose: expert '\(experts[0].name)' is in the pool twice")) {
+            try LoraHubComposer(model: model, experts: [experts[0], experts[0]], examples: examples)
+        }
+        for l1 in [-0.05, Float.nan, Float.infinity] {
+            #expect(throws: SwitchyardError.self, "l1 \(l1)") {
+                try LoraHubComposer(model: model, experts: experts, examples: examples, l1: l1)
+            }
+        }
+        #expect(throws: Never.self) { try LoraHubComposer(model: model, experts: experts, examples: examples, l1: 0) }
+    }
+
     @Test func refusesMixedRanks() throws {
         let (model, experts, examples) = try Self.setup()
         let mlp = try LoRAAdapter.load(directory: FixturePaths.url("adapters/mlp-r8-rslora"), base: model.config)
