@@ -20,6 +20,10 @@ enum DemoCommand: Command {
         var perTask = 1
         @OptionGroup var model: ModelOptions
         @OptionGroup var registry: RegistryOptions
+
+        func validate() throws {
+            guard perTask > 0 else { throw UsageError("--per-task must be > 0, got \(perTask)") }
+        }
     }
 
     static func run(_ options: Options) throws {
@@ -42,7 +46,7 @@ enum DemoCommand: Command {
         let spec = try RouterWire.read(routerURL)
         let (router, lease) = try BoundRouter.bind(spec, model: model, registry: registry)
         defer { lease.release() }
-        let perTask = max(1, options.perTask)
+        let perTask = options.perTask
 
         // A rank-level (SMoRA) router names no experts: its prompts are those of every expert's task.
         let tasks = spec.experts.isEmpty ? registry.list().map(\.name) : spec.experts.map(\.name)

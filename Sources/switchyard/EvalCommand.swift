@@ -38,6 +38,7 @@ enum EvalCommand: Command {
             let methods = [router != nil, uniform, oracle, !experts.specs.isEmpty].filter { $0 }.count
             guard methods <= 1 else { throw UsageError("give one of --expert, --router, --uniform and --oracle") }
             guard batch > 0 else { throw UsageError("--batch must be > 0, got \(batch)") }
+            if let limit { guard limit > 0 else { throw UsageError("--limit must be > 0, got \(limit)") } }
         }
     }
 
@@ -61,7 +62,7 @@ enum EvalCommand: Command {
         let task = options.task
         let file = taskFile(task, split: options.split)
         var examples = try readExamples(file)
-        if let limit = options.limit { examples = Array(examples.prefix(max(0, limit))) }
+        if let limit = options.limit { examples = Array(examples.prefix(limit)) }
         let dir = try options.model.directory()
         let model = try options.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)

@@ -25,6 +25,14 @@ enum RouterCommand: CommandGroup {
         var temperature: Float = 1
         @OptionGroup var model: ModelOptions
         @OptionGroup var registry: RegistryOptions
+
+        func validate() throws {
+            // The wire reads temperature 0 as 1 (router.proto), so 0 would silently become 1.
+            guard temperature > 0 else { throw UsageError("--temperature must be > 0, got \(temperature)") }
+            if let topP {
+                guard topP > 0, topP <= 1 else { throw UsageError("--top-p must be in (0, 1], got \(topP)") }
+            }
+        }
     }
 
     /// The examples and model loaded, features computed: what both fitting commands start from.
@@ -53,6 +61,10 @@ enum RouterCommand: CommandGroup {
         }
         if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) {
             throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens")
+        }
+        guard topK >= 1, topK <= expertNames.count else {
+            throw UsageError(
+                "--top-k must be in 1...\(expertNames.count) (the experts \(o.examples) names), got \(topK)")
         }
         guard o.layer >= 0, o.layer < model.config.numLayers else {
             throw UsageError("--layer must be in 0..<\(model.config.numLayers), got \(o.layer)")

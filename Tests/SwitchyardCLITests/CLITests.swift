@@ -91,6 +91,13 @@ import Testing
         (["generate", "--system", "s", "hi"], "--system needs --chat"),
         (["generate", "--max-tokens"], "--max-tokens needs a value"),
         (["compose", "--examples", "x.jsonl", "--out", "z", "--shots", "0"], "--shots must be ≥ 1, got 0"),
+        (["eval", "--task", "reverse", "--limit", "-1"], "--limit must be > 0, got -1"),
+        (["demo", "--per-task", "0"], "--per-task must be > 0, got 0"),
+        (
+            ["router", "fit-centroids", "--examples", "x", "--out", "y", "--temperature", "0"],
+            "--temperature must be > 0, got 0.0"
+        ),
+        (["router", "train", "--examples", "x", "--out", "y", "--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
         (["client", "compose", "--examples", "x.jsonl", "--out", "z", "--shots", "-2"], "--shots must be ≥ 1, got -2")
     ])
     func badValuesAreNamed(args: [String], message: String) throws {
@@ -213,6 +220,29 @@ import Testing
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("\(examples.path): example 2 has an empty \"completion\""), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("registry/composed").path))
+    }
+
+    /// `--top-k` is checked against the experts the examples name (known only once the file is
+    /// read), as a usage error pointing at the subcommand's help.
+    @Test func routerFittingRefusesTopKAboveItsExperts() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-topk-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let examples = dir.appendingPathComponent("examples.jsonl")
+        try """
+        {"expert": "reverse", "prompt": "Reverse abc."}
+        {"expert": "uppercase", "prompt": "Uppercase abc."}
+
+        """.write(to: examples, atomically: true, encoding: .utf8)
+        let r = try CLI.run([
+            "router", "train", "--examples", examples.path, "--top-k", "3", "--out",
+            dir.appendingPathComponent("r.pb").path
+        ])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(
+            r.stderr.hasPrefix("error: --top-k must be in 1...2 (the experts \(examples.path) names), got 3"),
+            "\(r.stderr)")
+        #expect(r.stderr.contains("(see `switchyard router train --help`)"), "\(r.stderr)")
     }
 
     @Test func expertsListIsAnAlignedTable() throws {

@@ -53,7 +53,13 @@ extension Command {
             print(try help(path: path))
             return
         }
-        try run(try parse(argv, path: path))
+        let options = try parse(argv, path: path)
+        // A usage error found while running (a value checked against the model or the file it
+        // loaded) points at this command's help too.
+        do { try run(options) } catch var e as UsageError {
+            e.command = e.command ?? (path + [name]).joined(separator: " ")
+            throw e
+        }
     }
 
     /// `Options.parse`, a usage error pointing at this command's help.
