@@ -24,6 +24,8 @@ enum MergeCommand: Command {
         var out: String
         @OptionGroup var model: ModelOptions
         @OptionGroup var registry: RegistryOptions
+
+        func validate() throws { try WeightedExperts.requireDistinct(experts.entries, option: "--experts") }
     }
 
     static func run(_ options: Options) throws {

@@ -115,6 +115,15 @@ struct WeightedExperts: ArgumentValue {
     }
     static var placeholder: String { "NAME[=WEIGHT]" }
     static var expectation: String { "NAME[=WEIGHT],… with finite weights" }
+
+    /// Refuses an expert named twice in `entries` (its weights would silently add up: most often
+    /// a typo for another expert), naming `option` and the expert.
+    static func requireDistinct(_ entries: [(name: String, weight: Float)], option: String) throws {
+        var seen = Set<String>()
+        if let twice = entries.first(where: { !seen.insert($0.name).inserted }) {
+            throw UsageError("\(option) names expert '\(twice.name)' twice; give it once, with the sum of its weights")
+        }
+    }
     var argumentDescription: String { entries.map { "\($0.name)=\($0.weight)" }.joined(separator: ",") }
 }
 

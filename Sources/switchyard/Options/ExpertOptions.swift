@@ -10,6 +10,8 @@ struct ExpertOptions: ParsableArguments {
     )
     var expert: [WeightedExperts]
 
+    func validate() throws { try WeightedExperts.requireDistinct(specs, option: "--expert") }
+
     /// Every expert named, with its weight, in order.
     var specs: [(name: String, weight: Float)] { expert.flatMap(\.entries) }
 
