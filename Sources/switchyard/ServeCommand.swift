@@ -74,6 +74,18 @@ enum ServeCommand: Command {
                 throw UsageError("--\(name) must be > 0, got \(v)")
             }
             guard shutdownGrace >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
+            guard defaultMaxTokens <= maxTokensLimit else {
+                throw UsageError(
+                    "--default-max-tokens \(defaultMaxTokens) is above --max-tokens-limit \(maxTokensLimit)")
+            }
+            if let replicaID {
+                // A gRPC metadata value: printable ASCII.
+                guard !replicaID.isEmpty, replicaID.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) })
+                else {
+                    throw UsageError(
+                        "--replica-id must be non-empty printable ASCII, got \(EscapedText.quoted(replicaID))")
+                }
+            }
             guard token == nil || tokenFile == nil else { throw UsageError("give --token or --token-file, not both") }
         }
     }
@@ -99,6 +111,12 @@ enum ServeCommand: Command {
             throw UsageError("the token is empty or contains spaces/newlines")
         }
         options.replicaID = o.replicaID
+        for dir in o.allowExpertDir {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw UsageError("--allow-expert-dir: \(dir) is not a directory")
+            }
+        }
         options.allowedExpertRoots = o.allowExpertDir.map { URL(fileURLWithPath: $0) }
         options.logFormat = o.logFormat
         options.shutdownGrace = Double(o.shutdownGrace)

@@ -93,6 +93,12 @@ import Testing
         (["compose", "--examples", "x.jsonl", "--out", "z", "--shots", "0"], "--shots must be ≥ 1, got 0"),
         (["eval", "--task", "reverse", "--limit", "-1"], "--limit must be > 0, got -1"),
         (["demo", "--per-task", "0"], "--per-task must be > 0, got 0"),
+        (["serve", "--default-max-tokens", "5000"], "--default-max-tokens 5000 is above --max-tokens-limit 4096"),
+        (["serve", "--replica-id", ""], "--replica-id must be non-empty printable ASCII"),
+        (
+            ["serve", "--allow-expert-dir", "/nonexistent-dir"],
+            "--allow-expert-dir: /nonexistent-dir is not a directory"
+        ),
         (["generate", "--expert", "reverse", "--expert", "reverse=0.5", "hi"], "--expert names expert 'reverse' twice"),
         (["merge", "--type", "cat", "--experts", "a=1,a=2", "--out", "m"], "--experts names expert 'a' twice"),
         (

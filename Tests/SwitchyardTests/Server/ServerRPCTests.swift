@@ -226,6 +226,18 @@ import Testing
 
     /// Replicas share a registry directory: an expert another process adds is found on first
     /// use, one it removes is gone at once even when its weights are still cached here.
+    /// The core reads a port modulo 65536 (`:99999` bound 34463): such addresses are refused
+    /// before it sees them.
+    @Test func listenAddressesAreHostAndAPortInRange() throws {
+        for bad in ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:5x", ":50051", "foo"]
+        {
+            #expect(throws: GRPCStatus.self, "\(bad)") { try GRPCServer.checkHostPort(bad) }
+        }
+        for good in ["127.0.0.1:0", "127.0.0.1:65535", "[::1]:50051", "localhost:50051"] {
+            #expect(throws: Never.self, "\(good)") { try GRPCServer.checkHostPort(good) }
+        }
+    }
+
     @Test func theRegistryDirectoryIsTheTruth() async throws {
         let s = try TestServer()
         defer { s.stop() }
