@@ -273,7 +273,7 @@ enum ExportExpert: Command {
     struct Options: ParsableArguments {
         @Argument(help: "The expert's name.")
         var name: String
-        @Option(placeholder: "DIR", help: "The directory to write.")
+        @Option(placeholder: "DIR", help: "The directory to write (new, or empty).")
         var out: String
         @OptionGroup var common: ExpertsCommand.Common
     }
@@ -281,6 +281,17 @@ enum ExportExpert: Command {
     struct Exported: Encodable { var exported: String }
 
     static func run(_ options: Options) throws {
+        // Nothing already there is overwritten: an adapter (or anything else) in --out stays.
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: options.out), !existing.isEmpty {
+            throw SwitchyardError.invalidArgument(
+                "export: \(options.out) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", …" : "")); pick a new --out or empty it first"
+            )
+        }
+        if FileManager.default.fileExists(atPath: options.out),
+            (try? FileManager.default.contentsOfDirectory(atPath: options.out)) == nil
+        {
+            throw SwitchyardError.invalidArgument("export: \(options.out) exists and is not a directory")
+        }
         let registry = try options.common.open()
         let recorded = try registry.entry(options.name).baseRecord
         let lease = try registry.acquire([options.name])

@@ -253,6 +253,22 @@ import Testing
         #expect(r.stderr.contains("(see `switchyard router train --help`)"), "\(r.stderr)")
     }
 
+    /// `experts export` never writes over what is already in --out.
+    @Test func exportRefusesADirectoryThatIsNotEmpty() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-export-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let mine = dir.appendingPathComponent("adapter_config.json")
+        try "mine".write(to: mine, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["experts", "export", "reverse", "--out", dir.path])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("export: \(dir.path) is not empty"), "\(r.stderr)")
+        #expect(try String(contentsOf: mine, encoding: .utf8) == "mine")
+        let fresh = dir.appendingPathComponent("fresh")
+        #expect(try CLI.run(["experts", "export", "reverse", "--out", fresh.path]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: fresh.appendingPathComponent("adapter_model.safetensors").path))
+    }
+
     @Test func expertsListIsAnAlignedTable() throws {
         let r = try CLI.run(["experts", "list"])
         #expect(r.status == 0)
