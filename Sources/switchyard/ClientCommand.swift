@@ -23,6 +23,20 @@ enum ClientCommand: CommandGroup {
         @Option(placeholder: "S", help: "Deadline for the call in seconds. Default: none.")
         var timeout: Float?
 
+        func validate() throws {
+            if let timeout {
+                guard timeout > 0 else { throw UsageError("--timeout must be > 0 seconds, got \(timeout)") }
+            }
+            // A gRPC target with a scheme (dns:///, ipv4:, unix:) is the core's to read.
+            if let server, !server.contains("://"), !server.hasPrefix("unix:"), !server.hasPrefix("ipv4:"),
+                !server.hasPrefix("ipv6:")
+            {
+                do { try HostPort.check(server) } catch let e as GRPCStatus {
+                    throw UsageError("--server \(e.message)")
+                }
+            }
+        }
+
         func client() -> SwitchyardClient {
             let env = ProcessInfo.processInfo.environment
             return SwitchyardClient(

@@ -93,6 +93,11 @@ import Testing
         (["compose", "--examples", "x.jsonl", "--out", "z", "--shots", "0"], "--shots must be ≥ 1, got 0"),
         (["eval", "--task", "reverse", "--limit", "-1"], "--limit must be > 0, got -1"),
         (["demo", "--per-task", "0"], "--per-task must be > 0, got 0"),
+        (
+            ["client", "info", "--server", "127.0.0.1:99999"],
+            "--server 127.0.0.1:99999: the port must be a number in 0...65535"
+        ),
+        (["client", "info", "--timeout", "0"], "--timeout must be > 0 seconds, got 0.0"),
         (["serve", "--default-max-tokens", "5000"], "--default-max-tokens 5000 is above --max-tokens-limit 4096"),
         (["serve", "--replica-id", ""], "--replica-id must be non-empty printable ASCII"),
         (

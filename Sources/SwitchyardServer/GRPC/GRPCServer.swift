@@ -24,20 +24,6 @@ final class GRPCServer: @unchecked Sendable {
     /// The bound port.
     let port: Int
 
-    /// Refuses an address that is not `HOST:PORT` with a port in 0...65535 before the core sees
-    /// it: the core reads the port modulo 65536 (`:99999` bound 34463) and logs its own errors.
-    static func checkHostPort(_ address: String) throws {
-        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex else {
-            throw GRPCStatus(.invalidArgument, "cannot listen on \(address): expected HOST:PORT")
-        }
-        let port = address[address.index(after: colon)...]
-        guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber),
-            let value = Int(port), value <= 65535
-        else {
-            throw GRPCStatus(.invalidArgument, "cannot listen on \(address): the port must be a number in 0...65535")
-        }
-    }
-
     /// Binds `address` (`host:port`, port 0 picks one). `maxMessageBytes` caps requests and
     /// responses (the core answers RESOURCE_EXHAUSTED over it). Throws when it cannot bind.
     init(
@@ -45,7 +31,7 @@ final class GRPCServer: @unchecked Sendable {
         handlers: [String: Handler],
         gate: @escaping Gate = { _ in nil }
     ) throws {
-        try Self.checkHostPort(address)
+        try HostPort.check(address)
         cq = CompletionQueue(name: "switchyard.grpc.server")
         server = sy_server_create(cq.raw, Int32(clamping: maxMessageBytes), Int32(clamping: maxMessageBytes))
         let bound = sy_server_add_port(server, address)

@@ -231,10 +231,10 @@ import Testing
     @Test func listenAddressesAreHostAndAPortInRange() throws {
         for bad in ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:5x", ":50051", "foo"]
         {
-            #expect(throws: GRPCStatus.self, "\(bad)") { try GRPCServer.checkHostPort(bad) }
+            #expect(throws: GRPCStatus.self, "\(bad)") { try HostPort.check(bad) }
         }
         for good in ["127.0.0.1:0", "127.0.0.1:65535", "[::1]:50051", "localhost:50051"] {
-            #expect(throws: Never.self, "\(good)") { try GRPCServer.checkHostPort(good) }
+            #expect(throws: Never.self, "\(good)") { try HostPort.check(good) }
         }
     }
 
