@@ -36,6 +36,10 @@ extension InferenceServer {
                 do { try ExpertRegistry.validateName(name) } catch {
                     throw GRPCStatus(.invalidArgument, "experts[\(i)].name: \(error)")
                 }
+                if let first = names.firstIndex(of: name) {
+                    throw GRPCStatus(
+                        .invalidArgument, "experts[\(i)].name: '\(name)' is experts[\(first)] too; name an expert once")
+                }
                 let w = Float(e.double("weight"))
                 guard w.isFinite else {
                     throw GRPCStatus(.invalidArgument, "experts[\(i)].weight: not a finite number")

@@ -21,6 +21,9 @@ struct SamplingOptions: ParsableArguments {
 
     func validate() throws {
         guard maxTokens >= 0 else { throw UsageError("--max-tokens must be ≥ 0, got \(maxTokens)") }
+        // The library's rule, checked here too so that a remote call cannot send a value the wire
+        // reads as "unset" (top-p 0, repetition penalty 0 mean the defaults there).
+        do { try parameters.validate() } catch { throw UsageError("\(error)") }
     }
 
     var parameters: SamplingParameters {

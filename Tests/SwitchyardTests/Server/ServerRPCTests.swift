@@ -184,6 +184,10 @@ import Testing
                 { $0.experts = [("../reverse", 1)] }
             ),
             ("unknown expert", .notFound, "experts[0]: unknown expert 'nope'", { $0.experts = [("nope", 1)] }),
+            (
+                "an expert named twice", .invalidArgument, "experts[1].name: 'reverse' is experts[0] too",
+                { $0.experts = [("reverse", 1), ("reverse", 0.5)] }
+            ),
             ("unknown router", .notFound, "router: unknown router 'nope'", { $0.router = "nope" }),
             (
                 "message over the size cap", .resourceExhausted, "larger than max",
