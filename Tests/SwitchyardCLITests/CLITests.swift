@@ -217,16 +217,14 @@ import Testing
     /// A few-shot row without a completion (or prompt) has no loss to learn from: refused naming the
     /// file and the example, before anything is written.
     @Test func composeRefusesAnEmptyCompletion() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-shots-\(UUID().uuidString)")
+        let dir = try CLI.scratchDirectory("shots")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let examples = dir.appendingPathComponent("shots.jsonl")
-        try """
-        {"prompt": "Reverse abc.\\nAnswer:", "completion": " cba"}
+        let examples = try CLI.write(
+            """
+            {"prompt": "Reverse abc.\\nAnswer:", "completion": " cba"}
 
-        {"prompt": "Reverse xyz.\\nAnswer:", "completion": ""}
-
-        """.write(to: examples, atomically: true, encoding: .utf8)
+            {"prompt": "Reverse xyz.\\nAnswer:", "completion": ""}
+            """, to: dir.appendingPathComponent("shots.jsonl"))
         let r = try CLI.run([
             "compose", "--registry", dir.appendingPathComponent("registry").path, "--examples", examples.path,
             "--budget", "2", "--experts", "reverse", "--out", "composed"
@@ -239,15 +237,13 @@ import Testing
     /// `--top-k` is checked against the experts the examples name (known only once the file is
     /// read), as a usage error pointing at the subcommand's help.
     @Test func routerFittingRefusesTopKAboveItsExperts() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-topk-\(UUID().uuidString)")
+        let dir = try CLI.scratchDirectory("topk")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let examples = dir.appendingPathComponent("examples.jsonl")
-        try """
-        {"expert": "reverse", "prompt": "Reverse abc."}
-        {"expert": "uppercase", "prompt": "Uppercase abc."}
-
-        """.write(to: examples, atomically: true, encoding: .utf8)
+        let examples = try CLI.write(
+            """
+            {"expert": "reverse", "prompt": "Reverse abc."}
+            {"expert": "uppercase", "prompt": "Uppercase abc."}
+            """, to: dir.appendingPathComponent("examples.jsonl"))
         let r = try CLI.run([
             "router", "train", "--examples", examples.path, "--top-k", "3", "--out",
             dir.appendingPathComponent("r.pb").path
@@ -261,11 +257,9 @@ import Testing
 
     /// `experts export` never writes over what is already in --out.
     @Test func exportRefusesADirectoryThatIsNotEmpty() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-export-\(UUID().uuidString)")
+        let dir = try CLI.scratchDirectory("export")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let mine = dir.appendingPathComponent("adapter_config.json")
-        try "mine".write(to: mine, atomically: true, encoding: .utf8)
+        let mine = try CLI.write("mine", to: dir.appendingPathComponent("adapter_config.json"))
         let r = try CLI.run(["experts", "export", "reverse", "--out", dir.path])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("export: \(dir.path) is not empty"), "\(r.stderr)")
@@ -294,6 +288,19 @@ import Testing
 
 /// Runs the built `switchyard` binary.
 enum CLI {
+    /// A new empty directory under the temporary directory (the caller removes it).
+    static func scratchDirectory(_ label: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Writes `text` (UTF-8) to `url` and returns `url`.
+    static func write(_ text: String, to url: URL) throws -> URL {
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
     struct Result {
         var status: Int32
         var stdout: String
