@@ -28,11 +28,13 @@ enum ClientCommand: CommandGroup {
                 guard timeout > 0 else { throw UsageError("--timeout must be > 0 seconds, got \(timeout)") }
             }
             // A gRPC target with a scheme (dns:///, ipv4:, unix:) is the core's to read.
-            if let server, !server.contains("://"), !server.hasPrefix("unix:"), !server.hasPrefix("ipv4:"),
-                !server.hasPrefix("ipv6:")
+            let env = ProcessInfo.processInfo.environment["SWITCHYARD_SERVER"]
+            let (target, source) = server.map { ($0, "--server") } ?? (env, "$SWITCHYARD_SERVER")
+            if let target, !target.contains("://"), !target.hasPrefix("unix:"), !target.hasPrefix("ipv4:"),
+                !target.hasPrefix("ipv6:")
             {
-                do { try HostPort.check(server) } catch let e as GRPCStatus {
-                    throw UsageError("--server \(e.message)")
+                do { try HostPort.check(target) } catch let e as GRPCStatus {
+                    throw UsageError("\(source) \(e.message)")
                 }
             }
         }

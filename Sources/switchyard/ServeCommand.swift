@@ -74,6 +74,7 @@ enum ServeCommand: Command {
                 throw UsageError("--\(name) must be > 0, got \(v)")
             }
             guard shutdownGrace >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
+            do { try HostPort.check(listen) } catch let e as GRPCStatus { throw UsageError("--listen \(e.message)") }
             guard defaultMaxTokens <= maxTokensLimit else {
                 throw UsageError(
                     "--default-max-tokens \(defaultMaxTokens) is above --max-tokens-limit \(maxTokensLimit)")
