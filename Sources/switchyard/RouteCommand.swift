@@ -87,6 +87,15 @@ enum RouteCommand: Command {
     }
 
     static func run(_ options: Options) throws {
+        if let path = options.heatmap {
+            // Checked before generating, so a typo in the path does not cost the run.
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw UsageError("--heatmap: no directory \(parent) to write \(path) in")
+            }
+        }
         let dir = try options.model.directory()
         let model = try options.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)

@@ -98,6 +98,10 @@ import Testing
             "--server 127.0.0.1:99999: the port must be a number in 0...65535"
         ),
         (["client", "info", "--timeout", "0"], "--timeout must be > 0 seconds, got 0.0"),
+        (
+            ["route", "--router", "r.pb", "--heatmap", "/nonexistent-dir/h.svg", "hi"],
+            "--heatmap: no directory /nonexistent-dir to write /nonexistent-dir/h.svg in"
+        ),
         (["serve", "--listen", "127.0.0.1:70000"], "--listen 127.0.0.1:70000: the port must be a number in 0...65535"),
         (["client", "generate", "--top-p", "0", "hi"], "top-p must be in (0, 1], found 0.0"),
         (["serve", "--default-max-tokens", "5000"], "--default-max-tokens 5000 is above --max-tokens-limit 4096"),
