@@ -5,12 +5,22 @@ extension RouterSpec {
     ///
     /// With `gates` nil every gate is zero, the activation is sigmoid and the scale 2, so each rank's
     /// gate value is exactly 1: with `topK` = R this router equals all K experts at weight 1 (the
-    /// `cat` combination). Train or supply gates (`[R × in]` per site) to make ranks compete.
+    /// `cat` combination). Train or supply gates (`[R × in]` per site) to make ranks compete. `topK`
+    /// must be in 1...R and each expert given once.
     public static func rankRouter(
         concatenating experts: [LoRAAdapter], name: String, topK: Int,
         gates: [ProjectionSite: Matrix]? = nil
     ) throws -> RouterSpec {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("rankRouter: no experts") }
+        var seen = Set<String>()
+        if let twice = experts.first(where: { !seen.insert($0.name).inserted }) {
+            throw SwitchyardError.invalidArgument("rankRouter: expert '\(twice.name)' is given twice")
+        }
+        let totalRank = experts.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
+        guard topK >= 1, topK <= totalRank else {
+            throw SwitchyardError.invalidArgument(
+                "rankRouter: top-k must be in 1...\(totalRank) (the experts' ranks together), got \(topK)")
+        }
         let sites = Set(experts.flatMap { $0.modules.keys }).sorted {
             ($0.layer, $0.kind.rawValue) < ($1.layer, $1.kind.rawValue)
         }

@@ -4,6 +4,23 @@ import Testing
 @testable import Switchyard
 
 @Suite struct RankRouterTests {
+    /// top-k outside 1...R (R = the ranks together, 4 + 8 here) and an expert given twice are refused.
+    @Test func concatenationRefusesTopKOutsideTheRanksAndAnExpertTwice() throws {
+        let model = try LlamaModel.load(directory: FixturePaths.url("models/llama-gqa"))
+        let experts = try ["attn-r4", "mlp-r8-rslora"].map {
+            try LoRAAdapter.load(directory: FixturePaths.url("adapters/\($0)"), base: model.config)
+        }
+        for k in [0, 13] {
+            #expect(throws: SwitchyardError.self, "top-k \(k)") {
+                try RouterSpec.rankRouter(concatenating: experts, name: "r", topK: k)
+            }
+        }
+        #expect(throws: SwitchyardError.self) {
+            try RouterSpec.rankRouter(concatenating: [experts[0], experts[0]], name: "r", topK: 4)
+        }
+        _ = try RouterSpec.rankRouter(concatenating: experts, name: "r", topK: 1)
+    }
+
     /// K experts concatenated along the rank with every rank active equal the K experts summed.
     @Test func concatenatedExpertsWithAllRanksEqualTheirSum() throws {
         let model = try LlamaModel.load(directory: FixturePaths.url("models/llama-gqa"))
