@@ -26,7 +26,11 @@ struct BenchModel: ParsableArguments {
     var seed = 0
 
     func validate() throws {
-        if let t = threads, t <= 0 { throw UsageError("--threads must be positive, got \(t)") }
+        // Above a few threads per core only the thread creation grows (100000 never finished).
+        let most = 8 * ProcessInfo.processInfo.activeProcessorCount
+        if let t = threads, t <= 0 || t > most {
+            throw UsageError("--threads must be in 1...\(most) (8 per core), got \(t)")
+        }
         guard config == "smollm2-135m" else {
             throw UsageError("--config: unknown shape \(EscapedText.quoted(config)) (available: smollm2-135m)")
         }

@@ -27,13 +27,10 @@ enum ClientCommand: CommandGroup {
             if let timeout {
                 guard timeout > 0 else { throw UsageError("--timeout must be > 0 seconds, got \(timeout)") }
             }
-            // A gRPC target with a scheme (dns:///, ipv4:, unix:) is the core's to read.
             let env = ProcessInfo.processInfo.environment["SWITCHYARD_SERVER"]
             let (target, source) = server.map { ($0, "--server") } ?? (env, "$SWITCHYARD_SERVER")
-            if let target, !target.contains("://"), !target.hasPrefix("unix:"), !target.hasPrefix("ipv4:"),
-                !target.hasPrefix("ipv6:")
-            {
-                do { try HostPort.check(target) } catch let e as GRPCStatus {
+            if let target {
+                do { try HostPort.checkTarget(target) } catch let e as GRPCStatus {
                     throw UsageError("\(source) \(e.message)")
                 }
             }

@@ -14,4 +14,12 @@ public enum HostPort {
             throw GRPCStatus(.invalidArgument, "\(address): the port must be a number in 0...65535")
         }
     }
+
+    /// `check` for a client's target when it is a plain `HOST:PORT`; a gRPC target with a scheme
+    /// (`dns:///…`, `ipv4:…`, `ipv6:…`, `unix:…`) is left to the core.
+    public static func checkTarget(_ target: String) throws {
+        let schemes = ["ipv4:", "ipv6:", "unix:"]
+        guard !target.contains("://"), !schemes.contains(where: { target.hasPrefix($0) }) else { return }
+        try check(target)
+    }
 }

@@ -240,6 +240,11 @@ import Testing
         for good in ["127.0.0.1:0", "127.0.0.1:65535", "[::1]:50051", "localhost:50051"] {
             #expect(throws: Never.self, "\(good)") { try HostPort.check(good) }
         }
+        // A client target with a scheme is the core's to read.
+        for target in ["dns:///localhost:50051", "ipv4:127.0.0.1:50051", "unix:/tmp/s.sock"] {
+            #expect(throws: Never.self, "\(target)") { try HostPort.checkTarget(target) }
+        }
+        #expect(throws: GRPCStatus.self) { try HostPort.checkTarget("127.0.0.1:99999") }
     }
 
     @Test func theRegistryDirectoryIsTheTruth() async throws {
