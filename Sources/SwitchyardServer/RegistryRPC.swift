@@ -38,8 +38,9 @@ extension InferenceServer {
         guard !path.isEmpty else { throw GRPCStatus(.invalidArgument, "path: empty") }
         let source = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
         let roots = options.allowedExpertRoots.map { $0.standardizedFileURL.resolvingSymlinksInPath().path }
-        guard roots.contains(where: { source.path == $0 || source.path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
-        else {
+        let isUnderARoot = { (p: String) in roots.contains { p == $0 || p.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+        }
+        guard isUnderARoot(source.path) else {
             throw GRPCStatus(
                 .permissionDenied,
                 "path: '\(path)' is outside the directories this server reads experts from"
@@ -50,6 +51,14 @@ extension InferenceServer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDir), isDir.boolValue else {
             throw GRPCStatus(.notFound, "path: no adapter directory at '\(path)'")
+        }
+        // The files are read (and copied) too: one that links outside the roots is refused.
+        let entries = (try? FileManager.default.contentsOfDirectory(at: source, includingPropertiesForKeys: nil)) ?? []
+        if let escaping = entries.first(where: { !isUnderARoot($0.resolvingSymlinksInPath().path) }) {
+            throw GRPCStatus(
+                .permissionDenied,
+                "path: '\(escaping.lastPathComponent)' in '\(path)' links outside the directories this server reads experts from"
+            )
         }
         if registry.rescan(name) {
             throw GRPCStatus(

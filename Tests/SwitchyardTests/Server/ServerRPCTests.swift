@@ -211,6 +211,15 @@ import Testing
         #expect(await statusCode { try await client.addExpert(name: "a/b", path: "/etc") } == .invalidArgument)
         let staged = try s.stage("reverse", as: "dup")
         #expect(await statusCode { try await client.addExpert(name: "reverse", path: staged.path) } == .alreadyExists)
+        // A file in a staged adapter that links outside the allowed roots is not read.
+        let linked = try s.stage("reverse", as: "linked")
+        let weights = linked.appendingPathComponent("adapter_model.safetensors")
+        try FileManager.default.removeItem(at: weights)
+        try FileManager.default.createSymbolicLink(
+            at: weights,
+            withDestinationURL: TestServer.modelsRoot.appendingPathComponent(
+                "experts/reverse/adapter_model.safetensors"))
+        #expect(await statusCode { try await client.addExpert(name: "linked", path: linked.path) } == .permissionDenied)
         #expect(await statusCode { try await client.removeExpert(name: "nope") } == .notFound)
         #expect(await statusCode { try await client.removeExpert(name: "..") } == .invalidArgument)
         #expect(await statusCode { _ = try await client.health(service: "nope") } == .notFound)
