@@ -72,12 +72,26 @@ extension InferenceServer {
             throw GRPCStatus(.invalidArgument, "experts: \(error)")
         }
         let started = Date()
-        let result = try hub.search(optimizer: optimizer, budget: budget, seed: m.uint("seed")) { evaluations, best in
-            call.send(
-                WireMessage(
-                    InferenceWire.composeEvent,
-                    ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]
-                ).encode())
+        var spent = 0
+        let result: OptimizationResult
+        do {
+            // The caller going away (cancel, deadline, shutdown) stops the search between evaluations.
+            result = try hub.search(
+                optimizer: optimizer, budget: budget, seed: m.uint("seed"),
+                onEvaluation: { evaluations, best in
+                    spent = evaluations
+                    call.send(
+                        WireMessage(
+                            InferenceWire.composeEvent,
+                            ["evaluations": .uint(UInt64(evaluations)), "best_loss": .double(Double(best))]
+                        ).encode())
+                }, shouldStop: { call.isCancelled })
+        } catch is CancellationError {
+            log.write([
+                ("rpc", "Compose"), ("expert", name), ("evaluations", spent),
+                ("seconds", Date().timeIntervalSince(started)), ("status", "CANCELLED")
+            ])
+            throw GRPCStatus(.cancelled, "Compose: cancelled after \(spent) of \(budget) evaluations")
         }
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
         let entry: ExpertRegistry.Entry

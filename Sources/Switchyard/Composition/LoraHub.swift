@@ -206,14 +206,20 @@ public final class LoraHubComposer {
     /// expert alone at weight 1 (n of the evaluations), then searches from the best of them, so the
     /// result is never worse on the examples than the best single expert; `.zero` searches from
     /// w = 0 as LoraHub does. COBYLA starts with radius `initialRadius` (0.5, nevergrad's step for
-    /// these bounds); CMA-ES with step 0.5 and `seed`.
+    /// these bounds); CMA-ES with step 0.5 and `seed`. `shouldStop` is asked before every
+    /// evaluation; when it answers true the search throws `CancellationError` (a server stops a
+    /// composition whose caller went away).
     public func search(
         optimizer: CompositionOptimizer = .cobyla, budget: Int = 40, seed: UInt64 = 0,
         initialRadius: Float = defaultInitialRadius, start: CompositionStart = .bestSingle,
-        onEvaluation: ((Int, Float) -> Void)? = nil
+        onEvaluation: ((Int, Float) -> Void)? = nil, shouldStop: (() -> Bool)? = nil
     ) throws -> OptimizationResult {
         guard budget >= 1 else {
             throw SwitchyardError.invalidArgument("compose: the budget must be at least 1 evaluation, got \(budget)")
+        }
+        let objective = { (w: [Float]) throws -> Float in
+            if let shouldStop, shouldStop() { throw CancellationError() }
+            return try self.objective(w)
         }
         let n = experts.count
         var ledger = EvaluationLedger(budget: budget, onEvaluation: onEvaluation)

@@ -146,6 +146,20 @@ import Testing
         #expect(zero.best == [0, 0, 0])
     }
 
+    /// `shouldStop` is asked before every evaluation: answering true stops the search there.
+    @Test(arguments: CompositionOptimizer.allCases)
+    func searchStopsWhenAsked(optimizer: CompositionOptimizer) throws {
+        let (model, experts, examples) = try Self.setup()
+        let hub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        var evaluated = 0
+        #expect(throws: CancellationError.self) {
+            try hub.search(
+                optimizer: optimizer, budget: 40, onEvaluation: { n, _ in evaluated = n },
+                shouldStop: { evaluated >= 5 })
+        }
+        #expect(evaluated == 5)
+    }
+
     @Test func defaultPoolsLeaveComposedExpertsOut() throws {
         let (model, experts, examples) = try Self.setup()
         let dir = try FixturePaths.temporaryDirectory()
