@@ -8,9 +8,13 @@ extension LlamaModel {
     /// tensors are Float32 either way. A NaN or infinite weight is refused, naming its tensor.
     public static func load(directory: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
-        else {
-            throw SwitchyardError.io(path: directory.path, reason: "model directory not found")
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) else {
+            throw SwitchyardError.io(
+                path: directory.path,
+                reason: "no such file or directory (give a Hugging Face model directory or a GGUF file)")
+        }
+        guard isDirectory.boolValue else {
+            throw SwitchyardError.io(path: directory.path, reason: "not a model directory")
         }
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
         let ckpt = try CheckpointDirectory(directory: directory)
