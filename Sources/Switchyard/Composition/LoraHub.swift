@@ -76,9 +76,8 @@ public final class LoraHubComposer {
             throw SwitchyardError.invalidArgument(
                 "compose: need at least one example, each with a prompt and a completion")
         }
-        var seen = Set<String>()
-        if let twice = experts.first(where: { !seen.insert($0.name).inserted }) {
-            throw SwitchyardError.invalidArgument("compose: expert '\(twice.name)' is in the pool twice")
+        if let twice = experts.map(\.name).firstRepeated() {
+            throw SwitchyardError.invalidArgument("compose: expert '\(twice)' is in the pool twice")
         }
         guard l1.isFinite, l1 >= 0 else {
             throw SwitchyardError.invalidArgument("compose: l1 must be a finite number ≥ 0, got \(l1)")

@@ -12,9 +12,8 @@ extension RouterSpec {
         gates: [ProjectionSite: Matrix]? = nil
     ) throws -> RouterSpec {
         guard !experts.isEmpty else { throw SwitchyardError.invalidArgument("rankRouter: no experts") }
-        var seen = Set<String>()
-        if let twice = experts.first(where: { !seen.insert($0.name).inserted }) {
-            throw SwitchyardError.invalidArgument("rankRouter: expert '\(twice.name)' is given twice")
+        if let twice = experts.map(\.name).firstRepeated() {
+            throw SwitchyardError.invalidArgument("rankRouter: expert '\(twice)' is given twice")
         }
         let totalRank = experts.reduce(0) { $0 + ($1.ranks.max() ?? 0) }
         guard topK >= 1, topK <= totalRank else {

@@ -119,9 +119,8 @@ struct WeightedExperts: ArgumentValue {
     /// Refuses an expert named twice in `entries` (its weights would silently add up: most often
     /// a typo for another expert), naming `option` and the expert.
     static func requireDistinct(_ entries: [(name: String, weight: Float)], option: String) throws {
-        var seen = Set<String>()
-        if let twice = entries.first(where: { !seen.insert($0.name).inserted }) {
-            throw UsageError("\(option) names expert '\(twice.name)' twice; give it once, with the sum of its weights")
+        if let twice = entries.map(\.name).firstRepeated() {
+            throw UsageError("\(option) names expert '\(twice)' twice; give it once, with the sum of its weights")
         }
     }
     var argumentDescription: String { entries.map { "\($0.name)=\($0.weight)" }.joined(separator: ",") }
