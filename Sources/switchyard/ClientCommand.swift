@@ -29,11 +29,7 @@ enum ClientCommand: CommandGroup {
             }
             let env = ProcessInfo.processInfo.environment["SWITCHYARD_SERVER"]
             let (target, source) = server.map { ($0, "--server") } ?? (env, "$SWITCHYARD_SERVER")
-            if let target {
-                do { try HostPort.checkTarget(target) } catch let e as GRPCStatus {
-                    throw UsageError("\(source) \(e.message)")
-                }
-            }
+            if let target { try PathChecks.hostPort(target, option: source, target: true) }
         }
 
         func client() -> SwitchyardClient {

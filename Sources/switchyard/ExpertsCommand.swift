@@ -282,15 +282,16 @@ enum ExportExpert: Command {
 
     static func run(_ options: Options) throws {
         // Nothing already there is overwritten: an adapter (or anything else) in --out stays.
-        if let existing = try? FileManager.default.contentsOfDirectory(atPath: options.out), !existing.isEmpty {
-            throw SwitchyardError.invalidArgument(
-                "export: \(options.out) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", …" : "")); pick a new --out or empty it first"
-            )
-        }
-        if FileManager.default.fileExists(atPath: options.out),
-            (try? FileManager.default.contentsOfDirectory(atPath: options.out)) == nil
-        {
-            throw SwitchyardError.invalidArgument("export: \(options.out) exists and is not a directory")
+        if FileManager.default.fileExists(atPath: options.out) {
+            guard PathChecks.isDirectory(options.out) else {
+                throw SwitchyardError.invalidArgument("export: \(options.out) exists and is not a directory")
+            }
+            let existing = try FileManager.default.contentsOfDirectory(atPath: options.out)
+            guard existing.isEmpty else {
+                throw SwitchyardError.invalidArgument(
+                    "export: \(options.out) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", …" : "")); pick a new --out or empty it first"
+                )
+            }
         }
         let registry = try options.common.open()
         let recorded = try registry.entry(options.name).baseRecord

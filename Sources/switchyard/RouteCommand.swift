@@ -90,9 +90,7 @@ enum RouteCommand: Command {
         if let path = options.heatmap {
             // Checked before generating, so a typo in the path does not cost the run.
             let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue
-            else {
+            guard PathChecks.isDirectory(parent) else {
                 throw UsageError("--heatmap: no directory \(parent) to write \(path) in")
             }
         }

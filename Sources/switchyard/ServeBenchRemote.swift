@@ -45,9 +45,7 @@ enum ServeBenchRemote: Command {
                     "--streams, --requests, --max-tokens, --prompt-tokens and --timeout must be positive, --warmup at least 0"
                 )
             }
-            do { try HostPort.checkTarget(server) } catch let e as GRPCStatus {
-                throw UsageError("--server \(e.message)")
-            }
+            try PathChecks.hostPort(server, option: "--server", target: true)
         }
     }
 

@@ -74,7 +74,7 @@ enum ServeCommand: Command {
                 throw UsageError("--\(name) must be > 0, got \(v)")
             }
             guard shutdownGrace >= 0 else { throw UsageError("--shutdown-grace must be ≥ 0") }
-            do { try HostPort.check(listen) } catch let e as GRPCStatus { throw UsageError("--listen \(e.message)") }
+            try PathChecks.hostPort(listen, option: "--listen")
             guard defaultMaxTokens <= maxTokensLimit else {
                 throw UsageError(
                     "--default-max-tokens \(defaultMaxTokens) is above --max-tokens-limit \(maxTokensLimit)")
@@ -112,11 +112,8 @@ enum ServeCommand: Command {
             throw UsageError("the token is empty or contains spaces/newlines")
         }
         options.replicaID = o.replicaID
-        for dir in o.allowExpertDir {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw UsageError("--allow-expert-dir: \(dir) is not a directory")
-            }
+        if let missing = o.allowExpertDir.first(where: { !PathChecks.isDirectory($0) }) {
+            throw UsageError("--allow-expert-dir: \(missing) is not a directory")
         }
         options.allowedExpertRoots = o.allowExpertDir.map { URL(fileURLWithPath: $0) }
         options.logFormat = o.logFormat
