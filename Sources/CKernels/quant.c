@@ -8,10 +8,12 @@
    block here and keeps the logits within llama.cpp's per-op error bound of the Float32 model
    end to end. Half-precision rows are widened in registers and multiplied in float.
 
-   Several rows (batched decode, up to SY_SMALL_BATCH_ROWS): each weight block is widened to 32
-   floats in registers once and multiplied with every activation row (Float32 arithmetic, the
-   weights read from memory once for all rows). More rows (prefill): each task widens its chunk of
-   weight rows to a float tile and calls sgemm. */
+   Several rows (batched decode, up to SY_SMALL_BATCH_ROWS): on CPUs with AVX-512 VNNI, the
+   integer block formats take 16-bit activations split into two bytes and 8-bit dot products,
+   8 rows at a time (vnni.c); otherwise each weight block is widened to 32 floats in registers
+   once and multiplied with every activation row (Float32 arithmetic, the weights read from memory
+   once for all rows). More rows (prefill): each task widens its chunk of weight rows to a float
+   tile and calls sgemm. */
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"
@@ -484,6 +486,7 @@ typedef struct {
     const void *W;
     const float *A;
     const sy_block_q16 *xq;
+    const sy_block_q8x8 *x8; /* (M + 7) / 8 groups of K/32 blocks, when the 8-bit kernel runs */
     float *C;
 } qgemm_job;
 
@@ -494,6 +497,11 @@ static void qgemm_task(void *ctx, int t) {
     if (lo >= hi) return;
     if (j->xq) {
         sy_qgemv_rows(j->type, j->W, j->row_bytes, j->K, j->xq, j->M, lo, hi, j->C, j->ldc);
+    } else if (j->x8) {
+        const int nb = j->K / 32;
+        for (int m0 = 0; m0 < j->M; m0 += 8)
+            sy_q8x8_rows(j->type, j->W, j->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 8 ? j->M - m0 : 8,
+                         lo, hi, j->C + (size_t)m0 * j->ldc, j->ldc, 0);
     } else if (j->M <= SY_SMALL_BATCH_ROWS) {
         sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
     } else {
@@ -513,12 +521,22 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
                 float *C, int ldc, sy_block_q16 *scratch) {
     if (M <= 0 || N <= 0) return 0;
     if (K % 32 != 0 || sy_weight_block_bytes(type) == 0) return -1;
-    qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, C };
+    qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, NULL, C };
+    sy_block_q8x8 *x8 = NULL;
     int threads = sy_threads(), tasks;
     if (M <= SY_SMALL_BATCH_ROWS) {
         if (M == 1 && is_integer_type(type)) {
             sy_quantize_rows_q16(A, M, K, lda, scratch);
             job.xq = scratch;
+        } else if (is_integer_type(type) && sy_kernels_have_vnni()) {
+            /* Batched decode on a CPU with 8-bit dot products (vnni.c); without memory for the
+               quantised activations, the Float32 kernel. */
+            const int nb = K / 32, groups = (M + 7) / 8;
+            x8 = (sy_block_q8x8 *)malloc((size_t)groups * nb * sizeof(sy_block_q8x8));
+            if (x8) {
+                for (int g = 0; g < groups; g++) sy_quantize_rows_q8x8(A, M, lda, 8 * g, K, x8 + (size_t)g * nb);
+                job.x8 = x8;
+            }
         }
         tasks = threads * 4;
         if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
@@ -531,5 +549,6 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
     }
     job.chunk = (N + tasks - 1) / tasks;
     sy_parallel_for(tasks, qgemm_task, &job);
+    free(x8);
     return 0;
 }

@@ -124,6 +124,32 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb);
 void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
                    int n_begin, int n_end, float *Y, int ldy, int portable);
 
+/// One block of 32 values of 8 activation rows for the batched 8-bit kernel: per row 16-bit
+/// integers v = round(x/d), d = max|x|/32512, split exactly into two signed bytes v = 256·hi + lo
+/// (lo the low byte), interleaved for 8-bit dot products: hi[k][r] (and lo[k][r]) hold values
+/// 4k..4k+3 of row r; s = d·Σv (what the weight offsets of Q4_0/Q4_1/Q8_0 multiply).
+/// 576 bytes; no alignment needed.
+typedef struct {
+    int8_t hi[8][8][4];
+    int8_t lo[8][8][4];
+    float d[8];
+    float s[8];
+} sy_block_q8x8;
+
+/// Quantises rows [m0, m0 + 8) of X [M x K] (row stride ldx; rows at or past M become zeros) into
+/// K/32 blocks at `out` (K a multiple of 32).
+void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out);
+
+/// Y[r][n] = dot(W row n, activation row r) for n in [n_begin, n_end), r < R <= 8, from 8 rows
+/// quantised by sy_quantize_rows_q8x8 (K/32 blocks), integer weight types only. Uses 8-bit dot
+/// products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0 forces
+/// the portable loop, the same integer arithmetic (tests compare the two).
+void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int R, int n_begin,
+                  int n_end, float *Y, int ldy, int portable);
+
+/// 1 when sy_q8x8_rows has its 8-bit dot-product path on this CPU (AVX-512 VNNI and VL).
+int sy_kernels_have_vnni(void);
+
 /// Quantises M rows of K floats (K a multiple of 32) to Q8_0 blocks, as ggml's
 /// quantize_row_q8_0_ref: per block d = max|x| / 127 (stored as half), q = round(x / d).
 /// `out` holds M · K/32 · 34 bytes.
@@ -142,7 +168,9 @@ void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_
 
 /// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool.
 /// One row of an integer type (decode, compute-bound on two cores): A is quantised into
-/// `scratch` (K/32 blocks) and multiplied as integers. Up to SY_SMALL_BATCH_ROWS rows (or one row
+/// `scratch` (K/32 blocks) and multiplied as integers. Up to SY_SMALL_BATCH_ROWS rows of an
+/// integer type on a CPU with VNNI: sy_quantize_rows_q8x8 + sy_q8x8_rows (8 rows at a time; the
+/// quantised activations are allocated here). Otherwise up to SY_SMALL_BATCH_ROWS rows (or one row
 /// of a half type): sy_wgemm_rows. More (prefill): each task widens its chunk of weight rows to a
 /// float tile and calls sgemm.
 /// Returns 0, or -1 when K is not a multiple of 32 or `type` is not one of the types above.

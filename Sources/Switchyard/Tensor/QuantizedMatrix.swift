@@ -6,8 +6,10 @@ import Foundation
 /// memory: decode reads 2–8× fewer weight bytes than Float32.
 ///
 /// One-row products of the block formats quantise the activations to int16 per block of 32 and
-/// multiply as integers; small batches (and one row of a half type) widen each weight block in
-/// registers once for all rows; prefill widens chunks of rows to Float32 tiles for sgemm
+/// multiply as integers; small batches (2…16 rows, batched decode) of the block formats do the
+/// same with 8-bit dot products on CPUs with AVX-512 VNNI (the int16 values split into two bytes,
+/// `batchedProductsUseVNNI`); elsewhere, and for half types, small batches widen each weight
+/// block in registers once for all rows; prefill widens chunks of rows to Float32 tiles for sgemm
 /// (`sy_qgemm_nt`). Immutable; the bytes are owned here (64-byte aligned) and freed in `deinit`.
 /// Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
@@ -20,6 +22,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Bytes of one row (`cols / blockElements` blocks).
     public let rowBytes: Int
     private let storage: UnsafeMutableRawPointer
+
+    /// Whether batched products (2…16 rows) of the integer block formats run on 8-bit dot
+    /// products (AVX-512 VNNI) on this CPU, rather than on weights widened to Float32.
+    public static var batchedProductsUseVNNI: Bool { sy_kernels_have_vnni() != 0 }
 
     /// The types these kernels multiply natively.
     public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1, .f16, .bf16]

@@ -33,24 +33,34 @@ import Testing
         return bytes
     }
 
-    /// x as the one-row integer kernel sees it: per block of 32, d = max|x|/32767, q = round(x/d).
-    static func quantisedActivations(_ x: ArraySlice<Float>) -> [Double] {
+    /// x as the integer kernels see it: per block of 32, d = max|x|/`levels`, q = round(x/d);
+    /// 32767 for the one-row kernel, 32512 (127·256, split into two bytes) for the batched one.
+    static func quantisedActivations(_ x: ArraySlice<Float>, levels: Float) -> [Double] {
         var out: [Double] = []
         for b in stride(from: x.startIndex, to: x.endIndex, by: 32) {
             let v = x[b..<(b + 32)]
-            let amax = v.map { abs($0) }.max()!, d = amax / 32767, id = d != 0 ? 1 / d : 0
+            let amax = v.map { abs($0) }.max()!, d = amax / levels, id = d != 0 ? 1 / d : 0
             out += v.map { Double(d) * Double(Float(Int(lrintf($0 * id)))) }
         }
         return out
     }
 
-    /// y = W·x in Double, with x quantised as the one-row integer kernel does when `quantised`.
-    static func reference(_ w: Matrix, _ x: [Float], m: Int, quantised: Bool) -> [Double] {
+    /// How the product's activations are quantised for `m` rows of an integer `type`: 32767
+    /// levels for one row, 32512 for 2…16 rows on a CPU with 8-bit dot products
+    /// (sy_kernels_have_vnni), else not at all (blocks widened to Float32).
+    static func activationLevels(_ type: GGMLType, m: Int) -> Float? {
+        guard type != .f16 && type != .bf16 else { return nil }
+        if m == 1 { return 32767 }
+        return m <= 16 && sy_kernels_have_vnni() != 0 ? 32512 : nil
+    }
+
+    /// y = W·x in Double, with x quantised to `levels` per block as the integer kernels do.
+    static func reference(_ w: Matrix, _ x: [Float], m: Int, levels: Float?) -> [Double] {
         let k = w.cols
         var out = [Double](repeating: 0, count: m * w.rows)
         for r in 0..<m {
             let row = x[(r * k)..<((r + 1) * k)]
-            let xs = quantised ? quantisedActivations(row) : row.map { Double($0) }
+            let xs = levels.map { quantisedActivations(row, levels: $0) } ?? row.map { Double($0) }
             for n in 0..<w.rows {
                 var s = 0.0
                 for c in 0..<k { s += Double(w[n, c]) * xs[c] }
@@ -76,7 +86,7 @@ import Testing
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
                 }
-                let expected = Self.reference(w, x, m: m, quantised: integer && m == 1)
+                let expected = Self.reference(w, x, m: m, levels: Self.activationLevels(type, m: m))
                 let scale = max(1, expected.map(abs).max()!)
                 let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
                 #expect(worst <= 1e-4 * scale, "\(type) n \(n) k \(k) m \(m): worst \(worst)")
@@ -146,18 +156,110 @@ import Testing
         }
     }
 
-    /// Extreme activations and weights: int16 quantisation must not overflow (Q8_0 weights of −128
-    /// from a hostile file, activations at the block maximum).
+    /// The batched kernel's activations (AVX2 where available) are exactly their documented rule
+    /// and layout: per row and block d = max|x| / 32512, v = round-to-nearest-even(x · (1/d)),
+    /// s = d · Σv, v = 256·hi + lo with lo the signed low byte, values 4k…4k+3 of row r at
+    /// hi[k][r] and lo[k][r]; rows at or past M are zeros.
+    @Test func batchedActivationsFollowTheirRuleAndLayout() {
+        var rng = SeededRandom(seed: 7)
+        let k = 96, rows = 11
+        var x = (0..<(rows * k)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 3 }
+        for j in 32..<64 { x[j] = 0 }  // a zero block
+        for j in (k + 64)..<(k + 96) { x[j] = Float(j - k - 80) * 0.5 }  // ties after scaling by 1/d
+        for m0 in [0, 8] {
+            var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: k / 32)
+            x.withUnsafeBufferPointer {
+                sy_quantize_rows_q8x8($0.baseAddress!, Int32(rows), Int32(k), Int32(m0), Int32(k), &blocks)
+            }
+            for (b, block) in blocks.enumerated() {
+                let his = withUnsafeBytes(of: block.hi) { Array($0.bindMemory(to: Int8.self)) }
+                let los = withUnsafeBytes(of: block.lo) { Array($0.bindMemory(to: Int8.self)) }
+                let ds = withUnsafeBytes(of: block.d) { Array($0.bindMemory(to: Float.self)) }
+                let sums = withUnsafeBytes(of: block.s) { Array($0.bindMemory(to: Float.self)) }
+                for r in 0..<8 {
+                    let at = (0..<32).map { j in (j / 4) * 32 + r * 4 + j % 4 }
+                    let hi = at.map { Int(his[$0]) }, lo = at.map { Int(los[$0]) }
+                    guard m0 + r < rows else {
+                        #expect(hi.allSatisfy { $0 == 0 } && lo.allSatisfy { $0 == 0 } && ds[r] == 0 && sums[r] == 0)
+                        continue
+                    }
+                    let v = x[((m0 + r) * k + 32 * b)..<((m0 + r) * k + 32 * b + 32)]
+                    let amax = v.map { abs($0) }.max()!, d = amax / 32512, id: Float = d != 0 ? 1 / d : 0
+                    let q = v.map { Int(($0 * id).rounded(.toNearestOrEven)) }
+                    #expect(ds[r] == d && zip(hi, lo).map { 256 * $0 + $1 } == q, "row \(m0 + r) block \(b)")
+                    #expect(hi.allSatisfy { abs($0) <= 127 }, "row \(m0 + r) block \(b): hi")
+                    #expect(sums[r] == d * Float(q.reduce(0, +)), "row \(m0 + r) block \(b): s")
+                }
+            }
+        }
+    }
+
+    /// The batched integer kernel (8-bit dot products where the CPU has VNNI) equals its portable
+    /// twin, which is the reference product of the quantised activations; every row count up to
+    /// 8 and both the two-row step and its one-row remainder (odd column ranges).
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q4_1])
+    func batchedIntegerKernelMatchesItsPortableTwin(type: GGMLType) {
+        var rng = SeededRandom(seed: 11)
+        for (n, k) in [(1, 32), (7, 96), (34, 576)] {
+            let bytes = Self.randomBytes(type, rows: n, cols: k, rng: &rng)
+            let q = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0) }
+            let w = q.dequantized()
+            for r in 1...8 {
+                let x = (0..<(r * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+                var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: k / 32)
+                x.withUnsafeBufferPointer {
+                    sy_quantize_rows_q8x8($0.baseAddress!, Int32(r), Int32(k), 0, Int32(k), &blocks)
+                }
+                let expected = Self.reference(w, x, m: r, levels: 32512)
+                let scale = max(1, expected.map(abs).max()!)
+                for (lo, hi) in [(0, n), (n / 3, n)] where lo < hi {
+                    var simd = [Float](repeating: .nan, count: r * n), portable = simd
+                    bytes.withUnsafeBytes { wp in
+                        for (out, flag) in [(0, Int32(0)), (1, Int32(1))] {
+                            var y = [Float](repeating: .nan, count: r * n)
+                            sy_q8x8_rows(
+                                Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(r),
+                                Int32(lo), Int32(hi), &y, Int32(n), flag)
+                            if out == 0 { simd = y } else { portable = y }
+                        }
+                    }
+                    for row in 0..<r {
+                        for col in 0..<n {
+                            let i = row * n + col
+                            guard col >= lo else {
+                                #expect(simd[i].isNaN && portable[i].isNaN, "wrote outside its columns")
+                                continue
+                            }
+                            #expect(
+                                abs(Double(portable[i]) - expected[i]) <= 1e-4 * scale, "\(type) n \(n) k \(k) r \(r)")
+                            #expect(abs(simd[i] - portable[i]) <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) r \(r)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Extreme activations and weights: neither the one-row integer kernel nor the batched one
+    /// may overflow (Q8_0 weights of −128 and 127 from a hostile file, activations at the
+    /// block maximum, 1 and 8 rows).
     @Test func extremeBlocksDoNotOverflow() {
         let k = 64
-        var bytes = [UInt8](repeating: 0x80, count: 2 * 34)  // q = −128 everywhere
-        for b in 0..<2 {
-            let h = HalfPrecision.floatToF16(1); bytes[34 * b] = UInt8(h & 0xFF); bytes[34 * b + 1] = UInt8(h >> 8)
+        for weight: UInt8 in [0x80, 0x7F] {  // q = −128, 127 everywhere
+            var bytes = [UInt8](repeating: weight, count: 2 * 34)
+            for b in 0..<2 {
+                let h = HalfPrecision.floatToF16(1); bytes[34 * b] = UInt8(h & 0xFF); bytes[34 * b + 1] = UInt8(h >> 8)
+            }
+            let q = bytes.withUnsafeBytes { QuantizedMatrix(type: .q8_0, rows: 1, cols: k, bytes: $0) }
+            let exact = Float(Int8(bitPattern: weight)) * 1000 * Float(k)
+            for m in [1, 8] {
+                let x = [Float](repeating: 1000, count: m * k)
+                var y = [Float](repeating: 0, count: m)
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                }
+                #expect(y.allSatisfy { abs($0 - exact) <= 1e-3 * abs(exact) }, "weights \(weight), \(m) rows: \(y)")
+            }
         }
-        let q = bytes.withUnsafeBytes { QuantizedMatrix(type: .q8_0, rows: 1, cols: k, bytes: $0) }
-        let x = [Float](repeating: 1000, count: k)
-        var y: Float = 0
-        x.withUnsafeBufferPointer { q.multiply($0.baseAddress!, rows: 1, into: &y) }
-        #expect(abs(y - (-128 * 1000 * Float(k))) <= 1e-3 * 128 * 1000 * Float(k))
     }
 }
