@@ -498,9 +498,11 @@ static void qgemm_task(void *ctx, int t) {
     if (j->xq) {
         sy_qgemv_rows(j->type, j->W, j->row_bytes, j->K, j->xq, j->M, lo, hi, j->C, j->ldc);
     } else if (j->x8) {
+        /* 64 activation rows at a time (at most 64·K·2 bytes: they stay in cache while this
+           task's weight rows pass over them). */
         const int nb = j->K / 32;
-        for (int m0 = 0; m0 < j->M; m0 += 8)
-            sy_q8x8_rows(j->type, j->W, j->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 8 ? j->M - m0 : 8,
+        for (int m0 = 0; m0 < j->M; m0 += 64)
+            sy_q8x8_rows(j->type, j->W, j->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
                          lo, hi, j->C + (size_t)m0 * j->ldc, j->ldc, 0);
     } else if (j->M <= SY_SMALL_BATCH_ROWS) {
         sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
@@ -517,6 +519,18 @@ static void qgemm_task(void *ctx, int t) {
     }
 }
 
+typedef struct {
+    const float *A;
+    int M, lda, K;
+    sy_block_q8x8 *x8;
+} quantize_q8x8_job;
+
+/* One group of 8 activation rows quantised for the 8-bit kernel (prefill has hundreds). */
+static void quantize_q8x8_task(void *ctx, int g) {
+    const quantize_q8x8_job *j = (const quantize_q8x8_job *)ctx;
+    sy_quantize_rows_q8x8(j->A, j->M, j->lda, 8 * g, j->K, j->x8 + (size_t)g * (j->K / 32));
+}
+
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
                 float *C, int ldc, sy_block_q16 *scratch) {
     if (M <= 0 || N <= 0) return 0;
@@ -524,19 +538,22 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
     qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, NULL, C };
     sy_block_q8x8 *x8 = NULL;
     int threads = sy_threads(), tasks;
-    if (M <= SY_SMALL_BATCH_ROWS) {
+    if (M > 1 && is_integer_type(type) && sy_kernels_have_vnni()) {
+        /* Batched decode and prefill on a CPU with 8-bit dot products (vnni.c); without memory
+           for the quantised activations, the Float32 paths below. */
+        const int groups = (M + 7) / 8;
+        x8 = (sy_block_q8x8 *)malloc((size_t)groups * (K / 32) * sizeof(sy_block_q8x8));
+        if (x8) {
+            quantize_q8x8_job q = { A, M, lda, K, x8 };
+            if (groups == 1) quantize_q8x8_task(&q, 0);
+            else sy_parallel_for(groups, quantize_q8x8_task, &q);
+            job.x8 = x8;
+        }
+    }
+    if (M <= SY_SMALL_BATCH_ROWS || x8) {
         if (M == 1 && is_integer_type(type)) {
             sy_quantize_rows_q16(A, M, K, lda, scratch);
             job.xq = scratch;
-        } else if (is_integer_type(type) && sy_kernels_have_vnni()) {
-            /* Batched decode on a CPU with 8-bit dot products (vnni.c); without memory for the
-               quantised activations, the Float32 kernel. */
-            const int nb = K / 32, groups = (M + 7) / 8;
-            x8 = (sy_block_q8x8 *)malloc((size_t)groups * nb * sizeof(sy_block_q8x8));
-            if (x8) {
-                for (int g = 0; g < groups; g++) sy_quantize_rows_q8x8(A, M, lda, 8 * g, K, x8 + (size_t)g * nb);
-                job.x8 = x8;
-            }
         }
         tasks = threads * 4;
         if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;

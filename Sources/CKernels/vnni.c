@@ -149,26 +149,29 @@ static void unpack_signed(int type, const uint8_t *p, int8_t w[32], float *d, fl
     }
 }
 
-static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int R,
+static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M,
                                int n_begin, int n_end, float *Y, int ldy) {
     const size_t bb = sy_weight_block_bytes(type);
     const int nb = K / 32;
     for (int n = n_begin; n < n_end; n++) {
-        float acc[8] = { 0 };
-        for (int b = 0; b < nb; b++) {
-            int8_t w[32];
-            float d, offset;
-            unpack_signed(type, W + (size_t)n * row_bytes + bb * (size_t)b, w, &d, &offset);
-            for (int r = 0; r < 8; r++) {
-                int dot = 0;
-                for (int j = 0; j < 32; j++) {
-                    int v = 256 * x[b].hi[j / 4][r][j % 4] + x[b].lo[j / 4][r][j % 4];
-                    dot += w[j] * v;
+        for (int m0 = 0; m0 < M; m0 += 8) {
+            const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
+            float acc[8] = { 0 };
+            for (int b = 0; b < nb; b++) {
+                int8_t w[32];
+                float d, offset;
+                unpack_signed(type, W + (size_t)n * row_bytes + bb * (size_t)b, w, &d, &offset);
+                for (int r = 0; r < 8; r++) {
+                    int dot = 0;
+                    for (int j = 0; j < 32; j++) {
+                        int v = 256 * xg[b].hi[j / 4][r][j % 4] + xg[b].lo[j / 4][r][j % 4];
+                        dot += w[j] * v;
+                    }
+                    acc[r] += d * xg[b].d[r] * (float)dot + offset * xg[b].s[r];
                 }
-                acc[r] += d * x[b].d[r] * (float)dot + offset * x[b].s[r];
             }
+            for (int r = 0; r < 8 && m0 + r < M; r++) Y[(size_t)(m0 + r) * ldy + n] = acc[r];
         }
-        for (int r = 0; r < R; r++) Y[(size_t)r * ldy + n] = acc[r];
     }
 }
 
@@ -238,17 +241,18 @@ static inline void dot16x2_vnni(const int32_t *g0, const int32_t *g1, const sy_b
 }
 
 /* `type` is a constant after inlining (one instantiation per type below). Two weight rows per
-   step (the last alone when the range is odd: it is paired with itself). */
+   step (the last alone when the range is odd: it is paired with itself), unpacked once for every
+   group of 8 activation rows. */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
 static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t row_bytes, int K,
-                                        const sy_block_q8x8 *x, int R, int n_begin, int n_end, float *Y, int ldy) {
+                                        const sy_block_q8x8 *x, int M, int n_begin, int n_end, float *Y, int ldy) {
     const size_t bb = type == SY_Q8_0 ? 34 : type == SY_Q4_0 ? 18 : 20;
     const int nb = K / 32;
     /* The two weight rows are unpacked to bytes first (2·K bytes), so that the dot products
        broadcast their groups of 4 straight from memory: a load, not a shuffle competing with
        vpdpbusd for the vector ports. */
     uint8_t *u = (uint8_t *)aligned_alloc(32, (size_t)nb * 64);
-    if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, R, n_begin, n_end, Y, ldy); return; }
+    if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return; }
     for (int n = n_begin; n < n_end; n += 2) {
         const int two = n + 1 < n_end;
         const uint8_t *w0 = W + (size_t)n * row_bytes, *w1 = two ? w0 + row_bytes : w0;
@@ -256,26 +260,29 @@ static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t
             unpack_vnni(type, w0 + bb * (size_t)b, u + 64 * (size_t)b);
             unpack_vnni(type, w1 + bb * (size_t)b, u + 64 * (size_t)b + 32);
         }
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *p0 = w0 + bb * (size_t)b, *p1 = w1 + bb * (size_t)b;
-            const sy_block_q8x8 *xb = x + b;
-            const int32_t *g = (const int32_t *)(u + 64 * (size_t)b);
-            __m256i v0, v1;
-            dot16x2_vnni(g, g + 8, xb, &v0, &v1);
-            const __m256 dx = _mm256_loadu_ps(xb->d), sx = _mm256_loadu_ps(xb->s);
-            const __m256 d0 = half_broadcast8(p0), d1 = half_broadcast8(p1);
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_mul_ps(d0, dx), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_mul_ps(d1, dx), acc1);
-            off0 = _mm256_fmadd_ps(offset_vnni(type, p0, d0), sx, off0);
-            off1 = _mm256_fmadd_ps(offset_vnni(type, p1, d1), sx, off1);
-        }
-        float out[16] __attribute__((aligned(32)));
-        _mm256_store_ps(out, _mm256_add_ps(acc0, off0));
-        _mm256_store_ps(out + 8, _mm256_add_ps(acc1, off1));
-        for (int r = 0; r < R; r++) {
-            Y[(size_t)r * ldy + n] = out[r];
-            if (two) Y[(size_t)r * ldy + n + 1] = out[8 + r];
+        for (int m0 = 0; m0 < M; m0 += 8) {
+            const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
+            __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *p0 = w0 + bb * (size_t)b, *p1 = w1 + bb * (size_t)b;
+                const sy_block_q8x8 *xb = xg + b;
+                const int32_t *g = (const int32_t *)(u + 64 * (size_t)b);
+                __m256i v0, v1;
+                dot16x2_vnni(g, g + 8, xb, &v0, &v1);
+                const __m256 dx = _mm256_loadu_ps(xb->d), sx = _mm256_loadu_ps(xb->s);
+                const __m256 d0 = half_broadcast8(p0), d1 = half_broadcast8(p1);
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_mul_ps(d0, dx), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_mul_ps(d1, dx), acc1);
+                off0 = _mm256_fmadd_ps(offset_vnni(type, p0, d0), sx, off0);
+                off1 = _mm256_fmadd_ps(offset_vnni(type, p1, d1), sx, off1);
+            }
+            float out[16] __attribute__((aligned(32)));
+            _mm256_store_ps(out, _mm256_add_ps(acc0, off0));
+            _mm256_store_ps(out + 8, _mm256_add_ps(acc1, off1));
+            for (int r = 0; r < 8 && m0 + r < M; r++) {
+                Y[(size_t)(m0 + r) * ldy + n] = out[r];
+                if (two) Y[(size_t)(m0 + r) * ldy + n + 1] = out[8 + r];
+            }
         }
     }
     free(u);
@@ -283,9 +290,9 @@ static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t
 
 #define SY_Q8X8_TYPED(NAME, TYPE)                                                                          \
     __attribute__((target(SY_VNNI_TARGET))) static void NAME(const uint8_t *W, size_t row_bytes, int K,     \
-                                                             const sy_block_q8x8 *x, int R, int n_begin,   \
+                                                             const sy_block_q8x8 *x, int M, int n_begin,   \
                                                              int n_end, float *Y, int ldy) {               \
-        q8x8_rows_vnni_typed(TYPE, W, row_bytes, K, x, R, n_begin, n_end, Y, ldy);                         \
+        q8x8_rows_vnni_typed(TYPE, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy);                         \
     }
 SY_Q8X8_TYPED(q8x8_rows_vnni_q8_0, SY_Q8_0)
 SY_Q8X8_TYPED(q8x8_rows_vnni_q4_0, SY_Q4_0)
@@ -294,18 +301,18 @@ SY_Q8X8_TYPED(q8x8_rows_vnni_q4_1, SY_Q4_1)
 int sy_kernels_have_vnni(void) { return 0; }
 #endif /* SY_X86_SIMD */
 
-void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int R, int n_begin,
+void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
                   int n_end, float *Y, int ldy, int portable) {
     const uint8_t *w = (const uint8_t *)W;
 #if SY_X86_SIMD
     if (!portable && sy_kernels_have_vnni()) {
         switch (type) {
-        case SY_Q8_0: q8x8_rows_vnni_q8_0(w, row_bytes, K, x, R, n_begin, n_end, Y, ldy); return;
-        case SY_Q4_0: q8x8_rows_vnni_q4_0(w, row_bytes, K, x, R, n_begin, n_end, Y, ldy); return;
-        case SY_Q4_1: q8x8_rows_vnni_q4_1(w, row_bytes, K, x, R, n_begin, n_end, Y, ldy); return;
+        case SY_Q8_0: q8x8_rows_vnni_q8_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
+        case SY_Q4_0: q8x8_rows_vnni_q4_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
+        case SY_Q4_1: q8x8_rows_vnni_q4_1(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
         }
     }
 #endif
     (void)portable;
-    q8x8_rows_portable(type, w, row_bytes, K, x, R, n_begin, n_end, Y, ldy);
+    q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy);
 }

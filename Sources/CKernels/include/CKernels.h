@@ -140,11 +140,12 @@ typedef struct {
 /// K/32 blocks at `out` (K a multiple of 32).
 void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out);
 
-/// Y[r][n] = dot(W row n, activation row r) for n in [n_begin, n_end), r < R <= 8, from 8 rows
-/// quantised by sy_quantize_rows_q8x8 (K/32 blocks), integer weight types only. Uses 8-bit dot
-/// products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0 forces
-/// the portable loop, the same integer arithmetic (tests compare the two).
-void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int R, int n_begin,
+/// Y[m][n] = dot(W row n, activation row m) for n in [n_begin, n_end), m < M, from rows quantised
+/// by sy_quantize_rows_q8x8: (M + 7) / 8 groups of K/32 blocks, group g holding rows 8g..8g+7.
+/// Integer weight types only. Each pair of weight rows is unpacked once for every group. Uses
+/// 8-bit dot products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0
+/// forces the portable loop, the same integer arithmetic (tests compare the two).
+void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
                   int n_end, float *Y, int ldy, int portable);
 
 /// 1 when sy_q8x8_rows has its 8-bit dot-product path on this CPU (AVX-512 VNNI and VL).

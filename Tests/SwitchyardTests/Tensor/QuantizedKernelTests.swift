@@ -6,8 +6,10 @@ import Testing
 
 /// The kernels for weights kept in their storage type (Q8_0, Q4_0, Q4_1, F16, BF16) against naive
 /// references, over every path: one row (integer dot products on int16 activations; float for
-/// the half types), small batches (blocks widened in registers, 8/4/2/1-row groups), large batches
-/// (widened tiles + BLAS), and each SIMD kernel against its portable twin.
+/// the half types), several rows of the integer types on CPUs with VNNI (8-bit dot products on
+/// activations split into two bytes, 8 rows per group), small batches elsewhere (blocks widened in
+/// registers, 8/4/2/1-row groups), large batches elsewhere (widened tiles + BLAS), and each SIMD
+/// kernel against its portable twin.
 @Suite struct QuantizedKernelTests {
     static let types: [GGMLType] = [.q8_0, .q4_0, .q4_1, .f16, .bf16]
 
@@ -46,12 +48,12 @@ import Testing
     }
 
     /// How the product's activations are quantised for `m` rows of an integer `type`: 32767
-    /// levels for one row, 32512 for 2…16 rows on a CPU with 8-bit dot products
-    /// (sy_kernels_have_vnni), else not at all (blocks widened to Float32).
+    /// levels for one row, 32512 for more on a CPU with 8-bit dot products (sy_kernels_have_vnni),
+    /// else not at all (weights widened to Float32).
     static func activationLevels(_ type: GGMLType, m: Int) -> Float? {
         guard type != .f16 && type != .bf16 else { return nil }
         if m == 1 { return 32767 }
-        return m <= 16 && sy_kernels_have_vnni() != 0 ? 32512 : nil
+        return sy_kernels_have_vnni() != 0 ? 32512 : nil
     }
 
     /// y = W·x in Double, with x quantised to `levels` per block as the integer kernels do.
@@ -79,7 +81,8 @@ import Testing
             let q = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0) }
             let w = q.dequantized()
             #expect(w.data == bytes.withUnsafeBytes { GGMLDequantize.floats(type, $0, count: n * k) })
-            // 1: one row; 2…16: every remainder of the 8/4/2/1-row groups; 17, 40: tiles + BLAS.
+            // 1: one row; 2…16: every remainder of the 8/4/2/1-row groups (or of the 8-row groups
+            // with VNNI); 17, 40: tiles + BLAS (or several 8-row groups).
             for m in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 40] {
                 let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var y = [Float](repeating: 0, count: m * n)
@@ -196,7 +199,8 @@ import Testing
 
     /// The batched integer kernel (8-bit dot products where the CPU has VNNI) equals its portable
     /// twin, which is the reference product of the quantised activations; every row count up to
-    /// 8 and both the two-row step and its one-row remainder (odd column ranges).
+    /// 8, several groups of 8 (11, 20), and both the two-row step and its one-row remainder (odd
+    /// column ranges).
     @Test(arguments: [GGMLType.q8_0, .q4_0, .q4_1])
     func batchedIntegerKernelMatchesItsPortableTwin(type: GGMLType) {
         var rng = SeededRandom(seed: 11)
@@ -204,11 +208,18 @@ import Testing
             let bytes = Self.randomBytes(type, rows: n, cols: k, rng: &rng)
             let q = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0) }
             let w = q.dequantized()
-            for r in 1...8 {
+            for r in Array(1...8) + [11, 20] {
                 let x = (0..<(r * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
-                var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: k / 32)
-                x.withUnsafeBufferPointer {
-                    sy_quantize_rows_q8x8($0.baseAddress!, Int32(r), Int32(k), 0, Int32(k), &blocks)
+                let groups = (r + 7) / 8
+                var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: groups * k / 32)
+                x.withUnsafeBufferPointer { xp in
+                    blocks.withUnsafeMutableBufferPointer { bp in
+                        for g in 0..<groups {
+                            sy_quantize_rows_q8x8(
+                                xp.baseAddress!, Int32(r), Int32(k), Int32(8 * g), Int32(k),
+                                bp.baseAddress! + g * k / 32)
+                        }
+                    }
                 }
                 let expected = Self.reference(w, x, m: r, levels: 32512)
                 let scale = max(1, expected.map(abs).max()!)
