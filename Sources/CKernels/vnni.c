@@ -49,82 +49,67 @@ static void zero_row(sy_block_q8x8 *o, int r) {
     for (int k = 0; k < 8; k++) { memset(o->hi[k][r], 0, 4); memset(o->lo[k][r], 0, 4); }
 }
 
-static void quantize_q8x8_portable(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out) {
-    const int nb = K / 32;
-    for (int b = 0; b < nb; b++) {
-        sy_block_q8x8 *o = out + b;
-        for (int r = 0; r < 8; r++) {
-            int m = m0 + r;
-            if (m >= M) { zero_row(o, r); continue; }
-            const float *v = X + (size_t)m * ldx + 32 * b;
-            float amax = 0.f;
-            for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
-            const float d = amax / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
-            int sum = 0;
-            for (int j = 0; j < 32; j++) {
-                int q = (int)lrintf(v[j] * id);
-                split16(q, &o->hi[j / 4][r][j % 4], &o->lo[j / 4][r][j % 4]);
-                sum += q;
-            }
-            o->d[r] = d;
-            o->s[r] = d * (float)sum;
-        }
+/* The 32 values at v as row r of block o. */
+static void quantize_row_block_portable(const float *v, sy_block_q8x8 *o, int r) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
+    const float d = amax / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        int q = (int)lrintf(v[j] * id);
+        split16(q, &o->hi[j / 4][r][j % 4], &o->lo[j / 4][r][j % 4]);
+        sum += q;
     }
+    o->d[r] = d;
+    o->s[r] = d * (float)sum;
 }
 
 #if SY_X86_SIMD
 /* The portable loop's arithmetic, 8 values at a time: the same d, id and products, rounded to
    nearest-even by vcvtps2dq as lrintf rounds, so both give the same bytes. */
 __attribute__((target("avx2,fma")))
-static void quantize_q8x8_avx2(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out) {
-    const int nb = K / 32;
+static void quantize_row_block_avx2(const float *v, sy_block_q8x8 *o, int r) {
     const __m256 sign = _mm256_set1_ps(-0.f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int b = 0; b < nb; b++) {
-        sy_block_q8x8 *o = out + b;
-        for (int r = 0; r < 8; r++) {
-            int m = m0 + r;
-            if (m >= M) { zero_row(o, r); continue; }
-            const float *v = X + (size_t)m * ldx + 32 * b;
-            __m256 x[4], a = _mm256_setzero_ps();
-            for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
-            __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_max_ss(h, _mm_movehdup_ps(h));
-            const float d = _mm_cvtss_f32(h) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
-            const __m256 idv = _mm256_set1_ps(id);
-            __m256i hi[4], lo[4], sum = _mm256_setzero_si256();
-            for (int i = 0; i < 4; i++) {
-                __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], idv));
-                sum = _mm256_add_epi32(sum, q);
-                lo[i] = _mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24);         /* the signed low byte */
-                hi[i] = _mm256_srai_epi32(_mm256_sub_epi32(q, lo[i]), 8);         /* exact: v - lo is a multiple of 256 */
-            }
-            /* packs works per 128-bit lane: the dwords come out as 0a 1a 2a 3a 0b 1b 2b 3b. */
-            __m256i hb = _mm256_packs_epi16(_mm256_packs_epi32(hi[0], hi[1]), _mm256_packs_epi32(hi[2], hi[3]));
-            __m256i lb = _mm256_packs_epi16(_mm256_packs_epi32(lo[0], lo[1]), _mm256_packs_epi32(lo[2], lo[3]));
-            int32_t gh[8], gl[8];
-            _mm256_storeu_si256((__m256i *)gh, _mm256_permutevar8x32_epi32(hb, order));
-            _mm256_storeu_si256((__m256i *)gl, _mm256_permutevar8x32_epi32(lb, order));
-            for (int k = 0; k < 8; k++) { memcpy(o->hi[k][r], &gh[k], 4); memcpy(o->lo[k][r], &gl[k], 4); }
-            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-            o->d[r] = d;
-            o->s[r] = d * (float)_mm_cvtsi128_si32(s);
-        }
+    __m256 x[4], a = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float d = _mm_cvtss_f32(h) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i hi[4], lo[4], sum = _mm256_setzero_si256();
+    for (int i = 0; i < 4; i++) {
+        __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], idv));
+        sum = _mm256_add_epi32(sum, q);
+        lo[i] = _mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24);         /* the signed low byte */
+        hi[i] = _mm256_srai_epi32(_mm256_sub_epi32(q, lo[i]), 8);         /* exact: v - lo is a multiple of 256 */
     }
+    /* packs works per 128-bit lane: the dwords come out as 0a 1a 2a 3a 0b 1b 2b 3b. */
+    __m256i hb = _mm256_packs_epi16(_mm256_packs_epi32(hi[0], hi[1]), _mm256_packs_epi32(hi[2], hi[3]));
+    __m256i lb = _mm256_packs_epi16(_mm256_packs_epi32(lo[0], lo[1]), _mm256_packs_epi32(lo[2], lo[3]));
+    int32_t gh[8], gl[8];
+    _mm256_storeu_si256((__m256i *)gh, _mm256_permutevar8x32_epi32(hb, order));
+    _mm256_storeu_si256((__m256i *)gl, _mm256_permutevar8x32_epi32(lb, order));
+    for (int k = 0; k < 8; k++) { memcpy(o->hi[k][r], &gh[k], 4); memcpy(o->lo[k][r], &gl[k], 4); }
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    o->d[r] = d;
+    o->s[r] = d * (float)_mm_cvtsi128_si32(t);
 }
 #endif
 
 void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out) {
+    void (*row_block)(const float *, sy_block_q8x8 *, int) = quantize_row_block_portable;
 #if SY_X86_SIMD
-    if (sy_kernels_have_avx2()) {
-        quantize_q8x8_avx2(X, M, ldx, m0, K, out);
-        return;
-    }
+    if (sy_kernels_have_avx2()) row_block = quantize_row_block_avx2;
 #endif
-    quantize_q8x8_portable(X, M, ldx, m0, K, out);
+    for (int b = 0; b < K / 32; b++)
+        for (int r = 0; r < 8; r++) {
+            if (m0 + r >= M) zero_row(out + b, r);
+            else row_block(X + (size_t)(m0 + r) * ldx + 32 * b, out + b, r);
+        }
 }
 
 /* ---- the reference: the same integer arithmetic, one lane at a time ------------------------ */
