@@ -184,7 +184,6 @@ enum ServeBench: Command {
         }
         let s1 = summary(one[1]!), sDistinct = summary(distinct), sNoBatch = summary(noBatch), s32 = summary(one[32]!),
             s8 = summary(one[8]!)
-        let fmt = DecodeBench.fmt
         if json {
             func figures(_ n: Int) -> StreamFigures {
                 let s = summary(one[n]!)

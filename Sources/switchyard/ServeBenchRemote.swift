@@ -210,7 +210,6 @@ enum ServeBenchRemote: Command {
         let allHits = cache.reduce(UInt64(0)) { $0 + $1.0.hits },
             allLookups = cache.reduce(UInt64(0)) { $0 + $1.0.hits + $1.0.misses }
         let overallHitRate = allLookups == 0 ? 0 : Double(allHits) / Double(allLookups)
-        let fmt = DecodeBench.fmt
 
         if json {
             try Report(
