@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The 16-bit value stored little-endian at p, at any alignment: a half or bfloat16 of a weight
+   block. */
+static inline uint16_t sy_load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
 /* Exact: every half is a float. */
 static inline float sy_half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;

@@ -30,7 +30,6 @@ static inline float bf16_to_float(uint16_t h) {
     return f;
 }
 
-static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 size_t sy_weight_block_bytes(int type) {
     switch (type) {
@@ -106,25 +105,25 @@ void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *o
 static void widen_block(int type, const uint8_t *p, float *y) {
     switch (type) {
     case SY_Q8_0: {
-        float d = sy_half_to_float(load_u16(p));
+        float d = sy_half_to_float(sy_load_u16(p));
         for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)p[2 + j];
         break;
     }
     case SY_Q4_0: {
-        float d = sy_half_to_float(load_u16(p));
+        float d = sy_half_to_float(sy_load_u16(p));
         for (int j = 0; j < 16; j++) { y[j] = ((p[2 + j] & 15) - 8) * d; y[j + 16] = ((p[2 + j] >> 4) - 8) * d; }
         break;
     }
     case SY_Q4_1: {
-        float d = sy_half_to_float(load_u16(p)), mn = sy_half_to_float(load_u16(p + 2));
+        float d = sy_half_to_float(sy_load_u16(p)), mn = sy_half_to_float(sy_load_u16(p + 2));
         for (int j = 0; j < 16; j++) { y[j] = (p[4 + j] & 15) * d + mn; y[j + 16] = (p[4 + j] >> 4) * d + mn; }
         break;
     }
     case SY_F16:
-        for (int j = 0; j < 32; j++) y[j] = sy_half_to_float(load_u16(p + 2 * j));
+        for (int j = 0; j < 32; j++) y[j] = sy_half_to_float(sy_load_u16(p + 2 * j));
         break;
     case SY_BF16:
-        for (int j = 0; j < 32; j++) y[j] = bf16_to_float(load_u16(p + 2 * j));
+        for (int j = 0; j < 32; j++) y[j] = bf16_to_float(sy_load_u16(p + 2 * j));
         break;
     }
 }
@@ -161,10 +160,10 @@ int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, in
             const uint8_t *p = row + (size_t)b * bb;
             int bad = 0;
             switch (type) {
-            case SY_Q8_0: case SY_Q4_0: bad = half_is_nonfinite(load_u16(p)); break;
-            case SY_Q4_1: bad = half_is_nonfinite(load_u16(p)) || half_is_nonfinite(load_u16(p + 2)); break;
-            case SY_F16: for (int j = 0; j < 32 && !bad; j++) bad = half_is_nonfinite(load_u16(p + 2 * j)); break;
-            case SY_BF16: for (int j = 0; j < 32 && !bad; j++) bad = bf16_is_nonfinite(load_u16(p + 2 * j)); break;
+            case SY_Q8_0: case SY_Q4_0: bad = half_is_nonfinite(sy_load_u16(p)); break;
+            case SY_Q4_1: bad = half_is_nonfinite(sy_load_u16(p)) || half_is_nonfinite(sy_load_u16(p + 2)); break;
+            case SY_F16: for (int j = 0; j < 32 && !bad; j++) bad = half_is_nonfinite(sy_load_u16(p + 2 * j)); break;
+            case SY_BF16: for (int j = 0; j < 32 && !bad; j++) bad = bf16_is_nonfinite(sy_load_u16(p + 2 * j)); break;
             default: return -2;
             }
             if (!bad) continue;
@@ -201,20 +200,20 @@ static float qdot_portable(int type, const uint8_t *w, const sy_block_q16 *x, in
         case SY_Q8_0: {
             const uint8_t *p = w + 34 * (size_t)b;
             for (int j = 0; j < 32; j++) acc += (int8_t)p[2 + j] * x->qs[j];
-            total += sy_half_to_float(load_u16(p)) * x->d * (float)acc;
+            total += sy_half_to_float(sy_load_u16(p)) * x->d * (float)acc;
             break;
         }
         case SY_Q4_0: {
             const uint8_t *p = w + 18 * (size_t)b;
             for (int j = 0; j < 16; j++) acc += (p[2 + j] & 15) * x->qs[j] + (p[2 + j] >> 4) * x->qs[j + 16];
-            float d = sy_half_to_float(load_u16(p));
+            float d = sy_half_to_float(sy_load_u16(p));
             total += d * x->d * (float)acc - 8.f * d * x->s;
             break;
         }
         case SY_Q4_1: {
             const uint8_t *p = w + 20 * (size_t)b;
             for (int j = 0; j < 16; j++) acc += (p[4 + j] & 15) * x->qs[j] + (p[4 + j] >> 4) * x->qs[j + 16];
-            total += sy_half_to_float(load_u16(p)) * x->d * (float)acc + sy_half_to_float(load_u16(p + 2)) * x->s;
+            total += sy_half_to_float(sy_load_u16(p)) * x->d * (float)acc + sy_half_to_float(sy_load_u16(p + 2)) * x->s;
             break;
         }
         }
@@ -249,11 +248,6 @@ static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, 
 
 #if SY_X86_SIMD
 
-/* The half at p broadcast to 8 floats. A broadcast load writes the whole register: _cvtsh_ss (and
-   any scalar form clang can narrow to) compiles to a vpinsrw that merges into a free register,
-   which can be a loop's accumulator, a false dependency that chained every block to the last. */
-__attribute__((target("avx2,fma,f16c")))
-static inline __m256 half_broadcast(const uint8_t *p) { return _mm256_cvtph_ps(_mm_set1_epi16((short)load_u16(p))); }
 
 /* One weight block against its int16 activation block: the 8 int32 partial sums of q_w · q_x; the
    block's scale d_w broadcast in *d, and for the Q4 formats the offset's scale broadcast in *m
@@ -264,14 +258,14 @@ static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_blo
     if (type == SY_Q8_0) {
         lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2)));
         hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 18)));
-        *d = half_broadcast(p);
+        *d = sy_half_broadcast256(p);
     } else {
         const __m128i low4 = _mm_set1_epi8(15);
         __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
         lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low4));
         hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
-        *d = half_broadcast(p);
-        *m = type == SY_Q4_0 ? _mm256_mul_ps(*d, _mm256_set1_ps(-8.f)) : half_broadcast(p + 2);
+        *d = sy_half_broadcast256(p);
+        *m = type == SY_Q4_0 ? _mm256_mul_ps(*d, _mm256_set1_ps(-8.f)) : sy_half_broadcast256(p + 2);
     }
     return _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)x->qs)),
                             _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 16))));
@@ -319,7 +313,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline))
 static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
     switch (type) {
     case SY_Q8_0: {
-        __m256 d = half_broadcast(p);
+        __m256 d = sy_half_broadcast256(p);
         for (int i = 0; i < 4; i++)
             w[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
         break;
@@ -328,8 +322,8 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
         const __m128i low4 = _mm_set1_epi8(15);
         __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
         __m128i lo = _mm_and_si128(raw, low4), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low4);
-        __m256 d = half_broadcast(p);
-        __m256 m = type == SY_Q4_0 ? _mm256_mul_ps(d, _mm256_set1_ps(-8.f)) : half_broadcast(p + 2);
+        __m256 d = sy_half_broadcast256(p);
+        __m256 m = type == SY_Q4_0 ? _mm256_mul_ps(d, _mm256_set1_ps(-8.f)) : sy_half_broadcast256(p + 2);
         w[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), m);
         w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), m);
         w[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), m);

@@ -24,7 +24,15 @@
 #define sy_cpu_relax() ((void)0)
 #endif
 
+#include "half.h"
+
 #if SY_X86_SIMD
+/* The half at p broadcast to 8 floats. A broadcast load writes the whole register: _cvtsh_ss (and
+   any scalar form clang can narrow to) compiles to a vpinsrw that merges into a free register,
+   which can be a loop's accumulator, a false dependency that chained every block to the last. */
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 sy_half_broadcast256(const uint8_t *p) { return _mm256_cvtph_ps(_mm_set1_epi16((short)sy_load_u16(p))); }
+
 /* The sum of the eight lanes of `v`. */
 __attribute__((target("avx2,fma")))
 static inline float sy_hsum256(__m256 v) {

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 /* ---- activations: 8 rows per block, interleaved -------------------------------------------- */
 
@@ -117,7 +116,7 @@ void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_blo
 /* Weight block p's 32 integer values (signed; the Q4 nibbles 0..15), its scale d and the scale
    of its offset term: Q4_1 its minimum, Q4_0 -8·d, Q8_0 none. */
 static void unpack_signed(int type, const uint8_t *p, int8_t w[32], float *d, float *offset) {
-    *d = sy_half_to_float(load_u16(p));
+    *d = sy_half_to_float(sy_load_u16(p));
     switch (type) {
     case SY_Q8_0:
         for (int j = 0; j < 32; j++) w[j] = (int8_t)p[2 + j];
@@ -129,7 +128,7 @@ static void unpack_signed(int type, const uint8_t *p, int8_t w[32], float *d, fl
         break;
     default:
         for (int j = 0; j < 16; j++) { w[j] = (int8_t)(p[4 + j] & 15); w[j + 16] = (int8_t)(p[4 + j] >> 4); }
-        *offset = sy_half_to_float(load_u16(p + 2));
+        *offset = sy_half_to_float(sy_load_u16(p + 2));
         break;
     }
 }
@@ -175,9 +174,6 @@ int sy_kernels_have_vnni(void) {
 
 #define SY_VNNI_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw"
 
-__attribute__((target(SY_VNNI_TARGET)))
-static inline __m256 half_broadcast8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_set1_epi16((short)load_u16(p))); }
-
 /* Weight block p as 32 unsigned bytes at u: the Q4 nibbles as they are, Q8_0's bytes + 128. */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
 static inline void unpack_vnni(const int type, const uint8_t *p, uint8_t *u) {
@@ -196,7 +192,7 @@ static inline void unpack_vnni(const int type, const uint8_t *p, uint8_t *u) {
    (the flip to unsigned). */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
 static inline __m256 offset_vnni(const int type, const uint8_t *p, __m256 d) {
-    return type == SY_Q4_1 ? half_broadcast8(p + 2) : _mm256_mul_ps(d, _mm256_set1_ps(type == SY_Q4_0 ? -8.f : -128.f));
+    return type == SY_Q4_1 ? sy_half_broadcast256(p + 2) : _mm256_mul_ps(d, _mm256_set1_ps(type == SY_Q4_0 ? -8.f : -128.f));
 }
 
 /* The 16-bit dots of two weight rows' groups g0, g1 (8 int32 each, 4 unsigned bytes apiece) with
@@ -255,7 +251,7 @@ static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t
                 __m256i v0, v1;
                 dot16x2_vnni(g, g + 8, xb, &v0, &v1);
                 const __m256 dx = _mm256_loadu_ps(xb->d), sx = _mm256_loadu_ps(xb->s);
-                const __m256 d0 = half_broadcast8(p0), d1 = half_broadcast8(p1);
+                const __m256 d0 = sy_half_broadcast256(p0), d1 = sy_half_broadcast256(p1);
                 acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_mul_ps(d0, dx), acc0);
                 acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_mul_ps(d1, dx), acc1);
                 off0 = _mm256_fmadd_ps(offset_vnni(type, p0, d0), sx, off0);
