@@ -187,7 +187,7 @@ enum DecodeBench: Command {
 
     /// Whether any projection or the head is stored in an integer block format (Q8_0, Q4_0, Q4_1).
     static func hasIntegerWeights(_ model: LlamaModel) -> Bool {
-        let integer: Set<GGMLType> = [.q8_0, .q4_0, .q4_1]
+        let integer = QuantizedMatrix.integerTypes
         return model.layers.contains { l in
             ProjectionKind.allCases.contains { l[$0].quantized.map { integer.contains($0.type) } ?? false }
         }

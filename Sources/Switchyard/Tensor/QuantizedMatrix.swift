@@ -30,6 +30,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// The types these kernels multiply natively.
     public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1, .f16, .bf16]
 
+    /// The native types multiplied as integers (llama.cpp's block formats; the rest are widened
+    /// to Float32 in registers).
+    public static let integerTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1]
+
     /// Whether a `[rows × cols]` matrix of `type` can be kept as it is stored: a native type and
     /// whole blocks of 32 along each row (otherwise it is widened to Float32 at load).
     public static func canKeep(_ type: GGMLType, cols: Int) -> Bool {

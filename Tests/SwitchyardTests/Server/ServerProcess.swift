@@ -1,4 +1,5 @@
 import Foundation
+import Switchyard
 
 @testable import SwitchyardServer
 
@@ -45,13 +46,12 @@ final class ServerProcess {
         address = found
     }
 
-    /// The child's resident set size (`VmRSS` in `/proc/PID/status`), in bytes.
+    /// The child's resident set size (`VmRSS`), in bytes.
     func residentBytes() throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        else { throw ServerProcessError.noResidentSize(status) }
-        return kib * 1024
+        guard let bytes = ResidentMemory.bytes(processID: process.processIdentifier) else {
+            throw ServerProcessError.noResidentSize(process.processIdentifier)
+        }
+        return bytes
     }
 
     func client(timeout: Double? = 60) -> SwitchyardClient {
@@ -94,13 +94,13 @@ final class ServerProcess {
 enum ServerProcessError: Error, CustomStringConvertible {
     case noBinary([String])
     case didNotStart(String)
-    case noResidentSize(String)
+    case noResidentSize(Int32)
 
     var description: String {
         switch self {
         case .noBinary(let paths): return "no switchyard binary at \(paths.joined(separator: ", ")) (run swift build)"
         case .didNotStart(let stderr): return "switchyard serve did not report 'listening on'; its stderr:\n\(stderr)"
-        case .noResidentSize(let status): return "no VmRSS line in /proc/PID/status:\n\(status)"
+        case .noResidentSize(let pid): return "no VmRSS line in /proc/\(pid)/status"
         }
     }
 }

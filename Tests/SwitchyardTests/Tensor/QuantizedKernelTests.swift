@@ -51,7 +51,7 @@ import Testing
     /// levels for one row, 32512 for more on a CPU with 8-bit dot products (sy_kernels_have_vnni),
     /// else not at all (weights widened to Float32).
     static func activationLevels(_ type: GGMLType, m: Int) -> Float? {
-        guard type != .f16 && type != .bf16 else { return nil }
+        guard QuantizedMatrix.integerTypes.contains(type) else { return nil }
         if m == 1 { return 32767 }
         return sy_kernels_have_vnni() != 0 ? 32512 : nil
     }
