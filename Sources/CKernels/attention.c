@@ -240,17 +240,50 @@ static void attn_task(void *ctx, int index) {
     free(scores);
 }
 
-void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
-                         const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
-                         float *out, int out_stride, int portable) {
-    if (n <= 0 || num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) return;
+/* A batch's tasks: sequence i owns tasks [first[i], first[i + 1]). */
+typedef struct {
+    const attn_job *jobs;
+    const int *first;
+} attn_batch;
+
+static void attn_batch_task(void *ctx, int index) {
+    const attn_batch *b = (const attn_batch *)ctx;
+    int i = 0;
+    while (index >= b->first[i + 1]) i++;
+    attn_task((void *)&b->jobs[i], index - b->first[i]);
+}
+
+void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int q_stride, int out_stride,
+                               int num_heads, int num_kv_heads, int hd, int window, float scale, int portable) {
+    if (count <= 0 || num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0) return;
     const int group = num_heads / num_kv_heads;
     /* Slices of the group as even as possible: 3 → 3, 6 → 3+3, 8 → 4+4, 5 → 3+2. */
     const int slices = (group + SY_ATTN_HEADS - 1) / SY_ATTN_HEADS, slice = (group + slices - 1) / slices;
-    attn_job job = { q, n, start, q_stride, num_heads, group, hd, window, keys, values, head_stride,
-                     scale, out, out_stride, (n + SY_ATTN_CHUNK - 1) / SY_ATTN_CHUNK,
-                     !portable && hd % 8 == 0 && sy_kernels_have_avx2(), kv_half != 0, slice, slices };
-    sy_parallel_for(num_kv_heads * slices * job.chunks, attn_task, &job);
+    const int avx2 = !portable && hd % 8 == 0 && sy_kernels_have_avx2();
+    attn_job *jobs = (attn_job *)malloc(sizeof(attn_job) * (size_t)count);
+    int *first = (int *)malloc(sizeof(int) * ((size_t)count + 1));
+    if (!jobs || !first) abort();  /* a few hundred bytes; nothing sensible to return mid-forward */
+    first[0] = 0;
+    for (int i = 0; i < count; i++) {
+        const sy_attention_sequence *s = &seqs[i];
+        const int n = s->n > 0 ? s->n : 0;
+        attn_job job = { s->q, n, s->start, q_stride, num_heads, group, hd, window, s->keys, s->values,
+                         s->head_stride, scale, s->out, out_stride, (n + SY_ATTN_CHUNK - 1) / SY_ATTN_CHUNK,
+                         avx2, s->kv_half != 0, slice, slices };
+        jobs[i] = job;
+        first[i + 1] = first[i] + num_kv_heads * slices * job.chunks;
+    }
+    attn_batch batch = { jobs, first };
+    sy_parallel_for(first[count], attn_batch_task, &batch);
+    free(first);
+    free(jobs);
+}
+
+void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
+                         const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
+                         float *out, int out_stride, int portable) {
+    const sy_attention_sequence seq = { q, out, keys, values, head_stride, n, start, kv_half };
+    sy_causal_attention_batch(&seq, 1, q_stride, out_stride, num_heads, num_kv_heads, hd, window, scale, portable);
 }
 
 void sy_kv_store(const float *src, int n, int src_stride, int num_kv_heads, int hd, void *dst, int kv_half,

@@ -474,41 +474,46 @@ void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_
     }
 }
 
+/* A fused product's tasks: part p owns tasks [first[p], first[p] + tasks[p]), each `chunk[p]` of
+   its weight rows. */
 typedef struct {
-    int type, M, N, K, lda, ldc, chunk;
-    size_t row_bytes;
-    const void *W;
+    int M, K, lda, count;
     const float *A;
-    const sy_block_q16 *xq;
-    const sy_block_q8x8 *x8; /* (M + 7) / 8 groups of K/32 blocks, when the 8-bit kernel runs */
-    float *C;
+    const sy_qgemm_output *outs;
+    const sy_block_q16 *xq;   /* one row of an integer type: A quantised once for every part */
+    const sy_block_q8x8 *x8;  /* (M + 7) / 8 groups of K/32 blocks, when the 8-bit kernel runs */
+    int first[SY_QGEMM_MAX_PARTS + 1], chunk[SY_QGEMM_MAX_PARTS];
 } qgemm_job;
 
 static void qgemm_task(void *ctx, int t) {
     const qgemm_job *j = (const qgemm_job *)ctx;
-    int lo = t * j->chunk, hi = lo + j->chunk;
-    if (hi > j->N) hi = j->N;
+    int p = 0;
+    while (t >= j->first[p + 1]) p++;
+    const sy_qgemm_output *o = &j->outs[p];
+    int lo = (t - j->first[p]) * j->chunk[p], hi = lo + j->chunk[p];
+    if (hi > o->N) hi = o->N;
     if (lo >= hi) return;
     if (j->xq) {
-        sy_qgemv_rows(j->type, j->W, j->row_bytes, j->K, j->xq, j->M, lo, hi, j->C, j->ldc);
+        sy_qgemv_rows(o->type, o->W, o->row_bytes, j->K, j->xq, j->M, lo, hi, o->C, o->ldc);
     } else if (j->x8) {
         /* 64 activation rows at a time (at most 64·K·2 bytes: they stay in cache while this
            task's weight rows pass over them). */
         const int nb = j->K / 32;
         for (int m0 = 0; m0 < j->M; m0 += 64)
-            sy_q8x8_rows(j->type, j->W, j->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
-                         lo, hi, j->C + (size_t)m0 * j->ldc, j->ldc, 0);
+            sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
+                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0);
     } else if (j->M <= SY_SMALL_BATCH_ROWS) {
-        sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
+        sy_wgemm_rows(o->type, o->W, o->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, o->C, o->ldc, 0);
     } else {
         /* Prefill: this chunk of weight rows widened to a float tile, then sgemm. */
         float *tile = (float *)malloc((size_t)(hi - lo) * j->K * sizeof(float));
         if (!tile) {
-            sy_wgemm_rows(j->type, j->W, j->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, j->C, j->ldc, 0);
+            sy_wgemm_rows(o->type, o->W, o->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, o->C, o->ldc, 0);
             return;
         }
-        sy_dequantize_rows(j->type, j->W, j->row_bytes, j->K, lo, hi, tile);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f, j->C + lo, j->ldc);
+        sy_dequantize_rows(o->type, o->W, o->row_bytes, j->K, lo, hi, tile);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f,
+                    o->C + lo, o->ldc);
         free(tile);
     }
 }
@@ -525,13 +530,16 @@ static void quantize_q8x8_task(void *ctx, int g) {
     sy_quantize_rows_q8x8(j->A, j->M, j->lda, 8 * g, j->K, j->x8 + (size_t)g * (j->K / 32));
 }
 
-int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
-                float *C, int ldc, sy_block_q16 *scratch) {
-    if (M <= 0 || N <= 0) return 0;
-    if (K % 32 != 0 || sy_weight_block_bytes(type) == 0) return -1;
-    qgemm_job job = { type, M, N, K, lda, ldc, 0, row_bytes, W, A, NULL, NULL, C };
+int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
+                      sy_block_q16 *scratch) {
+    if (count < 1 || count > SY_QGEMM_MAX_PARTS || K % 32 != 0) return -1;
+    const int type = outs[0].type;
+    for (int p = 0; p < count; p++)
+        if (outs[p].type != type || outs[p].N < 0 || sy_weight_block_bytes(type) == 0) return -1;
+    if (M <= 0) return 0;
+    qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, { 0 }, { 0 } };
     sy_block_q8x8 *x8 = NULL;
-    int threads = sy_threads(), tasks;
+    const int threads = sy_threads();
     if (M > 1 && is_integer_type(type) && sy_kernels_have_vnni()) {
         /* Batched decode and prefill on a CPU with 8-bit dot products (vnni.c); without memory
            for the quantised activations, the Float32 paths below. */
@@ -544,22 +552,36 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
             job.x8 = x8;
         }
     }
-    if (M <= SY_SMALL_BATCH_ROWS || x8) {
-        if (M == 1 && is_integer_type(type)) {
-            sy_quantize_rows_q16(A, M, K, lda, scratch);
-            job.xq = scratch;
-        }
-        tasks = threads * 4;
-        if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
-    } else {
-        /* Tiles of about 64 weight rows, their count a multiple of the threads so that no thread
-           waits on another's last tile (192 rows in 3 tiles on 2 threads cost a third). */
-        tasks = (N + 63) / 64;
-        if (tasks % threads != 0) tasks += threads - tasks % threads;
-        if (tasks > N) tasks = N;
+    const int small = M <= SY_SMALL_BATCH_ROWS || x8;
+    if (small && M == 1 && is_integer_type(type)) {
+        sy_quantize_rows_q16(A, M, K, lda, scratch);
+        job.xq = scratch;
     }
-    job.chunk = (N + tasks - 1) / tasks;
-    sy_parallel_for(tasks, qgemm_task, &job);
+    for (int p = 0; p < count; p++) {
+        const int N = outs[p].N;
+        int tasks;
+        if (small) {
+            tasks = threads * 4;
+            if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
+        } else {
+            /* Tiles of about 64 weight rows, their count a multiple of the threads so that no
+               thread waits on another's last tile (192 rows in 3 tiles on 2 threads cost a third). */
+            tasks = (N + 63) / 64;
+            if (tasks % threads != 0) tasks += threads - tasks % threads;
+            if (tasks > N) tasks = N;
+        }
+        if (N == 0) tasks = 0;
+        job.chunk[p] = tasks > 0 ? (N + tasks - 1) / tasks : 0;
+        job.first[p + 1] = job.first[p] + tasks;
+    }
+    sy_parallel_for(job.first[count], qgemm_task, &job);
     free(x8);
     return 0;
+}
+
+int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
+                float *C, int ldc, sy_block_q16 *scratch) {
+    if (M <= 0 || N <= 0) return 0;
+    const sy_qgemm_output out = { type, N, W, row_bytes, C, ldc };
+    return sy_qgemm_nt_fused(M, K, A, lda, &out, 1, scratch);
 }

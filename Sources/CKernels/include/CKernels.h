@@ -83,6 +83,23 @@ void sy_causal_attention(const float *q, int n, int start, int q_stride, int num
                          const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,
                          float *out, int out_stride, int portable);
 
+/// One sequence of sy_causal_attention_batch: its `n` new query rows at positions
+/// start ..< start+n (q, out, rows q_stride / out_stride apart as in sy_causal_attention) and its
+/// own cache (keys, values, head_stride, kv_half).
+typedef struct {
+    const float *q;
+    float *out;
+    const void *keys, *values;
+    size_t head_stride;
+    int n, start, kv_half;
+} sy_attention_sequence;
+
+/// sy_causal_attention for every sequence of a batch (the model's shape shared), as one job on the
+/// pool: a decode step of 8 sequences waits on one join instead of 8, and its 8 × (KV heads) tasks
+/// balance over the threads where 3 tasks of one sequence on 2 threads leave one idle a third of the time.
+void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int q_stride, int out_stride,
+                               int num_heads, int num_kv_heads, int hd, int window, float scale, int portable);
+
 /// Writes `n` rows of keys (or values) into a cache laid out as sy_causal_attention reads it: row
 /// j of `src` (`src_stride` floats apart, KV heads of `hd` side by side) goes to position
 /// start + j of every head. With `kv_half`, rounded to IEEE half (nearest, ties to even).
@@ -177,6 +194,27 @@ void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_
 /// Returns 0, or -1 when K is not a multiple of 32 or `type` is not one of the types above.
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
                 float *C, int ldc, sy_block_q16 *scratch);
+
+/// Most weight matrices one sy_qgemm_nt_fused call multiplies.
+#define SY_QGEMM_MAX_PARTS 4
+
+/// One weight matrix of a fused product: C[M x N] (row stride ldc) = A · Wᵀ, W [N x K] in `type`'s
+/// blocks, rows `row_bytes` apart.
+typedef struct {
+    int type, N;
+    const void *W;
+    size_t row_bytes;
+    float *C;
+    int ldc;
+} sy_qgemm_output;
+
+/// sy_qgemm_nt for `count` (1...SY_QGEMM_MAX_PARTS) weight matrices of one type that multiply the
+/// same A (a layer's q, k and v; gate and up): A is quantised once and every part's rows are
+/// tasks of one job on the pool, so a decode step waits on one join instead of `count`.
+/// Returns 0, or -1 when K is not a multiple of 32, the types differ or are not supported, or
+/// `count` is out of range.
+int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
+                      sy_block_q16 *scratch);
 
 #ifdef __cplusplus
 }

@@ -49,30 +49,38 @@ public struct DecoderLayer: Sendable {
     }
 }
 
-/// Multi-head attention with grouped-query heads over one sequence's cache.
+/// Multi-head attention with grouped-query heads, each sequence over its own cache.
 enum CausalAttention {
-    /// Attention for the `n` new rows of one sequence whose first new position is `start`
-    /// (`AttentionKernel.causal`: causal and windowed key ranges only, parallel over heads and
-    /// chunks of rows).
-    ///
-    /// - `q`: `[n × numHeads·headDim]` (rope applied), rows `qStride` apart.
-    /// - the cache already holds keys/values for positions `0 ..< start + n` of this layer.
-    /// - `out`: `[n × numHeads·headDim]`, rows `qStride` apart.
-    static func run(
-        q: UnsafePointer<Float>, n: Int, start: Int, qStride: Int, cache: KVCache, layer: Int,
-        numHeads: Int, slidingWindow: Int?, out: UnsafeMutablePointer<Float>
-    ) {
+    /// One sequence's rows of a batched attention call: its `n` new rows, the first at position
+    /// `start`; `q` `[n × numHeads·headDim]` (rope applied) and `out` alike, rows `qStride` apart.
+    /// Its `cache` already holds keys/values for positions `0 ..< start + n` of the layer.
+    struct Rows {
+        let q: UnsafePointer<Float>
+        let out: UnsafeMutablePointer<Float>
+        let n: Int
+        let start: Int
+        let cache: KVCache
+    }
+
+    /// Attention for every sequence of a batch at `layer`, as one job on the thread pool
+    /// (`AttentionKernel.causal`: causal and windowed key ranges only, parallel over sequences,
+    /// heads and chunks of rows).
+    static func run(_ batch: [Rows], layer: Int, qStride: Int, numHeads: Int, slidingWindow: Int?) {
         // ModelConfig.validate guarantees both; a window ≤ 0 would mean no keys at all.
         precondition(slidingWindow.map { $0 > 0 } ?? true, "sliding window must be positive")
-        precondition(numHeads % cache.numKVHeads == 0, "heads must divide into KV groups")
-        precondition(start + n <= cache.capacity, "the cache must hold the new rows")
-        let hd = cache.headDim
+        guard let first = batch.first else { return }
+        let hd = first.cache.headDim, kvHeads = first.cache.numKVHeads
+        let sequences = batch.map { r in
+            precondition(r.cache.headDim == hd && r.cache.numKVHeads == kvHeads, "one model's caches")
+            precondition(numHeads % kvHeads == 0, "heads must divide into KV groups")
+            precondition(r.start + r.n <= r.cache.capacity, "the cache must hold the new rows")
+            return AttentionKernel.Sequence(
+                q: r.q, out: r.out, n: r.n, start: r.start, keys: r.cache.keyStorage(layer: layer),
+                values: r.cache.valueStorage(layer: layer), half: r.cache.precision == .f16,
+                headStride: r.cache.capacity * hd)
+        }
         AttentionKernel.causal(
-            q: q, n: n, start: start, qStride: qStride, numHeads: numHeads,
-            numKVHeads: cache.numKVHeads, headDim: hd,
-            keys: cache.keyStorage(layer: layer), values: cache.valueStorage(layer: layer),
-            half: cache.precision == .f16,
-            headStride: cache.capacity * hd, window: slidingWindow ?? 0,
-            scale: 1 / Float(hd).squareRoot(), out: out, outStride: qStride)
+            sequences, qStride: qStride, outStride: qStride, numHeads: numHeads, numKVHeads: kvHeads,
+            headDim: hd, window: slidingWindow ?? 0, scale: 1 / Float(hd).squareRoot())
     }
 }

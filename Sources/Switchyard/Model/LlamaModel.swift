@@ -207,27 +207,24 @@ public final class LlamaModel: @unchecked Sendable {
             layer.inputNorm.withUnsafeBufferPointer {
                 Ops.rmsNorm(h, rows: rows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps, into: xn)
             }
-            layer.q.forward(xn, rows: rows, into: qb, delta: delta)
-            layer.k.forward(xn, rows: rows, into: kb, delta: delta)
-            layer.v.forward(xn, rows: rows, into: vb, delta: delta)
+            Linear.forward([layer.q, layer.k, layer.v], xn, rows: rows, into: [qb, kb, vb], delta: delta)
             rotary.apply(qb, rows: rows, heads: c.numHeads, stride: qWidth, cos: cosT, sin: sinT)
             rotary.apply(kb, rows: rows, heads: c.numKVHeads, stride: kvWidth, cos: cosT, sin: sinT)
-            for (i, item) in batch.enumerated() {
-                let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i], start = cache.length
+            let attentionRows = batch.enumerated().map { i, item in
+                let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i]
                 cache.store(layer: l, keys: kb + r0 * kvWidth, values: vb + r0 * kvWidth, rows: n, stride: kvWidth)
-                CausalAttention.run(
-                    q: qb + r0 * qWidth, n: n, start: start, qStride: qWidth, cache: cache,
-                    layer: l, numHeads: c.numHeads, slidingWindow: c.slidingWindow,
-                    out: attn + r0 * qWidth)
+                return CausalAttention.Rows(
+                    q: qb + r0 * qWidth, out: attn + r0 * qWidth, n: n, start: cache.length, cache: cache)
             }
+            CausalAttention.run(
+                attentionRows, layer: l, qStride: qWidth, numHeads: c.numHeads, slidingWindow: c.slidingWindow)
             layer.o.forward(attn, rows: rows, into: proj, delta: delta)
             Ops.add(h, proj, count: rows * d)
 
             layer.postAttentionNorm.withUnsafeBufferPointer {
                 Ops.rmsNorm(h, rows: rows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps, into: xn)
             }
-            layer.gate.forward(xn, rows: rows, into: gb, delta: delta)
-            layer.up.forward(xn, rows: rows, into: ub, delta: delta)
+            Linear.forward([layer.gate, layer.up], xn, rows: rows, into: [gb, ub], delta: delta)
             Ops.siluMultiply(gb, ub, count: rows * inter)
             layer.down.forward(gb, rows: rows, into: proj, delta: delta)
             Ops.add(h, proj, count: rows * d)

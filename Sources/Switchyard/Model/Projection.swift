@@ -106,6 +106,34 @@ public struct Linear: Sendable {
                 BLAS.gemmTransB(m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: output, ldc: n)
             }
         }
+        finish(input, rows: rows, output: output, delta: delta)
+    }
+
+    /// `forward` for projections that read the same input (a layer's q, k, v; gate, up), output `i`
+    /// from projection `i`. Quantised weights of one type are multiplied in one pool job on one
+    /// quantised copy of the input (`QuantizedMatrix.fused`); then each projection's bias and delta,
+    /// in order, exactly as `forward` applies them. Other weights: `forward` one by one.
+    public static func forward(
+        _ projections: [Linear], _ input: UnsafePointer<Float>, rows: Int,
+        into outputs: [UnsafeMutablePointer<Float>], delta: (any ProjectionDelta)?
+    ) {
+        precondition(projections.count == outputs.count, "one output per projection")
+        let matrices = projections.compactMap(\.quantized)
+        guard matrices.count == projections.count, QuantizedMatrix.canFuse(matrices) else {
+            for (p, out) in zip(projections, outputs) { p.forward(input, rows: rows, into: out, delta: delta) }
+            return
+        }
+        QuantizedMatrix.fused(matrices, input, rows: rows, into: outputs)
+        for (p, out) in zip(projections, outputs) { p.finish(input, rows: rows, output: out, delta: delta) }
+    }
+
+    /// The bias and the delta, after the product.
+    @inline(__always)
+    private func finish(
+        _ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+        delta: (any ProjectionDelta)?
+    ) {
+        let n = outFeatures, k = inFeatures
         if let bias {
             bias.withUnsafeBufferPointer { b in
                 for r in 0..<rows {

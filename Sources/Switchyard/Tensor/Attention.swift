@@ -24,6 +24,35 @@ enum AttentionKernel {
             Int32(headDim), keys, values, half ? 1 : 0, headStride, Int32(window), scale,
             out, Int32(outStride), portable ? 1 : 0)
     }
+
+    /// One sequence of a batched call: its `n` query rows from position `start`, its output rows,
+    /// and its own cache buffers laid out as for `causal` above.
+    struct Sequence {
+        let q: UnsafePointer<Float>
+        let out: UnsafeMutablePointer<Float>
+        let n: Int
+        let start: Int
+        let keys: UnsafeRawPointer
+        let values: UnsafeRawPointer
+        let half: Bool
+        let headStride: Int
+    }
+
+    /// `causal` for every sequence of a batch as one job on the thread pool
+    /// (`sy_causal_attention_batch`): rows of every sequence `qStride` / `outStride` apart.
+    static func causal(
+        _ sequences: [Sequence], qStride: Int, outStride: Int, numHeads: Int, numKVHeads: Int, headDim: Int,
+        window: Int, scale: Float, portable: Bool = false
+    ) {
+        let c = sequences.map {
+            sy_attention_sequence(
+                q: $0.q, out: $0.out, keys: $0.keys, values: $0.values, head_stride: $0.headStride, n: Int32($0.n),
+                start: Int32($0.start), kv_half: $0.half ? 1 : 0)
+        }
+        sy_causal_attention_batch(
+            c, Int32(c.count), Int32(qStride), Int32(outStride), Int32(numHeads), Int32(numKVHeads), Int32(headDim),
+            Int32(window), scale, portable ? 1 : 0)
+    }
 }
 
 /// Writes keys/values into a cache buffer laid out for `AttentionKernel` (`sy_kv_store`).

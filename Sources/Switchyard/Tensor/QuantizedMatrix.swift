@@ -117,4 +117,33 @@ public final class QuantizedMatrix: @unchecked Sendable {
             precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")
         }
     }
+
+    /// Whether `fused` can multiply these matrices in one call: 1...4 of them, one type, one width.
+    public static func canFuse(_ matrices: [QuantizedMatrix]) -> Bool {
+        guard let first = matrices.first, matrices.count <= Int(SY_QGEMM_MAX_PARTS) else { return false }
+        return matrices.allSatisfy { $0.type == first.type && $0.cols == first.cols }
+    }
+
+    /// `outputs[i][m × matrices[i].rows] = input[m × cols] · matrices[i]ᵀ` for matrices that read the
+    /// same input (a layer's q, k and v): the input is quantised once and all their rows are split
+    /// over the pool as one job (`sy_qgemm_nt_fused`). Requires `canFuse(matrices)` (traps otherwise)
+    /// and one output per matrix.
+    public static func fused(
+        _ matrices: [QuantizedMatrix], _ input: UnsafePointer<Float>, rows m: Int,
+        into outputs: [UnsafeMutablePointer<Float>]
+    ) {
+        precondition(canFuse(matrices) && outputs.count == matrices.count, "fused: matrices that cannot share a call")
+        let cols = matrices[0].cols
+        var parts = zip(matrices, outputs).map { w, out in
+            sy_qgemm_output(
+                type: Int32(w.type.rawValue), N: Int32(w.rows), W: UnsafeRawPointer(w.storage), row_bytes: w.rowBytes,
+                C: out, ldc: Int32(w.rows))
+        }
+        withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, cols / 32)) { scratch in
+            let rc = sy_qgemm_nt_fused(
+                Int32(m), Int32(cols), input, Int32(cols), &parts, Int32(parts.count), scratch.baseAddress!)
+            precondition(
+                rc == 0, "sy_qgemm_nt_fused refused \(parts.count) \(matrices[0].type) matrices of width \(cols)")
+        }
+    }
 }

@@ -102,7 +102,7 @@ import Testing
                             lease.release()
                         }
                         if t == 0, i % 5 == 0 {
-                            try? reg.add(from: FixturePaths.url("adapters/attn-r4b"), name: "x\(i)")
+                            _ = try? reg.add(from: FixturePaths.url("adapters/attn-r4b"), name: "x\(i)")
                         }
                         if t == 1, i % 5 == 0 { try? reg.remove("x\(i)") }
                     }

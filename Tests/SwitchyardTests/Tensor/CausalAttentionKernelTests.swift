@@ -78,6 +78,60 @@ import Testing
         }
     }
 
+    /// A batch of sequences in one call (decode of several requests) gives each sequence exactly
+    /// what its own call gives: different lengths, starts, windows of the cache and capacities, a
+    /// Float32 cache beside half ones, SIMD and portable.
+    @Test func batchEqualsOneCallPerSequence() {
+        var rng = SeededRandom(seed: 99)
+        let hd = 16, heads = 6, kvHeads = 2, width = heads * hd
+        // (new rows, start, capacity, half)
+        let shapes = [(1, 0, 4, true), (1, 40, 50, true), (19, 3, 30, false), (1, 7, 8, true), (33, 0, 40, true)]
+        for window in [0, 5] {
+            // Per sequence: its queries, then its key and value stores.
+            let buffers = shapes.map { n, _, capacity, half in
+                let q = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
+                for j in 0..<(n * width) { q[j] = rng.nextUnitFloat() * 4 - 2 }
+                let stores = (0..<2).map { _ in
+                    let rows = (0..<(capacity * kvHeads * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+                    let store = UnsafeMutableRawPointer.allocate(byteCount: rows.count * 4, alignment: 64)
+                    KVStorage.store(
+                        rows, rows: capacity, stride: kvHeads * hd, heads: kvHeads, headDim: hd, into: store,
+                        half: half, headStride: capacity * hd, at: 0)
+                    return store
+                }
+                return (q: q, keys: stores[0], values: stores[1])
+            }
+            defer {
+                buffers.forEach {
+                    $0.q.deallocate(); $0.keys.deallocate(); $0.values.deallocate()
+                }
+            }
+            let scale = 1 / Float(hd).squareRoot()
+            for portable in [false, true] {
+                let outs = shapes.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.0 * width) }
+                defer { outs.forEach { $0.deallocate() } }
+                let sequences = shapes.enumerated().map { i, shape in
+                    AttentionKernel.Sequence(
+                        q: buffers[i].q, out: outs[i], n: shape.0, start: shape.1, keys: buffers[i].keys,
+                        values: buffers[i].values, half: shape.3, headStride: shape.2 * hd)
+                }
+                AttentionKernel.causal(
+                    sequences, qStride: width, outStride: width, numHeads: heads, numKVHeads: kvHeads,
+                    headDim: hd, window: window, scale: scale, portable: portable)
+                for (i, (n, start, capacity, half)) in shapes.enumerated() {
+                    var alone = [Float](repeating: .nan, count: n * width)
+                    AttentionKernel.causal(
+                        q: buffers[i].q, n: n, start: start, qStride: width, numHeads: heads, numKVHeads: kvHeads,
+                        headDim: hd, keys: buffers[i].keys, values: buffers[i].values, half: half,
+                        headStride: capacity * hd, window: window, scale: scale, out: &alone, outStride: width,
+                        portable: portable)
+                    let batched = Array(UnsafeBufferPointer(start: outs[i], count: n * width))
+                    #expect(batched == alone, "sequence \(i) window \(window) portable \(portable)")
+                }
+            }
+        }
+    }
+
     /// Floats rounded to half by `sy_kv_store` (F16C for whole groups of 8, portable C for the
     /// rest) are Swift's `Float16(x)`: nearest, ties to even, overflow to infinity, subnormals,
     /// signed zeros and NaN.

@@ -273,4 +273,62 @@ import Testing
             }
         }
     }
+
+    /// A fused product (a layer's q, k, v read one input) gives every matrix exactly what its own
+    /// call gives, on every path (1, 3, 8, 20 and 70 rows), for widths of 1 to 200 rows; matrices
+    /// of different types or widths are not fused, and `Linear.forward` on them falls back to one
+    /// call each with the same results.
+    @Test(arguments: types)
+    func fusedProductsEqualSeparateOnes(type: GGMLType) {
+        var rng = SeededRandom(seed: UInt64(type.rawValue) + 40)
+        let k = 96
+        let matrices = [200, 24, 1].map { n in
+            QuantizedKernelTests.randomBytes(type, rows: n, cols: k, rng: &rng).withUnsafeBytes {
+                QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0)
+            }
+        }
+        #expect(QuantizedMatrix.canFuse(matrices))
+        for m in [1, 3, 8, 20, 70] {
+            let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+            let separate = matrices.map { w in
+                var y = [Float](repeating: .nan, count: m * w.rows)
+                x.withUnsafeBufferPointer { w.multiply($0.baseAddress!, rows: m, into: &y) }
+                return y
+            }
+            let outputs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: m * $0.rows) }
+            defer { outputs.forEach { $0.deallocate() } }
+            for (o, w) in zip(outputs, matrices) { o.initialize(repeating: .nan, count: m * w.rows) }
+            x.withUnsafeBufferPointer { QuantizedMatrix.fused(matrices, $0.baseAddress!, rows: m, into: outputs) }
+            for (i, w) in matrices.enumerated() {
+                let fused = Array(UnsafeBufferPointer(start: outputs[i], count: m * w.rows))
+                #expect(fused == separate[i], "\(type) \(m) rows, matrix \(i) (\(w.rows) rows)")
+            }
+        }
+        let other = type == .q8_0 ? GGMLType.q4_0 : .q8_0
+        let odd = QuantizedKernelTests.randomBytes(other, rows: 8, cols: k, rng: &rng).withUnsafeBytes {
+            QuantizedMatrix(type: other, rows: 8, cols: k, bytes: $0)
+        }
+        let wide = QuantizedKernelTests.randomBytes(type, rows: 8, cols: 2 * k, rng: &rng).withUnsafeBytes {
+            QuantizedMatrix(type: type, rows: 8, cols: 2 * k, bytes: $0)
+        }
+        #expect(!QuantizedMatrix.canFuse([matrices[0], odd]))
+        #expect(!QuantizedMatrix.canFuse([matrices[0], wide]))
+        #expect(!QuantizedMatrix.canFuse(Array(repeating: matrices[2], count: 5)))
+        let site = ProjectionSite(layer: 0, kind: .q)
+        let mixed = [Linear(site: site, quantized: matrices[1]), Linear(site: site, quantized: odd)]
+        let m = 8, x = (0..<(m * k)).map { _ in rng.nextUnitFloat() }
+        var a = [Float](repeating: .nan, count: m * 24), b = [Float](repeating: .nan, count: m * 8)
+        var expectedA = a, expectedB = b
+        x.withUnsafeBufferPointer { xp in
+            a.withUnsafeMutableBufferPointer { ap in
+                b.withUnsafeMutableBufferPointer { bp in
+                    Linear.forward(
+                        mixed, xp.baseAddress!, rows: m, into: [ap.baseAddress!, bp.baseAddress!], delta: nil)
+                }
+            }
+            matrices[1].multiply(xp.baseAddress!, rows: m, into: &expectedA)
+            odd.multiply(xp.baseAddress!, rows: m, into: &expectedB)
+        }
+        #expect(a == expectedA && b == expectedB, "\(type) with \(other): one call each")
+    }
 }
