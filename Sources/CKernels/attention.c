@@ -60,25 +60,6 @@ static void row_portable(const float *q, const void *K, const void *V, int half,
 }
 
 #if SY_X86_SIMD
-/* exp(x) for x <= 0 (max-subtracted scores): Cephes' range reduction and degree-5 polynomial,
-   relative error ~2e-7; underflows to 0 below -87. */
-__attribute__((target("avx2,fma")))
-static inline __m256 exp_avx2(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 /* Eight keys/values from element i: floats, or halves widened with F16C. */
 __attribute__((target("avx2,fma,f16c")))
 static inline __m256 kv8(const void *base, size_t i, const int half) {
@@ -135,7 +116,7 @@ static inline void group_row_avx2_typed(const float *q, const void *K, const voi
         __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
         int i = 0;
         for (; i + 8 <= count; i += 8) {
-            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sc + i), mv));
+            __m256 e = sy_exp256_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(sc + i), mv));
             _mm256_storeu_ps(sc + i, e);
             sv = _mm256_add_ps(sv, e);
         }

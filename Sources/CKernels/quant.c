@@ -520,14 +520,18 @@ static void qgemm_task(void *ctx, int t) {
 
 typedef struct {
     const float *A;
-    int M, lda, K;
+    int M, lda, K, parts;
     sy_block_q8x8 *x8;
 } quantize_q8x8_job;
 
-/* One group of 8 activation rows quantised for the 8-bit kernel (prefill has hundreds). */
-static void quantize_q8x8_task(void *ctx, int g) {
+/* Part t % parts of the blocks of group t / parts of 8 activation rows, quantised for the 8-bit
+   kernel: prefill has hundreds of groups (one part each); a decode batch has one group, split by
+   blocks so that the pool's threads share it instead of waiting on the caller. */
+static void quantize_q8x8_task(void *ctx, int t) {
     const quantize_q8x8_job *j = (const quantize_q8x8_job *)ctx;
-    sy_quantize_rows_q8x8(j->A, j->M, j->lda, 8 * g, j->K, j->x8 + (size_t)g * (j->K / 32));
+    const int nb = j->K / 32, g = t / j->parts, part = t % j->parts;
+    const int b0 = part * nb / j->parts, b1 = (part + 1) * nb / j->parts;
+    sy_quantize_rows_q8x8(j->A + 32 * b0, j->M, j->lda, 8 * g, 32 * (b1 - b0), j->x8 + (size_t)g * nb + b0);
 }
 
 int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
@@ -546,9 +550,9 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         const int groups = (M + 7) / 8;
         x8 = (sy_block_q8x8 *)malloc((size_t)groups * (K / 32) * sizeof(sy_block_q8x8));
         if (x8) {
-            quantize_q8x8_job q = { A, M, lda, K, x8 };
-            if (groups == 1) quantize_q8x8_task(&q, 0);
-            else sy_parallel_for(groups, quantize_q8x8_task, &q);
+            const int parts = groups == 1 && K / 32 >= threads ? threads : 1;
+            quantize_q8x8_job q = { A, M, lda, K, parts, x8 };
+            sy_parallel_for(groups * parts, quantize_q8x8_task, &q);
             job.x8 = x8;
         }
     }

@@ -60,6 +60,11 @@ int sy_svd(int m, int n, double *a, double *s, double *u, double *vt);
 /// 1 when the AVX2+FMA path is in use.
 int sy_kernels_have_avx2(void);
 
+/// gate[i] = silu(gate[i]) · up[i] (SwiGLU), silu(g) = g / (1 + exp(-g)): AVX2 with a polynomial
+/// exp (relative error ~2e-7, no overflow for any g) where available, else libm's expf one value
+/// at a time (`portable` != 0 forces it; tests compare the two).
+void sy_silu_multiply(float *gate, const float *up, int count, int portable);
+
 /// The machine's Float32 multiply-add peak in multiply-adds per second, measured for about
 /// `seconds` on every pool thread at once (independent 8-lane FMAs with AVX2+FMA, scalar otherwise):
 /// the roofline a compute-bound kernel approaches. Not thread-safe against other pool jobs' timing.

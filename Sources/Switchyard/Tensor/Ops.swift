@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Elementwise kernels on raw row-major buffers, used by the decoder's hot loop.
@@ -18,13 +19,11 @@ public enum Ops {
         }
     }
 
-    /// `gate[i] = silu(gate[i]) * up[i]` in place (SwiGLU).
+    /// `gate[i] = silu(gate[i]) * up[i]` in place (SwiGLU), by `sy_silu_multiply`: on AVX2 with a
+    /// polynomial exp (relative error ~2e-7), so not in PyTorch's exact order of operations.
     @inline(__always)
     public static func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + Foundation.exp(-g)) * up[i]
-        }
+        sy_silu_multiply(gate, up, Int32(count), 0)
     }
 
     /// `x[i] += y[i]`.

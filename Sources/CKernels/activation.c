@@ -1,0 +1,37 @@
+/* The decoder's elementwise activation: SwiGLU's silu(gate) · up.
+
+   A decode step of 8 sequences on SmolLM2-135M applies it to 8 × 1536 values per layer; with
+   libm's expf one value at a time it was the largest piece of the work the calling thread does
+   alone while the pool waits (about 4% of the step). */
+#include "CKernels.h"
+#include "simd.h"
+#include <math.h>
+
+#if SY_X86_SIMD
+/* silu(g) = g · sigmoid(g), sigmoid(g) = 1 / (1 + e) for g >= 0 and e / (1 + e) below, with
+   e = exp(-|g|) <= 1: no overflow for any g. */
+__attribute__((target("avx2,fma")))
+static void silu_multiply_avx2(float *gate, const float *up, int count) {
+    const __m256 one = _mm256_set1_ps(1.f), sign = _mm256_set1_ps(-0.f);
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = sy_exp256_nonpositive(_mm256_or_ps(g, sign));  /* -|g| */
+        const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
+        const __m256 s = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), g);  /* sign bit of g: e/(1+e) */
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < count; i++) gate[i] = gate[i] / (1.f + expf(-gate[i])) * up[i];
+}
+#endif
+
+void sy_silu_multiply(float *gate, const float *up, int count, int portable) {
+#if SY_X86_SIMD
+    if (!portable && sy_kernels_have_avx2()) {
+        silu_multiply_avx2(gate, up, count);
+        return;
+    }
+#endif
+    (void)portable;
+    for (int i = 0; i < count; i++) gate[i] = gate[i] / (1.f + expf(-gate[i])) * up[i];
+}
