@@ -65,6 +65,11 @@ int sy_kernels_have_avx2(void);
 /// at a time (`portable` != 0 forces it; tests compare the two).
 void sy_silu_multiply(float *gate, const float *up, int count, int portable);
 
+/// log softmax(x[0..<n])[index] = (x[index] − m) − log Σ exp(x[i] − m), m = max x, for finite x
+/// (n ≥ 1, 0 ≤ index < n): AVX2 with a polynomial exp (relative error ~2e-7 per term) summed in
+/// double where available, else libm's double exp one term at a time (`portable` != 0 forces it).
+float sy_log_softmax_at(const float *x, int n, int index, int portable);
+
 /// The machine's Float32 multiply-add peak in multiply-adds per second, measured for about
 /// `seconds` on every pool thread at once (independent 8-lane FMAs with AVX2+FMA, scalar otherwise):
 /// the roofline a compute-bound kernel approaches. Not thread-safe against other pool jobs' timing.

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The step-level request engine: the one way Switchyard runs requests (the server, and the CLI's
@@ -326,12 +327,10 @@ public final class Engine {
         return out
     }
 
-    /// `log softmax(logits)[index]`, computed stably.
+    /// `log softmax(logits)[index]`, computed stably (`sy_log_softmax_at`: vectorised, summed in
+    /// double) for finite logits.
     static func logSoftmax(_ logits: [Float], at index: Int) -> Float {
-        var m = -Float.infinity
-        for v in logits where v > m { m = v }
-        var total: Double = 0
-        for v in logits { total += Foundation.exp(Double(v - m)) }
-        return Float(Double(logits[index] - m) - Foundation.log(total))
+        precondition(logits.indices.contains(index), "logSoftmax: index \(index) outside \(logits.count) logits")
+        return sy_log_softmax_at(logits, Int32(logits.count), Int32(index), 0)
     }
 }
