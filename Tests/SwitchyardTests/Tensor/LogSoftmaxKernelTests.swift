@@ -12,7 +12,7 @@ import Testing
         let rows: [[Float]] = [
             (0..<49157).map { _ in rng.nextUnitFloat() * 30 - 15 },
             (0..<1000).map { _ in rng.nextUnitFloat() * 200 - 100 },
-            [3], [1, 2, 3, 4, 5, 6, 7], (0..<9).map { Float($0) }, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [3], [1, 2, 3, 4, 5, 6, 7], (0..<9).map { Float($0) }, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         ]
         for x in rows {
             let m = Double(x.max()!)
