@@ -1,5 +1,6 @@
-/* log softmax(x)[index] over a vocabulary of logits: what the engine reports as each generated
-   token's logprob, and what `score` sums.
+/* Reductions over a vocabulary of logits: log softmax(x)[index], what the engine reports as each
+   generated token's logprob and what `score` sums, and the softmax normaliser the sampler draws
+   with.
 
    A decode step computes it for every sequence of the batch on the engine's thread; with libm's
    double exp one logit at a time it took about 0.25 ms per token on SmolLM2's 49,152 logits
@@ -11,7 +12,7 @@
 
 #if SY_X86_SIMD
 __attribute__((target("avx2,fma")))
-static float log_softmax_at_avx2(const float *x, int n, int index) {
+static float max_avx2(const float *x, int n) {
     int i = 0;
     __m256 mv = _mm256_set1_ps(-INFINITY);
     for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
@@ -20,9 +21,15 @@ static float log_softmax_at_avx2(const float *x, int n, int index) {
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     float m = _mm_cvtss_f32(h);
     for (; i < n; i++) if (x[i] > m) m = x[i];
-    const __m256 mb = _mm256_set1_ps(m);
+    return m;
+}
+
+__attribute__((target("avx2,fma")))
+static double sum_exp_avx2(const float *x, int n, float shift) {
+    const __m256 mb = _mm256_set1_ps(shift);
     __m256d s0 = _mm256_setzero_pd(), s1 = s0;
-    for (i = 0; i + 8 <= n; i += 8) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
         const __m256 e = sy_exp256_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
@@ -30,19 +37,32 @@ static float log_softmax_at_avx2(const float *x, int n, int index) {
     double lanes[4];
     _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
     double total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    for (; i < n; i++) total += exp((double)(x[i] - m));
-    return (float)((double)(x[index] - m) - log(total));
+    for (; i < n; i++) total += exp((double)(x[i] - shift));
+    return total;
 }
 #endif
 
-float sy_log_softmax_at(const float *x, int n, int index, int portable) {
+float sy_max(const float *x, int n, int portable) {
 #if SY_X86_SIMD
-    if (!portable && sy_kernels_have_avx2()) return log_softmax_at_avx2(x, n, index);
+    if (!portable && sy_kernels_have_avx2()) return max_avx2(x, n);
 #endif
     (void)portable;
     float m = -INFINITY;
     for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
+    return m;
+}
+
+double sy_sum_exp(const float *x, int n, float shift, int portable) {
+#if SY_X86_SIMD
+    if (!portable && sy_kernels_have_avx2()) return sum_exp_avx2(x, n, shift);
+#endif
+    (void)portable;
     double total = 0;
-    for (int i = 0; i < n; i++) total += exp((double)(x[i] - m));
-    return (float)((double)(x[index] - m) - log(total));
+    for (int i = 0; i < n; i++) total += exp((double)(x[i] - shift));
+    return total;
+}
+
+float sy_log_softmax_at(const float *x, int n, int index, int portable) {
+    const float m = sy_max(x, n, portable);
+    return (float)((double)(x[index] - m) - log(sy_sum_exp(x, n, m, portable)));
 }

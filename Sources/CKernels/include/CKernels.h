@@ -70,6 +70,13 @@ void sy_silu_multiply(float *gate, const float *up, int count, int portable);
 /// double where available, else libm's double exp one term at a time (`portable` != 0 forces it).
 float sy_log_softmax_at(const float *x, int n, int index, int portable);
 
+/// max x[0..<n] (-inf for n = 0), vectorised where available.
+float sy_max(const float *x, int n, int portable);
+
+/// Σ exp(x[i] − shift) over x[0..<n] for x[i] ≤ shift (finite), summed in double: the softmax
+/// normaliser with shift = max x (the same exp as sy_log_softmax_at).
+double sy_sum_exp(const float *x, int n, float shift, int portable);
+
 /// The machine's Float32 multiply-add peak in multiply-adds per second, measured for about
 /// `seconds` on every pool thread at once (independent 8-lane FMAs with AVX2+FMA, scalar otherwise):
 /// the roofline a compute-bound kernel approaches. Not thread-safe against other pool jobs' timing.

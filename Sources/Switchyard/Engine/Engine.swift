@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 
 /// The step-level request engine: the one way Switchyard runs requests (the server, and the CLI's
@@ -327,10 +326,9 @@ public final class Engine {
         return out
     }
 
-    /// `log softmax(logits)[index]`, computed stably (`sy_log_softmax_at`: vectorised, summed in
+    /// `log softmax(logits)[index]`, computed stably (`Ops.logSoftmax`: vectorised, summed in
     /// double) for finite logits.
     static func logSoftmax(_ logits: [Float], at index: Int) -> Float {
-        precondition(logits.indices.contains(index), "logSoftmax: index \(index) outside \(logits.count) logits")
-        return sy_log_softmax_at(logits, Int32(logits.count), Int32(index), 0)
+        logits.withUnsafeBufferPointer { Ops.logSoftmax($0, at: index) }
     }
 }

@@ -2,7 +2,8 @@ import CKernels
 import Foundation
 
 /// Elementwise kernels on raw row-major buffers, used by the decoder's hot loop.
-/// Each works in Float32 in the same order of operations as the PyTorch reference.
+/// Each works in Float32 in the same order of operations as the PyTorch reference, unless its
+/// comment says otherwise (the vectorised exp of `siluMultiply`, `logSoftmax` and `sumExp`).
 public enum Ops {
     /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight` (Llama's `LlamaRMSNorm`).
     @inline(__always)
@@ -24,6 +25,19 @@ public enum Ops {
     @inline(__always)
     public static func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
         sy_silu_multiply(gate, up, Int32(count), 0)
+    }
+
+    /// `log softmax(x)[index]` for finite `x` (`sy_log_softmax_at`: vectorised, the terms summed
+    /// in double). `index` must be within `x` (traps otherwise).
+    public static func logSoftmax(_ x: UnsafeBufferPointer<Float>, at index: Int) -> Float {
+        precondition(x.indices.contains(index), "logSoftmax: index \(index) outside \(x.count) values")
+        return sy_log_softmax_at(x.baseAddress!, Int32(x.count), Int32(index), 0)
+    }
+
+    /// `Σ exp(x[i] − shift)` in double for finite `x[i] ≤ shift` (`sy_sum_exp`): the softmax
+    /// normaliser with `shift = max x`.
+    public static func sumExp(_ x: UnsafeBufferPointer<Float>, shift: Float) -> Double {
+        x.isEmpty ? 0 : sy_sum_exp(x.baseAddress!, Int32(x.count), shift, 0)
     }
 
     /// `x[i] += y[i]`.
