@@ -71,20 +71,23 @@ public struct Sampler: Sendable {
         if p.temperature == 0 { return Self.argmax(logits) }
         let inv = 1 / p.temperature
         let scaled = logits.map { $0 * inv }
-        return scaled.withUnsafeBufferPointer { draw(from: $0) }
+        // A temperature so small that logits / temperature overflow: its limit, greedy.
+        return scaled.withUnsafeBufferPointer { draw(from: $0) } ?? Self.argmax(logits)
     }
 
     /// The draw over `scaled` (logits / temperature), most likely first (ties: lower id first):
     /// top-k, then the smallest prefix whose probability reaches top-p, then a uniform draw walked
     /// down that prefix. Only the prefix the walk needs is ordered (`LogitOrder`, a heap), not the
     /// whole vocabulary: sorting 49,152 logits per token cost about 7 ms, more than the model's step.
-    private mutating func draw(from scaled: UnsafeBufferPointer<Float>) -> Int {
+    /// nil when the largest scaled logit is infinite (no distribution to draw from).
+    private mutating func draw(from scaled: UnsafeBufferPointer<Float>) -> Int? {
         let p = parameters, n = scaled.count
         var order = LogitOrder(scaled)
         let limit = p.topK > 0 ? min(p.topK, n) : n
         // (id, probability up to the normaliser) in order, popped as the walks below need them.
         var ranked: [(id: Int, weight: Float)] = []
         let m = scaled[order.peek()]
+        guard m < .infinity else { return nil }
         func ensure(_ count: Int) {
             while ranked.count < min(count, limit), let id = order.pop() {
                 ranked.append((id, Foundation.exp(scaled[id] - m)))

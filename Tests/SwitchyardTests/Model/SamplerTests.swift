@@ -38,6 +38,15 @@ import Testing
         #expect(seen == [0, 1])
     }
 
+    /// A temperature so small that logits / temperature overflow to infinity draws the argmax
+    /// (its limit), not the lowest id among the infinities.
+    @Test func vanishingTemperatureIsGreedy() {
+        for t in [Float.leastNonzeroMagnitude, 1e-38] {
+            var s = Sampler(SamplingParameters(temperature: t, seed: 1))
+            #expect((0..<20).map { _ in s.next(logits: [1, 3, 2, -1], context: []) } == Array(repeating: 1, count: 20))
+        }
+    }
+
     @Test func rejectsNonsenseParameters() {
         #expect(throws: SwitchyardError.self) { try SamplingParameters(temperature: -1).validate() }
         #expect(throws: SwitchyardError.self) { try SamplingParameters(topP: 0).validate() }
