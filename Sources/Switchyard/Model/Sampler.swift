@@ -138,15 +138,29 @@ public struct Sampler: Sendable {
 
 /// The ids of a row of logits, most likely first (ties: the lower id first, as a stable sort by
 /// descending logit orders them), produced lazily: a binary max-heap built in O(n), each `pop`
-/// O(log n). Reads `values` (which must outlive it) without copying them.
-private struct LogitOrder {
+/// O(log n). Only the ids within `gap` of the largest value enter the heap at first (for a
+/// model's logits, a few hundred of 49,152: their probabilities relative to the largest are at
+/// least e^−gap); the rest, all below them, are heaped only if those run out, so the order is
+/// exact either way. Reads `values` (which must outlive it) without copying them.
+struct LogitOrder {
     private let values: UnsafeBufferPointer<Float>
-    private var heap: [Int32]
+    private var heap: [Int32] = []
+    /// Ids below the first heap's threshold (or not comparable: NaN), in id order.
+    private var rest: [Int32] = []
 
-    init(_ values: UnsafeBufferPointer<Float>) {
+    /// The order of `values` (1 ..< 2^31 of them; traps otherwise).
+    init(_ values: UnsafeBufferPointer<Float>, gap: Float = 16) {
         precondition(!values.isEmpty && values.count <= Int(Int32.max), "LogitOrder: 1 ... 2^31 − 1 logits")
         self.values = values
-        heap = (0..<Int32(values.count)).map { $0 }
+        let threshold = Ops.max(values) - gap
+        for i in values.indices {
+            if values[i] >= threshold { heap.append(Int32(i)) } else { rest.append(Int32(i)) }
+        }
+        if heap.isEmpty { swap(&heap, &rest) }  // the largest is infinite or NaN: one heap of all
+        heapify()
+    }
+
+    private mutating func heapify() {
         var i = heap.count / 2 - 1
         while i >= 0 {
             siftDown(i)
@@ -175,12 +189,17 @@ private struct LogitOrder {
         }
     }
 
-    /// The first id not yet popped (the heap is never empty before the first pop).
+    /// The first id not yet popped (there is one before the first pop).
     func peek() -> Int { Int(heap[0]) }
 
     /// The next id in order, or nil when all have been popped.
     mutating func pop() -> Int? {
-        guard let top = heap.first else { return nil }
+        if heap.isEmpty {
+            guard !rest.isEmpty else { return nil }
+            swap(&heap, &rest)
+            heapify()
+        }
+        let top = heap[0]
         let last = heap.removeLast()
         if !heap.isEmpty {
             heap[0] = last

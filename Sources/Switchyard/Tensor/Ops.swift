@@ -34,6 +34,11 @@ public enum Ops {
         return sy_log_softmax_at(x.baseAddress!, Int32(x.count), Int32(index), 0)
     }
 
+    /// The largest of `x` (−∞ when empty; `sy_max`, vectorised).
+    public static func max(_ x: UnsafeBufferPointer<Float>) -> Float {
+        x.isEmpty ? -.infinity : sy_max(x.baseAddress!, Int32(x.count), 0)
+    }
+
     /// `Σ exp(x[i] − shift)` in double for finite `x[i] ≤ shift` (`sy_sum_exp`): the softmax
     /// normaliser with `shift = max x`.
     public static func sumExp(_ x: UnsafeBufferPointer<Float>, shift: Float) -> Double {

@@ -117,6 +117,28 @@ import Testing
         #expect(Set((0..<200).map { _ in s.next(logits: [1, 1, 1, 1, 0], context: []) }) == [0, 1])
     }
 
+    /// `LogitOrder` pops every id in the order of a full sort (descending, ties to the lower id),
+    /// through its second heap too: values spread over 100 (most far beyond its gap of 16), ties,
+    /// −∞; a row whose largest value is +∞.
+    @Test func logitOrderIsAFullSort() {
+        var rng = SeededRandom(seed: 21)
+        let rows: [[Float]] = [
+            (0..<3000).map { _ in (rng.nextUnitFloat() * 100).rounded() - 90 } + [-.infinity, 10, 10],
+            [1, .infinity, 3, .infinity, -.infinity],
+            [5]
+        ]
+        for values in rows {
+            let expected = values.indices.sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }
+            let got = values.withUnsafeBufferPointer { p -> [Int] in
+                var order = LogitOrder(p)
+                var ids: [Int] = []
+                while let id = order.pop() { ids.append(id) }
+                return ids
+            }
+            #expect(got == expected, "\(values.count) values")
+        }
+    }
+
     /// Over the whole vocabulary (no top-k), the draws follow the softmax: frequencies of 40,000
     /// draws within 0.01 of each probability, and with top-p 0.8 the smallest prefix reaching it,
     /// renormalised.
