@@ -7,6 +7,11 @@
 #include "simd.h"
 #include <math.h>
 
+/* silu(g) · u as PyTorch writes it, one value at a time: the portable path and the SIMD tail. */
+static void silu_multiply_portable(float *gate, const float *up, int count) {
+    for (int i = 0; i < count; i++) gate[i] = gate[i] / (1.f + expf(-gate[i])) * up[i];
+}
+
 #if SY_X86_SIMD
 /* silu(g) = g · sigmoid(g), sigmoid(g) = 1 / (1 + e) for g >= 0 and e / (1 + e) below, with
    e = exp(-|g|) <= 1: no overflow for any g. */
@@ -21,7 +26,7 @@ static void silu_multiply_avx2(float *gate, const float *up, int count) {
         const __m256 s = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), g);  /* sign bit of g: e/(1+e) */
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_loadu_ps(up + i)));
     }
-    for (; i < count; i++) gate[i] = gate[i] / (1.f + expf(-gate[i])) * up[i];
+    silu_multiply_portable(gate + i, up + i, count - i);
 }
 #endif
 
@@ -33,5 +38,5 @@ void sy_silu_multiply(float *gate, const float *up, int count, int portable) {
     }
 #endif
     (void)portable;
-    for (int i = 0; i < count; i++) gate[i] = gate[i] / (1.f + expf(-gate[i])) * up[i];
+    silu_multiply_portable(gate, up, count);
 }

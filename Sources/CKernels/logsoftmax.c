@@ -10,18 +10,24 @@
 #include "simd.h"
 #include <math.h>
 
+/* One value at a time, continuing from m (total): the portable paths and the SIMD tails. */
+static float max_portable(const float *x, int n, float m) {
+    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
+    return m;
+}
+
+static double sum_exp_portable(const float *x, int n, float shift, double total) {
+    for (int i = 0; i < n; i++) total += exp((double)(x[i] - shift));
+    return total;
+}
+
 #if SY_X86_SIMD
 __attribute__((target("avx2,fma")))
 static float max_avx2(const float *x, int n) {
     int i = 0;
     __m256 mv = _mm256_set1_ps(-INFINITY);
     for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    float m = _mm_cvtss_f32(h);
-    for (; i < n; i++) if (x[i] > m) m = x[i];
-    return m;
+    return max_portable(x + i, n - i, sy_hmax256(mv));
 }
 
 __attribute__((target("avx2,fma")))
@@ -36,9 +42,7 @@ static double sum_exp_avx2(const float *x, int n, float shift) {
     }
     double lanes[4];
     _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
-    double total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    for (; i < n; i++) total += exp((double)(x[i] - shift));
-    return total;
+    return sum_exp_portable(x + i, n - i, shift, (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
 }
 #endif
 
@@ -47,9 +51,7 @@ float sy_max(const float *x, int n, int portable) {
     if (!portable && sy_kernels_have_avx2()) return max_avx2(x, n);
 #endif
     (void)portable;
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
-    return m;
+    return max_portable(x, n, -INFINITY);
 }
 
 double sy_sum_exp(const float *x, int n, float shift, int portable) {
@@ -57,9 +59,7 @@ double sy_sum_exp(const float *x, int n, float shift, int portable) {
     if (!portable && sy_kernels_have_avx2()) return sum_exp_avx2(x, n, shift);
 #endif
     (void)portable;
-    double total = 0;
-    for (int i = 0; i < n; i++) total += exp((double)(x[i] - shift));
-    return total;
+    return sum_exp_portable(x, n, shift, 0);
 }
 
 float sy_log_softmax_at(const float *x, int n, int index, int portable) {

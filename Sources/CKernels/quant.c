@@ -48,13 +48,8 @@ static int is_integer_type(int type) { return type == SY_Q8_0 || type == SY_Q4_0
    rounded to nearest-even by vcvtps2dq (lrintf's default mode) instead of a libm call per value. */
 __attribute__((target("avx2,fma")))
 static void quantize_block_q16_avx2(const float *v, sy_block_q16 *o) {
-    const __m256 sign = _mm256_set1_ps(-0.f);
-    __m256 x[4], a = _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const float amax = _mm_cvtss_f32(h), d = amax / 32767.f, id = d != 0.f ? 1.f / d : 0.f;
+    __m256 x[4];
+    const float amax = sy_load_block_absmax256(v, x), d = amax / 32767.f, id = d != 0.f ? 1.f / d : 0.f;
     const __m256 idv = _mm256_set1_ps(id);
     __m256i q[4], sum = _mm256_setzero_si256();
     for (int i = 0; i < 4; i++) { q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], idv)); sum = _mm256_add_epi32(sum, q[i]); }
@@ -474,7 +469,7 @@ void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_
     }
 }
 
-/* A fused product's tasks: part p owns tasks [first[p], first[p] + tasks[p]), each `chunk[p]` of
+/* A fused product's tasks: part p owns tasks [first[p], first[p + 1]), each `chunk[p]` of
    its weight rows. */
 typedef struct {
     int M, K, lda, count;

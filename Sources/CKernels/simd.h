@@ -42,6 +42,25 @@ static inline float sy_hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The largest of the eight lanes of `v`. */
+__attribute__((target("avx2,fma")))
+static inline float sy_hmax256(__m256 v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* The 32 floats at v loaded into x[0..3], returning max |v[j]| (what the activation quantisers
+   scale a block by). */
+__attribute__((target("avx2,fma")))
+static inline float sy_load_block_absmax256(const float *v, __m256 x[4]) {
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
+    return sy_hmax256(a);
+}
+
 /* exp(x) for x <= 0 (attention's max-subtracted scores, SwiGLU's exp(-|g|)): Cephes' range
    reduction and degree-5 polynomial, relative error ~2e-7; inputs below -87 give exp(-87). */
 __attribute__((target("avx2,fma")))

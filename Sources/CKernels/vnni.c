@@ -68,14 +68,9 @@ static void quantize_row_block_portable(const float *v, sy_block_q8x8 *o, int r)
    nearest-even by vcvtps2dq as lrintf rounds, so both give the same bytes. */
 __attribute__((target("avx2,fma")))
 static void quantize_row_block_avx2(const float *v, sy_block_q8x8 *o, int r) {
-    const __m256 sign = _mm256_set1_ps(-0.f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    __m256 x[4], a = _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) { x[i] = _mm256_loadu_ps(v + 8 * i); a = _mm256_max_ps(a, _mm256_andnot_ps(sign, x[i])); }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const float d = _mm_cvtss_f32(h) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
+    __m256 x[4];
+    const float d = sy_load_block_absmax256(v, x) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
     const __m256 idv = _mm256_set1_ps(id);
     __m256i hi[4], lo[4], sum = _mm256_setzero_si256();
     for (int i = 0; i < 4; i++) {
