@@ -5,16 +5,19 @@
 #                                base-model hidden state of the prompt entering --layer; cross-entropy
 #                                on expert labels, Adam (`switchyard router train`); top-1.
 #   Models/routers/centroid.pb   gradient-free token-level router ("Token-Level Adaptation of LoRA
-#                                Adapters"): centroids = mean hidden states of an expert's prompts'
-#                                tokens entering --centroid-layer, --centroids-per-expert of them
-#                                (default 15, one per phrasing family: spherical k-means of the
-#                                expert's prompts; 1 = the paper's single mean) (default layer 0: the token
-#                                embeddings, so that the experts run on every layer); the prompt is
-#                                routed whole by its mean state (--prompt whole), then each
-#                                generated token by the mean state of the text so far (--context
-#                                mean); softmax(cosine / 0.05), top-1, recomputed every 2nd token
-#                                (`switchyard router fit-centroids`). Why layer 0 and the whole
-#                                prompt: Models/routers/README.md, "Diagnosis".
+#                                Adapters"): centroids = mean hidden states entering --centroid-layer
+#                                (default 0: the token embeddings, so that the experts run on every
+#                                layer) of the text an expert handles, read as the router reads it:
+#                                the mean of the last 40 tokens so far (--context-window 40) at each
+#                                example's prompt end and, teacher-forced, at each token of its answer
+#                                (--completions: the paper's centroids are of whole training texts);
+#                                --centroids-per-expert of them (default 15, one per phrasing family:
+#                                spherical k-means; 1 = the paper's single mean). The prompt is routed
+#                                whole by its windowed mean (--prompt whole), then every 8th generated
+#                                position by the windowed mean of the text so far; softmax(cosine /
+#                                0.05), top-1 (`switchyard router fit-centroids`). Why layer 0, the
+#                                whole prompt, the window, the answers and every 8th position:
+#                                Models/routers/README.md, "Diagnosis".
 #
 #   swift build -c release && Scripts/models/fit_swift_routers.sh [--layer L] [--centroid-layer L] [--per-task N] [--centroids-per-expert K]
 #
@@ -48,6 +51,6 @@ mkdir -p "$models/routers"
 "$sy" router train --model "$models/base" --registry "$models/experts" --examples "$examples" \
   --layer "$layer" --pooling mean --hidden 64 --epochs 40 --top-k 1 --out "$models/routers/sentence.pb" --name sentence
 "$sy" router fit-centroids --model "$models/base" --registry "$models/experts" --examples "$examples" \
-  --layer "$centroid_layer" --top-k 1 --temperature 0.05 --every-n 2 --context mean --prompt whole \
-  --centroids-per-expert "$centroids_per_expert" \
+  --layer "$centroid_layer" --top-k 1 --temperature 0.05 --every-n 8 --context mean --prompt whole \
+  --context-window 40 --completions --centroids-per-expert "$centroids_per_expert" \
   --out "$models/routers/centroid.pb" --name centroid

@@ -42,25 +42,45 @@ enum RouterCommand: CommandGroup {
         var expertNames: [String]
         var refs: [RouterSpec.ExpertRef]
         var examples: [RoutingExample]
+        /// One row per example, or per position read (`FeatureReading.context`).
         var features: Matrix
+        /// The expert of each feature row.
+        var labels: [Int]
         var selection: Selection
         var name: String
     }
 
-    static func prepare(_ o: Fitting, topK: Int, pooling: RouterSpec.Pooling) throws -> Prepared {
+    /// How the features are read: pooled over each prompt (`pooling`), or, with `context`, as a
+    /// context-MEAN router reads them (`RouterFitting.contextFeatures`: the mean of the last
+    /// `window` positions so far, 0 = all, at the prompt's end and, with `completions`, at every
+    /// completion token).
+    struct FeatureReading {
+        var pooling: RouterSpec.Pooling = .mean
+        var context = false
+        var window = 0
+        var completions = false
+    }
+
+    static func prepare(_ o: Fitting, topK: Int, reading: FeatureReading) throws -> Prepared {
         let dir = try o.model.directory()
         let model = try o.model.load(dir)
         let tokenizer = try Tokenizer.load(model: dir)
         let registry = try o.registry.open(model: model)
-        let (texts, names) = try readExamples(o.examples)
+        let (texts, names, answers) = try readExamples(o.examples)
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }
         let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
-        let examples = try zip(texts, names).map {
-            RoutingExample(tokens: try PromptFormat.encode($0, tokenizer), expert: expertNames.firstIndex(of: $1)!)
+        let examples = try texts.indices.map { i in
+            RoutingExample(
+                tokens: try PromptFormat.encode(texts[i], tokenizer), expert: expertNames.firstIndex(of: names[i])!,
+                completion: reading.completions ? try tokenizer.encodeChecked(answers[i] ?? "") : [])
         }
         if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) {
             throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens")
+        }
+        if reading.completions, let missing = answers.firstIndex(where: { $0 == nil }) {
+            throw SwitchyardError.invalidArgument(
+                "\(o.examples): line \(missing + 1) has no \"completion\", which --completions fits on")
         }
         guard topK >= 1, topK <= expertNames.count else {
             throw UsageError(
@@ -70,15 +90,23 @@ enum RouterCommand: CommandGroup {
             throw UsageError("--layer must be in 0..<\(model.config.numLayers), got \(o.layer)")
         }
         var bar = ProgressBar(total: examples.count, label: "features")
-        let features = try RouterFitting.features(model: model, examples: examples, layer: o.layer, pooling: pooling) {
-            bar.update($0)
+        let features: Matrix, labels: [Int]
+        if reading.context {
+            (features, labels) = try RouterFitting.contextFeatures(
+                model: model, examples: examples, layer: o.layer, window: reading.window
+            ) { bar.update($0) }
+        } else {
+            features = try RouterFitting.features(
+                model: model, examples: examples, layer: o.layer, pooling: reading.pooling
+            ) { bar.update($0) }
+            labels = examples.map(\.expert)
         }
         var selection = Selection(mode: .topK, topK: topK, temperature: o.temperature)
         if let p = o.topP { selection.mode = .topP; selection.topP = p }
         let name = o.name ?? URL(fileURLWithPath: o.out).deletingPathExtension().lastPathComponent
         return Prepared(
             model: model, registry: registry, expertNames: expertNames, refs: refs, examples: examples,
-            features: features, selection: selection, name: name)
+            features: features, labels: labels, selection: selection, name: name)
     }
 
     /// Checks that the router binds to its experts, writes it and describes it.
@@ -96,6 +124,7 @@ enum RouterCommand: CommandGroup {
         let sel = s.effectiveSelection
         lines.append(
             "selection: \(sel.mode) k=\(sel.topK) p=\(sel.topP) threshold=\(sel.threshold) T=\(sel.temperature) every_n=\(sel.everyN) prompt=\(sel.promptRouting == .whole ? "whole" : "per-token")"
+                + (sel.contextWindow > 0 ? " window=\(sel.contextWindow)" : "")
         )
         switch s.gate {
         case .none: lines.append("gate: none")
@@ -120,17 +149,20 @@ enum RouterCommand: CommandGroup {
     }
 
     /// One line of a routing examples file: `{"text": …, "expert": …}` ("prompt" and "task"
-    /// accepted too, so task files with a task field serve as they are).
+    /// accepted too, so task files with a task field serve as they are), with an optional
+    /// "completion" (the answer, read by `fit-centroids --completions`).
     struct Example: Decodable {
         var text: String
         var expert: String
+        var completion: String?
 
-        enum CodingKeys: String, CodingKey { case text, prompt, expert, task }
+        enum CodingKeys: String, CodingKey { case text, prompt, expert, task, completion }
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             text = try Self.either(c, .text, .prompt)
             expert = try Self.either(c, .expert, .task)
+            completion = try c.decodeIfPresent(String.self, forKey: .completion)
         }
 
         /// The string under `key`, else under `alternative`; missing both is reported as `key`.
@@ -142,10 +174,11 @@ enum RouterCommand: CommandGroup {
         }
     }
 
-    static func readExamples(_ path: String) throws -> ([String], [String]) {
+    /// The texts, experts and completions (nil where a line has none) of an examples file.
+    static func readExamples(_ path: String) throws -> ([String], [String], [String?]) {
         let examples = try JSONLines.read(path, as: Example.self, expected: "{\"text\": \"…\", \"expert\": \"…\"}")
         guard !examples.isEmpty else { throw SwitchyardError.invalidArgument("\(path): no examples") }
-        return (examples.map(\.text), examples.map(\.expert))
+        return (examples.map(\.text), examples.map(\.expert), examples.map(\.completion))
     }
 }
 
@@ -179,15 +212,37 @@ enum FitCentroidsRouter: Command {
         var centroidsPerExpert = 1
         @Option(help: "Seeds the k-means of --centroids-per-expert (same seed, same router).")
         var seed = 0
+        @Option(
+            placeholder: "N",
+            help:
+                "With --context mean, read the mean of only the last N tokens so far (0: all of them), at fitting (each example's last N tokens) and at routing alike, so a request whose task changes midway is routed on its recent text."
+        )
+        var contextWindow = 0
+        @Flag(
+            help:
+                "Fit also on each example's \"completion\", teacher-forced: the mean of the text so far at every answer token, as the router reads it while it generates (the paper's centroids are of whole training texts). With --context mean."
+        )
+        var completions: Bool
+
+        func validate() throws {
+            guard contextWindow >= 0 else { throw UsageError("--context-window must be >= 0, got \(contextWindow)") }
+            guard (contextWindow == 0 && !completions) || context == .mean else {
+                throw UsageError(
+                    "--context-window and --completions need --context mean (a token's own state has no window)")
+            }
+        }
     }
 
     static func run(_ options: Options) throws {
-        let p = try RouterCommand.prepare(options.fitting, topK: options.topK, pooling: .mean)
+        let reading = RouterCommand.FeatureReading(
+            context: options.context == .mean, window: options.contextWindow, completions: options.completions)
+        let p = try RouterCommand.prepare(options.fitting, topK: options.topK, reading: reading)
         var selection = p.selection
         selection.everyN = options.everyN
         selection.promptRouting = options.prompt
+        selection.contextWindow = options.contextWindow
         let (c, owners) = try RouterFitting.clusteredCentroids(
-            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
+            features: p.features, labels: p.labels, expertCount: p.expertNames.count,
             perExpert: options.centroidsPerExpert, seed: UInt64(truncatingIfNeeded: options.seed))
         let spec = RouterSpec(
             name: p.name, granularity: .token, experts: p.refs, selection: selection,
@@ -225,7 +280,7 @@ enum TrainRouter: Command {
     }
 
     static func run(_ o: Options) throws {
-        let p = try RouterCommand.prepare(o.fitting, topK: o.topK, pooling: o.pooling)
+        let p = try RouterCommand.prepare(o.fitting, topK: o.topK, reading: .init(pooling: o.pooling))
         var options = RouterFitting.TrainingOptions()
         options.hidden = o.hidden
         options.epochs = o.epochs
@@ -236,7 +291,7 @@ enum TrainRouter: Command {
         let heldOut = Array(shuffled[..<cut]), train = Array(shuffled[cut...])
         var epochBar = ProgressBar(total: options.epochs, label: "training")
         let layers = RouterFitting.trainGate(
-            features: p.features, labels: p.examples.map(\.expert), expertCount: p.expertNames.count,
+            features: p.features, labels: p.labels, expertCount: p.expertNames.count,
             train: train, heldOut: heldOut, options: options
         ) { epoch, loss, acc in
             epochBar.update(epoch, suffix: String(format: "loss %.4f held-out acc %.3f", loss, acc))

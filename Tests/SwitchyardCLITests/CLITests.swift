@@ -119,6 +119,14 @@ import Testing
             "--temperature must be > 0, got 0.0"
         ),
         (["router", "train", "--examples", "x", "--out", "y", "--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
+        (
+            ["router", "fit-centroids", "--examples", "x", "--out", "y", "--context-window", "-1"],
+            "--context-window must be >= 0, got -1"
+        ),
+        (
+            ["router", "fit-centroids", "--examples", "x", "--out", "y", "--context", "token", "--completions"],
+            "--context-window and --completions need --context mean"
+        ),
         (["client", "compose", "--examples", "x.jsonl", "--out", "z", "--shots", "-2"], "--shots must be ≥ 1, got -2")
     ])
     func badValuesAreNamed(args: [String], message: String) throws {
@@ -219,6 +227,34 @@ import Testing
             try CLI.json(["experts", "inspect", "composed", "--registry", registry.path, "--format", "json"])
                 as? [String: Any])
         #expect(inspect["base_fingerprint"] is String, "\(inspect)")
+    }
+
+    /// `fit-centroids --completions --context-window N` fits on the answers too and writes a router
+    /// that reads the same window (shown by `router inspect`); a line without a completion is
+    /// refused, naming the file and the line.
+    @Test func centroidsFittedOnAnswersAndAWindow() throws {
+        let dir = try CLI.scratchDirectory("centroids")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = try CLI.write(
+            """
+            {"expert": "reverse", "prompt": "Write cat backwards.\\nAnswer:", "completion": " tac"}
+            {"expert": "uppercase", "prompt": "Shout dog.\\nAnswer:", "completion": " DOG"}
+            """, to: dir.appendingPathComponent("good.jsonl"))
+        let out = dir.appendingPathComponent("c.pb").path
+        let args = ["router", "fit-centroids", "--layer", "0", "--context-window", "6", "--completions", "--out", out]
+        let r = try CLI.run(args + ["--examples", good.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("window=6"), "\(r.stdout)")
+        let inspect = try CLI.run(["router", "inspect", out])
+        #expect(inspect.stdout.contains("window=6"), "\(inspect.stdout)")
+        let bad = try CLI.write(
+            """
+            {"expert": "reverse", "prompt": "Write cat backwards.\\nAnswer:", "completion": " tac"}
+            {"expert": "uppercase", "prompt": "Shout dog.\\nAnswer:"}
+            """, to: dir.appendingPathComponent("bad.jsonl"))
+        let refused = try CLI.run(args + ["--examples", bad.path])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("\(bad.path): line 2 has no \"completion\""), "\(refused.stderr)")
     }
 
     /// A few-shot row without a completion (or prompt) has no loss to learn from: refused naming the

@@ -6,10 +6,14 @@ public struct RoutingExample: Sendable, Equatable {
     public var tokens: [Int]
     /// The label: index of the expert in the router's expert list, `0..<expertCount`.
     public var expert: Int
+    /// The answer's token ids, teacher-forced after `tokens` (may be empty): the text a router
+    /// that re-decides while generating reads at those positions.
+    public var completion: [Int]
     /// An example labelled with expert index `expert`.
-    public init(tokens: [Int], expert: Int) {
+    public init(tokens: [Int], expert: Int, completion: [Int] = []) {
         self.tokens = tokens
         self.expert = expert
+        self.completion = completion
     }
 }
 
@@ -37,6 +41,35 @@ public enum RouterFitting {
             progress?(i + 1)
         }
         return out
+    }
+
+    /// What a router with context MEAN reads, at every position it decides for: per example, the
+    /// mean of the residual stream entering `layer` over the text so far (its last `window`
+    /// positions when `window` > 0) at the prompt's last token (the whole prompt's decision) and
+    /// at each of the completion's tokens (the decisions while generating it, teacher-forced).
+    /// Returns one feature row per such position, `[Σ (1 + completion.count), hidden]`, and each
+    /// row's expert. Without completions and window this is `features(…, pooling: .mean)`.
+    public static func contextFeatures(
+        model: LlamaModel, examples: [RoutingExample], layer: Int, window: Int,
+        progress: ((Int) -> Void)? = nil
+    ) throws -> (features: Matrix, labels: [Int]) {
+        precondition(window >= 0, "a context window is a count of positions")
+        let ws = ForwardWorkspace()
+        let width = model.config.hiddenSize
+        var rows: [Float] = [], labels: [Int] = []
+        rows.reserveCapacity(examples.reduce(0) { $0 + 1 + $1.completion.count } * width)
+        for (i, ex) in examples.enumerated() {
+            let h = try model.residualStream(ex.tokens + ex.completion, enteringLayer: layer, workspace: ws)
+            for end in (ex.tokens.count - 1)..<h.rows {
+                let first = window > 0 ? max(0, end + 1 - window) : 0
+                var x = [Float](repeating: 0, count: width)
+                for r in first...end { for j in 0..<width { x[j] += h[r, j] } }
+                rows += x.map { $0 / Float(end + 1 - first) }
+                labels.append(ex.expert)
+            }
+            progress?(i + 1)
+        }
+        return (Matrix(rows: labels.count, cols: width, data: rows), labels)
     }
 
     /// Per expert, the mean of its examples' features (every expert needs at least one example).

@@ -16,6 +16,42 @@ import Testing
         return (Matrix(rows: labels.count, cols: 10, data: rows), labels)
     }
 
+    /// The rows a context-MEAN router is fitted on are the means it reads: at the prompt's end and
+    /// at every completion token, over the last `window` positions (all with 0); without a
+    /// completion or window exactly the pooled prompt features.
+    @Test func contextFeaturesAreTheWindowedMeansTheRouterReads() throws {
+        let config = try LlamaModel.load(directory: BaseFingerprintTests.demoBase).config
+        let model = LlamaModel.random(config: config, seed: 5)
+        let examples = [
+            RoutingExample(tokens: [1, 40, 41, 42, 43, 44], expert: 1, completion: [50, 51, 52]),
+            RoutingExample(tokens: [1, 60], expert: 0, completion: []),
+            RoutingExample(tokens: [1, 70, 71], expert: 2, completion: [72])
+        ]
+        for window in [0, 1, 3, 50] {
+            let (f, labels) = try RouterFitting.contextFeatures(
+                model: model, examples: examples, layer: 1, window: window)
+            #expect(labels == [1, 1, 1, 1, 0, 2, 2])
+            var row = 0
+            for ex in examples {
+                let h = try model.residualStream(ex.tokens + ex.completion, enteringLayer: 1)
+                for end in (ex.tokens.count - 1)..<h.rows {
+                    let first = window == 0 ? 0 : max(0, end + 1 - window)
+                    for j in 0..<h.cols {
+                        let mean = (first...end).map { Double(h[$0, j]) }.reduce(0, +) / Double(end + 1 - first)
+                        #expect(
+                            abs(Double(f[row, j]) - mean) <= 1e-5 * max(1, abs(mean)), "window \(window) row \(row)")
+                    }
+                    row += 1
+                }
+            }
+            #expect(row == f.rows)
+        }
+        let prompts = examples.map { RoutingExample(tokens: $0.tokens, expert: $0.expert) }
+        let pooled = try RouterFitting.features(model: model, examples: prompts, layer: 1, pooling: .mean)
+        let context = try RouterFitting.contextFeatures(model: model, examples: prompts, layer: 1, window: 0)
+        #expect(context.features.data == pooled.data && context.labels == [1, 0, 2])
+    }
+
     @Test func centroidsAreClassMeans() throws {
         let f = Matrix(rows: 3, cols: 2, data: [1, 2, 3, 4, 10, 10])
         let c = try RouterFitting.centroids(features: f, labels: [0, 0, 1], expertCount: 2)
