@@ -146,8 +146,20 @@ static void gemv_avx2(const float *x, int K, const float *W, int ldw, int n0, in
 #endif /* SY_X86_SIMD */
 
 #if SY_X86_SIMD
-static int have_avx2 = -1;
+static int have_avx2 = -1, have_avx512vl = -1;
 #endif
+
+int sy_kernels_have_avx512vl(void) {
+#if SY_X86_SIMD
+    if (have_avx512vl < 0) {
+        __builtin_cpu_init();
+        have_avx512vl = sy_kernels_have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }
+    return have_avx512vl;
+#else
+    return 0;
+#endif
+}
 
 int sy_kernels_have_avx2(void) {
 #if SY_X86_SIMD

@@ -60,6 +60,10 @@ int sy_svd(int m, int n, double *a, double *s, double *u, double *vt);
 /// 1 when the AVX2+FMA path is in use.
 int sy_kernels_have_avx2(void);
 
+/// Whether the CPU has AVX-512F and AVX-512VL (and AVX2): kernels whose register blocks need 32
+/// vector registers are compiled for it and taken only then.
+int sy_kernels_have_avx512vl(void);
+
 /// gate[i] = silu(gate[i]) · up[i] (SwiGLU), silu(g) = g / (1 + exp(-g)): AVX2 with a polynomial
 /// exp (relative error ~2e-7, no overflow for any g) where available, else libm's expf one value
 /// at a time (`portable` != 0 forces it; tests compare the two).
