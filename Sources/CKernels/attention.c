@@ -5,7 +5,8 @@
    the products of a full score matrix, and the softmax runs in parallel with a vectorised exp.
    Keys and values are Float32 or IEEE half (kv_half), widened as they are read.
 
-   A prefill chunk of SY_ATTN_BLAS_ROWS rows or more (with the SIMD kernels) is computed instead as
+   A prefill chunk of SY_ATTN_BLAS_ROWS rows or more of a sequence of SY_ATTN_BLAS_KEYS positions or
+   more (with the SIMD kernels) is computed instead as
    two matrix products (OpenBLAS, single-threaded inside the task): scores = Q·Kᵀ for the chunk's
    rows and heads at once, the causal and window mask and a vectorised softmax, then P·V. Each key
    and value is then read once for the chunk's 16 rows × its heads instead of once per row: at a
@@ -26,8 +27,11 @@
 #define SY_ATTN_LONG_ROWS 256
 /* Query heads of one GQA group computed together by a task (they share every key/value load). */
 #define SY_ATTN_HEADS 4
-/* Chunks with at least this many rows take the two matrix products (SIMD builds only). */
+/* Chunks with at least this many rows, of sequences with at least SY_ATTN_BLAS_KEYS positions,
+   take the two matrix products (SIMD builds only); short prompts, where attention is a small part
+   of prefill, keep the row kernel and its lower fixed costs. */
 #define SY_ATTN_BLAS_ROWS 8
+#define SY_ATTN_BLAS_KEYS 256
 
 typedef struct {
     const float *q;
@@ -328,7 +332,7 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
                          s->head_stride, scale, s->out, out_stride, (n + rows - 1) / rows,
                          avx2, s->kv_half != 0, slice, slices, rows, NULL, NULL, 0 };
 #if SY_X86_SIMD
-        if (avx2 && n >= SY_ATTN_BLAS_ROWS) {
+        if (avx2 && n >= SY_ATTN_BLAS_ROWS && s->start + n >= SY_ATTN_BLAS_KEYS) {
             if (!job.kv_half) {
                 job.wide_keys = (const float *)s->keys;
                 job.wide_values = (const float *)s->values;

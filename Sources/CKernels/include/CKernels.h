@@ -100,7 +100,7 @@ double sy_multiply_add_peak(double seconds);
 /// Split over the thread pool by (KV head with up to 4 of its query heads, which share every
 /// key/value load; chunk of 16 rows, 64 past 256 new rows); AVX2 when hd is a multiple of 8,
 /// portable otherwise or when `portable` != 0 (tests compare the two). With AVX2, a chunk of 8 or
-/// more rows (prefill) runs as two OpenBLAS products, Q·Kᵀ then P·V, over its rows and heads at
+/// more rows (prefill) of a sequence of 256 or more positions runs as two OpenBLAS products, Q·Kᵀ then P·V, over its rows and heads at
 /// once (a half cache widened to floats once per call for them); decode rows take the row kernel.
 void sy_causal_attention(const float *q, int n, int start, int q_stride, int num_heads, int num_kv_heads, int hd,
                          const void *keys, const void *values, int kv_half, size_t head_stride, int window, float scale,

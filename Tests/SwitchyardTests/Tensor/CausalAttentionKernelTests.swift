@@ -6,14 +6,20 @@ import Testing
 /// `sy_causal_attention` (SIMD and portable) against a naive Double reference: grouped KV heads,
 /// groups of 1 to 9 query heads (split into slices of up to 4 per task: 8 = 4+4, 5 = 3+2, 9 = 3+3+3),
 /// head sizes on and off the SIMD width, row chunks split across tasks, a prefix already cached,
-/// and a sliding window; over a Float32 cache and a half cache (written by `sy_kv_store`, the
+/// a sliding window, and sequences long enough for the prefill's matrix products; over a Float32
+/// cache and a half cache (written by `sy_kv_store`, the
 /// reference reading the same rounded values).
 @Suite struct CausalAttentionKernelTests {
     @Test(arguments: [(8, 4, 2), (64, 9, 3), (12, 2, 1), (32, 6, 2), (16, 8, 1), (24, 5, 1), (8, 3, 3), (64, 9, 1)])
     func matchesTheReference(hd: Int, heads: Int, kvHeads: Int) {
         var rng = SeededRandom(seed: UInt64(hd * 100 + heads))
         for half in [false, true] {
-            for (start, n, window) in [(0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1)] {
+            // Past 256 positions a chunk of 8+ rows takes the matrix products (SIMD builds), past
+            // 256 new rows in chunks of 64: the last cases, the longest for the smallest heads.
+            let long = hd == 8 ? [(0, 270, 0)] : []
+            for (start, n, window) in [
+                (0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1), (236, 20, 0), (245, 12, 50)
+            ] + long {
                 let total = start + n, capacity = total + 3
                 let q = (0..<(n * heads * hd)).map { _ in rng.nextUnitFloat() * 4 - 2 }
                 var keys = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
