@@ -6,12 +6,12 @@
    Keys and values are Float32 or IEEE half (kv_half), widened as they are read.
 
    A prefill chunk of SY_ATTN_BLAS_ROWS rows or more of a sequence of SY_ATTN_BLAS_KEYS positions or
-   more (with the SIMD kernels) is computed instead as
-   two matrix products (OpenBLAS, single-threaded inside the task): scores = Q·Kᵀ for the chunk's
-   rows and heads at once, the causal and window mask and a vectorised softmax, then P·V. Each key
-   and value is then read once for the chunk's 16 rows × its heads instead of once per row: at a
-   2,048-token prompt attention took a third of prefill row by row. A half cache is widened once per
-   call (every KV head's rows up to the last position) for those products. */
+   more (with the SIMD kernels) is computed instead as two matrix products (OpenBLAS,
+   single-threaded inside the task): scores = Q·Kᵀ for the chunk's rows and heads at once, the
+   causal and window mask and a vectorised softmax, then P·V. Each key and value is then read once
+   for the chunk's rows (16, or 64 in a long prefill) × its heads instead of once per row: at a
+   2,048-token prompt attention took a third of prefill row by row. A half cache is widened once
+   per call (every KV head's rows up to the last position) for those products. */
 #include "CKernels.h"
 #include <cblas.h>  /* OpenBLAS's, single-threaded (sy_blas_single_threaded) */
 #include "simd.h"
@@ -47,6 +47,7 @@ typedef struct {
        cache itself or its widened copy, `wide_stride` floats per KV head. */
     const float *wide_keys, *wide_values;
     size_t wide_stride;
+    float *widened;  /* the widened copy this job owns (a half cache), freed after the job; else NULL */
 } attn_job;
 
 /* First key position row `pos` may see. */
@@ -321,8 +322,6 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
     attn_job *jobs = (attn_job *)malloc(sizeof(attn_job) * (size_t)count);
     int *first = (int *)malloc(sizeof(int) * ((size_t)count + 1));
     if (!jobs || !first) abort();  /* a few hundred bytes; nothing sensible to return mid-forward */
-    float **widened = (float **)calloc((size_t)count, sizeof(float *));
-    if (!widened) abort();
     first[0] = 0;
     for (int i = 0; i < count; i++) {
         const sy_attention_sequence *s = &seqs[i];
@@ -330,7 +329,7 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
         const int rows = avx2 && n >= SY_ATTN_LONG_ROWS ? SY_ATTN_LONG_CHUNK : SY_ATTN_CHUNK;
         attn_job job = { s->q, n, s->start, q_stride, num_heads, group, hd, window, s->keys, s->values,
                          s->head_stride, scale, s->out, out_stride, (n + rows - 1) / rows,
-                         avx2, s->kv_half != 0, slice, slices, rows, NULL, NULL, 0 };
+                         avx2, s->kv_half != 0, slice, slices, rows, NULL, NULL, 0, NULL };
 #if SY_X86_SIMD
         if (avx2 && n >= SY_ATTN_BLAS_ROWS && s->start + n >= SY_ATTN_BLAS_KEYS) {
             if (!job.kv_half) {
@@ -340,7 +339,7 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
             } else {
                 /* Positions 0 ..< start + n of every KV head, keys then values. */
                 const size_t elements = (size_t)(s->start + n) * hd;
-                float *w = widened[i] = (float *)malloc(sizeof(float) * elements * 2 * (size_t)num_kv_heads);
+                float *w = job.widened = (float *)malloc(sizeof(float) * elements * 2 * (size_t)num_kv_heads);
                 if (!w) abort();  /* a few MB at most for these models; nothing sensible to return */
                 for (int h = 0; h < num_kv_heads; h++) {
                     widen_halves((const uint16_t *)s->keys + (size_t)h * s->head_stride, elements, w + (size_t)h * elements);
@@ -358,8 +357,7 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
     }
     attn_batch batch = { jobs, first };
     sy_parallel_for(first[count], attn_batch_task, &batch);
-    for (int i = 0; i < count; i++) free(widened[i]);
-    free(widened);
+    for (int i = 0; i < count; i++) free(jobs[i].widened);
     free(first);
     free(jobs);
 }

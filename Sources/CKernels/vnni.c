@@ -162,7 +162,7 @@ static int have_vnni = -1;
 int sy_kernels_have_vnni(void) {
     if (have_vnni < 0) {
         __builtin_cpu_init();
-        have_vnni = sy_kernels_have_avx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+        have_vnni = sy_kernels_have_avx512vl() && __builtin_cpu_supports("avx512vnni");
     }
     return have_vnni;
 }
