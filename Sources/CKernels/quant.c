@@ -335,6 +335,21 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
     }
 }
 
+/* Weight rows the widening kernel fetches ahead of the row it multiplies. */
+#define SY_WROW_PREFETCH 4
+/* The same for the two-row kernel (wrow2x8_avx2), into L2 (SY_WIDE_PREFETCH_HINT): three pairs
+   on. Streamed F16, 1536x576, 8 input rows, two threads (Scripts/bench/wide_kernel_stream.c),
+   medians of 6 rounds, G multiply-adds/s: into L1 (T0), 4 rows on 59; into L2 (T1), 4 / 6 / 8 /
+   12 / 16 rows on 70 / 69 / 70 / 65 / 63. One thread, medians of 5: F16 34 -> 43, BF16 36 -> 42
+   (T0 4 rows -> T1 6 rows). Into L1, the lines in flight are bounded by the core's L1 miss
+   slots. */
+#ifndef SY_WIDE_PREFETCH
+#define SY_WIDE_PREFETCH 6
+#endif
+#ifndef SY_WIDE_PREFETCH_HINT
+#define SY_WIDE_PREFETCH_HINT _MM_HINT_T1
+#endif
+
 /* R activation rows (R a compile-time constant after inlining) times one weight row: each block
    is widened once and used for every row. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
@@ -372,8 +387,9 @@ static inline void wrow2x8_avx2(int type, const uint8_t *w0, const uint8_t *w1, 
     __m256 a[8], c[8];
     for (int m = 0; m < 8; m++) { a[m] = _mm256_setzero_ps(); c[m] = a[m]; }
     for (int b = 0; b < nb; b++) {
-        _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), _MM_HINT_T0);
-        _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), _MM_HINT_T0);
+        /* Into L2, not L1 as the other kernels fetch: see SY_WIDE_PREFETCH. */
+        _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), SY_WIDE_PREFETCH_HINT);
+        _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), SY_WIDE_PREFETCH_HINT);
         __m256 u[4], v[4];
         widen_block_avx2(type, w0 + bb * (size_t)b, u);
         widen_block_avx2(type, w1 + bb * (size_t)b, v);
@@ -393,9 +409,6 @@ static inline void wrow2x8_avx2(int type, const uint8_t *w0, const uint8_t *w1, 
     }
 }
 
-/* Weight rows the widening kernel fetches ahead of the row it multiplies. */
-#define SY_WROW_PREFETCH 4
-
 /* `type` is a constant in each instantiation below (wgemm_avx2 dispatches once per call), so the
    block widening compiles without a switch per block. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
@@ -410,7 +423,7 @@ static inline void wgemm_avx2_typed(const int type, const int wide, const uint8_
         if (wide && r == 8)
             for (; n + 2 <= n_end; n += 2) {
                 const uint8_t *w = W + (size_t)n * row_bytes;
-                const uint8_t *ahead = n + SY_WROW_PREFETCH + 1 < n_end ? w + SY_WROW_PREFETCH * row_bytes : w;
+                const uint8_t *ahead = n + SY_WIDE_PREFETCH + 1 < n_end ? w + SY_WIDE_PREFETCH * row_bytes : w;
                 wrow2x8_avx2(type, w, w + row_bytes, bb, nb, x, ldx, Y + (size_t)m0 * ldy + n, ldy, ahead,
                              ahead + row_bytes);
             }
