@@ -31,7 +31,9 @@ static void gemm_small_portable(const float *X, int M, int K, int ldx, const flo
 #if SY_X86_SIMD
 /* Weight rows the small-batch kernel fetches ahead of the rows it multiplies, in triples: with the
    hardware prefetcher alone the FMAs waited on memory (batch 8, the 1536 x 576 projection streamed
-   from memory, one thread: 14.5 -> 22.5 G multiply-adds/s). */
+   from memory, one thread: 14.5 -> 22.5 G multiply-adds/s). Fetched into L2 (T1), not L1, as the
+   half-precision kernel (quant.c, SY_WIDE_PREFETCH) is: `bench decode --batch 8` on the Float32
+   bench model, medians of 5 alternated runs, batch 8 258 -> 334 tokens/s. */
 #define SY_SMALL_PREFETCH_TRIPLES 2
 
 /* Dot products of weight rows w[0..R) with input rows x[0..C), R <= 3, C <= 4: 12 accumulators,
@@ -52,9 +54,9 @@ static inline void block_avx2(const float *const *w, int R, const float *const *
         int due = pf ? 0 : K, line = 0;
         for (; k + 8 <= K; k += 8) {
             if (k == due) {
-                _mm_prefetch((const char *)(pf[0] + line), _MM_HINT_T0);
-                _mm_prefetch((const char *)(pf[1] + line), _MM_HINT_T0);
-                _mm_prefetch((const char *)(pf[2] + line), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf[0] + line), _MM_HINT_T1);
+                _mm_prefetch((const char *)(pf[1] + line), _MM_HINT_T1);
+                _mm_prefetch((const char *)(pf[2] + line), _MM_HINT_T1);
                 due += 16 * passes;
                 line += 16;
             }
