@@ -467,6 +467,7 @@ static void wgemm_avx2(int type, const uint8_t *W, size_t row_bytes, int K, cons
     typedef void (*fn)(const uint8_t *, size_t, int, const float *, int, int, int, int, float *, int);
     static const fn narrow[] = { wgemm_avx2_q8_0, wgemm_avx2_q4_0, wgemm_avx2_q4_1, wgemm_avx2_f16, wgemm_avx2_bf16 };
     static const fn wide[] = { wgemm_wide_q8_0, wgemm_wide_q4_0, wgemm_wide_q4_1, wgemm_wide_f16, wgemm_wide_bf16 };
+    /* Only the five types reach here (sy_wgemm_rows refuses the others). */
     const int i = type == SY_Q8_0 ? 0 : type == SY_Q4_0 ? 1 : type == SY_Q4_1 ? 2 : type == SY_F16 ? 3 : 4;
     (M >= 8 && sy_kernels_have_avx512vl() ? wide : narrow)[i](W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
 }
@@ -509,23 +510,26 @@ void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_bl
     }
 }
 
-void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
-                   int n_begin, int n_end, float *Y, int ldy, int portable) {
+int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                  int n_begin, int n_end, float *Y, int ldy, int portable) {
+    if (sy_weight_block_bytes(type) == 0) return -1;
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2() && !portable) {
         wgemm_avx2(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
-        return;
+        return 0;
     }
 #endif
     (void)portable;
     wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
+    return 0;
 }
 
-void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
+    if (sy_weight_block_bytes(type) == 0) return -1;
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2()) {
         dequantize_rows_avx2(type, (const uint8_t *)W, row_bytes, K, n_begin, n_end, out);
-        return;
+        return 0;
     }
 #endif
     size_t bb = sy_weight_block_bytes(type);
@@ -534,6 +538,7 @@ void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_
         float *o = out + (size_t)(n - n_begin) * K;
         for (int b = 0; b < K / 32; b++) widen_block(type, w + bb * (size_t)b, o + 32 * b);
     }
+    return 0;
 }
 
 /* A fused product's tasks: part p owns tasks [first[p], first[p + 1]), each `chunk[p]` of

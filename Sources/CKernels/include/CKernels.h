@@ -161,8 +161,9 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb);
 /// Y[m][n] = dot(W row n, X row m) in Float32 for n in [n_begin, n_end), m < M (X row stride ldx):
 /// each weight block is widened in registers once and used for up to 8 activation rows.
 /// `portable` != 0 forces the portable loop (tests compare the two).
-void sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
-                   int n_begin, int n_end, float *Y, int ldy, int portable);
+/// Returns 0, or -1 (nothing written) when `type` is none of the five SY_ types above.
+int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
+                  int n_begin, int n_end, float *Y, int ldy, int portable);
 
 /// One block of 32 values of 8 activation rows for the batched 8-bit kernel: per row 16-bit
 /// integers v = round(x/d), d = max|x|/32512, split exactly into two signed bytes v = 256·hi + lo
@@ -205,7 +206,8 @@ int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, in
 int64_t sy_floats_first_nonfinite(const float *x, size_t count);
 
 /// Widens weight rows [n_begin, n_end) to floats, `K` per row, into `out`.
-void sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out);
+/// Returns 0, or -1 (nothing written) when `type` is none of the five SY_ types above.
+int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out);
 
 /// C[M x N] = A[M x K] · Wᵀ with W [N x K] in `type`'s blocks, over the thread pool.
 /// One row of an integer type (decode, compute-bound on two cores): A is quantised into

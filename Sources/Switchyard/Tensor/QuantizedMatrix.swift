@@ -96,7 +96,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// The matrix widened to Float32 (the parity path, merging).
     public func dequantized() -> Matrix {
         var m = Matrix(rows: rows, cols: cols)
-        m.data.withUnsafeMutableBufferPointer {
+        // The kernels know every type `init` accepts (`nativeTypes`): the status is always 0.
+        _ = m.data.withUnsafeMutableBufferPointer {
             sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), 0, Int32(rows), $0.baseAddress!)
         }
         return m
@@ -104,7 +105,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     /// One row widened to Float32 into `out` (`cols` floats): embedding lookups.
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(r), Int32(r + 1), out)
+        _ = sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(r), Int32(r + 1), out)
     }
 
     /// `output[m × rows] = input[m × cols] · Wᵀ` (row-major, contiguous).

@@ -96,14 +96,17 @@ import Testing
                 // The SIMD small-batch kernel equals its portable twin.
                 if m <= 16 {
                     var simd = [Float](repeating: 0, count: m * n), portable = simd
-                    bytes.withUnsafeBytes { wp in
-                        sy_wgemm_rows(
-                            Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
-                            Int32(n), &simd, Int32(n), 0)
-                        sy_wgemm_rows(
-                            Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
-                            Int32(n), &portable, Int32(n), 1)
+                    let status = bytes.withUnsafeBytes { wp in
+                        (
+                            sy_wgemm_rows(
+                                Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
+                                Int32(n), &simd, Int32(n), 0),
+                            sy_wgemm_rows(
+                                Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), x, Int32(m), Int32(k), 0,
+                                Int32(n), &portable, Int32(n), 1)
+                        )
                     }
+                    #expect(status == (0, 0))
                     let diff = zip(simd, portable).map { abs($0 - $1) }.max()!
                     #expect(diff <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) m \(m): SIMD vs portable \(diff)")
                 }
@@ -135,6 +138,18 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    /// A type the kernels do not know is refused, not read with another type's block layout.
+    @Test func unknownWeightTypesAreRefused() {
+        let bytes = [UInt8](repeating: 0x3C, count: 64), x = [Float](repeating: 1, count: 32)
+        var y = [Float](repeating: 7, count: 1)
+        for type: Int32 in [0, 6, 12, 31] {
+            let widened = bytes.withUnsafeBytes { sy_wgemm_rows(type, $0.baseAddress!, 64, 32, x, 1, 32, 0, 1, &y, 1, 0) }
+            let dequantised = bytes.withUnsafeBytes { sy_dequantize_rows(type, $0.baseAddress!, 64, 32, 0, 1, &y) }
+            #expect(widened == -1 && dequantised == -1, "type \(type)")
+            #expect(y == [7], "type \(type): nothing written")
         }
     }
 
