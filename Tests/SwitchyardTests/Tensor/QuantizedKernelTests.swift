@@ -146,7 +146,9 @@ import Testing
         let bytes = [UInt8](repeating: 0x3C, count: 64), x = [Float](repeating: 1, count: 32)
         var y = [Float](repeating: 7, count: 1)
         for type: Int32 in [0, 6, 12, 31] {
-            let widened = bytes.withUnsafeBytes { sy_wgemm_rows(type, $0.baseAddress!, 64, 32, x, 1, 32, 0, 1, &y, 1, 0) }
+            let widened = bytes.withUnsafeBytes {
+                sy_wgemm_rows(type, $0.baseAddress!, 64, 32, x, 1, 32, 0, 1, &y, 1, 0)
+            }
             let dequantised = bytes.withUnsafeBytes { sy_dequantize_rows(type, $0.baseAddress!, 64, 32, 0, 1, &y) }
             #expect(widened == -1 && dequantised == -1, "type \(type)")
             #expect(y == [7], "type \(type): nothing written")
