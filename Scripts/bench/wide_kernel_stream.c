@@ -2,11 +2,11 @@
    streamed from memory: sy_qgemm_nt over the thread pool (all cores, or T=n threads), 8 input rows
    (batch 8), one projection shape, cycling through enough weight copies that none is in cache,
    and the same on one copy (cache-warm: the arithmetic alone). The gap between the two is what the
-   kernels' prefetching (quant.c, SY_WIDE_PREFETCH) has to close.
+   kernels' prefetching (quant.c, SY_WIDE_PREFETCH, SY_WEIGHT_PREFETCH_HINT) has to close.
 
    Built against the library's own C sources with SwiftPM's release optimisation (-O2); the
    prefetch distance and hint can be overridden for a sweep (-DSY_WIDE_PREFETCH=8
-   -DSY_WIDE_PREFETCH_HINT=_MM_HINT_T0):
+   -DSY_WEIGHT_PREFETCH_HINT=_MM_HINT_T0):
 
        S=Sources/CKernels; clang -O2 -I$S/include -I$S Scripts/bench/wide_kernel_stream.c $S/[a-z]*.c \
            -lopenblas -lm -lpthread -o /tmp/wide_kernel_stream && /tmp/wide_kernel_stream

@@ -32,8 +32,8 @@ static void gemm_small_portable(const float *X, int M, int K, int ldx, const flo
 /* Weight rows the small-batch kernel fetches ahead of the rows it multiplies, in triples: with the
    hardware prefetcher alone the FMAs waited on memory (batch 8, the 1536 x 576 projection streamed
    from memory, one thread: 14.5 -> 22.5 G multiply-adds/s). Fetched into L2 (T1), not L1, as the
-   half-precision kernel (quant.c, SY_WIDE_PREFETCH) is: `bench decode --batch 8` on the Float32
-   bench model, medians of 5 alternated runs, batch 8 258 -> 334 tokens/s. */
+   half-precision kernels' rows are (quant.c, SY_WEIGHT_PREFETCH_HINT): `bench decode --batch 8` on
+   the Float32 bench model, medians of 5 alternated runs, batch 8 258 -> 334 tokens/s. */
 #define SY_SMALL_PREFETCH_TRIPLES 2
 
 /* Dot products of weight rows w[0..R) with input rows x[0..C), R <= 3, C <= 4: 12 accumulators,

@@ -337,17 +337,17 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
 
 /* Weight rows the widening kernel fetches ahead of the row it multiplies. */
 #define SY_WROW_PREFETCH 4
-/* The same for the two-row kernel (wrow2x8_avx2), into L2 (SY_WIDE_PREFETCH_HINT): three pairs
-   on. Streamed F16, 1536x576, 8 input rows, two threads (Scripts/bench/wide_kernel_stream.c),
-   medians of 6 rounds, G multiply-adds/s: into L1 (T0), 4 rows on 59; into L2 (T1), 4 / 6 / 8 /
-   12 / 16 rows on 70 / 69 / 70 / 65 / 63. One thread, medians of 5: F16 34 -> 43, BF16 36 -> 42
-   (T0 4 rows -> T1 6 rows). Into L1, the lines in flight are bounded by the core's L1 miss
-   slots. */
+/* The same for the two-row kernel (wrow2x8_avx2): three pairs on. */
 #ifndef SY_WIDE_PREFETCH
 #define SY_WIDE_PREFETCH 6
 #endif
-#ifndef SY_WIDE_PREFETCH_HINT
-#define SY_WIDE_PREFETCH_HINT _MM_HINT_T1
+/* Where both widening kernels fetch the rows ahead: into L2 (T1), not L1 (T0), whose miss slots
+   bound the lines in flight. Streamed F16, 1536x576, 8 input rows, two threads
+   (Scripts/bench/wide_kernel_stream.c), medians of 6 rounds, G multiply-adds/s: into L1, 4 rows
+   on 59; into L2, 4 / 6 / 8 / 12 / 16 rows on 70 / 69 / 70 / 65 / 63. One thread, medians of 5:
+   F16 34 -> 43, BF16 36 -> 42 (T0 4 rows -> T1 6 rows). */
+#ifndef SY_WEIGHT_PREFETCH_HINT
+#define SY_WEIGHT_PREFETCH_HINT _MM_HINT_T1
 #endif
 
 /* R activation rows (R a compile-time constant after inlining) times one weight row: each block
@@ -358,12 +358,12 @@ static inline void wrow_avx2(int type, const uint8_t *w, size_t bb, int nb, cons
     __m256 acc[8];
     for (int m = 0; m < R; m++) acc[m] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        /* With several input rows, the row `ahead` (SY_WROW_PREFETCH rows on), block by block,
-           into L2 as in wrow2x8_avx2: the hardware prefetcher alone leaves the FMAs waiting on
-           memory, as in the Float32 and 8-bit kernels (into L2 rather than L1: bench decode
-           --batch 4 on the SmolLM2 F16 GGUF, medians of 4 alternated rounds, 268 -> 307 tokens/s).
-           One input row streams fast enough without (and was 5-8% slower with). */
-        if (R > 1) _mm_prefetch((const char *)(ahead + bb * (size_t)b), _MM_HINT_T1);
+        /* With several input rows, the row `ahead` (SY_WROW_PREFETCH rows on), block by block:
+           the hardware prefetcher alone leaves the FMAs waiting on memory, as in the Float32 and
+           8-bit kernels (into L2 rather than L1: bench decode --batch 4 on the SmolLM2 F16 GGUF,
+           medians of 4 alternated rounds, 268 -> 307 tokens/s). One input row streams fast
+           enough without (and was 5-8% slower with). */
+        if (R > 1) _mm_prefetch((const char *)(ahead + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
         __m256 wv[4];
         widen_block_avx2(type, w + bb * (size_t)b, wv);
         const float *xb = X + 32 * b;
@@ -389,9 +389,8 @@ static inline void wrow2x8_avx2(int type, const uint8_t *w0, const uint8_t *w1, 
     __m256 a[8], c[8];
     for (int m = 0; m < 8; m++) { a[m] = _mm256_setzero_ps(); c[m] = a[m]; }
     for (int b = 0; b < nb; b++) {
-        /* Into L2, not L1 as the other kernels fetch: see SY_WIDE_PREFETCH. */
-        _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), SY_WIDE_PREFETCH_HINT);
-        _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), SY_WIDE_PREFETCH_HINT);
+        _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
+        _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
         __m256 u[4], v[4];
         widen_block_avx2(type, w0 + bb * (size_t)b, u);
         widen_block_avx2(type, w1 + bb * (size_t)b, v);
@@ -527,14 +526,14 @@ int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float 
 }
 
 int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
-    if (sy_weight_block_bytes(type) == 0) return -1;
+    const size_t bb = sy_weight_block_bytes(type);
+    if (bb == 0) return -1;
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2()) {
         dequantize_rows_avx2(type, (const uint8_t *)W, row_bytes, K, n_begin, n_end, out);
         return 0;
     }
 #endif
-    size_t bb = sy_weight_block_bytes(type);
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
         float *o = out + (size_t)(n - n_begin) * K;
