@@ -229,9 +229,10 @@ static void attn_rows_blas(const attn_job *j, int kv, int h0, int nh, int r0, in
     const int first = first_key(j->start + r0, j->window), count = j->start + r1 - first;
     const float *K = j->wide_keys + (size_t)kv * j->wide_stride + (size_t)first * hd;
     const float *V = j->wide_values + (size_t)kv * j->wide_stride + (size_t)first * hd;
-    float *qs = (float *)malloc(sizeof(float) * (size_t)M * hd * 2), *o = qs + (size_t)M * hd;
-    float *s = (float *)malloc(sizeof(float) * (size_t)M * count), inv[SY_ATTN_HEADS * SY_ATTN_LONG_CHUNK];
-    if (!qs || !s) abort();  /* a few hundred KB; nothing sensible to return mid-forward */
+    /* One buffer: the gathered queries, the outputs (M × hd each), the scores (M × count). */
+    float *qs = (float *)malloc(sizeof(float) * (size_t)M * (2 * (size_t)hd + (size_t)count));
+    if (!qs) abort();  /* a few hundred KB; nothing sensible to return mid-forward */
+    float *o = qs + (size_t)M * hd, *s = o + (size_t)M * hd, inv[SY_ATTN_HEADS * SY_ATTN_LONG_CHUNK];
     /* Row g·R + r of Q: head h0 + g of query row r0 + r. */
     for (int g = 0; g < nh; g++)
         for (int r = 0; r < R; r++)
@@ -253,7 +254,6 @@ static void attn_rows_blas(const attn_job *j, int kv, int h0, int nh, int r0, in
             const float *src = o + ((size_t)g * R + r) * hd, f = inv[g * R + r];
             for (int i = 0; i < hd; i++) out[i] = src[i] * f;
         }
-    free(s);
     free(qs);
 }
 
