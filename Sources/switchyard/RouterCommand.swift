@@ -70,17 +70,17 @@ enum RouterCommand: CommandGroup {
         var expertNames: [String] = []
         for n in names where !expertNames.contains(n) { expertNames.append(n) }
         let refs = try expertNames.map { n in RouterSpec.ExpertRef(name: n, sha256: try registry.entry(n).sha256) }
-        let examples = try texts.indices.map { i in
-            RoutingExample(
-                tokens: try PromptFormat.encode(texts[i], tokenizer), expert: expertNames.firstIndex(of: names[i])!,
-                completion: reading.completions ? try tokenizer.encodeChecked(answers[i] ?? "") : [])
-        }
-        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) {
-            throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens")
-        }
         if reading.completions, let missing = answers.firstIndex(where: { $0 == nil }) {
             throw SwitchyardError.invalidArgument(
                 "\(o.examples): line \(missing + 1) has no \"completion\", which --completions fits on")
+        }
+        let examples = try texts.indices.map { i in
+            RoutingExample(
+                tokens: try PromptFormat.encode(texts[i], tokenizer), expert: expertNames.firstIndex(of: names[i])!,
+                completion: reading.completions ? try tokenizer.encodeChecked(answers[i]!) : [])
+        }
+        if let empty = examples.firstIndex(where: { $0.tokens.isEmpty }) {
+            throw SwitchyardError.invalidArgument("\(o.examples): line \(empty + 1) encodes to no tokens")
         }
         guard topK >= 1, topK <= expertNames.count else {
             throw UsageError(
