@@ -2,10 +2,10 @@
 
     python3 -m venv .venv && .venv/bin/pip install llama-cpp-python gguf numpy   # builds llama.cpp (native flags)
     .venv/bin/python Scripts/bench/compare_llamacpp.py [--types q4_1,q8_0,f16] [--rounds 3] [--threads 2]
-        [--prompt-tokens 64] [--decode-tokens 32] [--context 2048] [--expert DIR]
+        [--prompt-tokens 64] [--decode-tokens 32] [--context 2048] [--expert DIR] [--batch 8]
 
-The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0
-and F16 files are derived from it with gguf-py (dequantised, then re-encoded: same shapes, same
+The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0,
+F16 and BF16 files (--types q4_1,q8_0,f16,bf16) are derived from it with gguf-py (dequantised, then re-encoded: same shapes, same
 metadata) into the same cache directory. Each engine runs in its own process per round, so each
 reports its own resident memory:
 - llama.cpp (llama-cpp-python): prefill of a P-token prompt, then greedy decode of D tokens at
@@ -14,7 +14,11 @@ reports its own resident memory:
 - Switchyard: `switchyard bench decode --batch 1` (release build) on the same file, --weights
   native; RSS after load (it copies the weights it keeps).
 With --context N, a second set of rows: prefill of N tokens and decode at depth N. With --expert,
-Switchyard's batch-1 decode with that PEFT adapter unmerged is reported beside its base.
+Switchyard's batch-1 decode with that PEFT adapter unmerged is reported beside its base. With
+--batch N, a batched table: N sequences (prompts of P, P+3, ... random tokens, the lengths
+`switchyard bench decode` uses) prefilled together, then decoded greedily in
+lockstep, one token each per step: llama.cpp through its multi-sequence batch API (llama_batch,
+one sequence id per row, a unified KV cache), Switchyard as `bench decode --batch N` reports it.
 Medians over the rounds are printed; ratios are Switchyard / llama.cpp from the same rounds.
 """
 import argparse
@@ -61,25 +65,75 @@ def llamacpp_worker(path, threads, prompt_tokens, decode_tokens):
     print(json.dumps({"prefill": prompt_tokens / best_prefill, "decode": decode, "rss": rss_bytes()}))
 
 
+def llamacpp_batch_worker(path, threads, prompt_tokens, decode_tokens, n):
+    """llama.cpp decoding n sequences together, one token each per llama_decode; prints a JSON line."""
+    import ctypes
+    import llama_cpp as L
+    import numpy as np
+    L.llama_backend_init()
+    model = L.llama_model_load_from_file(path.encode(), L.llama_model_default_params())
+    cp = L.llama_context_default_params()
+    cp.n_ctx = n * (prompt_tokens + 3 * n + decode_tokens + 8)
+    cp.n_batch, cp.n_ubatch, cp.n_seq_max, cp.kv_unified = cp.n_ctx, 512, n, True
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = L.llama_init_from_model(model, cp)
+    vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
+    batch = L.llama_batch_init(cp.n_ctx, 0, n)
+    def submit(rows):  # (token, position, sequence, wants logits)
+        batch.n_tokens = len(rows)
+        for i, (tok, pos, seq, out) in enumerate(rows):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, out
+            batch.seq_id[i][0] = seq
+        if L.llama_decode(ctx, batch) != 0:
+            raise SystemExit("llama_decode failed")
+    def argmax(i):
+        return int(np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, i), shape=(vocab,)).argmax())
+    rng = np.random.default_rng(7)
+    prompts = [[int(t) for t in rng.integers(0, vocab, prompt_tokens + 3 * s)] for s in range(n)]
+    rows = [(t, p, s, p == len(pr) - 1) for s, pr in enumerate(prompts) for p, t in enumerate(pr)]
+    submit(rows)
+    nxt = [argmax(i) for i, r in enumerate(rows) if r[3]]
+    pos = [len(pr) for pr in prompts]
+    def step():
+        nonlocal nxt
+        submit([(nxt[s], pos[s], s, True) for s in range(n)])
+        for s in range(n):
+            pos[s] += 1
+        nxt = [argmax(s) for s in range(n)]
+    step()  # warm-up, as Switchyard's
+    start = time.perf_counter()
+    for _ in range(decode_tokens):
+        step()
+    print(json.dumps({"decode_n": n * decode_tokens / (time.perf_counter() - start)}))
+
+
+def llamacpp_batch_round(path, threads, prompt_tokens, decode_tokens, n):
+    out = subprocess.check_output([sys.executable, __file__, "--llamacpp-batch-worker", str(path), "--threads", str(threads),
+                                   "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens),
+                                   "--batch", str(n)], text=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def llamacpp_round(path, threads, prompt_tokens, decode_tokens):
     out = subprocess.check_output([sys.executable, __file__, "--llamacpp-worker", str(path), "--threads", str(threads),
                                    "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens)], text=True)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def switchyard_round(path, threads, prompt_tokens, decode_tokens, expert):
+def switchyard_round(path, threads, prompt_tokens, decode_tokens, expert, n=1):
     cmd = [str(ROOT / ".build/release/switchyard"), "bench", "decode", "--model", str(path), "--weights", "native",
            "--threads", str(threads), "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens),
-           "--batch", "1", "--format", "json"]
+           "--batch", str(n), "--format", "json"]
     if expert:
         cmd += ["--expert", expert]
     j = json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1])
     return {"prefill": j["prefill_tokens_per_s"], "decode": j["decode_tokens_per_s_b1"],
-            "rss": j.get("resident_bytes_after_load"), "expert": j.get("expert_vs_base"), "weights": j["weights"]}
+            "rss": j.get("resident_bytes_after_load"), "expert": j.get("expert_vs_base"), "weights": j["weights"],
+            "decode_n": j.get("decode_tokens_per_s_b8")}
 
 
 def derive(source, qtype, target):
-    """Re-encodes `source` with every 2-D tensor in `qtype` (Q8_0 or F16); 1-D tensors stay F32."""
+    """Re-encodes `source` with every 2-D tensor in `qtype` (Q8_0, F16 or BF16); 1-D tensors stay F32."""
     import numpy as np
     from gguf import GGMLQuantizationType as T, GGUFReader, GGUFValueType, GGUFWriter
     from gguf.quants import dequantize, quantize
@@ -97,8 +151,9 @@ def derive(source, qtype, target):
         elif qtype == "f16":
             w.add_tensor(t.name, data.astype(np.float16))
         else:
-            q = quantize(data, T.Q8_0)
-            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=T.Q8_0)
+            qt = T.BF16 if qtype == "bf16" else T.Q8_0
+            q = quantize(data, qt)
+            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=qt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -116,8 +171,13 @@ def main() -> int:
     ap.add_argument("--decode-tokens", type=int, default=32)
     ap.add_argument("--context", type=int, default=0, help="also prefill N tokens and decode at depth N")
     ap.add_argument("--expert", help="a PEFT adapter directory for Switchyard's unmerged-expert figure")
+    ap.add_argument("--batch", type=int, default=1, help="also decode N sequences together (N > 1)")
     ap.add_argument("--llamacpp-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--llamacpp-batch-worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.llamacpp_batch_worker:
+        llamacpp_batch_worker(a.llamacpp_batch_worker, a.threads, a.prompt_tokens, a.decode_tokens, a.batch)
+        return 0
     if a.llamacpp_worker:
         llamacpp_worker(a.llamacpp_worker, a.threads, a.prompt_tokens, a.decode_tokens)
         return 0
@@ -137,8 +197,11 @@ def main() -> int:
             for (p, d) in shapes:
                 key = (t, p)
                 results.setdefault(key, {"llama.cpp": [], "switchyard": []})
-                results[key]["llama.cpp"].append(llamacpp_round(path, a.threads, p, d))
-                results[key]["switchyard"].append(switchyard_round(path, a.threads, p, d, a.expert))
+                lc = llamacpp_round(path, a.threads, p, d)
+                if a.batch > 1:
+                    lc.update(llamacpp_batch_round(path, a.threads, p, d, a.batch))
+                results[key]["llama.cpp"].append(lc)
+                results[key]["switchyard"].append(switchyard_round(path, a.threads, p, d, a.expert, a.batch))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
 
     def med(rows, k):
@@ -161,6 +224,14 @@ def main() -> int:
         if a.expert:
             line += f" | {med(rows['switchyard'], 'expert'):>10.2f}x"
         print(line)
+    if a.batch > 1:
+        n = a.batch
+        print(f"\ndecode of {n} sequences together (tokens/s, all sequences), beside batch 1 from the same rounds")
+        print(f"{'file':<8} {'prompt':>6} | {'llama.cpp b1':>12} {f'b{n}':>7} {f'b{n}/b1':>7} | {'Switchyard b1':>13} {f'b{n}':>7} {f'b{n}/b1':>7} | {f'b{n} x':>6}")
+        for (t, p), rows in results.items():
+            l1, ln, s1, sn = (med(rows[e], k) for e in ("llama.cpp", "switchyard") for k in ("decode", "decode_n"))
+            nx = statistics.median(s["decode_n"] / l["decode_n"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
+            print(f"{t:<8} {p:>6} | {l1:>12.1f} {ln:>7.1f} {ln / l1:>6.2f}x | {s1:>13.1f} {sn:>7.1f} {sn / s1:>6.2f}x | {nx:>5.2f}x")
     print("Switchyard weights: " + "; ".join(f"{t}: {results[(t, shapes[0][0])]['switchyard'][0]['weights']}" for t in files))
     return 0
 

@@ -11,6 +11,10 @@
        S=Sources/CKernels; clang -O2 -I$S/include -I$S Scripts/bench/wide_kernel_stream.c $S/[a-z]*.c \
            -lopenblas -lm -lpthread -o /tmp/wide_kernel_stream && /tmp/wide_kernel_stream
 
+   BF16 weights take bfloat16 dot products (bf16dot.c) where the CPU has them; BF16_ACTIVATIONS=0
+   in the environment keeps their activations Float32 (the widening kernel), as --bf16-activations
+   f32 does.
+
    Arguments (optional): type rows copies K N — the weight type (SY_F16 = 1, SY_Q4_1 = 3, SY_Q8_0 = 8,
    SY_BF16 = 30; default 1), the input rows (default 8), the copies streamed (default 120: 200 MB
    of F16, more than any last-level cache here) and the shape (default 576 1536, SmolLM2-135M's
@@ -28,7 +32,8 @@ static double now(void) {
 }
 
 /* Best of 7 passes over `copies` weight copies: G multiply-adds/s and the weight GB/s read. */
-static void measure(int type, int K, int N, int M, int copies, const float *x, float *y, sy_block_q16 *scratch) {
+static void measure(int type, int K, int N, int M, int copies, const float *x, float *y, sy_block_q16 *scratch,
+                    int bf16) {
     const size_t row_bytes = sy_weight_block_bytes(type) * (size_t)(K / 32), bytes = row_bytes * N * (size_t)copies;
     uint8_t *W = malloc(bytes);
     if (!W) { perror("malloc"); exit(1); }
@@ -37,7 +42,7 @@ static void measure(int type, int K, int N, int M, int copies, const float *x, f
     double best = 1e30;
     for (int round = 0; round < 7; round++) {
         const double t = now();
-        for (int c = 0; c < copies; c++) sy_qgemm_nt(type, M, N, K, x, K, W + row_bytes * N * (size_t)c, row_bytes, y, N, scratch);
+        for (int c = 0; c < copies; c++) sy_qgemm_nt(type, M, N, K, x, K, W + row_bytes * N * (size_t)c, row_bytes, y, N, scratch, bf16);
         const double s = now() - t;
         if (s < best) best = s;
     }
@@ -57,7 +62,8 @@ int main(int argc, char **argv) {
     if (!x || !y || !scratch) { perror("malloc"); return 1; }
     for (int i = 0; i < M * K; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     printf("type %d, %d x %d, %d input rows, %d threads\n", type, N, K, M, sy_threads());
-    measure(type, K, N, M, copies, x, y, scratch);
-    measure(type, K, N, M, 1, x, y, scratch);
+    const int bf16 = getenv("BF16_ACTIVATIONS") ? atoi(getenv("BF16_ACTIVATIONS")) : 1;
+    measure(type, K, N, M, copies, x, y, scratch, bf16);
+    measure(type, K, N, M, 1, x, y, scratch, bf16);
     return 0;
 }

@@ -550,6 +550,7 @@ typedef struct {
     const sy_qgemm_output *outs;
     const sy_block_q16 *xq;   /* one row of an integer type: A quantised once for every part */
     const sy_block_q8x8 *x8;  /* (M + 7) / 8 groups of K/32 blocks, when the 8-bit kernel runs */
+    const uint16_t *xb;       /* A rounded to bfloat16 (M rows of K), when the BF16 dot-product kernel runs */
     int first[SY_QGEMM_MAX_PARTS + 1], chunk[SY_QGEMM_MAX_PARTS];
 } qgemm_job;
 
@@ -570,6 +571,10 @@ static void qgemm_task(void *ctx, int t) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
                          lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0);
+    } else if (j->xb) {
+        for (int m0 = 0; m0 < j->M; m0 += 64)
+            sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
+                            o->C + (size_t)m0 * o->ldc, o->ldc, 0);
     } else if (j->M <= SY_SMALL_BATCH_ROWS) {
         sy_wgemm_rows(o->type, o->W, o->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, o->C, o->ldc, 0);
     } else {
@@ -603,13 +608,13 @@ static void quantize_q8x8_task(void *ctx, int t) {
 }
 
 int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
-                      sy_block_q16 *scratch) {
+                      sy_block_q16 *scratch, int bf16_activations) {
     if (count < 1 || count > SY_QGEMM_MAX_PARTS || K % 32 != 0) return -1;
     const int type = outs[0].type;
     for (int p = 0; p < count; p++)
         if (outs[p].type != type || outs[p].N < 0 || sy_weight_block_bytes(type) == 0) return -1;
     if (M <= 0) return 0;
-    qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, { 0 }, { 0 } };
+    qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, NULL, { 0 }, { 0 } };
     sy_block_q8x8 *x8 = NULL;
     const int threads = sy_threads();
     if (M > 1 && is_integer_type(type) && sy_kernels_have_vnni()) {
@@ -624,7 +629,18 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
             job.x8 = x8;
         }
     }
-    const int small = M <= SY_SMALL_BATCH_ROWS || x8;
+    uint16_t *xb = NULL;
+    if (bf16_activations && M > 1 && type == SY_BF16 && sy_kernels_have_avx512bf16()) {
+        /* More than one row of BF16 weights on a CPU with bfloat16 dot products (bf16dot.c): the
+           activations rounded to bfloat16 once for every part; without memory for them, the
+           widening kernels below. */
+        xb = (uint16_t *)malloc((size_t)M * K * sizeof(uint16_t));
+        if (xb) {
+            sy_bf16_round_rows(A, M, K, lda, xb, 0);
+            job.xb = xb;
+        }
+    }
+    const int small = M <= SY_SMALL_BATCH_ROWS || x8 || xb;
     if (small && M == 1 && is_integer_type(type)) {
         sy_quantize_rows_q16(A, M, K, lda, scratch);
         job.xq = scratch;
@@ -648,12 +664,13 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
     }
     sy_parallel_for(job.first[count], qgemm_task, &job);
     free(x8);
+    free(xb);
     return 0;
 }
 
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
-                float *C, int ldc, sy_block_q16 *scratch) {
+                float *C, int ldc, sy_block_q16 *scratch, int bf16_activations) {
     if (M <= 0 || N <= 0) return 0;
     const sy_qgemm_output out = { type, N, W, row_bytes, C, ldc };
-    return sy_qgemm_nt_fused(M, K, A, lda, &out, 1, scratch);
+    return sy_qgemm_nt_fused(M, K, A, lda, &out, 1, scratch, bf16_activations);
 }

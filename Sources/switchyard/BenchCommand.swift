@@ -43,19 +43,33 @@ struct BenchModel: ParsableArguments {
             return (model, "\(dir) (\(BenchModel.weightTypes(model)))")
         }
         let model = LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed))
-        if let kv = format.kvCache { model.cachePrecision = kv }
+        format.apply(to: model)
         return (model, "random \(config) (KV cache \(model.cachePrecision.rawValue.uppercased()))")
     }
 
     /// What the projections, the head and the embedding table are stored as, e.g.
-    /// "weights Q4_1 + head Q8_0 + embedding Q8_0 + KV cache F16".
+    /// "weights Q4_1 + head Q8_0 + embedding Q8_0 + KV cache F16"; with BF16 weights, how batches
+    /// multiply them ("+ BF16 batches on bfloat16 dot products", or "… on Float32 activations").
     static func weightTypes(_ model: LlamaModel) -> String {
         let kinds = Set(
             model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
+        let bf16 = hasBF16Weights(model), dot = multipliesBF16WithDotProducts(model)
         return
             "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
             + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
             + " + KV cache \(model.cachePrecision.rawValue.uppercased())"
+            + (bf16 ? " + BF16 batches on \(dot ? "bfloat16 dot products" : "Float32 activations")" : "")
+    }
+
+    /// Whether any projection or the head is stored BF16.
+    static func hasBF16Weights(_ model: LlamaModel) -> Bool {
+        model.layers.contains { l in ProjectionKind.allCases.contains { l[$0].quantized?.type == .bf16 } }
+            || model.outputQuantized?.type == .bf16
+    }
+
+    /// Whether batches multiply the BF16 weights with bfloat16 dot products here.
+    static func multipliesBF16WithDotProducts(_ model: LlamaModel) -> Bool {
+        hasBF16Weights(model) && model.bf16Activations == .bf16 && QuantizedMatrix.bf16DotProductsAvailable
     }
 
     static func warnIfDebug() {
@@ -177,10 +191,15 @@ enum DecodeBench: Command {
             var shares = "decode batch 1 \(percent(roofline.fraction(b1)))"
             if let bn { shares += ", batch \(batch) \(percent(roofline.fraction(bn)))" }
             let ceiling = "\(fmt(roofline.speedupCeiling(b1)))× batch 1"
-            print(
+            // Products that do not run on Float32 FMAs, which the peak does not bound.
+            let beyond =
                 Self.hasIntegerWeights(model) && QuantizedMatrix.batchedProductsUseVNNI
-                    ? "share of peak:            \(shares); Float32 ceiling \(ceiling) (batched products of the integer weights use 8-bit dot products here, which it does not bound)"
-                    : "share of peak:            \(shares); no batch can exceed \(ceiling) here"
+                ? "the integer weights use 8-bit dot products"
+                : BenchModel.multipliesBF16WithDotProducts(model) ? "the BF16 weights use bfloat16 dot products" : nil
+            print(
+                beyond.map {
+                    "share of peak:            \(shares); Float32 ceiling \(ceiling) (batched products of \($0) here, which it does not bound)"
+                } ?? "share of peak:            \(shares); no batch can exceed \(ceiling) here"
             )
         }
     }

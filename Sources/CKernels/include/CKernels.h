@@ -192,6 +192,22 @@ void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_blo
 /// 1 when sy_q8x8_rows has its 8-bit dot-product path on this CPU (AVX-512 VNNI and VL).
 int sy_kernels_have_vnni(void);
 
+/// Rounds M rows of K floats (row stride ldx) to bfloat16, nearest even, into `out` (M·K values,
+/// rows contiguous): the activations of sy_bf16dot_rows. `portable` != 0 forces the scalar loop
+/// (tests compare the two; both give the same bits).
+void sy_bf16_round_rows(const float *X, int M, int K, int ldx, uint16_t *out, int portable);
+
+/// Y[m][n] = dot(W row n, Xb row m) for n in [n_begin, n_end), m < M: BF16 weights (`row_bytes`
+/// per row) times activations rounded by sy_bf16_round_rows (row m at Xb + m·K), each product
+/// exact, the sums Float32. AVX-512 BF16 (vdpbf16ps) where the CPU has it and K is a multiple of
+/// 32, else the portable loop (`portable` != 0 forces it); the two differ only in the order of the
+/// sums. Why and at what precision: bf16dot.c.
+void sy_bf16dot_rows(const void *W, size_t row_bytes, int K, const uint16_t *Xb, int M, int n_begin, int n_end,
+                     float *Y, int ldy, int portable);
+
+/// 1 when sy_bf16dot_rows has its AVX-512 BF16 path on this CPU.
+int sy_kernels_have_avx512bf16(void);
+
 /// Quantises M rows of K floats (K a multiple of 32) to Q8_0 blocks, as ggml's
 /// quantize_row_q8_0_ref: per block d = max|x| / 127 (stored as half), q = round(x / d).
 /// `out` holds M · K/32 · 34 bytes.
@@ -215,10 +231,12 @@ int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_b
 /// integer type on a CPU with VNNI: sy_quantize_rows_q8x8 + sy_q8x8_rows (8 rows at a time; the
 /// quantised activations are allocated here). Otherwise up to SY_SMALL_BATCH_ROWS rows (or one row
 /// of a half type): sy_wgemm_rows. More (prefill): each task widens its chunk of weight rows to a
-/// float tile and calls sgemm.
+/// float tile and calls sgemm. With `bf16_activations` != 0, more than one row of BF16 weights on
+/// a CPU with AVX-512 BF16 instead rounds A to bfloat16 once (sy_bf16_round_rows) and multiplies
+/// with bfloat16 dot products (sy_bf16dot_rows), batches and prefill alike.
 /// Returns 0, or -1 when K is not a multiple of 32 or `type` is not one of the types above.
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
-                float *C, int ldc, sy_block_q16 *scratch);
+                float *C, int ldc, sy_block_q16 *scratch, int bf16_activations);
 
 /// Most weight matrices one sy_qgemm_nt_fused call multiplies.
 #define SY_QGEMM_MAX_PARTS 4
@@ -239,7 +257,7 @@ typedef struct {
 /// Returns 0, or -1 when K is not a multiple of 32, the types differ or are not supported, or
 /// `count` is out of range.
 int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
-                      sy_block_q16 *scratch);
+                      sy_block_q16 *scratch, int bf16_activations);
 
 #ifdef __cplusplus
 }

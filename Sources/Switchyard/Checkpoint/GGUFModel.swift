@@ -153,6 +153,7 @@ public enum GGUFModel {
             lmHead: c.tieWordEmbeddings || head != nil ? nil : try matrix("output.weight", c.vocabSize, d),
             outputQuantized: head, embeddingTable: table)
         model.cachePrecision = weights == .native ? .f16 : .f32
+        model.bf16Activations = weights == .native ? .bf16 : .f32
         return model
     }
 

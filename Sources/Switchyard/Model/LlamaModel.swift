@@ -89,9 +89,26 @@ public final class LlamaModel: @unchecked Sendable {
     /// not while a forward pass runs.
     public var cachePrecision: KVCache.Precision = .f32
 
-    /// Replaces one projection (used to merge and unmerge experts). Not safe while a forward
-    /// pass runs on this model.
+    /// How activations meet BF16 weights in products of more than one row (batched decode,
+    /// prefill): `.f32` unless set. `GGUFModel.load` sets `.bf16` with native weights (llama.cpp's
+    /// arithmetic for the same files); the CLI's and server's `--bf16-activations` override it.
+    /// Only BF16 weights on CPUs with AVX-512 BF16 are affected. Set it before serving, not while
+    /// a forward pass runs.
+    public var bf16Activations: BF16Activations = .f32 {
+        didSet {
+            for l in layers.indices { for kind in ProjectionKind.allCases { applyBF16Activations(layers[l][kind]) } }
+            outputQuantized?.roundsActivationsToBF16 = bf16Activations == .bf16
+        }
+    }
+
+    private func applyBF16Activations(_ linear: Linear) {
+        linear.quantized?.roundsActivationsToBF16 = bf16Activations == .bf16
+    }
+
+    /// Replaces one projection (used to merge and unmerge experts), its weights multiplied as
+    /// `bf16Activations` says. Not safe while a forward pass runs on this model.
     public func setProjection(_ linear: Linear) {
+        applyBF16Activations(linear)
         layers[linear.site.layer][linear.site.kind] = linear
     }
 

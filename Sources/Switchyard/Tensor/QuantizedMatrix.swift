@@ -9,9 +9,11 @@ import Foundation
 /// multiply as integers; small batches (2…16 rows, batched decode) of the block formats do the
 /// same with 8-bit dot products on CPUs with AVX-512 VNNI (the int16 values split into two bytes,
 /// `batchedProductsUseVNNI`); elsewhere, and for half types, small batches widen each weight
-/// block in registers once for all rows; prefill widens chunks of rows to Float32 tiles for sgemm
-/// (`sy_qgemm_nt`). Immutable; the bytes are owned here (64-byte aligned) and freed in `deinit`.
-/// Thread-safe to read.
+/// block in registers once for all rows, except BF16 weights whose activations are rounded to
+/// bfloat16 (`roundsActivationsToBF16`, on CPUs with AVX-512 BF16), which take bfloat16 dot
+/// products for batches and prefill alike; prefill widens chunks of rows to Float32 tiles for
+/// sgemm (`sy_qgemm_nt`). The weights are immutable; the bytes are owned here (64-byte aligned)
+/// and freed in `deinit`. Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
     /// The block format of the stored weights.
     public let type: GGMLType
@@ -26,6 +28,15 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Whether batched products (2…16 rows) of the integer block formats run on 8-bit dot
     /// products (AVX-512 VNNI) on this CPU, rather than on weights widened to Float32.
     public static var batchedProductsUseVNNI: Bool { sy_kernels_have_vnni() != 0 }
+
+    /// Whether this CPU has AVX-512 BF16, which `roundsActivationsToBF16` needs to change anything.
+    public static var bf16DotProductsAvailable: Bool { sy_kernels_have_avx512bf16() != 0 }
+
+    /// Whether products of more than one row round their input to bfloat16 and multiply with
+    /// bfloat16 dot products (`BF16Activations.bf16`): BF16 weights only, on CPUs with AVX-512
+    /// BF16; otherwise ignored. Set through `LlamaModel.bf16Activations`, before the matrix is
+    /// multiplied from several threads.
+    public internal(set) var roundsActivationsToBF16 = false
 
     /// The types these kernels multiply natively.
     public static let nativeTypes: Set<GGMLType> = [.q8_0, .q4_0, .q4_1, .f16, .bf16]
@@ -114,7 +125,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, blocks)) { scratch in
             let rc = sy_qgemm_nt(
                 Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
-                output, Int32(rows), scratch.baseAddress!)
+                output, Int32(rows), scratch.baseAddress!, roundsActivationsToBF16 ? 1 : 0)
             precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")
         }
     }
@@ -127,8 +138,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     /// `outputs[i][m × matrices[i].rows] = input[m × cols] · matrices[i]ᵀ` for matrices that read the
     /// same input (a layer's q, k and v): the input is quantised once and all their rows are split
-    /// over the pool as one job (`sy_qgemm_nt_fused`). Requires `canFuse(matrices)` (traps otherwise)
-    /// and one output per matrix.
+    /// over the pool as one job (`sy_qgemm_nt_fused`; the input is rounded to bfloat16 when every
+    /// matrix `roundsActivationsToBF16`). Requires `canFuse(matrices)` (traps otherwise) and one
+    /// output per matrix.
     public static func fused(
         _ matrices: [QuantizedMatrix], _ input: UnsafePointer<Float>, rows m: Int,
         into outputs: [UnsafeMutablePointer<Float>]
@@ -142,7 +154,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
         withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, cols / 32)) { scratch in
             let rc = sy_qgemm_nt_fused(
-                Int32(m), Int32(cols), input, Int32(cols), &parts, Int32(parts.count), scratch.baseAddress!)
+                Int32(m), Int32(cols), input, Int32(cols), &parts, Int32(parts.count), scratch.baseAddress!,
+                matrices.allSatisfy(\.roundsActivationsToBF16) ? 1 : 0)
             precondition(
                 rc == 0, "sy_qgemm_nt_fused refused \(parts.count) \(matrices[0].type) matrices of width \(cols)")
         }

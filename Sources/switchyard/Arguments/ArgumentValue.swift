@@ -68,6 +68,7 @@ enum OutputFormat: String, ChoiceArgument {
 
 extension GGUFModel.WeightFormat: ChoiceArgument {}
 extension KVCache.Precision: ChoiceArgument {}
+extension BF16Activations: ChoiceArgument {}
 extension CombinationType: ChoiceArgument {}
 
 extension RouterSpec.Pooling: ChoiceArgument {

@@ -1,7 +1,8 @@
 import Foundation
 import Switchyard
 
-/// `--weights native|f32` and `--kv-cache f32|f16`: how the model's weights and its KV cache are held.
+/// `--weights native|f32`, `--kv-cache f32|f16` and `--bf16-activations bf16|f32`: how the model's
+/// weights and its KV cache are held, and how activations meet BF16 weights.
 struct WeightsOption: ParsableArguments {
     @Option(
         help:
@@ -13,11 +14,22 @@ struct WeightsOption: ParsableArguments {
             "Keys and values of the KV cache: f16 halves the bytes decode reads at depth (llama.cpp's default); f32 keeps them exact. Default: f16 for a GGUF file with native weights, else f32."
     )
     var kvCache: KVCache.Precision?
+    @Option(
+        help:
+            "Activations multiplied by BF16 weights in batches and prefill: bf16 rounds them to bfloat16 for bfloat16 dot products (AVX-512 BF16: twice the multiply-adds per cycle; llama.cpp's arithmetic); f32 keeps them exact. Default: bf16 for a GGUF file with native weights, else f32."
+    )
+    var bf16Activations: BF16Activations?
+
+    /// `--kv-cache` and `--bf16-activations`, where given, on a loaded `model`.
+    func apply(to model: LlamaModel) {
+        if let kvCache { model.cachePrecision = kvCache }
+        if let bf16Activations { model.bf16Activations = bf16Activations }
+    }
 
     /// The model at `path` (a directory or a GGUF file), held as these options say.
     func load(_ path: URL) throws -> LlamaModel {
         let model = try LlamaModel.load(path: path, weights: weights)
-        if let kvCache { model.cachePrecision = kvCache }
+        apply(to: model)
         return model
     }
 }
