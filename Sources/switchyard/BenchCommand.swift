@@ -99,8 +99,9 @@ enum DecodeBench: Command {
         same threads (independent 8-lane FMAs), and the fraction of it each decode figure reaches
         (multiply-adds of the projections, attention and head per token); peak / batch-1 rate is the
         most any batch can speed Float32 decode up on this machine. On CPUs with AVX-512 VNNI the
-        batched products of Q8_0/Q4_0/Q4_1 weights run on 8-bit dot products, which that peak
-        does not bound (the line says so).
+        batched products of Q8_0/Q4_0/Q4_1 weights run on 8-bit dot products, and on CPUs with
+        AVX-512 BF16 those of BF16 weights on bfloat16 dot products (--bf16-activations bf16, the
+        default for GGUF files), which that peak does not bound (the line says so).
         JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
         decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
         expert_vs_base, multiply_add_peak_per_s, decode_b1_of_peak, decode_b8_of_peak (batch N),
