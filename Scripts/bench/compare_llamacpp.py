@@ -5,9 +5,11 @@
         [--prompt-tokens 64] [--decode-tokens 32] [--context 2048] [--expert DIR] [--batch 8]
 
 The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0,
-F16 and BF16 files (--types q4_1,q8_0,f16,bf16) are derived from it with gguf-py (dequantised, then re-encoded: same shapes, same
-metadata) into the same cache directory. Each engine runs in its own process per round, so each
-reports its own resident memory:
+F16 and BF16 files (--types q4_1,q8_0,f16,bf16) are derived from it with gguf-py (dequantised, then
+re-encoded: same shapes, same metadata) into the same cache directory. `f16_of_bf16` is the BF16
+file written as F16: halves that are all exactly bfloat16 values, as `convert_hf_to_gguf.py
+--outtype f16` writes a checkpoint trained in bfloat16 (Switchyard keeps such tensors as BF16).
+Each engine runs in its own process per round, so each reports its own resident memory:
 - llama.cpp (llama-cpp-python): prefill of a P-token prompt, then greedy decode of D tokens at
   batch 1, timed around the C calls; RSS after the run (llama.cpp maps the file: pages are
   resident once touched).
@@ -185,9 +187,13 @@ def main() -> int:
     files = {}
     for t in a.types.split(","):
         target = q41 if t == "q4_1" else q41.with_name(q41.name.replace("Q4_1", t.upper()))
+        # f16_of_bf16: the bf16 file (derived first when needed) re-encoded as F16.
+        source = q41.with_name(q41.name.replace("Q4_1", "BF16")) if t == "f16_of_bf16" else q41
+        if t == "f16_of_bf16" and not source.exists():
+            derive(str(q41), "bf16", source)
         if t != "q4_1" and not target.exists():
-            print(f"deriving {target.name} from {q41.name}", file=sys.stderr)
-            derive(str(q41), t, target)
+            print(f"deriving {target.name} from {source.name}", file=sys.stderr)
+            derive(str(source), "f16" if t == "f16_of_bf16" else t, target)
         files[t] = target
     subprocess.check_call(["swift", "build", "-c", "release", "--product", "switchyard"], cwd=ROOT, stdout=subprocess.DEVNULL)
     shapes = [(a.prompt_tokens, a.decode_tokens)] + ([(a.context, a.decode_tokens)] if a.context else [])
@@ -209,7 +215,8 @@ def main() -> int:
         return statistics.median(vals) if vals else float("nan")
 
     print(f"{a.threads} threads, decode {a.decode_tokens} tokens at batch 1, medians of {a.rounds} rounds (each engine in its own process)")
-    header = f"{'file':<8} {'prompt':>6} | {'llama.cpp prefill':>17} {'decode':>7} {'RSS MiB':>8} | {'Switchyard prefill':>18} {'decode':>7} {'RSS MiB':>8} | {'prefill x':>9} {'decode x':>8}"
+    fw = max(8, *(len(t) for t in files))  # the file column's width
+    header = f"{'file':<{fw}} {'prompt':>6} | {'llama.cpp prefill':>17} {'decode':>7} {'RSS MiB':>8} | {'Switchyard prefill':>18} {'decode':>7} {'RSS MiB':>8} | {'prefill x':>9} {'decode x':>8}"
     if a.expert:
         header += f" | {'expert/base':>11}"
     print(header)
@@ -219,7 +226,7 @@ def main() -> int:
         # Per-round ratios, then their median: both engines ran back to back in each round.
         px = statistics.median(s["prefill"] / l["prefill"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
         dx = statistics.median(s["decode"] / l["decode"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
-        line = (f"{t:<8} {p:>6} | {lp:>17.1f} {ld:>7.1f} {lr / 2**20:>8.0f} | {sp:>18.1f} {sd:>7.1f} {sr / 2**20:>8.0f} |"
+        line = (f"{t:<{fw}} {p:>6} | {lp:>17.1f} {ld:>7.1f} {lr / 2**20:>8.0f} | {sp:>18.1f} {sd:>7.1f} {sr / 2**20:>8.0f} |"
                 f" {px:>8.2f}x {dx:>7.2f}x")
         if a.expert:
             line += f" | {med(rows['switchyard'], 'expert'):>10.2f}x"
@@ -227,11 +234,11 @@ def main() -> int:
     if a.batch > 1:
         n = a.batch
         print(f"\ndecode of {n} sequences together (tokens/s, all sequences), beside batch 1 from the same rounds")
-        print(f"{'file':<8} {'prompt':>6} | {'llama.cpp b1':>12} {f'b{n}':>7} {f'b{n}/b1':>7} | {'Switchyard b1':>13} {f'b{n}':>7} {f'b{n}/b1':>7} | {f'b{n} x':>6}")
+        print(f"{'file':<{fw}} {'prompt':>6} | {'llama.cpp b1':>12} {f'b{n}':>7} {f'b{n}/b1':>7} | {'Switchyard b1':>13} {f'b{n}':>7} {f'b{n}/b1':>7} | {f'b{n} x':>6}")
         for (t, p), rows in results.items():
             l1, ln, s1, sn = (med(rows[e], k) for e in ("llama.cpp", "switchyard") for k in ("decode", "decode_n"))
             nx = statistics.median(s["decode_n"] / l["decode_n"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
-            print(f"{t:<8} {p:>6} | {l1:>12.1f} {ln:>7.1f} {ln / l1:>6.2f}x | {s1:>13.1f} {sn:>7.1f} {sn / s1:>6.2f}x | {nx:>5.2f}x")
+            print(f"{t:<{fw}} {p:>6} | {l1:>12.1f} {ln:>7.1f} {ln / l1:>6.2f}x | {s1:>13.1f} {sn:>7.1f} {sn / s1:>6.2f}x | {nx:>5.2f}x")
     print("Switchyard weights: " + "; ".join(f"{t}: {results[(t, shapes[0][0])]['switchyard'][0]['weights']}" for t in files))
     return 0
 

@@ -43,6 +43,36 @@ static inline float bf16_to_float(uint16_t h) {
     return f;
 }
 
+/* Half h as a bfloat16, when it is one exactly: every half is a float, and the float is a
+   bfloat16 when its low 16 bits are zero. A normal half has 11 significant bits and an exponent
+   inside bfloat16's range, so that is its 3 lowest mantissa bits being zero; a subnormal one
+   m·2^-24 needs m to have at most 8 significant bits. Returns -1 when it is not exact. */
+static inline int32_t half_as_bf16(uint16_t h) {
+    const float f = sy_half_to_float(h);
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    return (x & 0xffff) ? -1 : (int32_t)(x >> 16);
+}
+
+int64_t sy_f16_to_bf16_exact(const void *src, size_t count, uint16_t *dst) {
+    const uint8_t *p = (const uint8_t *)src;
+    for (size_t i = 0; i < count; i++) {
+        const uint16_t h = sy_load_u16(p + 2 * i);
+        const uint32_t e = (h >> 10) & 0x1f;
+        if (e != 0 && e != 31) {
+            /* A normal half, without the conversion: exact when its 3 low mantissa bits are zero;
+               the float's exponent is e + 112, its top 7 mantissa bits the half's top 7. */
+            if (h & 7) return (int64_t)i;
+            dst[i] = (uint16_t)((h & 0x8000) | ((e + 112) << 7) | ((h & 0x3ff) >> 3));
+            continue;
+        }
+        const int32_t b = half_as_bf16(h);
+        if (b < 0) return (int64_t)i;
+        dst[i] = (uint16_t)b;
+    }
+    return -1;
+}
+
 #if SY_X86_SIMD
 static int have_bf16 = -1;
 

@@ -208,6 +208,12 @@ void sy_bf16dot_rows(const void *W, size_t row_bytes, int K, const uint16_t *Xb,
 /// 1 when sy_bf16dot_rows has its AVX-512 BF16 path on this CPU.
 int sy_kernels_have_avx512bf16(void);
 
+/// Writes the `count` IEEE halves at `src` (little-endian, any alignment) as bfloat16 into `dst`
+/// when every one of them is exactly a bfloat16 (as the halves of a checkpoint trained in bfloat16
+/// and saved as F16 are), and returns -1; otherwise returns the index of the first that is not
+/// (`dst` is then partly written).
+int64_t sy_f16_to_bf16_exact(const void *src, size_t count, uint16_t *dst);
+
 /// Quantises M rows of K floats (K a multiple of 32) to Q8_0 blocks, as ggml's
 /// quantize_row_q8_0_ref: per block d = max|x| / 127 (stored as half), q = round(x / d).
 /// `out` holds M · K/32 · 34 bytes.

@@ -80,7 +80,10 @@ public enum GGUFModel {
     /// Loads the model. With `.native`, projections, the embedding table and the output head
     /// stored as Q8_0/Q4_0/Q4_1/F16/BF16 stay in that type (norms are Float32); `.f32` widens all.
     /// A NaN or infinite weight is refused, naming its tensor and element. With `.native` the
-    /// model's KV cache is half precision too (`LlamaModel.cachePrecision`), as llama.cpp's.
+    /// model's KV cache is half precision too (`LlamaModel.cachePrecision`), as llama.cpp's, and
+    /// BF16 weights meet activations rounded to bfloat16 in batches (`bf16Activations`); on CPUs
+    /// with AVX-512 BF16 an F16 tensor whose every value is exactly a bfloat16 (a file converted
+    /// from a bfloat16 checkpoint) is kept as BF16 — the same numbers — so that it does too.
     public static func load(_ f: GGUFFile, weights: WeightFormat = .native) throws -> LlamaModel {
         let c = try config(f), d = c.hiddenSize, hd = c.headDim
         /// The tensor's info, present and of `shape`.
@@ -106,8 +109,12 @@ public enum GGUFModel {
             let info = try tensor(name, [rows, cols])
             guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
-            let q = f.withBytes(info) {
-                QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
+            let q = f.withBytes(info) { bytes in
+                // F16 that is exactly BF16, on a CPU with bfloat16 dot products: kept as BF16
+                // (the same values), so that batches and prefill take them.
+                (info.type == .f16 && QuantizedMatrix.bf16DotProductsAvailable
+                    ? QuantizedMatrix(bf16FromF16: bytes, rows: rows, cols: cols, rowOrder: order) : nil)
+                    ?? QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: bytes, rowOrder: order)
             }
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }

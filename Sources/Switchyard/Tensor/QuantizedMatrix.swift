@@ -67,6 +67,31 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// `rows` rows of F16 values from `f16` kept as BF16, when every one of them is exactly a
+    /// bfloat16 (an F16 file made from a checkpoint trained in bfloat16: all its values are), else
+    /// nil: the same numbers, so that batches can take bfloat16 dot products
+    /// (`roundsActivationsToBF16`). Converted straight into this matrix's storage (no second copy);
+    /// `rowOrder` as in `init(type:rows:cols:bytes:rowOrder:)`.
+    public init?(bf16FromF16 f16: UnsafeRawBufferPointer, rows: Int, cols: Int, rowOrder: [Int]? = nil) {
+        precondition(Self.canKeep(.bf16, cols: cols), "BF16 [\(rows)×\(cols)] has no native kernel")
+        precondition(f16.count == rows * cols * 2, "expected \(rows * cols * 2) bytes, found \(f16.count)")
+        let rowBytes = cols * 2
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        for r in 0..<rows {
+            let from = f16.baseAddress! + (rowOrder?[r] ?? r) * rowBytes
+            let to = (storage + r * rowBytes).assumingMemoryBound(to: UInt16.self)
+            guard sy_f16_to_bf16_exact(from, cols, to) < 0 else {
+                storage.deallocate()
+                return nil
+            }
+        }
+        type = .bf16
+        self.rows = rows
+        self.cols = cols
+        self.rowBytes = rowBytes
+        self.storage = storage
+    }
+
     deinit { storage.deallocate() }
 
     /// The stored blocks, `rows · rowBytes` bytes, for the duration of `body`.

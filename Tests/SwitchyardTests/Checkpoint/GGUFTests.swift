@@ -181,6 +181,42 @@ import Testing
             }
             data.append(bytes)
         }
+        return llamaFile(meta: meta, tensors: tensors, data: data)
+    }
+
+    /// A one-layer llama GGUF (hidden 256, 2 heads, FFN 256, vocab 16) whose projections and tied
+    /// embedding are random F16 values in ±0.25, each rounded to a bfloat16 first when `exactInBF16`
+    /// (as an F16 file converted from a bfloat16 checkpoint holds); the norms F32 ones.
+    static func halfModel(exactInBF16: Bool) -> [UInt8] {
+        var rng = SeededRandom(seed: 37)
+        let meta: [(String, UInt32)] = [
+            ("llama.embedding_length", 256), ("llama.attention.head_count", 2), ("llama.attention.head_count_kv", 2),
+            ("llama.feed_forward_length", 256), ("llama.block_count", 1), ("llama.vocab_size", 16)
+        ]
+        var tensors: [(String, GGMLType, [Int])] = [
+            ("token_embd.weight", .f16, [16, 256]), ("output_norm.weight", .f32, [256]),
+            ("blk.0.attn_norm.weight", .f32, [256]), ("blk.0.ffn_norm.weight", .f32, [256])
+        ]
+        for name in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+            tensors.append(("blk.0.\(name).weight", .f16, [256, 256]))
+        }
+        let data = tensors.map { _, type, shape -> [UInt8] in
+            guard type == .f16 else {
+                return (0..<shape[0]).flatMap { _ in withUnsafeBytes(of: Float(1).bitPattern.littleEndian) { Array($0) }
+                }
+            }
+            return (0..<(shape[0] * shape[1])).flatMap { _ -> [UInt8] in
+                var v = (rng.nextUnitFloat() * 2 - 1) * 0.25
+                if exactInBF16 { v = HalfPrecision.bf16ToFloat(HalfPrecision.floatToBF16(v)) }
+                let h = HalfPrecision.floatToF16(v)
+                return [UInt8(h & 0xFF), UInt8(h >> 8)]
+            }
+        }
+        return llamaFile(meta: meta, tensors: tensors, data: data)
+    }
+
+    /// A GGUF v3 file of architecture llama with these u32 metadata and tensors (data in order).
+    static func llamaFile(meta: [(String, UInt32)], tensors: [(String, GGMLType, [Int])], data: [[UInt8]]) -> [UInt8] {
         var w = Writer()
         w.u32(GGUFFile.magic); w.u32(3); w.u64(UInt64(tensors.count)); w.u64(UInt64(meta.count + 1))
         w.string("general.architecture"); w.u32(8); w.string("llama")

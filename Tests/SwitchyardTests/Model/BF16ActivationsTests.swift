@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -93,6 +94,55 @@ import Testing
         defer { try? FileManager.default.removeItem(at: url) }
         #expect(try LlamaModel.load(path: url).bf16Activations == .bf16)
         #expect(try LlamaModel.load(path: url, weights: .f32).bf16Activations == .f32)
+    }
+
+    /// Every half against the library's own widening: exact in bfloat16 exactly when the float's
+    /// low 16 bits are zero, and then those are the bits written.
+    @Test func halvesBecomeBF16OnlyWhenExact() {
+        for h in 0...UInt16.max {
+            let f = HalfPrecision.f16ToFloat(h)
+            var out: UInt16 = 0xDEAD
+            let first = withUnsafeBytes(of: h.littleEndian) { sy_f16_to_bf16_exact($0.baseAddress!, 1, &out) }
+            let exact = f.bitPattern & 0xFFFF == 0
+            // NaNs (refused at load anyway): the library quiets them, so only NaN-ness is compared.
+            if f.isNaN {
+                #expect(first == -1 || first == 0)
+                if first == -1 { #expect(HalfPrecision.bf16ToFloat(out).isNaN) }
+                continue
+            }
+            #expect((first == -1) == exact, "half 0x\(String(h, radix: 16))")
+            if exact { #expect(out == UInt16(f.bitPattern >> 16), "half 0x\(String(h, radix: 16))") }
+        }
+        // The index of the first inexact value of a longer run.
+        let halves: [UInt16] = [0x3C00, 0x3C08, 0x3C01, 0x0001]
+        var out = [UInt16](repeating: 0, count: 4)
+        #expect(halves.withUnsafeBytes { sy_f16_to_bf16_exact($0.baseAddress!, 4, &out) } == 2)
+    }
+
+    /// An F16 file whose values are all bfloat16 (converted from a bfloat16 checkpoint) keeps them
+    /// as BF16 where bfloat16 dot products run (the same numbers: batch-1 logits as the F16 kept
+    /// elsewhere give); one with full half mantissas stays F16.
+    @Test func f16FileOfBF16ValuesIsKeptAsBF16() throws {
+        let dot = QuantizedMatrix.bf16DotProductsAvailable
+        for exact in [true, false] {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "switchyard-f16-\(exact)-\(UUID().uuidString).gguf")
+            try Data(GGUFTests.halfModel(exactInBF16: exact)).write(to: url)
+            defer { try? FileManager.default.removeItem(at: url) }
+            let native = try LlamaModel.load(path: url), wide = try LlamaModel.load(path: url, weights: .f32)
+            native.cachePrecision = .f32  // the same cache as the widened model's: only the weights differ
+            let expected: GGMLType = exact && dot ? .bf16 : .f16
+            #expect(ProjectionKind.allCases.allSatisfy { native.layers[0][$0].quantized?.type == expected })
+            #expect(native.embeddingTable?.type == expected && native.outputQuantized === native.embeddingTable)
+            // q and k are stored permuted in a GGUF: the conversion keeps the rows' order undone.
+            #expect(native.layers[0].q.floatWeight.data == wide.layers[0].q.weight.data, "exact \(exact)")
+            #expect(native.layers[0].k.floatWeight.data == wide.layers[0].k.weight.data, "exact \(exact)")
+            for token in [1, 5, 9] {
+                let a = try native.forward([SequenceInput(tokens: [token], cache: native.makeCache())])[0].data
+                let b = try wide.forward([SequenceInput(tokens: [token], cache: wide.makeCache())])[0].data
+                #expect(maxAbsDifference(a, b) <= 1e-5, "exact \(exact), token \(token)")
+            }
+        }
     }
 
     /// The real SmolLM2-135M-Instruct with its projections rounded to BF16 (the file's Q4_1 weights
