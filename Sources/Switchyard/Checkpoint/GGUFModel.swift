@@ -109,12 +109,8 @@ public enum GGUFModel {
             let info = try tensor(name, [rows, cols])
             guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
-            let q = f.withBytes(info) { bytes in
-                // F16 that is exactly BF16, on a CPU with bfloat16 dot products: kept as BF16
-                // (the same values), so that batches and prefill take them.
-                (info.type == .f16 && QuantizedMatrix.bf16DotProductsAvailable
-                    ? QuantizedMatrix(bf16FromF16: bytes, rows: rows, cols: cols, rowOrder: order) : nil)
-                    ?? QuantizedMatrix(type: info.type, rows: rows, cols: cols, bytes: bytes, rowOrder: order)
+            let q = f.withBytes(info) {
+                QuantizedMatrix.loaded(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
             }
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }

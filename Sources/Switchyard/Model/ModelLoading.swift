@@ -3,8 +3,9 @@ import Foundation
 extension LlamaModel {
     /// Loads a Hugging Face model directory (`config.json` + safetensors, single or sharded).
     /// Every tensor's shape is checked against the config. With `.native` (the default), F16/BF16
-    /// projections and embedding table stay half precision (`QuantizedMatrix`, widened in the
-    /// kernels' registers); `.f32` converts them to Float32 once, here. Norms, biases and F32
+    /// projections and embedding table stay half precision (`QuantizedMatrix.loaded`: F16 whose
+    /// values are all bfloat16 is kept as BF16 where bfloat16 dot products run); `.f32` converts
+    /// them to Float32 once, here. Norms, biases and F32
     /// tensors are Float32 either way. A NaN or infinite weight is refused, naming its tensor.
     public static func load(directory: URL, weights: GGUFModel.WeightFormat = .native) throws -> LlamaModel {
         var isDirectory: ObjCBool = false
@@ -37,7 +38,7 @@ extension LlamaModel {
             }
             guard QuantizedMatrix.canKeep(type, cols: shape[1]) else { return nil }
             let q = try file.withRawBytes(name) {
-                QuantizedMatrix(type: type, rows: shape[0], cols: shape[1], bytes: $0)
+                QuantizedMatrix.loaded(type: type, rows: shape[0], cols: shape[1], bytes: $0)
             }
             return try FiniteWeights.require(q, path: file.path, tensor: name)
         }

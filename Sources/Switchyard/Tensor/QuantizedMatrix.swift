@@ -67,6 +67,21 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// How a loader keeps `rows` rows of `type` from `bytes` (`rowOrder` as in
+    /// `init(type:rows:cols:bytes:rowOrder:)`): as stored, except F16 whose every value is exactly
+    /// a bfloat16, which is kept as BF16 on CPUs with AVX-512 BF16 (`init(bf16FromF16:…)`: the
+    /// same numbers, and batches can take bfloat16 dot products).
+    public static func loaded(
+        type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil
+    ) -> QuantizedMatrix {
+        if type == .f16, bf16DotProductsAvailable,
+            let q = QuantizedMatrix(bf16FromF16: bytes, rows: rows, cols: cols, rowOrder: rowOrder)
+        {
+            return q
+        }
+        return QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: bytes, rowOrder: rowOrder)
+    }
+
     /// `rows` rows of F16 values from `f16` kept as BF16, when every one of them is exactly a
     /// bfloat16 (an F16 file made from a checkpoint trained in bfloat16: all its values are), else
     /// nil: the same numbers, so that batches can take bfloat16 dot products
