@@ -1,12 +1,13 @@
 """Switchyard vs llama.cpp on the same GGUF files, same machine, rounds alternating between them.
 
     python3 -m venv .venv && .venv/bin/pip install llama-cpp-python gguf numpy   # builds llama.cpp (native flags)
-    .venv/bin/python Scripts/bench/compare_llamacpp.py [--types q4_1,q8_0,f16] [--rounds 3] [--threads 2]
+    .venv/bin/python Scripts/bench/compare_llamacpp.py [--types q4_1,q8_0,f16,q4_k_m] [--rounds 3] [--threads 2]
         [--prompt-tokens 64] [--decode-tokens 32] [--context 2048] [--expert DIR] [--batch 8]
 
 The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0,
 F16 and BF16 files (--types q4_1,q8_0,f16,bf16) are derived from it with gguf-py (dequantised, then
-re-encoded: same shapes, same metadata) into the same cache directory. `f16_of_bf16` is the BF16
+re-encoded: same shapes, same metadata) into the same cache directory; `q4_k_m` and `q5_k_m` are
+quantised from the F16 file by llama.cpp itself (llama_model_quantize), the mixes users download. `f16_of_bf16` is the BF16
 file written as F16: halves that are all exactly bfloat16 values, as `convert_hf_to_gguf.py
 --outtype f16` writes a checkpoint trained in bfloat16 (Switchyard keeps such tensors as BF16).
 Each engine runs in its own process per round, so each reports its own resident memory:
@@ -163,6 +164,24 @@ def derive(source, qtype, target):
     os.replace(str(target) + ".part", target)
 
 
+# llama.cpp's own quantiser (llama_model_quantize) for the K-quant mixes; its ftype numbers.
+LLAMA_FTYPES = {"q4_k_m": 15, "q5_k_m": 17}
+
+
+def derive_llamacpp(source, ftype, target):
+    """Quantises the F16 file `source` as llama.cpp's `llama-quantize` does (`ftype`): a Q4_K_M or
+    Q5_K_M file as users download them. SmolLM2-135M's 576-wide rows are no whole 256-value
+    super-blocks, so llama.cpp falls back to Q5_0 (Q4_K_M) or Q5_1 (Q5_K_M) for those tensors."""
+    import ctypes
+    import llama_cpp
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype = ftype
+    p.nthread = 2
+    if llama_cpp.llama_model_quantize(str(source).encode(), (str(target) + ".part").encode(), ctypes.byref(p)) != 0:
+        raise SystemExit(f"llama_model_quantize failed on {source}")
+    os.replace(str(target) + ".part", target)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="a Q4_1 GGUF (default: the fetched SmolLM2-135M-Instruct)")
@@ -191,9 +210,16 @@ def main() -> int:
         source = q41.with_name(q41.name.replace("Q4_1", "BF16")) if t == "f16_of_bf16" else q41
         if t == "f16_of_bf16" and not source.exists():
             derive(str(q41), "bf16", source)
+        if t in LLAMA_FTYPES:
+            source = q41.with_name(q41.name.replace("Q4_1", "F16"))
+            if not source.exists():
+                derive(str(q41), "f16", source)
         if t != "q4_1" and not target.exists():
             print(f"deriving {target.name} from {source.name}", file=sys.stderr)
-            derive(str(source), "f16" if t == "f16_of_bf16" else t, target)
+            if t in LLAMA_FTYPES:
+                derive_llamacpp(source, LLAMA_FTYPES[t], target)
+            else:
+                derive(str(source), "f16" if t == "f16_of_bf16" else t, target)
         files[t] = target
     subprocess.check_call(["swift", "build", "-c", "release", "--product", "switchyard"], cwd=ROOT, stdout=subprocess.DEVNULL)
     shapes = [(a.prompt_tokens, a.decode_tokens)] + ([(a.context, a.decode_tokens)] if a.context else [])

@@ -39,8 +39,9 @@ struct BenchModel: ParsableArguments {
     func load() throws -> (LlamaModel, String) {
         if let t = threads { BLAS.setThreadCount(t) }
         if let dir = model {
-            let model = try format.load(URL(fileURLWithPath: dir))
-            return (model, "\(dir) (\(BenchModel.weightTypes(model)))")
+            let url = URL(fileURLWithPath: dir)
+            let model = try format.load(url)
+            return (model, "\(dir) (\(BenchModel.weightTypes(model))\(try BenchModel.storedTypes(url)))")
         }
         let model = LlamaModel.random(config: .smolLM2_135M, seed: UInt64(truncatingIfNeeded: seed))
         format.apply(to: model)
@@ -59,6 +60,17 @@ struct BenchModel: ParsableArguments {
             + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
             + " + KV cache \(model.cachePrecision.rawValue.uppercased())"
             + (bf16 ? " + BF16 batches on \(dot ? "bfloat16 dot products" : "Float32 activations")" : "")
+    }
+
+    /// For a GGUF file whose matrices are stored in types the kernels do not read as they are
+    /// (rewritten or requantised at load, `GGUFModel.WeightFormat.native`): "; file Q4_K/Q5_0/…",
+    /// what the file holds beside what ran. Empty otherwise.
+    static func storedTypes(_ url: URL) throws -> String {
+        guard url.pathExtension.lowercased() == "gguf" else { return "" }
+        let file = try GGUFFile(url: url)
+        let stored = Set(file.tensors.values.filter { $0.shape.count == 2 }.map(\.type))
+        guard !stored.isSubset(of: QuantizedMatrix.nativeTypes.union([.f32])) else { return "" }
+        return "; file \(stored.map(\.description).sorted().joined(separator: "/"))"
     }
 
     /// Whether any projection or the head is stored BF16.

@@ -136,6 +136,20 @@ void sy_kv_store(const float *src, int n, int src_stride, int num_kv_heads, int 
 /// nibbles). F16 and BF16: 32 half-precision values (64 bytes).
 enum { SY_F16 = 1, SY_Q4_0 = 2, SY_Q4_1 = 3, SY_Q8_0 = 8, SY_BF16 = 30 };
 
+/// Q5_0 blocks ({f16 d; 4 bytes of fifth bits; 16 bytes of nibbles}, w = d·(q − 16), q 5-bit)
+/// rewritten as Q8_0 blocks, exactly: the same d, q − 16 as signed bytes. `blocks` blocks of 22
+/// bytes at `src`, of 34 at `dst`.
+void sy_q5_0_to_q8_0(const void *src, size_t blocks, void *dst);
+
+/// Q4_K super-blocks (256 values, 144 bytes: f16 d, f16 dmin, 6-bit scales sc_j and minimums m_j
+/// of 8 sub-blocks, nibbles) rewritten as 8 Q4_1 blocks each (20 bytes): the same nibbles, with
+/// d_j = d·sc_j and m = −dmin·m_j rounded to half (nearest, ties to even; relative error ≤ 2^-11
+/// for normal halves; a product of a subnormal d is exact). Returns -1, or the index of the first
+/// super-block where those roundings would move a value by more than 2^-10 of the super-block's
+/// largest 15·|d_j| + |m_j| (in practice: a scale past the half range), leaving `dst` partly
+/// written.
+long sy_q4_K_to_q4_1(const void *src, size_t blocks, void *dst);
+
 /// An activation block for the integer formats: 32 values as int16, x ≈ d·q with
 /// d = max|x|/32767, and s = d·Σq (the term the weight offsets of Q4_0/Q4_1 multiply).
 /// 16 bits rather than llama.cpp's 8: the same instructions per block (AVX2 madd_epi16), and the

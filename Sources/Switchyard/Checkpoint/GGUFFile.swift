@@ -3,15 +3,15 @@ import Foundation
 /// The tensor element types of GGUF (ggml's `ggml_type`) that Switchyard reads, with their block
 /// layouts: `blockElements` values stored in `blockBytes` bytes.
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8, q4_K = 12, q6_K = 14, bf16 = 30
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
 
-    /// Values per storage block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for the K-quants);
+    /// Values per storage block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, 256 for the K-quants);
     /// a row's length must be a multiple of it.
     public var blockElements: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q8_0: return 32
-        case .q4_K, .q6_K: return 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
+        case .q4_K, .q5_K, .q6_K: return 256
         }
     }
 
@@ -22,8 +22,11 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .f16, .bf16: return 2
         case .q4_0: return 18  // f16 d, 16 bytes of nibbles
         case .q4_1: return 20  // f16 d, f16 m, 16 bytes of nibbles
+        case .q5_0: return 22  // f16 d, 4 bytes of fifth bits, 16 bytes of nibbles
+        case .q5_1: return 24  // f16 d, f16 m, 4 bytes of fifth bits, 16 bytes of nibbles
         case .q8_0: return 34  // f16 d, 32 int8
         case .q4_K: return 144  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+        case .q5_K: return 176  // Q4_K's 144 bytes and 32 bytes of fifth bits
         case .q6_K: return 210  // 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d
         }
     }
@@ -36,8 +39,11 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .bf16: return "BF16"
         case .q4_0: return "Q4_0"
         case .q4_1: return "Q4_1"
+        case .q5_0: return "Q5_0"
+        case .q5_1: return "Q5_1"
         case .q8_0: return "Q8_0"
         case .q4_K: return "Q4_K"
+        case .q5_K: return "Q5_K"
         case .q6_K: return "Q6_K"
         }
     }
@@ -45,7 +51,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// Names of ggml types Switchyard does not read, for error messages.
     static func name(_ raw: UInt32) -> String {
         let known: [UInt32: String] = [
-            6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K",
+            9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K",
             16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
             22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M"
         ]
@@ -174,7 +180,7 @@ public final class GGUFFile: @unchecked Sendable {
             let rawType = try r.u32("type of \(name)")
             guard let type = GGMLType(rawValue: rawType) else {
                 throw r.fail(
-                    "tensor '\(name)' has ggml type \(GGMLType.name(rawType)), which Switchyard does not read (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)"
+                    "tensor '\(name)' has ggml type \(GGMLType.name(rawType)), which Switchyard does not read (\(GGMLType.allCases.map(\.description).joined(separator: ", ")))"
                 )
             }
             let offset = try r.u64("offset of \(name)")
@@ -316,6 +322,14 @@ public enum GGMLDequantize {
         HalfPrecision.f16ToFloat(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
+    /// Sub-block `j`'s (0..<8) 6-bit scale and minimum from the 12 packed bytes at `scales` of a
+    /// Q4_K or Q5_K block (ggml's `get_scale_min_k4`).
+    @inline(__always) static func kQuantScaleMin(_ scales: UnsafeRawPointer, _ j: Int) -> (Float, Float) {
+        let s = { scales.load(fromByteOffset: $0, as: UInt8.self) }
+        if j < 4 { return (Float(s(j) & 63), Float(s(j + 4) & 63)) }
+        return (Float((s(j + 4) & 0x0F) | ((s(j - 4) >> 6) << 4)), Float((s(j + 4) >> 4) | ((s(j) >> 6) << 4)))
+    }
+
     /// Dequantises `count` values (a whole number of blocks) from `src` into `dst`.
     public static func row(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int)
     {
@@ -355,26 +369,54 @@ public enum GGMLDequantize {
                     y[j + 16] = Float(q >> 4) * d + m
                 }
             }
+        case .q5_0, .q5_1:
+            // Q5_0: {d; qh; qs}, w = d·(q − 16); Q5_1: {d; m; qh; qs}, w = d·q + m. The fifth bit of
+            // value j is bit j of the little-endian qh (values 16…31: bits 16…31).
+            let size = type.blockBytes, offset = type == .q5_1 ? 4 : 2
+            for b in 0..<blocks {
+                let p = src + b * size, y = dst + b * 32
+                let d = half(p, 0), m = type == .q5_1 ? half(p, 2) : 0, zero = type == .q5_1 ? 0 : 16
+                let qh = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                for j in 0..<16 {
+                    let q = p.load(fromByteOffset: offset + 4 + j, as: UInt8.self)
+                    let q0 = Int(UInt32(q & 0x0F) | ((qh >> j) << 4) & 0x10) - zero
+                    let q1 = Int(UInt32(q >> 4) | (qh >> (j + 12)) & 0x10) - zero
+                    y[j] = Float(q0) * d + m
+                    y[j + 16] = Float(q1) * d + m
+                }
+            }
         case .q4_K:
             for b in 0..<blocks {
                 let p = src + b * 144, y = dst + b * 256
                 let d = half(p, 0), dmin = half(p, 2)
-                let scales = p + 4, q = p + 16
-                func scaleMin(_ j: Int) -> (Float, Float) {
-                    let s = { scales.load(fromByteOffset: $0, as: UInt8.self) }
-                    if j < 4 { return (Float(s(j) & 63), Float(s(j + 4) & 63)) }
-                    return (
-                        Float((s(j + 4) & 0x0F) | ((s(j - 4) >> 6) << 4)), Float((s(j + 4) >> 4) | ((s(j) >> 6) << 4))
-                    )
-                }
+                let q = p + 16
                 for chunk in 0..<4 {
-                    let (sc1, m1) = scaleMin(2 * chunk), (sc2, m2) = scaleMin(2 * chunk + 1)
+                    let (sc1, m1) = kQuantScaleMin(p + 4, 2 * chunk), (sc2, m2) = kQuantScaleMin(p + 4, 2 * chunk + 1)
                     let d1 = d * sc1, mm1 = dmin * m1, d2 = d * sc2, mm2 = dmin * m2
                     let qs = q + 32 * chunk, out = y + 64 * chunk
                     for l in 0..<32 {
                         let v = qs.load(fromByteOffset: l, as: UInt8.self)
                         out[l] = d1 * Float(v & 0x0F) - mm1
                         out[l + 32] = d2 * Float(v >> 4) - mm2
+                    }
+                }
+            }
+        case .q5_K:
+            // Q4_K's scales and minimums, a fifth bit per value from qh: chunk c's two sub-blocks
+            // take bits 2c and 2c + 1 of qh[l].
+            for b in 0..<blocks {
+                let p = src + b * 176, y = dst + b * 256
+                let d = half(p, 0), dmin = half(p, 2)
+                let qh = p + 16, q = p + 48
+                for chunk in 0..<4 {
+                    let (sc1, m1) = kQuantScaleMin(p + 4, 2 * chunk), (sc2, m2) = kQuantScaleMin(p + 4, 2 * chunk + 1)
+                    let d1 = d * sc1, mm1 = dmin * m1, d2 = d * sc2, mm2 = dmin * m2
+                    let qs = q + 32 * chunk, out = y + 64 * chunk
+                    for l in 0..<32 {
+                        let v = qs.load(fromByteOffset: l, as: UInt8.self),
+                            h = qh.load(fromByteOffset: l, as: UInt8.self)
+                        out[l] = d1 * Float((v & 0x0F) | ((h >> (2 * chunk)) & 1) << 4) - mm1
+                        out[l + 32] = d2 * Float((v >> 4) | ((h >> (2 * chunk + 1)) & 1) << 4) - mm2
                     }
                 }
             }

@@ -69,8 +69,10 @@ public enum GGUFModel {
 
     /// How weights are held after load.
     public enum WeightFormat: String, Sendable, CaseIterable {
-        /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); the
-        /// K-quants (Q4_K, Q6_K) are requantised to Q8_0, the nearest type with a native kernel
+        /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); Q5_0 is
+        /// rewritten as Q8_0 (exactly) and Q4_K as Q4_1 (sub-block scales rounded to half),
+        /// `QuantizedMatrix.repackedType`; Q5_1, Q5_K and Q6_K (and a Q4_K tensor whose scales a
+        /// half cannot hold) are requantised to Q8_0, the nearest type with a native kernel
         /// (dequantised, then rounded per block of 32: ~0.4% error per value); F32 stays F32.
         case native
         /// Everything widened to Float32: the parity path (exactly the dequantised model).
@@ -107,16 +109,17 @@ public enum GGUFModel {
         func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix?
         {
             let info = try tensor(name, [rows, cols])
-            guard QuantizedMatrix.canKeep(info.type, cols: cols) else { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
-            let q = f.withBytes(info) {
+            let loaded = f.withBytes(info) {
                 QuantizedMatrix.loaded(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
             }
+            guard let q = loaded else { return nil }
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }
-        /// Whether `name` is a K-quant (no native kernel) that native weights requantise to Q8_0.
+        /// Whether `name` is in a type without a native kernel or a rewrite into one (Q5_1, Q5_K,
+        /// Q6_K, and Q4_K whose scales a half cannot hold) that native weights requantise to Q8_0.
         func requantises(_ name: String, cols: Int) -> Bool {
-            weights == .native && cols % 32 == 0 && [.q4_K, .q6_K].contains(f.tensors[name]?.type)
+            weights == .native && cols % 32 == 0 && [.q4_K, .q5_1, .q5_K, .q6_K].contains(f.tensors[name]?.type)
         }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."

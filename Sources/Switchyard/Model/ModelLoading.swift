@@ -36,10 +36,10 @@ extension LlamaModel {
             guard info.shape == shape else {
                 throw SwitchyardError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: info.shape)
             }
-            guard QuantizedMatrix.canKeep(type, cols: shape[1]) else { return nil }
-            let q = try file.withRawBytes(name) {
+            let loaded = try file.withRawBytes(name) {
                 QuantizedMatrix.loaded(type: type, rows: shape[0], cols: shape[1], bytes: $0)
             }
+            guard let q = loaded else { return nil }
             return try FiniteWeights.require(q, path: file.path, tensor: name)
         }
         let table = try kept("model.embed_tokens.weight", [c.vocabSize, d])

@@ -68,18 +68,66 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// How a loader keeps `rows` rows of `type` from `bytes` (`rowOrder` as in
-    /// `init(type:rows:cols:bytes:rowOrder:)`): as stored, except F16 whose every value is exactly
-    /// a bfloat16, which is kept as BF16 on CPUs with AVX-512 BF16 (`init(bf16FromF16:…)`: the
-    /// same numbers, and batches can take bfloat16 dot products).
+    /// `init(type:rows:cols:bytes:rowOrder:)`), or nil when this type is not kept (the loader
+    /// widens it, or requantises it to Q8_0): a native type as stored, except F16 whose every
+    /// value is exactly a bfloat16, kept as BF16 on CPUs with AVX-512 BF16 (`init(bf16FromF16:…)`:
+    /// the same numbers, and batches can take bfloat16 dot products); Q5_0 and Q4_K rewritten
+    /// into the native type `repackedType` names (`init?(repacking:…)`).
     public static func loaded(
         type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil
-    ) -> QuantizedMatrix {
+    ) -> QuantizedMatrix? {
+        if repackedType(type) != nil, cols % type.blockElements == 0 {
+            return QuantizedMatrix(repacking: type, rows: rows, cols: cols, bytes: bytes, rowOrder: rowOrder)
+        }
+        guard canKeep(type, cols: cols) else { return nil }
         if type == .f16, bf16DotProductsAvailable,
             let q = QuantizedMatrix(bf16FromF16: bytes, rows: rows, cols: cols, rowOrder: rowOrder)
         {
             return q
         }
         return QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: bytes, rowOrder: rowOrder)
+    }
+
+    /// The native type that blocks of `type` (which has no kernel) are rewritten into at load,
+    /// or nil: Q5_0 → Q8_0, exactly (the same scale, q − 16 as a signed byte: 8.5 bits a value
+    /// instead of 5.5, the same numbers); Q4_K → Q4_1, each 32-value sub-block a Q4_1 block with
+    /// the same nibbles and its scale d·sc and minimum −dmin·m rounded to half (≤ 2^-11 relative:
+    /// ~200× closer than requantising to Q8_0; 5 bits a value instead of 4.5).
+    public static func repackedType(_ type: GGMLType) -> GGMLType? {
+        switch type {
+        case .q5_0: return .q8_0
+        case .q4_K: return .q4_1
+        default: return nil
+        }
+    }
+
+    /// `rows` rows of `type` blocks from `bytes` rewritten as `repackedType(type)` blocks, or nil
+    /// when the type has none or a Q4_K scale does not survive the rounding to half (see
+    /// `sy_q4_K_to_q4_1`; the loader then requantises the tensor). Converted straight into this
+    /// matrix's storage; `rowOrder` as in `init(type:rows:cols:bytes:rowOrder:)`.
+    public init?(repacking type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil)
+    {
+        guard let target = Self.repackedType(type), cols % type.blockElements == 0 else { return nil }
+        let sourceRowBytes = cols / type.blockElements * type.blockBytes
+        precondition(
+            bytes.count == rows * sourceRowBytes, "expected \(rows * sourceRowBytes) bytes, found \(bytes.count)")
+        let rowBytes = cols / 32 * target.blockBytes
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        let blocks = cols / type.blockElements
+        for r in 0..<rows {
+            let from = bytes.baseAddress! + (rowOrder?[r] ?? r) * sourceRowBytes, to = storage + r * rowBytes
+            if type == .q5_0 {
+                sy_q5_0_to_q8_0(from, blocks, to)
+            } else if sy_q4_K_to_q4_1(from, blocks, to) >= 0 {
+                storage.deallocate()
+                return nil
+            }
+        }
+        self.type = target
+        self.rows = rows
+        self.cols = cols
+        self.rowBytes = rowBytes
+        self.storage = storage
     }
 
     /// `rows` rows of F16 values from `f16` kept as BF16, when every one of them is exactly a

@@ -91,8 +91,8 @@ import Testing
         var w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(0); w.u64(1); w.u64(UInt64.max)
         #expect(Self.failure(w.bytes).contains("string of"))
         w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
-        w.string("t"); w.u32(1); w.u64(32); w.u32(7); w.u64(0)
-        #expect(Self.failure(w.bytes).contains("Q5_1"))
+        w.string("t"); w.u32(1); w.u64(256); w.u32(10); w.u64(0)
+        #expect(Self.failure(w.bytes).contains("Q2_K"))
         w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
         w.string("t"); w.u32(1); w.u64(1 << 20); w.u32(0); w.u64(0)
         #expect(Self.failure(w.bytes).contains("outside the file"))
@@ -142,9 +142,10 @@ import Testing
         }
     }
 
-    /// A one-layer llama GGUF (hidden 256, 2 heads, FFN 256, vocab 16) whose projections are
-    /// random Q4_K blocks, `ffn_down` and the tied embedding random Q6_K (finite half scales), the
-    /// norms F32 ones.
+    /// A one-layer llama GGUF (hidden 256, 2 heads, FFN 256, vocab 16) as llama.cpp writes a
+    /// Q4_K_M or Q5_K_M file of a small model: projections of random Q4_K, Q5_0, Q5_1 and Q5_K
+    /// blocks, `ffn_down` and the tied embedding random Q6_K (finite half scales), the norms F32
+    /// ones.
     static func kQuantModel() -> [UInt8] {
         var rng = SeededRandom(seed: 31)
         let meta: [(String, UInt32)] = [
@@ -154,9 +155,9 @@ import Testing
         let tensors: [(String, GGMLType, [Int])] = [
             ("token_embd.weight", .q6_K, [16, 256]), ("output_norm.weight", .f32, [256]),
             ("blk.0.attn_norm.weight", .f32, [256]), ("blk.0.ffn_norm.weight", .f32, [256]),
-            ("blk.0.attn_q.weight", .q4_K, [256, 256]), ("blk.0.attn_k.weight", .q4_K, [256, 256]),
-            ("blk.0.attn_v.weight", .q4_K, [256, 256]), ("blk.0.attn_output.weight", .q4_K, [256, 256]),
-            ("blk.0.ffn_gate.weight", .q4_K, [256, 256]), ("blk.0.ffn_up.weight", .q4_K, [256, 256]),
+            ("blk.0.attn_q.weight", .q4_K, [256, 256]), ("blk.0.attn_k.weight", .q5_0, [256, 256]),
+            ("blk.0.attn_v.weight", .q5_1, [256, 256]), ("blk.0.attn_output.weight", .q5_K, [256, 256]),
+            ("blk.0.ffn_gate.weight", .q4_K, [256, 256]), ("blk.0.ffn_up.weight", .q5_0, [256, 256]),
             ("blk.0.ffn_down.weight", .q6_K, [256, 256])
         ]
         func half(_ x: Float) -> [UInt8] { withUnsafeBytes(of: Float16(x).bitPattern.littleEndian) { Array($0) } }
@@ -166,15 +167,19 @@ import Testing
             if type == .f32 {
                 for _ in 0..<shape[0] { withUnsafeBytes(of: Float(1).bitPattern.littleEndian) { bytes += $0 } }
             } else {
-                for _ in 0..<(shape[0] * shape[1] / 256) {
+                for _ in 0..<(shape[0] * shape[1] / type.blockElements) {
                     var block = (0..<type.blockBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-                    // Finite scales: Q4_K's d and dmin lead the block, Q6_K's d ends it.
+                    // Finite scales: d leads the block (and dmin or m follows it), Q6_K's d ends it.
                     let d = half(0.002 + rng.nextUnitFloat() * 0.002)
-                    if type == .q4_K {
+                    switch type {
+                    case .q6_K: block.replaceSubrange(208..<210, with: d)
+                    case .q5_0: block.replaceSubrange(0..<2, with: half(0.004 + rng.nextUnitFloat() * 0.004))
+                    case .q5_1:
+                        block.replaceSubrange(0..<2, with: half(0.004 + rng.nextUnitFloat() * 0.004))
+                        block.replaceSubrange(2..<4, with: half(-0.06))
+                    default:
                         block.replaceSubrange(0..<2, with: d)
                         block.replaceSubrange(2..<4, with: half(0.001))
-                    } else {
-                        block.replaceSubrange(208..<210, with: d)
                     }
                     bytes += block
                 }
@@ -233,15 +238,17 @@ import Testing
         return w.bytes
     }
 
-    /// A K-quant file loads with native weights as Q8_0 projections and embedding, and tracks the
-    /// dequantised (f32) model: logits NMSE ≤ 5e-4.
-    @Test func kQuantModelRunsOnQ8_0() throws {
+    /// A K-quant file loads with native weights on native kernels — Q4_K rewritten as Q4_1,
+    /// Q5_0 as Q8_0, Q5_1, Q5_K and Q6_K requantised to Q8_0 — and tracks the dequantised (f32)
+    /// model: logits NMSE ≤ 5e-4.
+    @Test func kQuantModelRunsOnNativeKernels() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent(
             "switchyard-kquant-\(UUID().uuidString).gguf")
         try Data(Self.kQuantModel()).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         let native = try LlamaModel.load(path: url), wide = try LlamaModel.load(path: url, weights: .f32)
-        #expect(ProjectionKind.allCases.allSatisfy { native.layers[0][$0].quantized?.type == .q8_0 })
+        let types = ProjectionKind.allCases.map { native.layers[0][$0].quantized?.type }
+        #expect(types == [.q4_1, .q8_0, .q8_0, .q8_0, .q4_1, .q8_0, .q8_0], "\(ProjectionKind.allCases) → \(types)")
         #expect(native.embeddingTable?.type == .q8_0 && native.outputQuantized === native.embeddingTable)
         #expect(wide.layers[0].q.quantized == nil)
         let tokens = [1, 5, 9, 2, 14, 3]
@@ -255,7 +262,8 @@ import Testing
     @Test func dequantisationMatchesLlamaCppReference() throws {
         let json = try FixturePaths.json("reference/ggml-blocks.json")
         let types: [String: GGMLType] = [
-            "Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16
+            "Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16,
+            "Q5_0": .q5_0, "Q5_1": .q5_1, "Q5_K": .q5_K
         ]
         for (name, type) in types {
             let entry = json[name] as! [String: Any]

@@ -1,0 +1,74 @@
+/* Blocks of ggml types that have no native kernel, rewritten at load as blocks of a type that has
+   one (CKernels.h: sy_q5_0_to_q8_0, sy_q4_K_to_q4_1). llama.cpp's quantiser falls back to Q5_0
+   for every tensor of a Q4_K_M file whose rows are not whole 256-value super-blocks (all of
+   SmolLM2-135M's 576-wide projections), so these carry most of such files. */
+#include "CKernels.h"
+#include "half.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+void sy_q5_0_to_q8_0(const void *src, size_t blocks, void *dst) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 22 * b;
+        uint8_t *o = (uint8_t *)dst + 34 * b;
+        uint32_t qh;
+        memcpy(&qh, p + 2, 4);  /* little-endian, as ggml stores it */
+        memcpy(o, p, 2);        /* the same half scale */
+        for (int j = 0; j < 16; j++) {
+            const int lo = (p[6 + j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10);
+            const int hi = (p[6 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
+            o[2 + j] = (uint8_t)(int8_t)(lo - 16);
+            o[2 + 16 + j] = (uint8_t)(int8_t)(hi - 16);
+        }
+    }
+}
+
+/* Sub-block j's 6-bit scale and minimum from a K-quant block's 12 packed bytes (ggml's
+   get_scale_min_k4). */
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+long sy_q4_K_to_q4_1(const void *src, size_t blocks, void *dst) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 144 * b;
+        uint8_t *o = (uint8_t *)dst + 8 * 20 * b;
+        /* Both products are exact in float (an 11-bit half times a 6-bit integer). */
+        const float d = sy_half_to_float(sy_load_u16(p)), dmin = sy_half_to_float(sy_load_u16(p + 2));
+        float dj[8], mj[8], largest = 0.f;
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            scale_min_k4(j, p + 4, &sc, &m);
+            dj[j] = d * (float)sc;
+            mj[j] = -dmin * (float)m;
+            const float bound = 15.f * fabsf(dj[j]) + fabsf(mj[j]);  /* the sub-block's largest |w| */
+            if (!(bound <= 3.0e38f)) return (long)b;                 /* NaN or infinite */
+            if (bound > largest) largest = bound;
+        }
+        for (int j = 0; j < 8; j++) {
+            const uint16_t hd = sy_float_to_half(dj[j]), hm = sy_float_to_half(mj[j]);
+            const float err = 15.f * fabsf(sy_half_to_float(hd) - dj[j]) + fabsf(sy_half_to_float(hm) - mj[j]);
+            /* Overflow gives infinity (err infinite); otherwise err ≤ 2^-11 of the sub-block's
+               bound, as the products of a subnormal d are exact. */
+            if (!(err <= largest * (1.f / 1024.f))) return (long)b;
+            uint8_t *q = o + 20 * j;
+            memcpy(q, &hd, 2);
+            memcpy(q + 2, &hm, 2);
+            /* Q4_K: chunk c's 32 bytes hold sub-block 2c in their low nibbles, 2c + 1 in their high
+               ones. Q4_1: byte i holds value i (low nibble) and value i + 16 (high nibble). */
+            const uint8_t *qs = p + 16 + 32 * (j / 2);
+            for (int i = 0; i < 16; i++) {
+                const uint8_t a = qs[i], c = qs[i + 16];
+                q[4 + i] = (j & 1) ? (uint8_t)((a >> 4) | (c & 0xF0)) : (uint8_t)((a & 0x0F) | (c << 4));
+            }
+        }
+    }
+    return -1;
+}
