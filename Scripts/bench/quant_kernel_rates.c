@@ -59,8 +59,8 @@ static double rate(int type, int K, int N, int copies, int rows) {
         const double t = now();
         for (int i = 0; i < reps; i++) {
             const uint8_t *w = W + (size_t)(i % copies) * rb * N;
-            if (rows == 1) sy_qgemv_rows(type, w, rb, K, xq, 1, 0, N, y, N);
-            else sy_q8x8_rows(type, w, rb, K, x8, rows, 0, N, y, N, 0);
+            if (rows == 1) sy_qgemv_rows(type, w, rb, K, xq, 1, 0, N, y, N, NULL);
+            else sy_q8x8_rows(type, w, rb, K, x8, rows, 0, N, y, N, 0, NULL);
         }
         const double dt = now() - t;
         if (dt < best) best = dt;

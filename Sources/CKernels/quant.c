@@ -271,7 +271,8 @@ static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_blo
    do not wait on one another's multiply-adds; their offset terms are summed in vector registers
    too (every lane the same) for the same reason. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
-static inline float qdot_avx2_typed(const int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
+static inline float qdot_avx2_typed(const int type, const uint8_t *w, const sy_block_q16 *x, int nb,
+                                    const float *offsets) {
     const size_t bb = type == SY_Q8_0 ? 34 : type == SY_Q4_0 ? 18 : 20;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     __m256 extra0 = _mm256_setzero_ps(), extra1 = _mm256_setzero_ps();
@@ -290,16 +291,17 @@ static inline float qdot_avx2_typed(const int type, const uint8_t *w, const sy_b
         __m256i s0 = qblock_avx2(type, w + bb * (size_t)b, x + b, &d0, &m0);
         acc0 = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[b].d)), _mm256_cvtepi32_ps(s0), acc0);
         if (type != SY_Q8_0) extra0 = _mm256_fmadd_ps(m0, _mm256_broadcast_ss(&x[b].s), extra0);
+        else if (offsets) extra0 = _mm256_fmadd_ps(_mm256_broadcast_ss(offsets + b), _mm256_broadcast_ss(&x[b].s), extra0);
     }
     return sy_hsum256(_mm256_add_ps(acc0, acc1)) + _mm256_cvtss_f32(_mm256_add_ps(extra0, extra1));
 }
 
 __attribute__((target("avx2,fma,f16c")))
-static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb) {
+static float qdot_avx2(int type, const uint8_t *w, const sy_block_q16 *x, int nb, const float *offsets) {
     switch (type) {
-    case SY_Q8_0: return qdot_avx2_typed(SY_Q8_0, w, x, nb);
-    case SY_Q4_0: return qdot_avx2_typed(SY_Q4_0, w, x, nb);
-    default: return qdot_avx2_typed(SY_Q4_1, w, x, nb);
+    case SY_Q8_0: return qdot_avx2_typed(SY_Q8_0, w, x, nb, offsets);
+    case SY_Q4_0: return qdot_avx2_typed(SY_Q4_0, w, x, nb, NULL);
+    default: return qdot_avx2_typed(SY_Q4_1, w, x, nb, NULL);
     }
 }
 
@@ -493,20 +495,24 @@ static void dequantize_rows_avx2(int type, const uint8_t *W, size_t row_bytes, i
 /* ---- products ----------------------------------------------------------------------------- */
 
 void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
-                   int n_begin, int n_end, float *Y, int ldy) {
+                   int n_begin, int n_end, float *Y, int ldy, const float *offsets) {
     int nb = K / 32, avx2 = sy_kernels_have_avx2();
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
+        const float *r = offsets ? offsets + (size_t)n * nb : NULL;
         for (int m = 0; m < M; m++) {
             const sy_block_q16 *x = xq + (size_t)m * nb;
 #if SY_X86_SIMD
-            if (avx2) {
-                Y[(size_t)m * ldy + n] = qdot_avx2(type, w, x, nb);
+            if (avx2 && (!r || type == SY_Q8_0)) {
+                Y[(size_t)m * ldy + n] = qdot_avx2(type, w, x, nb, r);
                 continue;
             }
 #endif
             (void)avx2;
-            Y[(size_t)m * ldy + n] = qdot_portable(type, w, x, nb);
+            float y = qdot_portable(type, w, x, nb);
+            if (r)
+                for (int b = 0; b < nb; b++) y += r[b] * x[b].s;
+            Y[(size_t)m * ldy + n] = y;
         }
     }
 }
@@ -551,6 +557,7 @@ typedef struct {
     const sy_block_q16 *xq;   /* one row of an integer type: A quantised once for every part */
     const sy_block_q8x8 *x8;  /* (M + 7) / 8 groups of K/32 blocks, when the 8-bit kernel runs */
     const uint16_t *xb;       /* A rounded to bfloat16 (M rows of K), when the BF16 dot-product kernel runs */
+    const float *sums;        /* A's sums over each block of 32 columns (M x K/32), when a part has offsets */
     int first[SY_QGEMM_MAX_PARTS + 1], chunk[SY_QGEMM_MAX_PARTS];
 } qgemm_job;
 
@@ -563,14 +570,14 @@ static void qgemm_task(void *ctx, int t) {
     if (hi > o->N) hi = o->N;
     if (lo >= hi) return;
     if (j->xq) {
-        sy_qgemv_rows(o->type, o->W, o->row_bytes, j->K, j->xq, j->M, lo, hi, o->C, o->ldc);
+        sy_qgemv_rows(o->type, o->W, o->row_bytes, j->K, j->xq, j->M, lo, hi, o->C, o->ldc, o->offsets);
     } else if (j->x8) {
         /* 64 activation rows at a time (at most 64·K·2 bytes: they stay in cache while this
            task's weight rows pass over them). */
         const int nb = j->K / 32;
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
-                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0);
+                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0, o->offsets);
     } else if (j->xb) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
@@ -588,6 +595,24 @@ static void qgemm_task(void *ctx, int t) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, hi - lo, j->K, 1.f, j->A, j->lda, tile, j->K, 0.f,
                     o->C + lo, o->ldc);
         free(tile);
+    }
+    if (o->offsets && !j->x8 && !j->xq) {
+        /* (The integer kernels add them themselves.) C[m][n] += Σ_b sums[m][b] · offsets[n][b] for
+           this task's rows: 8 partial sums, so
+           that the compiler vectorises them instead of chaining one add after another. */
+        const int nb = j->K / 32;
+        for (int n = lo; n < hi; n++) {
+            const float *on = o->offsets + (size_t)n * nb;
+            for (int m = 0; m < j->M; m++) {
+                const float *sm = j->sums + (size_t)m * nb;
+                float acc[8] = { 0 };
+                int b = 0;
+                for (; b + 8 <= nb; b += 8)
+                    for (int i = 0; i < 8; i++) acc[i] += sm[b + i] * on[b + i];
+                for (; b < nb; b++) acc[b % 8] += sm[b] * on[b];
+                o->C[(size_t)m * o->ldc + n] += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            }
+        }
     }
 }
 
@@ -614,7 +639,7 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
     for (int p = 0; p < count; p++)
         if (outs[p].type != type || outs[p].N < 0 || sy_weight_block_bytes(type) == 0) return -1;
     if (M <= 0) return 0;
-    qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, NULL, { 0 }, { 0 } };
+    qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, NULL, NULL, { 0 }, { 0 } };
     sy_block_q8x8 *x8 = NULL;
     const int threads = sy_threads();
     if (M > 1 && is_integer_type(type) && sy_kernels_have_vnni()) {
@@ -629,6 +654,21 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
             job.x8 = x8;
         }
     }
+    float *sums = NULL;
+    const int one_integer_row = M == 1 && is_integer_type(type);  /* sy_qgemv_rows adds the offsets */
+    for (int p = 0; p < count && !sums && !x8 && !one_integer_row; p++)
+        if (outs[p].offsets) {
+            sums = (float *)malloc((size_t)M * (K / 32) * sizeof(float));
+            if (!sums) { free(x8); return -1; }
+            for (int m = 0; m < M; m++)
+                for (int b = 0; b < K / 32; b++) {
+                    const float *a = A + (size_t)m * lda + 32 * b;
+                    float t = 0.f;
+                    for (int i = 0; i < 32; i++) t += a[i];
+                    sums[(size_t)m * (K / 32) + b] = t;
+                }
+            job.sums = sums;
+        }
     uint16_t *xb = NULL;
     if (bf16_activations && M > 1 && type == SY_BF16 && sy_kernels_have_avx512bf16()) {
         /* More than one row of BF16 weights on a CPU with bfloat16 dot products (bf16dot.c): the
@@ -665,12 +705,13 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
     sy_parallel_for(job.first[count], qgemm_task, &job);
     free(x8);
     free(xb);
+    free(sums);
     return 0;
 }
 
 int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const void *W, size_t row_bytes,
                 float *C, int ldc, sy_block_q16 *scratch, int bf16_activations) {
     if (M <= 0 || N <= 0) return 0;
-    const sy_qgemm_output out = { type, N, W, row_bytes, C, ldc };
+    const sy_qgemm_output out = { type, N, W, row_bytes, C, ldc, NULL };
     return sy_qgemm_nt_fused(M, K, A, lda, &out, 1, scratch, bf16_activations);
 }

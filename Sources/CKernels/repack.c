@@ -72,3 +72,55 @@ long sy_q4_K_to_q4_1(const void *src, size_t blocks, void *dst) {
     }
     return -1;
 }
+
+/* One 32-value block w_i = d·q_i + m (d the half `dh`) as a Q8_0 block at o plus the offset *r:
+   w_i = d·(q_i + c) + r, c = round(m / d) kept so that q_i + c (q_i in 0..31) is a signed byte,
+   r = m − c·d. Exact up to r's Float32 rounding (c·d is exact: a half times a small integer). */
+static void q8_0_with_offset(const int q[32], uint16_t dh, float m, uint8_t *o, float *r) {
+    const float d = sy_half_to_float(dh);
+    long c = d != 0.f ? lrintf(m / d) : 0;
+    if (c < -127) c = -127;
+    if (c > 96) c = 96;
+    memcpy(o, &dh, 2);
+    for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)(int8_t)(q[i] + c);
+    *r = m - (float)c * d;
+}
+
+long sy_q5_1_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 24 * b;
+        uint32_t qh;
+        memcpy(&qh, p + 4, 4);
+        int q[32];
+        for (int j = 0; j < 16; j++) {
+            q[j] = (p[8 + j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10);
+            q[j + 16] = (p[8 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
+        }
+        const float m = sy_half_to_float(sy_load_u16(p + 2));
+        if (!isfinite(m) || !isfinite(sy_half_to_float(sy_load_u16(p)))) return (long)b;
+        q8_0_with_offset(q, sy_load_u16(p), m, (uint8_t *)dst + 34 * b, offsets + b);
+    }
+    return -1;
+}
+
+long sy_q5_K_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 176 * b, *qh = p + 16, *qs = p + 48;
+        const float d = sy_half_to_float(sy_load_u16(p)), dmin = sy_half_to_float(sy_load_u16(p + 2));
+        for (int j = 0; j < 8; j++) {
+            int sc, mm;
+            scale_min_k4(j, p + 4, &sc, &mm);
+            const float dj = d * (float)sc, mj = -dmin * (float)mm;  /* both exact in Float32 */
+            const uint16_t dh = sy_float_to_half(dj);
+            if (!isfinite(sy_half_to_float(dh)) || !isfinite(mj)) return (long)b;
+            /* Chunk j / 2's 32 bytes: sub-block j in their low (j even) or high (j odd) nibbles,
+               its fifth bits bit j of qh[l]. */
+            const uint8_t *c = qs + 32 * (j / 2);
+            int q[32];
+            for (int l = 0; l < 32; l++)
+                q[l] = ((j & 1) ? c[l] >> 4 : c[l] & 0x0F) | (((qh[l] >> j) & 1) << 4);
+            q8_0_with_offset(q, dh, mj, (uint8_t *)dst + 34 * (8 * b + j), offsets + 8 * b + j);
+        }
+    }
+    return -1;
+}

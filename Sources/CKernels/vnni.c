@@ -129,7 +129,7 @@ static void unpack_signed(int type, const uint8_t *p, int8_t w[32], float *d, fl
 }
 
 static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M,
-                               int n_begin, int n_end, float *Y, int ldy) {
+                               int n_begin, int n_end, float *Y, int ldy, const float *offsets) {
     const size_t bb = sy_weight_block_bytes(type);
     const int nb = K / 32;
     for (int n = n_begin; n < n_end; n++) {
@@ -140,6 +140,7 @@ static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int
                 int8_t w[32];
                 float d, offset;
                 unpack_signed(type, W + (size_t)n * row_bytes + bb * (size_t)b, w, &d, &offset);
+                if (offsets) offset += offsets[(size_t)n * nb + b];
                 for (int r = 0; r < 8; r++) {
                     int dot = 0;
                     for (int j = 0; j < 32; j++) {
@@ -216,22 +217,26 @@ static inline void dot16x2_vnni(const int32_t *g0, const int32_t *g1, const sy_b
     *v1 = _mm256_add_epi32(_mm256_slli_epi32(_mm256_add_epi32(h1, H1), 8), _mm256_add_epi32(l1, L1));
 }
 
-/* `type` is a constant after inlining (one instantiation per type below). Two weight rows per
-   step (the last alone when the range is odd: it is paired with itself), unpacked once for every
-   group of 8 activation rows. */
+/* `type` and `has_offsets` are constants after inlining (one instantiation each below). Two
+   weight rows per step (the last alone when the range is odd: it is paired with itself), unpacked
+   once for every group of 8 activation rows. With offsets (N x K/32 Float32, Q8_0 rewritten from
+   Q5_1/Q5_K), each block's offset joins its offset term: one add per block and weight row for all
+   8 activation rows. */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
-static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t row_bytes, int K,
-                                        const sy_block_q8x8 *x, int M, int n_begin, int n_end, float *Y, int ldy) {
+static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, const uint8_t *W, size_t row_bytes,
+                                        int K, const sy_block_q8x8 *x, int M, int n_begin, int n_end, float *Y,
+                                        int ldy, const float *offsets) {
     const size_t bb = type == SY_Q8_0 ? 34 : type == SY_Q4_0 ? 18 : 20;
     const int nb = K / 32;
     /* The two weight rows are unpacked to bytes first (2·K bytes), so that the dot products
        broadcast their groups of 4 straight from memory: a load, not a shuffle competing with
        vpdpbusd for the vector ports. */
     uint8_t *u = (uint8_t *)aligned_alloc(32, (size_t)nb * 64);
-    if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return; }
+    if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets); return; }
     for (int n = n_begin; n < n_end; n += 2) {
         const int two = n + 1 < n_end;
         const uint8_t *w0 = W + (size_t)n * row_bytes, *w1 = two ? w0 + row_bytes : w0;
+        const float *r0 = has_offsets ? offsets + (size_t)n * nb : NULL, *r1 = has_offsets && two ? r0 + nb : r0;
         for (int b = 0; b < nb; b++) {
             unpack_vnni(type, w0 + bb * (size_t)b, u + 64 * (size_t)b);
             unpack_vnni(type, w1 + bb * (size_t)b, u + 64 * (size_t)b + 32);
@@ -256,8 +261,13 @@ static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t
                 const __m256 d0 = sy_half_broadcast256(p0), d1 = sy_half_broadcast256(p1);
                 acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_mul_ps(d0, dx), acc0);
                 acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_mul_ps(d1, dx), acc1);
-                off0 = _mm256_fmadd_ps(offset_vnni(type, p0, d0), sx, off0);
-                off1 = _mm256_fmadd_ps(offset_vnni(type, p1, d1), sx, off1);
+                __m256 o0 = offset_vnni(type, p0, d0), o1 = offset_vnni(type, p1, d1);
+                if (has_offsets) {
+                    o0 = _mm256_add_ps(o0, _mm256_broadcast_ss(r0 + b));
+                    o1 = _mm256_add_ps(o1, _mm256_broadcast_ss(r1 + b));
+                }
+                off0 = _mm256_fmadd_ps(o0, sx, off0);
+                off1 = _mm256_fmadd_ps(o1, sx, off1);
             }
             float out[16] __attribute__((aligned(32)));
             _mm256_store_ps(out, _mm256_add_ps(acc0, off0));
@@ -271,31 +281,40 @@ static inline void q8x8_rows_vnni_typed(const int type, const uint8_t *W, size_t
     free(u);
 }
 
-#define SY_Q8X8_TYPED(NAME, TYPE)                                                                          \
+#define SY_Q8X8_TYPED(NAME, TYPE, OFFSETS)                                                                 \
     __attribute__((target(SY_VNNI_TARGET))) static void NAME(const uint8_t *W, size_t row_bytes, int K,     \
                                                              const sy_block_q8x8 *x, int M, int n_begin,   \
-                                                             int n_end, float *Y, int ldy) {               \
-        q8x8_rows_vnni_typed(TYPE, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy);                         \
+                                                             int n_end, float *Y, int ldy,                 \
+                                                             const float *offsets) {                       \
+        q8x8_rows_vnni_typed(TYPE, OFFSETS, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets);       \
     }
-SY_Q8X8_TYPED(q8x8_rows_vnni_q8_0, SY_Q8_0)
-SY_Q8X8_TYPED(q8x8_rows_vnni_q4_0, SY_Q4_0)
-SY_Q8X8_TYPED(q8x8_rows_vnni_q4_1, SY_Q4_1)
+SY_Q8X8_TYPED(q8x8_rows_vnni_q8_0, SY_Q8_0, 0)
+SY_Q8X8_TYPED(q8x8_rows_vnni_q8_0_offsets, SY_Q8_0, 1)
+SY_Q8X8_TYPED(q8x8_rows_vnni_q4_0, SY_Q4_0, 0)
+SY_Q8X8_TYPED(q8x8_rows_vnni_q4_1, SY_Q4_1, 0)
 #else
 int sy_kernels_have_vnni(void) { return 0; }
 #endif /* SY_X86_SIMD */
 
 void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
-                  int n_end, float *Y, int ldy, int portable) {
+                  int n_end, float *Y, int ldy, int portable, const float *offsets) {
     const uint8_t *w = (const uint8_t *)W;
 #if SY_X86_SIMD
     if (!portable && sy_kernels_have_vnni()) {
+        if (offsets && type != SY_Q8_0) {
+            q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets);
+            return;
+        }
         switch (type) {
-        case SY_Q8_0: q8x8_rows_vnni_q8_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
-        case SY_Q4_0: q8x8_rows_vnni_q4_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
-        case SY_Q4_1: q8x8_rows_vnni_q4_1(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return;
+        case SY_Q8_0:
+            if (offsets) q8x8_rows_vnni_q8_0_offsets(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets);
+            else q8x8_rows_vnni_q8_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL);
+            return;
+        case SY_Q4_0: q8x8_rows_vnni_q4_0(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL); return;
+        case SY_Q4_1: q8x8_rows_vnni_q4_1(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL); return;
         }
     }
 #endif
     (void)portable;
-    q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy);
+    q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets);
 }

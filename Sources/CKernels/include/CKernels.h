@@ -150,6 +150,19 @@ void sy_q5_0_to_q8_0(const void *src, size_t blocks, void *dst);
 /// written.
 long sy_q4_K_to_q4_1(const void *src, size_t blocks, void *dst);
 
+/// Q5_1 blocks ({f16 d; f16 m; fifth bits; nibbles}, w = d·q + m, q 5-bit) rewritten as Q8_0
+/// blocks at `dst` plus one Float32 offset per block at `offsets`: w = d·(q + c) + r, the same d,
+/// c = round(m/d) (kept so that q + c is a signed byte), r = m − c·d. Exact up to r's Float32
+/// rounding; products add r times the block's sum of the input. Returns -1, or the first block
+/// whose d or m is not finite.
+long sy_q5_1_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets);
+
+/// Q5_K super-blocks (256 values, 176 bytes: Q4_K's scales and minimums, fifth bits, nibbles)
+/// rewritten as 8 Q8_0 blocks each plus 8 offsets, as sy_q5_1_to_q8_0 does with d = half(d·sc_j)
+/// (≤ 2^-11 relative) and m = −dmin·m_j (exact). Returns -1, or the first super-block with a
+/// scale past the half range.
+long sy_q5_K_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets);
+
 /// An activation block for the integer formats: 32 values as int16, x ≈ d·q with
 /// d = max|x|/32767, and s = d·Σq (the term the weight offsets of Q4_0/Q4_1 multiply).
 /// 16 bits rather than llama.cpp's 8: the same instructions per block (AVX2 madd_epi16), and the
@@ -165,8 +178,9 @@ void sy_quantize_rows_q16(const float *x, int M, int K, int ldx, sy_block_q16 *o
 
 /// Y[m][n] = dot(W row n, x_m) for n in [n_begin, n_end), m < M, from quantised activations
 /// (M·K/32 blocks), integer types only. W rows are `row_bytes` apart. AVX2 when available.
+/// `offsets` (NULL: none), as in sy_qgemm_output: each block's offset times the activations' s.
 void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
-                   int n_begin, int n_end, float *Y, int ldy);
+                   int n_begin, int n_end, float *Y, int ldy, const float *offsets);
 
 /// The portable (non-SIMD) integer dot product of one weight row (nb blocks) with quantised
 /// activations: the reference the AVX2 path is tested against (0 for half types).
@@ -199,9 +213,10 @@ void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_blo
 /// by sy_quantize_rows_q8x8: (M + 7) / 8 groups of K/32 blocks, group g holding rows 8g..8g+7.
 /// Integer weight types only. Each pair of weight rows is unpacked once for every group. Uses
 /// 8-bit dot products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0
-/// forces the portable loop, the same integer arithmetic (tests compare the two).
+/// forces the portable loop, the same integer arithmetic (tests compare the two). `offsets`
+/// (NULL: none), as in sy_qgemm_output: each block's offset times the activations' scaled sum s.
 void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
-                  int n_end, float *Y, int ldy, int portable);
+                  int n_end, float *Y, int ldy, int portable, const float *offsets);
 
 /// 1 when sy_q8x8_rows has its 8-bit dot-product path on this CPU (AVX-512 VNNI and VL).
 int sy_kernels_have_vnni(void);
@@ -262,13 +277,16 @@ int sy_qgemm_nt(int type, int M, int N, int K, const float *A, int lda, const vo
 #define SY_QGEMM_MAX_PARTS 4
 
 /// One weight matrix of a fused product: C[M x N] (row stride ldc) = A · Wᵀ, W [N x K] in `type`'s
-/// blocks, rows `row_bytes` apart.
+/// blocks, rows `row_bytes` apart. `offsets` (NULL: none): one Float32 per 32-value block of W
+/// (N x K/32, row-major) added to every value of its block (Q8_0 rewritten from Q5_1/Q5_K); the
+/// product then adds each block's exact Float32 input sum times it, in the same tasks.
 typedef struct {
     int type, N;
     const void *W;
     size_t row_bytes;
     float *C;
     int ldc;
+    const float *offsets;
 } sy_qgemm_output;
 
 /// sy_qgemm_nt for `count` (1...SY_QGEMM_MAX_PARTS) weight matrices of one type that multiply the

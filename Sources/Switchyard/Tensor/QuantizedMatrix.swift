@@ -12,8 +12,10 @@ import Foundation
 /// block in registers once for all rows, except BF16 weights whose activations are rounded to
 /// bfloat16 (`roundsActivationsToBF16`, on CPUs with AVX-512 BF16), which take bfloat16 dot
 /// products for batches and prefill alike; prefill widens chunks of rows to Float32 tiles for
-/// sgemm (`sy_qgemm_nt`). The weights are immutable; the bytes are owned here (64-byte aligned)
-/// and freed in `deinit`. Thread-safe to read.
+/// sgemm (`sy_qgemm_nt`). A Q8_0 matrix rewritten from Q5_1 or Q5_K also holds a Float32 offset
+/// per block (`hasBlockOffsets`), which the integer kernels add with the activations' block sums
+/// (the other paths add it after, from exact sums). The weights are immutable; the bytes are
+/// owned here (64-byte aligned) and freed in `deinit`. Thread-safe to read.
 public final class QuantizedMatrix: @unchecked Sendable {
     /// The block format of the stored weights.
     public let type: GGMLType
@@ -24,6 +26,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Bytes of one row (`cols / blockElements` blocks).
     public let rowBytes: Int
     private let storage: UnsafeMutableRawPointer
+    /// One Float32 per 32-value block (`rows × cols/32`, row-major) added to every value of the
+    /// block, or nil: Q8_0 blocks rewritten from a type with a minimum (Q5_1, Q5_K) hold
+    /// w = d·q + offset. Products add each block's input sum times it (`sy_qgemm_output.offsets`).
+    private let offsets: UnsafeMutablePointer<Float>?
 
     /// Whether batched products (2…16 rows) of the integer block formats run on 8-bit dot
     /// products (AVX-512 VNNI) on this CPU, rather than on weights widened to Float32.
@@ -61,6 +67,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         rowBytes = cols / type.blockElements * type.blockBytes
         precondition(bytes.count == rows * rowBytes, "expected \(rows * rowBytes) bytes, found \(bytes.count)")
         storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        offsets = nil
         for r in 0..<rows {
             let from = rowOrder?[r] ?? r
             (storage + r * rowBytes).copyMemory(from: bytes.baseAddress! + from * rowBytes, byteCount: rowBytes)
@@ -92,10 +99,12 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// or nil: Q5_0 → Q8_0, exactly (the same scale, q − 16 as a signed byte: 8.5 bits a value
     /// instead of 5.5, the same numbers); Q4_K → Q4_1, each 32-value sub-block a Q4_1 block with
     /// the same nibbles and its scale d·sc and minimum −dmin·m rounded to half (≤ 2^-11 relative:
-    /// ~200× closer than requantising to Q8_0; 5 bits a value instead of 4.5).
+    /// ~200× closer than requantising to Q8_0; 5 bits a value instead of 4.5); Q5_1 and Q5_K →
+    /// Q8_0 with a Float32 offset per block (w = d·(q + c) + r: Q5_1 exactly, Q5_K with d·sc
+    /// rounded to half; 9.5 bits a value instead of 6 and 5.5).
     public static func repackedType(_ type: GGMLType) -> GGMLType? {
         switch type {
-        case .q5_0: return .q8_0
+        case .q5_0, .q5_1, .q5_K: return .q8_0
         case .q4_K: return .q4_1
         default: return nil
         }
@@ -111,15 +120,23 @@ public final class QuantizedMatrix: @unchecked Sendable {
         let sourceRowBytes = cols / type.blockElements * type.blockBytes
         precondition(
             bytes.count == rows * sourceRowBytes, "expected \(rows * sourceRowBytes) bytes, found \(bytes.count)")
-        let rowBytes = cols / 32 * target.blockBytes
+        let rowBytes = cols / 32 * target.blockBytes, nb = cols / 32
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        let offsets: UnsafeMutablePointer<Float>? =
+            type == .q5_1 || type == .q5_K ? .allocate(capacity: max(1, rows * nb)) : nil
         let blocks = cols / type.blockElements
         for r in 0..<rows {
             let from = bytes.baseAddress! + (rowOrder?[r] ?? r) * sourceRowBytes, to = storage + r * rowBytes
-            if type == .q5_0 {
-                sy_q5_0_to_q8_0(from, blocks, to)
-            } else if sy_q4_K_to_q4_1(from, blocks, to) >= 0 {
+            let failed: Bool
+            switch type {
+            case .q5_0: sy_q5_0_to_q8_0(from, blocks, to); failed = false
+            case .q5_1: failed = sy_q5_1_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
+            case .q5_K: failed = sy_q5_K_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
+            default: failed = sy_q4_K_to_q4_1(from, blocks, to) >= 0
+            }
+            if failed {
                 storage.deallocate()
+                offsets?.deallocate()
                 return nil
             }
         }
@@ -128,6 +145,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         self.cols = cols
         self.rowBytes = rowBytes
         self.storage = storage
+        self.offsets = offsets
     }
 
     /// `rows` rows of F16 values from `f16` kept as BF16, when every one of them is exactly a
@@ -153,9 +171,28 @@ public final class QuantizedMatrix: @unchecked Sendable {
         self.cols = cols
         self.rowBytes = rowBytes
         self.storage = storage
+        offsets = nil
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        offsets?.deallocate()
+    }
+
+    /// Whether this matrix carries a Float32 offset per block (Q8_0 rewritten from Q5_1 or Q5_K).
+    public var hasBlockOffsets: Bool { offsets != nil }
+
+    /// Adds the offsets of rows `first..<first + count` to their widened values at `out`.
+    private func addOffsets(rows first: Int, count: Int, to out: UnsafeMutablePointer<Float>) {
+        guard let offsets else { return }
+        let nb = cols / 32
+        for r in 0..<count {
+            for b in 0..<nb {
+                let o = offsets[(first + r) * nb + b], p = out + r * cols + 32 * b
+                for j in 0..<32 { p[j] += o }
+            }
+        }
+    }
 
     /// The stored blocks, `rows · rowBytes` bytes, for the duration of `body`.
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
@@ -181,16 +218,19 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// The first NaN or infinite weight, as a row-major flat index and its widened value, or nil.
     /// Integer blocks can only hold one through a non-finite scale or offset.
     func firstNonFinite() -> (element: Int, value: Float)? {
-        let i = sy_weights_first_nonfinite(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(rows))
+        var i = Int(sy_weights_first_nonfinite(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(rows)))
+        if i < 0, let offsets, let b = (0..<rows * (cols / 32)).first(where: { !offsets[$0].isFinite }) {
+            i = b * 32
+        }
         guard i >= 0 else { return nil }
-        let element = Int(i)
+        let element = i
         var row = [Float](repeating: 0, count: cols)
         row.withUnsafeMutableBufferPointer { self.row(element / cols, into: $0.baseAddress!) }
         return (element, row[element % cols])
     }
 
     /// Bytes held.
-    public var byteCount: Int { rows * rowBytes }
+    public var byteCount: Int { rows * rowBytes + (offsets == nil ? 0 : rows * (cols / 32) * 4) }
 
     /// The matrix widened to Float32 (the parity path, merging).
     public func dequantized() -> Matrix {
@@ -199,23 +239,19 @@ public final class QuantizedMatrix: @unchecked Sendable {
         _ = m.data.withUnsafeMutableBufferPointer {
             sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), 0, Int32(rows), $0.baseAddress!)
         }
+        m.data.withUnsafeMutableBufferPointer { addOffsets(rows: 0, count: rows, to: $0.baseAddress!) }
         return m
     }
 
     /// One row widened to Float32 into `out` (`cols` floats): embedding lookups.
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         _ = sy_dequantize_rows(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(r), Int32(r + 1), out)
+        addOffsets(rows: r, count: 1, to: out)
     }
 
     /// `output[m × rows] = input[m × cols] · Wᵀ` (row-major, contiguous).
     public func multiply(_ input: UnsafePointer<Float>, rows m: Int, into output: UnsafeMutablePointer<Float>) {
-        let blocks = cols / 32  // activation blocks, used for one row
-        withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, blocks)) { scratch in
-            let rc = sy_qgemm_nt(
-                Int32(type.rawValue), Int32(m), Int32(rows), Int32(cols), input, Int32(cols), storage, rowBytes,
-                output, Int32(rows), scratch.baseAddress!, roundsActivationsToBF16 ? 1 : 0)
-            precondition(rc == 0, "sy_qgemm_nt refused \(type) [\(rows)×\(cols)]")
-        }
+        Self.fused([self], input, rows: m, into: [output])
     }
 
     /// Whether `fused` can multiply these matrices in one call: 1...4 of them, one type, one width.
@@ -238,7 +274,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         var parts = zip(matrices, outputs).map { w, out in
             sy_qgemm_output(
                 type: Int32(w.type.rawValue), N: Int32(w.rows), W: UnsafeRawPointer(w.storage), row_bytes: w.rowBytes,
-                C: out, ldc: Int32(w.rows))
+                C: out, ldc: Int32(w.rows), offsets: w.offsets.map { UnsafePointer($0) })
         }
         withUnsafeTemporaryAllocation(of: sy_block_q16.self, capacity: max(1, cols / 32)) { scratch in
             let rc = sy_qgemm_nt_fused(

@@ -8,12 +8,13 @@ import Testing
 /// `Scripts/bench/compare_llamacpp.py --types q4_k_m,q5_k_m` (llama.cpp's own quantiser) into the
 /// cache; skipped when absent. Native weights against the file dequantised to Float32, on every
 /// reference prompt prefilled together and then decoded one token at a time, and the same greedy
-/// continuation. Q4_K_M: Q5_0 and Q4_K rewritten as Q8_0 and Q4_1 (exact, and scales rounded to
-/// half), only its 14 Q6_K tensors requantised to Q8_0: logits NMSE ≤ 5e-4, the bar of the
-/// native kernels. Q5_K_M: every projection requantised to Q8_0 (Q5_1, Q5_K and Q6_K have no
-/// native kernel or exact rewrite), weight NMSE ~3e-5 per tensor, logits NMSE up to 3.6e-3 on
-/// prompt 1 (measured 2026-12-07): held to 5e-3, which is what requantisation costs here, not a
-/// kernel's error.
+/// continuation. Q5_0, Q5_1, Q5_K and Q4_K are rewritten into native blocks (exactly, or with
+/// sub-block scales rounded to half); only the 14 Q6_K tensors (ffn_down of half the layers) are
+/// requantised to Q8_0 (weight NMSE 3.1e-5), and they are all of the difference: with those
+/// tensors exact, prompt 1's logits NMSE is 4.6e-7 (Q4_K_M) and 1.8e-6 (Q5_K_M) (measured
+/// 2026-12-07). As loaded, Q4_K_M stays ≤ 5e-4, the bar of the native kernels; Q5_K_M reaches
+/// 1.7e-3 on prompt 1 (7e-5…9e-5 on the others) and is held to 2.5e-3, what requantising Q6_K
+/// costs on that file, not a kernel's error.
 @Suite struct KQuantMixTests {
     static func file(_ mix: String) -> URL? {
         let env = ProcessInfo.processInfo.environment
@@ -32,7 +33,7 @@ import Testing
 
     @Test(
         .enabled(if: file("Q4_K_M") != nil && file("Q5_K_M") != nil, Comment(rawValue: absent)),
-        arguments: [("Q4_K_M", 5e-4), ("Q5_K_M", 5e-3)])
+        arguments: [("Q4_K_M", 5e-4), ("Q5_K_M", 2.5e-3)])
     func nativeWeightsTrackTheDequantisedFile(_ mix: String, bound: Double) throws {
         let url = try #require(Self.file(mix))
         let native = try LlamaModel.load(path: url), wide = try LlamaModel.load(path: url, weights: .f32)

@@ -51,6 +51,81 @@ import Testing
         #expect(p?.dequantized().data == Array(got[256..<768] + got[0..<256]))
     }
 
+    /// Q5_1 → Q8_0 plus a Float32 offset per block: the same values up to Float32 rounding;
+    /// Q5_K → the same with d·sc rounded to half (at most 2^-10 of the super-block's largest |w|).
+    @Test(arguments: [("Q5_1", GGMLType.q5_1), ("Q5_K", .q5_K)])
+    func fiveBitTypesBecomeQ8_0WithOffsets(_ name: String, _ type: GGMLType) throws {
+        let (q, values) = try Self.matrix(name, type)
+        #expect(q?.type == .q8_0 && q?.hasBlockOffsets == true)
+        guard let q else { return }
+        let got = q.dequantized().data, width = type.blockElements == 256 ? 256 : 32
+        for b in 0..<values.count / width {
+            let block = values[width * b..<width * (b + 1)], largest = block.map(abs).max()!
+            let bound = type == .q5_1 ? largest * 1e-6 : largest / 1024
+            for i in block.indices {
+                #expect(abs(got[i] - values[i]) <= bound, "\(name) value \(i): \(got[i]) vs \(values[i])")
+            }
+        }
+        var row = [Float](repeating: 0, count: q.cols)
+        row.withUnsafeMutableBufferPointer { q.row(1, into: $0.baseAddress!) }
+        #expect(row == Array(got[q.cols..<2 * q.cols]))
+    }
+
+    /// Products of a matrix with offsets — one row, small batches (8-bit dot products where the
+    /// CPU has them, which add the offsets themselves), prefill-sized ones, and fused beside a
+    /// plain Q8_0 matrix — equal the product with its widened values (Float32 reference, Double
+    /// sums) within the kernels' int16-activation error.
+    @Test func productsIncludeTheOffsets() throws {
+        var rng = SeededRandom(seed: 5)
+        let rows = 13, cols = 256  // an odd count: the 8-bit kernel's last row alone
+        // Q5_1 blocks with finite half d and m, the rest random: rows × cols / 32 blocks.
+        var bytes: [UInt8] = []
+        for _ in 0..<(rows * cols / 32) {
+            var block = (0..<24).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            withUnsafeBytes(of: Float16(0.01 + 0.02 * rng.nextUnitFloat()).bitPattern.littleEndian) {
+                block.replaceSubrange(0..<2, with: $0)
+            }
+            withUnsafeBytes(of: Float16(-0.3 + 0.2 * rng.nextUnitFloat()).bitPattern.littleEndian) {
+                block.replaceSubrange(2..<4, with: $0)
+            }
+            bytes += block
+        }
+        let q = try #require(
+            bytes.withUnsafeBytes { QuantizedMatrix.loaded(type: .q5_1, rows: rows, cols: cols, bytes: $0) })
+        let plain = QuantizedMatrix.q8_0(
+            Matrix(rows: rows, cols: cols, data: (0..<rows * cols).map { _ in rng.nextUnitFloat() - 0.5 }))
+        let w = q.dequantized(), v = plain.dequantized()
+        for m in [1, 3, 8, 20, 70] {
+            let x = (0..<m * cols).map { _ in rng.nextUnitFloat() * 2 - 1 }
+            var y = [Float](repeating: 0, count: m * rows), z = y, y2 = y
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                y2.withUnsafeMutableBufferPointer { yp in
+                    z.withUnsafeMutableBufferPointer { zp in
+                        QuantizedMatrix.fused(
+                            [q, plain], xp.baseAddress!, rows: m, into: [yp.baseAddress!, zp.baseAddress!])
+                    }
+                }
+            }
+            for i in 0..<m {
+                for n in 0..<rows {
+                    var e = 0.0, f = 0.0, scale = 0.0
+                    for k in 0..<cols {
+                        e += Double(x[i * cols + k]) * Double(w.data[n * cols + k])
+                        f += Double(x[i * cols + k]) * Double(v.data[n * cols + k])
+                        scale += abs(Double(x[i * cols + k]) * Double(w.data[n * cols + k]))
+                    }
+                    let tolerance = 1e-3 * scale + 1e-5
+                    #expect(
+                        abs(Double(y[i * rows + n]) - e) <= tolerance,
+                        "m \(m) row \(i) col \(n): \(y[i * rows + n]) vs \(e)")
+                    #expect(abs(Double(y2[i * rows + n]) - e) <= tolerance, "fused, m \(m) row \(i) col \(n)")
+                    #expect(abs(Double(z[i * rows + n]) - f) <= 1e-3 * scale + 1e-3, "fused plain, m \(m)")
+                }
+            }
+        }
+    }
+
     /// A Q4_K scale past the half range is not rewritten (the loader requantises that tensor).
     @Test func q4_KScalePastHalfRangeIsNotRewritten() throws {
         var (bytes, _) = try GGUFTests.blocks("Q4_K")
@@ -59,6 +134,6 @@ import Testing
         bytes[4] = 63  // sub-block 0's scale: 63 · 60000 is no half
         let q = bytes.withUnsafeBytes { QuantizedMatrix.loaded(type: .q4_K, rows: 1, cols: 256, bytes: $0) }
         #expect(q == nil)
-        #expect(QuantizedMatrix.repackedType(.q5_1) == nil && QuantizedMatrix.repackedType(.q6_K) == nil)
+        #expect(QuantizedMatrix.repackedType(.q6_K) == nil && QuantizedMatrix.repackedType(.q8_0) == nil)
     }
 }

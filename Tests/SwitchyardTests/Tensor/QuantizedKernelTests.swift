@@ -123,7 +123,7 @@ import Testing
                 bytes.withUnsafeBytes { wp in
                     sy_qgemv_rows(
                         Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(rowsOfX), 0,
-                        Int32(n), &simd, Int32(n))
+                        Int32(n), &simd, Int32(n), nil)
                     blocks.withUnsafeBufferPointer { bp in
                         for m in 0..<rowsOfX {
                             for r in 0..<n {
@@ -247,7 +247,7 @@ import Testing
                             var y = [Float](repeating: .nan, count: r * n)
                             sy_q8x8_rows(
                                 Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(r),
-                                Int32(lo), Int32(hi), &y, Int32(n), flag)
+                                Int32(lo), Int32(hi), &y, Int32(n), flag, nil)
                             if out == 0 { simd = y } else { portable = y }
                         }
                     }
