@@ -7,7 +7,8 @@
 The real SmolLM2-135M-Instruct Q4_1 GGUF is fetched by Scripts/models/fetch-smollm2-gguf; the Q8_0,
 F16 and BF16 files (--types q4_1,q8_0,f16,bf16) are derived from it with gguf-py (dequantised, then
 re-encoded: same shapes, same metadata) into the same cache directory; `q4_k_m` and `q5_k_m` are
-quantised from the F16 file by llama.cpp itself (llama_model_quantize), the mixes users download. `f16_of_bf16` is the BF16
+(and q3_k_m, q2_k, iq4_xs) quantised from the F16 file by llama.cpp itself (llama_model_quantize),
+the mixes users download. `f16_of_bf16` is the BF16
 file written as F16: halves that are all exactly bfloat16 values, as `convert_hf_to_gguf.py
 --outtype f16` writes a checkpoint trained in bfloat16 (Switchyard keeps such tensors as BF16).
 Each engine runs in its own process per round, so each reports its own resident memory:
@@ -165,12 +166,12 @@ def derive(source, qtype, target):
 
 
 # llama.cpp's own quantiser (llama_model_quantize) for the K-quant mixes; its ftype numbers.
-LLAMA_FTYPES = {"q4_k_m": 15, "q5_k_m": 17}
+LLAMA_FTYPES = {"q4_k_m": 15, "q5_k_m": 17, "q3_k_m": 12, "q2_k": 10, "iq4_xs": 30}
 
 
 def derive_llamacpp(source, ftype, target):
-    """Quantises the F16 file `source` as llama.cpp's `llama-quantize` does (`ftype`): a Q4_K_M or
-    Q5_K_M file as users download them. SmolLM2-135M's 576-wide rows are no whole 256-value
+    """Quantises the F16 file `source` as llama.cpp's `llama-quantize` does (`ftype`): a Q4_K_M,
+    Q5_K_M, Q3_K_M, Q2_K or IQ4_XS file as users download them. SmolLM2-135M's 576-wide rows are no whole 256-value
     super-blocks, so llama.cpp falls back to Q5_0 (Q4_K_M) or Q5_1 (Q5_K_M) for those tensors."""
     import ctypes
     import llama_cpp

@@ -124,3 +124,41 @@ long sy_q5_K_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets) 
     }
     return -1;
 }
+
+/* ggml's kvalues_iq4nl: the values IQ4_NL and IQ4_XS nibbles stand for. */
+static const int8_t iq4nl_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
+
+/* 16 bytes of IQ4_NL nibbles (value j low, j + 16 high) as the 32 signed bytes of a Q8_0 block. */
+static void iq4_nibbles(const uint8_t *qs, uint8_t *o) {
+    for (int j = 0; j < 16; j++) {
+        o[j] = (uint8_t)iq4nl_values[qs[j] & 0x0F];
+        o[j + 16] = (uint8_t)iq4nl_values[qs[j] >> 4];
+    }
+}
+
+void sy_iq4_nl_to_q8_0(const void *src, size_t blocks, void *dst) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 18 * b;
+        uint8_t *o = (uint8_t *)dst + 34 * b;
+        memcpy(o, p, 2);
+        iq4_nibbles(p + 2, o + 2);
+    }
+}
+
+long sy_iq4_xs_to_q8_0(const void *src, size_t blocks, void *dst) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = (const uint8_t *)src + 136 * b;
+        const float d = sy_half_to_float(sy_load_u16(p));
+        const uint16_t high = sy_load_u16(p + 2);
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = ((p[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((high >> (2 * ib)) & 3) << 4);
+            /* Exact in float (a half times a 6-bit integer); rounded to half once. */
+            const uint16_t dh = sy_float_to_half(d * (float)(ls - 32));
+            if (!isfinite(sy_half_to_float(dh))) return (long)b;
+            uint8_t *o = (uint8_t *)dst + 34 * (8 * b + ib);
+            memcpy(o, &dh, 2);
+            iq4_nibbles(p + 8 + 16 * ib, o + 2);
+        }
+    }
+    return -1;
+}

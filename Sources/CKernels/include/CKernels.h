@@ -163,6 +163,15 @@ long sy_q5_1_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets);
 /// scale past the half range.
 long sy_q5_K_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets);
 
+/// IQ4_NL blocks ({f16 d; 16 bytes of nibbles}, w = d·v[q], v ggml's 16-value kvalues_iq4nl in
+/// −127…113) rewritten as Q8_0 blocks, exactly: the same d, v[q] as signed bytes.
+void sy_iq4_nl_to_q8_0(const void *src, size_t blocks, void *dst);
+
+/// IQ4_XS super-blocks (256 values, 136 bytes: f16 d, a 6-bit scale ls per 32 values, IQ4_NL
+/// nibbles) rewritten as 8 Q8_0 blocks each: d·(ls − 32) rounded to half (≤ 2^-11 relative),
+/// v[q] as signed bytes. Returns -1, or the first super-block with a scale past the half range.
+long sy_iq4_xs_to_q8_0(const void *src, size_t blocks, void *dst);
+
 /// An activation block for the integer formats: 32 values as int16, x ≈ d·q with
 /// d = max|x|/32767, and s = d·Σq (the term the weight offsets of Q4_0/Q4_1 multiply).
 /// 16 bits rather than llama.cpp's 8: the same instructions per block (AVX2 madd_epi16), and the

@@ -3,15 +3,17 @@ import Foundation
 /// The tensor element types of GGUF (ggml's `ggml_type`) that Switchyard reads, with their block
 /// layouts: `blockElements` values stored in `blockBytes` bytes.
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13
+    case q6_K = 14, iq4_NL = 20, iq4_XS = 23, bf16 = 30
 
-    /// Values per storage block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, 256 for the K-quants);
+    /// Values per storage block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4_NL, 256 for
+    /// the K-quants and IQ4_XS);
     /// a row's length must be a multiple of it.
     public var blockElements: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
-        case .q4_K, .q5_K, .q6_K: return 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_NL: return 32
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_XS: return 256
         }
     }
 
@@ -25,9 +27,13 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q5_0: return 22  // f16 d, 4 bytes of fifth bits, 16 bytes of nibbles
         case .q5_1: return 24  // f16 d, f16 m, 4 bytes of fifth bits, 16 bytes of nibbles
         case .q8_0: return 34  // f16 d, 32 int8
+        case .q2_K: return 84  // 16 bytes of 4-bit scales/mins, 64 bytes of 2-bit values, f16 d, f16 dmin
+        case .q3_K: return 110  // 32 bytes of high bits, 64 of 2-bit values, 12 of 6-bit scales, f16 d
         case .q4_K: return 144  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
         case .q5_K: return 176  // Q4_K's 144 bytes and 32 bytes of fifth bits
         case .q6_K: return 210  // 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d
+        case .iq4_NL: return 18  // f16 d, 16 bytes of nibbles indexing a 16-value table
+        case .iq4_XS: return 136  // f16 d, 6-bit scales (2 + 4 bytes), 128 bytes of IQ4_NL nibbles
         }
     }
 
@@ -42,18 +48,22 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q5_0: return "Q5_0"
         case .q5_1: return "Q5_1"
         case .q8_0: return "Q8_0"
+        case .q2_K: return "Q2_K"
+        case .q3_K: return "Q3_K"
         case .q4_K: return "Q4_K"
         case .q5_K: return "Q5_K"
         case .q6_K: return "Q6_K"
+        case .iq4_NL: return "IQ4_NL"
+        case .iq4_XS: return "IQ4_XS"
         }
     }
 
     /// Names of ggml types Switchyard does not read, for error messages.
     static func name(_ raw: UInt32) -> String {
         let known: [UInt32: String] = [
-            9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K",
-            16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
-            22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M"
+            9: "Q8_1", 15: "Q8_K",
+            16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 21: "IQ3_S",
+            22: "IQ2_S", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M"
         ]
         return known[raw] ?? "type \(raw)"
     }
@@ -322,6 +332,9 @@ public enum GGMLDequantize {
         HalfPrecision.f16ToFloat(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
+    /// The 16 values IQ4_NL and IQ4_XS nibbles index (ggml's `kvalues_iq4nl`).
+    static let iq4nlValues: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
     /// Sub-block `j`'s (0..<8) 6-bit scale and minimum from the 12 packed bytes at `scales` of a
     /// Q4_K or Q5_K block (ggml's `get_scale_min_k4`).
     @inline(__always) static func kQuantScaleMin(_ scales: UnsafeRawPointer, _ j: Int) -> (Float, Float) {
@@ -383,6 +396,84 @@ public enum GGMLDequantize {
                     let q1 = Int(UInt32(q >> 4) | (qh >> (j + 12)) & 0x10) - zero
                     y[j] = Float(q0) * d + m
                     y[j + 16] = Float(q1) * d + m
+                }
+            }
+        case .iq4_NL:
+            for b in 0..<blocks {
+                let p = src + b * 18, y = dst + b * 32
+                let d = half(p, 0)
+                for j in 0..<16 {
+                    let q = p.load(fromByteOffset: 2 + j, as: UInt8.self)
+                    y[j] = d * Float(iq4nlValues[Int(q & 0x0F)])
+                    y[j + 16] = d * Float(iq4nlValues[Int(q >> 4)])
+                }
+            }
+        case .iq4_XS:
+            // Sub-block ib's 6-bit scale: 4 bits of scales_l[ib / 2], 2 of the u16 scales_h.
+            for b in 0..<blocks {
+                let p = src + b * 136, y = dst + b * 256
+                let d = half(p, 0), high = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+                for ib in 0..<8 {
+                    let low = p.load(fromByteOffset: 4 + ib / 2, as: UInt8.self) >> (4 * (ib % 2)) & 0x0F
+                    let ls = Int(low) | Int((high >> (2 * ib)) & 3) << 4
+                    let dl = d * Float(ls - 32), qs = p + 8 + 16 * ib, out = y + 32 * ib
+                    for j in 0..<16 {
+                        let q = qs.load(fromByteOffset: j, as: UInt8.self)
+                        out[j] = dl * Float(iq4nlValues[Int(q & 0x0F)])
+                        out[j + 16] = dl * Float(iq4nlValues[Int(q >> 4)])
+                    }
+                }
+            }
+        case .q2_K:
+            // 16 sub-blocks of 16: scale (low nibble) and minimum (high nibble) in scales[is];
+            // each 128-value half reads 32 bytes of qs four times, 2 bits at a time.
+            for b in 0..<blocks {
+                let p = src + b * 84, y = dst + b * 256
+                let d = half(p, 80), dmin = half(p, 82)
+                var i = 0, sub = 0
+                for half in 0..<2 {
+                    let q = p + 16 + 32 * half
+                    for shift in stride(from: 0, to: 8, by: 2) {
+                        for part in 0..<2 {
+                            let sc = p.load(fromByteOffset: sub, as: UInt8.self)
+                            sub += 1
+                            let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+                            for l in 0..<16 {
+                                let v = q.load(fromByteOffset: 16 * part + l, as: UInt8.self) >> shift & 3
+                                y[i] = dl * Float(v) - ml
+                                i += 1
+                            }
+                        }
+                    }
+                }
+            }
+        case .q3_K:
+            // 16 sub-blocks of 16 with 6-bit scales (less 32) packed in 12 bytes; a value is 2 bits
+            // of qs less 4 where its bit of hmask is clear.
+            for b in 0..<blocks {
+                let p = src + b * 110, y = dst + b * 256
+                let d = half(p, 108), hm = p, sc = p + 96
+                func s(_ k: Int) -> Int { Int(sc.load(fromByteOffset: k, as: UInt8.self)) }
+                let scales = (0..<16).map { j -> Int in
+                    let low = j < 8 ? s(j) & 0x0F : s(j - 8) >> 4
+                    return (low | (s(8 + j % 4) >> (2 * (j / 4)) & 3) << 4) - 32
+                }
+                var i = 0, sub = 0, bit: UInt8 = 1
+                for half in 0..<2 {
+                    let q = p + 32 + 32 * half
+                    for shift in stride(from: 0, to: 8, by: 2) {
+                        for part in 0..<2 {
+                            let dl = d * Float(scales[sub])
+                            sub += 1
+                            for l in 0..<16 {
+                                let v = Int(q.load(fromByteOffset: 16 * part + l, as: UInt8.self) >> shift & 3)
+                                let high = hm.load(fromByteOffset: 16 * part + l, as: UInt8.self) & bit
+                                y[i] = dl * Float(v - (high != 0 ? 0 : 4))
+                                i += 1
+                            }
+                        }
+                        bit <<= 1
+                    }
                 }
             }
         case .q4_K:

@@ -70,11 +70,12 @@ public enum GGUFModel {
     /// How weights are held after load.
     public enum WeightFormat: String, Sendable, CaseIterable {
         /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); Q5_0, Q5_1,
-        /// Q5_K and Q4_K are rewritten as Q8_0 (Q5_1/Q5_K with a Float32 offset per block) and
-        /// Q4_1, exactly or with sub-block scales rounded to half (`QuantizedMatrix.repackedType`);
-        /// Q6_K (and a tensor whose scales a half cannot hold) is requantised to Q8_0, the nearest
-        /// type with a native kernel (dequantised, then rounded per block of 32: ~0.4% error per
-        /// value); F32 stays F32.
+        /// Q5_K, IQ4_NL, IQ4_XS and Q4_K are rewritten as Q8_0 (Q5_1/Q5_K with a Float32 offset per
+        /// block) and Q4_1, exactly or with sub-block scales rounded to half
+        /// (`QuantizedMatrix.repackedType`); Q2_K, Q3_K and Q6_K, whose 16-value sub-blocks no
+        /// 32-value block holds (and a tensor whose scales a half cannot hold), are requantised to
+        /// Q8_0, the nearest type with a native kernel (dequantised, then rounded per block of 32:
+        /// ~0.4% error per value); F32 stays F32.
         case native
         /// Everything widened to Float32: the parity path (exactly the dequantised model).
         case f32
@@ -117,10 +118,12 @@ public enum GGUFModel {
             guard let q = loaded else { return nil }
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }
-        /// Whether `name` is in a type without a native kernel or a rewrite into one (Q6_K, and a
-        /// Q4_K, Q5_1 or Q5_K tensor the rewrite refused) that native weights requantise to Q8_0.
+        /// Whether `name` is in a type without a native kernel or a rewrite into one (Q2_K, Q3_K,
+        /// Q6_K, and a Q4_K, Q5_1, Q5_K or IQ4_XS tensor the rewrite refused) that native weights
+        /// requantise to Q8_0.
         func requantises(_ name: String, cols: Int) -> Bool {
-            weights == .native && cols % 32 == 0 && [.q4_K, .q5_1, .q5_K, .q6_K].contains(f.tensors[name]?.type)
+            weights == .native && cols % 32 == 0
+                && [.q2_K, .q3_K, .q4_K, .q5_1, .q5_K, .q6_K, .iq4_XS].contains(f.tensors[name]?.type)
         }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."

@@ -101,10 +101,11 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// the same nibbles and its scale d·sc and minimum −dmin·m rounded to half (≤ 2^-11 relative:
     /// ~200× closer than requantising to Q8_0; 5 bits a value instead of 4.5); Q5_1 and Q5_K →
     /// Q8_0 with a Float32 offset per block (w = d·(q + c) + r: Q5_1 exactly, Q5_K with d·sc
-    /// rounded to half; 9.5 bits a value instead of 6 and 5.5).
+    /// rounded to half; 9.5 bits a value instead of 6 and 5.5); IQ4_NL → Q8_0 exactly (its
+    /// table's values as signed bytes) and IQ4_XS → Q8_0 with d·(ls − 32) rounded to half.
     public static func repackedType(_ type: GGMLType) -> GGMLType? {
         switch type {
-        case .q5_0, .q5_1, .q5_K: return .q8_0
+        case .q5_0, .q5_1, .q5_K, .iq4_NL, .iq4_XS: return .q8_0
         case .q4_K: return .q4_1
         default: return nil
         }
@@ -130,6 +131,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
             let failed: Bool
             switch type {
             case .q5_0: sy_q5_0_to_q8_0(from, blocks, to); failed = false
+            case .iq4_NL: sy_iq4_nl_to_q8_0(from, blocks, to); failed = false
+            case .iq4_XS: failed = sy_iq4_xs_to_q8_0(from, blocks, to) >= 0
             case .q5_1: failed = sy_q5_1_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
             case .q5_K: failed = sy_q5_K_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
             default: failed = sy_q4_K_to_q4_1(from, blocks, to) >= 0

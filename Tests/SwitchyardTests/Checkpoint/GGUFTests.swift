@@ -91,8 +91,8 @@ import Testing
         var w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(0); w.u64(1); w.u64(UInt64.max)
         #expect(Self.failure(w.bytes).contains("string of"))
         w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
-        w.string("t"); w.u32(1); w.u64(256); w.u32(10); w.u64(0)
-        #expect(Self.failure(w.bytes).contains("Q2_K"))
+        w.string("t"); w.u32(1); w.u64(256); w.u32(16); w.u64(0)
+        #expect(Self.failure(w.bytes).contains("IQ2_XXS"))
         w = Writer(); w.u32(GGUFFile.magic); w.u32(3); w.u64(1); w.u64(0)
         w.string("t"); w.u32(1); w.u64(1 << 20); w.u32(0); w.u64(0)
         #expect(Self.failure(w.bytes).contains("outside the file"))
@@ -263,7 +263,8 @@ import Testing
         let json = try FixturePaths.json("reference/ggml-blocks.json")
         let types: [String: GGMLType] = [
             "Q4_0": .q4_0, "Q4_1": .q4_1, "Q8_0": .q8_0, "Q4_K": .q4_K, "Q6_K": .q6_K, "F16": .f16, "BF16": .bf16,
-            "Q5_0": .q5_0, "Q5_1": .q5_1, "Q5_K": .q5_K
+            "Q5_0": .q5_0, "Q5_1": .q5_1, "Q5_K": .q5_K, "Q2_K": .q2_K, "Q3_K": .q3_K, "IQ4_NL": .iq4_NL,
+            "IQ4_XS": .iq4_XS
         ]
         for (name, type) in types {
             let entry = json[name] as! [String: Any]

@@ -26,6 +26,23 @@ import Testing
         #expect(p?.dequantized().data == rows[2] + rows[0] + rows[1])
     }
 
+    /// IQ4_NL → Q8_0 is exact (the table's values as signed bytes); IQ4_XS → Q8_0 moves a value by
+    /// at most 2^-11 of its 32-value sub-block's largest |w| (d·(ls − 32) rounded to half).
+    @Test func iq4TypesBecomeQ8_0() throws {
+        let (nl, nlValues) = try Self.matrix("IQ4_NL", .iq4_NL)
+        #expect(nl?.type == .q8_0 && nl?.hasBlockOffsets == false)
+        #expect(nl?.dequantized().data == nlValues)
+        let (xs, values) = try Self.matrix("IQ4_XS", .iq4_XS)
+        #expect(xs?.type == .q8_0)
+        guard let got = xs?.dequantized().data else { return }
+        for b in 0..<values.count / 32 {
+            let block = values[32 * b..<32 * b + 32], largest = block.map(abs).max()!
+            for i in block.indices {
+                #expect(abs(got[i] - values[i]) <= largest / 2048, "IQ4_XS value \(i): \(got[i]) vs \(values[i])")
+            }
+        }
+    }
+
     /// Q4_K → Q4_1: the same nibbles; the sub-block scale and minimum rounded to half move each
     /// value by at most (15·|d·sc| + |dmin·m|)·2^-11, which is at most 2^-10 of its super-block's
     /// largest |w|; ~100× closer (NMSE) than requantising the dequantised values to Q8_0.
@@ -134,6 +151,6 @@ import Testing
         bytes[4] = 63  // sub-block 0's scale: 63 · 60000 is no half
         let q = bytes.withUnsafeBytes { QuantizedMatrix.loaded(type: .q4_K, rows: 1, cols: 256, bytes: $0) }
         #expect(q == nil)
-        #expect(QuantizedMatrix.repackedType(.q6_K) == nil && QuantizedMatrix.repackedType(.q8_0) == nil)
+        for type in [GGMLType.q2_K, .q3_K, .q6_K, .q8_0] { #expect(QuantizedMatrix.repackedType(type) == nil) }
     }
 }
