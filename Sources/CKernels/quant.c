@@ -598,8 +598,8 @@ static void qgemm_task(void *ctx, int t) {
     }
     if (o->offsets && !j->x8 && !j->xq) {
         /* (The integer kernels add them themselves.) C[m][n] += Σ_b sums[m][b] · offsets[n][b] for
-           this task's rows: 8 partial sums, so
-           that the compiler vectorises them instead of chaining one add after another. */
+           this task's rows: 8 partial sums, so that the compiler vectorises them instead of
+           chaining one add after another. */
         const int nb = j->K / 32;
         for (int n = lo; n < hi; n++) {
             const float *on = o->offsets + (size_t)n * nb;
@@ -654,21 +654,6 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
             job.x8 = x8;
         }
     }
-    float *sums = NULL;
-    const int one_integer_row = M == 1 && is_integer_type(type);  /* sy_qgemv_rows adds the offsets */
-    for (int p = 0; p < count && !sums && !x8 && !one_integer_row; p++)
-        if (outs[p].offsets) {
-            sums = (float *)malloc((size_t)M * (K / 32) * sizeof(float));
-            if (!sums) { free(x8); return -1; }
-            for (int m = 0; m < M; m++)
-                for (int b = 0; b < K / 32; b++) {
-                    const float *a = A + (size_t)m * lda + 32 * b;
-                    float t = 0.f;
-                    for (int i = 0; i < 32; i++) t += a[i];
-                    sums[(size_t)m * (K / 32) + b] = t;
-                }
-            job.sums = sums;
-        }
     uint16_t *xb = NULL;
     if (bf16_activations && M > 1 && type == SY_BF16 && sy_kernels_have_avx512bf16()) {
         /* More than one row of BF16 weights on a CPU with bfloat16 dot products (bf16dot.c): the
@@ -685,6 +670,22 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         sy_quantize_rows_q16(A, M, K, lda, scratch);
         job.xq = scratch;
     }
+    /* Offsets the kernels do not add themselves (the integer ones do) are added from A's exact
+       block sums after each task's rows (qgemm_task). */
+    float *sums = NULL;
+    for (int p = 0; p < count && !sums && !job.x8 && !job.xq; p++)
+        if (outs[p].offsets) {
+            sums = (float *)malloc((size_t)M * (K / 32) * sizeof(float));
+            if (!sums) { free(x8); free(xb); return -1; }
+            for (int m = 0; m < M; m++)
+                for (int b = 0; b < K / 32; b++) {
+                    const float *a = A + (size_t)m * lda + 32 * b;
+                    float t = 0.f;
+                    for (int i = 0; i < 32; i++) t += a[i];
+                    sums[(size_t)m * (K / 32) + b] = t;
+                }
+            job.sums = sums;
+        }
     for (int p = 0; p < count; p++) {
         const int N = outs[p].N;
         int tasks;

@@ -1,26 +1,32 @@
 /* Blocks of ggml types that have no native kernel, rewritten at load as blocks of a type that has
-   one (CKernels.h: sy_q5_0_to_q8_0, sy_q4_K_to_q4_1). llama.cpp's quantiser falls back to Q5_0
-   for every tensor of a Q4_K_M file whose rows are not whole 256-value super-blocks (all of
-   SmolLM2-135M's 576-wide projections), so these carry most of such files. */
+   one (CKernels.h: Q5_0, Q5_1, Q5_K, IQ4_NL and IQ4_XS as Q8_0, Q4_K as Q4_1). llama.cpp's
+   quantiser falls back to Q5_0, Q5_1 or IQ4_NL for every tensor whose rows are not whole 256-value
+   super-blocks (all of SmolLM2-135M's 576-wide projections), so these carry most of such files. */
 #include "CKernels.h"
 #include "half.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+/* The 32 five-bit values of a Q5_0/Q5_1 block from its 4 bytes of fifth bits at qh (bit j of the
+   little-endian word for value j) and 16 bytes of nibbles at qs (value j low, j + 16 high). */
+static void q5_values(const uint8_t *qh4, const uint8_t *qs, int q[32]) {
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10);
+        q[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
+    }
+}
+
 void sy_q5_0_to_q8_0(const void *src, size_t blocks, void *dst) {
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = (const uint8_t *)src + 22 * b;
         uint8_t *o = (uint8_t *)dst + 34 * b;
-        uint32_t qh;
-        memcpy(&qh, p + 2, 4);  /* little-endian, as ggml stores it */
-        memcpy(o, p, 2);        /* the same half scale */
-        for (int j = 0; j < 16; j++) {
-            const int lo = (p[6 + j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10);
-            const int hi = (p[6 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
-            o[2 + j] = (uint8_t)(int8_t)(lo - 16);
-            o[2 + 16 + j] = (uint8_t)(int8_t)(hi - 16);
-        }
+        int q[32];
+        q5_values(p + 2, p + 6, q);
+        memcpy(o, p, 2);  /* the same half scale */
+        for (int j = 0; j < 32; j++) o[2 + j] = (uint8_t)(int8_t)(q[j] - 16);
     }
 }
 
@@ -89,13 +95,8 @@ static void q8_0_with_offset(const int q[32], uint16_t dh, float m, uint8_t *o, 
 long sy_q5_1_to_q8_0(const void *src, size_t blocks, void *dst, float *offsets) {
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = (const uint8_t *)src + 24 * b;
-        uint32_t qh;
-        memcpy(&qh, p + 4, 4);
         int q[32];
-        for (int j = 0; j < 16; j++) {
-            q[j] = (p[8 + j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10);
-            q[j + 16] = (p[8 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
-        }
+        q5_values(p + 4, p + 8, q);
         const float m = sy_half_to_float(sy_load_u16(p + 2));
         if (!isfinite(m) || !isfinite(sy_half_to_float(sy_load_u16(p)))) return (long)b;
         q8_0_with_offset(q, sy_load_u16(p), m, (uint8_t *)dst + 34 * b, offsets + b);

@@ -335,6 +335,17 @@ public enum GGMLDequantize {
     /// The 16 values IQ4_NL and IQ4_XS nibbles index (ggml's `kvalues_iq4nl`).
     static let iq4nlValues: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
+    /// 32 values `scale · iq4nlValues[q]` into `out` from 16 bytes of nibbles at `qs` (value j in the
+    /// low nibble of byte j, value j + 16 in its high nibble): one IQ4_NL block or IQ4_XS sub-block.
+    @inline(__always) static func iq4Block(_ qs: UnsafeRawPointer, scale: Float, into out: UnsafeMutablePointer<Float>)
+    {
+        for j in 0..<16 {
+            let q = qs.load(fromByteOffset: j, as: UInt8.self)
+            out[j] = scale * Float(iq4nlValues[Int(q & 0x0F)])
+            out[j + 16] = scale * Float(iq4nlValues[Int(q >> 4)])
+        }
+    }
+
     /// Sub-block `j`'s (0..<8) 6-bit scale and minimum from the 12 packed bytes at `scales` of a
     /// Q4_K or Q5_K block (ggml's `get_scale_min_k4`).
     @inline(__always) static func kQuantScaleMin(_ scales: UnsafeRawPointer, _ j: Int) -> (Float, Float) {
@@ -400,13 +411,8 @@ public enum GGMLDequantize {
             }
         case .iq4_NL:
             for b in 0..<blocks {
-                let p = src + b * 18, y = dst + b * 32
-                let d = half(p, 0)
-                for j in 0..<16 {
-                    let q = p.load(fromByteOffset: 2 + j, as: UInt8.self)
-                    y[j] = d * Float(iq4nlValues[Int(q & 0x0F)])
-                    y[j + 16] = d * Float(iq4nlValues[Int(q >> 4)])
-                }
+                let p = src + b * 18
+                iq4Block(p + 2, scale: half(p, 0), into: dst + b * 32)
             }
         case .iq4_XS:
             // Sub-block ib's 6-bit scale: 4 bits of scales_l[ib / 2], 2 of the u16 scales_h.
@@ -416,12 +422,7 @@ public enum GGMLDequantize {
                 for ib in 0..<8 {
                     let low = p.load(fromByteOffset: 4 + ib / 2, as: UInt8.self) >> (4 * (ib % 2)) & 0x0F
                     let ls = Int(low) | Int((high >> (2 * ib)) & 3) << 4
-                    let dl = d * Float(ls - 32), qs = p + 8 + 16 * ib, out = y + 32 * ib
-                    for j in 0..<16 {
-                        let q = qs.load(fromByteOffset: j, as: UInt8.self)
-                        out[j] = dl * Float(iq4nlValues[Int(q & 0x0F)])
-                        out[j + 16] = dl * Float(iq4nlValues[Int(q >> 4)])
-                    }
+                    iq4Block(p + 8 + 16 * ib, scale: d * Float(ls - 32), into: y + 32 * ib)
                 }
             }
         case .q2_K:

@@ -78,8 +78,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// `init(type:rows:cols:bytes:rowOrder:)`), or nil when this type is not kept (the loader
     /// widens it, or requantises it to Q8_0): a native type as stored, except F16 whose every
     /// value is exactly a bfloat16, kept as BF16 on CPUs with AVX-512 BF16 (`init(bf16FromF16:…)`:
-    /// the same numbers, and batches can take bfloat16 dot products); Q5_0 and Q4_K rewritten
-    /// into the native type `repackedType` names (`init?(repacking:…)`).
+    /// the same numbers, and batches can take bfloat16 dot products); a type `repackedType` names
+    /// a rewrite for, rewritten (`init?(repacking:…)`).
     public static func loaded(
         type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil
     ) -> QuantizedMatrix? {
@@ -112,8 +112,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// `rows` rows of `type` blocks from `bytes` rewritten as `repackedType(type)` blocks, or nil
-    /// when the type has none or a Q4_K scale does not survive the rounding to half (see
-    /// `sy_q4_K_to_q4_1`; the loader then requantises the tensor). Converted straight into this
+    /// when the type has none, or a scale does not survive the rounding to half or is not finite
+    /// (`sy_q4_K_to_q4_1`, `sy_q5_1_to_q8_0`, …; the loader then requantises the tensor). Converted straight into this
     /// matrix's storage; `rowOrder` as in `init(type:rows:cols:bytes:rowOrder:)`.
     public init?(repacking type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil)
     {
@@ -221,12 +221,12 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// The first NaN or infinite weight, as a row-major flat index and its widened value, or nil.
     /// Integer blocks can only hold one through a non-finite scale or offset.
     func firstNonFinite() -> (element: Int, value: Float)? {
-        var i = Int(sy_weights_first_nonfinite(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(rows)))
-        if i < 0, let offsets, let b = (0..<rows * (cols / 32)).first(where: { !offsets[$0].isFinite }) {
-            i = b * 32
+        var element = Int(
+            sy_weights_first_nonfinite(Int32(type.rawValue), storage, rowBytes, Int32(cols), Int32(rows)))
+        if element < 0, let offsets, let b = (0..<rows * (cols / 32)).first(where: { !offsets[$0].isFinite }) {
+            element = b * 32
         }
-        guard i >= 0 else { return nil }
-        let element = i
+        guard element >= 0 else { return nil }
         var row = [Float](repeating: 0, count: cols)
         row.withUnsafeMutableBufferPointer { self.row(element / cols, into: $0.baseAddress!) }
         return (element, row[element % cols])
