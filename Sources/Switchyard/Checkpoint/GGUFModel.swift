@@ -71,9 +71,9 @@ public enum GGUFModel {
     public enum WeightFormat: String, Sendable, CaseIterable {
         /// Q8_0, Q4_0, Q4_1, F16 and BF16 stay in their storage type (native kernels); Q5_0, Q5_1,
         /// Q5_K, IQ4_NL, IQ4_XS and Q4_K are rewritten as Q8_0 (Q5_1/Q5_K with a Float32 offset per
-        /// block) and Q4_1, exactly or with sub-block scales rounded to half
-        /// (`QuantizedMatrix.repackedType`); Q2_K, Q3_K and Q6_K, whose 16-value sub-blocks no
-        /// 32-value block holds (and a tensor whose scales a half cannot hold), are requantised to
+        /// block) and Q4_1, exactly or with sub-block scales rounded to half, and Q6_K as F16
+        /// (`QuantizedMatrix.repackedType`); Q2_K and Q3_K, whose 16-value sub-blocks no 32-value
+        /// block holds (and a tensor whose scales or values a half cannot hold), are requantised to
         /// Q8_0, the nearest type with a native kernel (dequantised, then rounded per block of 32:
         /// ~0.4% error per value); F32 stays F32.
         case native
@@ -119,7 +119,7 @@ public enum GGUFModel {
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }
         /// Whether `name` is in a type without a native kernel or a rewrite into one (Q2_K, Q3_K,
-        /// Q6_K, and a Q4_K, Q5_1, Q5_K or IQ4_XS tensor the rewrite refused) that native weights
+        /// and a Q4_K, Q5_1, Q5_K, Q6_K or IQ4_XS tensor the rewrite refused) that native weights
         /// requantise to Q8_0.
         func requantises(_ name: String, cols: Int) -> Bool {
             weights == .native && cols % 32 == 0

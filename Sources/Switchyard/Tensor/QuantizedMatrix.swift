@@ -102,18 +102,23 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// ~200× closer than requantising to Q8_0; 5 bits a value instead of 4.5); Q5_1 and Q5_K →
     /// Q8_0 with a Float32 offset per block (w = d·(q + c) + r: Q5_1 exactly, Q5_K with d·sc
     /// rounded to half; 9.5 bits a value instead of 6 and 5.5); IQ4_NL → Q8_0 exactly (its
-    /// table's values as signed bytes) and IQ4_XS → Q8_0 with d·(ls − 32) rounded to half.
+    /// table's values as signed bytes) and IQ4_XS → Q8_0 with d·(ls − 32) rounded to half; Q6_K →
+    /// F16, each value rounded to half (≤ 2^-11 relative; its 16-value sub-blocks fit no 32-value
+    /// block: requantised to Q8_0 instead, SmolLM2's Q4_K_M and Q5_K_M logits were 3.3e-4 and
+    /// 1.7e-3 from the dequantised file (NMSE), as F16 5.7e-7 and 1.4e-6, for 16 bits a value
+    /// instead of 8.5 and ~5% of batch-1 decode on those files).
     public static func repackedType(_ type: GGMLType) -> GGMLType? {
         switch type {
         case .q5_0, .q5_1, .q5_K, .iq4_NL, .iq4_XS: return .q8_0
         case .q4_K: return .q4_1
+        case .q6_K: return .f16
         default: return nil
         }
     }
 
     /// `rows` rows of `type` blocks from `bytes` rewritten as `repackedType(type)` blocks, or nil
     /// when the type has none, or a scale does not survive the rounding to half or is not finite
-    /// (`sy_q4_K_to_q4_1`, `sy_q5_1_to_q8_0`, …; the loader then requantises the tensor). Converted straight into this
+    /// (`sy_q4_K_to_q4_1`, `sy_q5_1_to_q8_0`, `sy_q6_K_to_f16`, …; the loader then requantises the tensor to Q8_0). Converted straight into this
     /// matrix's storage; `rowOrder` as in `init(type:rows:cols:bytes:rowOrder:)`.
     public init?(repacking type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil)
     {
@@ -121,7 +126,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         let sourceRowBytes = cols / type.blockElements * type.blockBytes
         precondition(
             bytes.count == rows * sourceRowBytes, "expected \(rows * sourceRowBytes) bytes, found \(bytes.count)")
-        let rowBytes = cols / 32 * target.blockBytes, nb = cols / 32
+        let rowBytes = cols / target.blockElements * target.blockBytes, nb = cols / 32
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
         let offsets: UnsafeMutablePointer<Float>? =
             type == .q5_1 || type == .q5_K ? .allocate(capacity: max(1, rows * nb)) : nil
@@ -135,6 +140,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
             case .iq4_XS: failed = sy_iq4_xs_to_q8_0(from, blocks, to) >= 0
             case .q5_1: failed = sy_q5_1_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
             case .q5_K: failed = sy_q5_K_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
+            case .q6_K: failed = sy_q6_K_to_f16(from, blocks, to.assumingMemoryBound(to: UInt16.self)) >= 0
             default: failed = sy_q4_K_to_q4_1(from, blocks, to) >= 0
             }
             if failed {

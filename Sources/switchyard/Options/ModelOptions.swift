@@ -6,7 +6,7 @@ import Switchyard
 struct WeightsOption: ParsableArguments {
     @Option(
         help:
-            "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it (GGUF Q5_0/Q5_1/Q5_K/IQ4_NL/IQ4_XS and Q4_K rewritten as Q8_0 and Q4_1, Q2_K/Q3_K/Q6_K requantised to Q8_0); f32: widen everything to Float32 at load (the parity path)."
+            "native: keep weights stored as Q8_0/Q4_0/Q4_1 (GGUF) or F16/BF16 (GGUF, safetensors) in that type, multiplied by kernels that read it (GGUF Q5_0/Q5_1/Q5_K/IQ4_NL/IQ4_XS, Q4_K and Q6_K rewritten as Q8_0, Q4_1 and F16, Q2_K/Q3_K requantised to Q8_0); f32: widen everything to Float32 at load (the parity path)."
     )
     var weights: GGUFModel.WeightFormat = .native
     @Option(

@@ -3,7 +3,7 @@ import Testing
 
 @testable import Switchyard
 
-/// Q5_0 and Q4_K blocks rewritten at load into the native Q8_0 and Q4_1 (`QuantizedMatrix.loaded`,
+/// Blocks of types without a kernel rewritten at load into native ones (Q5_0 → Q8_0, Q4_K → Q4_1, …, Q6_K → F16) (`QuantizedMatrix.loaded`,
 /// CKernels/repack.c), checked against gguf-py's dequantisation of the same random blocks
 /// (reference/ggml-blocks.json, Scripts/fixtures/gguf_fixtures.py).
 @Suite struct BlockRepackTests {
@@ -41,6 +41,20 @@ import Testing
                 #expect(abs(got[i] - values[i]) <= largest / 2048, "IQ4_XS value \(i): \(got[i]) vs \(values[i])")
             }
         }
+    }
+
+    /// Q6_K → F16: every value gguf-py dequantises, rounded to half (nearest): within 2^-11 of
+    /// itself, or 2^-25 absolute below the normal halves.
+    @Test func q6_KBecomesF16WithinHalfRounding() throws {
+        let (q, values) = try Self.matrix("Q6_K", .q6_K)
+        #expect(q?.type == .f16 && q?.hasBlockOffsets == false)
+        guard let got = q?.dequantized().data else { return }
+        #expect(got.count == values.count)
+        let outside = values.indices.filter { abs(got[$0] - values[$0]) > max(abs(values[$0]) / 2048, 0x1p-25) }
+        #expect(
+            outside.isEmpty,
+            "\(outside.count) values off, first \(outside.first.map { "\(got[$0]) vs \(values[$0])" } ?? "")")
+        #expect(zip(got, values).contains { $0 != $1 }, "F16 rounding changed no value: is Q6_K still read as F32?")
     }
 
     /// Q4_K → Q4_1: the same nibbles; the sub-block scale and minimum rounded to half move each
@@ -151,6 +165,18 @@ import Testing
         bytes[4] = 63  // sub-block 0's scale: 63 · 60000 is no half
         let q = bytes.withUnsafeBytes { QuantizedMatrix.loaded(type: .q4_K, rows: 1, cols: 256, bytes: $0) }
         #expect(q == nil)
-        for type in [GGMLType.q2_K, .q3_K, .q6_K, .q8_0] { #expect(QuantizedMatrix.repackedType(type) == nil) }
+        for type in [GGMLType.q2_K, .q3_K, .q8_0] { #expect(QuantizedMatrix.repackedType(type) == nil) }
+    }
+
+    /// A Q6_K value past the half range is not rewritten as F16 (the loader requantises that
+    /// tensor to Q8_0).
+    @Test func q6_KValuePastHalfRangeIsNotRewritten() throws {
+        var (bytes, _) = try GGUFTests.blocks("Q6_K")
+        bytes = Array(bytes[0..<210])
+        withUnsafeBytes(of: Float16(60000).bitPattern.littleEndian) { bytes.replaceSubrange(208..<210, with: $0) }
+        bytes[192] = 100  // the first 16 values' scale: 100 · 60000 · (q − 32) is no half unless q = 32
+        bytes[0] = 0  // value 0: q = 0, −32 · 100 · 60000
+        let q = bytes.withUnsafeBytes { QuantizedMatrix.loaded(type: .q6_K, rows: 1, cols: 256, bytes: $0) }
+        #expect(q == nil)
     }
 }
