@@ -73,7 +73,8 @@ public enum GGUFModel {
         /// Q5_K, IQ4_NL, IQ4_XS and Q4_K are rewritten as Q8_0 (Q5_1/Q5_K with a Float32 offset per
         /// block) and Q4_1, exactly or with sub-block scales rounded to half, and Q6_K as F16
         /// (`QuantizedMatrix.repackedType`); Q2_K and Q3_K, whose 16-value sub-blocks no 32-value
-        /// block holds (and a tensor whose scales or values a half cannot hold), are requantised to
+        /// block holds, Q6_K in a file that is mostly Q6_K (`holdsMostlyQ6_K`: F16 would double its
+        /// size), and a tensor whose scales or values a half cannot hold, are requantised to
         /// Q8_0, the nearest type with a native kernel (dequantised, then rounded per block of 32:
         /// ~0.4% error per value); F32 stays F32.
         case native
@@ -107,10 +108,13 @@ public enum GGUFModel {
             _ = try tensor(name, [n])
             return try FiniteWeights.require(f.floats(name), path: f.path, tensor: name)
         }
-        /// The tensor kept in its blocks, when it is in a natively multiplied type.
+        let q6KRequantised = holdsMostlyQ6_K(f)
+        /// The tensor kept in its blocks, when it is in a natively multiplied type (or one rewritten
+        /// into such a type; not Q6_K in a file that is mostly Q6_K).
         func quantized(_ name: String, _ rows: Int, _ cols: Int, unpermuteHeads: Int? = nil) throws -> QuantizedMatrix?
         {
             let info = try tensor(name, [rows, cols])
+            if info.type == .q6_K && q6KRequantised { return nil }
             let order = unpermuteHeads.map { rotaryRowOrder(heads: $0, headDim: hd) }
             let loaded = f.withBytes(info) {
                 QuantizedMatrix.loaded(type: info.type, rows: rows, cols: cols, bytes: $0, rowOrder: order)
@@ -165,6 +169,20 @@ public enum GGUFModel {
         model.cachePrecision = weights == .native ? .f16 : .f32
         model.bf16Activations = weights == .native ? .bf16 : .f32
         return model
+    }
+
+    /// Whether Q6_K holds more than half of the file's matrix values (a "Q6_K" file; in the K-quant
+    /// mixes it is a few tensors, e.g. 9% of SmolLM2-135M's Q4_K_M). Native weights then requantise
+    /// Q6_K to Q8_0 (8.5 bits a value, the file's size within 1.3×) rather than rewrite it as F16
+    /// (16 bits: near-exact, but 2.4× the file's bytes and half its decode speed on such a file).
+    static func holdsMostlyQ6_K(_ f: GGUFFile) -> Bool {
+        var q6K = 0, all = 0
+        for info in f.tensors.values where info.shape.count == 2 {
+            let n = info.shape.reduce(1, *)
+            all += n
+            if info.type == .q6_K { q6K += n }
+        }
+        return 2 * q6K > all
     }
 
     /// For each Hugging Face row of a q/k projection, the GGUF row it is stored at.

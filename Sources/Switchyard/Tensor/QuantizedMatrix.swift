@@ -106,7 +106,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// F16, each value rounded to half (≤ 2^-11 relative; its 16-value sub-blocks fit no 32-value
     /// block: requantised to Q8_0 instead, SmolLM2's Q4_K_M and Q5_K_M logits were 3.3e-4 and
     /// 1.7e-3 from the dequantised file (NMSE), as F16 5.7e-7 and 1.4e-6, for 16 bits a value
-    /// instead of 8.5 and ~5% of batch-1 decode on those files).
+    /// instead of 8.5 and ~5% of batch-1 decode on those files; a GGUF file that is mostly Q6_K
+    /// is requantised instead, `GGUFModel.holdsMostlyQ6_K`).
     public static func repackedType(_ type: GGMLType) -> GGMLType? {
         switch type {
         case .q5_0, .q5_1, .q5_K, .iq4_NL, .iq4_XS: return .q8_0

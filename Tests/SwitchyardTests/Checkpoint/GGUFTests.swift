@@ -146,7 +146,9 @@ import Testing
     /// Q4_K_M or Q5_K_M file of a small model: projections of random Q4_K, Q5_0, Q5_1 and Q5_K
     /// blocks, `ffn_down` and the tied embedding random Q6_K (finite half scales), the norms F32
     /// ones.
-    static func kQuantModel() -> [UInt8] {
+    /// With `allQ6_K`, every projection is Q6_K (a "Q6_K" file of a model whose rows are whole
+    /// super-blocks).
+    static func kQuantModel(allQ6_K: Bool = false) -> [UInt8] {
         var rng = SeededRandom(seed: 31)
         let meta: [(String, UInt32)] = [
             ("llama.embedding_length", 256), ("llama.attention.head_count", 2), ("llama.attention.head_count_kv", 2),
@@ -159,7 +161,7 @@ import Testing
             ("blk.0.attn_v.weight", .q5_1, [256, 256]), ("blk.0.attn_output.weight", .q5_K, [256, 256]),
             ("blk.0.ffn_gate.weight", .q4_K, [256, 256]), ("blk.0.ffn_up.weight", .q5_0, [256, 256]),
             ("blk.0.ffn_down.weight", .q6_K, [256, 256])
-        ]
+        ].map { name, type, shape in (name, allQ6_K && shape.count == 2 ? .q6_K : type, shape) }
         func half(_ x: Float) -> [UInt8] { withUnsafeBytes(of: Float16(x).bitPattern.littleEndian) { Array($0) } }
         var data: [[UInt8]] = []
         for (_, type, shape) in tensors {
@@ -257,6 +259,23 @@ import Testing
         let err = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
         let nmse = err / b.reduce(0.0) { $0 + Double($1) * Double($1) }
         #expect(nmse <= 5e-4 && nmse > 0, "NMSE \(nmse)")
+    }
+
+    /// In a file that is mostly Q6_K, Q6_K is requantised to Q8_0 (the file's size within 1.3×),
+    /// not rewritten as F16 (2.4×), and still tracks the dequantised model.
+    @Test func mostlyQ6_KFileIsRequantisedToQ8_0() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-q6k-\(UUID().uuidString).gguf")
+        try Data(Self.kQuantModel(allQ6_K: true)).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let native = try LlamaModel.load(path: url), wide = try LlamaModel.load(path: url, weights: .f32)
+        let types = Set(ProjectionKind.allCases.map { native.layers[0][$0].quantized?.type })
+        #expect(types == [.q8_0] && native.embeddingTable?.type == .q8_0, "\(types)")
+        let tokens = [1, 5, 9, 2, 14, 3]
+        let a = try native.forward([SequenceInput(tokens: tokens, cache: native.makeCache())], logits: .all)[0].data
+        let b = try wide.forward([SequenceInput(tokens: tokens, cache: wide.makeCache())], logits: .all)[0].data
+        let err = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        #expect(err / b.reduce(0.0) { $0 + Double($1) * Double($1) } <= 5e-3)
     }
 
     @Test func dequantisationMatchesLlamaCppReference() throws {
