@@ -50,6 +50,7 @@ extension InferenceServer {
             return FewShotExample(prompt: prompt, completion: completion + (eos.map { [$0] } ?? []))
         }
         let combination = try Self.choice(m, "combination", default: CompositionCombination.default)
+        let selection = try Self.choice(m, "selection", default: CompositionSelection.default)
         var names = m.strings("experts")
         if names.isEmpty { names = LoraHubComposer.defaultExperts(in: registry, combination: combination) }
         guard !names.isEmpty else {
@@ -95,16 +96,17 @@ extension InferenceServer {
         }
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
         let entry: ExpertRegistry.Entry
-        do { entry = try registry.add(try hub.compose(result.best, name: name), name: name) } catch {
+        let choice = try hub.select(result, by: selection)
+        do { entry = try registry.add(try hub.compose(choice.weights, name: name), name: name) } catch {
             throw GRPCStatus(.alreadyExists, "name: \(error)")
         }
         call.send(
             WireMessage(
                 InferenceWire.composeEvent,
                 [
-                    "evaluations": .uint(UInt64(result.evaluations)), "best_loss": .double(Double(result.bestValue)),
+                    "evaluations": .uint(UInt64(result.evaluations)), "best_loss": .double(Double(choice.objective)),
                     "weights": .list(
-                        zip(names, result.best).map {
+                        zip(names, choice.weights).map {
                             .message(
                                 WireMessage(
                                     InferenceWire.expertWeight, ["name": .string($0), "weight": .double(Double($1))]))

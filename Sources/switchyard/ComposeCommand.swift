@@ -15,6 +15,8 @@ enum ComposeCommand: Command {
         registry as a new expert (a PEFT directory), marked as composed in its safetensors metadata
         so that later default pools leave it out. By default the search starts from the best expert
         alone (each is tried at weight 1 first, within the budget); --start zero is LoraHub's start.
+        Then, by default, the search's best is kept unless an expert alone completes more of the
+        examples exactly (greedy decoding); --select objective keeps the search's best, as LoraHub.
         """
 
     struct Options: ParsableArguments {
@@ -49,6 +51,12 @@ enum ComposeCommand: Command {
                 "lorahub: A = Σ w·√s·A_i, B = Σ w·√s·B_i (LoraHub's; one rank); cat: ranks concatenated, the delta exactly Σ w·s·B_i·A_i (PEFT's cat; what --expert a=w,b=v applies)."
         )
         var combination: CompositionCombination = .default
+        @Option(
+            name: "select",
+            help:
+                "exact-match: keep the search's best unless an expert alone completes more of the examples exactly (greedy decoding; ties to the lower objective); objective: the search's best, as LoraHub."
+        )
+        var selection: CompositionSelection = .default
         @Option(help: "Objective evaluations, all spent.")
         var budget = 40
         @Option(
@@ -121,15 +129,28 @@ enum ComposeCommand: Command {
         ) { evaluations, best in
             bar.update(evaluations, suffix: String(format: "best %.4f", best))
         }
-        let composed = try hub.compose(result.best, name: out)
+        let choice = try hub.select(result, by: options.selection)
+        let composed = try hub.compose(choice.weights, name: out)
         let entry = try registry.add(composed, name: out)
         print(
             String(
                 format: "base model loss %.4f → composed objective %.4f after %d ", baseLoss, result.bestValue,
                 result.evaluations)
                 + "\(optimizer.rawValue) evaluations on \(examples.count) examples")
+        if let matches = choice.exactMatches, let searched = choice.searchExactMatches {
+            let n = examples.count
+            if choice.weights == result.best {
+                print("the search's best completes \(matches) of \(n) examples exactly; no expert alone completes more")
+            } else {
+                let expert = names[choice.weights.firstIndex(of: 1)!]
+                print(
+                    String(
+                        format: "kept %@ alone (objective %.4f): it completes %d of %d examples exactly, the search's best %d",
+                        expert, choice.objective, matches, n, searched))
+            }
+        }
         print(
-            "weights: " + zip(names, result.best).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: ", "))
+            "weights: " + zip(names, choice.weights).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: ", "))
         print("wrote \(entry.directory.path)")
     }
 }

@@ -140,3 +140,4 @@ extension Selection.PromptRouting: ChoiceArgument {
 extension CompositionOptimizer: ChoiceArgument {}
 extension CompositionStart: ChoiceArgument {}
 extension CompositionCombination: ChoiceArgument {}
+extension CompositionSelection: ChoiceArgument {}

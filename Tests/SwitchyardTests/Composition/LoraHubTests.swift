@@ -146,6 +146,28 @@ import Testing
         #expect(zero.best == [0, 0, 0])
     }
 
+    /// Exact-match selection keeps an expert alone that completes more examples exactly than the
+    /// search's best, and the search's best otherwise; objective selection keeps the search's best.
+    @Test func exactMatchSelectionKeepsAnExpertThatCompletesMoreExamples() throws {
+        let (model, experts, examples) = try Self.setup()
+        let hub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        // The examples are attn-r4's own greedy completions: it alone completes all four.
+        #expect(try hub.exactMatches(experts[0]) == examples.count)
+        let other = try hub.exactMatches(experts[1]), base = try hub.exactMatches(nil)
+        #expect(other < examples.count && base < examples.count, "attn-r4b \(other), base \(base)")
+        // A search that ended on attn-r4b (as a hedging mix can): attn-r4 alone replaces it.
+        let elsewhere = OptimizationResult(best: [0, 1, 0], bestValue: 0.1, evaluations: 1, history: [0.1])
+        let choice = try hub.select(elsewhere, by: .exactMatch)
+        #expect(choice.weights == [1, 0, 0] && choice.exactMatches == examples.count)
+        let alone = try hub.objective([1, 0, 0])
+        #expect(choice.searchExactMatches == other && abs(choice.objective - alone) < 1e-6)
+        #expect(try hub.select(elsewhere, by: .objective) == CompositionChoice(weights: [0, 1, 0], objective: 0.1))
+        // A search's best that completes as many as any expert alone stays.
+        let mix = OptimizationResult(best: [1, 0.01, 0], bestValue: 0.2, evaluations: 1, history: [0.2])
+        let kept = try hub.select(mix, by: .exactMatch)
+        #expect(kept.weights == mix.best && kept.objective == 0.2 && kept.exactMatches == examples.count)
+    }
+
     /// `shouldStop` is asked before every evaluation: answering true stops the search there.
     @Test(arguments: CompositionOptimizer.allCases)
     func searchStopsWhenAsked(optimizer: CompositionOptimizer) throws {

@@ -2532,7 +2532,7 @@ const ProtobufCMessageDescriptor switchyard__v1__compose_example__descriptor =
   (ProtobufCMessageInit) switchyard__v1__compose_example__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_descriptors[9] =
 {
   {
     "name",
@@ -2630,6 +2630,18 @@ static const ProtobufCFieldDescriptor switchyard__v1__compose_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "selection",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchyard__V1__ComposeRequest, selection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchyard__v1__compose_request__field_indices_by_name[] = {
   3,   /* field[3] = budget */
@@ -2640,11 +2652,12 @@ static const unsigned switchyard__v1__compose_request__field_indices_by_name[] =
   0,   /* field[0] = name */
   6,   /* field[6] = optimizer */
   4,   /* field[4] = seed */
+  8,   /* field[8] = selection */
 };
 static const ProtobufCIntRange switchyard__v1__compose_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchyard__v1__compose_request__descriptor =
 {
@@ -2654,7 +2667,7 @@ const ProtobufCMessageDescriptor switchyard__v1__compose_request__descriptor =
   "Switchyard__V1__ComposeRequest",
   "switchyard.v1",
   sizeof(Switchyard__V1__ComposeRequest),
-  8,
+  9,
   switchyard__v1__compose_request__field_descriptors,
   switchyard__v1__compose_request__field_indices_by_name,
   1,  switchyard__v1__compose_request__number_ranges,

@@ -480,10 +480,16 @@ struct  Switchyard__V1__ComposeRequest
    * Empty: the server's default, the same as the command line's.
    */
   char *combination;
+  /*
+   * How the weights are settled on after the search (`switchyard compose --select`):
+   * "exact-match" (also when empty: the search's best, unless an expert alone completes more of
+   * the examples exactly under greedy decoding) or "objective" (the search's best, as LoraHub).
+   */
+  char *selection;
 };
 #define SWITCHYARD__V1__COMPOSE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchyard__v1__compose_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -493,6 +499,9 @@ struct  Switchyard__V1__ComposeEvent
 {
   ProtobufCMessage base;
   uint32_t evaluations;
+  /*
+   * final event: the objective at the chosen weights
+   */
   float best_loss;
   /*
    * final event: the chosen weights
