@@ -143,14 +143,14 @@ enum ComposeCommand: Command {
                 print("the search's best completes \(matches) of \(n) examples exactly; no expert alone completes more")
             } else {
                 let expert = names[choice.weights.firstIndex(of: 1)!]
+                let objective = String(format: "%.4f", choice.objective)
                 print(
-                    String(
-                        format: "kept %@ alone (objective %.4f): it completes %d of %d examples exactly, the search's best %d",
-                        expert, choice.objective, matches, n, searched))
+                    "kept \(expert) alone (objective \(objective)): it completes \(matches) of \(n) examples exactly, "
+                        + "the search's best \(searched)")
             }
         }
-        print(
-            "weights: " + zip(names, choice.weights).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: ", "))
+        let weights = zip(names, choice.weights).map { "\($0)=\(String(format: "%.3f", $1))" }
+        print("weights: " + weights.joined(separator: ", "))
         print("wrote \(entry.directory.path)")
     }
 }
