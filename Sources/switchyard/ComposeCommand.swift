@@ -142,10 +142,11 @@ enum ComposeCommand: Command {
             if choice.weights == result.best {
                 print("the search's best completes \(matches) of \(n) examples exactly; no expert alone completes more")
             } else {
-                let expert = names[choice.weights.firstIndex(of: 1)!]
+                let alone = choice.weights.filter { $0 != 0 } == [1] ? choice.weights.firstIndex(of: 1) : nil
+                let what = alone.map { "\(names[$0]) alone" } ?? "another evaluated point"
                 let objective = String(format: "%.4f", choice.objective)
                 print(
-                    "kept \(expert) alone (objective \(objective)): it completes \(matches) of \(n) examples exactly, "
+                    "kept \(what) (objective \(objective)): it completes \(matches) of \(n) examples exactly, "
                         + "the search's best \(searched)")
             }
         }
