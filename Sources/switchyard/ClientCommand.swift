@@ -277,6 +277,10 @@ enum ClientCompose: Command {
         var optimizer: CompositionOptimizer?
         @Option(help: "lorahub or cat (see `switchyard compose --help`). Default: the server's.")
         var combination: CompositionCombination?
+        @Option(
+            name: "select",
+            help: "exact-match or objective (see `switchyard compose --help`). Default: the server's (exact-match).")
+        var selection: CompositionSelection?
         @Option(help: "CMA-ES seed.")
         var seed = 0
         @Option(help: "Weight of mean|w| in the objective. Default: the server's (0.05).")
@@ -298,11 +302,11 @@ enum ClientCompose: Command {
         let (optimizer, seed, l1) = (
             options.optimizer?.rawValue ?? "", UInt64(truncatingIfNeeded: options.seed), options.l1 ?? 0
         )
-        let combination = options.combination?.rawValue ?? ""
+        let combination = options.combination?.rawValue ?? "", selection = options.selection?.rawValue ?? ""
         try ClientCommand.blocking {
             for try await e in client.compose(
                 name: out, examples: examples, experts: experts, budget: budget,
-                seed: seed, optimizer: optimizer, l1: l1, combination: combination)
+                seed: seed, optimizer: optimizer, l1: l1, combination: combination, selection: selection)
             {
                 if let expert = e.message("expert") {
                     print(

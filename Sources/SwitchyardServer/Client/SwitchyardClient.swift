@@ -243,12 +243,13 @@ public final class SwitchyardClient: @unchecked Sendable {
     }
 
     /// `Compose`: progress events, the last one with `expert` set (the registered result).
-    /// Zero/empty `experts`, `budget`, `optimizer`, `l1` and `combination` take the server's
-    /// defaults (`ComposeRequest` in inference.proto: its trained experts, 40, cobyla, 0.05,
-    /// `CompositionCombination.default`).
+    /// Zero/empty `experts`, `budget`, `optimizer`, `l1`, `combination` and `selection` take the
+    /// server's defaults (`ComposeRequest` in inference.proto: its trained experts, 40, cobyla, 0.05,
+    /// `CompositionCombination.default`, `CompositionSelection.default`).
     public func compose(
         name: String, examples: [(prompt: String, completion: String)], experts: [String] = [],
-        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "", l1: Float = 0, combination: String = ""
+        budget: Int = 0, seed: UInt64 = 0, optimizer: String = "", l1: Float = 0, combination: String = "",
+        selection: String = ""
     ) -> AsyncThrowingStream<WireMessage, Error> {
         let request = WireMessage(
             InferenceWire.composeRequest,
@@ -256,7 +257,7 @@ public final class SwitchyardClient: @unchecked Sendable {
                 "name": .string(name), "experts": .list(experts.map { .string($0) }),
                 "budget": .uint(UInt64(max(0, budget))),
                 "seed": .uint(seed), "optimizer": .string(optimizer), "l1": .double(Double(l1)),
-                "combination": .string(combination),
+                "combination": .string(combination), "selection": .string(selection),
                 "examples": .list(
                     examples.map {
                         .message(

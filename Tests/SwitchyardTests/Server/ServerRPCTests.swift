@@ -131,6 +131,19 @@ import Testing
                     name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], optimizer: "newuoa")
                 {}
             } == .invalidArgument)
+        // The selection too: objective keeps the search's best; an unknown one is refused.
+        var byObjective: [WireMessage] = []
+        for try await e in client.compose(
+            name: "composed-objective", examples: [("Write dog backwards.\nAnswer:", "god")],
+            experts: ["reverse", "uppercase"], budget: 4, selection: "objective")
+        { byObjective.append(e) }
+        #expect(byObjective.last?.message("expert")?.string("name") == "composed-objective")
+        #expect(
+            await statusCode {
+                for try await _ in client.compose(
+                    name: "composed-bad", examples: [("a", "b")], experts: ["reverse"], selection: "best")
+                {}
+            } == .invalidArgument)
         // l1 reaches the server (a negative weight is refused there, naming the field).
         #expect(
             await statusCode {
