@@ -133,7 +133,7 @@ def switchyard_round(path, threads, prompt_tokens, decode_tokens, expert, n=1):
     j = json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1])
     return {"prefill": j["prefill_tokens_per_s"], "decode": j["decode_tokens_per_s_b1"],
             "rss": j.get("resident_bytes_after_load"), "expert": j.get("expert_vs_base"), "weights": j["weights"],
-            "decode_n": j.get("decode_tokens_per_s_b8")}
+            "decode_n": j.get("decode_tokens_per_s_b8"), "cap_n": j.get("weight_products_speedup_ceiling")}
 
 
 def derive(source, qtype, target):
@@ -260,12 +260,14 @@ def main() -> int:
         print(line)
     if a.batch > 1:
         n = a.batch
-        print(f"\ndecode of {n} sequences together (tokens/s, all sequences), beside batch 1 from the same rounds")
-        print(f"{'file':<{fw}} {'prompt':>6} | {'llama.cpp b1':>12} {f'b{n}':>7} {f'b{n}/b1':>7} | {'Switchyard b1':>13} {f'b{n}':>7} {f'b{n}/b1':>7} | {f'b{n} x':>6}")
+        print(f"\ndecode of {n} sequences together (tokens/s, all sequences), beside batch 1 from the same rounds;"
+              f" cap: the b{n}/b1 Switchyard's weight products alone allow (bench decode's weight_products_speedup_ceiling)")
+        print(f"{'file':<{fw}} {'prompt':>6} | {'llama.cpp b1':>12} {f'b{n}':>7} {f'b{n}/b1':>7} | {'Switchyard b1':>13} {f'b{n}':>7} {f'b{n}/b1':>7} {'cap':>6} | {f'b{n} x':>6}")
         for (t, p), rows in results.items():
             l1, ln, s1, sn = (med(rows[e], k) for e in ("llama.cpp", "switchyard") for k in ("decode", "decode_n"))
             nx = statistics.median(s["decode_n"] / l["decode_n"] for s, l in zip(rows["switchyard"], rows["llama.cpp"]))
-            print(f"{t:<{fw}} {p:>6} | {l1:>12.1f} {ln:>7.1f} {ln / l1:>6.2f}x | {s1:>13.1f} {sn:>7.1f} {sn / s1:>6.2f}x | {nx:>5.2f}x")
+            cap = med(rows["switchyard"], "cap_n")
+            print(f"{t:<{fw}} {p:>6} | {l1:>12.1f} {ln:>7.1f} {ln / l1:>6.2f}x | {s1:>13.1f} {sn:>7.1f} {sn / s1:>6.2f}x {cap:>5.2f}x | {nx:>5.2f}x")
     print("Switchyard weights: " + "; ".join(f"{t}: {results[(t, shapes[0][0])]['switchyard'][0]['weights']}" for t in files))
     return 0
 

@@ -117,7 +117,12 @@ enum DecodeBench: Command {
         JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,
         decode_tokens_per_s_b8 (batch N), batch_speedup, decode_tokens_per_s_b1_expert,
         expert_vs_base, multiply_add_peak_per_s, decode_b1_of_peak, decode_b8_of_peak (batch N),
-        batch_speedup_ceiling.
+        batch_speedup_ceiling, weight_products_ms_b1, weight_products_ms_b8 (batch N),
+        weight_products_speedup_ceiling.
+        Last, the weight products alone (every layer's projections, fused as the model fuses them,
+        and the head, on random activations; best of 5): their time per step at batch 1 and N, and
+        the batch-N rate they alone allow as a multiple of the measured batch 1 — no batch N step
+        can be shorter, whatever attention, norms and the rest cost.
         """
 
     struct Options: ParsableArguments {
@@ -172,6 +177,10 @@ enum DecodeBench: Command {
                 routing: [.experts([$0])])
         }
         let prefillRate = Double(promptTokens) / prefill
+        // The weight products alone at batch 1 and N: batch N cannot pass N / (their time) tokens/s.
+        let products1 = WeightProducts.secondsPerStep(model: model, rows: 1)
+        let productsN = batch > 1 ? WeightProducts.secondsPerStep(model: model, rows: batch) : nil
+        let productsCeiling = productsN.map { Double(batch) / $0 / b1 }
         let roofline = Roofline(
             peak: BLAS.multiplyAddPeak(),
             macsPerToken: Double(model.config.multiplyAddsPerToken(depth: promptTokens + decodeTokens / 2)))
@@ -183,7 +192,8 @@ enum DecodeBench: Command {
                 decodeTokensPerSB8: bn, batchSpeedup: bn.map { $0 / b1 }, decodeTokensPerSB1Expert: withExpert,
                 expertVsBase: withExpert.map { $0 / b1 }, multiplyAddPeakPerS: roofline.peak,
                 decodeB1OfPeak: roofline.fraction(b1), decodeB8OfPeak: bn.map(roofline.fraction),
-                batchSpeedupCeiling: roofline.speedupCeiling(b1)
+                batchSpeedupCeiling: roofline.speedupCeiling(b1), weightProductsMsB1: products1 * 1e3,
+                weightProductsMsB8: productsN.map { $0 * 1e3 }, weightProductsSpeedupCeiling: productsCeiling
             ).printJSON()
         } else {
             print("model: \(label) (\(model.config.parameterCount) parameters), threads: \(BLAS.threadCount)")
@@ -214,6 +224,13 @@ enum DecodeBench: Command {
                     "share of peak:            \(shares); Float32 ceiling \(ceiling) (batched products of \($0) here, which it does not bound)"
                 } ?? "share of peak:            \(shares); no batch can exceed \(ceiling) here"
             )
+            let ms = { String(format: "%.2f ms", $0 * 1e3) }
+            var products = "weight products alone:    \(ms(products1)) a step at batch 1"
+            if let productsN, let productsCeiling {
+                products +=
+                    ", \(ms(productsN)) at batch \(batch): batch \(batch) cannot pass \(fmt(Double(batch) / productsN)) tokens/s (\(fmt(productsCeiling))× batch 1)"
+            }
+            print(products)
         }
     }
 
@@ -260,6 +277,8 @@ extension DecodeBench {
         let multiplyAddPeakPerS, decodeB1OfPeak: Double
         let decodeB8OfPeak: Double?
         let batchSpeedupCeiling: Double
+        let weightProductsMsB1: Double
+        let weightProductsMsB8, weightProductsSpeedupCeiling: Double?
 
         enum CodingKeys: String, CodingKey {
             case model, weights, parameters, threads, batch
@@ -270,6 +289,8 @@ extension DecodeBench {
             case expertVsBase = "expert_vs_base", multiplyAddPeakPerS = "multiply_add_peak_per_s"
             case decodeB1OfPeak = "decode_b1_of_peak", decodeB8OfPeak = "decode_b8_of_peak"
             case batchSpeedupCeiling = "batch_speedup_ceiling"
+            case weightProductsMsB1 = "weight_products_ms_b1", weightProductsMsB8 = "weight_products_ms_b8"
+            case weightProductsSpeedupCeiling = "weight_products_speedup_ceiling"
         }
     }
 }
