@@ -1,7 +1,8 @@
 /* Blocks of ggml types that have no native kernel, rewritten at load as blocks of a type that has
-   one (CKernels.h: Q5_0, Q5_1, Q5_K, IQ4_NL and IQ4_XS as Q8_0, Q4_K as Q4_1, Q6_K as F16). llama.cpp's
-   quantiser falls back to Q5_0, Q5_1 or IQ4_NL for every tensor whose rows are not whole 256-value
-   super-blocks (all of SmolLM2-135M's 576-wide projections), so these carry most of such files. */
+   one (CKernels.h: Q5_0, Q5_1, Q5_K, IQ4_NL and IQ4_XS as Q8_0, Q4_K as Q4_1; Q6_K's rewrite as F16
+   is QuantizedMatrix's, from the Swift dequantisation). llama.cpp's quantiser falls back to Q5_0,
+   Q5_1 or IQ4_NL for every tensor whose rows are not whole 256-value super-blocks (all of
+   SmolLM2-135M's 576-wide projections), so these carry most of such files. */
 #include "CKernels.h"
 #include "half.h"
 #include <math.h>
@@ -159,36 +160,6 @@ long sy_iq4_xs_to_q8_0(const void *src, size_t blocks, void *dst) {
             uint8_t *o = (uint8_t *)dst + 34 * (8 * b + ib);
             memcpy(o, &dh, 2);
             iq4_nibbles(p + 8 + 16 * ib, o + 2);
-        }
-    }
-    return -1;
-}
-
-long sy_q6_K_to_f16(const void *src, size_t blocks, uint16_t *dst) {
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = (const uint8_t *)src + 210 * b;
-        const float d = sy_half_to_float(sy_load_u16(p + 208));
-        if (!isfinite(d)) return (long)b;
-        /* ggml's dequantize_row_q6_K: two halves of 128 values, each from 64 bytes of low nibbles
-           (ql), 32 of high bit pairs (qh) and 8 signed scales, one per 16 values. */
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
-            const int8_t *sc = (const int8_t *)(p + 192 + 8 * h);
-            uint16_t *y = dst + 256 * b + 128 * h;
-            for (int l = 0; l < 32; l++) {
-                const int is = l / 16;
-                const int q1 = ((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                const float v[4] = { d * (float)sc[is] * (float)q1, d * (float)sc[is + 2] * (float)q2,
-                                     d * (float)sc[is + 4] * (float)q3, d * (float)sc[is + 6] * (float)q4 };
-                for (int k = 0; k < 4; k++) {
-                    const uint16_t hv = sy_float_to_half(v[k]);
-                    if (!isfinite(sy_half_to_float(hv))) return (long)b;  /* past the half range */
-                    y[l + 32 * k] = hv;
-                }
-            }
         }
     }
     return -1;

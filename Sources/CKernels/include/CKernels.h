@@ -172,14 +172,6 @@ void sy_iq4_nl_to_q8_0(const void *src, size_t blocks, void *dst);
 /// v[q] as signed bytes. Returns -1, or the first super-block with a scale past the half range.
 long sy_iq4_xs_to_q8_0(const void *src, size_t blocks, void *dst);
 
-/// Q6_K super-blocks (256 values, 210 bytes: 6-bit values q, a signed 8-bit scale sc per 16
-/// values, f16 d; w = d·sc·(q − 32)) as 256 F16 values each, the Float32 dequantisation (ggml's
-/// arithmetic) rounded to half: ≤ 2^-11 relative for normal halves, ≤ 2^-25 absolute below
-/// them. No 32-value block holds Q6_K's 16-value sub-blocks exactly; F16 holds them to the
-/// rounding at 16 bits a value (Q8_0 would requantise them at 8.5). Returns -1, or the first
-/// super-block with a non-finite d or a value past the half range, leaving `dst` partly written.
-long sy_q6_K_to_f16(const void *src, size_t blocks, uint16_t *dst);
-
 /// An activation block for the integer formats: 32 values as int16, x ≈ d·q with
 /// d = max|x|/32767, and s = d·Σq (the term the weight offsets of Q4_0/Q4_1 multiply).
 /// 16 bits rather than llama.cpp's 8: the same instructions per block (AVX2 madd_epi16), and the

@@ -118,9 +118,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// `rows` rows of `type` blocks from `bytes` rewritten as `repackedType(type)` blocks, or nil
-    /// when the type has none, or a scale does not survive the rounding to half or is not finite
-    /// (`sy_q4_K_to_q4_1`, `sy_q5_1_to_q8_0`, `sy_q6_K_to_f16`, …; the loader then requantises the tensor to Q8_0). Converted straight into this
-    /// matrix's storage; `rowOrder` as in `init(type:rows:cols:bytes:rowOrder:)`.
+    /// when the type has none, or a scale (Q6_K: a value) does not survive the rounding to half or
+    /// is not finite (`sy_q4_K_to_q4_1`, `sy_q5_1_to_q8_0`, …, `halves(ofQ6_K:…)`; the loader then
+    /// requantises the tensor to Q8_0). Converted straight into this matrix's storage; `rowOrder`
+    /// as in `init(type:rows:cols:bytes:rowOrder:)`.
     public init?(repacking type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, rowOrder: [Int]? = nil)
     {
         guard let target = Self.repackedType(type), cols % type.blockElements == 0 else { return nil }
@@ -141,7 +142,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
             case .iq4_XS: failed = sy_iq4_xs_to_q8_0(from, blocks, to) >= 0
             case .q5_1: failed = sy_q5_1_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
             case .q5_K: failed = sy_q5_K_to_q8_0(from, blocks, to, offsets! + r * nb) >= 0
-            case .q6_K: failed = sy_q6_K_to_f16(from, blocks, to.assumingMemoryBound(to: UInt16.self)) >= 0
+            case .q6_K: failed = !Self.halves(ofQ6_K: from, count: cols, into: to.assumingMemoryBound(to: UInt16.self))
             default: failed = sy_q4_K_to_q4_1(from, blocks, to) >= 0
             }
             if failed {
@@ -156,6 +157,24 @@ public final class QuantizedMatrix: @unchecked Sendable {
         self.rowBytes = rowBytes
         self.storage = storage
         self.offsets = offsets
+    }
+
+    /// `count` values of Q6_K blocks at `q6K` as halves at `out`: ggml's Float32 dequantisation
+    /// (`GGMLDequantize.row`) rounded to half, nearest (≤ 2^-11 relative; ≤ 2^-25 absolute below the
+    /// normal halves). False, with `out` partly written, at the first value that is not finite or
+    /// rounds past the half range.
+    private static func halves(ofQ6_K q6K: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt16>)
+        -> Bool
+    {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { values in
+            GGMLDequantize.row(.q6_K, q6K, into: values.baseAddress!, count: count)
+            for (i, v) in values.enumerated() {
+                let h = Float16(v)
+                guard h.isFinite else { return false }
+                out[i] = h.bitPattern
+            }
+            return true
+        }
     }
 
     /// `rows` rows of F16 values from `f16` kept as BF16, when every one of them is exactly a
