@@ -136,16 +136,7 @@ import Testing
             for asked in [false, true] {
                 q.roundsActivationsToBF16 = asked
                 q2.roundsActivationsToBF16 = asked
-                var y = [Float](repeating: 0, count: m * n), f0 = y, f1 = y
-                x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
-                    f0.withUnsafeMutableBufferPointer { a in
-                        f1.withUnsafeMutableBufferPointer { b in
-                            QuantizedMatrix.fused(
-                                [q, q2], xp.baseAddress!, rows: m, into: [a.baseAddress!, b.baseAddress!])
-                        }
-                    }
-                }
+                let (y, f0, f1) = aloneAndFused(q, q2, x, rows: m)
                 let expected = asked && dot && m > 1 ? rounded : exactOut
                 let other = asked && dot && m > 1 ? exactOut : rounded
                 let scale = max(1, expected.map(abs).max()!)

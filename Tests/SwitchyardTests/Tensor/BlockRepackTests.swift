@@ -128,16 +128,7 @@ import Testing
         let w = q.dequantized(), v = plain.dequantized()
         for m in [1, 3, 8, 20, 70] {
             let x = (0..<m * cols).map { _ in rng.nextUnitFloat() * 2 - 1 }
-            var y = [Float](repeating: 0, count: m * rows), z = y, y2 = y
-            x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { q.multiply(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
-                y2.withUnsafeMutableBufferPointer { yp in
-                    z.withUnsafeMutableBufferPointer { zp in
-                        QuantizedMatrix.fused(
-                            [q, plain], xp.baseAddress!, rows: m, into: [yp.baseAddress!, zp.baseAddress!])
-                    }
-                }
-            }
+            let (y, y2, z) = aloneAndFused(q, plain, x, rows: m)
             for i in 0..<m {
                 for n in 0..<rows {
                     var e = 0.0, f = 0.0, scale = 0.0
