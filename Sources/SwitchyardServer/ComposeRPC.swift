@@ -94,9 +94,11 @@ extension InferenceServer {
             ])
             throw GRPCStatus(.cancelled, "Compose: cancelled after \(spent) of \(budget) evaluations")
         }
+        // Selection decodes the examples once per expert: a caller gone by then is told so, and
+        // nothing is registered.
+        let choice = try hub.select(result, by: selection)
         if call.isCancelled { throw GRPCStatus(.cancelled, "Compose: cancelled") }
         let entry: ExpertRegistry.Entry
-        let choice = try hub.select(result, by: selection)
         do { entry = try registry.add(try hub.compose(choice.weights, name: name), name: name) } catch {
             throw GRPCStatus(.alreadyExists, "name: \(error)")
         }
