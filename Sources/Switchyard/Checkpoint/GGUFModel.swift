@@ -122,12 +122,12 @@ public enum GGUFModel {
             guard let q = loaded else { return nil }
             return try FiniteWeights.require(q, path: f.path, tensor: name, rowOrder: order)
         }
-        /// Whether `name` is in a type without a native kernel or a rewrite into one (Q2_K, Q3_K,
-        /// and a Q4_K, Q5_1, Q5_K, Q6_K or IQ4_XS tensor the rewrite refused) that native weights
-        /// requantise to Q8_0.
+        /// Whether `name` is in a block type without a native kernel that native weights, having
+        /// not kept it (`quantized` returned nil: Q2_K, Q3_K, a rewrite refused, Q6_K in a mostly
+        /// Q6_K file), requantise to Q8_0.
         func requantises(_ name: String, cols: Int) -> Bool {
-            weights == .native && cols % 32 == 0
-                && [.q2_K, .q3_K, .q4_K, .q5_1, .q5_K, .q6_K, .iq4_XS].contains(f.tensors[name]?.type)
+            guard weights == .native, cols % 32 == 0, let type = f.tensors[name]?.type else { return false }
+            return type.blockElements > 1 && !QuantizedMatrix.nativeTypes.contains(type)
         }
         let layers = try (0..<c.numLayers).map { l -> DecoderLayer in
             let p = "blk.\(l)."
