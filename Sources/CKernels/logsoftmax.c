@@ -1,6 +1,6 @@
 /* Reductions over a vocabulary of logits: log softmax(x)[index], what the engine reports as each
-   generated token's logprob and what `score` sums, and the softmax normaliser the sampler draws
-   with.
+   generated token's logprob and what `score` sums, the softmax normaliser the sampler draws
+   with, and the greedy token (argmax).
 
    A decode step computes it for every sequence of the batch on the engine's thread; with libm's
    double exp one logit at a time it took about 0.25 ms per token on SmolLM2's 49,152 logits
@@ -60,6 +60,50 @@ double sy_sum_exp(const float *x, int n, float shift, int portable) {
 #endif
     (void)portable;
     return sum_exp_portable(x, n, shift, 0);
+}
+
+/* The scalar rule: the first index of the largest value that compares greater than x[0] (NaNs
+   never do), from `best` on; the portable path and the SIMD tail. */
+static int argmax_portable(const float *x, int from, int n, int best) {
+    for (int i = from; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
+#if SY_X86_SIMD
+/* Eight lanes, each the first index of its largest value (an ordered compare: NaN never wins),
+   started at x[0]; then the largest of the lanes, the lowest index on ties. Same result as the
+   scalar rule when x[0] is not NaN (the caller handles that case). */
+__attribute__((target("avx2,fma")))
+static int argmax_avx2(const float *x, int n) {
+    __m256 best = _mm256_set1_ps(x[0]);
+    __m256i at = _mm256_setzero_si256(), idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i step = _mm256_set1_epi32(8);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        best = _mm256_blendv_ps(best, v, gt);
+        at = _mm256_blendv_epi8(at, idx, _mm256_castps_si256(gt));
+        idx = _mm256_add_epi32(idx, step);
+    }
+    float values[8];
+    int indices[8];
+    _mm256_storeu_ps(values, best);
+    _mm256_storeu_si256((__m256i *)indices, at);
+    int result = 0;
+    for (int l = 0; l < 8; l++)
+        if (values[l] > x[result] || (values[l] == x[result] && indices[l] < result)) result = indices[l];
+    return argmax_portable(x, i, n, result);
+}
+#endif
+
+int sy_argmax(const float *x, int n, int portable) {
+    if (n <= 0) return 0;
+#if SY_X86_SIMD
+    if (!portable && sy_kernels_have_avx2() && x[0] == x[0]) return argmax_avx2(x, n);
+#endif
+    (void)portable;
+    return argmax_portable(x, 1, n, 0);
 }
 
 float sy_log_softmax_at(const float *x, int n, int index, int portable) {

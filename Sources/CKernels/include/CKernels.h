@@ -69,6 +69,12 @@ int sy_kernels_have_avx512vl(void);
 /// at a time (`portable` != 0 forces it; tests compare the two).
 void sy_silu_multiply(float *gate, const float *up, int count, int portable);
 
+/// RMSNorm of `rows` rows of `width` floats: out = x / sqrt(mean(x²) + eps) · weight (Llama's
+/// LlamaRMSNorm). The sum of squares is vectorised where available (AVX2: 32 lanes, then added
+/// pairwise), else summed in index order (`portable` != 0 forces that; tests compare the two).
+/// `out` may not overlap `x` unless it is `x` itself.
+void sy_rms_norm(const float *x, int rows, int width, const float *weight, float eps, float *out, int portable);
+
 /// log softmax(x[0..<n])[index] = (x[index] − m) − log Σ exp(x[i] − m), m = max x, for finite x
 /// (n ≥ 1, 0 ≤ index < n): AVX2 with a polynomial exp (relative error ~2e-7 per term) summed in
 /// double where available, else libm's double exp one term at a time (`portable` != 0 forces it).
@@ -76,6 +82,11 @@ float sy_log_softmax_at(const float *x, int n, int index, int portable);
 
 /// max x[0..<n] (-inf for n = 0), vectorised where available.
 float sy_max(const float *x, int n, int portable);
+
+/// The index of the largest of x[0..<n], the first on ties; NaNs never win, except that a NaN
+/// x[0] is returned (0) as nothing compares greater than it; 0 for n ≤ 0. Vectorised where
+/// available (`portable` != 0 forces the scalar loop; tests compare the two).
+int sy_argmax(const float *x, int n, int portable);
 
 /// Σ exp(x[i] − shift) over x[0..<n] for x[i] ≤ shift (finite), summed in double: the softmax
 /// normaliser with shift = max x (the same exp as sy_log_softmax_at).

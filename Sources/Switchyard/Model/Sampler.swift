@@ -128,11 +128,10 @@ public struct Sampler: Sendable {
         return ranked[keep - 1].id
     }
 
-    /// Index of the largest value (first on ties).
+    /// Index of the largest value (first on ties; NaNs never win, but a NaN first value is
+    /// returned, 0, as nothing compares greater than it): `Ops.argmax`.
     public static func argmax(_ x: [Float]) -> Int {
-        var best = 0
-        for i in x.indices where x[i] > x[best] { best = i }
-        return best
+        x.withUnsafeBufferPointer { Ops.argmax($0) }
     }
 }
 

@@ -5,19 +5,15 @@ import Foundation
 /// Each works in Float32 in the same order of operations as the PyTorch reference, unless its
 /// comment says otherwise (the vectorised exp of `siluMultiply`, `logSoftmax` and `sumExp`).
 public enum Ops {
-    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight` (Llama's `LlamaRMSNorm`).
+    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight` (Llama's `LlamaRMSNorm`), by
+    /// `sy_rms_norm`: on AVX2 the sum of squares is accumulated in 32 lanes, so its additions are
+    /// not in PyTorch's order (float precision either way).
     @inline(__always)
     public static func rmsNorm(
         _ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>,
         eps: Float, into out: UnsafeMutablePointer<Float>
     ) {
-        for r in 0..<rows {
-            let src = x + r * width, dst = out + r * width
-            var sum: Float = 0
-            for j in 0..<width { sum += src[j] * src[j] }
-            let inv = 1 / (sum / Float(width) + eps).squareRoot()
-            for j in 0..<width { dst[j] = weight[j] * (src[j] * inv) }
-        }
+        sy_rms_norm(x, Int32(rows), Int32(width), weight, eps, out, 0)
     }
 
     /// `gate[i] = silu(gate[i]) * up[i]` in place (SwiGLU), by `sy_silu_multiply`: on AVX2 with a
@@ -37,6 +33,13 @@ public enum Ops {
     /// The largest of `x` (−∞ when empty; `sy_max`, vectorised).
     public static func max(_ x: UnsafeBufferPointer<Float>) -> Float {
         x.isEmpty ? -.infinity : sy_max(x.baseAddress!, Int32(x.count), 0)
+    }
+
+    /// The index of the largest of `x`, the first on ties (0 when empty). NaNs never win, but a
+    /// NaN first value is returned (0), as nothing compares greater than it: the rule of
+    /// `for i where x[i] > x[best]`, vectorised by `sy_argmax`.
+    public static func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+        x.isEmpty ? 0 : Int(sy_argmax(x.baseAddress!, Int32(x.count), 0))
     }
 
     /// `Σ exp(x[i] − shift)` in double for finite `x[i] ≤ shift` (`sy_sum_exp`): the softmax
