@@ -16,7 +16,8 @@ enum ComposeCommand: Command {
         so that later default pools leave it out. By default the search starts from the best expert
         alone (each is tried at weight 1 first, within the budget); --start zero is LoraHub's start.
         Then, by default, the search's best is kept unless an expert alone completes more of the
-        examples exactly (greedy decoding); --select objective keeps the search's best, as LoraHub.
+        examples exactly (greedy decoding), or as many while the search's best misses some (the
+        expert wins ties); --select objective keeps the search's best, as LoraHub.
         """
 
     struct Options: ParsableArguments {
@@ -54,7 +55,7 @@ enum ComposeCommand: Command {
         @Option(
             name: "select",
             help:
-                "exact-match: keep the search's best unless an expert alone completes more of the examples exactly (greedy decoding; ties to the lower objective); objective: the search's best, as LoraHub."
+                "exact-match: keep the search's best unless an expert alone completes more of the examples exactly (greedy decoding), or as many, at least one, while the search's best misses some (experts alone: ties to the lower objective); objective: the search's best, as LoraHub."
         )
         var selection: CompositionSelection = .default
         @Option(help: "Objective evaluations, all spent.")
@@ -140,10 +141,13 @@ enum ComposeCommand: Command {
         if let matches = choice.exactMatches, let searched = choice.searchExactMatches {
             let n = examples.count
             if choice.weights == result.best {
-                print("the search's best completes \(matches) of \(n) examples exactly; no expert alone completes more")
+                let rival = matches > 0 && matches < n ? "as many" : "more"
+                print(
+                    "the search's best completes \(matches) of \(n) examples exactly; no expert alone completes \(rival)"
+                )
             } else {
-                let alone = choice.weights.filter { $0 != 0 } == [1] ? choice.weights.firstIndex(of: 1) : nil
-                let what = alone.map { "\(names[$0]) alone" } ?? "another evaluated point"
+                // Only experts alone (one weight 1, the rest 0) replace the search's best.
+                let what = choice.weights.firstIndex(of: 1).map { "\(names[$0]) alone" } ?? "an expert alone"
                 let objective = String(format: "%.4f", choice.objective)
                 print(
                     "kept \(what) (objective \(objective)): it completes \(matches) of \(n) examples exactly, "

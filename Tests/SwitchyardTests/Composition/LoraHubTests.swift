@@ -168,6 +168,31 @@ import Testing
         #expect(kept.weights == mix.best && kept.objective == 0.2 && kept.exactMatches == examples.count)
     }
 
+    /// Where the search's best misses some examples, an expert alone that completes as many wins
+    /// the tie; where neither completes any, the search's best stays.
+    @Test func exactMatchSelectionPrefersAnExpertAloneOnATie() throws {
+        let (model, experts, all) = try Self.setup()
+        // One example no weights complete (its completion is attn-r4's with the last token
+        // changed): attn-r4 alone completes the other three, and so does a search's best next to it.
+        var examples = all
+        let last = examples[3].completion
+        examples[3] = FewShotExample(
+            prompt: examples[3].prompt, completion: last.dropLast() + [last.last! == 5 ? 6 : 5])
+        let hub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        #expect(try hub.exactMatches(experts[0]) == 3)
+        let near = OptimizationResult(best: [1, 0.01, 0], bestValue: 0.05, evaluations: 1, history: [0.05])
+        let composed = try hub.compose(near.best, name: "near")
+        #expect(try hub.exactMatches(composed) == 3)
+        let choice = try hub.select(near, by: .exactMatch)
+        #expect(choice.weights == [1, 0, 0] && choice.exactMatches == 3 && choice.searchExactMatches == 3)
+        // No example complete by anything: the search's best stays.
+        let none = examples.map { FewShotExample(prompt: $0.prompt, completion: $0.completion.dropLast() + [7, 7, 7]) }
+        let nothing = try LoraHubComposer(model: model, experts: experts, examples: none)
+        for expert in experts { #expect(try nothing.exactMatches(expert) == 0) }
+        let stays = try nothing.select(near, by: .exactMatch)
+        #expect(stays.weights == near.best && stays.exactMatches == 0)
+    }
+
     /// `shouldStop` is asked before every evaluation: answering true stops the search there.
     @Test(arguments: CompositionOptimizer.allCases)
     func searchStopsWhenAsked(optimizer: CompositionOptimizer) throws {

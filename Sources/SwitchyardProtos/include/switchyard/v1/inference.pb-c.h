@@ -483,7 +483,8 @@ struct  Switchyard__V1__ComposeRequest
   /*
    * How the weights are settled on after the search (`switchyard compose --select`):
    * "exact-match" (also when empty: the search's best, unless an expert alone completes more of
-   * the examples exactly under greedy decoding) or "objective" (the search's best, as LoraHub).
+   * the examples exactly under greedy decoding, or as many, at least one, while the search's best
+   * misses some) or "objective" (the search's best, as LoraHub).
    */
   char *selection;
 };
