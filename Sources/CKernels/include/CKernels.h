@@ -102,6 +102,16 @@ double sy_multiply_add_peak(double seconds);
 #include <stddef.h>
 #include <stdint.h>
 
+// ---- Weight memory ---------------------------------------------------------------------
+
+/// `bytes` of memory for weights that live as long as a model (64-byte aligned), advised to use
+/// transparent huge pages (weightmem.c: decode streams every weight each step); NULL when there
+/// is no memory. Thread-safe. Free with sy_weight_free, never with free().
+void *sy_weight_alloc(size_t bytes);
+
+/// Returns memory from sy_weight_alloc (NULL: nothing). Thread-safe.
+void sy_weight_free(void *p);
+
 /// Causal self-attention for `n` new query rows at positions start ..< start+n:
 /// out[r][h] = Σ_t softmax_t(scale · q[r][h]·K[h/group][t]) · V[h/group][t] over
 /// t in [max(0, pos − window + 1), pos] (window 0: no window). q rows are `q_stride` floats apart

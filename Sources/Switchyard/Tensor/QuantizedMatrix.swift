@@ -25,6 +25,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public let cols: Int
     /// Bytes of one row (`cols / blockElements` blocks).
     public let rowBytes: Int
+    /// The blocks, `rows × rowBytes` bytes from `weightMemory` (freed with the matrix).
     private let storage: UnsafeMutableRawPointer
     /// One Float32 per 32-value block (`rows × cols/32`, row-major) added to every value of the
     /// block, or nil: Q8_0 blocks rewritten from a type with a minimum (Q5_1, Q5_K) hold
@@ -66,7 +67,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         self.cols = cols
         rowBytes = cols / type.blockElements * type.blockBytes
         precondition(bytes.count == rows * rowBytes, "expected \(rows * rowBytes) bytes, found \(bytes.count)")
-        storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        storage = Self.weightMemory(rows * rowBytes)
         offsets = nil
         for r in 0..<rows {
             let from = rowOrder?[r] ?? r
@@ -129,7 +130,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         precondition(
             bytes.count == rows * sourceRowBytes, "expected \(rows * sourceRowBytes) bytes, found \(bytes.count)")
         let rowBytes = cols / target.blockElements * target.blockBytes, nb = cols / 32
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        let storage = Self.weightMemory(rows * rowBytes)
         let offsets: UnsafeMutablePointer<Float>? =
             type == .q5_1 || type == .q5_K ? .allocate(capacity: max(1, rows * nb)) : nil
         let blocks = cols / type.blockElements
@@ -146,7 +147,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
             default: failed = sy_q4_K_to_q4_1(from, blocks, to) >= 0
             }
             if failed {
-                storage.deallocate()
+                sy_weight_free(storage)
                 offsets?.deallocate()
                 return nil
             }
@@ -186,12 +187,12 @@ public final class QuantizedMatrix: @unchecked Sendable {
         precondition(Self.canKeep(.bf16, cols: cols), "BF16 [\(rows)×\(cols)] has no native kernel")
         precondition(f16.count == rows * cols * 2, "expected \(rows * cols * 2) bytes, found \(f16.count)")
         let rowBytes = cols * 2
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+        let storage = Self.weightMemory(rows * rowBytes)
         for r in 0..<rows {
             let from = f16.baseAddress! + (rowOrder?[r] ?? r) * rowBytes
             let to = (storage + r * rowBytes).assumingMemoryBound(to: UInt16.self)
             guard sy_f16_to_bf16_exact(from, cols, to) < 0 else {
-                storage.deallocate()
+                sy_weight_free(storage)
                 return nil
             }
         }
@@ -204,8 +205,18 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     deinit {
-        storage.deallocate()
+        sy_weight_free(storage)
         offsets?.deallocate()
+    }
+
+    /// `bytes` of memory for a matrix's blocks: `sy_weight_alloc` (64-byte aligned, on transparent
+    /// huge pages where the system allows them, since decode reads every weight each step). Traps
+    /// when there is no memory, as `UnsafeMutableRawPointer.allocate` does.
+    private static func weightMemory(_ bytes: Int) -> UnsafeMutableRawPointer {
+        guard let memory = sy_weight_alloc(max(1, bytes)) else {
+            fatalError("QuantizedMatrix: no memory for \(bytes) bytes of weights")
+        }
+        return memory
     }
 
     /// Whether this matrix carries a Float32 offset per block (Q8_0 rewritten from Q5_1 or Q5_K).
