@@ -21,7 +21,6 @@
 #include "CKernels.h"
 #include <pthread.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 

@@ -1,6 +1,7 @@
 import CKernels
 import Dispatch
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Switchyard
@@ -71,14 +72,14 @@ import Testing
     }
 
     @Test func concurrentUseKeepsEveryAllocationIntact() {
-        let failures = ManagedAtomicCounter()
+        let failures = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 4) { thread in
             var rng = SeededRandom(seed: UInt64(thread + 1))
             var held: [(UnsafeMutableRawPointer, Int, UInt8)] = []
             for round in 0..<300 {
                 let size = 1 + Int(rng.next() % 200_000)
                 guard let p = sy_weight_alloc(size) else {
-                    failures.add()
+                    failures.withLock { $0 += 1 }
                     continue
                 }
                 let seed = UInt8(truncatingIfNeeded: thread * 64 + round)
@@ -86,23 +87,15 @@ import Testing
                 held.append((p, size, seed))
                 if held.count > 8 || rng.next() % 3 == 0 {
                     let (q, bytes, s) = held.remove(at: Int(rng.next() % UInt64(held.count)))
-                    if !Self.check(q, bytes, seed: s) { failures.add() }
+                    if !Self.check(q, bytes, seed: s) { failures.withLock { $0 += 1 } }
                     sy_weight_free(q)
                 }
             }
             for (q, bytes, s) in held {
-                if !Self.check(q, bytes, seed: s) { failures.add() }
+                if !Self.check(q, bytes, seed: s) { failures.withLock { $0 += 1 } }
                 sy_weight_free(q)
             }
         }
-        #expect(failures.value == 0)
+        #expect(failures.withLock { $0 } == 0)
     }
-}
-
-/// A counter several threads add to (a lock around an Int).
-final class ManagedAtomicCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
 }
