@@ -241,7 +241,7 @@ void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_blo
 
 /// Y[m][n] = dot(W row n, activation row m) for n in [n_begin, n_end), m < M, from rows quantised
 /// by sy_quantize_rows_q8x8: (M + 7) / 8 groups of K/32 blocks, group g holding rows 8g..8g+7.
-/// Integer weight types only. Each pair of weight rows is unpacked once for every group. Uses
+/// Integer weight types only. Each four weight rows are unpacked once for every group. Uses
 /// 8-bit dot products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0
 /// forces the portable loop, the same integer arithmetic (tests compare the two). `offsets`
 /// (NULL: none), as in sy_qgemm_output: each block's offset times the activations' scaled sum s.

@@ -216,12 +216,13 @@ import Testing
 
     /// The batched integer kernel (8-bit dot products where the CPU has VNNI) equals its portable
     /// twin, which is the reference product of the quantised activations; every row count up to
-    /// 8, several groups of 8 (11, 20), and both the two-row step and its one-row remainder (odd
-    /// column ranges).
+    /// 8, several groups of 8 (11, 20), and the four-row step with each remainder (column ranges
+    /// of 1, 5, 7, 11, 16, 23 and 34 rows). Q8_0 also with per-block offsets (Q5_1/Q5_K rewritten as
+    /// Q8_0), against the portable loop's offsets.
     @Test(arguments: [GGMLType.q8_0, .q4_0, .q4_1])
     func batchedIntegerKernelMatchesItsPortableTwin(type: GGMLType) {
         var rng = SeededRandom(seed: 11)
-        for (n, k) in [(1, 32), (7, 96), (34, 576)] {
+        for (n, k) in [(1, 32), (7, 96), (34, 576), (16, 64)] {
             let bytes = Self.randomBytes(type, rows: n, cols: k, rng: &rng)
             let q = bytes.withUnsafeBytes { QuantizedMatrix(type: type, rows: n, cols: k, bytes: $0) }
             let w = q.dequantized()
@@ -242,13 +243,20 @@ import Testing
                 let scale = max(1, expected.map(abs).max()!)
                 for (lo, hi) in [(0, n), (n / 3, n)] where lo < hi {
                     var simd = [Float](repeating: .nan, count: r * n), portable = simd
+                    var withOffsets = (simd, portable)
+                    let offsets = (0..<(n * k / 32)).map { _ in rng.nextUnitFloat() - 0.5 }
                     bytes.withUnsafeBytes { wp in
                         for (out, flag) in [(0, Int32(0)), (1, Int32(1))] {
-                            var y = [Float](repeating: .nan, count: r * n)
+                            var y = [Float](repeating: .nan, count: r * n), z = y
                             sy_q8x8_rows(
                                 Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(r),
                                 Int32(lo), Int32(hi), &y, Int32(n), flag, nil)
-                            if out == 0 { simd = y } else { portable = y }
+                            if type == .q8_0 {
+                                sy_q8x8_rows(
+                                    Int32(type.rawValue), wp.baseAddress!, q.rowBytes, Int32(k), blocks, Int32(r),
+                                    Int32(lo), Int32(hi), &z, Int32(n), flag, offsets)
+                            }
+                            if out == 0 { (simd, withOffsets.0) = (y, z) } else { (portable, withOffsets.1) = (y, z) }
                         }
                     }
                     for row in 0..<r {
@@ -261,6 +269,11 @@ import Testing
                             #expect(
                                 abs(Double(portable[i]) - expected[i]) <= 1e-4 * scale, "\(type) n \(n) k \(k) r \(r)")
                             #expect(abs(simd[i] - portable[i]) <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) r \(r)")
+                            if type == .q8_0 {
+                                let (a, b) = (withOffsets.0[i], withOffsets.1[i])
+                                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "offsets: n \(n) k \(k) r \(r)")
+                                #expect(abs(b - portable[i]) > 1e-6, "the offsets must change the product")
+                            }
                         }
                     }
                 }
