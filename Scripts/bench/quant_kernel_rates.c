@@ -4,7 +4,8 @@
    activations) and the 8-row kernel of batched decode (sy_q8x8_rows, 16-bit activations split
    into bytes; 8-bit dot products where the CPU has AVX-512 VNNI, the portable loop elsewhere).
    Their ratio bounds how much batch 8 can speed decode up over batch 1 before anything else in
-   a decode step (attention, norms, the pool's joins) is counted.
+   a decode step (attention, norms, the pool's joins) is counted. On CPUs with VNNI the last line
+   is the core's vpdpbusd peak, the roof of the 8-row kernel.
 
    Built against the library's own C sources with SwiftPM's release optimisation (-O2):
 
@@ -69,6 +70,26 @@ static double rate(int type, int K, int N, int copies, int rows) {
     return (double)rows * K * N * reps / best / 1e9;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The core's vpdpbusd peak: 12 independent 256-bit chains (throughput, not latency), G
+   instructions/s. Each does 32 byte products, so 16 multiply-adds of the kernel's 16-bit
+   activations (two bytes each): 16 x this is the most sy_q8x8_rows could reach. */
+__attribute__((target("avx2,avx512f,avx512vl,avx512vnni"))) static double vpdpbusd_peak(void) {
+    __m256i a[12];
+    const __m256i b = _mm256_set1_epi32(0x01010101), c = _mm256_set1_epi32(0x02020202);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_epi32(i);
+    const long n = 50000000;
+    const double t = now();
+    for (long i = 0; i < n; i++) {
+        for (int j = 0; j < 12; j++) a[j] = _mm256_dpbusd_epi32(a[j], b, c);
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]),
+                         "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+    }
+    return (double)n * 12 / (now() - t) / 1e9;
+}
+#endif
+
 int main(int argc, char **argv) {
     const int K = argc > 1 ? atoi(argv[1]) : 576, N = argc > 2 ? atoi(argv[2]) : 1536;
     const int copies = argc > 3 ? atoi(argv[3]) : 150;
@@ -86,5 +107,11 @@ int main(int argc, char **argv) {
         printf("%s  1 row (sy_qgemv_rows) %6.1f / %6.1f   8 rows (sy_q8x8_rows) %6.1f / %6.1f   8-row / 1-row %.2fx / %.2fx\n",
                names[t], b1w, b1s, b8w, b8s, b8w / b1w, b8s / b1s);
     }
+#if defined(__x86_64__)
+    if (sy_kernels_have_vnni()) {
+        const double peak = vpdpbusd_peak();
+        printf("vpdpbusd peak %.2f G/s: at most %.0f G multiply-adds/s with 16-bit activations\n", peak, 16 * peak);
+    }
+#endif
     return 0;
 }
