@@ -7,8 +7,9 @@ enum ComposeCommand: Command {
     static let summary = "LoraHub: compose existing experts for a new task from a few examples"
     static let discussion = """
         LoraHub: searches weights w in [-1.5, 1.5] over experts, gradient-free, for the
-        composed adapter (by default the experts' updates summed, Σ w·s·B_i·A_i, their ranks
-        concatenated; --combination lorahub: LoraHub's A = Σ w·√s·A_i, B = Σ w·√s·B_i),
+        composed adapter (by default the experts' updates summed, Σ w·s·B_i·A_i, the ranks of
+        those of nonzero weight concatenated; --combination lorahub: LoraHub's A = Σ w·√s·A_i,
+        B = Σ w·√s·B_i),
         minimising LoraHub's objective (upstream lorahub/algorithm.py): the base model's mean
         cross-entropy on the examples' completions (+ eos) divided by the number of examples,
         plus l1 · mean|w|. The best is written to the
@@ -49,7 +50,7 @@ enum ComposeCommand: Command {
         var start: CompositionStart = .bestSingle
         @Option(
             help:
-                "lorahub: A = Σ w·√s·A_i, B = Σ w·√s·B_i (LoraHub's; one rank); cat: ranks concatenated, the delta exactly Σ w·s·B_i·A_i (PEFT's cat; what --expert a=w,b=v applies)."
+                "lorahub: A = Σ w·√s·A_i, B = Σ w·√s·B_i (LoraHub's; one rank); cat: the ranks of the experts of nonzero weight concatenated, the delta exactly Σ w·s·B_i·A_i (PEFT's cat; what --expert a=w,b=v applies)."
         )
         var combination: CompositionCombination = .default
         @Option(

@@ -37,7 +37,8 @@ public enum CompositionCombination: String, CaseIterable, Sendable {
     /// The delta is `Σ_i Σ_j w_i·w_j·√(s_i·s_j)·B_i·A_j`: each expert enters as w², and the cross
     /// terms `B_i·A_j` of independently trained experts are not any expert's update.
     case lorahub
-    /// PEFT's `cat` (`LoRAAdapter.combine(type: .cat)`): ranks concatenated, the delta exactly
+    /// PEFT's `cat` (`LoRAAdapter.combine(type: .cat)`): the ranks of the experts of nonzero weight
+    /// concatenated, the delta exactly
     /// `Σ w_i·s_i·B_i·A_i` — what mixing the experts at inference (`--expert a=w …`) applies.
     case cat
 
@@ -136,14 +137,20 @@ public final class LoraHubComposer {
         rank = ranks.max() ?? 0
     }
 
-    /// The composed adapter for weights `w`, marked as composed (`LoRAAdapter.composition`).
+    /// The composed adapter for weights `w`, marked as composed (`LoRAAdapter.composition`, which
+    /// lists every expert's weight). With `cat`, experts of weight exactly 0 are left out of the
+    /// concatenation (their rows would be zeros): an expert alone gives an adapter of its own rank,
+    /// not the pool's total; if every weight is 0, the first expert's rows (zeros) stand in.
     public func compose(_ w: [Float], name: String) throws -> LoRAAdapter {
         guard w.count == experts.count else {
             throw SwitchyardError.invalidArgument("compose: \(w.count) weights for \(experts.count) experts")
         }
         let composition = zip(experts, w).map { "\($0.name)=\($1)" }.joined(separator: ",")
         if combination == .cat {
-            var adapter = try LoRAAdapter.combine(experts, weights: w, type: .cat, name: name)
+            var kept = w.indices.filter { w[$0] != 0 }
+            if kept.isEmpty { kept = [0] }
+            var adapter = try LoRAAdapter.combine(
+                kept.map { experts[$0] }, weights: kept.map { w[$0] }, type: .cat, name: name)
             adapter.composition = composition
             return adapter
         }

@@ -97,6 +97,30 @@ import Testing
         #expect(abs(try cat.objective(w) - (try cat.crossEntropy(composed) / 4 + 0.05 * 2.7 / 3)) < 1e-5)
     }
 
+    /// Experts of weight 0 are left out of a `cat` composition: an expert alone composes to an
+    /// adapter of its own rank with its own logits, a zero weight drops its rank from a mix, and all
+    /// zeros give a zero update; the metadata still lists every weight.
+    @Test func catCombinationLeavesZeroWeightsOut() throws {
+        let (model, experts, examples) = try Self.setup()
+        let x = [130, 15, 432, 135, 7]
+        let cat = try LoraHubComposer(model: model, experts: experts, examples: examples, combination: .cat)
+        let alone = try cat.compose([0, 1, 0], name: "alone")
+        #expect(alone.ranks == experts[1].ranks)
+        #expect(alone.composition == "attn-r4=0.0,attn-r4b=1.0,layers-list=0.0")
+        let direct = try Self.logits(model, x, LoRAMixDelta(experts: [experts[1]]), .single(0))
+        let viaAlone = try Self.logits(model, x, LoRAMixDelta(experts: [alone]), .single(0))
+        #expect(maxAbsDifference(viaAlone, direct) <= 1e-6)
+        let pair = try cat.compose([0.7, 0, -0.4], name: "pair")
+        #expect(pair.ranks == [experts[0].ranks[0] + experts[2].ranks[0]])
+        let mixed = try Self.logits(
+            model, x, LoRAMixDelta(experts: experts),
+            ExpertMix([ExpertMix.Entry(expert: 0, weight: 0.7), ExpertMix.Entry(expert: 2, weight: -0.4)]))
+        #expect(maxAbsDifference(try Self.logits(model, x, LoRAMixDelta(experts: [pair]), .single(0)), mixed) <= 1e-5)
+        let none = try cat.compose([0, 0, 0], name: "none")
+        let base = try model.forward([SequenceInput(tokens: x, cache: model.makeCache())], logits: .all)[0].data
+        #expect(maxAbsDifference(try Self.logits(model, x, LoRAMixDelta(experts: [none]), .single(0)), base) <= 1e-6)
+    }
+
     @Test(arguments: CompositionOptimizer.allCases)
     func searchFindsWeightsBetterThanTheStart(optimizer: CompositionOptimizer) throws {
         let (model, experts, examples) = try Self.setup()

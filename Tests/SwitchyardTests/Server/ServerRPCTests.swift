@@ -110,15 +110,23 @@ import Testing
             experts: ["reverse", "uppercase"], budget: 12, optimizer: "cmaes")
         { cmaes.append(e) }
         #expect(cmaes.last?.uint("evaluations") == 12)
-        // So is the combination: cat concatenates the two experts' ranks, LoraHub's keeps one.
+        // So is the combination: cat concatenates the ranks of the experts of nonzero weight,
+        // LoraHub's keeps one.
         var ranks: [String: UInt64] = [:]
+        var nonzero: UInt64 = 0
         for combination in ["lorahub", "cat"] {
             for try await e in client.compose(
                 name: "composed-\(combination)", examples: [("Write dog backwards.\nAnswer:", "god")],
                 experts: ["reverse", "uppercase"], budget: 4, combination: combination)
-            { if let expert = e.message("expert") { ranks[combination] = expert.uint("rank") } }
+            {
+                guard let expert = e.message("expert") else { continue }
+                ranks[combination] = expert.uint("rank")
+                if combination == "cat" {
+                    nonzero = UInt64(e.messages("weights").filter { $0.double("weight") != 0 }.count)
+                }
+            }
         }
-        #expect(ranks["cat"] != nil && ranks["cat"] == ranks["lorahub"].map { 2 * $0 }, "\(ranks)")
+        #expect(nonzero > 0 && ranks["cat"] == ranks["lorahub"].map { nonzero * $0 }, "\(ranks), \(nonzero) nonzero")
         #expect(
             await statusCode {
                 for try await _ in client.compose(

@@ -476,7 +476,8 @@ struct  Switchyard__V1__ComposeRequest
   char *optimizer;
   /*
    * How the weights combine the experts (`switchyard compose --combination`): "lorahub"
-   * (A = Σ w·√s·A_i, B = Σ w·√s·B_i) or "cat" (ranks concatenated: exactly Σ w·s·B_i·A_i).
+   * (A = Σ w·√s·A_i, B = Σ w·√s·B_i) or "cat" (the ranks of the experts of nonzero weight
+   * concatenated: exactly Σ w·s·B_i·A_i).
    * Empty: the server's default, the same as the command line's.
    */
   char *combination;
