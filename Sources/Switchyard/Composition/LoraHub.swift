@@ -188,13 +188,14 @@ public final class LoraHubComposer {
         let logits = try model.forward(inputs, logits: .all, delta: delta, workspace: workspace)
         var total: Float = 0, count = 0
         for (ex, l) in zip(examples, logits) {
-            for (j, target) in ex.completion.enumerated() {
-                let row = l.row(ex.prompt.count - 1 + j)  // logits predicting completion token j
-                let m = row.max()!
-                let logSum = m + Float(Foundation.log(Double(row.reduce(Float(0)) { $0 + Foundation.exp($1 - m) })))
-                total += logSum - row[target]
-                count += 1
+            l.data.withUnsafeBufferPointer { all in
+                for (j, target) in ex.completion.enumerated() {
+                    let r = ex.prompt.count - 1 + j  // the row of logits predicting completion token j
+                    let row = UnsafeBufferPointer(rebasing: all[(r * l.cols)..<((r + 1) * l.cols)])
+                    total -= Ops.logSoftmax(row, at: target)
+                }
             }
+            count += ex.completion.count
         }
         return total / Float(count)
     }

@@ -65,6 +65,26 @@ import Testing
         #expect(try hub.crossEntropy(composed) < hub.crossEntropy(nil))
     }
 
+    /// The cross-entropy the objective reads is the mean, over every completion token of every
+    /// example, of −log softmax(logits)[token], here computed in Double from the model's logits.
+    @Test func crossEntropyIsTheMeanNegativeLogLikelihoodOfTheCompletions() throws {
+        let (model, experts, examples) = try Self.setup()
+        let hub = try LoraHubComposer(model: model, experts: experts, examples: examples)
+        var total = 0.0, count = 0
+        for ex in examples {
+            let l = try model.forward(
+                [SequenceInput(tokens: ex.prompt + ex.completion, cache: model.makeCache())], logits: .all)[0]
+            for (j, token) in ex.completion.enumerated() {
+                let row = l.row(ex.prompt.count - 1 + j).map(Double.init)
+                let m = row.max()!
+                total += m + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - m) }) - row[token]
+                count += 1
+            }
+        }
+        let expected = total / Double(count)
+        #expect(abs(Double(try hub.crossEntropy(nil)) - expected) <= 1e-5 * max(1, expected), "\(expected)")
+    }
+
     /// The logits of `tokens` through `delta` (one row mix for every position).
     static func logits(_ model: LlamaModel, _ tokens: [Int], _ delta: LoRAMixDelta, _ mix: ExpertMix) throws -> [Float]
     {
