@@ -200,8 +200,8 @@ static inline __m256 offset_vnni(const int type, const uint8_t *p, __m256 d) {
    in the lanes: (S_hi << 8) + S_lo. g points at the rows' unpacked blocks (32 unsigned bytes
    apiece, one after another); each group of 4 bytes is broadcast straight from memory (a load,
    not a shuffle competing with vpdpbusd for the vector ports), and each activation load serves
-   every row: 6 loads per 8 vpdpbusd (two rows took 4 per 4). Eight chains (row, half), eight deep: vpdpbusd's latency
-   hidden within a block. */
+   every row: 6 loads per 8 vpdpbusd (two rows took 4 per 4). Eight chains (row, half), eight
+   deep: vpdpbusd's latency hidden within a block. */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
 static inline void dot16_rows_vnni(const int32_t *g, const sy_block_q8x8 *xb, __m256i v[SY_VNNI_ROWS]) {
     const __m256i *h = (const __m256i *)xb->hi, *l = (const __m256i *)xb->lo;
@@ -258,7 +258,7 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
                 const float *ds = (const float *)(ub + 32 * R), *os = ds + R;
                 const sy_block_q8x8 *xb = xg + b;
                 if (m0 == 0)
-                    /* The next two steps' weight rows, fetched while this one computes: the
+                    /* The weight rows two steps on, fetched while this one computes: the
                        hardware prefetcher alone leaves the unpack waiting on memory (batch 8 of
                        the 1536-wide down projection: 44 → 60 G multiply-adds/s on one thread). */
                     for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w[r] + bb * (size_t)b + 2 * R * row_bytes), _MM_HINT_T0);
