@@ -21,10 +21,28 @@ enum FixturePaths {
     }
 }
 
-/// Largest absolute difference between two equally long arrays.
+/// Largest absolute difference between two equally long arrays; +∞ where a difference is NaN
+/// (a NaN loses every comparison, so `max` alone would pass it over and hide a NaN output).
 func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "length mismatch \(a.count) vs \(b.count)")
     var m: Float = 0
-    for i in a.indices { m = max(m, abs(a[i] - b[i])) }
+    for i in a.indices {
+        let d = abs(a[i] - b[i])
+        if d.isNaN { return .infinity }
+        m = max(m, d)
+    }
+    return m
+}
+
+/// Largest absolute difference between outputs and a Double reference; +∞ where a difference is
+/// NaN (as `maxAbsDifference`).
+func maxAbsDifference(_ a: [Float], _ b: [Double]) -> Double {
+    precondition(a.count == b.count, "length mismatch \(a.count) vs \(b.count)")
+    var m = 0.0
+    for i in a.indices {
+        let d = abs(Double(a[i]) - b[i])
+        if d.isNaN { return .infinity }
+        m = max(m, d)
+    }
     return m
 }

@@ -141,10 +141,10 @@ import Testing
                 let other = asked && dot && m > 1 ? exactOut : rounded
                 let scale = max(1, expected.map(abs).max()!)
                 for (label, out) in [("multiply", y), ("fused 0", f0), ("fused 1", f1)] {
-                    let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
+                    let worst = maxAbsDifference(out, expected)
                     #expect(worst <= 1e-5 * scale, "\(label) m \(m) asked \(asked): worst \(worst)")
                     // The two roundings are told apart: the check above could fail.
-                    let apart = zip(out, other).map { abs(Double($0) - $1) }.max()!
+                    let apart = maxAbsDifference(out, other)
                     #expect(apart > 1e-4 * scale, "\(label) m \(m) asked \(asked): both roundings agree (\(apart))")
                 }
             }

@@ -74,7 +74,7 @@ import Testing
                         q: q, n: n, start: start, qStride: heads * hd, numHeads: heads, numKVHeads: kvHeads,
                         headDim: hd, keys: keyStore, values: valueStore, half: half, headStride: capacity * hd,
                         window: window, scale: scale, out: &out, outStride: heads * hd, portable: portable == 1)
-                    let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
+                    let worst = maxAbsDifference(out, expected)
                     #expect(
                         worst <= 1e-5,
                         "hd \(hd) heads \(heads)/\(kvHeads) start \(start) n \(n) window \(window) portable \(portable) half \(half): \(worst)"

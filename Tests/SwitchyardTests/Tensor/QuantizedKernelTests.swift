@@ -91,7 +91,7 @@ import Testing
                 }
                 let expected = Self.reference(w, x, m: m, levels: Self.activationLevels(type, m: m))
                 let scale = max(1, expected.map(abs).max()!)
-                let worst = zip(y, expected).map { abs(Double($0) - $1) }.max()!
+                let worst = maxAbsDifference(y, expected)
                 #expect(worst <= 1e-4 * scale, "\(type) n \(n) k \(k) m \(m): worst \(worst)")
                 // The SIMD small-batch kernel equals its portable twin.
                 if m <= 16 {
@@ -107,7 +107,7 @@ import Testing
                         )
                     }
                     #expect(status == (0, 0))
-                    let diff = zip(simd, portable).map { abs($0 - $1) }.max()!
+                    let diff = maxAbsDifference(simd, portable)
                     #expect(diff <= 1e-5 * Float(scale), "\(type) n \(n) k \(k) m \(m): SIMD vs portable \(diff)")
                 }
             }
