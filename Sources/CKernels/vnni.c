@@ -184,11 +184,11 @@ static inline void unpack_vnni(const int type, const uint8_t *p, uint8_t *u) {
     }
 }
 
-/* Block p's offset scale broadcast, given its scale d: Q4_1 its minimum, Q4_0 -8·d, Q8_0 -128·d
-   (the flip to unsigned). */
+/* Block p's offset scale, given its scale d: Q4_1 its minimum, Q4_0 -8·d, Q8_0 -128·d (the flip
+   to unsigned). */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
-static inline __m256 offset_vnni(const int type, const uint8_t *p, __m256 d) {
-    return type == SY_Q4_1 ? sy_half_broadcast256(p + 2) : _mm256_mul_ps(d, _mm256_set1_ps(type == SY_Q4_0 ? -8.f : -128.f));
+static inline float offset_vnni(const int type, const uint8_t *p, float d) {
+    return type == SY_Q4_1 ? _cvtsh_ss(sy_load_u16(p + 2)) : d * (type == SY_Q4_0 ? -8.f : -128.f);
 }
 
 /* Weight rows per step of the VNNI kernel: each activation load meets this many. Four against
@@ -235,18 +235,21 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
     uint8_t *u = (uint8_t *)aligned_alloc(32, (size_t)nb * stride);
     if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets); return; }
     for (int n = n_begin; n < n_end; n += R) {
+        size_t row[R];
         const uint8_t *w[R];
-        for (int r = 0; r < R; r++) w[r] = W + (size_t)(n + r < n_end ? n + r : n_end - 1) * row_bytes;
+        for (int r = 0; r < R; r++) {
+            row[r] = (size_t)(n + r < n_end ? n + r : n_end - 1);
+            w[r] = W + row[r] * row_bytes;
+        }
         for (int b = 0; b < nb; b++) {
             uint8_t *ub = u + stride * (size_t)b;
             float *ds = (float *)(ub + 32 * R), *os = ds + R;
             for (int r = 0; r < R; r++) {
                 const uint8_t *p = w[r] + bb * (size_t)b;
                 unpack_vnni(type, p, ub + 32 * r);
-                const __m256 d = sy_half_broadcast256(p);
-                ds[r] = _mm256_cvtss_f32(d);
-                os[r] = _mm256_cvtss_f32(offset_vnni(type, p, d));
-                if (has_offsets) os[r] += offsets[(size_t)(n + r < n_end ? n + r : n_end - 1) * nb + b];
+                ds[r] = _cvtsh_ss(sy_load_u16(p));
+                os[r] = offset_vnni(type, p, ds[r]);
+                if (has_offsets) os[r] += offsets[row[r] * nb + b];
             }
         }
         for (int m0 = 0; m0 < M; m0 += 8) {

@@ -21,26 +21,14 @@ enum FixturePaths {
     }
 }
 
-/// Largest absolute difference between two equally long arrays; +∞ where a difference is NaN
-/// (a NaN loses every comparison, so `max` alone would pass it over and hide a NaN output).
-func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+/// Largest absolute difference between outputs and a reference of the same length, in the
+/// reference's precision (Float or Double); +∞ where a difference is NaN (a NaN loses every
+/// comparison, so `max` alone would pass it over and hide a NaN output).
+func maxAbsDifference<T: BinaryFloatingPoint>(_ a: [Float], _ b: [T]) -> T {
     precondition(a.count == b.count, "length mismatch \(a.count) vs \(b.count)")
-    var m: Float = 0
+    var m: T = 0
     for i in a.indices {
-        let d = abs(a[i] - b[i])
-        if d.isNaN { return .infinity }
-        m = max(m, d)
-    }
-    return m
-}
-
-/// Largest absolute difference between outputs and a Double reference; +∞ where a difference is
-/// NaN (as `maxAbsDifference`).
-func maxAbsDifference(_ a: [Float], _ b: [Double]) -> Double {
-    precondition(a.count == b.count, "length mismatch \(a.count) vs \(b.count)")
-    var m = 0.0
-    for i in a.indices {
-        let d = abs(Double(a[i]) - b[i])
+        let d = abs(T(a[i]) - b[i])
         if d.isNaN { return .infinity }
         m = max(m, d)
     }
