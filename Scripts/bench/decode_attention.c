@@ -7,7 +7,8 @@
        S=Sources/CKernels; clang -O2 -I$S/include -I$S Scripts/bench/decode_attention.c $S/[a-z]*.c \
            -lopenblas -lm -lpthread -o /tmp/decode_attention && /tmp/decode_attention 110
 
-   Arguments (optional): START (default 110), LAYERS (default 30), threads (default 2). */
+   Arguments (optional): START (default 110), LAYERS (default 30), threads (default 2), sequences
+   (default 8, at most 8). */
 #include "CKernels.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -21,17 +22,17 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    enum { S = 8, H = 9, KVH = 3, HD = 64 };
+    enum { SMAX = 8, H = 9, KVH = 3, HD = 64 };
     const int start = argc > 1 ? atoi(argv[1]) : 110, L = argc > 2 ? atoi(argv[2]) : 30;
-    const int threads = argc > 3 ? atoi(argv[3]) : 2, capacity = start + S + 1;
-    if (start < 0 || L < 1 || L > 64 || threads < 1) {
-        fprintf(stderr, "usage: decode_attention [start] [layers <= 64] [threads]\n");
+    const int threads = argc > 3 ? atoi(argv[3]) : 2, S = argc > 4 ? atoi(argv[4]) : 8, capacity = start + SMAX + 1;
+    if (start < 0 || L < 1 || L > 64 || threads < 1 || S < 1 || S > SMAX) {
+        fprintf(stderr, "usage: decode_attention [start] [layers <= 64] [threads] [sequences <= 8]\n");
         return 2;
     }
     sy_set_threads(threads);
     srand(1);
     const size_t head_stride = (size_t)capacity * HD;
-    uint16_t *keys[64][S], *values[64][S];
+    uint16_t *keys[64][SMAX], *values[64][SMAX];
     for (int l = 0; l < L; l++)
         for (int s = 0; s < S; s++) {
             keys[l][s] = malloc(head_stride * KVH * 2);
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
     for (int step = 0; step < 20; step++) {
         const double t = now();
         for (int l = 0; l < L; l++) {
-            sy_attention_sequence seqs[S];
+            sy_attention_sequence seqs[SMAX];
             for (int s = 0; s < S; s++)
                 seqs[s] = (sy_attention_sequence){ q + s * H * HD, out + s * H * HD, keys[l][s], values[l][s],
                                                    head_stride, 1, start + s, 1 };
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
         const double dt = now() - t;
         if (dt < best) best = dt;
     }
-    printf("8 sequences at depth %d-%d, %d layers, %d threads: %.3f ms a step\n", start, start + S - 1, L, threads,
+    printf("%d sequences at depth %d-%d, %d layers, %d threads: %.3f ms a step\n", S, start, start + S - 1, L, threads,
            best * 1e3);
     return 0;
 }

@@ -11,7 +11,16 @@
    causal and window mask and a vectorised softmax, then P·V. Each key and value is then read once
    for the chunk's rows (16, or 64 in a long prefill) × its heads instead of once per row: at a
    2,048-token prompt attention took a third of prefill row by row. A half cache is widened once
-   per call (every KV head's rows up to the last position) for those products. */
+   per call (every KV head's rows up to the last position) for those products.
+
+   Decode rows (fewer than SY_ATTN_BLAS_ROWS new rows) of a sequence longer than
+   SY_ATTN_SPLIT_KEYS positions split their keys into ranges of that many, one task each (split-K,
+   "flash-decoding"): each range's softmax is normalised on its own and reports its maximum and
+   sum, and the ranges are combined after the join, weighted by sum · exp(max − the overall max).
+   Without it one sequence's decode step had one task per KV head (3 for SmolLM2), so at depth
+   2,048 one of 2 threads did two tasks while the other did one and then waited. The ranges follow
+   from the sequence alone, never from the batch or the thread count, so a sequence gets the same
+   numbers in any batch. */
 #include "CKernels.h"
 #include <cblas.h>  /* OpenBLAS's, single-threaded (sy_blas_single_threaded) */
 #include "simd.h"
@@ -32,6 +41,10 @@
    of prefill, keep the row kernel and its lower fixed costs. */
 #define SY_ATTN_BLAS_ROWS 8
 #define SY_ATTN_BLAS_KEYS 256
+/* Keys per task of a decode row past this many positions (see above). */
+#ifndef SY_ATTN_SPLIT_KEYS
+#define SY_ATTN_SPLIT_KEYS 1024
+#endif
 
 typedef struct {
     const float *q;
@@ -48,17 +61,25 @@ typedef struct {
     const float *wide_keys, *wide_values;
     size_t wide_stride;
     float *widened;  /* the widened copy this job owns (a half cache), freed after the job; else NULL */
+    /* Key ranges of SY_ATTN_SPLIT_KEYS per row (1: not split). With more than one, `partial` holds
+       per row and range a block of num_heads·hd normalised outputs, then num_heads maxima, then
+       num_heads sums (split_block floats); combine_splits writes `out` from them after the join. */
+    int splits;
+    size_t split_block;
+    float *partial;
 } attn_job;
 
 /* First key position row `pos` may see. */
 static inline int first_key(int pos, int window) { return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0; }
 
-static void softmax_portable(float *x, int count) {
+/* Softmax in place; the maximum and the sum of exp(x − max) in *max_out / *sum_out when given. */
+static void softmax_portable(float *x, int count, float *max_out, float *sum_out) {
     float m = -INFINITY, sum = 0.f;
     for (int i = 0; i < count; i++) if (x[i] > m) m = x[i];
     for (int i = 0; i < count; i++) { x[i] = expf(x[i] - m); sum += x[i]; }
     float inv = 1.f / sum;
     for (int i = 0; i < count; i++) x[i] *= inv;
+    if (max_out) { *max_out = m; *sum_out = sum; }
 }
 
 /* Element i of a key/value head stored as floats or halves. */
@@ -66,8 +87,10 @@ static inline float kv_at(const void *base, size_t i, int half) {
     return half ? sy_half_to_float(((const uint16_t *)base)[i]) : ((const float *)base)[i];
 }
 
+/* One query row of one head against keys [first, last]; with `mx`, its softmax's maximum and sum
+   go to *mx and *sum (a key range of a split row). */
 static void row_portable(const float *q, const void *K, const void *V, int half, int first, int last, int hd,
-                         float scale, float *scores, float *out) {
+                         float scale, float *scores, float *out, float *mx, float *sum) {
     int count = last - first + 1;
     for (int t = 0; t < count; t++) {
         size_t k = (size_t)(first + t) * hd;
@@ -75,7 +98,7 @@ static void row_portable(const float *q, const void *K, const void *V, int half,
         for (int i = 0; i < hd; i++) s += q[i] * kv_at(K, k + i, half);
         scores[t] = s * scale;
     }
-    softmax_portable(scores, count);
+    softmax_portable(scores, count, mx, sum);
     for (int i = 0; i < hd; i++) out[i] = 0.f;
     for (int t = 0; t < count; t++) {
         size_t v = (size_t)(first + t) * hd;
@@ -91,11 +114,13 @@ static inline __m256 kv8(const void *base, size_t i, const int half) {
                 : _mm256_loadu_ps((const float *)base + i);
 }
 
-/* x[i] = exp(x[i] − max x) in place over `count` values (vectorised exp); returns their sum. */
+/* x[i] = exp(x[i] − max x) in place over `count` values (vectorised exp); returns their sum, and
+   the maximum in *max_out. */
 __attribute__((target("avx2,fma")))
-static float exp_shifted_avx2(float *x, int count) {
+static float exp_shifted_avx2(float *x, int count, float *max_out) {
     float m = -INFINITY;
     for (int i = 0; i < count; i++) if (x[i] > m) m = x[i];
+    *max_out = m;
     __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= count; i += 8) {
@@ -112,10 +137,12 @@ static float exp_shifted_avx2(float *x, int count) {
    and out, against keys [first, last] (hd a multiple of 8). Every key and value is loaded (and
    widened, for a half cache) once for all the group's heads. `half` and `nh` are constants in each
    instantiation below, so the head loops unroll into registers and the loads compile without a
-   branch. `scores` holds nh · count floats. */
+   branch. `scores` holds nh · count floats. With `mx` (a key range of a split row), each head's
+   softmax maximum and sum go to mx[g] and sums[g]. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
 static inline void group_row_avx2_typed(const float *q, const void *K, const void *V, const int half, const int nh,
-                                        int first, int last, int hd, float scale, float *scores, float *out) {
+                                        int first, int last, int hd, float scale, float *scores, float *out,
+                                        float *mx, float *sums) {
     const int count = last - first + 1;
     const size_t k0 = (size_t)first * hd;
     int t = 0;
@@ -151,7 +178,12 @@ static inline void group_row_avx2_typed(const float *q, const void *K, const voi
     }
     /* Softmax per head; the normalisation is applied once to the outputs. */
     float inv[SY_ATTN_HEADS];
-    for (int g = 0; g < nh; g++) inv[g] = 1.f / exp_shifted_avx2(scores + (size_t)g * count, count);
+    for (int g = 0; g < nh; g++) {
+        float m;
+        const float sum = exp_shifted_avx2(scores + (size_t)g * count, count, &m);
+        inv[g] = 1.f / sum;
+        if (mx) { mx[g] = m; sums[g] = sum; }
+    }
     /* Weighted sums of the values, 16 columns at a time (8 for a last odd chunk). */
     const size_t v0 = (size_t)first * hd;
     for (int c = 0; c < hd; c += 16) {
@@ -184,8 +216,9 @@ static inline void group_row_avx2_typed(const float *q, const void *K, const voi
 #define SY_GROUP_ROW(NAME, HALF, NH)                                                                          \
     __attribute__((target("avx2,fma,f16c"))) static void NAME(const float *q, const void *K, const void *V,   \
                                                                int first, int last, int hd, float scale,      \
-                                                               float *scores, float *out) {                   \
-        group_row_avx2_typed(q, K, V, HALF, NH, first, last, hd, scale, scores, out);                         \
+                                                               float *scores, float *out, float *mx,          \
+                                                               float *sums) {                                 \
+        group_row_avx2_typed(q, K, V, HALF, NH, first, last, hd, scale, scores, out, mx, sums);               \
     }
 SY_GROUP_ROW(group_row_f32_1, 0, 1)
 SY_GROUP_ROW(group_row_f32_2, 0, 2)
@@ -196,7 +229,8 @@ SY_GROUP_ROW(group_row_f16_2, 1, 2)
 SY_GROUP_ROW(group_row_f16_3, 1, 3)
 SY_GROUP_ROW(group_row_f16_4, 1, 4)
 
-typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *);
+typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *,
+                             float *, float *);
 
 /* The instantiation for a cache type and a number of heads (1..SY_ATTN_HEADS). */
 static group_row_fn group_row_avx2(int half, int nh) {
@@ -243,7 +277,8 @@ static void attn_rows_blas(const attn_job *j, int kv, int h0, int nh, int r0, in
         for (int r = 0; r < R; r++) {
             const int pos = j->start + r0 + r, lo = first_key(pos, j->window) - first, hi = pos - first;
             float *row = s + ((size_t)g * R + r) * count;
-            inv[g * R + r] = 1.f / exp_shifted_avx2(row + lo, hi - lo + 1);
+            float top;
+            inv[g * R + r] = 1.f / exp_shifted_avx2(row + lo, hi - lo + 1, &top);
             memset(row, 0, sizeof(float) * (size_t)lo);
             memset(row + hi + 1, 0, sizeof(float) * (size_t)(count - hi - 1));
         }
@@ -265,9 +300,12 @@ static inline const void *kv_head(const void *base, int kv, size_t head_stride, 
                 : (const void *)((const float *)base + (size_t)kv * head_stride);
 }
 
-/* Task `index`: KV head `kv`, its `part`-th slice of up to `slice` query heads, one chunk of rows. */
+/* Task `index`: KV head `kv`, its `part`-th slice of up to `slice` query heads, one chunk of rows,
+   and of a split sequence one key range of them. */
 static void attn_task(void *ctx, int index) {
     const attn_job *j = (const attn_job *)ctx;
+    const int range = index % j->splits;
+    index /= j->splits;
     const int chunk = index % j->chunks, unit = index / j->chunks;
     const int kv = unit / j->slices, part = unit % j->slices;
     const int h0 = kv * j->group + part * j->slice;
@@ -280,23 +318,69 @@ static void attn_task(void *ctx, int index) {
     }
 #endif
     const void *K = kv_head(j->keys, kv, j->head_stride, j->kv_half), *V = kv_head(j->values, kv, j->head_stride, j->kv_half);
-    float *scores = (float *)malloc(sizeof(float) * (size_t)nh * (size_t)(j->start + r1));
+    /* This task's keys: all (up to its last row's position), or its range of a split sequence. */
+    const int k0 = range * SY_ATTN_SPLIT_KEYS;
+    const int k1 = j->splits > 1 ? k0 + SY_ATTN_SPLIT_KEYS - 1 : j->start + r1 - 1;
+    float *scores = (float *)malloc(sizeof(float) * (size_t)nh * (size_t)(k1 - k0 + 1));
     if (!scores) abort();  /* a few KB to a few MB; nothing sensible to return mid-forward */
     for (int r = r0; r < r1; r++) {
         const int pos = j->start + r;
         const float *q = j->q + (size_t)r * j->q_stride + (size_t)h0 * j->hd;
         float *out = j->out + (size_t)r * j->out_stride + (size_t)h0 * j->hd;
+        int first = first_key(pos, j->window), last = pos;
+        float *mx = NULL, *sums = NULL;
+        if (j->splits > 1) {
+            float *block = j->partial + ((size_t)r * (size_t)j->splits + (size_t)range) * j->split_block;
+            out = block + (size_t)h0 * j->hd;
+            mx = block + (size_t)j->num_heads * j->hd + h0;
+            sums = mx + j->num_heads;
+            if (first < k0) first = k0;
+            if (last > k1) last = k1;
+            if (first > last) {  /* none of this range's keys is visible to the row: it weighs 0 */
+                for (int g = 0; g < nh; g++) { mx[g] = -INFINITY; sums[g] = 0.f; }
+                continue;
+            }
+        }
 #if SY_X86_SIMD
         if (j->avx2) {
-            group_row_avx2(j->kv_half, nh)(q, K, V, first_key(pos, j->window), pos, j->hd, j->scale, scores, out);
+            group_row_avx2(j->kv_half, nh)(q, K, V, first, last, j->hd, j->scale, scores, out, mx, sums);
             continue;
         }
 #endif
         for (int g = 0; g < nh; g++)
-            row_portable(q + (size_t)g * j->hd, K, V, j->kv_half, first_key(pos, j->window), pos, j->hd, j->scale,
-                         scores, out + (size_t)g * j->hd);
+            row_portable(q + (size_t)g * j->hd, K, V, j->kv_half, first, last, j->hd, j->scale, scores,
+                         out + (size_t)g * j->hd, mx ? mx + g : NULL, sums ? sums + g : NULL);
     }
     free(scores);
+}
+
+/* The outputs of a split sequence's rows from its key ranges: each range's normalised output
+   weighted by its share of the row's softmax, sum · exp(max − the row's max). */
+static void combine_splits(const attn_job *j) {
+    const int hd = j->hd, heads = j->num_heads;
+    for (int r = 0; r < j->n; r++) {
+        const float *blocks = j->partial + (size_t)r * (size_t)j->splits * j->split_block;
+        for (int h = 0; h < heads; h++) {
+            float top = -INFINITY;
+            for (int s = 0; s < j->splits; s++) {
+                const float *b = blocks + (size_t)s * j->split_block + (size_t)heads * hd;
+                if (b[heads + h] > 0.f && b[h] > top) top = b[h];
+            }
+            float *out = j->out + (size_t)r * j->out_stride + (size_t)h * hd;
+            float total = 0.f;
+            for (int i = 0; i < hd; i++) out[i] = 0.f;
+            for (int s = 0; s < j->splits; s++) {
+                const float *b = blocks + (size_t)s * j->split_block;
+                const float sum = b[(size_t)heads * hd + heads + h];
+                if (!(sum > 0.f)) continue;
+                const float w = sum * expf(b[(size_t)heads * hd + h] - top), *o = b + (size_t)h * hd;
+                total += w;
+                for (int i = 0; i < hd; i++) out[i] += w * o[i];
+            }
+            const float inv = 1.f / total;
+            for (int i = 0; i < hd; i++) out[i] *= inv;
+        }
+    }
 }
 
 /* A batch's tasks: sequence i owns tasks [first[i], first[i + 1]). */
@@ -329,7 +413,7 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
         const int rows = avx2 && n >= SY_ATTN_LONG_ROWS ? SY_ATTN_LONG_CHUNK : SY_ATTN_CHUNK;
         attn_job job = { s->q, n, s->start, q_stride, num_heads, group, hd, window, s->keys, s->values,
                          s->head_stride, scale, s->out, out_stride, (n + rows - 1) / rows,
-                         avx2, s->kv_half != 0, slice, slices, rows, NULL, NULL, 0, NULL };
+                         avx2, s->kv_half != 0, slice, slices, rows, NULL, NULL, 0, NULL, 1, 0, NULL };
 #if SY_X86_SIMD
         if (avx2 && n >= SY_ATTN_BLAS_ROWS && s->start + n >= SY_ATTN_BLAS_KEYS) {
             if (!job.kv_half) {
@@ -352,12 +436,24 @@ void sy_causal_attention_batch(const sy_attention_sequence *seqs, int count, int
             }
         }
 #endif
+        /* Decode rows (fewer than take the matrix products) of a long sequence: key ranges. */
+        const int keys = s->start + n;
+        if (n > 0 && n < SY_ATTN_BLAS_ROWS && keys > SY_ATTN_SPLIT_KEYS) {
+            job.splits = (keys + SY_ATTN_SPLIT_KEYS - 1) / SY_ATTN_SPLIT_KEYS;
+            job.split_block = (size_t)num_heads * ((size_t)hd + 2);
+            job.partial = (float *)malloc(sizeof(float) * (size_t)n * (size_t)job.splits * job.split_block);
+            if (!job.partial) abort();  /* a few KB per decode row; nothing sensible to return mid-forward */
+        }
         jobs[i] = job;
-        first[i + 1] = first[i] + num_kv_heads * slices * job.chunks;
+        first[i + 1] = first[i] + num_kv_heads * slices * job.chunks * job.splits;
     }
     attn_batch batch = { jobs, first };
     sy_parallel_for(first[count], attn_batch_task, &batch);
-    for (int i = 0; i < count; i++) free(jobs[i].widened);
+    for (int i = 0; i < count; i++) {
+        if (jobs[i].partial) combine_splits(&jobs[i]);
+        free(jobs[i].partial);
+        free(jobs[i].widened);
+    }
     free(first);
     free(jobs);
 }

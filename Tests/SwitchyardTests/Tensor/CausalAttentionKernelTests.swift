@@ -6,7 +6,8 @@ import Testing
 /// `sy_causal_attention` (SIMD and portable) against a naive Double reference: grouped KV heads,
 /// groups of 1 to 9 query heads (split into slices of up to 4 per task: 8 = 4+4, 5 = 3+2, 9 = 3+3+3),
 /// head sizes on and off the SIMD width, row chunks split across tasks, a prefix already cached,
-/// a sliding window, and sequences long enough for the prefill's matrix products; over a Float32
+/// a sliding window, sequences long enough for the prefill's matrix products, and decode rows deep
+/// enough for their keys to split into ranges combined after the join; over a Float32
 /// cache and a half cache (written by `sy_kv_store`, the
 /// reference reading the same rounded values).
 @Suite struct CausalAttentionKernelTests {
@@ -16,7 +17,12 @@ import Testing
         for half in [false, true] {
             // Past 256 positions a chunk of 8+ rows takes the matrix products (SIMD builds), past
             // 256 new rows in chunks of 64: the last cases, the longest for the smallest heads.
-            let long = hd == 8 ? [(0, 270, 0)] : []
+            // Decode rows (under 8) past 1,024 positions split their keys into ranges of 1,024:
+            // a last range of a few keys, rows whose later range is past their position, and a
+            // window that leaves the first ranges empty.
+            let long =
+                (hd == 8 ? [(0, 270, 0)] : [])
+                + (hd == 64 || hd == 12 ? [(1025, 1, 0), (1020, 6, 0), (1300, 2, 200)] : [])
             for (start, n, window) in [
                 (0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1), (236, 20, 0), (245, 12, 50)
             ] + long {
@@ -91,7 +97,11 @@ import Testing
         var rng = SeededRandom(seed: 99)
         let hd = 16, heads = 6, kvHeads = 2, width = heads * hd
         // (new rows, start, capacity, half)
-        let shapes = [(1, 0, 4, true), (1, 40, 50, true), (19, 3, 30, false), (1, 7, 8, true), (33, 0, 40, true)]
+        // (1, 1500, …): decode rows whose keys split into ranges (past 1,024 positions).
+        let shapes = [
+            (1, 0, 4, true), (1, 40, 50, true), (19, 3, 30, false), (1, 7, 8, true), (33, 0, 40, true),
+            (1, 1500, 1510, true), (3, 1100, 1103, false)
+        ]
         for window in [0, 5] {
             // Per sequence: its queries, then its key and value stores.
             let buffers = shapes.map { n, _, capacity, half in
