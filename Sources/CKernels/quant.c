@@ -12,8 +12,9 @@
    integer block formats take 16-bit activations split into two bytes and 8-bit dot products,
    8 rows at a time (vnni.c); otherwise each weight block is widened to 32 floats in registers
    once and multiplied with every activation row (Float32 arithmetic, the weights read from memory
-   once for all rows). More rows (prefill): each task widens its chunk of weight rows to a float
-   tile and calls sgemm. */
+   once for all rows). More rows (prefill): half-precision weights on CPUs with AVX-512VL keep that
+   register kernel, 8 activation rows at a time; otherwise each task widens its chunk of weight
+   rows to a float tile and calls sgemm. */
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"
@@ -603,7 +604,17 @@ static void qgemm_task(void *ctx, int t) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
                             o->C + (size_t)m0 * o->ldc, o->ldc, 0);
-    } else if (j->M <= SY_SMALL_BATCH_ROWS) {
+    } else if (j->M <= SY_SMALL_BATCH_ROWS
+               || (!is_integer_type(o->type) && sy_kernels_have_avx512vl())) {
+        /* Half-precision weights on a CPU with AVX-512VL take the register kernel in prefill too:
+           each group of 8 activation rows passes over this task's weight rows (about 64, in L2),
+           each block widened in registers for the group, where a widened float tile and sgemm
+           repacked the task's activations for every tile. F16 weight products of a SmolLM2 step
+           (Scripts/bench/step_products.c, two threads, Zen 4): 32 rows 53 -> 35 ms, 64 rows 84 ->
+           65, 512 rows 570 -> 530, 2,048 rows 2,200 -> 2,110; BF16 with Float32 activations 64
+           rows 83 -> 67. The integer formats (when they take no 8-bit dot products) keep the
+           tiles: unpacking their nibbles for every group cost more than sgemm past 64 rows
+           (Q4_1, 512 rows: 600 -> 650 ms). */
         sy_wgemm_rows(o->type, o->W, o->row_bytes, j->K, j->A, j->M, j->lda, lo, hi, o->C, o->ldc, 0);
     } else {
         /* Prefill: this chunk of weight rows widened to a float tile, then sgemm. */

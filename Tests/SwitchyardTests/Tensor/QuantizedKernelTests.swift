@@ -82,8 +82,9 @@ import Testing
             let w = q.dequantized()
             #expect(w.data == bytes.withUnsafeBytes { GGMLDequantize.floats(type, $0, count: n * k) })
             // 1: one row; 2…16: every remainder of the 8/4/2/1-row groups (or of the 8-row groups
-            // with VNNI); 17, 40: tiles + BLAS (or several 8-row groups).
-            for m in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 40] {
+            // with VNNI); 17, 40, 70: prefill, as tiles + BLAS or, with VNNI (integer formats) or
+            // AVX-512VL (half precision), as several 8-row groups (70: and a remainder of 4 + 2).
+            for m in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 40, 70] {
                 let x = (0..<(m * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var y = [Float](repeating: 0, count: m * n)
                 x.withUnsafeBufferPointer { xp in
