@@ -349,6 +349,8 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
    (Scripts/bench/wide_kernel_stream.c), medians of 6 rounds, G multiply-adds/s: into L1, 4 rows
    on 59; into L2, 4 / 6 / 8 / 12 / 16 rows on 70 / 69 / 70 / 65 / 63. One thread, medians of 5:
    F16 34 -> 43, BF16 36 -> 42 (T0 4 rows -> T1 6 rows). */
+/* The 512-bit kernels' instruction set (AVX-512F on top of the AVX2 ones). */
+#define SY_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
 #ifndef SY_WEIGHT_PREFETCH_HINT
 #define SY_WEIGHT_PREFETCH_HINT _MM_HINT_T1
 #endif
@@ -413,6 +415,60 @@ static inline void wrow2x8_avx2(int type, const uint8_t *w0, const uint8_t *w1, 
     }
 }
 
+/* The same for half-precision weights in 512-bit registers: each block's 32 values widened into
+   two, 16 accumulators of 16 lanes. On CPUs whose vector units are 512 bits wide (AMD Zen 5,
+   Intel's server cores with two FMA units) that is twice the multiply-adds per instruction and
+   per cycle: F16 weight products of a SmolLM2 step on a Zen 5 host (Scripts/bench/step_products.c,
+   two threads) 64 rows 65 -> 49 ms, 8 rows 8.8 -> 7.3; where 512-bit operations are split in two
+   (Zen 4) it issues half the instructions for the same work. Not inlined: it needs AVX-512F, which
+   the shared AVX2 body calling it is not compiled for. */
+__attribute__((target(SY_ZMM_TARGET), always_inline))
+static inline void wrow2x8_zmm_typed(const int type, const uint8_t *w0, const uint8_t *w1, size_t bb, int nb,
+                                     const float *X, int ldx, float *Y, int ldy, const uint8_t *ahead0,
+                                     const uint8_t *ahead1) {
+    __m512 a[8], c[8];
+    for (int m = 0; m < 8; m++) { a[m] = _mm512_setzero_ps(); c[m] = a[m]; }
+    for (int b = 0; b < nb; b++) {
+        _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
+        _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
+        const __m256i *p0 = (const __m256i *)(w0 + bb * (size_t)b), *p1 = (const __m256i *)(w1 + bb * (size_t)b);
+        __m512 u0, u1, v0, v1;
+        if (type == SY_F16) {
+            u0 = _mm512_cvtph_ps(_mm256_loadu_si256(p0));
+            u1 = _mm512_cvtph_ps(_mm256_loadu_si256(p0 + 1));
+            v0 = _mm512_cvtph_ps(_mm256_loadu_si256(p1));
+            v1 = _mm512_cvtph_ps(_mm256_loadu_si256(p1 + 1));
+        } else {  /* bfloat16: the high half of a float */
+            u0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p0)), 16));
+            u1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p0 + 1)), 16));
+            v0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p1)), 16));
+            v1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p1 + 1)), 16));
+        }
+        const float *xb = X + 32 * b;
+        for (int m = 0; m < 8; m++) {
+            const float *x = xb + (size_t)m * ldx;
+            const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+            a[m] = _mm512_fmadd_ps(u0, x0, a[m]);
+            c[m] = _mm512_fmadd_ps(v0, x0, c[m]);
+            a[m] = _mm512_fmadd_ps(u1, x1, a[m]);
+            c[m] = _mm512_fmadd_ps(v1, x1, c[m]);
+        }
+    }
+    for (int m = 0; m < 8; m++) {
+        Y[(size_t)m * ldy] = _mm512_reduce_add_ps(a[m]);
+        Y[(size_t)m * ldy + 1] = _mm512_reduce_add_ps(c[m]);
+    }
+}
+
+#define SY_WROW2X8_ZMM(NAME, TYPE)                                                                           \
+    __attribute__((target(SY_ZMM_TARGET), noinline)) static void NAME(                                       \
+        const uint8_t *w0, const uint8_t *w1, size_t bb, int nb, const float *X, int ldx, float *Y, int ldy, \
+        const uint8_t *ahead0, const uint8_t *ahead1) {                                                      \
+        wrow2x8_zmm_typed(TYPE, w0, w1, bb, nb, X, ldx, Y, ldy, ahead0, ahead1);                             \
+    }
+SY_WROW2X8_ZMM(wrow2x8_zmm_f16, SY_F16)
+SY_WROW2X8_ZMM(wrow2x8_zmm_bf16, SY_BF16)
+
 /* `type` is a constant in each instantiation below (wgemm_avx2 dispatches once per call), so the
    block widening compiles without a switch per block. */
 __attribute__((target("avx2,fma,f16c"), always_inline))
@@ -428,8 +484,15 @@ static inline void wgemm_avx2_typed(const int type, const int wide, const uint8_
             for (; n + 2 <= n_end; n += 2) {
                 const uint8_t *w = W + (size_t)n * row_bytes;
                 const uint8_t *ahead = n + SY_WIDE_PREFETCH + 1 < n_end ? w + SY_WIDE_PREFETCH * row_bytes : w;
-                wrow2x8_avx2(type, w, w + row_bytes, bb, nb, x, ldx, Y + (size_t)m0 * ldy + n, ldy, ahead,
-                             ahead + row_bytes);
+                if (type == SY_F16)
+                    wrow2x8_zmm_f16(w, w + row_bytes, bb, nb, x, ldx, Y + (size_t)m0 * ldy + n, ldy, ahead,
+                                    ahead + row_bytes);
+                else if (type == SY_BF16)
+                    wrow2x8_zmm_bf16(w, w + row_bytes, bb, nb, x, ldx, Y + (size_t)m0 * ldy + n, ldy, ahead,
+                                     ahead + row_bytes);
+                else
+                    wrow2x8_avx2(type, w, w + row_bytes, bb, nb, x, ldx, Y + (size_t)m0 * ldy + n, ldy, ahead,
+                                 ahead + row_bytes);
             }
         for (; n < n_end; n++) {
             const uint8_t *w = W + (size_t)n * row_bytes;
@@ -610,7 +673,7 @@ static void qgemm_task(void *ctx, int t) {
            each group of 8 activation rows passes over this task's weight rows (about 64, in L2),
            each block widened in registers for the group, where a widened float tile and sgemm
            repacked the task's activations for every tile. F16 weight products of a SmolLM2 step
-           (Scripts/bench/step_products.c, two threads, Zen 4): 32 rows 53 -> 35 ms, 64 rows 84 ->
+           (Scripts/bench/step_products.c, two threads, a Zen 5 host): 32 rows 53 -> 35 ms, 64 rows 84 ->
            65, 512 rows 570 -> 530, 2,048 rows 2,200 -> 2,110; BF16 with Float32 activations 64
            rows 83 -> 67. The integer formats (when they take no 8-bit dot products) keep the
            tiles: unpacking their nibbles for every group cost more than sgemm past 64 rows

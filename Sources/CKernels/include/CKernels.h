@@ -93,8 +93,9 @@ int sy_argmax(const float *x, int n, int portable);
 double sy_sum_exp(const float *x, int n, float shift, int portable);
 
 /// The machine's Float32 multiply-add peak in multiply-adds per second, measured for about
-/// `seconds` on every pool thread at once (independent 8-lane FMAs with AVX2+FMA, scalar otherwise):
-/// the roofline a compute-bound kernel approaches. Not thread-safe against other pool jobs' timing.
+/// `seconds` on every pool thread at once (independent 16-lane FMAs with AVX-512, 8-lane with
+/// AVX2+FMA, scalar otherwise): the roofline a compute-bound kernel approaches. Not thread-safe
+/// against other pool jobs' timing.
 double sy_multiply_add_peak(double seconds);
 
 // ---- Quantised weights (llama.cpp block formats) ------------------------------------------
