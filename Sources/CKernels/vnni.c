@@ -1,5 +1,5 @@
 /* Batched decode on integer weights (Q8_0, Q4_0, Q4_1) with 8-bit dot products (AVX-512 VNNI's
-   vpdpbusd on 256-bit registers), for CPUs that have them.
+   vpdpbusd on 512-bit registers), for CPUs that have them.
 
    Why: batched decode is bound by multiply-adds, not weight bytes. Widening each weight block to
    floats (sy_wgemm_rows) costs a Float32 FMA per weight per activation row; one vpdpbusd does 32
@@ -12,12 +12,15 @@
    v = 256·hi + lo (lo the low byte as signed, -128..127; hi = (v - lo) / 256, -127..127): two
    vpdpbusd per group instead of one, and (s_hi << 8) + s_lo is the 16-bit product.
 
-   Layout: 8 activation rows per block, interleaved: for each group k of 4 consecutive values, the
-   4 bytes of every row side by side (sy_block_q8x8.hi[k][row][4], and lo alike). Each weight
-   block is unpacked once to 32 unsigned bytes (vpdpbusd multiplies unsigned by signed bytes);
-   its group k, broadcast to all 8 lanes, meets group k of the activations, so one vpdpbusd adds
-   4 multiply-adds to each of the 8 rows, lane by lane. One conversion and one FMA per block then
-   apply the block scales to all 8 rows.
+   Layout: 8 activation rows per block, interleaved: for each pair p of groups of 4 consecutive
+   values (values 8p..8p+7), the 8 bytes of every row side by side (sy_block_q8x8.hi[p][row][8],
+   and lo alike): 64 bytes, one 512-bit register whose 32-bit lane j holds row j/2's group
+   2p + j%2. Each weight block is unpacked once to 32 unsigned bytes (vpdpbusd multiplies unsigned
+   by signed bytes); its bytes 8p..8p+7, broadcast as one 64-bit value, put its group 2p in the
+   even lanes and 2p+1 in the odd ones, so one vpdpbusd adds 4 multiply-adds to each lane: both
+   groups of the pair for all 8 rows. After the block each odd lane is added to the even one
+   below it (exact integers), and one conversion and one FMA per block apply the block scales to
+   all 8 rows; only the even lanes are kept.
 
    Unsigned weights: the Q4 nibbles are 0..15 as stored (Q4_0's -8 and Q4_1's minimum are offset
    terms, multiplied by s = d·Σv); Q8_0's signed bytes are flipped to w + 128, and 128·d_w·s
@@ -45,7 +48,7 @@ static inline void split16(int v, int8_t *hi, int8_t *lo) {
 static void zero_row(sy_block_q8x8 *o, int r) {
     o->d[r] = 0.f;
     o->s[r] = 0.f;
-    for (int k = 0; k < 8; k++) { memset(o->hi[k][r], 0, 4); memset(o->lo[k][r], 0, 4); }
+    for (int p = 0; p < 4; p++) { memset(o->hi[p][r], 0, 8); memset(o->lo[p][r], 0, 8); }
 }
 
 /* The 32 values at v as row r of block o. */
@@ -56,7 +59,7 @@ static void quantize_row_block_portable(const float *v, sy_block_q8x8 *o, int r)
     int sum = 0;
     for (int j = 0; j < 32; j++) {
         int q = (int)lrintf(v[j] * id);
-        split16(q, &o->hi[j / 4][r][j % 4], &o->lo[j / 4][r][j % 4]);
+        split16(q, &o->hi[j / 8][r][j % 8], &o->lo[j / 8][r][j % 8]);
         sum += q;
     }
     o->d[r] = d;
@@ -82,10 +85,10 @@ static void quantize_row_block_avx2(const float *v, sy_block_q8x8 *o, int r) {
     /* packs works per 128-bit lane: the dwords come out as 0a 1a 2a 3a 0b 1b 2b 3b. */
     __m256i hb = _mm256_packs_epi16(_mm256_packs_epi32(hi[0], hi[1]), _mm256_packs_epi32(hi[2], hi[3]));
     __m256i lb = _mm256_packs_epi16(_mm256_packs_epi32(lo[0], lo[1]), _mm256_packs_epi32(lo[2], lo[3]));
-    int32_t gh[8], gl[8];
+    int8_t gh[32], gl[32];  /* the row's 32 bytes in order */
     _mm256_storeu_si256((__m256i *)gh, _mm256_permutevar8x32_epi32(hb, order));
     _mm256_storeu_si256((__m256i *)gl, _mm256_permutevar8x32_epi32(lb, order));
-    for (int k = 0; k < 8; k++) { memcpy(o->hi[k][r], &gh[k], 4); memcpy(o->lo[k][r], &gl[k], 4); }
+    for (int p = 0; p < 4; p++) { memcpy(o->hi[p][r], gh + 8 * p, 8); memcpy(o->lo[p][r], gl + 8 * p, 8); }
     __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
@@ -144,7 +147,7 @@ static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int
                 for (int r = 0; r < 8; r++) {
                     int dot = 0;
                     for (int j = 0; j < 32; j++) {
-                        int v = 256 * xg[b].hi[j / 4][r][j % 4] + xg[b].lo[j / 4][r][j % 4];
+                        int v = 256 * xg[b].hi[j / 8][r][j % 8] + xg[b].lo[j / 8][r][j % 8];
                         dot += w[j] * v;
                     }
                     acc[r] += d * xg[b].d[r] * (float)dot + offset * xg[b].s[r];
@@ -155,7 +158,7 @@ static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int
     }
 }
 
-/* ---- AVX-512 VNNI (256-bit registers) ------------------------------------------------------- */
+/* ---- AVX-512 VNNI (512-bit registers) ------------------------------------------------------- */
 
 #if SY_X86_SIMD
 static int have_vnni = -1;
@@ -193,29 +196,41 @@ static inline float offset_vnni(const int type, const uint8_t *p, float d) {
 
 /* Weight rows per step of the VNNI kernel: each activation load meets this many. Four against
    two: 75 against 62–68 G multiply-adds/s on one Zen 4 core (Q4_1, 1536 x 576, batch 8; 73
-   against 66 streaming a 54 MB matrix from memory); eight is no faster, six slower. */
+   against 66 streaming a 54 MB matrix from memory); eight is no faster, six slower. With 512-bit
+   registers on a Zen 5 host (step_products.c, batch 8, Q4_1): 2 rows 5.6-5.8 ms, 4 rows 4.6-4.8,
+   8 rows 5.0-6.5. */
+#ifndef SY_VNNI_ROWS
 #define SY_VNNI_ROWS 4
+#endif
 
-/* The 16-bit dots of SY_VNNI_ROWS weight rows' blocks with activation block xb, 8 activation rows
-   in the lanes: (S_hi << 8) + S_lo. g points at the rows' unpacked blocks (32 unsigned bytes
-   apiece, one after another); each group of 4 bytes is broadcast straight from memory (a load,
-   not a shuffle competing with vpdpbusd for the vector ports), and each activation load serves
-   every row: 6 loads per 8 vpdpbusd (two rows took 4 per 4). Eight chains (row, half), eight
-   deep: vpdpbusd's latency hidden within a block. */
+/* The 16-bit dots of SY_VNNI_ROWS weight rows' blocks with activation block xb, row i of the 8
+   activation rows in lane 2i: (S_hi << 8) + S_lo over the block (the odd lanes: garbage). g
+   points at the rows' unpacked blocks (32 unsigned bytes apiece, one after another); each pair of
+   groups (8 bytes) is broadcast straight from memory (a load, not a shuffle competing with
+   vpdpbusd for the vector ports), and each activation load serves every row. Eight chains (row,
+   half), four deep. 512 bits against 256 (one group per step in 8 lanes, as before): on a Zen 5
+   host, whose vector units are 512 bits wide, the weight products of a SmolLM2 step
+   (Scripts/bench/step_products.c, two threads) at batch 8 6.6-6.8 -> 4.6-4.8 ms (Q4_1) and
+   6.5-6.7 -> 4.8-5.2 (Q8_0), prefill of 64 rows 45-46 -> 30-35 (Q4_1). */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
-static inline void dot16_rows_vnni(const int32_t *g, const sy_block_q8x8 *xb, __m256i v[SY_VNNI_ROWS]) {
-    const __m256i *h = (const __m256i *)xb->hi, *l = (const __m256i *)xb->lo;
-    __m256i sh[SY_VNNI_ROWS], sl[SY_VNNI_ROWS];
-    for (int r = 0; r < SY_VNNI_ROWS; r++) sh[r] = sl[r] = _mm256_setzero_si256();
-    for (int k = 0; k < 8; k++) {
-        const __m256i hk = _mm256_loadu_si256(h + k), lk = _mm256_loadu_si256(l + k);
+static inline void dot16_rows_vnni(const uint8_t *g, const sy_block_q8x8 *xb, __m512i v[SY_VNNI_ROWS]) {
+    const __m512i *h = (const __m512i *)xb->hi, *l = (const __m512i *)xb->lo;
+    __m512i sh[SY_VNNI_ROWS], sl[SY_VNNI_ROWS];
+    for (int r = 0; r < SY_VNNI_ROWS; r++) sh[r] = sl[r] = _mm512_setzero_si512();
+    for (int p = 0; p < 4; p++) {
+        const __m512i hp = _mm512_loadu_si512(h + p), lp = _mm512_loadu_si512(l + p);
         for (int r = 0; r < SY_VNNI_ROWS; r++) {
-            const __m256i a = _mm256_set1_epi32(g[8 * r + k]);
-            sh[r] = _mm256_dpbusd_epi32(sh[r], a, hk);
-            sl[r] = _mm256_dpbusd_epi32(sl[r], a, lk);
+            int64_t pair;
+            memcpy(&pair, g + 32 * r + 8 * p, 8);
+            const __m512i a = _mm512_set1_epi64(pair);
+            sh[r] = _mm512_dpbusd_epi32(sh[r], a, hp);
+            sl[r] = _mm512_dpbusd_epi32(sl[r], a, lp);
         }
     }
-    for (int r = 0; r < SY_VNNI_ROWS; r++) v[r] = _mm256_add_epi32(_mm256_slli_epi32(sh[r], 8), sl[r]);
+    for (int r = 0; r < SY_VNNI_ROWS; r++) {
+        const __m512i t = _mm512_add_epi32(_mm512_slli_epi32(sh[r], 8), sl[r]);
+        v[r] = _mm512_add_epi32(t, _mm512_srli_epi64(t, 32));  /* lane 2i + lane 2i+1, exact */
+    }
 }
 
 /* `type` and `has_offsets` are constants after inlining (one instantiation each below).
@@ -252,10 +267,12 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
                 if (has_offsets) os[r] += offsets[row[r] * nb + b];
             }
         }
+        /* Lane 2i of a 512-bit register: row i's scale (the odd lanes follow along unused). */
+        const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
         for (int m0 = 0; m0 < M; m0 += 8) {
             const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
-            __m256 acc[R];
-            for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+            __m512 acc[R];
+            for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
             for (int b = 0; b < nb; b++) {
                 const uint8_t *ub = u + stride * (size_t)b;
                 const float *ds = (const float *)(ub + 32 * R), *os = ds + R;
@@ -265,18 +282,19 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
                        hardware prefetcher alone leaves the unpack waiting on memory (batch 8 of
                        the 1536-wide down projection: 44 → 60 G multiply-adds/s on one thread). */
                     for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w[r] + bb * (size_t)b + 2 * R * row_bytes), _MM_HINT_T0);
-                __m256i v[R];
-                dot16_rows_vnni((const int32_t *)ub, xb, v);
-                const __m256 dx = _mm256_loadu_ps(xb->d), sx = _mm256_loadu_ps(xb->s);
+                __m512i v[R];
+                dot16_rows_vnni(ub, xb, v);
+                const __m512 dx = _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(xb->d)));
+                const __m512 sx = _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(xb->s)));
                 for (int r = 0; r < R; r++) {
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v[r]), _mm256_mul_ps(_mm256_broadcast_ss(ds + r), dx), acc[r]);
-                    acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(os + r), sx, acc[r]);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v[r]), _mm512_mul_ps(_mm512_set1_ps(ds[r]), dx), acc[r]);
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(os[r]), sx, acc[r]);
                 }
             }
-            float out[8 * R] __attribute__((aligned(32)));
-            for (int r = 0; r < R; r++) _mm256_store_ps(out + 8 * r, acc[r]);
+            float out[16 * R] __attribute__((aligned(64)));
+            for (int r = 0; r < R; r++) _mm512_store_ps(out + 16 * r, acc[r]);
             for (int r = 0; r < R && n + r < n_end; r++)
-                for (int i = 0; i < 8 && m0 + i < M; i++) Y[(size_t)(m0 + i) * ldy + n + r] = out[8 * r + i];
+                for (int i = 0; i < 8 && m0 + i < M; i++) Y[(size_t)(m0 + i) * ldy + n + r] = out[16 * r + 2 * i];
         }
     }
     free(u);

@@ -226,12 +226,12 @@ int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float 
 
 /// One block of 32 values of 8 activation rows for the batched 8-bit kernel: per row 16-bit
 /// integers v = round(x/d), d = max|x|/32512, split exactly into two signed bytes v = 256·hi + lo
-/// (lo the low byte), interleaved for 8-bit dot products: hi[k][r] (and lo[k][r]) hold values
-/// 4k..4k+3 of row r; s = d·Σv (what the weight offsets of Q4_0/Q4_1/Q8_0 multiply).
+/// (lo the low byte), interleaved for 8-bit dot products: hi[p][r] (and lo[p][r]) hold values
+/// 8p..8p+7 of row r; s = d·Σv (what the weight offsets of Q4_0/Q4_1/Q8_0 multiply).
 /// 576 bytes; no alignment needed.
 typedef struct {
-    int8_t hi[8][8][4];
-    int8_t lo[8][8][4];
+    int8_t hi[4][8][8];
+    int8_t lo[4][8][8];
     float d[8];
     float s[8];
 } sy_block_q8x8;
@@ -243,7 +243,7 @@ void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_blo
 /// Y[m][n] = dot(W row n, activation row m) for n in [n_begin, n_end), m < M, from rows quantised
 /// by sy_quantize_rows_q8x8: (M + 7) / 8 groups of K/32 blocks, group g holding rows 8g..8g+7.
 /// Integer weight types only. Each four weight rows are unpacked once for every group. Uses
-/// 8-bit dot products (AVX-512 VNNI on 256-bit registers) where the CPU has them; `portable` != 0
+/// 8-bit dot products (AVX-512 VNNI on 512-bit registers) where the CPU has them; `portable` != 0
 /// forces the portable loop, the same integer arithmetic (tests compare the two). `offsets`
 /// (NULL: none), as in sy_qgemm_output: each block's offset times the activations' scaled sum s.
 void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,

@@ -179,8 +179,8 @@ import Testing
 
     /// The batched kernel's activations (AVX2 where available) are exactly their documented rule
     /// and layout: per row and block d = max|x| / 32512, v = round-to-nearest-even(x · (1/d)),
-    /// s = d · Σv, v = 256·hi + lo with lo the signed low byte, values 4k…4k+3 of row r at
-    /// hi[k][r] and lo[k][r]; rows at or past M are zeros.
+    /// s = d · Σv, v = 256·hi + lo with lo the signed low byte, values 8p…8p+7 of row r at
+    /// hi[p][r] and lo[p][r]; rows at or past M are zeros.
     @Test func batchedActivationsFollowTheirRuleAndLayout() {
         var rng = SeededRandom(seed: 7)
         let k = 96, rows = 11
@@ -198,7 +198,7 @@ import Testing
                 let ds = withUnsafeBytes(of: block.d) { Array($0.bindMemory(to: Float.self)) }
                 let sums = withUnsafeBytes(of: block.s) { Array($0.bindMemory(to: Float.self)) }
                 for r in 0..<8 {
-                    let at = (0..<32).map { j in (j / 4) * 32 + r * 4 + j % 4 }
+                    let at = (0..<32).map { j in (j / 8) * 64 + r * 8 + j % 8 }
                     let hi = at.map { Int(his[$0]) }, lo = at.map { Int(los[$0]) }
                     guard m0 + r < rows else {
                         #expect(hi.allSatisfy { $0 == 0 } && lo.allSatisfy { $0 == 0 } && ds[r] == 0 && sums[r] == 0)
