@@ -133,6 +133,18 @@ static float exp_shifted_avx2(float *x, int count, float *max_out) {
     return sum;
 }
 
+/* The scores of `nh` heads (`count` apart) exponentiated in place, shifted by each head's maximum;
+   inv[g] = 1 / their sum, and with `mx` each head's maximum and sum in mx[g] and sums[g]. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void softmax_heads(float *scores, int nh, int count, float *inv, float *mx, float *sums) {
+    for (int g = 0; g < nh; g++) {
+        float m;
+        const float sum = exp_shifted_avx2(scores + (size_t)g * count, count, &m);
+        inv[g] = 1.f / sum;
+        if (mx) { mx[g] = m; sums[g] = sum; }
+    }
+}
+
 /* One query row of `nh` (1..SY_ATTN_HEADS) heads of one GQA group, side by side `hd` apart in q
    and out, against keys [first, last] (hd a multiple of 8). Every key and value is loaded (and
    widened, for a half cache) once for all the group's heads. `half` and `nh` are constants in each
@@ -178,12 +190,7 @@ static inline void group_row_avx2_typed(const float *q, const void *K, const voi
     }
     /* Softmax per head; the normalisation is applied once to the outputs. */
     float inv[SY_ATTN_HEADS];
-    for (int g = 0; g < nh; g++) {
-        float m;
-        const float sum = exp_shifted_avx2(scores + (size_t)g * count, count, &m);
-        inv[g] = 1.f / sum;
-        if (mx) { mx[g] = m; sums[g] = sum; }
-    }
+    softmax_heads(scores, nh, count, inv, mx, sums);
     /* Weighted sums of the values, 16 columns at a time (8 for a last odd chunk). */
     const size_t v0 = (size_t)first * hd;
     for (int c = 0; c < hd; c += 16) {
@@ -213,21 +220,24 @@ static inline void group_row_avx2_typed(const float *q, const void *K, const voi
     }
 }
 
-#define SY_GROUP_ROW(NAME, HALF, NH)                                                                          \
-    __attribute__((target("avx2,fma,f16c"))) static void NAME(const float *q, const void *K, const void *V,   \
-                                                               int first, int last, int hd, float scale,      \
-                                                               float *scores, float *out, float *mx,          \
-                                                               float *sums) {                                 \
-        group_row_avx2_typed(q, K, V, HALF, NH, first, last, hd, scale, scores, out, mx, sums);               \
+/* The instantiations of a row kernel BODY for both cache types and 1..SY_ATTN_HEADS heads, named
+   PREFIX##f32_1 … PREFIX##f16_4 (`half` and `nh` constants in each). */
+#define SY_GROUP_ROW(NAME, TARGET, BODY, HALF, NH)                                                            \
+    __attribute__((target(TARGET))) static void NAME(const float *q, const void *K, const void *V, int first, \
+                                                     int last, int hd, float scale, float *scores, float *out, \
+                                                     float *mx, float *sums) {                                \
+        BODY(q, K, V, HALF, NH, first, last, hd, scale, scores, out, mx, sums);                               \
     }
-SY_GROUP_ROW(group_row_f32_1, 0, 1)
-SY_GROUP_ROW(group_row_f32_2, 0, 2)
-SY_GROUP_ROW(group_row_f32_3, 0, 3)
-SY_GROUP_ROW(group_row_f32_4, 0, 4)
-SY_GROUP_ROW(group_row_f16_1, 1, 1)
-SY_GROUP_ROW(group_row_f16_2, 1, 2)
-SY_GROUP_ROW(group_row_f16_3, 1, 3)
-SY_GROUP_ROW(group_row_f16_4, 1, 4)
+#define SY_GROUP_ROWS(PREFIX, TARGET, BODY)                 \
+    SY_GROUP_ROW(PREFIX##f32_1, TARGET, BODY, 0, 1)         \
+    SY_GROUP_ROW(PREFIX##f32_2, TARGET, BODY, 0, 2)         \
+    SY_GROUP_ROW(PREFIX##f32_3, TARGET, BODY, 0, 3)         \
+    SY_GROUP_ROW(PREFIX##f32_4, TARGET, BODY, 0, 4)         \
+    SY_GROUP_ROW(PREFIX##f16_1, TARGET, BODY, 1, 1)         \
+    SY_GROUP_ROW(PREFIX##f16_2, TARGET, BODY, 1, 2)         \
+    SY_GROUP_ROW(PREFIX##f16_3, TARGET, BODY, 1, 3)         \
+    SY_GROUP_ROW(PREFIX##f16_4, TARGET, BODY, 1, 4)
+SY_GROUP_ROWS(group_row_, "avx2,fma,f16c", group_row_avx2_typed)
 
 typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *,
                              float *, float *);
@@ -290,12 +300,7 @@ static inline void group_row_zmm_typed(const float *q, const void *K, const void
         }
     }
     float inv[SY_ATTN_HEADS];
-    for (int g = 0; g < nh; g++) {
-        float m;
-        const float sum = exp_shifted_avx2(scores + (size_t)g * count, count, &m);
-        inv[g] = 1.f / sum;
-        if (mx) { mx[g] = m; sums[g] = sum; }
-    }
+    softmax_heads(scores, nh, count, inv, mx, sums);
     const size_t v0 = (size_t)first * hd;
     for (int c = 0; c < hd; c += 64) {
         __m512 o[SY_ATTN_HEADS][4];
@@ -317,21 +322,7 @@ static inline void group_row_zmm_typed(const float *q, const void *K, const void
     }
 }
 
-#define SY_GROUP_ROW_ZMM(NAME, HALF, NH)                                                                        \
-    __attribute__((target(SY_ATTN_ZMM_TARGET))) static void NAME(const float *q, const void *K, const void *V, \
-                                                                  int first, int last, int hd, float scale,     \
-                                                                  float *scores, float *out, float *mx,         \
-                                                                  float *sums) {                                \
-        group_row_zmm_typed(q, K, V, HALF, NH, first, last, hd, scale, scores, out, mx, sums);                 \
-    }
-SY_GROUP_ROW_ZMM(group_row_zmm_f32_1, 0, 1)
-SY_GROUP_ROW_ZMM(group_row_zmm_f32_2, 0, 2)
-SY_GROUP_ROW_ZMM(group_row_zmm_f32_3, 0, 3)
-SY_GROUP_ROW_ZMM(group_row_zmm_f32_4, 0, 4)
-SY_GROUP_ROW_ZMM(group_row_zmm_f16_1, 1, 1)
-SY_GROUP_ROW_ZMM(group_row_zmm_f16_2, 1, 2)
-SY_GROUP_ROW_ZMM(group_row_zmm_f16_3, 1, 3)
-SY_GROUP_ROW_ZMM(group_row_zmm_f16_4, 1, 4)
+SY_GROUP_ROWS(group_row_zmm_, SY_ATTN_ZMM_TARGET, group_row_zmm_typed)
 
 /* The instantiation for a cache type, a number of heads (1..SY_ATTN_HEADS) and a head size: the
    512-bit kernel for multiples of 64 on CPUs with AVX-512, else the 256-bit one. */

@@ -108,7 +108,7 @@ enum DecodeBench: Command {
         ratio batch-N / batch-1; with --expert, batch-1 decode with that PEFT adapter unmerged and
         its ratio to the base. The weight types that ran are printed with the model.
         Then the roofline: the machine's Float32 multiply-add peak, measured in the same run on the
-        same threads (independent 8-lane FMAs), and the fraction of it each decode figure reaches
+        same threads (independent FMAs, 16-lane with AVX-512), and the fraction of it each decode figure reaches
         (multiply-adds of the projections, attention and head per token); peak / batch-1 rate is the
         most any batch can speed Float32 decode up on this machine. On CPUs with AVX-512 VNNI the
         batched products of Q8_0/Q4_0/Q4_1 weights run on 8-bit dot products, and on CPUs with
