@@ -12,7 +12,7 @@
    integer block formats take 16-bit activations split into two bytes and 8-bit dot products,
    8 rows at a time (vnni.c); otherwise each weight block is widened to 32 floats in registers
    once and multiplied with every activation row (Float32 arithmetic, the weights read from memory
-   once for all rows). More rows (prefill): half-precision weights on CPUs with AVX-512VL keep that
+   once for all rows; half precision on 512-bit registers where the CPU has AVX-512). More rows (prefill): half-precision weights on CPUs with AVX-512VL keep that
    register kernel, 8 activation rows at a time; otherwise each task widens its chunk of weight
    rows to a float tile and calls sgemm. */
 #include "CKernels.h"
