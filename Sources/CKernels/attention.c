@@ -115,12 +115,12 @@ static inline __m256 kv8(const void *base, size_t i, const int half) {
 }
 
 /* x[i] = exp(x[i] − max x) in place over `count` values (vectorised exp); returns their sum, and
-   the maximum in *max_out. */
+   the maximum in *max_out when given. */
 __attribute__((target("avx2,fma")))
 static float exp_shifted_avx2(float *x, int count, float *max_out) {
     float m = -INFINITY;
     for (int i = 0; i < count; i++) if (x[i] > m) m = x[i];
-    *max_out = m;
+    if (max_out) *max_out = m;
     __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= count; i += 8) {
@@ -242,7 +242,6 @@ SY_GROUP_ROWS(group_row_, "avx2,fma,f16c", group_row_avx2_typed)
 typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *,
                              float *, float *);
 
-/* The instantiation for a cache type and a number of heads (1..SY_ATTN_HEADS). */
 #define SY_ATTN_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
 
 /* Sixteen keys/values from element i: floats, or halves widened. */
@@ -374,8 +373,7 @@ static void attn_rows_blas(const attn_job *j, int kv, int h0, int nh, int r0, in
         for (int r = 0; r < R; r++) {
             const int pos = j->start + r0 + r, lo = first_key(pos, j->window) - first, hi = pos - first;
             float *row = s + ((size_t)g * R + r) * count;
-            float top;
-            inv[g * R + r] = 1.f / exp_shifted_avx2(row + lo, hi - lo + 1, &top);
+            inv[g * R + r] = 1.f / exp_shifted_avx2(row + lo, hi - lo + 1, NULL);
             memset(row, 0, sizeof(float) * (size_t)lo);
             memset(row + hi + 1, 0, sizeof(float) * (size_t)(count - hi - 1));
         }

@@ -12,9 +12,10 @@
    integer block formats take 16-bit activations split into two bytes and 8-bit dot products,
    8 rows at a time (vnni.c); otherwise each weight block is widened to 32 floats in registers
    once and multiplied with every activation row (Float32 arithmetic, the weights read from memory
-   once for all rows; half precision on 512-bit registers where the CPU has AVX-512). More rows (prefill): half-precision weights on CPUs with AVX-512VL keep that
-   register kernel, 8 activation rows at a time; otherwise each task widens its chunk of weight
-   rows to a float tile and calls sgemm. */
+   once for all rows; half precision on 512-bit registers where the CPU has AVX-512). More rows
+   (prefill): half-precision weights on CPUs with AVX-512VL keep that register kernel, 8
+   activation rows at a time; otherwise each task widens its chunk of weight rows to a float tile
+   and calls sgemm. */
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"
@@ -349,8 +350,6 @@ static inline void widen_block_avx2(int type, const uint8_t *p, __m256 w[4]) {
    (Scripts/bench/wide_kernel_stream.c), medians of 6 rounds, G multiply-adds/s: into L1, 4 rows
    on 59; into L2, 4 / 6 / 8 / 12 / 16 rows on 70 / 69 / 70 / 65 / 63. One thread, medians of 5:
    F16 34 -> 43, BF16 36 -> 42 (T0 4 rows -> T1 6 rows). */
-/* The 512-bit kernels' instruction set (AVX-512F on top of the AVX2 ones). */
-#define SY_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
 #ifndef SY_WEIGHT_PREFETCH_HINT
 #define SY_WEIGHT_PREFETCH_HINT _MM_HINT_T1
 #endif
@@ -415,6 +414,16 @@ static inline void wrow2x8_avx2(int type, const uint8_t *w0, const uint8_t *w1, 
     }
 }
 
+/* The 512-bit kernels' instruction set (AVX-512F on top of the AVX2 ones). */
+#define SY_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
+
+/* Sixteen half-precision weights widened to floats: F16 converted, BF16 the high halves of floats. */
+__attribute__((target(SY_ZMM_TARGET), always_inline))
+static inline __m512 widen16_zmm(const int type, const __m256i *p) {
+    const __m256i h = _mm256_loadu_si256(p);
+    return type == SY_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
 /* The same for half-precision weights in 512-bit registers: each block's 32 values widened into
    two, 16 accumulators of 16 lanes. On CPUs whose vector units are 512 bits wide (AMD Zen 5,
    Intel's server cores with two FMA units) that is twice the multiply-adds per instruction and
@@ -432,18 +441,8 @@ static inline void wrow2x8_zmm_typed(const int type, const uint8_t *w0, const ui
         _mm_prefetch((const char *)(ahead0 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
         _mm_prefetch((const char *)(ahead1 + bb * (size_t)b), SY_WEIGHT_PREFETCH_HINT);
         const __m256i *p0 = (const __m256i *)(w0 + bb * (size_t)b), *p1 = (const __m256i *)(w1 + bb * (size_t)b);
-        __m512 u0, u1, v0, v1;
-        if (type == SY_F16) {
-            u0 = _mm512_cvtph_ps(_mm256_loadu_si256(p0));
-            u1 = _mm512_cvtph_ps(_mm256_loadu_si256(p0 + 1));
-            v0 = _mm512_cvtph_ps(_mm256_loadu_si256(p1));
-            v1 = _mm512_cvtph_ps(_mm256_loadu_si256(p1 + 1));
-        } else {  /* bfloat16: the high half of a float */
-            u0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p0)), 16));
-            u1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p0 + 1)), 16));
-            v0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p1)), 16));
-            v1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p1 + 1)), 16));
-        }
+        const __m512 u0 = widen16_zmm(type, p0), u1 = widen16_zmm(type, p0 + 1);
+        const __m512 v0 = widen16_zmm(type, p1), v1 = widen16_zmm(type, p1 + 1);
         const float *xb = X + 32 * b;
         for (int m = 0; m < 8; m++) {
             const float *x = xb + (size_t)m * ldx;

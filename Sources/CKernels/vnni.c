@@ -204,12 +204,12 @@ static inline float offset_vnni(const int type, const uint8_t *p, float d) {
 #ifndef SY_VNNI_ROWS
 #define SY_VNNI_ROWS 4
 #endif
+_Static_assert(SY_VNNI_ROWS % 2 == 0, "the block scales are applied to weight rows in pairs");
 
 /* The 16-bit dots of SY_VNNI_ROWS weight rows' blocks with activation block xb, (S_hi << 8) +
    S_lo over the block: v[h] holds weight row 2h's dot with activation row i in lane 2i and row
-   2h+1's in lane 2i+1. g
-   points at the rows' unpacked blocks (32 unsigned bytes apiece, one after another); each pair of
-   groups (8 bytes) is broadcast straight from memory (a load, not a shuffle competing with
+   2h+1's in lane 2i+1. g points at the rows' unpacked blocks (32 unsigned bytes apiece, one after
+   another); each pair of groups (8 bytes) is broadcast straight from memory (a load, not a shuffle competing with
    vpdpbusd for the vector ports), and each activation load serves every row. Eight chains (row,
    half), four deep. 512 bits against 256 (one group per step in 8 lanes, as before): on a Zen 5
    host, whose vector units are 512 bits wide, the weight products of a SmolLM2 step
@@ -255,6 +255,8 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
     /* Per block: R·32 unpacked bytes, then R scales and R offset scales (R·8 bytes), padded to 32. */
     const size_t stride = (40 * R + 31) & ~(size_t)31;
     uint8_t *u = (uint8_t *)aligned_alloc(32, (size_t)nb * stride);
+    /* Lanes 2i and 2i+1 of a 512-bit register: activation row i's scale. */
+    const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets); return; }
     for (int n = n_begin; n < n_end; n += R) {
         size_t row[R];
@@ -274,8 +276,6 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
                 if (has_offsets) os[r] += offsets[row[r] * nb + b];
             }
         }
-        /* Lanes 2i and 2i+1 of a 512-bit register: activation row i's scale. */
-        const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
         for (int m0 = 0; m0 < M; m0 += 8) {
             const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
             __m512 acc[R / 2];  /* rows n+2h and n+2h+1: act row i in lanes 2i and 2i+1 */
