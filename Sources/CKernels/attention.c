@@ -25,6 +25,7 @@
 #include <cblas.h>  /* OpenBLAS's, single-threaded (sy_blas_single_threaded) */
 #include "simd.h"
 #include "half.h"
+#include "scratch.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,7 @@ SY_GROUP_ROWS(group_row_, "avx2,fma,f16c", group_row_avx2_typed)
 typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *,
                              float *, float *);
 
+#define SY_ATTN_KEYS_AHEAD 16
 #define SY_ATTN_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
 
 /* Sixteen keys/values from element i: floats, or halves widened. */
@@ -266,8 +268,21 @@ static inline void group_row_zmm_typed(const float *q, const void *K, const void
     const size_t k0 = (size_t)first * hd;
     const __m128 sv = _mm_set1_ps(scale);
     int t = 0;
+    const size_t row_bytes = (size_t)hd * (half ? 2 : 4);
     for (; t + 4 <= count; t += 4) {
         const size_t k = k0 + (size_t)t * hd;
+        {
+            /* These four keys' value rows, read by the second pass, and the key rows SY_ATTN_KEYS_AHEAD
+               on: in a decode step the cache was last read a step ago and has since left the caches
+               (the weights stream through them), so both passes would otherwise wait on memory. */
+            const char *vp = (const char *)V + (half ? 2 : 4) * k;
+            const char *kp = (const char *)K + (half ? 2 : 4) * (k + (size_t)SY_ATTN_KEYS_AHEAD * hd);
+            const char *kend = (const char *)K + (half ? 2 : 4) * (k0 + (size_t)count * hd);
+            for (size_t o = 0; o < 4 * row_bytes; o += 64) {
+                _mm_prefetch(vp + o, _MM_HINT_T0);
+                if (kp + o < kend) _mm_prefetch(kp + o, _MM_HINT_T0);
+            }
+        }
         __m512 a[SY_ATTN_HEADS][4];
         for (int g = 0; g < nh; g++)
             for (int u = 0; u < 4; u++) a[g][u] = _mm512_setzero_ps();
@@ -416,7 +431,7 @@ static void attn_task(void *ctx, int index) {
     /* This task's keys: all (up to its last row's position), or its range of a split sequence. */
     const int k0 = range * SY_ATTN_SPLIT_KEYS;
     const int k1 = j->splits > 1 ? k0 + SY_ATTN_SPLIT_KEYS - 1 : j->start + r1 - 1;
-    float *scores = (float *)malloc(sizeof(float) * (size_t)nh * (size_t)(k1 - k0 + 1));
+    float *scores = (float *)sy_scratch_take(SY_SCRATCH_SCORES, sizeof(float) * (size_t)nh * (size_t)(k1 - k0 + 1));
     if (!scores) abort();  /* a few KB to a few MB; nothing sensible to return mid-forward */
     for (int r = r0; r < r1; r++) {
         const int pos = j->start + r;
@@ -446,7 +461,7 @@ static void attn_task(void *ctx, int index) {
             row_portable(q + (size_t)g * j->hd, K, V, j->kv_half, first, last, j->hd, j->scale, scores,
                          out + (size_t)g * j->hd, mx ? mx + g : NULL, sums ? sums + g : NULL);
     }
-    free(scores);
+    sy_scratch_give(SY_SCRATCH_SCORES, scores);
 }
 
 /* The outputs of a split sequence's rows from its key ranges: each range's normalised output

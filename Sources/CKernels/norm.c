@@ -4,7 +4,8 @@
    A scalar sum of squares is one dependent add chain (576 adds at the add latency per SmolLM2
    row): at batch 8 the norms alone were about 2% of a decode step, with the other thread idle.
    Here the squares are summed in 4 × 8 lanes (then the lanes added pairwise), which changes the
-   order of the additions but not their precision (float, as PyTorch's float32 reduction). */
+   order of the additions but not their precision (float, as PyTorch's float32 reduction). Calls
+   of SY_ELEMENTWISE_PARALLEL_MIN values or more split their rows over the pool. */
 #include "CKernels.h"
 #include "simd.h"
 #include <math.h>
@@ -46,15 +47,36 @@ static void rms_norm_avx2(const float *x, int width, const float *weight, float 
 }
 #endif
 
-void sy_rms_norm(const float *x, int rows, int width, const float *weight, float eps, float *out, int portable) {
+static void rms_norm_rows(const float *x, int r0, int r1, int width, const float *weight, float eps, float *out,
+                          int portable) {
 #if SY_X86_SIMD
     if (!portable && sy_kernels_have_avx2()) {
-        for (int r = 0; r < rows; r++)
+        for (int r = r0; r < r1; r++)
             rms_norm_avx2(x + (size_t)r * width, width, weight, eps, out + (size_t)r * width);
         return;
     }
 #endif
     (void)portable;
-    for (int r = 0; r < rows; r++)
+    for (int r = r0; r < r1; r++)
         rms_norm_portable(x + (size_t)r * width, width, weight, eps, out + (size_t)r * width);
+}
+
+/* One thread's part: `per` whole rows (each row's arithmetic is the same in any part). */
+typedef struct { const float *x; const float *weight; float *out; float eps; int rows, width, per, portable; } norm_job;
+
+static void norm_task(void *ctx, int index) {
+    const norm_job *j = (const norm_job *)ctx;
+    const int r0 = index * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    rms_norm_rows(j->x, r0, r1, j->width, j->weight, j->eps, j->out, j->portable);
+}
+
+void sy_rms_norm(const float *x, int rows, int width, const float *weight, float eps, float *out, int portable) {
+    const int threads = sy_threads();
+    if (rows < 2 || (long)rows * width < SY_ELEMENTWISE_PARALLEL_MIN || threads < 2) {
+        rms_norm_rows(x, 0, rows, width, weight, eps, out, portable);
+        return;
+    }
+    const int parts = rows < threads ? rows : threads, per = (rows + parts - 1) / parts;
+    norm_job job = { x, weight, out, eps, rows, width, per, portable };
+    sy_parallel_for((rows + per - 1) / per, norm_task, &job);
 }

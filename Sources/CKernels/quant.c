@@ -19,6 +19,7 @@
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"
+#include "scratch.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
@@ -740,7 +741,7 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         /* Batched decode and prefill on a CPU with 8-bit dot products (vnni.c); without memory
            for the quantised activations, the Float32 paths below. */
         const int groups = (M + 7) / 8;
-        x8 = (sy_block_q8x8 *)malloc((size_t)groups * (K / 32) * sizeof(sy_block_q8x8));
+        x8 = (sy_block_q8x8 *)sy_scratch_take(SY_SCRATCH_ACTIVATIONS, (size_t)groups * (K / 32) * sizeof(sy_block_q8x8));
         if (x8) {
             const int parts = groups == 1 && K / 32 >= threads ? threads : 1;
             quantize_q8x8_job q = { A, M, lda, K, parts, x8 };
@@ -771,7 +772,7 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
     for (int p = 0; p < count && !sums && !job.x8 && !job.xq; p++)
         if (outs[p].offsets) {
             sums = (float *)malloc((size_t)M * (K / 32) * sizeof(float));
-            if (!sums) { free(x8); free(xb); return -1; }
+            if (!sums) { sy_scratch_give(SY_SCRATCH_ACTIVATIONS, x8); free(xb); return -1; }
             for (int m = 0; m < M; m++)
                 for (int b = 0; b < K / 32; b++) {
                     const float *a = A + (size_t)m * lda + 32 * b;
@@ -799,7 +800,7 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         job.first[p + 1] = job.first[p] + tasks;
     }
     sy_parallel_for(job.first[count], qgemm_task, &job);
-    free(x8);
+    sy_scratch_give(SY_SCRATCH_ACTIVATIONS, x8);
     free(xb);
     free(sums);
     return 0;

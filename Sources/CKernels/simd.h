@@ -26,6 +26,12 @@
 
 #include "half.h"
 
+/* Values from which the elementwise kernels the decoder runs between products (RMSNorm, SwiGLU)
+   split a call over the pool: a batch-8 step's 8 x 576 norm and 8 x 1536 SwiGLU, which the
+   calling thread did alone while the other threads waited; a one-row step's stay serial (the
+   hand-off, ~0.4 us, would cost more than the split saves). */
+#define SY_ELEMENTWISE_PARALLEL_MIN 4096
+
 #if SY_X86_SIMD
 /* The half at p broadcast to 8 floats. A broadcast load writes the whole register: _cvtsh_ss (and
    any scalar form clang can narrow to) compiles to a vpinsrw that merges into a free register,

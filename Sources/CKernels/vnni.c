@@ -31,6 +31,7 @@
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"
+#include "scratch.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -254,7 +255,7 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
     const int nb = K / 32;
     /* Per block: R·32 unpacked bytes, then R scales and R offset scales (R·8 bytes), padded to 32. */
     const size_t stride = (40 * R + 31) & ~(size_t)31;
-    uint8_t *u = (uint8_t *)aligned_alloc(32, (size_t)nb * stride);
+    uint8_t *u = (uint8_t *)sy_scratch_take(SY_SCRATCH_UNPACKED, (size_t)nb * stride);
     /* Lanes 2i and 2i+1 of a 512-bit register: activation row i's scale. */
     const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     if (!u) { q8x8_rows_portable(type, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, offsets); return; }
@@ -311,7 +312,7 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
                     Y[(size_t)(m0 + i) * ldy + n + r] = out[16 * (r / 2) + 2 * i + (r & 1)];
         }
     }
-    free(u);
+    sy_scratch_give(SY_SCRATCH_UNPACKED, u);
 }
 
 #define SY_Q8X8_TYPED(NAME, TYPE, OFFSETS)                                                                 \

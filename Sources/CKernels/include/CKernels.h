@@ -75,6 +75,14 @@ void sy_silu_multiply(float *gate, const float *up, int count, int portable);
 /// `out` may not overlap `x` unless it is `x` itself.
 void sy_rms_norm(const float *x, int rows, int width, const float *weight, float eps, float *out, int portable);
 
+/// Rotary position embeddings in place (Hugging Face's rotate_half form): in each of `rows` rows
+/// (`stride` floats apart), `heads` consecutive heads of `hd` floats, pair (x[i], x[i + hd/2]) for
+/// i < hd/2 becomes (a·cos − b·sin, b·cos + a·sin) with cos/sin[r · hd/2 + i] (rows × hd/2). Each
+/// product is rounded before the sum (no fused multiply-add), as PyTorch's float32 is; AVX2 where
+/// available, bit-identical to the portable loop (`portable` != 0 forces it).
+void sy_rope_apply(float *x, int rows, int heads, int stride, int hd, const float *cos, const float *sin,
+                   int portable);
+
 /// log softmax(x[0..<n])[index] = (x[index] − m) − log Σ exp(x[i] − m), m = max x, for finite x
 /// (n ≥ 1, 0 ≤ index < n): AVX2 with a polynomial exp (relative error ~2e-7 per term) summed in
 /// double where available, else libm's double exp one term at a time (`portable` != 0 forces it).

@@ -34,23 +34,13 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
-    /// Rotates `heads` consecutive heads of each row in place; rows are `stride` floats apart.
+    /// Rotates `heads` consecutive heads of each row in place; rows are `stride` floats apart
+    /// (`Ops.rotate`).
     @inline(__always)
     func apply(
         _ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int,
         cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
     ) {
-        let half = headDim / 2
-        for r in 0..<rows {
-            let c = cos + r * half, s = sin + r * half
-            for h in 0..<heads {
-                let v = x + r * stride + h * headDim
-                for i in 0..<half {
-                    let a = v[i], b = v[i + half]
-                    v[i] = a * c[i] - b * s[i]
-                    v[i + half] = b * c[i] + a * s[i]
-                }
-            }
-        }
+        Ops.rotate(x, rows: rows, heads: heads, stride: stride, headDim: headDim, cos: cos, sin: sin)
     }
 }

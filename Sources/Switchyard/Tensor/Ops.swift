@@ -48,10 +48,23 @@ public enum Ops {
         x.isEmpty ? 0 : sy_sum_exp(x.baseAddress!, Int32(x.count), shift, 0)
     }
 
-    /// `x[i] += y[i]`.
+    /// Rotary embeddings in place, Hugging Face's rotate_half form (`sy_rope_apply`): in each of
+    /// `rows` rows (`stride` floats apart), `heads` heads of `headDim` floats; pair (i, i + headDim/2)
+    /// is rotated by the row's `cos`/`sin` `[rows × headDim/2]`, each product rounded before the sum
+    /// as PyTorch's float32.
+    @inline(__always)
+    public static func rotate(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int, headDim: Int,
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    ) {
+        sy_rope_apply(x, Int32(rows), Int32(heads), Int32(stride), Int32(headDim), cos, sin, 0)
+    }
+
+    /// `x[i] += y[i]`, by OpenBLAS's saxpy with α = 1 (vectorised; the Swift loop is built for
+    /// baseline x86-64): fma(1, y, x) rounds exactly as x + y does.
     @inline(__always)
     public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] += y[i] }
+        BLAS.axpy(1, y, x, count: count)
     }
 
     /// In-place softmax over `x[0..<count]` (max-subtracted).

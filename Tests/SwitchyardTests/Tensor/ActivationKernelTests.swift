@@ -31,4 +31,32 @@ import Testing
             }
         }
     }
+
+    /// Calls of 4,096 values or more are split over the thread pool (SY_ELEMENTWISE_PARALLEL_MIN):
+    /// the result must be the one of serial calls over the same values, bit for bit, including a
+    /// count that is not a multiple of the 8-lane width (the tail stays in the last part).
+    @Test func pooledCallEqualsSerialCalls() {
+        var rng = SeededRandom(seed: 6)
+        for count in [4096, 8 * 1536, 12_291] {
+            let gate = (0..<count).map { _ in (rng.nextUnitFloat() * 2 - 1) * 12 }
+            let up = (0..<count).map { _ in rng.nextUnitFloat() * 4 - 2 }
+            for portable in [false, true] {
+                var pooled = gate
+                sy_silu_multiply(&pooled, up, Int32(count), portable ? 1 : 0)
+                // Pieces of 2,048 (a multiple of 8, below the split threshold): each one serial.
+                var serial = gate
+                serial.withUnsafeMutableBufferPointer { g in
+                    up.withUnsafeBufferPointer { u in
+                        for start in stride(from: 0, to: count, by: 2048) {
+                            let n = Swift.min(2048, count - start)
+                            sy_silu_multiply(g.baseAddress! + start, u.baseAddress! + start, Int32(n), portable ? 1 : 0)
+                        }
+                    }
+                }
+                #expect(
+                    firstDifference(pooled, serial) == nil,
+                    "count \(count) portable \(portable): first difference at \(firstDifference(pooled, serial) ?? -1)")
+            }
+        }
+    }
 }

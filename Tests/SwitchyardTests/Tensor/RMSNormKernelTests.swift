@@ -48,4 +48,41 @@ import Testing
             }
         }
     }
+
+    /// Calls of 4,096 values or more split their rows over the thread pool: each row must come out
+    /// as a call on that row alone does, bit for bit (8 rows of 577, 3 rows of 2,000, in place too).
+    @Test func pooledCallEqualsRowByRowCalls() {
+        var rng = SeededRandom(seed: 12)
+        for (rows, width) in [(8, 577), (3, 2000), (9, 576)] {
+            let x = (0..<(rows * width)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 3 }
+            let weight = (0..<width).map { _ in rng.nextUnitFloat() * 2 - 1 }
+            for portable in [false, true] {
+                var expected = [Float](repeating: 0, count: rows * width)
+                expected.withUnsafeMutableBufferPointer { o in
+                    x.withUnsafeBufferPointer { xp in
+                        for r in 0..<rows {
+                            sy_rms_norm(
+                                xp.baseAddress! + r * width, 1, Int32(width), weight, 1e-5, o.baseAddress! + r * width,
+                                portable ? 1 : 0)
+                        }
+                    }
+                }
+                var out = [Float](repeating: .nan, count: rows * width)
+                sy_rms_norm(x, Int32(rows), Int32(width), weight, 1e-5, &out, portable ? 1 : 0)
+                #expect(
+                    firstDifference(out, expected) == nil,
+                    "\(rows) x \(width) portable \(portable): first difference at \(firstDifference(out, expected) ?? -1)"
+                )
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer { o in
+                    sy_rms_norm(
+                        o.baseAddress!, Int32(rows), Int32(width), weight, 1e-5, o.baseAddress!, portable ? 1 : 0)
+                }
+                #expect(
+                    firstDifference(inPlace, expected) == nil,
+                    "\(rows) x \(width) portable \(portable), in place: first difference at \(firstDifference(inPlace, expected) ?? -1)"
+                )
+            }
+        }
+    }
 }
