@@ -100,10 +100,40 @@ static void quantize_row_block_avx2(const float *v, sy_block_q8x8 *o, int r) {
 }
 #endif
 
+#if SY_X86_SIMD
+/* The same arithmetic on 512-bit registers (AVX-512BW): the low bytes and the high parts narrowed
+   by vpmovdb, which keeps the values in order, so no lane permutation or byte copies are needed
+   (the AVX2 form above was 2.5% of both threads' time in a batch-8 decode step). */
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw")))
+static void quantize_row_block_avx512(const float *v, sy_block_q8x8 *o, int r) {
+    const __m512 x0 = _mm512_loadu_ps(v), x1 = _mm512_loadu_ps(v + 16);
+    const __m512 amax = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+    const float d = _mm512_reduce_max_ps(amax) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, idv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, idv));
+    /* lo the signed low byte (vpmovdb truncates to it), hi = (q - lo) / 256 exactly. */
+    const __m512i l0 = _mm512_srai_epi32(_mm512_slli_epi32(q0, 24), 24), l1 = _mm512_srai_epi32(_mm512_slli_epi32(q1, 24), 24);
+    const __m128i h0 = _mm512_cvtepi32_epi8(_mm512_srai_epi32(_mm512_sub_epi32(q0, l0), 8));
+    const __m128i h1 = _mm512_cvtepi32_epi8(_mm512_srai_epi32(_mm512_sub_epi32(q1, l1), 8));
+    const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1);
+    _mm_storel_epi64((__m128i *)o->hi[0][r], h0);
+    _mm_storel_epi64((__m128i *)o->hi[1][r], _mm_unpackhi_epi64(h0, h0));
+    _mm_storel_epi64((__m128i *)o->hi[2][r], h1);
+    _mm_storel_epi64((__m128i *)o->hi[3][r], _mm_unpackhi_epi64(h1, h1));
+    _mm_storel_epi64((__m128i *)o->lo[0][r], b0);
+    _mm_storel_epi64((__m128i *)o->lo[1][r], _mm_unpackhi_epi64(b0, b0));
+    _mm_storel_epi64((__m128i *)o->lo[2][r], b1);
+    _mm_storel_epi64((__m128i *)o->lo[3][r], _mm_unpackhi_epi64(b1, b1));
+    o->d[r] = d;
+    o->s[r] = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+}
+#endif
+
 void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out) {
     void (*row_block)(const float *, sy_block_q8x8 *, int) = quantize_row_block_portable;
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2()) row_block = quantize_row_block_avx2;
+    if (sy_kernels_have_vnni()) row_block = quantize_row_block_avx512;
 #endif
     for (int b = 0; b < K / 32; b++)
         for (int r = 0; r < 8; r++) {
