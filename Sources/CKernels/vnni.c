@@ -206,25 +206,24 @@ int sy_kernels_have_vnni(void) {
 
 #define SY_VNNI_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw"
 
-/* Weight block p as 32 unsigned bytes at u: the Q4 nibbles as they are, Q8_0's bytes + 128. */
+/* Weight blocks p and q (of two rows) as 32 unsigned bytes each at u and u + 32: the Q4 nibbles
+   as they are (both rows' nibbles split in one 256-bit register), Q8_0's bytes + 128. */
 __attribute__((target(SY_VNNI_TARGET), always_inline))
-static inline void unpack_vnni(const int type, const uint8_t *p, uint8_t *u) {
+static inline void unpack2_vnni(const int type, const uint8_t *p, const uint8_t *q, uint8_t *u) {
     if (type == SY_Q8_0) {
-        _mm256_store_si256((__m256i *)u, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)),
-                                                          _mm256_set1_epi8((char)0x80)));
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        _mm256_store_si256((__m256i *)u, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), flip));
+        _mm256_store_si256((__m256i *)(u + 32), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + 2)), flip));
     } else {
-        const __m128i low4 = _mm_set1_epi8(15);
-        __m128i raw = _mm_loadu_si128((const __m128i *)(p + (type == SY_Q4_0 ? 2 : 4)));
-        _mm_store_si128((__m128i *)u, _mm_and_si128(raw, low4));
-        _mm_store_si128((__m128i *)(u + 16), _mm_and_si128(_mm_srli_epi16(raw, 4), low4));
+        const int at = type == SY_Q4_0 ? 2 : 4;
+        const __m256i low4 = _mm256_set1_epi8(15);
+        const __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + at))),
+                                                    _mm_loadu_si128((const __m128i *)(q + at)), 1);
+        const __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        /* [p's low nibbles | q's], [p's high | q's] -> p's 32 values, then q's. */
+        _mm256_store_si256((__m256i *)u, _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_store_si256((__m256i *)(u + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
     }
-}
-
-/* Block p's offset scale, given its scale d: Q4_1 its minimum, Q4_0 -8·d, Q8_0 -128·d (the flip
-   to unsigned). */
-__attribute__((target(SY_VNNI_TARGET), always_inline))
-static inline float offset_vnni(const int type, const uint8_t *p, float d) {
-    return type == SY_Q4_1 ? _cvtsh_ss(sy_load_u16(p + 2)) : d * (type == SY_Q4_0 ? -8.f : -128.f);
 }
 
 /* Weight rows per step of the VNNI kernel: each activation load meets this many. Four against
@@ -236,6 +235,35 @@ static inline float offset_vnni(const int type, const uint8_t *p, float d) {
 #define SY_VNNI_ROWS 4
 #endif
 _Static_assert(SY_VNNI_ROWS % 2 == 0, "the block scales are applied to weight rows in pairs");
+
+/* The block scales d of the SY_VNNI_ROWS weight rows (their blocks at byte `at`) into ds[R], and
+   their offset scales into os[R] (Q4_1 its minimum, Q4_0 -8·d, Q8_0 -128·d: the flip to
+   unsigned), converted together: one vcvtph2ps for all rows instead of a scalar conversion per
+   value (a batch-8 step's rows are unpacked for one group of 8 activation rows only, so the
+   unpacking's cost per block counts in full). */
+__attribute__((target(SY_VNNI_TARGET), always_inline))
+static inline void scales_vnni(const int type, const uint8_t *const w[SY_VNNI_ROWS], size_t at, float *ds, float *os) {
+    _Static_assert(SY_VNNI_ROWS == 4, "the scales of four rows fill one register");
+    uint32_t h[4];
+    for (int r = 0; r < 4; r++) {
+        if (type == SY_Q4_1) memcpy(&h[r], w[r] + at, 4);  /* the scale and the minimum */
+        else h[r] = sy_load_u16(w[r] + at);
+    }
+    const __m128i halves = _mm_loadu_si128((const __m128i *)h);
+    if (type == SY_Q4_1) {
+        /* d0 m0 d1 m1 d2 m2 d3 m3 -> d0 d1 d2 d3 | m0 m1 m2 m3, stored as ds then os. */
+        const __m256 dm = _mm256_cvtph_ps(halves);
+        const __m256 order = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        _mm_storeu_ps(ds, _mm256_castps256_ps128(order));
+        _mm_storeu_ps(os, _mm256_extractf128_ps(order, 1));
+    } else {
+        /* Each half in the low 16 bits of its 32: the even halves are the scales. */
+        const __m256 d = _mm256_cvtph_ps(halves);
+        const __m128 d4 = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(d, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+        _mm_storeu_ps(ds, d4);
+        _mm_storeu_ps(os, _mm_mul_ps(d4, _mm_set1_ps(type == SY_Q4_0 ? -8.f : -128.f)));
+    }
+}
 
 /* The 16-bit dots of SY_VNNI_ROWS weight rows' blocks with activation block xb, (S_hi << 8) +
    S_lo over the block: v[h] holds weight row 2h's dot with activation row i in lane 2i and row
@@ -299,13 +327,10 @@ static inline void q8x8_rows_vnni_typed(const int type, const int has_offsets, c
         for (int b = 0; b < nb; b++) {
             uint8_t *ub = u + stride * (size_t)b;
             float *ds = (float *)(ub + 32 * R), *os = ds + R;
-            for (int r = 0; r < R; r++) {
-                const uint8_t *p = w[r] + bb * (size_t)b;
-                unpack_vnni(type, p, ub + 32 * r);
-                ds[r] = _cvtsh_ss(sy_load_u16(p));
-                os[r] = offset_vnni(type, p, ds[r]);
-                if (has_offsets) os[r] += offsets[row[r] * nb + b];
-            }
+            for (int r = 0; r < R; r += 2) unpack2_vnni(type, w[r] + bb * (size_t)b, w[r + 1] + bb * (size_t)b, ub + 32 * r);
+            scales_vnni(type, w, bb * (size_t)b, ds, os);
+            if (has_offsets)
+                for (int r = 0; r < R; r++) os[r] += offsets[row[r] * nb + b];
         }
         for (int m0 = 0; m0 < M; m0 += 8) {
             const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
