@@ -38,6 +38,9 @@ public final class ForwardWorkspace {
     let ropeCos = ScratchBuffer()
     let ropeSin = ScratchBuffer()
     let gathered = ScratchBuffer()
+    /// The LM head's output for the whole batch, copied out per sequence (up to
+    /// `LlamaModel.workspaceLogitsLimit` values).
+    let logits = ScratchBuffer()
 
     /// An empty workspace; buffers grow on first use to the largest batch seen and are freed with it.
     public init() {}

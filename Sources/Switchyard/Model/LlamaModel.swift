@@ -139,15 +139,16 @@ public final class LlamaModel: @unchecked Sendable {
             for (i, item) in batch.enumerated() {
                 (selected + i * d).update(from: h + (rowStarts[i] + item.tokens.count - 1) * d, count: d)
             }
-            let all = outputLogits(selected, rows: batch.count, scratch: xn)
-            return (0..<batch.count).map { i in
-                Matrix(rows: 1, cols: c.vocabSize, data: Array(all.data[(i * c.vocabSize)..<((i + 1) * c.vocabSize)]))
+            return withLogitsBuffer(rows: batch.count, workspace: ws) { all in
+                outputLogits(selected, rows: batch.count, scratch: xn, into: all)
+                return (0..<batch.count).map { i in Self.rows(all + i * c.vocabSize, count: 1, cols: c.vocabSize) }
             }
         case .all:
-            let all = outputLogits(h, rows: rows, scratch: xn)
-            return batch.enumerated().map { i, item in
-                let lo = rowStarts[i] * c.vocabSize, hi = lo + item.tokens.count * c.vocabSize
-                return Matrix(rows: item.tokens.count, cols: c.vocabSize, data: Array(all.data[lo..<hi]))
+            return withLogitsBuffer(rows: rows, workspace: ws) { all in
+                outputLogits(h, rows: rows, scratch: xn, into: all)
+                return batch.enumerated().map { i, item in
+                    Self.rows(all + rowStarts[i] * c.vocabSize, count: item.tokens.count, cols: c.vocabSize)
+                }
             }
         }
     }
@@ -252,27 +253,53 @@ public final class LlamaModel: @unchecked Sendable {
         return rowStarts
     }
 
-    /// Final norm and LM head over `rows` hidden states.
-    private func outputLogits(_ hidden: UnsafePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>) -> Matrix
-    {
+    /// Logits of at most this many values (16 MiB: 85 rows of a 49,152-token vocabulary) are
+    /// written into the workspace; more (prefill with `.all`) into a buffer freed after the copy,
+    /// so that a long scoring call leaves no large buffer behind.
+    static let workspaceLogitsLimit = 1 << 22
+
+    /// `body` over a buffer for `rows × vocabSize` logits: the workspace's, or a temporary one.
+    private func withLogitsBuffer<T>(
+        rows: Int, workspace ws: ForwardWorkspace, _ body: (UnsafeMutablePointer<Float>) -> T
+    ) -> T {
+        let n = rows * config.vocabSize
+        guard n > Self.workspaceLogitsLimit else { return body(ws.logits.get(n)) }
+        let temporary = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { temporary.deallocate() }
+        return body(temporary)
+    }
+
+    /// Final norm and LM head over `rows` hidden states, into `out` (`rows × vocabSize`).
+    private func outputLogits(
+        _ hidden: UnsafePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let d = config.hiddenSize
         finalNorm.withUnsafeBufferPointer {
             Ops.rmsNorm(hidden, rows: rows, width: d, weight: $0.baseAddress!, eps: config.rmsNormEps, into: scratch)
         }
-        var out = Matrix(rows: rows, cols: config.vocabSize)
         if let q = outputQuantized {
-            out.data.withUnsafeMutableBufferPointer { q.multiply(scratch, rows: rows, into: $0.baseAddress!) }
-            return out
+            q.multiply(scratch, rows: rows, into: out)
+            return
         }
-        let w = outputWeight
-        w.data.withUnsafeBufferPointer { wp in
-            out.data.withUnsafeMutableBufferPointer { o in
-                BLAS.gemmTransB(
-                    m: rows, n: config.vocabSize, k: d, a: scratch, lda: d,
-                    b: wp.baseAddress!, ldb: d, c: o.baseAddress!, ldc: config.vocabSize)
-            }
+        outputWeight.data.withUnsafeBufferPointer { wp in
+            BLAS.gemmTransB(
+                m: rows, n: config.vocabSize, k: d, a: scratch, lda: d,
+                b: wp.baseAddress!, ldb: d, c: out, ldc: config.vocabSize)
         }
-        return out
+    }
+
+    /// `count` rows of `cols` logits from `source` as a matrix of their own, copied once into
+    /// uninitialised storage (a batch-8 decode step's 8 × 49,152 logits were zero-filled, written
+    /// and then copied again: about 2% of the step).
+    private static func rows(_ source: UnsafePointer<Float>, count: Int, cols: Int) -> Matrix {
+        let n = count * cols
+        return Matrix(
+            rows: count, cols: cols,
+            data: [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
+                buffer.baseAddress!.initialize(from: source, count: n)
+                initialized = n
+            })
     }
 
     private func validate(_ batch: [SequenceInput]) throws {
