@@ -226,11 +226,21 @@ public final class LlamaModel: @unchecked Sendable {
                 Ops.rmsNorm(h, rows: rows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps, into: xn)
             }
             Linear.forward([layer.q, layer.k, layer.v], xn, rows: rows, into: [qb, kb, vb], delta: delta)
-            rotary.apply(qb, rows: rows, heads: c.numHeads, stride: qWidth, cos: cosT, sin: sinT)
-            rotary.apply(kb, rows: rows, heads: c.numKVHeads, stride: kvWidth, cos: cosT, sin: sinT)
+            // Each sequence's rows rotated and its keys and values stored in its own cache, the
+            // sequences in parallel: at batch 8 this was ~2% of a step on the calling thread alone.
+            Parallel.forEach(batch.count) { i in
+                let n = batch[i].tokens.count, r0 = rowStarts[i], angles = r0 * hd / 2
+                rotary.apply(
+                    qb + r0 * qWidth, rows: n, heads: c.numHeads, stride: qWidth, cos: cosT + angles, sin: sinT + angles
+                )
+                rotary.apply(
+                    kb + r0 * kvWidth, rows: n, heads: c.numKVHeads, stride: kvWidth, cos: cosT + angles,
+                    sin: sinT + angles)
+                batch[i].cache.store(
+                    layer: l, keys: kb + r0 * kvWidth, values: vb + r0 * kvWidth, rows: n, stride: kvWidth)
+            }
             let attentionRows = batch.enumerated().map { i, item in
                 let cache = item.cache, n = item.tokens.count, r0 = rowStarts[i]
-                cache.store(layer: l, keys: kb + r0 * kvWidth, values: vb + r0 * kvWidth, rows: n, stride: kvWidth)
                 return CausalAttention.Rows(
                     q: qb + r0 * qWidth, out: attn + r0 * qWidth, n: n, start: cache.length, cache: cache)
             }
