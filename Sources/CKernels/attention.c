@@ -119,8 +119,17 @@ static inline __m256 kv8(const void *base, size_t i, const int half) {
    the maximum in *max_out when given. */
 __attribute__((target("avx2,fma")))
 static float exp_shifted_avx2(float *x, int count, float *max_out) {
-    float m = -INFINITY;
-    for (int i = 0; i < count; i++) if (x[i] > m) m = x[i];
+    /* The maximum 16 lanes at a time (vmaxps returns its second operand when the first is NaN, so
+       NaN scores are skipped as the scalar comparison skips them): one compare-and-branch chain per
+       score was 12% of a decode row's attention at depth 110. */
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    int j = 0;
+    for (; j + 16 <= count; j += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+    }
+    float m = sy_hmax256(_mm256_max_ps(m0, m1));
+    for (; j < count; j++) if (x[j] > m) m = x[j];
     if (max_out) *max_out = m;
     __m256 mv = _mm256_set1_ps(m), sv = _mm256_setzero_ps();
     int i = 0;

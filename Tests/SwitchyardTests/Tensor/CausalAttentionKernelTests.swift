@@ -17,20 +17,42 @@ import Testing
     ])
     func matchesTheReference(hd: Int, heads: Int, kvHeads: Int) {
         var rng = SeededRandom(seed: UInt64(hd * 100 + heads))
+        // Past 256 positions a chunk of 8+ rows takes the matrix products (SIMD builds), past
+        // 256 new rows in chunks of 64: the last cases, the longest for the smallest heads.
+        // Decode rows (under 8) past 1,024 positions split their keys into ranges of 1,024:
+        // a last range of a few keys, rows whose later range is past their position, and a
+        // window that leaves the first ranges empty.
+        let long =
+            (hd == 8 ? [(0, 270, 0)] : [])
+            + (hd == 64 || hd == 12 ? [(1025, 1, 0), (1020, 6, 0), (1300, 2, 200)] : [])
+        let cases =
+            [(0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1), (236, 20, 0), (245, 12, 50)] + long
+        Self.check(hd: hd, heads: heads, kvHeads: kvHeads, cases: cases, queryRange: 2, tolerance: 1e-5, rng: &rng)
+    }
+
+    /// Scores hundreds apart (queries up to ±200): the softmax must shift by the true maximum of
+    /// each row, or exp overflows to infinity and the outputs become NaN. Decode rows at depths
+    /// that are not multiples of the vectorised maximum's 16 lanes, and a prefill chunk. Scores
+    /// of a few hundred carry rounding errors of ~1e-4 in Float32, which the weights inherit, so
+    /// the bound here is 5e-4 (a maximum missed by one lane gives NaN or errors of order 1).
+    @Test(arguments: [(64, 9, 3), (32, 6, 2)])
+    func scoresFarApartNeedTheTrueMaximum(hd: Int, heads: Int, kvHeads: Int) {
+        var rng = SeededRandom(seed: UInt64(hd + heads))
+        Self.check(
+            hd: hd, heads: heads, kvHeads: kvHeads, cases: [(40, 1, 0), (77, 1, 0), (113, 1, 0), (0, 37, 0)],
+            queryRange: 200, tolerance: 5e-4, rng: &rng)
+    }
+
+    /// The kernel against the Double reference for each (start, new rows, window) of `cases`,
+    /// queries uniform in ±`queryRange`, keys and values in ±1: every output within `tolerance`.
+    static func check(
+        hd: Int, heads: Int, kvHeads: Int, cases: [(Int, Int, Int)], queryRange: Float, tolerance: Double,
+        rng: inout SeededRandom
+    ) {
         for half in [false, true] {
-            // Past 256 positions a chunk of 8+ rows takes the matrix products (SIMD builds), past
-            // 256 new rows in chunks of 64: the last cases, the longest for the smallest heads.
-            // Decode rows (under 8) past 1,024 positions split their keys into ranges of 1,024:
-            // a last range of a few keys, rows whose later range is past their position, and a
-            // window that leaves the first ranges empty.
-            let long =
-                (hd == 8 ? [(0, 270, 0)] : [])
-                + (hd == 64 || hd == 12 ? [(1025, 1, 0), (1020, 6, 0), (1300, 2, 200)] : [])
-            for (start, n, window) in [
-                (0, 1, 0), (0, 37, 0), (21, 1, 0), (5, 19, 0), (30, 20, 7), (0, 33, 1), (236, 20, 0), (245, 12, 50)
-            ] + long {
+            for (start, n, window) in cases {
                 let total = start + n, capacity = total + 3
-                let q = (0..<(n * heads * hd)).map { _ in rng.nextUnitFloat() * 4 - 2 }
+                let q = (0..<(n * heads * hd)).map { _ in (rng.nextUnitFloat() * 2 - 1) * queryRange }
                 var keys = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 var values = (0..<(kvHeads * capacity * hd)).map { _ in rng.nextUnitFloat() * 2 - 1 }
                 // The cache as the kernel reads it: the floats, or their halves (stored per head,
@@ -85,7 +107,7 @@ import Testing
                         window: window, scale: scale, out: &out, outStride: heads * hd, portable: portable == 1)
                     let worst = maxAbsDifference(out, expected)
                     #expect(
-                        worst <= 1e-5,
+                        worst <= tolerance,
                         "hd \(hd) heads \(heads)/\(kvHeads) start \(start) n \(n) window \(window) portable \(portable) half \(half): \(worst)"
                     )
                 }
