@@ -119,7 +119,7 @@ static inline __m256 kv8(const void *base, size_t i, const int half) {
    the maximum in *max_out when given. */
 __attribute__((target("avx2,fma")))
 static float exp_shifted_avx2(float *x, int count, float *max_out) {
-    /* The maximum 16 lanes at a time (vmaxps returns its second operand when the first is NaN, so
+    /* The maximum 16 values at a time (vmaxps returns its second operand when the first is NaN, so
        NaN scores are skipped as the scalar comparison skips them): one compare-and-branch chain per
        score was 12% of a decode row's attention at depth 110. */
     __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
@@ -252,6 +252,8 @@ SY_GROUP_ROWS(group_row_, "avx2,fma,f16c", group_row_avx2_typed)
 typedef void (*group_row_fn)(const float *, const void *, const void *, int, int, int, float, float *, float *,
                              float *, float *);
 
+/* How many keys ahead the 512-bit decode kernel prefetches key rows (8 to 32 measured alike on
+   Scripts/bench/decode_attention.c; 64 slower). */
 #define SY_ATTN_KEYS_AHEAD 16
 #define SY_ATTN_ZMM_TARGET "avx2,fma,f16c,avx512f,avx512vl"
 
@@ -277,16 +279,16 @@ static inline void group_row_zmm_typed(const float *q, const void *K, const void
     const size_t k0 = (size_t)first * hd;
     const __m128 sv = _mm_set1_ps(scale);
     int t = 0;
-    const size_t row_bytes = (size_t)hd * (half ? 2 : 4);
+    const size_t es = half ? 2 : 4, row_bytes = (size_t)hd * es;
     for (; t + 4 <= count; t += 4) {
         const size_t k = k0 + (size_t)t * hd;
         {
             /* These four keys' value rows, read by the second pass, and the key rows SY_ATTN_KEYS_AHEAD
                on: in a decode step the cache was last read a step ago and has since left the caches
                (the weights stream through them), so both passes would otherwise wait on memory. */
-            const char *vp = (const char *)V + (half ? 2 : 4) * k;
-            const char *kp = (const char *)K + (half ? 2 : 4) * (k + (size_t)SY_ATTN_KEYS_AHEAD * hd);
-            const char *kend = (const char *)K + (half ? 2 : 4) * (k0 + (size_t)count * hd);
+            const char *vp = (const char *)V + es * k;
+            const char *kp = (const char *)K + es * (k + (size_t)SY_ATTN_KEYS_AHEAD * hd);
+            const char *kend = (const char *)K + es * (k0 + (size_t)count * hd);
             for (size_t o = 0; o < 4 * row_bytes; o += 64) {
                 _mm_prefetch(vp + o, _MM_HINT_T0);
                 if (kp + o < kend) _mm_prefetch(kp + o, _MM_HINT_T0);

@@ -38,8 +38,6 @@ void sy_rope_apply(float *x, int rows, int heads, int stride, int hd, const floa
     const int half = hd / 2;
 #if SY_X86_SIMD
     const int simd = !portable && sy_kernels_have_avx2();
-#else
-    const int simd = 0;
 #endif
     (void)portable;
     for (int r = 0; r < rows; r++) {
@@ -52,5 +50,4 @@ void sy_rope_apply(float *x, int rows, int heads, int stride, int hd, const floa
             rope_portable(v, half, 0, c, s);
         }
     }
-    (void)simd;
 }

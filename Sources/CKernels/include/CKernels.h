@@ -66,13 +66,15 @@ int sy_kernels_have_avx512vl(void);
 
 /// gate[i] = silu(gate[i]) · up[i] (SwiGLU), silu(g) = g / (1 + exp(-g)): AVX2 with a polynomial
 /// exp (relative error ~2e-7, no overflow for any g) where available, else libm's expf one value
-/// at a time (`portable` != 0 forces it; tests compare the two).
+/// at a time (`portable` != 0 forces it; tests compare the two). Calls of 4,096 values or more are
+/// split over the thread pool, in parts whose values are those of one serial call.
 void sy_silu_multiply(float *gate, const float *up, int count, int portable);
 
 /// RMSNorm of `rows` rows of `width` floats: out = x / sqrt(mean(x²) + eps) · weight (Llama's
 /// LlamaRMSNorm). The sum of squares is vectorised where available (AVX2: 32 lanes, then added
 /// pairwise), else summed in index order (`portable` != 0 forces that; tests compare the two).
-/// `out` may not overlap `x` unless it is `x` itself.
+/// `out` may not overlap `x` unless it is `x` itself. Calls of 4,096 values or more (two rows or
+/// more) split their rows over the thread pool; each row's arithmetic is unchanged.
 void sy_rms_norm(const float *x, int rows, int width, const float *weight, float eps, float *out, int portable);
 
 /// Rotary position embeddings in place (Hugging Face's rotate_half form): in each of `rows` rows
