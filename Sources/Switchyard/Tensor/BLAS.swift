@@ -48,9 +48,11 @@ public enum BLAS {
         cblas_sdot(Int32(count), x, 1, y, 1)
     }
 
-    /// `y += alpha · x` over `count` contiguous elements.
+    /// `y += alpha · x` over `count` contiguous elements (OpenBLAS made single-threaded first: the
+    /// decoder's residual adds run on it, and a long prefill's would otherwise start its threads).
     @inline(__always)
     static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        configureOnce
         cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
     }
 
