@@ -70,40 +70,11 @@ static void quantize_row_block_portable(const float *v, sy_block_q8x8 *o, int r)
 }
 
 #if SY_X86_SIMD
-/* The portable loop's arithmetic, 8 values at a time: the same d, id and products, rounded to
-   nearest-even by vcvtps2dq as lrintf rounds, so both give the same bytes. */
-__attribute__((target("avx2,fma")))
-static void quantize_row_block_avx2(const float *v, sy_block_q8x8 *o, int r) {
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    __m256 x[4];
-    const float d = sy_load_block_absmax256(v, x) / 32512.f, id = d != 0.f ? 1.f / d : 0.f;
-    const __m256 idv = _mm256_set1_ps(id);
-    __m256i hi[4], lo[4], sum = _mm256_setzero_si256();
-    for (int i = 0; i < 4; i++) {
-        __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], idv));
-        sum = _mm256_add_epi32(sum, q);
-        lo[i] = _mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24);         /* the signed low byte */
-        hi[i] = _mm256_srai_epi32(_mm256_sub_epi32(q, lo[i]), 8);         /* exact: v - lo is a multiple of 256 */
-    }
-    /* packs works per 128-bit lane: the dwords come out as 0a 1a 2a 3a 0b 1b 2b 3b. */
-    __m256i hb = _mm256_packs_epi16(_mm256_packs_epi32(hi[0], hi[1]), _mm256_packs_epi32(hi[2], hi[3]));
-    __m256i lb = _mm256_packs_epi16(_mm256_packs_epi32(lo[0], lo[1]), _mm256_packs_epi32(lo[2], lo[3]));
-    int8_t gh[32], gl[32];  /* the row's 32 bytes in order */
-    _mm256_storeu_si256((__m256i *)gh, _mm256_permutevar8x32_epi32(hb, order));
-    _mm256_storeu_si256((__m256i *)gl, _mm256_permutevar8x32_epi32(lb, order));
-    for (int p = 0; p < 4; p++) { memcpy(o->hi[p][r], gh + 8 * p, 8); memcpy(o->lo[p][r], gl + 8 * p, 8); }
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-    o->d[r] = d;
-    o->s[r] = d * (float)_mm_cvtsi128_si32(t);
-}
-#endif
-
-#if SY_X86_SIMD
-/* The same arithmetic on 512-bit registers (AVX-512BW): the low bytes and the high parts narrowed
-   by vpmovdb, which keeps the values in order, so no lane permutation or byte copies are needed
-   (the AVX2 form above was 2.5% of both threads' time in a batch-8 decode step). */
+/* The portable loop's arithmetic on 512-bit registers (AVX-512BW), where the 8-bit kernel runs
+   (the only callers outside the tests): the same d, id and products, rounded to nearest-even by
+   vcvtps2dq as lrintf rounds, and the low bytes and the high parts narrowed by vpmovdb, which
+   keeps the values in order, so no lane permutation or byte copies are needed (an AVX2 form with
+   them was 2.5% of both threads' time in a batch-8 decode step). */
 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw")))
 static void quantize_row_block_avx512(const float *v, sy_block_q8x8 *o, int r) {
     const __m512 x0 = _mm512_loadu_ps(v), x1 = _mm512_loadu_ps(v + 16);
@@ -132,7 +103,6 @@ static void quantize_row_block_avx512(const float *v, sy_block_q8x8 *o, int r) {
 void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_block_q8x8 *out) {
     void (*row_block)(const float *, sy_block_q8x8 *, int) = quantize_row_block_portable;
 #if SY_X86_SIMD
-    if (sy_kernels_have_avx2()) row_block = quantize_row_block_avx2;
     if (sy_kernels_have_vnni()) row_block = quantize_row_block_avx512;
 #endif
     for (int b = 0; b < K / 32; b++)

@@ -177,8 +177,8 @@ import Testing
         }
     }
 
-    /// The batched kernel's activations (AVX2 where available) are exactly their documented rule
-    /// and layout: per row and block d = max|x| / 32512, v = round-to-nearest-even(x · (1/d)),
+    /// The batched kernel's activations (AVX-512 where the 8-bit kernel runs) are exactly their
+    /// documented rule and layout: per row and block d = max|x| / 32512, v = round-to-nearest-even(x · (1/d)),
     /// s = d · Σv, v = 256·hi + lo with lo the signed low byte, values 8p…8p+7 of row r at
     /// hi[p][r] and lo[p][r]; rows at or past M are zeros.
     @Test func batchedActivationsFollowTheirRuleAndLayout() {
