@@ -2,7 +2,9 @@
    projection shape, with the weights cache-warm (one copy, re-read) and streamed from memory
    (many copies, cycled): the one-row kernel of batch-1 decode (sy_qgemv_rows, int16
    activations) and the 8-row kernel of batched decode (sy_q8x8_rows, 16-bit activations split
-   into bytes; 8-bit dot products where the CPU has AVX-512 VNNI, the portable loop elsewhere).
+   into bytes; 8-bit dot products where the CPU has AVX-512 VNNI, the portable loop elsewhere);
+   on CPUs with VNNI also both for Q8_0 kept in row pairs (q8pairs.c: sy_q8_0_pairs_gemv and
+   sy_q8_0_pairs_rows, the layout QuantizedMatrix keeps Q8_0 in there).
    Their ratio bounds how much batch 8 can speed decode up over batch 1 before anything else in
    a decode step (attention, norms, the pool's joins) is counted. On CPUs with VNNI the last line
    is the core's vpdpbusd peak, the roof of the 8-row kernel.
@@ -43,10 +45,19 @@ static uint8_t *random_weights(int type, size_t rows, int K, size_t *row_bytes) 
     return w;
 }
 
-/* Best of 5 timings of `reps` calls over `copies` weight copies; returns G multiply-adds/s. */
+/* Best of 5 timings of `reps` calls over `copies` weight copies; returns G multiply-adds/s.
+   SY_Q8_0_PAIRS: Q8_0 weights packed in row pairs, through the pair kernels. */
 static double rate(int type, int K, int N, int copies, int rows) {
     size_t rb;
-    uint8_t *W = random_weights(type, (size_t)N * copies, K, &rb);
+    const int pairs = type == SY_Q8_0_PAIRS;
+    uint8_t *W = random_weights(pairs ? SY_Q8_0 : type, (size_t)N * copies, K, &rb);
+    if (pairs) {
+        uint8_t *P = malloc(rb * N * copies);
+        if (!P) { perror("malloc"); exit(1); }
+        for (size_t h = 0; h < (size_t)N * copies / 2; h++) sy_q8_0_pack_pair(W + 2 * h * rb, W + (2 * h + 1) * rb, K, P + 2 * h * rb);
+        free(W);
+        W = P;
+    }
     const int nb = K / 32;
     float *x = malloc(sizeof(float) * (size_t)rows * K), *y = malloc(sizeof(float) * (size_t)rows * N);
     for (int i = 0; i < rows * K; i++) x[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
@@ -60,7 +71,9 @@ static double rate(int type, int K, int N, int copies, int rows) {
         const double t = now();
         for (int i = 0; i < reps; i++) {
             const uint8_t *w = W + (size_t)(i % copies) * rb * N;
-            if (rows == 1) sy_qgemv_rows(type, w, rb, K, xq, 1, 0, N, y, N, NULL);
+            if (pairs && rows == 1) sy_q8_0_pairs_gemv(w, rb, K, xq, 1, 0, N, y, N, 0);
+            else if (pairs) sy_q8_0_pairs_rows(w, rb, K, x8, rows, 0, N, y, N, 0);
+            else if (rows == 1) sy_qgemv_rows(type, w, rb, K, xq, 1, 0, N, y, N, NULL);
             else sy_q8x8_rows(type, w, rb, K, x8, rows, 0, N, y, N, 0, NULL);
         }
         const double dt = now() - t;
@@ -101,12 +114,12 @@ int main(int argc, char **argv) {
     }
     printf("one thread, %d x %d weights; G multiply-adds/s, cache-warm / streamed (%d copies); 8-bit dot products: %s\n",
            N, K, copies, sy_kernels_have_vnni() ? "yes (AVX-512 VNNI)" : "no (portable 8-row loop)");
-    const int types[] = { SY_Q4_1, SY_Q8_0 };
-    const char *names[] = { "Q4_1", "Q8_0" };
-    for (int t = 0; t < 2; t++) {
+    const int types[] = { SY_Q4_1, SY_Q8_0, SY_Q8_0_PAIRS };
+    const char *names[] = { "Q4_1", "Q8_0", "Q8_0 in row pairs" };
+    for (int t = 0; t < (sy_kernels_have_vnni() && N % 2 == 0 ? 3 : 2); t++) {
         const double b1w = rate(types[t], K, N, 1, 1), b1s = rate(types[t], K, N, copies, 1);
         const double b8w = rate(types[t], K, N, 1, 8), b8s = rate(types[t], K, N, copies, 8);
-        printf("%s  1 row (sy_qgemv_rows) %6.1f / %6.1f   8 rows (sy_q8x8_rows) %6.1f / %6.1f   8-row / 1-row %.2fx / %.2fx\n",
+        printf("%-17s  1 row %6.1f / %6.1f   8 rows %6.1f / %6.1f   8-row / 1-row %.2fx / %.2fx\n",
                names[t], b1w, b1s, b8w, b8s, b8w / b1w, b8s / b1s);
     }
 #if defined(__x86_64__)

@@ -10,7 +10,8 @@
 
    Several rows (batched decode, up to SY_SMALL_BATCH_ROWS): on CPUs with AVX-512 VNNI, the
    integer block formats take 16-bit activations split into two bytes and 8-bit dot products,
-   8 rows at a time (vnni.c); otherwise each weight block is widened to 32 floats in registers
+   8 rows at a time (vnni.c; Q8_0 kept in row pairs, q8pairs.c, whose one-row product is there
+   too); otherwise each weight block is widened to 32 floats in registers
    once and multiplied with every activation row (Float32 arithmetic, the weights read from memory
    once for all rows; half precision on 512-bit registers where the CPU has AVX-512). More rows
    (prefill): half-precision weights on CPUs with AVX-512VL keep that register kernel, 8
@@ -36,7 +37,7 @@ static inline float bf16_to_float(uint16_t h) {
 
 size_t sy_weight_block_bytes(int type) {
     switch (type) {
-    case SY_Q8_0: return 34;
+    case SY_Q8_0: case SY_Q8_0_PAIRS: return 34;
     case SY_Q4_0: return 18;
     case SY_Q4_1: return 20;
     case SY_F16: case SY_BF16: return 64;
@@ -44,7 +45,18 @@ size_t sy_weight_block_bytes(int type) {
     }
 }
 
-static int is_integer_type(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1; }
+static int is_integer_type(int type) {
+    return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1 || type == SY_Q8_0_PAIRS;
+}
+
+/* Row n of a SY_Q8_0_PAIRS matrix as Q8_0 blocks in a per-thread buffer (sy_scratch_give it), or
+   NULL without memory: how the paths other than the pair kernels (widening, the Float32
+   products, the non-finite scan) read such a matrix, one row at a time. */
+static uint8_t *pairs_row_q8_0(const void *W, size_t row_bytes, int K, int n) {
+    uint8_t *row = (uint8_t *)sy_scratch_take(SY_SCRATCH_PAIR_ROW, row_bytes);
+    if (row) sy_q8_0_pairs_row(W, row_bytes, K, n, row);
+    return row;
+}
 
 #if SY_X86_SIMD
 /* One block of 32 floats to int16, exactly as the portable loop: the same float product x · id,
@@ -150,6 +162,16 @@ static int half_is_nonfinite(uint16_t h) { return (h & 0x7C00) == 0x7C00; }
 static int bf16_is_nonfinite(uint16_t h) { return (h & 0x7F80) == 0x7F80; }
 
 int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, int K, int N) {
+    if (type == SY_Q8_0_PAIRS) {
+        for (int n = 0; n < N; n++) {
+            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
+            if (!row) return -2;
+            const int64_t at = sy_weights_first_nonfinite(SY_Q8_0, row, row_bytes, K, 1);
+            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
+            if (at >= 0) return (int64_t)n * K + at;
+        }
+        return -1;
+    }
     const int nb = K / 32;
     const size_t bb = sy_weight_block_bytes(type);
     for (int n = 0; n < N; n++) {
@@ -220,7 +242,7 @@ static float qdot_portable(int type, const uint8_t *w, const sy_block_q16 *x, in
 }
 
 float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb) {
-    return is_integer_type(type) ? qdot_portable(type, (const uint8_t *)w, x, nb) : 0.f;
+    return is_integer_type(type) && type != SY_Q8_0_PAIRS ? qdot_portable(type, (const uint8_t *)w, x, nb) : 0.f;
 }
 
 static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
@@ -560,6 +582,10 @@ static void dequantize_rows_avx2(int type, const uint8_t *W, size_t row_bytes, i
 
 void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M,
                    int n_begin, int n_end, float *Y, int ldy, const float *offsets) {
+    if (type == SY_Q8_0_PAIRS) {
+        sy_q8_0_pairs_gemv(W, row_bytes, K, xq, M, n_begin, n_end, Y, ldy, 0);
+        return;
+    }
     int nb = K / 32, avx2 = sy_kernels_have_avx2();
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = (const uint8_t *)W + (size_t)n * row_bytes;
@@ -584,6 +610,15 @@ void sy_qgemv_rows(int type, const void *W, size_t row_bytes, int K, const sy_bl
 int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float *X, int M, int ldx,
                   int n_begin, int n_end, float *Y, int ldy, int portable) {
     if (sy_weight_block_bytes(type) == 0) return -1;
+    if (type == SY_Q8_0_PAIRS) {
+        for (int n = n_begin; n < n_end; n++) {
+            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
+            if (!row) return -1;
+            sy_wgemm_rows(SY_Q8_0, row, row_bytes, K, X, M, ldx, 0, 1, Y + n, ldy, portable);
+            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
+        }
+        return 0;
+    }
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2() && !portable) {
         wgemm_avx2(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
@@ -598,6 +633,15 @@ int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float 
 int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_begin, int n_end, float *out) {
     const size_t bb = sy_weight_block_bytes(type);
     if (bb == 0) return -1;
+    if (type == SY_Q8_0_PAIRS) {
+        for (int n = n_begin; n < n_end; n++) {
+            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
+            if (!row) return -1;
+            sy_dequantize_rows(SY_Q8_0, row, row_bytes, K, 0, 1, out + (size_t)(n - n_begin) * K);
+            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
+        }
+        return 0;
+    }
 #if SY_X86_SIMD
     if (sy_kernels_have_avx2()) {
         dequantize_rows_avx2(type, (const uint8_t *)W, row_bytes, K, n_begin, n_end, out);
@@ -660,9 +704,15 @@ static void qgemm_task(void *ctx, int t) {
         /* 64 activation rows at a time (at most 64·K·2 bytes: they stay in cache while this
            task's weight rows pass over them). */
         const int nb = j->K / 32;
-        for (int m0 = 0; m0 < j->M; m0 += 64)
-            sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
-                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0, o->offsets);
+        for (int m0 = 0; m0 < j->M; m0 += 64) {
+            const sy_block_q8x8 *x = j->x8 + (size_t)(m0 / 8) * nb;
+            const int rows = j->M - m0 < 64 ? j->M - m0 : 64;
+            if (o->type == SY_Q8_0_PAIRS)
+                sy_q8_0_pairs_rows(o->W, o->row_bytes, j->K, x, rows, lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0);
+            else
+                sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, x, rows, lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0,
+                             o->offsets);
+        }
     } else if (j->xb) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
@@ -730,9 +780,12 @@ static void quantize_q8x8_task(void *ctx, int t) {
 int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_output *outs, int count,
                       sy_block_q16 *scratch, int bf16_activations) {
     if (count < 1 || count > SY_QGEMM_MAX_PARTS || K % 32 != 0) return -1;
-    const int type = outs[0].type;
+    /* One type, Q8_0 in row pairs or not (the activations are quantised alike). */
+    const int type = outs[0].type == SY_Q8_0_PAIRS ? SY_Q8_0 : outs[0].type;
     for (int p = 0; p < count; p++)
-        if (outs[p].type != type || outs[p].N < 0 || sy_weight_block_bytes(type) == 0) return -1;
+        if ((outs[p].type == SY_Q8_0_PAIRS ? SY_Q8_0 : outs[p].type) != type || outs[p].N < 0
+            || sy_weight_block_bytes(type) == 0)
+            return -1;
     if (M <= 0) return 0;
     qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, NULL, NULL, { 0 }, { 0 }, 0 };
     sy_block_q8x8 *x8 = NULL;

@@ -27,7 +27,11 @@
    Unsigned weights: the Q4 nibbles are 0..15 as stored (Q4_0's -8 and Q4_1's minimum are offset
    terms, multiplied by s = d·Σv); Q8_0's signed bytes are flipped to w + 128, and 128·d_w·s
    subtracted the same way. The integer sums are exact (|S_hi| ≤ 255·127·32, shifted by 8, plus
-   |S_lo| ≤ 255·128·32: below 2^29). */
+   |S_lo| ≤ 255·128·32: below 2^29).
+
+   Q8_0 matrices with an even number of rows are kept in row pairs on these CPUs (q8pairs.c),
+   which does the flip and the lane pairing once at load; this kernel then runs on Q4_0, Q4_1 and
+   the remaining Q8_0 matrices (odd rows, or block offsets). */
 #include "CKernels.h"
 #include "simd.h"
 #include "half.h"

@@ -262,6 +262,34 @@ void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_blo
 /// 1 when sy_q8x8_rows has its 8-bit dot-product path on this CPU (AVX-512 VNNI and VL).
 int sy_kernels_have_vnni(void);
 
+/// Q8_0 weights kept in row pairs for the 8-bit kernels (q8pairs.c; CPUs with AVX-512 VNNI): not a
+/// ggml type. Rows 2h and 2h+1 (A, B) of a matrix with row_bytes = K/32·34 (Q8_0's size) are one
+/// run of K/32 68-byte pair blocks at W + 2h·row_bytes: A's scale, B's scale (halves), then for
+/// each group g of 4 values (g = 0..7) A's values 4g..4g+3 and B's, each byte q + 128 (q the Q8_0
+/// signed byte). sy_weight_block_bytes, sy_dequantize_rows, sy_weights_first_nonfinite,
+/// sy_qgemv_rows, sy_wgemm_rows, sy_qgemm_nt(_fused) (without offsets) take it as `type`.
+enum { SY_Q8_0_PAIRS = 108 };
+
+/// Rows a and b (K/32 Q8_0 blocks each) as one run of pair blocks at dst (K/32·68 bytes).
+void sy_q8_0_pack_pair(const void *a, const void *b, int K, void *dst);
+
+/// Row n of a SY_Q8_0_PAIRS matrix back in Q8_0 blocks (K/32·34 bytes at out).
+void sy_q8_0_pairs_row(const void *W, size_t row_bytes, int K, int n, void *out);
+
+/// Y[m][n] = dot(W row n, activation row m) for n in [n_begin, n_end), m < M, W a SY_Q8_0_PAIRS
+/// matrix, from rows quantised by sy_quantize_rows_q8x8 ((M + 7) / 8 groups of K/32 blocks):
+/// 8-bit dot products straight from the pair blocks where the CPU has AVX-512 VNNI (the same bits
+/// as sy_q8x8_rows on the Q8_0 rows; a range that starts or ends inside a pair computes the pair
+/// and stores its row); else, or with `portable` != 0, the portable loop of sy_q8x8_rows.
+void sy_q8_0_pairs_rows(const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
+                        int n_end, float *Y, int ldy, int portable);
+
+/// sy_qgemv_rows for a SY_Q8_0_PAIRS matrix: both rows of a pair at once (AVX-512BW) where the CPU
+/// has AVX-512 VNNI (as sy_q8_0_pairs_rows at the ends of the range); else, or with `portable` != 0,
+/// sy_qdot_portable row by row.
+void sy_q8_0_pairs_gemv(const void *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M, int n_begin, int n_end,
+                        float *Y, int ldy, int portable);
+
 /// Rounds M rows of K floats (row stride ldx) to bfloat16, nearest even, into `out` (M·K values,
 /// rows contiguous): the activations of sy_bf16dot_rows. `portable` != 0 forces the scalar loop
 /// (tests compare the two; both give the same bits).

@@ -47,6 +47,23 @@ import Testing
         return out
     }
 
+    /// `rows` rows of `cols` values as the batched 8-bit kernel reads them: (rows + 7) / 8 groups of
+    /// cols/32 blocks (sy_quantize_rows_q8x8).
+    static func batchedActivations(_ x: [Float], rows: Int, cols: Int) -> [sy_block_q8x8] {
+        let groups = (rows + 7) / 8
+        var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: groups * cols / 32)
+        x.withUnsafeBufferPointer { xp in
+            blocks.withUnsafeMutableBufferPointer { bp in
+                for g in 0..<groups {
+                    sy_quantize_rows_q8x8(
+                        xp.baseAddress!, Int32(rows), Int32(cols), Int32(8 * g), Int32(cols),
+                        bp.baseAddress! + g * cols / 32)
+                }
+            }
+        }
+        return blocks
+    }
+
     /// How the product's activations are quantised for `m` rows of an integer `type`: 32767
     /// levels for one row, 32512 for more on a CPU with 8-bit dot products (sy_kernels_have_vnni),
     /// else not at all (weights widened to Float32).
@@ -229,17 +246,7 @@ import Testing
             let w = q.dequantized()
             for r in Array(1...8) + [11, 20] {
                 let x = (0..<(r * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
-                let groups = (r + 7) / 8
-                var blocks = [sy_block_q8x8](repeating: sy_block_q8x8(), count: groups * k / 32)
-                x.withUnsafeBufferPointer { xp in
-                    blocks.withUnsafeMutableBufferPointer { bp in
-                        for g in 0..<groups {
-                            sy_quantize_rows_q8x8(
-                                xp.baseAddress!, Int32(r), Int32(k), Int32(8 * g), Int32(k),
-                                bp.baseAddress! + g * k / 32)
-                        }
-                    }
-                }
+                let blocks = Self.batchedActivations(x, rows: r, cols: k)
                 let expected = Self.reference(w, x, m: r, levels: 32512)
                 let scale = max(1, expected.map(abs).max()!)
                 for (lo, hi) in [(0, n), (n / 3, n)] where lo < hi {
