@@ -162,8 +162,15 @@ static int half_is_nonfinite(uint16_t h) { return (h & 0x7C00) == 0x7C00; }
 static int bf16_is_nonfinite(uint16_t h) { return (h & 0x7F80) == 0x7F80; }
 
 int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, int K, int N) {
+    const int nb = K / 32;
     if (type == SY_Q8_0_PAIRS) {
+        /* Only a scale can be non-finite: the scales are scanned in place (row by row: row n's
+           at byte 2·(n & 1) of its pair blocks), and only a row with a bad one is unpacked. */
         for (int n = 0; n < N; n++) {
+            const uint8_t *pair = (const uint8_t *)W + (size_t)(n / 2) * 2 * row_bytes + 2 * (n & 1);
+            int bad = 0;
+            for (int b = 0; b < nb && !bad; b++) bad = half_is_nonfinite(sy_load_u16(pair + 68 * (size_t)b));
+            if (!bad) continue;
             uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
             if (!row) return -2;
             const int64_t at = sy_weights_first_nonfinite(SY_Q8_0, row, row_bytes, K, 1);
@@ -172,7 +179,6 @@ int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, in
         }
         return -1;
     }
-    const int nb = K / 32;
     const size_t bb = sy_weight_block_bytes(type);
     for (int n = 0; n < N; n++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)n * row_bytes;
