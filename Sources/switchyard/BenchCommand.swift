@@ -50,16 +50,21 @@ struct BenchModel: ParsableArguments {
 
     /// What the projections, the head and the embedding table are stored as, e.g.
     /// "weights Q4_1 + head Q8_0 + embedding Q8_0 + KV cache F16"; with BF16 weights, how batches
-    /// multiply them ("+ BF16 batches on bfloat16 dot products", or "… on Float32 activations").
+    /// multiply them ("+ BF16 batches on bfloat16 dot products", or "… on Float32 activations");
+    /// "+ Q8_0 in row pairs" when a projection or the head is (`QuantizedMatrix.keptInRowPairs`).
     static func weightTypes(_ model: LlamaModel) -> String {
         let kinds = Set(
             model.layers.flatMap { l in ProjectionKind.allCases.map { l[$0].quantized.map { "\($0.type)" } ?? "F32" } })
         let bf16 = hasBF16Weights(model), dot = multipliesBF16WithDotProducts(model)
+        let pairs =
+            model.layers.contains { l in ProjectionKind.allCases.contains { l[$0].quantized?.keptInRowPairs == true } }
+            || model.outputQuantized?.keptInRowPairs == true
         return
             "weights \(kinds.sorted().joined(separator: "/")) + head \(model.outputQuantized.map { "\($0.type)" } ?? "F32")"
             + " + embedding \(model.embeddingTable.map { "\($0.type)" } ?? "F32")"
             + " + KV cache \(model.cachePrecision.rawValue.uppercased())"
             + (bf16 ? " + BF16 batches on \(dot ? "bfloat16 dot products" : "Float32 activations")" : "")
+            + (pairs ? " + Q8_0 in row pairs" : "")
     }
 
     /// For a GGUF file whose matrices are stored in types the kernels do not read as they are
@@ -111,7 +116,8 @@ enum DecodeBench: Command {
         same threads (independent FMAs, 16-lane with AVX-512), and the fraction of it each decode figure reaches
         (multiply-adds of the projections, attention and head per token); peak / batch-1 rate is the
         most any batch can speed Float32 decode up on this machine. On CPUs with AVX-512 VNNI the
-        batched products of Q8_0/Q4_0/Q4_1 weights run on 8-bit dot products, and on CPUs with
+        batched products of Q8_0/Q4_0/Q4_1 weights run on 8-bit dot products (Q8_0 kept in row
+        pairs for them: "+ Q8_0 in row pairs" in the weights line), and on CPUs with
         AVX-512 BF16 those of BF16 weights on bfloat16 dot products (--bf16-activations bf16, the
         default for GGUF files), which that peak does not bound (the line says so).
         JSON keys: weights, resident_bytes_after_load, prefill_tokens_per_s, decode_tokens_per_s_b1,

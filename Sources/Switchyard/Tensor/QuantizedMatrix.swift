@@ -61,6 +61,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
         type == .q8_0 && rows % 2 == 0 && !hasOffsets && batchedProductsUseVNNI
     }
 
+    /// Whether this matrix is Q8_0 kept in row pairs (`keepsRowPairs`).
+    public var keptInRowPairs: Bool { kernelType == Int32(SY_Q8_0_PAIRS) }
+
     /// Rewrites `rows` Q8_0 rows at `storage` (in place) as row pairs (`SY_Q8_0_PAIRS`).
     private static func packRowPairs(_ storage: UnsafeMutableRawPointer, rows: Int, cols: Int, rowBytes: Int) {
         withUnsafeTemporaryAllocation(byteCount: 2 * rowBytes, alignment: 64) { pair in
