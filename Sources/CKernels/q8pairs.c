@@ -51,29 +51,35 @@ void sy_q8_0_pack_pair(const void *a, const void *b, int K, void *dst) {
     }
 }
 
-void sy_q8_0_pairs_row(const void *W, size_t row_bytes, int K, int n, void *out) {
-    const uint8_t *p = (const uint8_t *)W + (size_t)(n / 2) * 2 * row_bytes;
+void sy_q8_0_pairs_block(const void *W, size_t row_bytes, int n, int b, void *out) {
+    const uint8_t *p = (const uint8_t *)W + (size_t)(n / 2) * 2 * row_bytes + (size_t)PAIR_BLOCK * b;
     const int c = n & 1;
     uint8_t *o = (uint8_t *)out;
-    for (int blk = 0; blk < K / 32; blk++, p += PAIR_BLOCK, o += 34) {
-        memcpy(o, p + 2 * c, 2);
-        for (int g = 0; g < 8; g++)
-            for (int j = 0; j < 4; j++) o[2 + 4 * g + j] = p[4 + 8 * g + 4 * c + j] ^ 0x80;
-    }
+    memcpy(o, p + 2 * c, 2);
+    for (int g = 0; g < 8; g++)
+        for (int j = 0; j < 4; j++) o[2 + 4 * g + j] = p[4 + 8 * g + 4 * c + j] ^ 0x80;
+}
+
+void sy_q8_0_pairs_row(const void *W, size_t row_bytes, int K, int n, void *out) {
+    for (int b = 0; b < K / 32; b++) sy_q8_0_pairs_block(W, row_bytes, n, b, (uint8_t *)out + 34 * (size_t)b);
 }
 
 /* ---- batch 1: int16 activations (sy_block_q16), as sy_qgemv_rows on Q8_0 rows ----------------- */
 
+/* Block by block (nothing allocated), summed in sy_qdot_portable's order: the same values. */
 static void pairs_gemv_portable(const uint8_t *W, size_t row_bytes, int K, const sy_block_q16 *xq, int M, int n_begin,
                                 int n_end, float *Y, int ldy) {
     const int nb = K / 32;
-    uint8_t *row = (uint8_t *)malloc((size_t)nb * 34);
-    if (!row) return;
-    for (int n = n_begin; n < n_end; n++) {
-        sy_q8_0_pairs_row(W, row_bytes, K, n, row);
-        for (int m = 0; m < M; m++) Y[(size_t)m * ldy + n] = sy_qdot_portable(SY_Q8_0, row, xq + (size_t)m * nb, nb);
-    }
-    free(row);
+    for (int n = n_begin; n < n_end; n++)
+        for (int m = 0; m < M; m++) {
+            float total = 0.f;
+            for (int b = 0; b < nb; b++) {
+                uint8_t block[34];
+                sy_q8_0_pairs_block(W, row_bytes, n, b, block);
+                total += sy_qdot_portable(SY_Q8_0, block, xq + (size_t)m * nb + b, 1);
+            }
+            Y[(size_t)m * ldy + n] = total;
+        }
 }
 
 #if SY_X86_SIMD
@@ -131,20 +137,18 @@ void sy_q8_0_pairs_gemv(const void *W, size_t row_bytes, int K, const sy_block_q
     pairs_gemv_portable((const uint8_t *)W, row_bytes, K, xq, M, n_begin, n_end, Y, ldy);
 }
 
-/* ---- the reference: row by row, the Q8_0 arithmetic of vnni.c's portable loop ----------------- */
+/* ---- the reference: row by row, block by block, the Q8_0 arithmetic of vnni.c's portable loop - */
 
 static void pairs_rows_portable(const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M,
                                 int n_begin, int n_end, float *Y, int ldy) {
     const int nb = K / 32;
-    uint8_t *row = (uint8_t *)malloc((size_t)nb * 34);
-    if (!row) return;
     for (int n = n_begin; n < n_end; n++) {
-        sy_q8_0_pairs_row(W, row_bytes, K, n, row);
         for (int m0 = 0; m0 < M; m0 += 8) {
             const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
             float acc[8] = { 0 };
             for (int b = 0; b < nb; b++) {
-                const uint8_t *p = row + 34 * (size_t)b;
+                uint8_t p[34];
+                sy_q8_0_pairs_block(W, row_bytes, n, b, p);
                 const float d = sy_half_to_float(sy_load_u16(p));
                 for (int r = 0; r < 8; r++) {
                     int dot = 0;
@@ -156,7 +160,6 @@ static void pairs_rows_portable(const uint8_t *W, size_t row_bytes, int K, const
             for (int r = 0; r < 8 && m0 + r < M; r++) Y[(size_t)(m0 + r) * ldy + n] = acc[r];
         }
     }
-    free(row);
 }
 
 #if SY_X86_SIMD

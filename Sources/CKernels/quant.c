@@ -49,14 +49,6 @@ static int is_integer_type(int type) {
     return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1 || type == SY_Q8_0_PAIRS;
 }
 
-/* Row n of a SY_Q8_0_PAIRS matrix as Q8_0 blocks in a per-thread buffer (sy_scratch_give it), or
-   NULL without memory: how the paths other than the pair kernels (widening, the Float32
-   products, the non-finite scan) read such a matrix, one row at a time. */
-static uint8_t *pairs_row_q8_0(const void *W, size_t row_bytes, int K, int n) {
-    uint8_t *row = (uint8_t *)sy_scratch_take(SY_SCRATCH_PAIR_ROW, row_bytes);
-    if (row) sy_q8_0_pairs_row(W, row_bytes, K, n, row);
-    return row;
-}
 
 #if SY_X86_SIMD
 /* One block of 32 floats to int16, exactly as the portable loop: the same float product x · id,
@@ -165,17 +157,19 @@ int64_t sy_weights_first_nonfinite(int type, const void *W, size_t row_bytes, in
     const int nb = K / 32;
     if (type == SY_Q8_0_PAIRS) {
         /* Only a scale can be non-finite: the scales are scanned in place (row by row: row n's
-           at byte 2·(n & 1) of its pair blocks), and only a row with a bad one is unpacked. */
+           at byte 2·(n & 1) of its pair blocks), and only a row with a bad one is unpacked, a
+           block at a time. */
         for (int n = 0; n < N; n++) {
             const uint8_t *pair = (const uint8_t *)W + (size_t)(n / 2) * 2 * row_bytes + 2 * (n & 1);
             int bad = 0;
             for (int b = 0; b < nb && !bad; b++) bad = half_is_nonfinite(sy_load_u16(pair + 68 * (size_t)b));
             if (!bad) continue;
-            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
-            if (!row) return -2;
-            const int64_t at = sy_weights_first_nonfinite(SY_Q8_0, row, row_bytes, K, 1);
-            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
-            if (at >= 0) return (int64_t)n * K + at;
+            for (int b = 0; b < nb; b++) {
+                uint8_t block[34];
+                sy_q8_0_pairs_block(W, row_bytes, n, b, block);
+                const int64_t at = sy_weights_first_nonfinite(SY_Q8_0, block, 34, 32, 1);
+                if (at >= 0) return (int64_t)n * K + 32 * b + at;
+            }
         }
         return -1;
     }
@@ -251,15 +245,24 @@ float sy_qdot_portable(int type, const void *w, const sy_block_q16 *x, int nb) {
     return is_integer_type(type) && type != SY_Q8_0_PAIRS ? qdot_portable(type, (const uint8_t *)w, x, nb) : 0.f;
 }
 
+/* (SY_Q8_0_PAIRS: each block unpacked to Q8_0 first.) */
 static void wgemm_portable(int type, const uint8_t *W, size_t row_bytes, int K, const float *X, int M, int ldx,
                            int n_begin, int n_end, float *Y, int ldy) {
+    const int pairs = type == SY_Q8_0_PAIRS;
+    if (pairs) type = SY_Q8_0;
     size_t bb = sy_weight_block_bytes(type);
     float wb[32];
+    uint8_t unpacked[34];
     for (int n = n_begin; n < n_end; n++) {
         const uint8_t *w = W + (size_t)n * row_bytes;
         for (int m = 0; m < M; m++) Y[(size_t)m * ldy + n] = 0.f;
         for (int b = 0; b < K / 32; b++) {
-            widen_block(type, w + bb * (size_t)b, wb);
+            const uint8_t *p = w + bb * (size_t)b;
+            if (pairs) {
+                sy_q8_0_pairs_block(W, row_bytes, n, b, unpacked);
+                p = unpacked;
+            }
+            widen_block(type, p, wb);
             for (int m = 0; m < M; m++) {
                 const float *x = X + (size_t)m * ldx + 32 * b;
                 float s = 0.f;
@@ -617,12 +620,9 @@ int sy_wgemm_rows(int type, const void *W, size_t row_bytes, int K, const float 
                   int n_begin, int n_end, float *Y, int ldy, int portable) {
     if (sy_weight_block_bytes(type) == 0) return -1;
     if (type == SY_Q8_0_PAIRS) {
-        for (int n = n_begin; n < n_end; n++) {
-            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
-            if (!row) return -1;
-            sy_wgemm_rows(SY_Q8_0, row, row_bytes, K, X, M, ldx, 0, 1, Y + n, ldy, portable);
-            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
-        }
+        /* Only when the 8-bit kernel's activations could not be had (no memory): the portable
+           loop, a block unpacked at a time, nothing allocated. */
+        wgemm_portable(type, (const uint8_t *)W, row_bytes, K, X, M, ldx, n_begin, n_end, Y, ldy);
         return 0;
     }
 #if SY_X86_SIMD
@@ -640,12 +640,13 @@ int sy_dequantize_rows(int type, const void *W, size_t row_bytes, int K, int n_b
     const size_t bb = sy_weight_block_bytes(type);
     if (bb == 0) return -1;
     if (type == SY_Q8_0_PAIRS) {
-        for (int n = n_begin; n < n_end; n++) {
-            uint8_t *row = pairs_row_q8_0(W, row_bytes, K, n);
-            if (!row) return -1;
-            sy_dequantize_rows(SY_Q8_0, row, row_bytes, K, 0, 1, out + (size_t)(n - n_begin) * K);
-            sy_scratch_give(SY_SCRATCH_PAIR_ROW, row);
-        }
+        /* A block unpacked at a time (nothing allocated); each value d·q, as for Q8_0. */
+        for (int n = n_begin; n < n_end; n++)
+            for (int b = 0; b < K / 32; b++) {
+                uint8_t block[34];
+                sy_q8_0_pairs_block(W, row_bytes, n, b, block);
+                sy_dequantize_rows(SY_Q8_0, block, 34, 32, 0, 1, out + (size_t)(n - n_begin) * K + 32 * b);
+            }
         return 0;
     }
 #if SY_X86_SIMD

@@ -12,7 +12,7 @@
 /* The kernels' uses: distinct slots, so that one function's buffer is never handed to another
    that runs while the first still holds it (a product's caller holds its activations while it
    runs the product's tasks). */
-enum { SY_SCRATCH_ACTIVATIONS, SY_SCRATCH_UNPACKED, SY_SCRATCH_SCORES, SY_SCRATCH_PAIR_ROW, SY_SCRATCH_SLOTS };
+enum { SY_SCRATCH_ACTIVATIONS, SY_SCRATCH_UNPACKED, SY_SCRATCH_SCORES, SY_SCRATCH_SLOTS };
 
 /* `bytes` of memory aligned to 64 bytes for this thread's use until sy_scratch_give, or NULL when
    none can be had. The slot's buffer when it is free and the request is at most 1 MiB (kept and

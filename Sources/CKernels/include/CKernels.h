@@ -267,7 +267,9 @@ int sy_kernels_have_vnni(void);
 /// run of K/32 68-byte pair blocks at W + 2h·row_bytes: A's scale, B's scale (halves), then for
 /// each group g of 4 values (g = 0..7) A's values 4g..4g+3 and B's, each byte q + 128 (q the Q8_0
 /// signed byte). sy_weight_block_bytes, sy_dequantize_rows, sy_weights_first_nonfinite,
-/// sy_qgemv_rows, sy_wgemm_rows, sy_qgemm_nt(_fused) (without offsets) take it as `type`.
+/// sy_qgemv_rows, sy_wgemm_rows (always its portable loop: the pairs reach it only when the 8-bit
+/// kernel's activations could not be allocated), sy_qgemm_nt(_fused) (without offsets) take it as
+/// `type`; where they fall back from the pair kernels, nothing is allocated.
 enum { SY_Q8_0_PAIRS = 108 };
 
 /// Rows a and b (K/32 Q8_0 blocks each) as one run of pair blocks at dst (K/32·68 bytes).
@@ -275,6 +277,9 @@ void sy_q8_0_pack_pair(const void *a, const void *b, int K, void *dst);
 
 /// Row n of a SY_Q8_0_PAIRS matrix back in Q8_0 blocks (K/32·34 bytes at out).
 void sy_q8_0_pairs_row(const void *W, size_t row_bytes, int K, int n, void *out);
+
+/// Block b of row n of a SY_Q8_0_PAIRS matrix back as one Q8_0 block (34 bytes at out).
+void sy_q8_0_pairs_block(const void *W, size_t row_bytes, int n, int b, void *out);
 
 /// Y[m][n] = dot(W row n, activation row m) for n in [n_begin, n_end), m < M, W a SY_Q8_0_PAIRS
 /// matrix, from rows quantised by sy_quantize_rows_q8x8 ((M + 7) / 8 groups of K/32 blocks):

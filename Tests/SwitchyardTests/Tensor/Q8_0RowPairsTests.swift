@@ -43,14 +43,15 @@ import Testing
                     #expect(row == Array(bytes[(r * rowBytes)..<((r + 1) * rowBytes)]), "n \(n) k \(k) row \(r)")
                 }
             }
-            // Widening rows 1..<n-1 (odd first row) and the Float32 products of 3 rows.
+            // Widening rows 1..<n-1 (odd first row), and the Float32 products of 3 rows (the pairs'
+            // fallback, without memory for the 8-bit kernel's activations, is the portable loop).
             let x = (0..<(3 * k)).map { _ in rng.nextUnitFloat() * 2 - 1 }
             func read(_ type: Int32, _ w: [UInt8]) -> ([Float], [Float], Int32) {
                 var wide = [Float](repeating: .nan, count: (n - 2) * k), y = [Float](repeating: .nan, count: 3 * n)
                 let status = w.withUnsafeBytes { wp in
                     sy_dequantize_rows(type, wp.baseAddress!, rowBytes, Int32(k), 1, Int32(n - 1), &wide)
                         + sy_wgemm_rows(
-                            type, wp.baseAddress!, rowBytes, Int32(k), x, 3, Int32(k), 1, Int32(n - 1), &y, Int32(n), 0)
+                            type, wp.baseAddress!, rowBytes, Int32(k), x, 3, Int32(k), 1, Int32(n - 1), &y, Int32(n), 1)
                 }
                 return (wide, y, status)
             }
