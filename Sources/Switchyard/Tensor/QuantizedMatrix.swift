@@ -50,7 +50,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// multiplied from several threads.
     public internal(set) var roundsActivationsToBF16 = false
 
-    /// Whether a Q8_0 matrix of `rows` rows (and `offsets`) is kept in row pairs
+    /// Whether a matrix of `type` with `rows` rows (`hasOffsets`: block offsets) is kept in row pairs
     /// (`SY_Q8_0_PAIRS`, `q8pairs.c`): on CPUs with AVX-512 VNNI, an even number of rows and no
     /// block offsets. Two rows' blocks side by side, their bytes already flipped to unsigned and
     /// interleaved by groups of 4, so that the 8-bit kernels read them straight from memory instead
