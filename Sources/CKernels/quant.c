@@ -846,7 +846,14 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         const int N = outs[p].N;
         int tasks;
         if (small) {
-            tasks = threads * 4;
+            /* Guided tasks (guided_rows): four a thread for batches, two for one row. A one-row
+               product streams its weights from memory, and fewer, longer runs of rows a task
+               stream faster. The weight products of a SmolLM2 step at batch 1 (bench decode's
+               weight_products_ms_b1, a Zen 5 host, two alternated runs): Q4_1 3.54-3.63 ->
+               3.02-3.14 ms, Q8_0 3.21-3.27 -> 2.68-2.77, F16 5.68-5.80 -> 5.22-5.26; decode at
+               batch 1 (three alternated runs, Q4_1): 254-264 tok/s with four tasks a thread,
+               262-279 with one, 292-310 with two, 280-303 with three. */
+            tasks = threads * (M == 1 ? 2 : 4);
             if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
         } else {
             /* Tiles of about 64 weight rows, their count a multiple of the threads so that no
