@@ -678,8 +678,9 @@ typedef struct {
 } qgemm_job;
 
 /* Rows [*lo, *hi) of task i of T over N rows, guided: task i starts at N·(1 − (1 − i/T)²), so the
-   first tasks are the longest and the last the shortest (the first a quarter of N at T = 8, the
-   last 1/64), their starts multiples of 4 (the VNNI kernel's step, two of the wide kernels').
+   first tasks are the longest and the last the shortest (at T = 4, two a thread: the first 7/16
+   of N, the last 1/16), their starts multiples of 4 (the VNNI kernel's step, two of the wide
+   kernels').
    The pool's threads claim tasks as they come free; what one waits for at the end of a product is
    the other's last task, and a thread that arrives late (the caller, back from serial work) takes
    the short ones. Weight products of one SmolLM2 step on two threads (Scripts/bench/step_products.c,
@@ -846,14 +847,16 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
         const int N = outs[p].N;
         int tasks;
         if (small) {
-            /* Guided tasks (guided_rows): four a thread for batches, two for one row. A one-row
-               product streams its weights from memory, and fewer, longer runs of rows a task
-               stream faster. The weight products of a SmolLM2 step at batch 1 (bench decode's
-               weight_products_ms_b1, a Zen 5 host, two alternated runs): Q4_1 3.54-3.63 ->
-               3.02-3.14 ms, Q8_0 3.21-3.27 -> 2.68-2.77, F16 5.68-5.80 -> 5.22-5.26; decode at
-               batch 1 (three alternated runs, Q4_1): 254-264 tok/s with four tasks a thread,
-               262-279 with one, 292-310 with two, 280-303 with three. */
-            tasks = threads * (M == 1 ? 2 : 4);
+            /* Guided tasks (guided_rows), two a thread: fewer, longer runs of rows a task stream
+               the weights faster and join less often than four a thread (measured on a Zen 4
+               host before the 512-bit kernels). On a Zen 5 host, the weight products of a
+               SmolLM2 step (bench decode's weight_products_ms_b1/_b8, alternated runs): batch 1
+               Q4_1 3.54-3.63 -> 3.02-3.14 ms, Q8_0 3.21-3.27 -> 2.68-2.77, F16 5.68-5.80 ->
+               5.22-5.26; batch 8 Q8_0 4.18-5.26 -> 3.92-4.76, Q4_1 4.13-5.68 -> 4.01-5.07 (each
+               pair lower), F16 8.41-8.66 -> 7.83-8.08. Decode at batch 1 (three alternated runs,
+               Q4_1): 254-264 tok/s with four tasks a thread, 262-279 with one, 292-310 with two,
+               280-303 with three. */
+            tasks = threads * 2;
             if (tasks > N / 16) tasks = N / 16 > 0 ? N / 16 : 1;
         } else {
             /* Tiles of about 64 weight rows, their count a multiple of the threads so that no
