@@ -137,31 +137,6 @@ void sy_q8_0_pairs_gemv(const void *W, size_t row_bytes, int K, const sy_block_q
     pairs_gemv_portable((const uint8_t *)W, row_bytes, K, xq, M, n_begin, n_end, Y, ldy);
 }
 
-/* ---- the reference: row by row, block by block, the Q8_0 arithmetic of vnni.c's portable loop - */
-
-static void pairs_rows_portable(const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M,
-                                int n_begin, int n_end, float *Y, int ldy) {
-    const int nb = K / 32;
-    for (int n = n_begin; n < n_end; n++) {
-        for (int m0 = 0; m0 < M; m0 += 8) {
-            const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
-            float acc[8] = { 0 };
-            for (int b = 0; b < nb; b++) {
-                uint8_t p[34];
-                sy_q8_0_pairs_block(W, row_bytes, n, b, p);
-                const float d = sy_half_to_float(sy_load_u16(p));
-                for (int r = 0; r < 8; r++) {
-                    int dot = 0;
-                    for (int j = 0; j < 32; j++)
-                        dot += (int8_t)p[2 + j] * (256 * xg[b].hi[j / 8][r][j % 8] + xg[b].lo[j / 8][r][j % 8]);
-                    acc[r] += d * xg[b].d[r] * (float)dot;
-                }
-            }
-            for (int r = 0; r < 8 && m0 + r < M; r++) Y[(size_t)(m0 + r) * ldy + n] = acc[r];
-        }
-    }
-}
-
 #if SY_X86_SIMD
 /* P pairs of weight rows from row n (P ≤ 4, a constant after inlining) against every group of 8
    activation rows. The block scales of the P pairs are converted once for all groups into sc
@@ -243,7 +218,7 @@ __attribute__((target(SY_PAIRS_TARGET)))
 static void pairs_rows_vnni(const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
                             int n_end, float *Y, int ldy) {
     float *sc = (float *)sy_scratch_take(SY_SCRATCH_UNPACKED, (size_t)(K / 32) * 16 * sizeof(float));
-    if (!sc) { pairs_rows_portable(W, row_bytes, K, x, M, n_begin, n_end, Y, ldy); return; }
+    if (!sc) { sy_q8x8_rows(SY_Q8_0_PAIRS, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, 1, NULL); return; }
     /* Whole pairs: a range that starts or ends inside one computes it and stores its row. */
     const int end = (n_end + 1) & ~1;
     int n = n_begin & ~1;
@@ -263,5 +238,5 @@ void sy_q8_0_pairs_rows(const void *W, size_t row_bytes, int K, const sy_block_q
     }
 #endif
     (void)portable;
-    pairs_rows_portable((const uint8_t *)W, row_bytes, K, x, M, n_begin, n_end, Y, ldy);
+    sy_q8x8_rows(SY_Q8_0_PAIRS, W, row_bytes, K, x, M, n_begin, n_end, Y, ldy, 1, NULL);
 }

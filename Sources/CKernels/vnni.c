@@ -138,10 +138,14 @@ static void unpack_signed(int type, const uint8_t *p, int8_t w[32], float *d, fl
     }
 }
 
+/* (SY_Q8_0_PAIRS: each block unpacked to Q8_0 first, q8pairs.c's reference.) */
 static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M,
                                int n_begin, int n_end, float *Y, int ldy, const float *offsets) {
+    const int pairs = type == SY_Q8_0_PAIRS;
+    if (pairs) type = SY_Q8_0;
     const size_t bb = sy_weight_block_bytes(type);
     const int nb = K / 32;
+    uint8_t unpacked[34];
     for (int n = n_begin; n < n_end; n++) {
         for (int m0 = 0; m0 < M; m0 += 8) {
             const sy_block_q8x8 *xg = x + (size_t)(m0 / 8) * nb;
@@ -149,7 +153,12 @@ static void q8x8_rows_portable(int type, const uint8_t *W, size_t row_bytes, int
             for (int b = 0; b < nb; b++) {
                 int8_t w[32];
                 float d, offset;
-                unpack_signed(type, W + (size_t)n * row_bytes + bb * (size_t)b, w, &d, &offset);
+                const uint8_t *p = W + (size_t)n * row_bytes + bb * (size_t)b;
+                if (pairs) {
+                    sy_q8_0_pairs_block(W, row_bytes, n, b, unpacked);
+                    p = unpacked;
+                }
+                unpack_signed(type, p, w, &d, &offset);
                 if (offsets) offset += offsets[(size_t)n * nb + b];
                 for (int r = 0; r < 8; r++) {
                     int dot = 0;
@@ -362,6 +371,11 @@ int sy_kernels_have_vnni(void) { return 0; }
 void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
                   int n_end, float *Y, int ldy, int portable, const float *offsets) {
     const uint8_t *w = (const uint8_t *)W;
+    if (type == SY_Q8_0_PAIRS) {
+        /* (q8pairs.c has the pairs' 8-bit kernel; this is its portable reference.) */
+        q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL);
+        return;
+    }
 #if SY_X86_SIMD
     if (!portable && sy_kernels_have_vnni()) {
         if (offsets && type != SY_Q8_0) {

@@ -64,8 +64,12 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Whether this matrix is Q8_0 kept in row pairs (`keepsRowPairs`).
     public var keptInRowPairs: Bool { kernelType == Int32(SY_Q8_0_PAIRS) }
 
-    /// Rewrites `rows` Q8_0 rows at `storage` (in place) as row pairs (`SY_Q8_0_PAIRS`).
-    private static func packRowPairs(_ storage: UnsafeMutableRawPointer, rows: Int, cols: Int, rowBytes: Int) {
+    /// The kernels' name for the layout of `rows` rows of `type` at `storage`: `type`'s, or
+    /// `SY_Q8_0_PAIRS` after rewriting them in place as row pairs where `keepsRowPairs`.
+    private static func kernelLayout(
+        _ type: GGMLType, _ storage: UnsafeMutableRawPointer, rows: Int, cols: Int, rowBytes: Int, hasOffsets: Bool
+    ) -> Int32 {
+        guard keepsRowPairs(type, rows: rows, hasOffsets: hasOffsets) else { return Int32(type.rawValue) }
         withUnsafeTemporaryAllocation(byteCount: 2 * rowBytes, alignment: 64) { pair in
             for h in 0..<rows / 2 {
                 let at = storage + 2 * h * rowBytes
@@ -73,6 +77,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
                 sy_q8_0_pack_pair(pair.baseAddress!, pair.baseAddress! + rowBytes, Int32(cols), at)
             }
         }
+        return Int32(SY_Q8_0_PAIRS)
     }
 
     /// The types these kernels multiply natively.
@@ -103,9 +108,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
             let from = rowOrder?[r] ?? r
             (storage + r * rowBytes).copyMemory(from: bytes.baseAddress! + from * rowBytes, byteCount: rowBytes)
         }
-        kernelType =
-            Self.keepsRowPairs(type, rows: rows, hasOffsets: false) ? Int32(SY_Q8_0_PAIRS) : Int32(type.rawValue)
-        if kernelType == Int32(SY_Q8_0_PAIRS) { Self.packRowPairs(storage, rows: rows, cols: cols, rowBytes: rowBytes) }
+        kernelType = Self.kernelLayout(type, storage, rows: rows, cols: cols, rowBytes: rowBytes, hasOffsets: false)
     }
 
     /// How a loader keeps `rows` rows of `type` from `bytes` (`rowOrder` as in
@@ -191,9 +194,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
         self.rowBytes = rowBytes
         self.storage = storage
         self.offsets = offsets
-        let pairs = Self.keepsRowPairs(target, rows: rows, hasOffsets: offsets != nil)
-        kernelType = pairs ? Int32(SY_Q8_0_PAIRS) : Int32(target.rawValue)
-        if pairs { Self.packRowPairs(storage, rows: rows, cols: cols, rowBytes: rowBytes) }
+        kernelType = Self.kernelLayout(
+            target, storage, rows: rows, cols: cols, rowBytes: rowBytes, hasOffsets: offsets != nil)
     }
 
     /// `count` values of Q6_K blocks at `q6K` as halves at `out`: ggml's Float32 dequantisation
