@@ -49,6 +49,8 @@ static int is_integer_type(int type) {
     return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q4_1 || type == SY_Q8_0_PAIRS;
 }
 
+/* The type whose activations a product of `type` takes: Q8_0 in row pairs takes Q8_0's. */
+static int activations_type(int type) { return type == SY_Q8_0_PAIRS ? SY_Q8_0 : type; }
 
 #if SY_X86_SIMD
 /* One block of 32 floats to int16, exactly as the portable loop: the same float product x · id,
@@ -712,15 +714,9 @@ static void qgemm_task(void *ctx, int t) {
         /* 64 activation rows at a time (at most 64·K·2 bytes: they stay in cache while this
            task's weight rows pass over them). */
         const int nb = j->K / 32;
-        for (int m0 = 0; m0 < j->M; m0 += 64) {
-            const sy_block_q8x8 *x = j->x8 + (size_t)(m0 / 8) * nb;
-            const int rows = j->M - m0 < 64 ? j->M - m0 : 64;
-            if (o->type == SY_Q8_0_PAIRS)
-                sy_q8_0_pairs_rows(o->W, o->row_bytes, j->K, x, rows, lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0);
-            else
-                sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, x, rows, lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0,
-                             o->offsets);
-        }
+        for (int m0 = 0; m0 < j->M; m0 += 64)
+            sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
+                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0, o->offsets);
     } else if (j->xb) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
@@ -789,11 +785,9 @@ int sy_qgemm_nt_fused(int M, int K, const float *A, int lda, const sy_qgemm_outp
                       sy_block_q16 *scratch, int bf16_activations) {
     if (count < 1 || count > SY_QGEMM_MAX_PARTS || K % 32 != 0) return -1;
     /* One type, Q8_0 in row pairs or not (the activations are quantised alike). */
-    const int type = outs[0].type == SY_Q8_0_PAIRS ? SY_Q8_0 : outs[0].type;
+    const int type = activations_type(outs[0].type);
     for (int p = 0; p < count; p++)
-        if ((outs[p].type == SY_Q8_0_PAIRS ? SY_Q8_0 : outs[p].type) != type || outs[p].N < 0
-            || sy_weight_block_bytes(type) == 0)
-            return -1;
+        if (activations_type(outs[p].type) != type || outs[p].N < 0 || sy_weight_block_bytes(type) == 0) return -1;
     if (M <= 0) return 0;
     qgemm_job job = { M, K, lda, count, A, outs, NULL, NULL, NULL, NULL, { 0 }, { 0 }, 0 };
     sy_block_q8x8 *x8 = NULL;

@@ -372,8 +372,9 @@ void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_blo
                   int n_end, float *Y, int ldy, int portable, const float *offsets) {
     const uint8_t *w = (const uint8_t *)W;
     if (type == SY_Q8_0_PAIRS) {
-        /* (q8pairs.c has the pairs' 8-bit kernel; this is its portable reference.) */
-        q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL);
+        /* The pairs' 8-bit kernel is q8pairs.c's (which comes back here, portable, without one). */
+        if (portable) q8x8_rows_portable(type, w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, NULL);
+        else sy_q8_0_pairs_rows(w, row_bytes, K, x, M, n_begin, n_end, Y, ldy, 0);
         return;
     }
 #if SY_X86_SIMD

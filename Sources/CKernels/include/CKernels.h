@@ -256,8 +256,7 @@ void sy_quantize_rows_q8x8(const float *X, int M, int ldx, int m0, int K, sy_blo
 /// 8-bit dot products (AVX-512 VNNI on 512-bit registers) where the CPU has them; `portable` != 0
 /// forces the portable loop, the same integer arithmetic (tests compare the two). `offsets`
 /// (NULL: none), as in sy_qgemm_output: each block's offset times the activations' scaled sum s.
-/// SY_Q8_0_PAIRS (no offsets) always takes the portable loop: its 8-bit kernel is
-/// sy_q8_0_pairs_rows.
+/// SY_Q8_0_PAIRS (no offsets): sy_q8_0_pairs_rows, or with `portable` != 0 this portable loop.
 void sy_q8x8_rows(int type, const void *W, size_t row_bytes, int K, const sy_block_q8x8 *x, int M, int n_begin,
                   int n_end, float *Y, int ldy, int portable, const float *offsets);
 
