@@ -304,8 +304,10 @@ static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_blo
    not used). Both blocks'
    halves go through one conversion, and d_x, s_x are adjacent in sy_block_q16, so one multiply
    makes all four: converting and broadcasting each half on its own cost more than the block's
-   integer dot product (one row of Q4_1 weights, 1536 x 576 and 576 x 1536, one thread on a Zen 3
-   host: 11.2-12.4 -> 13.0-14.5 G multiply-adds/s). */
+   integer dot product on a Zen 3 host (AVX2, where batch 1 is bound by these instructions, not by
+   memory). One row, one thread, Scripts/bench/quant_kernel_rates.c, three alternated runs, G
+   multiply-adds/s warm / streamed, with Q4 nibbles widened once (qblock_avx2): Q4_1 9.0-12.4 /
+   8.6-11.8 -> 12.8-13.8 / 11.6-12.5, Q8_0 15.0-17.2 -> 15.9-18.0 warm (streamed unchanged). */
 __attribute__((target("avx2,fma,f16c"), always_inline))
 static inline __m128 qscales2_avx2(const int type, const uint8_t *p0, const uint8_t *p1, const sy_block_q16 *x) {
     /* The 32 bits at the start of each block: Q4_1's d and m; Q4_0's and Q8_0's d and two bytes
