@@ -301,9 +301,8 @@ static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_blo
 /* The scale products of blocks b and b + 1 in one 128-bit register: [d_w·d_x, c·s_x] of block b
    in lanes 0–1, of block b + 1 in lanes 2–3 (c the offset's scale: the block minimum for Q4_1, d_w
    for Q4_0, whose offset −8·d_w is applied when the lanes are summed; for Q8_0 lanes 1 and 3 are
-   not used). Both blocks'
-   halves go through one conversion, and d_x, s_x are adjacent in sy_block_q16, so one multiply
-   makes all four: converting and broadcasting each half on its own cost more than the block's
+   not used). Both blocks' halves go through one conversion, and d_x, s_x are adjacent in
+   sy_block_q16, so one multiply makes all four: converting and broadcasting each half on its own cost more than the block's
    integer dot product on a Zen 3 host (AVX2, where batch 1 is bound by these instructions, not by
    memory). One row, one thread, Scripts/bench/quant_kernel_rates.c, three alternated runs, G
    multiply-adds/s warm / streamed, with Q4 nibbles widened once (qblock_avx2): Q4_1 9.0-12.4 /
