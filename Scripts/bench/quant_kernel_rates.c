@@ -2,7 +2,8 @@
    projection shape, with the weights cache-warm (one copy, re-read) and streamed from memory
    (many copies, cycled): the one-row kernel of batch-1 decode (sy_qgemv_rows, int16
    activations) and the 8-row kernel of batched decode (sy_q8x8_rows, 16-bit activations split
-   into bytes; 8-bit dot products where the CPU has AVX-512 VNNI, the portable loop elsewhere);
+   into bytes, 8-bit dot products, where the CPU has AVX-512 VNNI; elsewhere sy_wgemm_rows, each
+   weight block widened to Float32 in registers for all 8 rows, what batched decode runs there);
    on CPUs with VNNI also both for Q8_0 kept in row pairs (q8pairs.c: sy_q8_0_pairs_gemv and
    sy_q8_0_pairs_rows, the layout QuantizedMatrix keeps Q8_0 in there).
    Their ratio bounds how much batch 8 can speed decode up over batch 1 before anything else in
@@ -74,7 +75,8 @@ static double rate(int type, int K, int N, int copies, int rows) {
             if (pairs && rows == 1) sy_q8_0_pairs_gemv(w, rb, K, xq, 1, 0, N, y, N, 0);
             else if (pairs) sy_q8_0_pairs_rows(w, rb, K, x8, rows, 0, N, y, N, 0);
             else if (rows == 1) sy_qgemv_rows(type, w, rb, K, xq, 1, 0, N, y, N, NULL);
-            else sy_q8x8_rows(type, w, rb, K, x8, rows, 0, N, y, N, 0, NULL);
+            else if (sy_kernels_have_vnni()) sy_q8x8_rows(type, w, rb, K, x8, rows, 0, N, y, N, 0, NULL);
+            else sy_wgemm_rows(type, w, rb, K, x, rows, K, 0, N, y, N, 0);
         }
         const double dt = now() - t;
         if (dt < best) best = dt;
@@ -113,7 +115,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("one thread, %d x %d weights; G multiply-adds/s, cache-warm / streamed (%d copies); 8-bit dot products: %s\n",
-           N, K, copies, sy_kernels_have_vnni() ? "yes (AVX-512 VNNI)" : "no (portable 8-row loop)");
+           N, K, copies, sy_kernels_have_vnni() ? "yes (AVX-512 VNNI)" : "no (8 rows: sy_wgemm_rows, widened to Float32)");
     const int types[] = { SY_Q4_1, SY_Q8_0, SY_Q8_0_PAIRS };
     const char *names[] = { "Q4_1", "Q8_0", "Q8_0 in row pairs" };
     for (int t = 0; t < (sy_kernels_have_vnni() && N % 2 == 0 ? 3 : 2); t++) {
