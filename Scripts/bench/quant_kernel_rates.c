@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("one thread, %d x %d weights; G multiply-adds/s, cache-warm / streamed (%d copies); 8-bit dot products: %s\n",
-           N, K, copies, sy_kernels_have_vnni() ? "yes (AVX-512 VNNI)" : "no (8 rows: sy_wgemm_rows, widened to Float32)");
+           N, K, copies,
+           sy_kernels_have_vnni() ? "yes (AVX-512 VNNI)" : "no (8 rows: sy_wgemm_rows, widened to Float32)");
     const int types[] = { SY_Q4_1, SY_Q8_0, SY_Q8_0_PAIRS };
     const char *names[] = { "Q4_1", "Q8_0", "Q8_0 in row pairs" };
     for (int t = 0; t < (sy_kernels_have_vnni() && N % 2 == 0 ? 3 : 2); t++) {

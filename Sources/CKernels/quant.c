@@ -302,9 +302,9 @@ static inline __m256i qblock_avx2(const int type, const uint8_t *p, const sy_blo
    in lanes 0–1, of block b + 1 in lanes 2–3 (c the offset's scale: the block minimum for Q4_1, d_w
    for Q4_0, whose offset −8·d_w is applied when the lanes are summed; for Q8_0 lanes 1 and 3 are
    not used). Both blocks' halves go through one conversion, and d_x, s_x are adjacent in
-   sy_block_q16, so one multiply makes all four: converting and broadcasting each half on its own cost more than the block's
-   integer dot product on a Zen 3 host (AVX2, where batch 1 is bound by these instructions, not by
-   memory). One row, one thread, Scripts/bench/quant_kernel_rates.c, three alternated runs, G
+   sy_block_q16, so one multiply makes all four: converting and broadcasting each half on its own
+   cost more than the block's integer dot product on a Zen 3 host (AVX2, where batch 1 is bound by
+   these instructions, not by memory). One row, one thread, Scripts/bench/quant_kernel_rates.c, three alternated runs, G
    multiply-adds/s warm / streamed, with Q4 nibbles widened once (qblock_avx2): Q4_1 9.0-12.4 /
    8.6-11.8 -> 12.8-13.8 / 11.6-12.5, Q8_0 15.0-17.2 -> 15.9-18.0 warm (streamed unchanged). */
 __attribute__((target("avx2,fma,f16c"), always_inline))
@@ -736,8 +736,8 @@ static void qgemm_task(void *ctx, int t) {
            task's weight rows pass over them). */
         const int nb = j->K / 32;
         for (int m0 = 0; m0 < j->M; m0 += 64)
-            sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb, j->M - m0 < 64 ? j->M - m0 : 64,
-                         lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0, o->offsets);
+            sy_q8x8_rows(o->type, o->W, o->row_bytes, j->K, j->x8 + (size_t)(m0 / 8) * nb,
+                         j->M - m0 < 64 ? j->M - m0 : 64, lo, hi, o->C + (size_t)m0 * o->ldc, o->ldc, 0, o->offsets);
     } else if (j->xb) {
         for (int m0 = 0; m0 < j->M; m0 += 64)
             sy_bf16dot_rows(o->W, o->row_bytes, j->K, j->xb + (size_t)m0 * j->K, j->M - m0 < 64 ? j->M - m0 : 64, lo, hi,
